@@ -1,0 +1,1 @@
+"""One module per stage: thin Click commands that parse options and call one library function."""

@@ -1,0 +1,768 @@
+"""The canonical dataset: the one on-disk contract every stage reads and writes.
+
+A dataset is a folder::
+
+    dataset.json     format version, task, ordered classes, lineage, hash of samples.jsonl
+    samples.jsonl    one sample per line, sorted by id
+    images/          the image files the samples point at
+
+Coordinates inside the package are absolute-pixel floats, boxes as ``[x1, y1, x2, y2]``
+(x to the right, y down, the image spanning ``[0, width] x [0, height]``). Format modules convert
+to and from their own conventions and nowhere else. See ``datasets/README.md`` for the full
+description with an example.
+
+Writers never touch the destination until the dataset is complete: everything is written into a
+temporary sibling folder, fsynced, and renamed into place (`DatasetWriter`). In-place updates of
+the metadata (`rewrite_samples`) replace ``samples.jsonl`` then ``dataset.json`` atomically; the
+``samples_sha256`` recorded in ``dataset.json`` lets a reader detect an update that was cut
+between the two renames.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import __version__
+from pipeline.core.errors import DataError, UsageError
+from pipeline.core.paths import fsync_dir, natural_sorted, safe_stem, sha256_bytes
+
+FORMAT_NAME = "pipeline-dataset"
+FORMAT_VERSION = 1
+TASKS = ("classification", "detection", "segmentation")
+SPLITS = ("train", "val", "test")
+DATASET_JSON = "dataset.json"
+SAMPLES_JSONL = "samples.jsonl"
+IMAGES_DIR = "images"
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Obj:
+    """One labelled object. At least one geometry (bbox, polygon, keypoints, polyline, mask)."""
+
+    label: str
+    bbox: list[float] | None = None  # [x1, y1, x2, y2], absolute pixels
+    polygon: list[list[list[float]]] | None = None  # rings, each a list of [x, y]; one instance
+    keypoints: list[list[float]] | None = None  # [x, y, v], v as COCO: 0 absent, 1 hidden, 2 visible
+    polyline: list[list[float]] | None = None  # open line (labelme line/linestrip), [x, y] points
+    mask: dict | None = None  # full-image uncompressed COCO RLE: {"size": [h, w], "counts": [...]}
+    weight: float | None = None  # e.g. Mixup's lambda for this box; absent means 1
+    attributes: dict[str, Any] = field(default_factory=dict)  # difficult, truncated, iscrowd, ...
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"label": self.label}
+        for key in ("bbox", "polygon", "keypoints", "polyline", "mask", "weight"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.attributes:
+            out["attributes"] = self.attributes
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> Obj:
+        return cls(
+            label=data["label"],
+            bbox=data.get("bbox"),
+            polygon=data.get("polygon"),
+            keypoints=data.get("keypoints"),
+            polyline=data.get("polyline"),
+            mask=data.get("mask"),
+            weight=data.get("weight"),
+            attributes=dict(data.get("attributes") or {}),
+        )
+
+
+@dataclass
+class Sample:
+    """One image and its labels. `image` is relative to the dataset folder."""
+
+    id: str
+    image: str = ""
+    width: int = 0
+    height: int = 0
+    sha256: str = ""
+    split: str | None = None
+    label: str | None = None
+    soft_label: dict[str, float] | None = None
+    objects: list[Obj] | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # stage records: augmentation params, EXIF flags, ...
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "image": self.image,
+            "width": self.width,
+            "height": self.height,
+            "sha256": self.sha256,
+            "split": self.split,
+            "label": self.label,
+        }
+        if self.soft_label is not None:
+            out["soft_label"] = self.soft_label
+        if self.objects is not None:
+            out["objects"] = [o.to_json() for o in self.objects]
+        if self.source:
+            out["source"] = self.source
+        if self.meta:
+            out["meta"] = self.meta
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> Sample:
+        objs = data.get("objects")
+        return cls(
+            id=data["id"],
+            image=data["image"],
+            width=data["width"],
+            height=data["height"],
+            sha256=data["sha256"],
+            split=data.get("split"),
+            label=data.get("label"),
+            soft_label=data.get("soft_label"),
+            objects=[Obj.from_json(o) for o in objs] if objs is not None else None,
+            source=dict(data.get("source") or {}),
+            meta=dict(data.get("meta") or {}),
+        )
+
+    def labels(self) -> set[str]:
+        """Every class name this sample refers to."""
+        names: set[str] = set()
+        if self.label is not None:
+            names.add(self.label)
+        if self.soft_label:
+            names.update(self.soft_label)
+        for obj in self.objects or ():
+            names.add(obj.label)
+        return names
+
+
+@dataclass
+class DatasetInfo:
+    """The contents of dataset.json."""
+
+    task: str
+    classes: list[str]
+    lineage: list[dict] = field(default_factory=list)
+    samples_sha256: str | None = None
+    version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT_NAME,
+            "version": self.version,
+            "task": self.task,
+            "classes": list(self.classes),
+            "samples_sha256": self.samples_sha256,
+            "lineage": self.lineage,
+        }
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset: its folder, its info and its samples (sorted by id)."""
+
+    root: Path
+    info: DatasetInfo
+    samples: list[Sample]
+
+    @property
+    def classes(self) -> list[str]:
+        return self.info.classes
+
+    @property
+    def task(self) -> str:
+        return self.info.task
+
+    def image_path(self, sample: Sample) -> Path:
+        return self.root / sample.image
+
+    def split(self, name: str | None) -> list[Sample]:
+        """Samples of one split (`None` for all)."""
+        if name is None:
+            return list(self.samples)
+        return [s for s in self.samples if s.split == name]
+
+    def splits(self) -> dict[str | None, int]:
+        counts: dict[str | None, int] = {}
+        for s in self.samples:
+            counts[s.split] = counts.get(s.split, 0) + 1
+        return counts
+
+    @property
+    def content_hash(self) -> str:
+        """Identifies the dataset's content: classes, task and every sample (image hashes included)."""
+        return content_hash(self.root)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and validating
+# --------------------------------------------------------------------------------------------
+
+
+def is_dataset(path: str | os.PathLike) -> bool:
+    return (Path(path) / DATASET_JSON).is_file() and (Path(path) / SAMPLES_JSONL).is_file()
+
+
+def content_hash(root: str | os.PathLike) -> str:
+    """sha256 over dataset.json's task and classes and the bytes of samples.jsonl."""
+    root = Path(root)
+    info = _read_info(root)
+    h = hashlib.sha256()
+    h.update(json.dumps({"task": info.task, "classes": info.classes}, sort_keys=True).encode())
+    with open(root / SAMPLES_JSONL, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_info(root: Path) -> DatasetInfo:
+    path = root / DATASET_JSON
+    if not root.exists():
+        raise UsageError(f"{root}: no such folder", fix="check the path, or create the dataset with `pipeline fetch` or `pipeline import`")
+    if not path.is_file():
+        raise UsageError(
+            f"{root}: not a pipeline dataset (no {DATASET_JSON})",
+            fix="point at a folder written by `pipeline fetch`/`import`, or import this one with `pipeline import auto`",
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"not valid JSON ({exc})", fix="restore it or re-run the stage that wrote it") from exc
+    if not isinstance(data, dict):
+        raise DataError(path, "", expected="a JSON object", got=type(data).__name__)
+    if data.get("format", FORMAT_NAME) != FORMAT_NAME:
+        raise DataError(path, "", field="format", expected=repr(FORMAT_NAME), got=data.get("format"))
+    version = data.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise DataError(
+            path, "", field="version", expected=f"an integer 1..{FORMAT_VERSION}", got=version,
+            fix="upgrade pipeline to read newer datasets",
+        )
+    task = data.get("task")
+    if task not in TASKS:
+        raise DataError(path, "", field="task", expected=" | ".join(TASKS), got=task)
+    classes = data.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
+        raise DataError(path, "", field="classes", expected="a list of non-empty strings", got=classes)
+    if len(set(classes)) != len(classes):
+        dup = sorted({c for c in classes if classes.count(c) > 1})
+        raise DataError(path, "duplicate class names", field="classes", expected="unique names", got=dup)
+    lineage = data.get("lineage") or []
+    if not isinstance(lineage, list):
+        raise DataError(path, "", field="lineage", expected="a list", got=type(lineage).__name__)
+    return DatasetInfo(
+        task=task, classes=classes, lineage=lineage, samples_sha256=data.get("samples_sha256"), version=version
+    )
+
+
+def read_info(root: str | os.PathLike) -> DatasetInfo:
+    """Read and validate dataset.json only."""
+    return _read_info(Path(root))
+
+
+def iter_samples(root: str | os.PathLike, info: DatasetInfo | None = None) -> Iterator[Sample]:
+    """Stream validated samples from samples.jsonl (errors name the line and the field)."""
+    root = Path(root)
+    info = info or _read_info(root)
+    classes = set(info.classes)
+    path = root / SAMPLES_JSONL
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            yield parse_sample_line(line, classes, where=SAMPLES_JSONL, line=lineno, root=root)
+
+
+def load_dataset(root: str | os.PathLike, *, check_hash: bool = True) -> Dataset:
+    """Load and validate a dataset folder. Raises `DataError`/`UsageError` with file:line: field messages."""
+    root = Path(root)
+    info = _read_info(root)
+    raw = (root / SAMPLES_JSONL).read_bytes() if (root / SAMPLES_JSONL).is_file() else None
+    if raw is None:
+        raise UsageError(f"{root}: not a pipeline dataset (no {SAMPLES_JSONL})", fix="re-run the stage that wrote it")
+    if check_hash and info.samples_sha256 and sha256_bytes(raw) != info.samples_sha256:
+        raise DataError(
+            root / DATASET_JSON,
+            "does not match samples.jsonl (an update was interrupted, or the file was edited by hand)",
+            field="samples_sha256",
+            fix="re-run the stage that wrote this dataset, or run `pipeline split --redo` / re-import",
+        )
+    classes = set(info.classes)
+    samples: list[Sample] = []
+    seen: dict[str, int] = {}
+    text = raw.decode("utf-8", errors="strict")
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        sample = parse_sample_line(line, classes, where=SAMPLES_JSONL, line=lineno, root=root)
+        if sample.id in seen:
+            raise DataError(
+                SAMPLES_JSONL, "duplicate id", line=lineno, field="id",
+                expected=f"an id not already used on line {seen[sample.id]}", got=sample.id,
+            )
+        seen[sample.id] = lineno
+        samples.append(sample)
+    samples.sort(key=lambda s: s.id)
+    return Dataset(root=root, info=info, samples=samples)
+
+
+def _fail(where: str, line: int, fld: str, expected: str, got: object) -> DataError:
+    return DataError(where, "", line=line, field=fld, expected=expected, got=got)
+
+
+def _is_num(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _check_points(pts: object, where: str, line: int, fld: str, dims: tuple[int, ...] = (2,)) -> None:
+    if not isinstance(pts, list):
+        raise _fail(where, line, fld, "a list of points", pts)
+    for i, p in enumerate(pts):
+        if not (isinstance(p, list) and len(p) in dims and all(_is_num(v) for v in p)):
+            want = " or ".join(f"{d} finite numbers" for d in dims)
+            raise _fail(where, line, f"{fld}[{i}]", f"a point of {want}", p)
+
+
+def parse_sample_line(
+    text: str, classes: set[str], *, where: str = SAMPLES_JSONL, line: int | None = None, root: Path | None = None
+) -> Sample:
+    """Parse and validate one samples.jsonl line; errors read `samples.jsonl:LINE: field: expected …, got …`."""
+    ln = line
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(where, f"not valid JSON ({exc.msg} at column {exc.colno})", line=ln) from exc
+    if not isinstance(data, dict):
+        raise _fail(where, ln, "line", "a JSON object", type(data).__name__)
+    sid = data.get("id")
+    if not isinstance(sid, str) or not sid:
+        raise _fail(where, ln, "id", "a non-empty string", sid)
+    image = data.get("image")
+    if not isinstance(image, str) or not image:
+        raise _fail(where, ln, "image", "a path relative to the dataset folder", image)
+    if image.startswith(("/", "\\")) or ".." in Path(image).parts or re.match(r"^[A-Za-z]:", image):
+        raise _fail(where, ln, "image", "a relative path inside the dataset folder", image)
+    for key in ("width", "height"):
+        v = data.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise _fail(where, ln, key, "a positive integer", v)
+    digest = data.get("sha256")
+    if not isinstance(digest, str) or not _HEX64.match(digest):
+        raise _fail(where, ln, "sha256", "64 lower-case hex digits", digest)
+    split = data.get("split")
+    if split is not None and split not in SPLITS:
+        raise _fail(where, ln, "split", "train | val | test | null", split)
+    label = data.get("label")
+    if label is not None:
+        if not isinstance(label, str):
+            raise _fail(where, ln, "label", "a class name or null", label)
+        if label not in classes:
+            raise _fail(where, ln, "label", "a class listed in dataset.json", label)
+    soft = data.get("soft_label")
+    if soft is not None:
+        if not isinstance(soft, dict) or not soft:
+            raise _fail(where, ln, "soft_label", "an object {class: weight}", soft)
+        for k, v in soft.items():
+            if k not in classes:
+                raise _fail(where, ln, f"soft_label.{k}", "a class listed in dataset.json", k)
+            if not _is_num(v) or v < 0:
+                raise _fail(where, ln, f"soft_label.{k}", "a weight >= 0", v)
+        total = sum(soft.values())
+        if abs(total - 1.0) > 1e-3:
+            raise _fail(where, ln, "soft_label", "weights summing to 1", round(total, 6))
+    objs = data.get("objects")
+    if objs is not None:
+        if not isinstance(objs, list):
+            raise _fail(where, ln, "objects", "a list", type(objs).__name__)
+        for i, o in enumerate(objs):
+            _check_obj(o, classes, where, ln, f"objects[{i}]")
+    for key in ("source", "meta"):
+        v = data.get(key)
+        if v is not None and not isinstance(v, dict):
+            raise _fail(where, ln, key, "an object", v)
+    return Sample.from_json(data)
+
+
+def _check_obj(o: object, classes: set[str], where: str, ln: int, fld: str) -> None:
+    if not isinstance(o, dict):
+        raise _fail(where, ln, fld, "an object", o)
+    label = o.get("label")
+    if not isinstance(label, str) or label not in classes:
+        raise _fail(where, ln, f"{fld}.label", "a class listed in dataset.json", label)
+    bbox = o.get("bbox")
+    if bbox is not None:
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_num(v) for v in bbox)):
+            raise _fail(where, ln, f"{fld}.bbox", "[x1, y1, x2, y2] of finite numbers", bbox)
+        if bbox[0] > bbox[2] or bbox[1] > bbox[3]:
+            raise _fail(where, ln, f"{fld}.bbox", "x1 <= x2 and y1 <= y2", bbox)
+    poly = o.get("polygon")
+    if poly is not None:
+        if not isinstance(poly, list):
+            raise _fail(where, ln, f"{fld}.polygon", "a list of rings of [x, y] points", poly)
+        for r, ring in enumerate(poly):
+            _check_points(ring, where, ln, f"{fld}.polygon[{r}]")
+    if o.get("keypoints") is not None:
+        _check_points(o["keypoints"], where, ln, f"{fld}.keypoints", dims=(2, 3))
+    if o.get("polyline") is not None:
+        _check_points(o["polyline"], where, ln, f"{fld}.polyline")
+    mask = o.get("mask")
+    if mask is not None:
+        ok = isinstance(mask, dict) and isinstance(mask.get("size"), list) and len(mask["size"]) == 2
+        ok = ok and isinstance(mask.get("counts"), (list, str))
+        if not ok:
+            raise _fail(where, ln, f"{fld}.mask", 'COCO RLE {"size": [h, w], "counts": [...]}', mask)
+    if all(o.get(k) is None for k in ("bbox", "polygon", "keypoints", "polyline", "mask")):
+        raise _fail(where, ln, fld, "at least one of bbox, polygon, keypoints, polyline, mask", o)
+    w = o.get("weight")
+    if w is not None and (not _is_num(w) or w < 0):
+        raise _fail(where, ln, f"{fld}.weight", "a number >= 0", w)
+    attrs = o.get("attributes")
+    if attrs is not None and not isinstance(attrs, dict):
+        raise _fail(where, ln, f"{fld}.attributes", "an object", attrs)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def lineage_entry(stage: str, params: dict | None = None, inputs: dict[str, str] | None = None) -> dict:
+    """One lineage record: stage, tool version, parameters, content hashes of inputs, time."""
+    return {
+        "stage": stage,
+        "tool": f"pipeline {__version__}",
+        "params": _jsonable(params or {}),
+        "inputs": dict(inputs or {}),
+        "time": now_iso(),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def dumps_sample(sample: Sample) -> str:
+    """The exact bytes (as text) of one samples.jsonl line: stable key order, compact, UTF-8."""
+    return json.dumps(sample.to_json(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _render(samples: Iterable[Sample]) -> bytes:
+    lines = [dumps_sample(s) for s in sorted(samples, key=lambda s: s.id)]
+    return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _info_bytes(info: DatasetInfo) -> bytes:
+    return (json.dumps(info.to_json(), ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _union_classes(samples: Iterable[Sample]) -> list[str]:
+    names: set[str] = set()
+    for s in samples:
+        names |= s.labels()
+    return natural_sorted(names)
+
+
+def _prepare_destination(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is a file", fix="choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not is_dataset(out):
+        raise UsageError(
+            f"{out}: exists, is not empty and is not a pipeline dataset; refusing to replace it",
+            fix="choose another --out, or remove that folder",
+        )
+
+
+def _sweep_stale(out: Path) -> None:
+    """Remove temporary folders left by killed writers of `out` (their pid no longer runs)."""
+    parent = out.parent
+    if not parent.is_dir():
+        return
+    prefix = f".{out.name}.tmp-"
+    for p in parent.iterdir():
+        if not p.name.startswith(prefix):
+            continue
+        try:
+            pid = int(p.name[len(prefix):].split("-")[0])
+        except ValueError:
+            continue
+        if not _pid_alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Move the finished folder `tmp` to `out`, replacing an existing dataset there."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        os.rename(out, old)
+    os.rename(tmp, out)
+    fsync_dir(out.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class DatasetWriter:
+    """Writes a new dataset into a temporary folder and renames it into place on success.
+
+    Usage::
+
+        with DatasetWriter(out, task="classification", stage="import", params={...}) as w:
+            w.add(Sample(id="cat/001", label="cat", split=None), src=Path("cat/001.jpg"))
+        # `out` now holds the complete dataset; on an exception nothing at `out` changed.
+
+    `classes=None` takes the natural-sorted union of every label seen; a fixed list makes
+    any other label an error (see `resolve_label`). Images are added from bytes (`data=`), from a
+    file (`src=`, hard-linked when possible) or already in place (`image=` relative path).
+    `workdir` names a persistent temporary folder for resumable stages: files already there
+    are kept.
+    """
+
+    def __init__(
+        self,
+        out: str | os.PathLike,
+        *,
+        task: str,
+        stage: str,
+        classes: list[str] | None = None,
+        class_map: dict[str, str] | None = None,
+        params: dict | None = None,
+        inputs: dict[str, str] | None = None,
+        parent_lineage: list[dict] | None = None,
+        workdir: str | os.PathLike | None = None,
+    ) -> None:
+        if task not in TASKS:
+            raise UsageError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        self.out = Path(out)
+        self.task = task
+        self.fixed_classes = list(classes) if classes is not None else None
+        self.class_map = dict(class_map or {})
+        self.lineage = list(parent_lineage or []) + [lineage_entry(stage, params, inputs)]
+        self.samples: dict[str, Sample] = {}
+        self._names: set[str] = set()
+        self._workdir = Path(workdir) if workdir else None
+        self.tmp: Path | None = None
+        self.committed = False
+
+    # -- context management --------------------------------------------------------------
+    def __enter__(self) -> DatasetWriter:
+        _prepare_destination(self.out)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_stale(self.out)
+        if self._workdir is not None:
+            self.tmp = self._workdir
+        else:
+            self.tmp = self.out.with_name(f".{self.out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        (self.tmp / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and not self.committed:
+            self.commit()
+        elif exc_type is not None and self._workdir is None and self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- labels ------------------------------------------------------------------------------
+    def resolve_label(self, name: str, where: str | Path = "", field: str = "label") -> str:
+        """Apply --map renames and check the fixed class list; an unknown class is an error naming `where`."""
+        name = self.class_map.get(name, name)
+        if self.fixed_classes is not None and name not in self.fixed_classes:
+            raise DataError(
+                where or "input", "class not in the class list", field=field,
+                expected=f"one of {self.fixed_classes}", got=name,
+                fix="add it to the --classes file, or rename it with --map OLD=NEW",
+            )
+        return name
+
+    # -- images --------------------------------------------------------------------------------
+    def image_relpath(self, sample_id: str, ext: str) -> str:
+        ext = ext.lower().lstrip(".") or "png"
+        return f"{IMAGES_DIR}/{safe_stem(sample_id)}.{ext}"
+
+    def has_image(self, rel: str) -> bool:
+        assert self.tmp is not None
+        return (self.tmp / rel).is_file()
+
+    def add(
+        self,
+        sample: Sample,
+        *,
+        data: bytes | None = None,
+        src: str | os.PathLike | None = None,
+        ext: str | None = None,
+    ) -> Sample:
+        """Add a sample; write its image from `data` or `src`, or trust `sample.image` already in tmp."""
+        assert self.tmp is not None, "use DatasetWriter as a context manager"
+        if sample.id in self.samples:
+            raise DataError(sample.source.get("file", "input"), "two samples with the same id", field="id",
+                            expected="unique ids", got=sample.id)
+        if data is not None or src is not None:
+            if ext is None:
+                ext = Path(src).suffix if src is not None else "png"
+            rel = self.image_relpath(sample.id, ext)
+            rel = self._unique(rel, sample.id)
+            dest = self.tmp / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if data is not None:
+                _write_file(dest, data)
+                if not sample.sha256:
+                    sample.sha256 = sha256_bytes(data)
+            else:
+                _link_or_copy(Path(src), dest)
+                if not sample.sha256:
+                    from pipeline.core.paths import sha256_file
+
+                    sample.sha256 = sha256_file(dest)
+            sample.image = rel
+        elif not sample.image:
+            raise ValueError("add() needs data=, src= or sample.image")
+        self.samples[sample.id] = sample
+        self._names |= sample.labels()
+        return sample
+
+    def _unique(self, rel: str, sample_id: str) -> str:
+        taken = {s.image for s in self.samples.values()}
+        if rel not in taken:
+            return rel
+        stem, dot, ext = rel.rpartition(".")
+        digest = hashlib.sha1(sample_id.encode()).hexdigest()[:8]
+        return f"{stem}-{digest}.{ext}"
+
+    # -- commit --------------------------------------------------------------------------------
+    def classes(self) -> list[str]:
+        if self.fixed_classes is not None:
+            return list(self.fixed_classes)
+        return natural_sorted(self._names)
+
+    def commit(self) -> Dataset:
+        assert self.tmp is not None
+        samples = sorted(self.samples.values(), key=lambda s: s.id)
+        payload = _render(samples)
+        info = DatasetInfo(task=self.task, classes=self.classes(), lineage=self.lineage,
+                           samples_sha256=sha256_bytes(payload))
+        unknown = self._names - set(info.classes)
+        if unknown:
+            raise DataError("input", "labels outside the class list", expected=f"one of {info.classes}",
+                            got=natural_sorted(unknown))
+        _write_file(self.tmp / SAMPLES_JSONL, payload)
+        _write_file(self.tmp / DATASET_JSON, _info_bytes(info))
+        fsync_dir(self.tmp)
+        replace_dir(self.tmp, self.out)
+        self.committed = True
+        return Dataset(root=self.out, info=info, samples=samples)
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    if dest.exists():
+        dest.unlink()
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+def rewrite_samples(
+    dataset: Dataset,
+    samples: list[Sample],
+    *,
+    stage: str,
+    params: dict | None = None,
+    classes: list[str] | None = None,
+) -> Dataset:
+    """Replace a dataset's samples.jsonl (and lineage) in place, atomically per file.
+
+    For stages that change metadata only (e.g. `split`); images stay where they are.
+    """
+    root = dataset.root
+    payload = _render(samples)
+    info = DatasetInfo(
+        task=dataset.info.task,
+        classes=list(classes if classes is not None else dataset.info.classes),
+        lineage=list(dataset.info.lineage) + [lineage_entry(stage, params, {str(root): content_hash(root)})],
+        samples_sha256=sha256_bytes(payload),
+    )
+    for path, data in ((root / SAMPLES_JSONL, payload), (root / DATASET_JSON, _info_bytes(info))):
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        _write_file(tmp, data)
+        os.replace(tmp, path)
+    fsync_dir(root)
+    return Dataset(root=root, info=info, samples=sorted(samples, key=lambda s: s.id))
+
+
+def derive(
+    dataset: Dataset,
+    out: str | os.PathLike,
+    samples: Iterable[Sample],
+    *,
+    stage: str,
+    params: dict | None = None,
+    classes: list[str] | None = None,
+    task: str | None = None,
+) -> Dataset:
+    """Write `samples` (whose images live in `dataset`) as a new dataset at `out`, images hard-linked."""
+    with DatasetWriter(
+        out,
+        task=task or dataset.task,
+        stage=stage,
+        classes=classes if classes is not None else dataset.classes,
+        params=params,
+        inputs={str(dataset.root): dataset.content_hash},
+        parent_lineage=dataset.info.lineage,
+    ) as w:
+        for s in samples:
+            src = dataset.image_path(s)
+            new = Sample.from_json(s.to_json())
+            new.image = ""
+            w.add(new, src=src, ext=Path(s.image).suffix)
+        result = w.commit()
+    return result

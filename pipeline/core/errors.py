@@ -1,0 +1,75 @@
+"""Typed errors. Library code raises them; the CLI turns them into one line and exit code 2.
+
+A good message names the thing (file, line, field), what was expected, what was found,
+and what to do about it, e.g.::
+
+    samples.jsonl:12: width: expected a positive integer, got -3. Fix: re-import the dataset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PipelineError(Exception):
+    """An error the user can fix. Printed as one line, exit code 2, no traceback (unless --debug)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        self.message = message
+        self.fix = fix
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        if self.fix:
+            return f"{self.message}. Fix: {self.fix}" if not self.message.endswith(".") else f"{self.message} Fix: {self.fix}"
+        return self.message
+
+
+class UsageError(PipelineError):
+    """Bad options or arguments: a missing path, an unknown name, a bad config key."""
+
+
+class DataError(PipelineError):
+    """Bad input data: a malformed file, a value out of range, an unreadable image."""
+
+    def __init__(
+        self,
+        where: str | Path,
+        message: str,
+        *,
+        line: int | None = None,
+        field: str | None = None,
+        expected: str | None = None,
+        got: object = None,
+        fix: str | None = None,
+    ) -> None:
+        self.where = str(where)
+        self.line = line
+        self.field = field
+        loc = self.where + (f":{line}" if line is not None else "")
+        parts = [loc]
+        if field:
+            parts.append(field)
+        if expected is not None:
+            body = f"expected {expected}, got {_short(got)}"
+            if message:
+                body = f"{message}: {body}"
+        else:
+            body = message
+        parts.append(body)
+        super().__init__(": ".join(parts), fix=fix)
+
+
+class ConfigError(UsageError):
+    """A bad YAML file or an unknown/ill-typed config key."""
+
+
+class NetworkError(PipelineError):
+    """A download or remote request failed in a way the user can act on (offline, 404, checksum)."""
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

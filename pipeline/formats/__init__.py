@@ -1,0 +1,43 @@
+"""Annotation formats: one module per format, each with `detect`, `read` and `write`.
+
+Contract of a format module (see `base.py` for the shared types)::
+
+    NAME: str                       # the name used on the command line
+    TASK: str                       # default task of imported datasets
+    def detect(root: Path) -> Detection | None         # for --format auto
+    def read(root: Path, ctx: ImportContext) -> None   # adds samples through ctx
+    def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> None
+
+`read` converts the format's coordinates to absolute-pixel xyxy and `write` converts back; that
+conversion lives in the format module and nowhere else.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from pipeline.core.errors import UsageError
+
+FORMATS: dict[str, str] = {
+    "imagefolder": "pipeline.formats.imagefolder",
+    "voc": "pipeline.formats.voc",
+    "yolo": "pipeline.formats.yolo",
+    "createml": "pipeline.formats.createml",
+    "labelme": "pipeline.formats.labelme",
+    "coco": "pipeline.formats.coco",
+}
+
+
+def available() -> list[str]:
+    """Format names whose module is importable (all of them in a complete install)."""
+    import importlib.util
+
+    return [n for n, m in FORMATS.items() if importlib.util.find_spec(m) is not None]
+
+
+def get(name: str) -> ModuleType:
+    """The format module for `name`; an unknown name lists the valid ones."""
+    if name not in FORMATS or name not in available():
+        raise UsageError(f"unknown format {name!r}", fix=f"use one of: auto, {', '.join(available())}")
+    return importlib.import_module(FORMATS[name])

@@ -1,0 +1,129 @@
+"""Shared types for format modules: import options, the import context and report, export report, detection."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.core import ui
+from pipeline.core.dataset import DatasetWriter, Sample
+from pipeline.core.errors import DataError, UsageError
+
+ON_ERROR = ("skip", "error")
+ON_INVALID = ("error", "clip", "skip")
+
+
+@dataclass
+class Detection:
+    """What `detect` found: a confidence (higher wins) and a one-line description for the user."""
+
+    score: float
+    description: str
+
+
+@dataclass
+class ImportOptions:
+    classes: list[str] | None = None  # fixed names and order (--classes FILE); None = sorted union
+    class_map: dict[str, str] = field(default_factory=dict)  # --map old=new
+    on_error: str = "skip"  # a bad file: report and go on (skip) or stop at the first (error)
+    on_invalid: str = "error"  # out-of-range coordinates: error | clip | skip
+    extra: dict[str, Any] = field(default_factory=dict)  # format-specific options
+
+
+@dataclass
+class ImportReport:
+    """Counts and problems of one import; the command prints it as the summary."""
+
+    imported: int = 0
+    problems: list[DataError] = field(default_factory=list)  # bad files left out
+    skipped: Counter = field(default_factory=Counter)  # reason -> count (non-images, junk files, ...)
+    counts: Counter = field(default_factory=Counter)  # objects, polygons, keypoints, ...
+    warnings: list[str] = field(default_factory=list)
+    detected: str | None = None
+
+
+class ImportContext:
+    """What a format's `read` uses to add samples, resolve classes and report problems."""
+
+    def __init__(self, root: Path, writer: DatasetWriter, options: ImportOptions, report: ImportReport) -> None:
+        self.root = Path(root)
+        self.writer = writer
+        self.options = options
+        self.report = report
+
+    def label(self, name: str, where: str | os.PathLike = "", field: str = "label") -> str:
+        """Map and check a class name against the registry (an unknown class in a fixed list is an error)."""
+        return self.writer.resolve_label(str(name), where=self.rel(where), field=field)
+
+    def rel(self, path: str | os.PathLike) -> str:
+        """A path as the user knows it: relative to the import root when inside it."""
+        p = Path(path)
+        try:
+            return str(p.relative_to(self.root))
+        except ValueError:
+            return str(p)
+
+    def add(self, sample: Sample, *, data: bytes | None = None, src: str | os.PathLike | None = None,
+            ext: str | None = None) -> Sample:
+        self.writer.add(sample, data=data, src=src, ext=ext)
+        self.report.imported += 1
+        return sample
+
+    def bad(self, error: DataError) -> None:
+        """A bad file: stop (`--on-error error`) or record it and go on (`skip`, the default)."""
+        if self.options.on_error == "error":
+            raise error
+        self.report.problems.append(error)
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        """Count a file that is not data (e.g. `.DS_Store`), shown in the summary."""
+        self.report.skipped[reason] += n
+
+    def warn(self, message: str) -> None:
+        self.report.warnings.append(message)
+
+    def progress(self, items: Iterable, total: int | None = None, desc: str = "import", unit: str = "file"):
+        return ui.progress(items, total=total, desc=desc, unit=unit)
+
+
+@dataclass
+class ExportReport:
+    """What an export wrote and what the target format could not hold (converted or left out)."""
+
+    written: int = 0
+    files: int = 0
+    converted: Counter = field(default_factory=Counter)  # e.g. "polygon -> bbox": 12
+    dropped: Counter = field(default_factory=Counter)  # e.g. "keypoints (VOC has none)": 3
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_class_map(pairs: Iterable[str]) -> dict[str, str]:
+    """`--map old=new` options into a dict (old names may repeat to merge several into one)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UsageError(f"--map {pair!r}: expected OLD=NEW", fix="e.g. --map raccon=raccoon")
+        old, new = pair.split("=", 1)
+        if not old or not new:
+            raise UsageError(f"--map {pair!r}: both OLD and NEW must be non-empty")
+        out[old] = new
+    return out
+
+
+def read_classes_file(path: str | os.PathLike) -> list[str]:
+    """A class list file: one name per line; blank lines and surrounding whitespace ignored."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{p}: no such file", fix="point --classes at a text file with one class name per line")
+    names = [line.strip() for line in p.read_text(encoding="utf-8-sig").splitlines()]
+    names = [n for n in names if n]
+    if not names:
+        raise DataError(p, "no class names", fix="one class name per line")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataError(p, "duplicate class names", expected="unique names", got=dup)
+    return names

@@ -1,0 +1,137 @@
+"""Pictures people would rather look at: samples with their labels drawn, and contact sheets.
+
+`draw_sample` draws boxes, polygons, polylines, keypoints and class names on an image;
+`contact_sheet` lays captioned tiles out on a grid. Both are pure PIL and never modify inputs.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+from pipeline.core.dataset import Obj, Sample
+
+
+def class_color(index: int) -> tuple[int, int, int]:
+    """A distinct, saturated colour per class index (golden-ratio hue steps)."""
+    h = (index * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(h, 0.85, 1.0)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def _font(size: int = 11) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def _label_text(sample: Sample) -> str | None:
+    if sample.soft_label:
+        top = sorted(sample.soft_label.items(), key=lambda kv: -kv[1])[:2]
+        return " ".join(f"{k}:{v:.2f}" for k, v in top)
+    return sample.label
+
+
+def draw_sample(
+    image: Image.Image,
+    sample: Sample | None = None,
+    classes: Sequence[str] = (),
+    *,
+    objects: Sequence[Obj] | None = None,
+    size: int | None = 256,
+    caption: str | None = None,
+) -> Image.Image:
+    """A copy of `image` scaled to fit `size` (longest side), with the sample's labels drawn."""
+    img = image.convert("RGB")
+    w, h = img.size
+    scale = 1.0
+    if size:
+        scale = size / max(w, h)
+        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))),
+                         Image.NEAREST if scale >= 2 else Image.BILINEAR)
+    draw = ImageDraw.Draw(img, "RGBA")
+    font = _font(max(10, min(14, img.size[1] // 12)))
+    index = {c: i for i, c in enumerate(classes)}
+    objs = list(objects if objects is not None else ((sample.objects or []) if sample else []))
+    width = max(1, round(min(img.size) / 128))
+    for obj in objs:
+        color = class_color(index.get(obj.label, len(index)))
+        alpha = int(255 * (obj.weight if obj.weight is not None else 1.0))
+        for ring in obj.polygon or []:
+            pts = [(x * scale, y * scale) for x, y in ring]
+            if len(pts) >= 3:
+                draw.polygon(pts, fill=color + (60,), outline=color + (alpha,))
+            elif len(pts) == 2:
+                draw.line(pts, fill=color + (alpha,), width=width)
+        if obj.polyline:
+            pts = [(x * scale, y * scale) for x, y in obj.polyline]
+            if len(pts) >= 2:
+                draw.line(pts, fill=color + (alpha,), width=width + 1)
+        for kp in obj.keypoints or []:
+            if len(kp) > 2 and kp[2] == 0:
+                continue
+            x, y = kp[0] * scale, kp[1] * scale
+            r = width + 2
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=color + (alpha,), outline=(0, 0, 0, 255))
+        anchor = None
+        if obj.bbox is not None:
+            x1, y1, x2, y2 = (v * scale for v in obj.bbox)
+            draw.rectangle((x1, y1, x2, y2), outline=color + (alpha,), width=width)
+            anchor = (x1, y1)
+        elif obj.polygon and obj.polygon[0]:
+            anchor = (min(p[0] for p in obj.polygon[0]) * scale, min(p[1] for p in obj.polygon[0]) * scale)
+        elif obj.keypoints:
+            anchor = (obj.keypoints[0][0] * scale, obj.keypoints[0][1] * scale)
+        elif obj.polyline:
+            anchor = (obj.polyline[0][0] * scale, obj.polyline[0][1] * scale)
+        if anchor is not None:
+            text = obj.label + (f" {obj.weight:.2f}" if obj.weight is not None and obj.weight < 1 else "")
+            tx, ty = anchor[0], max(0.0, anchor[1] - font.size - 2 if hasattr(font, "size") else anchor[1] - 12)
+            box = draw.textbbox((tx, ty), text, font=font)
+            draw.rectangle(box, fill=color + (200,))
+            draw.text((tx, ty), text, fill=(0, 0, 0, 255), font=font)
+    text = caption if caption is not None else (_label_text(sample) if sample else None)
+    if text:
+        box = draw.textbbox((2, 2), text, font=font)
+        draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(0, 0, 0, 170))
+        draw.text((2, 2), text, fill=(255, 255, 255, 255), font=font)
+    return img
+
+
+def contact_sheet(
+    tiles: Sequence[Image.Image],
+    captions: Sequence[str | None] | None = None,
+    *,
+    cols: int | None = None,
+    tile: int = 256,
+    pad: int = 4,
+    title: str | None = None,
+    background: tuple[int, int, int] = (32, 32, 32),
+) -> Image.Image:
+    """Tiles (each scaled to fit `tile`) on a grid with optional captions under each and a title."""
+    n = max(1, len(tiles))
+    cols = cols or min(n, max(1, int(round(n ** 0.5 + 0.49))))
+    rows = (len(tiles) + cols - 1) // cols if tiles else 1
+    font = _font(12)
+    cap_h = 16 if captions and any(captions) else 0
+    title_h = 22 if title else 0
+    sheet = Image.new("RGB", (cols * (tile + pad) + pad, title_h + rows * (tile + cap_h + pad) + pad), background)
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((pad, 4), title, fill=(255, 255, 255), font=font)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, cols)
+        x0 = pad + c * (tile + pad)
+        y0 = title_h + pad + r * (tile + cap_h + pad)
+        im = t.convert("RGB")
+        s = tile / max(im.size)
+        if s != 1:
+            im = im.resize((max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s))),
+                           Image.NEAREST if s >= 2 else Image.BILINEAR)
+        sheet.paste(im, (x0 + (tile - im.size[0]) // 2, y0 + (tile - im.size[1]) // 2))
+        if cap_h and captions and i < len(captions) and captions[i]:
+            draw.text((x0, y0 + tile + 2), str(captions[i])[: max(4, tile // 6)], fill=(230, 230, 230), font=font)
+    return sheet

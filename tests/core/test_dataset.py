@@ -1,0 +1,139 @@
+"""The canonical dataset: write → read round trip, validation messages, atomic replacement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.core.dataset import (
+    DatasetWriter,
+    Obj,
+    Sample,
+    content_hash,
+    load_dataset,
+    rewrite_samples,
+)
+from pipeline.core.errors import DataError, UsageError
+from tests.helpers import make_classification_dataset, make_detection_dataset
+
+
+def test_round_trip_classification(tmp_path: Path) -> None:
+    root = make_classification_dataset(tmp_path / "ds", classes=3, per_class=4)
+    ds = load_dataset(root)
+    assert ds.classes == ["0", "1", "2"]
+    assert len(ds) == 12
+    assert [s.id for s in ds.samples] == sorted(s.id for s in ds.samples)
+    assert all(ds.image_path(s).is_file() for s in ds.samples)
+    assert ds.info.lineage[-1]["stage"] == "test-fixture"
+
+
+def test_round_trip_detection_keeps_objects(tmp_path: Path) -> None:
+    root = make_detection_dataset(tmp_path / "det")
+    ds = load_dataset(root)
+    assert ds.task == "detection"
+    assert all(len(s.objects) == 2 for s in ds.samples)
+    line = (root / "samples.jsonl").read_text().splitlines()[0]
+    assert json.loads(line)["objects"][0]["bbox"] == ds.samples[0].objects[0].bbox
+
+
+def test_samples_are_written_sorted_and_byte_stable(tmp_path: Path) -> None:
+    def write(out: Path, order: list[str]) -> bytes:
+        with DatasetWriter(out, task="classification", stage="t") as w:
+            for sid in order:
+                w.add(Sample(id=sid, label="a", width=1, height=1), data=b"\x89PNG\r\n\x1a\n" + sid.encode())
+        return (out / "samples.jsonl").read_bytes()
+
+    assert write(tmp_path / "a", ["b", "a", "c"]) == write(tmp_path / "b", ["c", "b", "a"])
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(width=-3), "samples.jsonl:1: width: expected a positive integer, got -3"),
+        (lambda d: d.update(split="training"), "split: expected train | val | test | null"),
+        (lambda d: d.update(label="zebra"), "label: expected a class listed in dataset.json, got 'zebra'"),
+        (lambda d: d.update(sha256="xyz"), "sha256: expected 64 lower-case hex digits"),
+        (lambda d: d.update(image="../escape.png"), "image: expected a relative path inside the dataset folder"),
+        (lambda d: d.update(soft_label={"0": 0.5, "1": 0.2}), "soft_label: expected weights summing to 1"),
+        (lambda d: d.update(objects=[{"label": "0", "bbox": [5, 0, 1, 1]}]), "objects[0].bbox: expected x1 <= x2"),
+        (lambda d: d.update(objects=[{"label": "0", "bbox": [0, 0, float("nan"), 1]}]), "bbox: expected [x1, y1, x2, y2] of finite numbers"),
+    ],
+)
+def test_bad_lines_name_line_and_field(tmp_path: Path, mutate, message: str) -> None:
+    root = make_classification_dataset(tmp_path / "ds", classes=2, per_class=1, splits=None)
+    path = root / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    first = json.loads(lines[0])
+    mutate(first)
+    lines[0] = json.dumps(first)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as err:
+        load_dataset(root, check_hash=False)
+    assert message in str(err.value)
+
+
+def test_hash_mismatch_detects_interrupted_update(tmp_path: Path) -> None:
+    root = make_classification_dataset(tmp_path / "ds", classes=2, per_class=2, splits=None)
+    with open(root / "samples.jsonl", "a") as fh:
+        fh.write("\n")
+    with pytest.raises(DataError, match="samples_sha256"):
+        load_dataset(root)
+
+
+def test_failed_writer_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        with DatasetWriter(out, task="classification", stage="t") as w:
+            w.add(Sample(id="a", label="x", width=1, height=1), data=b"abc")
+            raise RuntimeError("killed")
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_replaces_dataset_but_not_foreign_folder(tmp_path: Path) -> None:
+    root = make_classification_dataset(tmp_path / "ds", classes=2, per_class=1, splits=None)
+    make_classification_dataset(root, classes=2, per_class=2, splits=None)
+    assert len(load_dataset(root)) == 4
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(UsageError, match="not a pipeline dataset"):
+        make_classification_dataset(foreign)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_fixed_classes_reject_unknown_labels(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="class not in the class list"):
+        with DatasetWriter(tmp_path / "o", task="detection", stage="t", classes=["cat"]) as w:
+            w.resolve_label("dog", where="a.xml")
+
+
+def test_class_map_renames_and_merges(tmp_path: Path) -> None:
+    with DatasetWriter(tmp_path / "o", task="classification", stage="t", class_map={"kitty": "cat"}) as w:
+        for sid, name in (("1", "kitty"), ("2", "cat"), ("3", "dog")):
+            w.add(Sample(id=sid, label=w.resolve_label(name), width=1, height=1), data=sid.encode())
+    assert load_dataset(tmp_path / "o").classes == ["cat", "dog"]
+
+
+def test_rewrite_samples_appends_lineage_and_changes_hash(tmp_path: Path) -> None:
+    root = make_classification_dataset(tmp_path / "ds", classes=2, per_class=2, splits=None)
+    ds = load_dataset(root)
+    before = content_hash(root)
+    for s in ds.samples:
+        s.split = "train"
+    rewrite_samples(ds, ds.samples, stage="split", params={"val": 0})
+    again = load_dataset(root)
+    assert {s.split for s in again.samples} == {"train"}
+    assert again.info.lineage[-1]["stage"] == "split"
+    assert content_hash(root) != before
+
+
+def test_objects_round_trip_every_geometry(tmp_path: Path) -> None:
+    obj = Obj(label="a", bbox=[1.5, 2, 3, 4], polygon=[[[1.5, 2], [3, 2], [3, 4]]], keypoints=[[2, 3, 2]],
+              polyline=[[0, 0], [1, 1]], attributes={"difficult": True})
+    with DatasetWriter(tmp_path / "o", task="segmentation", stage="t") as w:
+        w.add(Sample(id="x", width=5, height=5, objects=[obj]), data=b"img")
+    back = load_dataset(tmp_path / "o").samples[0].objects[0]
+    assert back == obj

@@ -1,0 +1,71 @@
+"""Test helpers shared by every test package: synthetic datasets and images, the shared data path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.core.dataset import DatasetWriter, Obj, Sample
+from pipeline.core.images import encode_png
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ../shared/data, or skip the test with the reason when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs ../shared/data/{'/'.join(parts)} (real third-party files; absent in a plain clone)")
+    return path
+
+
+def digit_like(label: int, seed: int, size: int = 28) -> Image.Image:
+    """A grayscale image whose bright bar position encodes `label` (learnable, MNIST-like: white on black)."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 40, size=(size, size), dtype=np.uint8)
+    col = 2 + (label * (size - 6)) // 9
+    arr[4 : size - 4, col : col + 3] = 230
+    return Image.fromarray(arr, mode="L")
+
+
+def make_classification_dataset(
+    root: Path, *, classes: int = 3, per_class: int = 8, size: int = 28,
+    splits: tuple[float, float] | None = (0.25, 0.25), seed: int = 0,
+) -> Path:
+    """Write a small canonical classification dataset of synthetic digit-like images."""
+    with DatasetWriter(root, task="classification", stage="test-fixture",
+                       classes=[str(c) for c in range(classes)]) as w:
+        for c in range(classes):
+            for i in range(per_class):
+                split = None
+                if splits is not None:
+                    r = i / per_class
+                    split = "test" if r < splits[1] else "val" if r < splits[0] + splits[1] else "train"
+                img = digit_like(c, seed * 1000 + c * 100 + i, size)
+                w.add(Sample(id=f"{c}-{i:03d}", label=str(c), split=split, width=size, height=size),
+                      data=encode_png(img), ext="png")
+    return root
+
+
+def make_detection_dataset(root: Path, *, n: int = 6, size: tuple[int, int] = (64, 48), seed: int = 0) -> Path:
+    """Write a small detection dataset: coloured rectangles on noise, boxes exact."""
+    rng = np.random.default_rng(seed)
+    classes = ["red", "green"]
+    with DatasetWriter(root, task="detection", stage="test-fixture", classes=classes) as w:
+        for i in range(n):
+            arr = rng.integers(0, 60, size=(size[1], size[0], 3), dtype=np.uint8)
+            objs = []
+            for k in range(2):
+                x1, y1 = int(rng.integers(0, size[0] - 16)), int(rng.integers(0, size[1] - 16))
+                x2, y2 = x1 + int(rng.integers(6, 16)), y1 + int(rng.integers(6, 16))
+                c = k % 2
+                arr[y1:y2, x1:x2] = (220, 30, 30) if c == 0 else (30, 220, 30)
+                objs.append(Obj(label=classes[c], bbox=[float(x1), float(y1), float(x2), float(y2)]))
+            split = "train" if i < n - 2 else "val"
+            w.add(Sample(id=f"img-{i:03d}", width=size[0], height=size[1], split=split, objects=objs),
+                  data=encode_png(Image.fromarray(arr)), ext="png")
+    return root
