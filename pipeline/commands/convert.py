@@ -58,10 +58,12 @@ def import_dataset(
               "map": options.class_map, "on_error": on_error, "on_invalid": on_invalid, **(stage_params or {})}
     with DatasetWriter(
         out, task=module.TASK, stage="import", classes=options.classes, class_map=options.class_map,
-        params=params, inputs=lineage_inputs or {str(src): "source"}, parent_lineage=parent_lineage,
+        params=params, inputs=lineage_inputs or {}, parent_lineage=parent_lineage,
     ) as writer:
         ctx = ImportContext(src, writer, options, report)
         module.read(src, ctx)
+        if lineage_inputs is None:
+            writer.lineage[-1]["inputs"] = {str(src): source_hash(ctx)}
         if not writer.samples:
             raise UsageError(
                 f"{src}: nothing imported as {fmt}"
@@ -70,6 +72,18 @@ def import_dataset(
             )
         dataset = writer.commit()
     return dataset, report
+
+
+def source_hash(ctx) -> str:
+    """One hash over what an import read: annotation files (as recorded) and every image's bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for rel, digest in sorted(ctx.inputs.items()):
+        h.update(f"{rel}\t{digest}\n".encode())
+    for sample in sorted(ctx.writer.samples.values(), key=lambda s: s.id):
+        h.update(f"{sample.source.get('file', sample.id)}\t{sample.sha256}\n".encode())
+    return h.hexdigest()
 
 
 def detect_format(src: Path) -> tuple[str, str]:

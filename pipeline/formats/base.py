@@ -54,6 +54,13 @@ class ImportContext:
         self.writer = writer
         self.options = options
         self.report = report
+        self.inputs: dict[str, str] = {}  # annotation files read: path relative to root -> sha256
+
+    def input_file(self, path: str | os.PathLike, data: bytes) -> None:
+        """Record an annotation file read (its hash goes into the lineage's input hash)."""
+        from pipeline.core.paths import sha256_bytes
+
+        self.inputs[self.rel(path)] = sha256_bytes(data)
 
     def label(self, name: str, where: str | os.PathLike = "", field: str = "label") -> str:
         """Map and check a class name against the registry (an unknown class in a fixed list is an error)."""
