@@ -590,6 +590,7 @@ class DatasetWriter:
         self.lineage = list(parent_lineage or []) + [lineage_entry(stage, params, inputs)]
         self.samples: dict[str, Sample] = {}
         self._names: set[str] = set()
+        self._images: set[str] = set()  # image paths already taken, so `_unique` is O(1) per sample
         self._workdir = Path(workdir) if workdir else None
         self.tmp: Path | None = None
         self.committed = False
@@ -667,12 +668,12 @@ class DatasetWriter:
         elif not sample.image:
             raise ValueError("add() needs data=, src= or sample.image")
         self.samples[sample.id] = sample
+        self._images.add(sample.image)
         self._names |= sample.labels()
         return sample
 
     def _unique(self, rel: str, sample_id: str) -> str:
-        taken = {s.image for s in self.samples.values()}
-        if rel not in taken:
+        if rel not in self._images:
             return rel
         stem, dot, ext = rel.rpartition(".")
         digest = hashlib.sha1(sample_id.encode()).hexdigest()[:8]
