@@ -103,7 +103,7 @@ bench: $(STAMP) ## benchmarks (BENCH=quick|full), results in benchmarks/results/
 	BENCH=$(BENCH) $(PY) -m benchmarks.run
 
 test: $(STAMP) ## the test suite
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check pipeline tests benchmarks
