@@ -15,7 +15,7 @@ _NUM = re.compile(r"(\d+)")
 def natural_key(text: str) -> tuple:
     """Sort key that orders 'img2' before 'img10' (and is total: ties break on the raw text)."""
     parts = _NUM.split(str(text))
-    key = tuple((0, int(p), p) if p.isdigit() else (1, p.casefold(), p) for p in parts)
+    key = tuple((0, int(p), "") if p.isdigit() else (1, 0, p.casefold()) for p in parts)
     return (key, str(text))
 
 
