@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> None:
         ui.set_quiet(True)
     debug = _STATE["debug"] or "--debug" in args or bool(os.environ.get("PIPELINE_DEBUG"))
     try:
-        cli.main(args=args, prog_name="pipeline", standalone_mode=False)
+        rc = cli.main(args=args, prog_name="pipeline", standalone_mode=False)
+        if isinstance(rc, int) and not isinstance(rc, bool) and rc:
+            sys.exit(rc)  # ctx.exit(code) (e.g. a PipelineError caught in LazyGroup.invoke) returns the code here
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
