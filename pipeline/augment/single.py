@@ -1,0 +1,309 @@
+"""Single-sample ops on albumentations 2.0.8 (MIT; its AGPL successor is not used).
+
+Each recipe op becomes one albumentations transform (named after the op, so the parameters it
+drew can be recorded under the op's name). One `A.Compose` per (recipe, channels, targets)
+draws every parameter once from the injected generator and applies the same parameters to the
+image, the boxes, the masks and the points. Polygon vertices travel as keypoints and are clipped
+to the image afterwards (Sutherland-Hodgman); boxes are clipped by albumentations and dropped
+below the recipe's visibility and minimum area; keypoints that leave the image become
+``[0, 0, 0]`` (COCO: not labelled).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.augment import kernels as K
+from pipeline.augment.recipe import OpConfig, Recipe
+from pipeline.core.dataset import Obj
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+
+@dataclass
+class Item:
+    """What augmentation works on: pixels, an image-level soft label and objects.
+
+    `soft` is a probability vector over the dataset's classes (classification), `objects` the
+    sample's objects (detection/segmentation); both `None` when absent.
+    """
+
+    image: np.ndarray
+    soft: np.ndarray | None = None
+    objects: list[Obj] | None = None
+    params: list[dict] = field(default_factory=list)  # what each applied op drew, in order
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    def copy(self) -> Item:
+        return Item(self.image.copy(), None if self.soft is None else self.soft.copy(),
+                    copy.deepcopy(self.objects), copy.deepcopy(self.params))
+
+
+def present_targets(objects_lists: list[list[Obj] | None], has_label: bool) -> set[str]:
+    """The label targets found in a dataset's objects."""
+    found = {"label"} if has_label else set()
+    for objs in objects_lists:
+        for o in objs or ():
+            if o.bbox is not None:
+                found.add("boxes")
+            if o.polygon is not None:
+                found.add("polygons")
+            if o.keypoints is not None:
+                found.add("keypoints")
+            if o.mask is not None:
+                found.add("masks")
+            if o.polyline is not None:
+                found.add("polylines")
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Recipe op -> albumentations transform
+# --------------------------------------------------------------------------------------------
+
+_NAMED: dict[tuple[str, type], type] = {}
+
+
+def _named(cls: type, name: str) -> type:
+    """A subclass of `cls` called `name`, so albumentations records its parameters under our op name."""
+    key = (name, cls)
+    if key not in _NAMED:
+        _NAMED[key] = type(name, (cls,), {})
+    return _NAMED[key]
+
+
+def _sym(value: float | list[float]) -> tuple[float, float]:
+    if isinstance(value, list):
+        return (value[0], value[1])
+    return (-value, value)
+
+
+def _pair(value: float | list[float]) -> tuple[float, float]:
+    if isinstance(value, list):
+        return (value[0], value[1])
+    return (value, value)
+
+
+def build_transform(op: OpConfig, channels: int):
+    """The albumentations transform for one recipe op (always applied: the recipe's `p` is given)."""
+    import albumentations as A
+    import cv2
+
+    k, p = op.params, op.p
+    const = cv2.BORDER_CONSTANT
+    name = op.name
+    if name == "hflip":
+        return _named(A.HorizontalFlip, name)(p=p)
+    if name == "vflip":
+        return _named(A.VerticalFlip, name)(p=p)
+    if name == "rotate":
+        return _named(A.Rotate, name)(limit=_sym(k["degrees"]), border_mode=const, fill=k["fill"], p=p)
+    if name == "affine":
+        t = _sym(k["translate"])
+        return _named(A.Affine, name)(rotate=_sym(k["degrees"]), translate_percent={"x": t, "y": t},
+                                      scale=_pair(k["scale"]), shear=_sym(k["shear"]), border_mode=const,
+                                      fill=k["fill"], p=p)
+    if name == "shift":
+        t = _sym(k["translate"])
+        return _named(A.Affine, name)(translate_percent={"x": t, "y": t}, border_mode=const, fill=k["fill"], p=p)
+    if name == "scale":
+        return _named(A.Affine, name)(scale=_pair(k["scale"]), border_mode=const, fill=k["fill"], p=p)
+    if name == "resize":
+        return _named(A.Resize, name)(height=k["height"], width=k["width"], p=p)
+    if name == "random_scale":
+        lo, hi = _pair(k["scale"])
+        return _named(A.RandomScale, name)(scale_limit=(lo - 1.0, hi - 1.0), p=p)
+    if name == "random_crop":
+        pad = k["padding"]
+        if k["size"] is None:  # pad then crop back to the input size == an integer shift with fill
+            return _named(A.Affine, name)(translate_px={"x": (-pad, pad), "y": (-pad, pad)}, border_mode=const,
+                                          fill=k["fill"], interpolation=cv2.INTER_NEAREST, p=p)
+        h, w = k["size"]
+        return A.Sequential([
+            _named(A.Pad, f"{name}.pad")(padding=pad, fill=k["fill"], border_mode=const, p=1.0),
+            _named(A.RandomCrop, f"{name}.crop")(height=h, width=w, pad_if_needed=True, fill=k["fill"], p=1.0),
+        ], p=p)
+    if name == "perspective":
+        return _named(A.Perspective, name)(scale=_pair(k["scale"]), keep_size=True, border_mode=const,
+                                           fill=k["fill"], p=p)
+    if name == "elastic":
+        return _named(A.ElasticTransform, name)(alpha=k["alpha"], sigma=k["sigma"], border_mode=const,
+                                                fill=k["fill"], keypoint_remapping_method="direct", p=p)
+    if name == "gaussian_blur":
+        return _named(A.GaussianBlur, name)(blur_limit=0, sigma_limit=_pair(k["sigma"]), p=p)
+    if name == "color_jitter":
+        b, c, s, h = k["brightness"], k["contrast"], k["saturation"], k["hue"]
+        return _named(A.ColorJitter, name)(brightness=(max(0.0, 1 - b), 1 + b), contrast=(max(0.0, 1 - c), 1 + c),
+                                           saturation=(max(0.0, 1 - s), 1 + s), hue=(-h, h), p=p)
+    if name == "grayscale":
+        if channels != 3:
+            return None  # already grey: nothing to do
+        return _named(A.ToGray, name)(num_output_channels=3, p=p)
+    if name == "noise":
+        return _named(A.GaussNoise, name)(std_range=_pair(k["std"]), p=p)
+    if name == "sharpen":
+        return _named(A.Sharpen, name)(alpha=_pair(k["alpha"]), lightness=_pair(k["lightness"]), p=p)
+    if name == "invert":
+        return _named(A.InvertImg, name)(p=p)
+    raise AssertionError(f"not a single-sample op: {name}")
+
+
+def _record(name: str, params: dict) -> dict:
+    """The JSON-able part of what a transform drew (big arrays such as noise maps are left out)."""
+    out: dict[str, Any] = {"op": name}
+    for key, value in sorted(params.items()):
+        if key in ("shape", "interpolation", "mask_interpolation", "fill_mask", "fill"):
+            continue
+        v = _jsonable(value)
+        if v is not None:
+            out[key] = v
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        if value.size > 16:
+            return None
+        return np.round(value.astype(np.float64), 6).tolist()
+    if isinstance(value, (np.floating, float)):
+        return round(float(value), 6)
+    if isinstance(value, (np.integer, int, bool, str)) or value is None:
+        return value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, dict):
+        items = {str(k): _jsonable(v) for k, v in value.items()}
+        return {k: v for k, v in items.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        items = [_jsonable(v) for v in value]
+        return None if any(v is None for v in items) or len(items) > 16 else items
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# The pipeline of single-sample ops
+# --------------------------------------------------------------------------------------------
+
+
+class SingleOps:
+    """The single-sample part of a recipe, for one channel count and one set of targets."""
+
+    def __init__(self, recipe: Recipe, channels: int, targets: set[str]) -> None:
+        import albumentations as A
+
+        self.recipe = recipe
+        self.channels = channels
+        self.targets = set(targets)
+        transforms = [t for t in (build_transform(op, channels) for op in recipe.single) if t is not None]
+        self.empty = not transforms
+        kwargs: dict[str, Any] = {}
+        if "boxes" in targets:
+            kwargs["bbox_params"] = A.BboxParams(format="pascal_voc", min_visibility=recipe.visibility,
+                                                 min_area=recipe.min_area, label_fields=["box_ids"], clip=True)
+        if targets & {"polygons", "keypoints"}:
+            kwargs["keypoint_params"] = A.KeypointParams(format="xy", remove_invisible=False, label_fields=["point_ids"])
+        self.compose = A.Compose(transforms, save_applied_params=True, **kwargs)
+
+    def __call__(self, item: Item, rng: np.random.Generator) -> Item:
+        """A new augmented item; `item` is not modified. Draws from `rng` only."""
+        if self.empty:
+            return item.copy()
+        seed = int(rng.integers(0, 2**63 - 1))
+        self.compose.set_random_state(np.random.Generator(np.random.PCG64(seed)), random.Random(seed))
+        data: dict[str, Any] = {"image": item.image}
+        objs = item.objects
+        h, w = item.height, item.width
+        if "boxes" in self.targets:
+            boxes, box_ids = [], []
+            for i, o in enumerate(objs or ()):
+                if o.bbox is not None:
+                    b = K.clip_box(o.bbox, (0, 0, w, h))
+                    if K.box_area(b) > 0:
+                        boxes.append(b)
+                        box_ids.append(i)
+            data["bboxes"] = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+            data["box_ids"] = box_ids
+        if self.targets & {"polygons", "keypoints"}:
+            pts, ids = [], []
+            for i, o in enumerate(objs or ()):
+                for r, ring in enumerate(o.polygon or ()):
+                    for j, p in enumerate(ring):
+                        pts.append(p[:2])
+                        ids.append((i, 1, r, j))
+                for j, kp in enumerate(o.keypoints or ()):
+                    pts.append(kp[:2])
+                    ids.append((i, 0, 0, j))
+            data["keypoints"] = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+            data["point_ids"] = list(range(len(ids)))
+            self._point_refs = ids
+        mask_ids = [i for i, o in enumerate(objs or ()) if o.mask is not None]
+        if mask_ids:
+            data["masks"] = [K.rle_decode(objs[i].mask) for i in mask_ids]
+        out = self.compose(**data)
+        result = Item(out["image"], None if item.soft is None else item.soft.copy(), None, copy.deepcopy(item.params))
+        result.params.extend(_record(name, params) for name, params in out.get("applied_transforms", []))
+        if objs is not None:
+            result.objects = self._objects(objs, out, mask_ids, item, result)
+        return result
+
+    def _objects(self, objs: list[Obj], out: dict, mask_ids: list[int], before: Item, after: Item) -> list[Obj]:
+        w, h = after.width, after.height
+        rect = (0.0, 0.0, float(w), float(h))
+        new = [copy.deepcopy(o) for o in objs]
+        alive = [True] * len(objs)
+        if "boxes" in self.targets:
+            kept = {int(i): [float(v) for v in b[:4]] for b, i in zip(out["bboxes"], out["box_ids"])}
+            for i, o in enumerate(new):
+                if o.bbox is not None:
+                    if i in kept:
+                        o.bbox = K.clip_box(kept[i], rect)
+                    else:
+                        alive[i] = False
+        if "keypoints" in out:
+            rings: dict[int, dict[int, list[list[float]]]] = {}
+            kps: dict[int, list[list[float]]] = {}
+            for pt, ref in zip(out["keypoints"], out["point_ids"]):
+                i, kind, r, _j = self._point_refs[int(ref)]
+                xy = [float(pt[0]), float(pt[1])]
+                if kind == 1:
+                    rings.setdefault(i, {}).setdefault(r, []).append(xy)
+                else:
+                    kps.setdefault(i, []).append(xy)
+            for i, o in enumerate(new):
+                if o.polygon is not None:
+                    before_area = sum(K.ring_area(r) for r in rings.get(i, {}).values())
+                    clipped = [K.clip_ring(ring, rect) for _, ring in sorted(rings.get(i, {}).items())]
+                    clipped = [c for c in clipped if len(c) >= 3 and K.ring_area(c) > 0]
+                    after_area = sum(K.ring_area(r) for r in clipped)
+                    if not clipped or not K.keep_box(before_area, after_area, self.recipe.visibility, self.recipe.min_area):
+                        alive[i] = False
+                        continue
+                    o.polygon = clipped
+                    if o.bbox is not None:  # the polygon's bounds are tighter than a rotated box
+                        o.bbox = K.ring_bounds(clipped)
+                if o.keypoints is not None:
+                    moved = []
+                    for old, xy in zip(o.keypoints, kps.get(i, [])):
+                        v = old[2] if len(old) > 2 else None
+                        inside = 0 <= xy[0] < w and 0 <= xy[1] < h
+                        if v == 0 or not inside:
+                            moved.append([0.0, 0.0, 0] if len(old) > 2 else [0.0, 0.0])
+                        else:
+                            moved.append(xy + ([v] if len(old) > 2 else []))
+                    o.keypoints = moved
+        for m, i in zip(out.get("masks", []), mask_ids):
+            new[i].mask = K.rle_encode(np.asarray(m))
+            if not new[i].mask["counts"] or len(new[i].mask["counts"]) < 2:
+                alive[i] = alive[i] and new[i].bbox is not None
+        return [o for o, a in zip(new, alive) if a]

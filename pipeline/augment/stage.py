@@ -1,0 +1,322 @@
+"""The offline `augment` stage: a new dataset with the originals plus N augmented copies.
+
+Every copy's randomness comes from ``derive_seed(seed, "augment", sample id, copy)`` (partners
+included), so the output does not depend on the order of work or on the number of worker
+processes. Work is resumable: images are written atomically into a persistent work folder next
+to the output (``.NAME.augment-work``, the `DatasetWriter` workdir) and one small record per
+finished sample into ``.NAME.augment-state/records``; a rerun with the same inputs skips what is
+recorded. On success the work folder is renamed into place and the state folder removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.augment import kernels as K
+from pipeline.augment import multi
+from pipeline.augment.recipe import Recipe, load_recipe
+from pipeline.augment.single import Item, SingleOps, present_targets
+from pipeline.core import ui
+from pipeline.core.dataset import IMAGES_DIR, SPLITS, Dataset, DatasetWriter, Obj, Sample, load_dataset
+from pipeline.core.errors import DataError, UsageError
+from pipeline.core.images import open_image
+from pipeline.core.paths import atomic_write_bytes, safe_stem, sha256_bytes
+from pipeline.core.rng import derive_seed
+
+AUG_SEP = "~aug"
+
+
+def aug_id(sample_id: str, copy: int) -> str:
+    """The id of copy `copy` (1-based) of `sample_id`."""
+    return f"{sample_id}{AUG_SEP}{copy}"
+
+
+# --------------------------------------------------------------------------------------------
+# Images in and out
+# --------------------------------------------------------------------------------------------
+
+
+def read_array(path: Path) -> np.ndarray:
+    """An image as uint8 (H, W) grey or (H, W, 3) RGB."""
+    img = open_image(path)
+    if img.mode not in ("L", "RGB"):
+        grey = img.mode in ("1", "I", "I;16", "I;16B", "F", "LA")
+        img = img.convert("L" if grey else "RGB")
+    return np.array(img, dtype=np.uint8)
+
+
+def encode(image: np.ndarray, ext: str) -> bytes:
+    """PNG (lossless) or JPEG (quality 95) bytes; deterministic for the same pixels."""
+    import cv2
+
+    arr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    if ext in ("jpg", "jpeg"):
+        ok, buf = cv2.imencode(".jpg", arr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    else:
+        ok, buf = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise DataError("image", "could not be encoded", got=image.shape)
+    return buf.tobytes()
+
+
+def out_ext(sample: Sample) -> str:
+    ext = Path(sample.image).suffix.lower().lstrip(".")
+    return "jpg" if ext in ("jpg", "jpeg") else "png"
+
+
+# --------------------------------------------------------------------------------------------
+# The engine shared by the stage, the preview and the tests
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    item: Item
+    parents: list[str]
+    seed: int
+
+
+class Augmenter:
+    """Augments samples of one dataset with one recipe, deterministically from (seed, id, copy)."""
+
+    def __init__(self, dataset: Dataset, recipe: Recipe, seed: int = 0) -> None:
+        self.dataset = dataset
+        self.recipe = recipe
+        self.seed = int(seed)
+        self.classes = list(dataset.classes)
+        self.index = {c: i for i, c in enumerate(self.classes)}
+        self.by_id = {s.id: s for s in dataset.samples}
+        has_label = any(s.label is not None or s.soft_label for s in dataset.samples)
+        self.targets = present_targets([s.objects for s in dataset.samples], has_label)
+        recipe.check_targets(self.targets, where=str(dataset.root))
+        self.pools: dict[str | None, list[str]] = {}
+        for s in dataset.samples:  # sorted by id already
+            self.pools.setdefault(s.split, []).append(s.id)
+        self._ops: dict[int, SingleOps] = {}
+
+    def single_ops(self, channels: int) -> SingleOps:
+        if channels not in self._ops:
+            self._ops[channels] = SingleOps(self.recipe, channels, self.targets)
+        return self._ops[channels]
+
+    def load(self, sample: Sample) -> Item:
+        image = read_array(self.dataset.image_path(sample))
+        if image.shape[0] != sample.height or image.shape[1] != sample.width:
+            raise DataError(self.dataset.image_path(sample), "image size differs from samples.jsonl",
+                            expected=f"{sample.width}x{sample.height}", got=f"{image.shape[1]}x{image.shape[0]}",
+                            fix="re-import the dataset")
+        soft = None
+        if sample.soft_label:
+            soft = np.zeros(len(self.classes))
+            for k, v in sample.soft_label.items():
+                soft[self.index[k]] = v
+            soft /= soft.sum()
+        elif sample.label is not None:
+            soft = np.zeros(len(self.classes))
+            soft[self.index[sample.label]] = 1.0
+        return Item(image, soft, [Obj.from_json(o.to_json()) for o in sample.objects] if sample.objects is not None else None)
+
+    def apply_single(self, item: Item, rng: np.random.Generator) -> Item:
+        return self.single_ops(K.channels_of(item.image))(item, rng)
+
+    def augment(self, sample: Sample, copy: int, item: Item | None = None) -> Result:
+        """Copy `copy` of `sample`: the single-sample ops, then each multi-sample op with its own
+        probability and partners drawn from the sample's split by the same generator."""
+        seed = derive_seed(self.seed, "augment", sample.id, copy)
+        rng = np.random.Generator(np.random.PCG64(seed))
+        base = item if item is not None else self.load(sample)
+        out = self.apply_single(base, rng)
+        parents = [sample.id]
+        for op in self.recipe.multi:
+            if float(rng.random()) >= op.p:
+                continue
+            need = multi.partners_needed(op)
+            pool = self.pools.get(sample.split, [])
+            others = [i for i in pool if i != sample.id] or pool
+            ids = [others[int(j)] for j in rng.integers(0, len(others), size=need)] if need else []
+            partners = [self.apply_single(self.load(self.by_id[i]), rng) for i in ids]
+            out = multi.apply(op, out, partners, rng, self.recipe)
+            parents += ids
+        return Result(out, parents, seed)
+
+    def to_sample(self, sample: Sample, copy: int, result: Result, image: str, sha256: str) -> Sample:
+        """The canonical record of an augmented copy: labels, provenance and what was drawn."""
+        item = result.item
+        label, soft_label = sample.label, None
+        if item.soft is not None:
+            top = int(np.argmax(item.soft))
+            label = self.classes[top]
+            if item.soft.max() < 1.0 - 1e-9:
+                soft_label = {self.classes[i]: round(float(v), 6) for i, v in enumerate(item.soft) if v > 0}
+        return Sample(
+            id=aug_id(sample.id, copy), image=image, width=item.width, height=item.height, sha256=sha256,
+            split=sample.split, label=label, soft_label=soft_label,
+            objects=item.objects if sample.objects is not None or item.objects else None,
+            source={"stage": "augment", "parents": result.parents},
+            meta={"augment": {"recipe": self.recipe.name, "recipe_sha256": self.recipe.hash, "seed": result.seed,
+                              "copy": copy, "ops": item.params}},
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The stage
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    dataset: str
+    recipe: str
+    seed: int
+    copies: int
+    splits: list[str]
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(plan: Plan, work: str, state: str) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover - albumentations brings cv2
+        pass
+    dataset = load_dataset(plan.dataset)
+    _WORKER.clear()
+    _WORKER.update(aug=Augmenter(dataset, load_recipe(plan.recipe), plan.seed), work=Path(work), state=Path(state))
+
+
+def _record_path(state: Path, sample_id: str) -> Path:
+    return state / "records" / f"{hashlib.sha1(sample_id.encode('utf-8')).hexdigest()}.json"
+
+
+def aug_relpath(sample: Sample, copy: int) -> str:
+    return f"{IMAGES_DIR}/augmented/{safe_stem(sample.id)}{AUG_SEP}{copy}.{out_ext(sample)}"
+
+
+def _work_one(task: tuple[str, list[int]]) -> str:
+    """Augment every missing copy of one sample; write images then one record, atomically."""
+    sample_id, copies = task
+    aug: Augmenter = _WORKER["aug"]
+    work: Path = _WORKER["work"]
+    sample = aug.by_id[sample_id]
+    base = aug.load(sample)
+    records = []
+    for c in copies:
+        result = aug.augment(sample, c, base)
+        rel = aug_relpath(sample, c)
+        data = encode(result.item.image, out_ext(sample))
+        atomic_write_bytes(work / rel, data)
+        records.append(aug.to_sample(sample, c, result, rel, sha256_bytes(data)).to_json())
+    payload = json.dumps({"id": sample_id, "copies": records}, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    atomic_write_bytes(_record_path(_WORKER["state"], sample_id), payload)
+    return sample_id
+
+
+def run_augment(
+    dataset_path: str | os.PathLike,
+    recipe_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    copies: int = 1,
+    splits: list[str] | None = None,
+    seed: int = 0,
+    workers: int = 1,
+) -> dict:
+    """Write `out`: every sample of `dataset_path` plus `copies` augmented copies of each sample in
+    `splits` (default train; "all" for every sample). Returns figures for the summary."""
+    if copies < 0:
+        raise UsageError(f"--copies must be >= 0, got {copies}")
+    if workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {workers}")
+    dataset_path, out = Path(dataset_path), Path(out)
+    dataset = load_dataset(dataset_path)
+    recipe = load_recipe(recipe_path)
+    splits = list(splits or ["train"])
+    bad = [s for s in splits if s not in (*SPLITS, "all")]
+    if bad:
+        raise UsageError(f"--splits: unknown split {bad[0]!r}", fix="use train, val, test or all")
+    if out.resolve() == dataset_path.resolve():
+        raise UsageError(f"--out {out} is the input dataset", fix="write the augmented version to a new folder")
+    chosen = [s for s in dataset.samples if "all" in splits or s.split in splits]
+    if not chosen and copies:
+        have = ", ".join(sorted(str(k) for k in dataset.splits()))
+        raise UsageError(f"{dataset_path}: no samples in split(s) {', '.join(splits)} (splits present: {have})",
+                         fix="run `pipeline split` first, or pass --splits all")
+    augmenter = Augmenter(dataset, recipe, seed)  # validates targets before any work starts
+    plan = Plan(str(dataset_path), str(Path(recipe_path)), int(seed), int(copies), sorted(splits))
+    work = out.with_name(f".{out.name}.augment-work")
+    state = out.with_name(f".{out.name}.augment-state")
+    fingerprint = {"dataset": dataset.content_hash, "recipe": recipe.hash, "seed": plan.seed, "copies": plan.copies,
+                   "splits": plan.splits, "format": 1}
+    resumed = _prepare_state(work, state, fingerprint)
+
+    done = {p.name for p in (state / "records").iterdir()} if (state / "records").is_dir() else set()
+    tasks = []
+    for s in chosen:
+        if copies and _record_path(state, s.id).name not in done:
+            tasks.append((s.id, list(range(1, copies + 1))))
+    skipped = len(chosen) - len(tasks) if copies else 0
+
+    if tasks:
+        if workers == 1 or len(tasks) == 1:
+            _worker_init(plan, str(work), str(state))
+            _WORKER["aug"] = augmenter
+            for task in ui.progress(tasks, desc="augment", unit="sample"):
+                _work_one(task)
+        else:
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            with ctx.Pool(workers, initializer=_worker_init, initargs=(plan, str(work), str(state))) as pool:
+                chunk = max(1, min(16, len(tasks) // (workers * 8)))
+                bar = ui.progress(total=len(tasks), desc="augment", unit="sample")
+                for _ in pool.imap_unordered(_work_one, tasks, chunksize=chunk):
+                    bar.update(1)
+                bar.close()
+
+    written = 0
+    with DatasetWriter(out, task=dataset.task, stage="augment", classes=dataset.classes,
+                       params={"recipe": recipe.name, "recipe_sha256": recipe.hash, "recipe_file": str(recipe_path),
+                               "copies": copies, "splits": plan.splits, "seed": plan.seed},
+                       inputs={str(dataset_path): dataset.content_hash}, parent_lineage=dataset.info.lineage,
+                       workdir=work) as writer:
+        for s in dataset.samples:
+            new = Sample.from_json(s.to_json())
+            new.image = ""
+            writer.add(new, src=dataset.image_path(s), ext=Path(s.image).suffix)
+        for s in chosen if copies else []:
+            data = json.loads(_record_path(state, s.id).read_text(encoding="utf-8"))
+            for rec in data["copies"]:
+                sample = Sample.from_json(rec)
+                if not (work / sample.image).is_file():
+                    raise DataError(work / sample.image, "missing from the work folder",
+                                    fix=f"remove {state} and run again")
+                writer.add(sample)
+                written += 1
+        writer.commit()
+    shutil.rmtree(state, ignore_errors=True)
+    return {"samples": len(dataset.samples), "augmented": written, "resumed": skipped if resumed else 0,
+            "recipe": recipe.name, "recipe_sha256": recipe.hash}
+
+
+def _prepare_state(work: Path, state: Path, fingerprint: dict) -> bool:
+    """Keep a previous run's work when it was for the same inputs; otherwise start clean."""
+    marker = state / "plan.json"
+    text = json.dumps(fingerprint, sort_keys=True)
+    if marker.is_file() and work.is_dir() and marker.read_text(encoding="utf-8") == text:
+        return True
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(state, ignore_errors=True)
+    (state / "records").mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(marker, text.encode("utf-8"))
+    return False
