@@ -233,7 +233,7 @@ def paste(a: np.ndarray, b: np.ndarray, rect: Rect) -> np.ndarray:
 def erase(a: np.ndarray, rects: Sequence[Rect], fills: Sequence[np.ndarray | int]) -> np.ndarray:
     """A copy of `a` with each rect filled by a constant or by an array of the rect's shape."""
     out = a.copy()
-    for (x1, y1, x2, y2), fill in zip(rects, fills):
+    for (x1, y1, x2, y2), fill in zip(rects, fills, strict=True):
         out[y1:y2, x1:x2] = fill
     return out
 

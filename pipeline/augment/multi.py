@@ -258,7 +258,7 @@ def mosaic(op: OpConfig, a: Item, partners: list[Item], rng: np.random.Generator
     objects: list[Obj] | None = [] if any(s.objects is not None for s in sources) else None
     parts: list[tuple[float, np.ndarray | None]] = []
     windows = []
-    for cell, idx in zip(cells, order):
+    for cell, idx in zip(cells, order, strict=True):
         src = sources[idx]
         x1, y1, x2, y2 = cell
         cw, ch = x2 - x1, y2 - y1

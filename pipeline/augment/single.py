@@ -263,7 +263,7 @@ class SingleOps:
         new = [copy.deepcopy(o) for o in objs]
         alive = [True] * len(objs)
         if "boxes" in self.targets:
-            kept = {int(i): [float(v) for v in b[:4]] for b, i in zip(out["bboxes"], out["box_ids"])}
+            kept = {int(i): [float(v) for v in b[:4]] for b, i in zip(out["bboxes"], out["box_ids"], strict=True)}
             for i, o in enumerate(new):
                 if o.bbox is not None:
                     if i in kept:
@@ -273,7 +273,7 @@ class SingleOps:
         if "keypoints" in out:
             rings: dict[int, dict[int, list[list[float]]]] = {}
             kps: dict[int, list[list[float]]] = {}
-            for pt, ref in zip(out["keypoints"], out["point_ids"]):
+            for pt, ref in zip(out["keypoints"], out["point_ids"], strict=True):
                 i, kind, r, _j = self._point_refs[int(ref)]
                 xy = [float(pt[0]), float(pt[1])]
                 if kind == 1:
@@ -294,7 +294,7 @@ class SingleOps:
                         o.bbox = K.ring_bounds(clipped)
                 if o.keypoints is not None:
                     moved = []
-                    for old, xy in zip(o.keypoints, kps.get(i, [])):
+                    for old, xy in zip(o.keypoints, kps.get(i, []), strict=True):
                         v = old[2] if len(old) > 2 else None
                         inside = 0 <= xy[0] < w and 0 <= xy[1] < h
                         if v == 0 or not inside:
@@ -302,8 +302,8 @@ class SingleOps:
                         else:
                             moved.append(xy + ([v] if len(old) > 2 else []))
                     o.keypoints = moved
-        for m, i in zip(out.get("masks", []), mask_ids):
+        for m, i in zip(out.get("masks", []), mask_ids, strict=True):
             new[i].mask = K.rle_encode(np.asarray(m))
             if not new[i].mask["counts"] or len(new[i].mask["counts"]) < 2:
                 alive[i] = alive[i] and new[i].bbox is not None
-        return [o for o, a in zip(new, alive) if a]
+        return [o for o, a in zip(new, alive, strict=True) if a]
