@@ -1,0 +1,252 @@
+"""Files from plain URLs: concurrent, rate-limited, resumable, verified, deduplicated by content.
+
+Downloads land in a raw folder with a manifest (`.downloads.json`: URL -> file, sha256, size,
+ETag). A re-run whose files are present and match the manifest (and any checksum given)
+downloads nothing; an interrupted one continues from the partial files (`http.Fetcher`).
+
+A URL list file has one URL per line, optionally followed by a checksum, `#` starts a comment::
+
+    https://example.org/digits.zip  sha256:9f86d08...
+    https://example.org/cat.jpg     md5:0cc175b9c0f1b6a831c399e269772661
+    https://example.org/dog.png     9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pipeline.core import ui
+from pipeline.core.errors import DataError, PipelineError, UsageError
+from pipeline.core.paths import atomic_write_text, natural_sorted, sha256_file
+from pipeline.sources.archive import extract, extracted_from, is_archive_name
+from pipeline.sources.http import DownloadResult, Fetcher, HttpOptions, expected_kind
+
+MANIFEST = ".downloads.json"
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
+
+
+@dataclass
+class UrlSpec:
+    """One URL to fetch and the checksums it must match."""
+
+    url: str
+    sha256: str | None = None
+    md5: str | None = None
+
+
+@dataclass
+class FetchReport:
+    """Outcome of fetching a list of URLs: what is on disk, what failed and why."""
+
+    raw: Path
+    done: list[DownloadResult] = field(default_factory=list)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (url, reason, message)
+    duplicates: dict[str, str] = field(default_factory=dict)  # url -> file it duplicates
+
+    def reasons(self) -> Counter:
+        return Counter(reason for _, reason, _ in self.failures)
+
+    @property
+    def downloaded(self) -> int:
+        return sum(1 for r in self.done if not r.skipped)
+
+    @property
+    def present(self) -> int:
+        return sum(1 for r in self.done if r.skipped)
+
+    @property
+    def transferred(self) -> int:
+        return sum(r.transferred for r in self.done)
+
+
+def parse_checksum(text: str, where: str = "checksum") -> tuple[str | None, str | None]:
+    """`sha256:HEX`, `md5:HEX` or a bare hex digest (64 digits sha256, 32 md5) -> (sha256, md5)."""
+    algo, _, digest = text.partition(":") if ":" in text else ("", "", text)
+    algo = algo.lower()
+    if not _HEX.match(digest or "") or (algo and algo not in ("sha256", "md5")):
+        raise UsageError(f"{where}: expected sha256:HEX, md5:HEX or a bare hex digest, got {text!r}")
+    if algo == "sha256" or (not algo and len(digest) == 64):
+        if len(digest) != 64:
+            raise UsageError(f"{where}: a sha256 digest has 64 hex digits, got {len(digest)}")
+        return digest.lower(), None
+    if algo == "md5" or (not algo and len(digest) == 32):
+        if len(digest) != 32:
+            raise UsageError(f"{where}: an md5 digest has 32 hex digits, got {len(digest)}")
+        return None, digest.lower()
+    raise UsageError(f"{where}: a bare digest must have 64 (sha256) or 32 (md5) hex digits, got {len(digest)}")
+
+
+def parse_list(path: Path) -> list[UrlSpec]:
+    """Read a URL list file (see the module docstring); errors name the line."""
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: no such file", fix="--list takes a text file with one URL per line")
+    specs = []
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8-sig").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        text = re.sub(r"\s+#.*$", "", text)
+        parts = text.split()
+        if len(parts) > 2:
+            raise DataError(path, "too many fields", line=lineno, expected="URL [CHECKSUM]", got=text)
+        url = parts[0]
+        if urlsplit(url).scheme.lower() not in ("http", "https"):
+            raise DataError(path, "not an http(s) URL", line=lineno, got=url)
+        sha, md5 = parse_checksum(parts[1], f"{path}:{lineno}") if len(parts) == 2 else (None, None)
+        specs.append(UrlSpec(url, sha, md5))
+    if not specs:
+        raise DataError(path, "no URLs in the list", fix="one URL per line")
+    return specs
+
+
+def file_name(url: str) -> str:
+    """A safe local file name from the last path segment of `url` ('download' when it has none)."""
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    name = _UNSAFE.sub("_", name).strip("._") or "download"
+    return name[:150]
+
+
+def plan_names(urls: list[str]) -> dict[str, str]:
+    """Local names for URLs; names shared by several URLs get a short hash of the URL in front."""
+    names = {u: file_name(u) for u in urls}
+    counts = Counter(names.values())
+    return {u: (n if counts[n] == 1 else f"{hashlib.sha256(u.encode()).hexdigest()[:8]}-{n}") for u, n in names.items()}
+
+
+def read_manifest(raw: Path) -> dict[str, dict]:
+    try:
+        data = json.loads((raw / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _verified(raw: Path, entry: dict | None, spec: UrlSpec) -> str | None:
+    """The sha256 of the file a manifest entry names when it is present and still matches; else None."""
+    if not entry or not entry.get("file"):
+        return None
+    path = raw / entry["file"]
+    if not path.is_file() or path.stat().st_size != entry.get("size"):
+        return None
+    digest = sha256_file(path)
+    if digest != entry.get("sha256") or (spec.sha256 and digest != spec.sha256):
+        return None
+    if spec.md5:
+        md5 = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+        if md5 != spec.md5:
+            return None
+    return digest
+
+
+def fetch_urls(specs: list[UrlSpec], raw: Path, *, options: HttpOptions | None = None,
+               concurrency: int = 4) -> FetchReport:
+    """Download every URL into `raw` (concurrently, per-host rate-limited); failures are collected, not raised."""
+    raw = Path(raw)
+    raw.mkdir(parents=True, exist_ok=True)
+    seen: set[str] = set()
+    unique = []
+    for s in specs:
+        if s.url not in seen:
+            seen.add(s.url)
+            unique.append(s)
+    names = plan_names([s.url for s in unique])
+    manifest = read_manifest(raw)
+    report = FetchReport(raw=raw)
+    lock = threading.Lock()
+    bar = ui.progress(total=len(unique), desc="download", unit="file")
+
+    def save_manifest() -> None:
+        atomic_write_text(raw / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+
+    def one(spec: UrlSpec, fetcher: Fetcher) -> None:
+        entry = manifest.get(spec.url)
+        digest = _verified(raw, entry, spec)
+        try:
+            if digest is not None:
+                path = raw / entry["file"]
+                result = DownloadResult(url=spec.url, path=path, size=path.stat().st_size, sha256=digest, md5="",
+                                        final_url=entry.get("final_url", spec.url), etag=entry.get("etag"),
+                                        skipped=True, attempts=0)
+            else:
+                result = fetcher.download(spec.url, raw / names[spec.url], sha256=spec.sha256, md5=spec.md5)
+            with lock:
+                report.done.append(result)
+                manifest[spec.url] = {"file": result.path.name, "sha256": result.sha256, "size": result.size,
+                                      "etag": result.etag, "final_url": result.final_url or spec.url}
+                save_manifest()
+        except PipelineError as exc:
+            with lock:
+                report.failures.append((spec.url, getattr(exc, "reason", "error"), str(exc)))
+        finally:
+            bar.update(1)
+
+    try:
+        with Fetcher(options) as fetcher:
+            workers = max(1, min(concurrency, len(unique)))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for fut in [pool.submit(one, s, fetcher) for s in unique]:
+                    fut.result()
+    finally:
+        bar.close()
+    order = {s.url: i for i, s in enumerate(unique)}
+    report.done.sort(key=lambda r: order[r.url])
+    report.failures.sort(key=lambda f: order[f[0]])
+    _dedupe(report, manifest)
+    save_manifest()
+    return report
+
+
+def _dedupe(report: FetchReport, manifest: dict[str, dict]) -> None:
+    """Keep one file per content: later URLs with the same bytes point at the first file."""
+    first: dict[str, DownloadResult] = {}
+    for r in report.done:
+        kept = first.get(r.sha256)
+        if kept is None:
+            first[r.sha256] = r
+            continue
+        report.duplicates[r.url] = kept.path.name
+        if r.path != kept.path and r.path.exists():
+            r.path.unlink()
+        manifest[r.url] = dict(manifest[kept.url])
+        r.path = kept.path
+
+
+def unpack(files: list[Path], raw: Path) -> list[tuple[Path, Path]]:
+    """Extract each archive in `files` to `raw/extracted/NAME/` unless already done: [(archive, folder)]."""
+    out = []
+    for f in natural_sorted(files, key=lambda p: p.name):
+        if not is_archive_name(f.name):
+            continue
+        stem = f.name
+        for suffix in (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".zip", ".tar", ".gz", ".bz2", ".xz"):
+            if stem.lower().endswith(suffix):
+                stem = stem[: -len(suffix)]
+                break
+        dest = raw / "extracted" / (stem or "archive")
+        digest = sha256_file(f)
+        if extracted_from(dest) != digest:
+            ui.info(f"extracting {f.name}")
+            extract(f, dest, sha256=digest)
+        out.append((f, dest))
+    return out
+
+
+def describe_failures(report: FetchReport) -> list[tuple[str, object]]:
+    """Summary rows: failures by reason."""
+    return [(f"failed: {reason}", n) for reason, n in sorted(report.reasons().items())]
+
+
+def import_kind(report: FetchReport) -> str:
+    """What the successful downloads are: 'archive', 'images', 'data' or 'mixed'."""
+    kinds = {expected_kind(r.path.name) for r in report.done if r.url not in report.duplicates}
+    kinds = {"archive" if k == "archive" else "images" if k == "image" else "data" for k in kinds}
+    return kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else "none")

@@ -1,0 +1,160 @@
+"""A small HTTP/1.1 server on 127.0.0.1 for the source tests: files with Range support, and faults.
+
+Each route is a `Route` (bytes plus behaviour) or a function `(handler) -> None` that writes the
+whole response itself. The server counts requests and body bytes sent per path, so tests can
+prove that a resumed download transferred less than the whole file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    status: int = 200
+    content_type: str = "application/octet-stream"
+    headers: dict[str, str] = field(default_factory=dict)
+    ranges: bool = True  # honour Range requests (False: always send the whole body with 200)
+    drop_after: int | None = None  # close the connection after this many body bytes (once per `drops`)
+    drops: int = 1
+    chunk: int = 1 << 14
+    delay: float = 0.0  # seconds between chunks (slow server)
+    fail_first: list[tuple[int, dict]] = field(default_factory=list)  # (status, headers) answered first
+    etag: bool = True
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: LocalServer
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _dispatch(self, head: bool = False) -> None:
+        path = self.path.split("?", 1)[0]
+        srv = self.server
+        with srv.lock:
+            srv.requests[path] += 1
+            srv.log.append((self.command, self.path, dict(self.headers)))
+        route = srv.routes.get(path)
+        if route is None:
+            self.send_simple(404, b"<html><body>not found</body></html>", "text/html")
+            return
+        if callable(route):
+            route(self)
+            return
+        if route.fail_first:
+            with srv.lock:
+                status, headers = route.fail_first.pop(0)
+            self.send_simple(status, b"<html>try later</html>", "text/html", headers)
+            return
+        body = route.body
+        etag = '"' + hashlib.sha1(body).hexdigest() + '"'
+        start = 0
+        status = route.status
+        rng = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if rng and route.ranges and status == 200 and (not if_range or if_range == etag):
+            spec = rng.split("=", 1)[1]
+            start = int(spec.split("-", 1)[0])
+            if start >= len(body):
+                self.send_simple(416, b"", "text/plain", {"Content-Range": f"bytes */{len(body)}"})
+                return
+            status = 206
+        part = body[start:]
+        self.send_response(status)
+        self.send_header("Content-Type", route.content_type)
+        self.send_header("Content-Length", str(len(part)))
+        if route.ranges:
+            self.send_header("Accept-Ranges", "bytes")
+        if route.etag:
+            self.send_header("ETag", etag)
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        for k, v in route.headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if head:
+            return
+        limit = None
+        if route.drop_after is not None and route.drops > 0:
+            with srv.lock:
+                route.drops -= 1
+            limit = route.drop_after
+        sent = 0
+        try:
+            while sent < len(part):
+                n = route.chunk if limit is None else min(route.chunk, limit - sent)
+                if n <= 0:
+                    break
+                block = part[sent:sent + n]
+                self.wfile.write(block)
+                self.wfile.flush()
+                sent += len(block)
+                with srv.lock:
+                    srv.bytes_sent[path] += len(block)
+                if route.delay:
+                    time.sleep(route.delay)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        if limit is not None and sent < len(part):
+            self.close_connection = True
+            try:
+                self.connection.shutdown(2)
+            except OSError:
+                pass
+
+    def send_simple(self, status: int, body: bytes, ctype: str, headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch(head=True)
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+
+class LocalServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int = 0, handler=Handler) -> None:
+        super().__init__(("127.0.0.1", port), handler)
+        self.routes: dict = {}
+        self.requests: Counter = Counter()
+        self.bytes_sent: Counter = Counter()
+        self.log: list = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def __enter__(self) -> LocalServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+        self.server_close()

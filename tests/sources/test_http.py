@@ -1,0 +1,218 @@
+"""Downloads against a local server: resume, Range ignored, checksums, retries, caps, content checks, guard."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.sources.guard import AddressGuard, AddressRefused, classify
+from pipeline.sources.http import Fetcher, FetchFailure, HttpOptions, check_content, partial_paths
+from tests.sources.servers import LocalServer, Route
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+BLOB = os.urandom(300_000)
+
+
+def fast(**kw) -> HttpOptions:
+    base = dict(allow_private=True, backoff=0.01, max_backoff=0.05, retries=3, connect_timeout=2, read_timeout=3)
+    base.update(kw)
+    return HttpOptions(**base)
+
+
+@pytest.fixture
+def server():
+    with LocalServer() as srv:
+        yield srv
+
+
+def test_plain_download_is_atomic_and_verified(server, tmp_path):
+    server.routes["/a.bin"] = Route(BLOB)
+    dest = tmp_path / "a.bin"
+    with Fetcher(fast()) as f:
+        r = f.download(server.url("/a.bin"), dest, sha256=hashlib.sha256(BLOB).hexdigest())
+    assert dest.read_bytes() == BLOB and r.transferred == len(BLOB) and not r.resumed
+    assert not any(p.exists() for p in partial_paths(dest))
+    # present and verified: nothing is requested again
+    with Fetcher(fast()) as f:
+        again = f.download(server.url("/a.bin"), dest, sha256=hashlib.sha256(BLOB).hexdigest())
+    assert again.skipped and server.requests["/a.bin"] == 1
+
+
+def test_connection_dropped_mid_file_resumes(server, tmp_path):
+    server.routes["/a.bin"] = Route(BLOB, drop_after=100_000)
+    dest = tmp_path / "a.bin"
+    with Fetcher(fast()) as f:
+        r = f.download(server.url("/a.bin"), dest)
+    assert dest.read_bytes() == BLOB
+    assert r.resumed and r.attempts == 2
+    assert server.bytes_sent["/a.bin"] == len(BLOB)  # nothing sent twice
+    assert "Range" in server.log[-1][2] and server.log[-1][2]["Range"] == "bytes=100000-"
+
+
+def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
+    server.routes["/a.bin"] = Route(BLOB, ranges=False, drop_after=50_000)
+    dest = tmp_path / "a.bin"
+    with Fetcher(fast()) as f:
+        r = f.download(server.url("/a.bin"), dest)
+    assert dest.read_bytes() == BLOB  # not the first 50 kB twice
+    assert r.restarted and not r.resumed
+
+
+def test_wrong_bytes_fail_checksum_and_are_removed(server, tmp_path):
+    server.routes["/a.bin"] = Route(BLOB)
+    dest = tmp_path / "a.bin"
+    with Fetcher(fast()) as f, pytest.raises(FetchFailure) as info:
+        f.download(server.url("/a.bin"), dest, sha256="0" * 64)
+    assert info.value.reason == "checksum" and "sha256 mismatch" in str(info.value) and "removed" in str(info.value)
+    assert not dest.exists() and not any(p.exists() for p in partial_paths(dest))
+    with Fetcher(fast()) as f, pytest.raises(FetchFailure, match="md5 mismatch"):
+        f.download(server.url("/a.bin"), dest, md5="0" * 32)
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_honoured(server, tmp_path, status):
+    server.routes["/a.bin"] = Route(BLOB, fail_first=[(status, {"Retry-After": "1"})])
+    with Fetcher(fast()) as f:
+        t0 = time.monotonic()
+        r = f.download(server.url("/a.bin"), tmp_path / "a.bin")
+    assert time.monotonic() - t0 >= 0.9 and r.attempts == 2
+
+
+def test_retry_after_too_long_gives_up(server, tmp_path):
+    server.routes["/a.bin"] = Route(BLOB, fail_first=[(429, {"Retry-After": "3600"})])
+    with Fetcher(fast(max_retry_after=5)) as f, pytest.raises(FetchFailure) as info:
+        f.download(server.url("/a.bin"), tmp_path / "a.bin")
+    assert info.value.reason == "http-429" and "3600" in str(info.value)
+
+
+def test_5xx_backoff_then_success_and_404_is_final(server, tmp_path):
+    server.routes["/a.bin"] = Route(BLOB, fail_first=[(500, {}), (502, {})])
+    with Fetcher(fast()) as f:
+        assert f.download(server.url("/a.bin"), tmp_path / "a.bin").attempts == 3
+        with pytest.raises(FetchFailure) as info:
+            f.download(server.url("/missing.bin"), tmp_path / "m.bin")
+    assert info.value.reason == "http-404" and server.requests["/missing.bin"] == 1
+
+
+def test_html_error_page_never_saved_as_image_or_archive(server, tmp_path):
+    page = b"<!DOCTYPE html><html><body>Access denied</body></html>"
+    server.routes["/cat.jpg"] = Route(page, content_type="text/html")
+    server.routes["/data.zip"] = Route(page, content_type="application/zip")  # lying Content-Type
+    server.routes["/good.png"] = Route(PNG, content_type="image/png")
+    with Fetcher(fast()) as f:
+        for name in ("cat.jpg", "data.zip"):
+            with pytest.raises(FetchFailure) as info:
+                f.download(server.url("/" + name), tmp_path / name)
+            assert info.value.reason == "content-mismatch"
+            assert not (tmp_path / name).exists()
+        f.download(server.url("/good.png"), tmp_path / "good.png")
+    assert (tmp_path / "good.png").read_bytes() == PNG
+
+
+@pytest.mark.parametrize(
+    "name, head, ctype, bad",
+    [
+        ("x.png", PNG[:64], "image/png", False),
+        ("x.png", b"GIF89a" + b"\0" * 20, "image/gif", False),  # extension lies, bytes are an image: fine
+        ("x.png", b"{\"error\": 1}", "application/json", True),  # no image signature
+        ("x.tar.gz", b"\x1f\x8b\x08" + b"\0" * 20, None, False),
+        ("x.tar.gz", b"PK\x03\x04" + b"\0" * 20, None, True),
+        ("x.csv", b"<html><body>login</body></html>", "text/html", True),
+        ("x.csv", b"label,pixel0\n1,2\n", "text/csv", False),
+        ("x.parquet", b"PAR1....", None, False),
+    ],
+)
+def test_check_content_table(name, head, ctype, bad):
+    assert (check_content(name, head, ctype, complete=True) is not None) == bad
+
+
+def test_size_cap(server, tmp_path):
+    server.routes["/a.bin"] = Route(BLOB)
+    with Fetcher(fast(max_bytes=1000)) as f, pytest.raises(FetchFailure) as info:
+        f.download(server.url("/a.bin"), tmp_path / "a.bin")
+    assert info.value.reason == "too-large" and server.bytes_sent["/a.bin"] == 0
+
+
+def test_guard_refuses_loopback_before_connecting(server, tmp_path):
+    server.routes["/a.bin"] = Route(BLOB)
+    with Fetcher(fast(allow_private=False)) as f, pytest.raises(AddressRefused):
+        f.download(server.url("/a.bin"), tmp_path / "a.bin")
+    assert server.requests["/a.bin"] == 0 and not (tmp_path / "a.bin").exists()
+
+
+def test_guard_checks_resolved_names_and_redirect_hops(server, tmp_path):
+    # A test name resolving to a private address is refused at connect time (no packet leaves the machine).
+    names = {"public.test": ["127.0.0.1"], "intranet.test": ["10.1.2.3"]}
+    resolver = lambda host, port: names[host]  # noqa: E731
+    server.routes["/a.bin"] = Route(BLOB)
+    guard = AddressGuard(resolver=resolver)
+    with pytest.raises(AddressRefused, match="private"):
+        guard.addresses("intranet.test", 80)
+    with pytest.raises(AddressRefused, match="loopback"):
+        guard.addresses("public.test", 80)
+    # allowed on loopback: a redirect to a name resolving to a private address is refused on that hop
+    port = server.server_address[1]
+    server.routes["/hop"] = Route(b"", status=302, headers={"Location": f"http://intranet.test:{port}/a.bin"})
+    with Fetcher(fast(resolver=lambda h, p: {"site.test": ["127.0.0.1"], **names}[h])) as f:
+        f.guard.allow_private = False
+        f.guard.refusal = lambda ip: None if ip == "127.0.0.1" else classify(ip)  # only our server is allowed
+        with pytest.raises(AddressRefused, match="10.1.2.3"):
+            f.download(f"http://site.test:{port}/hop", tmp_path / "a.bin")
+    assert server.requests["/hop"] == 1 and server.requests["/a.bin"] == 0
+
+
+@pytest.mark.parametrize(
+    "ip, why",
+    [("127.0.0.1", "loopback"), ("10.0.0.1", "private"), ("192.168.1.1", "private"), ("169.254.169.254", "link-local"),
+     ("::1", "loopback"), ("fe80::1", "link-local"), ("::ffff:127.0.0.1", "loopback"), ("224.0.0.1", "multicast"),
+     ("0.0.0.0", "unspecified"), ("100.64.0.1", "private"), ("8.8.8.8", None), ("2606:4700::1111", None)],
+)
+def test_classify_table(ip, why):
+    got = classify(ip)
+    assert (got is None) == (why is None)
+    if why == "private":
+        assert got in ("private", "non-global")
+    elif why:
+        assert got == why
+
+
+def test_guard_refuses_other_schemes():
+    with pytest.raises(AddressRefused, match="scheme"):
+        AddressGuard(allow_private=True).check_url("file:///etc/passwd")
+
+
+_KILL_SCRIPT = """
+import sys
+from pipeline.sources.http import Fetcher, HttpOptions
+with Fetcher(HttpOptions(allow_private=True, retries=0)) as f:
+    f.download(sys.argv[1], sys.argv[2])
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_halfway_then_rerun_finishes_with_less_transfer(server, tmp_path):
+    blob = os.urandom(2_000_000)
+    server.routes["/big.bin"] = Route(blob, chunk=50_000, delay=0.03)
+    dest = tmp_path / "big.bin"
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, server.url("/big.bin"), str(dest)],
+                            cwd=Path(__file__).resolve().parents[2])
+    deadline = time.monotonic() + 20
+    while server.bytes_sent["/big.bin"] < len(blob) // 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = server.bytes_sent["/big.bin"]
+    assert 0 < first < len(blob) and not dest.exists()
+    server.routes["/big.bin"].delay = 0
+    with Fetcher(fast()) as f:
+        r = f.download(server.url("/big.bin"), dest, sha256=hashlib.sha256(blob).hexdigest())
+    assert dest.read_bytes() == blob and r.resumed
+    second = server.bytes_sent["/big.bin"] - first
+    assert second < len(blob) and r.transferred == second
