@@ -378,11 +378,14 @@ def _visible(path: Path) -> list[Path]:
 
 
 def content_root(root: Path) -> Path:
-    """Descend through folders that hold nothing but one folder (zips often wrap everything in one)."""
+    """Descend through folders that hold nothing but one folder (zips often wrap everything in one).
+
+    A lone split folder (`train/`) is kept: its name is the split.
+    """
     root = Path(root)
     for _ in range(8):
         items = _visible(root)
-        if len(items) == 1 and items[0].is_dir():
+        if len(items) == 1 and items[0].is_dir() and items[0].name.lower() not in SPLIT_WORDS:
             root = items[0]
         else:
             break

@@ -44,6 +44,8 @@ class Handler(BaseHTTPRequestHandler):
             srv.requests[path] += 1
             srv.log.append((self.command, self.path, dict(self.headers)))
         route = srv.routes.get(path)
+        if route is None and srv.fallback is not None:
+            route = srv.fallback
         if route is None:
             self.send_simple(404, b"<html><body>not found</body></html>", "text/html")
             return
@@ -138,6 +140,7 @@ class LocalServer(ThreadingHTTPServer):
     def __init__(self, port: int = 0, handler=Handler) -> None:
         super().__init__(("127.0.0.1", port), handler)
         self.routes: dict = {}
+        self.fallback = None  # a function (handler) -> None for paths without a route
         self.requests: Counter = Counter()
         self.bytes_sent: Counter = Counter()
         self.log: list = []
