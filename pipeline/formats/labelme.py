@@ -1,0 +1,782 @@
+"""labelme JSON (wkentaro/labelme), every version from the unversioned 2017 files to 5.x.
+
+One JSON file per image::
+
+    {"version": "5.7.0", "flags": {"cat": true}, "imagePath": "0001.jpg", "imageData": null,
+     "imageHeight": 480, "imageWidth": 640,
+     "shapes": [{"label": "dog", "points": [[x, y], ...], "group_id": null, "shape_type": "polygon",
+                 "flags": {}, "description": "", "mask": null}]}
+
+labelme's points are absolute pixel coordinates in the image as labelme shows it (EXIF orientation
+applied), the image spanning ``[0, width] x [0, height]`` -- the package's own convention, so points
+are taken as they are. Shapes become objects:
+
+- ``rectangle``: two opposite corners, in any order -> ``bbox``.
+- ``polygon`` (and legacy shapes without ``shape_type``) -> ``polygon`` + its ``bbox``.
+- ``circle``: centre and a point on the rim -> a ``polygon`` with enough vertices to stay within a
+  quarter pixel of the circle, plus the circle's exact ``bbox``.
+- ``oriented_rectangle``: four corners -> ``polygon`` + ``bbox``.
+- ``line`` / ``linestrip`` -> ``polyline`` (no box: a line has no area).
+- ``point`` -> ``keypoints`` (never a fake polygon).
+- ``mask``: a base64 PNG covering the rows/columns ``int(y1)..int(y2)``, ``int(x1)..int(x2)`` of its
+  two points (as labelme's ``shapes_to_label``) -> a full-image RLE ``mask`` + the mask's tight ``bbox``.
+
+Shapes with the same ``label`` and ``group_id`` are one instance: their geometries merge into one
+object (polygon rings, union box, keypoints, OR-ed masks). Per-shape ``flags`` and ``description``
+are kept in the object's attributes. Image-level ``flags`` are classification labels: one true flag
+becomes the sample's ``label``; several true flags become a ``soft_label`` with equal weights; flag
+names wrapped in double underscores (labelme's ``__ignore__``) are never classes. All flags are
+kept in ``meta["flags"]`` so an export writes them back.
+
+``imagePath`` is resolved relative to the JSON file (Windows backslashes accepted) and must stay
+inside the import folder; an absolute path from another machine is looked up by file name beside
+the JSON. When it names no image (wrong path, or the JSON itself, as in labelme's tutorial), the
+embedded ``imageData`` is used; ``imageData`` longer than `MAX_IMAGE_DATA` characters is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import os
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.core.dataset import Dataset, Obj, Sample
+from pipeline.core.errors import DataError, UsageError
+from pipeline.core.paths import natural_key
+from pipeline.formats.base import Detection, ExportReport, ImportContext
+
+NAME = "labelme"
+TASK = "detection"
+
+SHAPE_TYPES = ("rectangle", "polygon", "circle", "line", "linestrip", "point", "mask", "oriented_rectangle")
+MAX_IMAGE_DATA = 64 * 2**20  # characters of base64 (about 48 MB of image); larger embedded images are refused
+_MAX_JSON_EXTRA = 32 * 2**20  # a file may hold this much beside imageData before it is refused unread
+EDGE_TOLERANCE = 1.0  # pixels a point may lie outside the image before --on-invalid applies
+CIRCLE_TOLERANCE = 0.25  # largest distance (px) between the circle and its polygon
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing (pure: a decoded JSON document in, validated shapes out)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Shape:
+    """One validated labelme shape, coordinates as written in the file."""
+
+    index: int
+    label: str
+    kind: str
+    points: list[list[float]]
+    group_id: Any = None
+    flags: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    mask_b64: str | None = None
+
+
+@dataclass
+class LabelmeFile:
+    """The parts of a labelme JSON document the importer uses."""
+
+    shapes: list[Shape]
+    flags: dict[str, bool]
+    image_path: str | None
+    image_data: str | None
+    width: int | None
+    height: int | None
+    version: str | None
+
+
+def _is_num(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def parse_document(data: object, where: str, *, max_image_data: int = MAX_IMAGE_DATA) -> LabelmeFile:
+    """Validate a decoded labelme document; errors name the file and the field (``shapes[2].points[1]``)."""
+    if not isinstance(data, dict):
+        raise DataError(where, "not a labelme file", expected="a JSON object", got=type(data).__name__)
+    shapes_raw = data.get("shapes")
+    if shapes_raw is None:
+        shapes_raw = []
+    if not isinstance(shapes_raw, list):
+        raise DataError(where, "", field="shapes", expected="a list of shapes", got=type(shapes_raw).__name__)
+    shapes = [_parse_shape(s, i, where) for i, s in enumerate(shapes_raw)]
+
+    flags_raw = data.get("flags") or {}
+    if not isinstance(flags_raw, dict):
+        raise DataError(where, "", field="flags", expected="an object of name: true/false", got=flags_raw)
+    flags: dict[str, bool] = {}
+    for name, value in flags_raw.items():
+        if not isinstance(value, bool):
+            raise DataError(where, "", field=f"flags.{name}", expected="true or false", got=value)
+        flags[str(name)] = value
+
+    image_path = data.get("imagePath")
+    if image_path is not None and not isinstance(image_path, str):
+        raise DataError(where, "", field="imagePath", expected="a path string", got=image_path)
+    image_data = data.get("imageData")
+    if image_data is not None and not isinstance(image_data, str):
+        raise DataError(where, "", field="imageData", expected="base64 text or null", got=type(image_data).__name__)
+    if image_data is not None and len(image_data) > max_image_data:
+        raise DataError(
+            where, "embedded image too large", field="imageData",
+            expected=f"at most {max_image_data} characters of base64", got=f"{len(image_data)} characters",
+            fix="save the image beside the JSON and set imageData to null (labelme: File > Save With Image Data off)",
+        )
+    size: dict[str, int | None] = {}
+    for key in ("imageWidth", "imageHeight"):
+        value = data.get(key)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            if isinstance(value, float) and value.is_integer() and value > 0:
+                value = int(value)
+            else:
+                raise DataError(where, "", field=key, expected="a positive integer", got=value)
+        size[key] = value
+    version = data.get("version")
+    return LabelmeFile(
+        shapes=shapes, flags=flags, image_path=image_path or None, image_data=image_data or None,
+        width=size["imageWidth"], height=size["imageHeight"], version=str(version) if version is not None else None,
+    )
+
+
+_MIN_POINTS = {"rectangle": 2, "polygon": 1, "circle": 2, "line": 2, "linestrip": 2, "point": 1, "mask": 2,
+               "oriented_rectangle": 4}
+
+
+def _parse_shape(s: object, i: int, where: str) -> Shape:
+    fld = f"shapes[{i}]"
+    if not isinstance(s, dict):
+        raise DataError(where, "", field=fld, expected="an object", got=type(s).__name__)
+    label = s.get("label")
+    if not isinstance(label, str) or not label.strip():
+        raise DataError(where, "", field=f"{fld}.label", expected="a non-empty class name", got=label)
+    kind = s.get("shape_type") or "polygon"  # files before labelme 3 have no shape_type: polygons
+    if kind not in SHAPE_TYPES:
+        raise DataError(where, "unknown shape type", field=f"{fld}.shape_type", expected=" | ".join(SHAPE_TYPES),
+                        got=kind, fix="convert the shape in labelme, or remove it")
+    points = s.get("points")
+    if not isinstance(points, list):
+        raise DataError(where, "", field=f"{fld}.points", expected="a list of [x, y]", got=points)
+    clean: list[list[float]] = []
+    for j, p in enumerate(points):
+        if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_num(v) for v in p)):
+            raise DataError(where, "", field=f"{fld}.points[{j}]", expected="[x, y] numbers", got=p)
+        x, y = float(p[0]), float(p[1])
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise DataError(where, "", field=f"{fld}.points[{j}]", expected="finite numbers", got=p,
+                            fix="fix or delete the shape in labelme")
+        clean.append([x, y])
+    need = _MIN_POINTS[kind]
+    if len(clean) < need:
+        raise DataError(where, f"a {kind} needs at least {need} points", field=f"{fld}.points",
+                        expected=f">= {need} points", got=len(clean))
+    flags = s.get("flags") or {}
+    if not isinstance(flags, dict):
+        raise DataError(where, "", field=f"{fld}.flags", expected="an object", got=flags)
+    description = s.get("description") or ""
+    if not isinstance(description, str):
+        raise DataError(where, "", field=f"{fld}.description", expected="text", got=description)
+    mask_b64 = s.get("mask")
+    if kind == "mask":
+        if not isinstance(mask_b64, str) or not mask_b64:
+            raise DataError(where, "", field=f"{fld}.mask", expected="a base64 PNG", got=mask_b64)
+    else:
+        mask_b64 = None
+    group_id = s.get("group_id")
+    if group_id is not None and not isinstance(group_id, (int, str)):
+        raise DataError(where, "", field=f"{fld}.group_id", expected="an integer or null", got=group_id)
+    return Shape(index=i, label=label, kind=kind, points=clean, group_id=group_id, flags=dict(flags),
+                 description=description, mask_b64=mask_b64)
+
+
+# --------------------------------------------------------------------------------------------
+# Shapes -> objects
+# --------------------------------------------------------------------------------------------
+
+
+def circle_points(cx: float, cy: float, r: float, tolerance: float = CIRCLE_TOLERANCE) -> list[list[float]]:
+    """A closed polygon (first vertex at angle 0, counter-clockwise in image terms) within `tolerance` of the circle."""
+    if r <= 0:
+        return [[cx, cy]]
+    # The sagitta r(1 - cos(pi/n)) must not exceed the tolerance; multiples of 4 keep the extremes exact.
+    n = math.pi / math.acos(max(-1.0, 1.0 - tolerance / r)) if tolerance < r else 4
+    n = min(1024, max(16, 4 * math.ceil(n / 4)))
+    return [[cx + r * math.cos(2 * math.pi * k / n), cy + r * math.sin(2 * math.pi * k / n)] for k in range(n)]
+
+
+def decode_mask(shape: Shape, width: int, height: int, where: str) -> np.ndarray:
+    """A labelme mask shape as a full-image boolean array (labelme's ``shapes_to_label`` placement)."""
+    from pipeline.core.images import open_image_bytes
+
+    fld = f"shapes[{shape.index}].mask"
+    try:
+        raw = base64.b64decode(shape.mask_b64 or "", validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise DataError(where, f"not base64 ({exc})", field=fld) from exc
+    img = open_image_bytes(raw, f"{where}: {fld}")
+    part = np.asarray(img.convert("L")) > 0
+    (x1, y1), (x2, y2) = shape.points[0], shape.points[1]
+    x0, y0 = int(min(x1, x2)), int(min(y1, y2))
+    full = np.zeros((height, width), dtype=bool)
+    ys, xs = max(0, y0), max(0, x0)
+    ye, xe = min(height, y0 + part.shape[0]), min(width, x0 + part.shape[1])
+    if ye > ys and xe > xs:
+        full[ys:ye, xs:xe] = part[ys - y0 : ye - y0, xs - x0 : xe - x0]
+    return full
+
+
+def mask_bbox(mask: np.ndarray) -> list[float] | None:
+    """Tight box ``[x1, y1, x2, y2]`` around the set pixels (pixel edges), None when empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
+
+
+def rle_from_mask(mask: np.ndarray) -> dict:
+    """Uncompressed COCO RLE of a boolean (h, w) array: column-major run lengths, zeros first."""
+    flat = np.asarray(mask, dtype=np.uint8).ravel(order="F")
+    if flat.size == 0:
+        return {"size": list(mask.shape), "counts": []}
+    change = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate(([0], change, [flat.size]))
+    counts = np.diff(bounds).tolist()
+    if flat[0] == 1:
+        counts = [0] + counts
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
+
+
+def mask_from_rle(rle: dict) -> np.ndarray:
+    """Boolean (h, w) array from an uncompressed COCO RLE (the inverse of `rle_from_mask`)."""
+    h, w = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    if isinstance(counts, str):
+        from pycocotools import mask as mask_utils
+
+        return mask_utils.decode({"size": [h, w], "counts": counts.encode()}).astype(bool)
+    values = np.zeros(len(counts), dtype=np.uint8)
+    values[1::2] = 1
+    flat = np.repeat(values, np.asarray(counts, dtype=np.int64))
+    if flat.size != h * w:
+        raise ValueError(f"RLE counts sum to {flat.size}, expected {h * w}")
+    return flat.reshape((h, w), order="F").astype(bool)
+
+
+def _bbox_of(points: list[list[float]]) -> list[float]:
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    return [min(xs), min(ys), max(xs), max(ys)]
+
+
+def _union(a: list[float] | None, b: list[float] | None) -> list[float] | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+
+
+class _Outside(Exception):
+    """A shape whose points lie outside the image by more than the tolerance."""
+
+    def __init__(self, field: str, point: list[float]) -> None:
+        super().__init__(field)
+        self.field = field
+        self.point = point
+
+
+def _fit_points(shape: Shape, width: int, height: int, on_invalid: str) -> list[list[float]] | None:
+    """Points clamped to the image. Beyond `EDGE_TOLERANCE`: error (raise), clip, or skip (None)."""
+    out = []
+    for j, (x, y) in enumerate(shape.points):
+        far = x < -EDGE_TOLERANCE or y < -EDGE_TOLERANCE or x > width + EDGE_TOLERANCE or y > height + EDGE_TOLERANCE
+        if far and shape.kind != "circle":
+            if on_invalid == "error":
+                raise _Outside(f"shapes[{shape.index}].points[{j}]", [x, y])
+            if on_invalid == "skip":
+                return None
+        out.append([min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height))])
+    return out
+
+
+def shapes_to_objects(
+    shapes: list[Shape],
+    width: int,
+    height: int,
+    *,
+    where: str,
+    label: Callable[[str, str], str] = lambda name, fld: name,
+    on_invalid: str = "error",
+    counts: dict[str, int] | None = None,
+) -> list[Obj]:
+    """Convert validated shapes into objects for an image of `width` x `height`.
+
+    `label(name, field)` maps and checks a class name. Shapes sharing ``label`` and ``group_id`` are
+    merged into one object. `counts` (optional) receives what was converted or skipped.
+    """
+    counts = counts if counts is not None else {}
+
+    def bump(key: str, n: int = 1) -> None:
+        counts[key] = counts.get(key, 0) + n
+
+    groups: dict[tuple, dict[str, Any]] = {}
+    order: list[tuple] = []
+    for shape in shapes:
+        name = label(shape.label, f"shapes[{shape.index}].label")
+        try:
+            pts = _fit_points(shape, width, height, on_invalid)
+        except _Outside as out:
+            raise DataError(
+                where, "point outside the image", field=out.field,
+                expected=f"x in [0, {width}] and y in [0, {height}]", got=out.point,
+                fix="fix the shape in labelme, or import with --on-invalid clip|skip",
+            ) from None
+        if pts is None:
+            bump("shapes outside the image (skipped)")
+            continue
+        key = (name, "group", shape.group_id) if shape.group_id is not None else (name, "shape", shape.index)
+        g = groups.get(key)
+        if g is None:
+            g = {"label": name, "bbox": None, "rect": None, "rings": [], "kps": [], "lines": [], "mask": None,
+                 "kinds": [], "flags": {}, "descriptions": [], "circle": None}
+            groups[key] = g
+            order.append(key)
+        g["kinds"].append(shape.kind)
+        if shape.flags:
+            g["flags"].update(shape.flags)
+        if shape.description and shape.description not in g["descriptions"]:
+            g["descriptions"].append(shape.description)
+        kind = shape.kind
+        if kind == "rectangle":
+            g["rect"] = _union(g["rect"], _bbox_of(pts))
+        elif kind in ("polygon", "oriented_rectangle"):
+            g["rings"].append(pts)
+            g["bbox"] = _union(g["bbox"], _bbox_of(pts))
+        elif kind == "circle":
+            (cx, cy), (px, py) = shape.points[0], shape.points[1]
+            r = math.hypot(px - cx, py - cy)
+            ring = [[min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height))]
+                    for x, y in circle_points(cx, cy, r)]
+            g["rings"].append(ring)
+            box = [max(0.0, cx - r), max(0.0, cy - r), min(float(width), cx + r), min(float(height), cy + r)]
+            g["bbox"] = _union(g["bbox"], box)
+            g["circle"] = [cx, cy, r]
+            bump("circles -> polygons")
+        elif kind in ("line", "linestrip"):
+            g["lines"].append(pts)
+        elif kind == "point":
+            g["kps"].append([pts[0][0], pts[0][1], 2])
+        elif kind == "mask":
+            m = decode_mask(shape, width, height, where)
+            g["mask"] = m if g["mask"] is None else (g["mask"] | m)
+            box = mask_bbox(m)
+            if box is None:
+                bump("empty masks (box from the shape's points)")
+                box = _bbox_of(pts)
+            g["bbox"] = _union(g["bbox"], box)
+
+    objects: list[Obj] = []
+    for key in order:
+        g = groups[key]
+        attrs: dict[str, Any] = {}
+        if key[1] == "group":
+            attrs["group_id"] = key[2]
+        if g["flags"]:
+            attrs["flags"] = g["flags"]
+        if g["descriptions"]:
+            attrs["description"] = "\n".join(g["descriptions"])
+        kinds = set(g["kinds"])
+        for special in ("circle", "oriented_rectangle", "line", "mask"):
+            if special in kinds:
+                attrs.setdefault("shape_type", special)
+        if g["circle"] is not None and kinds == {"circle"}:
+            attrs["circle"] = g["circle"]
+        lines = g["lines"]
+        obj = Obj(label=g["label"], attributes=attrs)
+        obj.bbox = _union(g["bbox"], g["rect"])
+        if g["rings"]:
+            obj.polygon = g["rings"]
+        if g["kps"]:
+            obj.keypoints = g["kps"]
+        if g["mask"] is not None:
+            obj.mask = rle_from_mask(g["mask"])
+        if lines:
+            obj.polyline = lines[0]
+            objects.append(obj)
+            for extra in lines[1:]:  # an object holds one open line; more in one group become their own objects
+                more = Obj(label=g["label"], polyline=extra, attributes=dict(attrs))
+                objects.append(more)
+                bump("lines in one group kept as separate objects")
+        else:
+            objects.append(obj)
+        for kind in g["kinds"]:
+            bump(f"shapes: {kind}")
+    return objects
+
+
+# --------------------------------------------------------------------------------------------
+# Import
+# --------------------------------------------------------------------------------------------
+
+
+def _candidates(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root] if root.suffix.lower() == ".json" else []
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.lower().endswith(".json") and not name.startswith("."):
+                found.append(Path(dirpath) / name)
+    found.sort(key=lambda p: natural_key(p.relative_to(root).as_posix()))
+    return found
+
+
+def _looks_like_labelme(head: bytes) -> bool:
+    return b'"shapes"' in head and (b'"imagePath"' in head or b'"imageData"' in head or b'"points"' in head)
+
+
+def detect(root: Path) -> Detection | None:
+    root = Path(root)
+    if not root.exists():
+        return None
+    files = _candidates(root)
+    if not files:
+        return None
+    hits = 0
+    checked = 0
+    for path in files[:50]:
+        checked += 1
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(1 << 16)
+        except OSError:
+            continue
+        if _looks_like_labelme(head):
+            hits += 1
+    if hits == 0:
+        return None
+    total = len(files)
+    return Detection(score=40 + 10 * hits / checked,
+                     description=f"labelme JSON ({hits} of the first {checked} of {total} JSON files have shapes)")
+
+
+def _read_json(path: Path, where: str, max_image_data: int) -> tuple[bytes, object]:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DataError(where, f"unreadable ({exc.strerror})") from exc
+    if size > max_image_data + _MAX_JSON_EXTRA:
+        raise DataError(where, "file too large for a labelme annotation", expected=f"at most "
+                        f"{(max_image_data + _MAX_JSON_EXTRA) // 2**20} MiB", got=f"{size / 2**20:.0f} MiB",
+                        fix="save the image beside the JSON and set imageData to null")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(where, f"not UTF-8 text (byte {exc.start})") from exc
+    try:
+        return raw, json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(where, f"malformed JSON ({exc.msg})", line=exc.lineno,
+                        fix="re-save the file in labelme, or repair it") from exc
+    except RecursionError as exc:
+        raise DataError(where, "malformed JSON (nested too deeply)") from exc
+
+
+def resolve_image_path(image_path: str, json_path: Path, root: Path, where: str) -> Path | None:
+    """The image `imagePath` names, relative to the JSON file and inside `root`.
+
+    Backslashes (labelme on Windows) are path separators. A relative path that leaves `root` is a
+    `DataError`; an absolute path (written on another machine) is looked up by its file name beside
+    the JSON. Returns None when no such file exists.
+    """
+    text = image_path.replace("\\", "/")
+    is_abs = text.startswith("/") or (len(text) > 1 and text[1] == ":")
+    base = json_path.parent
+    if is_abs:
+        candidate = base / posixpath.basename(text)
+        return candidate if candidate.is_file() else None
+    joined = os.path.normpath(os.path.join(base, text))
+    root_abs = os.path.normpath(os.path.abspath(root if root.is_dir() else root.parent))
+    if os.path.commonpath([os.path.abspath(joined), root_abs]) != root_abs:
+        raise DataError(
+            where, "points outside the import folder", field="imagePath", expected=f"a path inside {root_abs}",
+            got=image_path, fix="import a folder that holds both the JSON files and the images",
+        )
+    candidate = Path(joined)
+    return candidate if candidate.is_file() else None
+
+
+def read(root: Path, ctx: ImportContext) -> None:
+    root = Path(root)
+    files = _candidates(root)
+    if not files:
+        raise UsageError(f"{root}: no .json files found", fix="point at a folder of labelme JSON files")
+    base = root if root.is_dir() else root.parent
+    max_image_data = int(ctx.options.extra.get("max_image_data", MAX_IMAGE_DATA))
+    state = {"shapes": 0, "flag_only": 0}
+    for path in ctx.progress(files, total=len(files), desc="import labelme", unit="file"):
+        where = ctx.rel(path)
+        try:
+            raw, doc = _read_json(path, where, max_image_data)
+            if isinstance(doc, dict) and "shapes" not in doc:
+                ctx.skip("JSON files that are not labelme annotations (no 'shapes')")
+                continue
+            ctx.input_file(path, raw)
+            parsed = parse_document(doc, where, max_image_data=max_image_data)
+            _import_one(ctx, path, base, where, parsed)
+            if parsed.shapes:
+                state["shapes"] += 1
+            elif any(v for k, v in parsed.flags.items() if not _reserved(k)):
+                state["flag_only"] += 1
+        except DataError as err:
+            ctx.bad(err)
+    if state["shapes"] == 0 and state["flag_only"] > 0:
+        ctx.writer.task = "classification"  # flags only (labelme's classification mode)
+
+
+def _reserved(flag: str) -> bool:
+    return flag.startswith("__") and flag.endswith("__")
+
+
+def _image_label(flags: dict[str, bool], ctx: ImportContext, where: str) -> tuple[str | None, dict | None]:
+    on = [name for name, value in flags.items() if value and not _reserved(name)]
+    labels = [ctx.label(name, where, field=f"flags.{name}") for name in on]
+    labels = list(dict.fromkeys(labels))
+    if not labels:
+        return None, None
+    if len(labels) == 1:
+        return labels[0], None
+    ctx.report.counts["images with several true flags (soft label, equal weights)"] += 1
+    return None, {name: 1.0 / len(labels) for name in labels}
+
+
+def _import_one(ctx: ImportContext, path: Path, base: Path, where: str, parsed: LabelmeFile) -> None:
+    from pipeline.core.images import sniff_file
+
+    image_file: Path | None = None
+    if parsed.image_path:
+        found = resolve_image_path(parsed.image_path, path, base, where)
+        if found is not None and found.resolve() != path.resolve() and sniff_file(found) is not None:
+            image_file = found
+        elif found is not None and not parsed.image_data:
+            what = "the JSON file itself" if found.resolve() == path.resolve() else "a file that is not an image"
+            raise DataError(where, f"names {what} and there is no embedded imageData", field="imagePath",
+                            expected="an image file", got=parsed.image_path,
+                            fix="correct imagePath, or re-save in labelme with the image data")
+    data: bytes | None = None
+    if image_file is None:
+        if not parsed.image_data:
+            raise DataError(where, "image not found and no embedded imageData", field="imagePath",
+                            expected="an image file relative to the JSON", got=parsed.image_path,
+                            fix="put the image beside the JSON or correct imagePath")
+        try:
+            data = base64.b64decode(parsed.image_data, validate=False)
+        except (binascii.Error, ValueError) as exc:
+            raise DataError(where, f"not base64 ({exc})", field="imageData") from exc
+        ctx.report.counts["images from embedded imageData"] += 1
+    sid = (path.relative_to(base) if path != base else Path(path.name)).with_suffix("").as_posix()
+    label, soft = _image_label(parsed.flags, ctx, where)
+    sample = Sample(id=sid, label=label, soft_label=soft, source={"file": ctx.rel(path)})
+    if parsed.flags:
+        sample.meta["flags"] = dict(parsed.flags)
+    _add_with_image(ctx, sample, parsed, where, image_file=image_file, data=data)
+
+
+def _add_with_image(ctx: ImportContext, sample: Sample, parsed: LabelmeFile, where: str, *,
+                    image_file: Path | None, data: bytes | None) -> None:
+    from PIL import ImageOps
+
+    from pipeline.core.images import encode_png, exif_orientation, open_image, open_image_bytes, sniff
+
+    try:
+        if data is not None:
+            img = open_image_bytes(data, "imageData")
+        else:
+            assert image_file is not None
+            img = open_image(image_file)
+    except DataError as err:
+        fld = "imageData" if data is not None else "imagePath"
+        what = "embedded image" if data is not None else f"image {ctx.rel(image_file)}"
+        raise DataError(where, f"{what}: {err.message.split(': ', 1)[-1]}", field=fld, fix=err.fix) from err
+    orientation = exif_orientation(img)
+    raw_w, raw_h = img.size
+    up_w, up_h = (raw_h, raw_w) if orientation >= 5 else (raw_w, raw_h)
+    dw, dh = parsed.width, parsed.height
+    if dw is not None and dh is not None and (dw, dh) not in ((up_w, up_h), (raw_w, raw_h)):
+        raise DataError(where, f"declared {dw}x{dh} but the image is {up_w}x{up_h}", field="imageWidth/imageHeight",
+                        fix="check that imagePath names the image that was labelled, or re-save the file in labelme")
+    counts: dict[str, int] = {}
+    objects = shapes_to_objects(
+        parsed.shapes, up_w, up_h, where=where,
+        label=lambda name, fld: ctx.label(name, where, field=fld),
+        on_invalid=ctx.options.on_invalid, counts=counts,
+    )
+    for k, v in counts.items():
+        ctx.report.counts[k] += v
+    # No shapes but an image-level class: a classification sample, not an image without objects.
+    sample.objects = objects if (parsed.shapes or sample.label is None and sample.soft_label is None) else None
+    sample.width, sample.height = up_w, up_h
+    if orientation != 1:
+        sample.meta["exif_orientation"] = orientation
+        upright = ImageOps.exif_transpose(img)
+        ctx.add(sample, data=encode_png(upright), ext="png")
+    elif data is not None:
+        fmt = sniff(data[:16]) or "png"
+        ctx.add(sample, data=data, ext={"jpeg": "jpg"}.get(fmt, fmt))
+    else:
+        ctx.add(sample, src=image_file, ext=image_file.suffix)
+
+
+# --------------------------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------------------------
+
+
+def _pts(points: list[list[float]]) -> list[list[float]]:
+    return [[float(x), float(y)] for x, y, *_ in points]
+
+
+def _shape(label: str, kind: str, points: list[list[float]], group_id: Any, attrs: dict, mask: str | None = None) -> dict:
+    return {
+        "label": label,
+        "points": points,
+        "group_id": group_id,
+        "description": attrs.get("description", ""),
+        "shape_type": kind,
+        "flags": dict(attrs.get("flags") or {}),
+        "mask": mask,
+    }
+
+
+def _close(a: list[float], b: list[float], tol: float = 0.5) -> bool:
+    return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
+
+
+def object_to_shapes(obj: Obj, next_group: Callable[[], int], report: ExportReport | None = None) -> list[dict]:
+    """The labelme shapes of one object (several shapes share a ``group_id``)."""
+    attrs = obj.attributes or {}
+    kind_hint = attrs.get("shape_type")
+    parts: list[tuple[str, list[list[float]], str | None]] = []
+    area_box = None
+    circle = attrs.get("circle")
+    rings = [r for r in (obj.polygon or []) if r]
+    if circle and len(rings) == 1 and obj.bbox is not None and len(circle) == 3:
+        cx, cy, r = circle
+        if _close([cx - r, cy - r, cx + r, cy + r], obj.bbox) or _close(_bbox_of(rings[0]), obj.bbox, 1.0):
+            parts.append(("circle", [[cx, cy], [cx + r, cy]], None))
+            area_box = obj.bbox
+            rings = []
+    for ring in rings:
+        kind = "oriented_rectangle" if kind_hint == "oriented_rectangle" and len(ring) == 4 else "polygon"
+        parts.append((kind, _pts(ring), None))
+        area_box = _union(area_box, _bbox_of(ring))
+    if obj.mask is not None and not obj.polygon:
+        m = mask_from_rle(obj.mask)
+        box = mask_bbox(m)
+        if box is not None:
+            x1, y1, x2, y2 = (int(v) for v in box)
+            from PIL import Image
+
+            from pipeline.core.images import encode_png
+
+            png = encode_png(Image.fromarray(m[y1:y2, x1:x2].astype(np.uint8)))
+            # labelme's mask covers int(x1)..int(x2) inclusive: the second point is the last pixel.
+            parts.append(("mask", [[float(x1), float(y1)], [float(x2 - 1), float(y2 - 1)]],
+                          base64.b64encode(png).decode("ascii")))
+            area_box = _union(area_box, box)
+    elif obj.mask is not None and report is not None:
+        report.dropped["masks of objects that also have a polygon (polygon written)"] += 1
+    if obj.bbox is not None and (area_box is None or not _close(area_box, obj.bbox)):
+        x1, y1, x2, y2 = obj.bbox
+        parts.append(("rectangle", [[x1, y1], [x2, y2]], None))
+    if obj.polyline:
+        kind = "line" if len(obj.polyline) == 2 and kind_hint == "line" else "linestrip"
+        parts.append((kind, _pts(obj.polyline), None))
+    for kp in obj.keypoints or []:
+        if len(kp) > 2 and kp[2] == 0:
+            if report is not None:
+                report.dropped["keypoints marked absent (v=0)"] += 1
+            continue
+        parts.append(("point", [[float(kp[0]), float(kp[1])]], None))
+    group_id = attrs.get("group_id")
+    if group_id is None and len(parts) > 1:
+        group_id = next_group()
+    return [_shape(obj.label, kind, pts, group_id, attrs, mask) for kind, pts, mask in parts]
+
+
+def sample_to_document(sample: Sample, image_name: str) -> dict:
+    """The labelme document of one sample (imageData null; the image sits beside it)."""
+    used = {o.attributes.get("group_id") for o in sample.objects or [] if isinstance(o.attributes.get("group_id"), int)}
+    counter = [max([g for g in used if g is not None], default=-1)]
+
+    def next_group() -> int:
+        counter[0] += 1
+        return counter[0]
+
+    shapes: list[dict] = []
+    for obj in sample.objects or []:
+        shapes.extend(object_to_shapes(obj, next_group))
+    flags = {k: bool(v) for k, v in (sample.meta.get("flags") or {}).items()}
+    names = [sample.label] if sample.label else [k for k, v in (sample.soft_label or {}).items() if v > 0]
+    for name in flags:
+        if not _reserved(name):
+            flags[name] = name in names
+    for name in names:
+        flags[name] = True
+    return {
+        "version": "5.7.0",
+        "flags": flags,
+        "shapes": shapes,
+        "imagePath": image_name,
+        "imageData": None,
+        "imageHeight": sample.height,
+        "imageWidth": sample.width,
+    }
+
+
+def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> None:
+    """One JSON per sample beside a copy of its image (``imagePath`` relative, ``imageData`` null)."""
+    import shutil
+
+    from pipeline.core.paths import safe_stem
+
+    out = Path(out)
+    used: set[str] = set()
+    for s in dataset.samples:
+        stem = safe_stem(s.id)
+        if stem.casefold() in used:
+            stem = f"{stem}-{s.sha256[:8]}"
+        used.add(stem.casefold())
+        ext = Path(s.image).suffix.lower() or ".png"
+        image_rel = Path(stem + ext)
+        json_rel = Path(stem + ".json")
+        (out / json_rel).parent.mkdir(parents=True, exist_ok=True)
+        src = dataset.image_path(s)
+        try:
+            os.link(src, out / image_rel)
+        except OSError:
+            shutil.copyfile(src, out / image_rel)
+        if s.soft_label and len([v for v in s.soft_label.values() if v > 0]) > 1:
+            report.converted["soft labels -> several true flags"] += 1
+        doc = sample_to_document(s, image_rel.name)
+        for o in s.objects or []:
+            if o.mask is not None and o.polygon:
+                report.dropped["masks of objects that also have a polygon (polygon written)"] += 1
+            if o.weight is not None and o.weight != 1:
+                report.dropped["object weights (labelme has none)"] += 1
+        text = json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False)
+        (out / json_rel).write_text(text + "\n", encoding="utf-8")
+        report.written += 1
+        report.files += 2
