@@ -1,0 +1,157 @@
+"""Batched multi-sample ops in torch for online training: SamplePairing, Mixup, CutMix, Cutout, Mosaic.
+
+Inputs are float images ``x`` (N, C, H, W) in [0, 255] and soft targets ``y`` (N, K). Partners
+are a permutation of the batch. Each op has a ``draw_*`` function that draws every random
+parameter from an injected `torch.Generator` (and numpy `Generator` for Beta draws), and a pure
+``*_apply`` kernel that never modifies its inputs. Samples whose coin flip (probability ``p``)
+fails keep their image and target exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _coin(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=gen) < p
+
+
+# --------------------------------------------------------------------------------------------
+# Mixup and SamplePairing
+# --------------------------------------------------------------------------------------------
+
+
+def draw_mixup(n: int, p: float, alpha: float, gen: torch.Generator, rng: np.random.Generator) -> dict:
+    on = _coin(n, p, gen)
+    lam = torch.from_numpy(rng.beta(alpha, alpha, size=n).astype(np.float32))
+    return {"lam": torch.where(on, lam, torch.ones_like(lam)), "perm": torch.randperm(n, generator=gen)}
+
+
+def mixup_apply(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``lam * x + (1 - lam) * x[perm]`` per sample, the same for the targets."""
+    lam = lam.to(x.device, x.dtype)
+    perm = perm.to(x.device)
+    lx = lam.view(-1, 1, 1, 1)
+    out = x * lx + x[perm] * (1.0 - lx)
+    ly = lam.view(-1, 1).to(y.dtype)
+    return out, y * ly + y[perm] * (1.0 - ly)
+
+
+def draw_sample_pairing(n: int, p: float, gen: torch.Generator) -> dict:
+    return {"on": _coin(n, p, gen), "perm": torch.randperm(n, generator=gen)}
+
+
+def sample_pairing_apply(x: torch.Tensor, y: torch.Tensor, on: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The average with the partner; targets unchanged (Inoue 2018)."""
+    mixed = (x + x[perm.to(x.device)]) * 0.5
+    return torch.where(on.to(x.device).view(-1, 1, 1, 1), mixed, x), y.clone()
+
+
+# --------------------------------------------------------------------------------------------
+# CutMix and Cutout
+# --------------------------------------------------------------------------------------------
+
+
+def _rect_mask(rects: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(N, 4) integer rects x1, y1, x2, y2 -> boolean masks (N, 1, H, W)."""
+    ys = torch.arange(h, device=rects.device).view(1, h, 1)
+    xs = torch.arange(w, device=rects.device).view(1, 1, w)
+    r = rects.view(-1, 4, 1, 1)
+    m = (xs >= r[:, 0]) & (xs < r[:, 2]) & (ys >= r[:, 1]) & (ys < r[:, 3])
+    return m.unsqueeze(1)
+
+
+def draw_cutmix(n: int, h: int, w: int, p: float, alpha: float, gen: torch.Generator, rng: np.random.Generator) -> dict:
+    """Rects from lambda ~ Beta(alpha, alpha) and a uniform centre; clipped to the image."""
+    on = _coin(n, p, gen)
+    lam = torch.from_numpy(rng.beta(alpha, alpha, size=n).astype(np.float64))
+    centre = torch.rand(n, 2, generator=gen, dtype=torch.float64)
+    cut = torch.sqrt(1.0 - lam)
+    cw, ch = torch.round(w * cut).long(), torch.round(h * cut).long()
+    cx, cy = torch.round(centre[:, 0] * w).long(), torch.round(centre[:, 1] * h).long()
+    x1 = (cx - cw // 2).clamp(0, w)
+    x2 = (cx - cw // 2 + cw).clamp(0, w)
+    y1 = (cy - ch // 2).clamp(0, h)
+    y2 = (cy - ch // 2 + ch).clamp(0, h)
+    rects = torch.stack([x1, y1, x2, y2], dim=1)
+    rects = torch.where(on.view(-1, 1), rects, torch.zeros_like(rects))
+    return {"rects": rects, "perm": torch.randperm(n, generator=gen)}
+
+
+def cutmix_apply(x: torch.Tensor, y: torch.Tensor, rects: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paste each partner's rect; lambda = 1 - pasted area / image area (after clipping)."""
+    n, _, h, w = x.shape
+    rects = rects.to(x.device)
+    perm = perm.to(x.device)
+    mask = _rect_mask(rects, h, w)
+    out = torch.where(mask, x[perm], x)
+    area = ((rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1])).to(y.dtype)
+    lam = (1.0 - area / float(h * w)).view(-1, 1)
+    return out, y * lam + y[perm] * (1.0 - lam)
+
+
+def draw_cutout(n: int, h: int, w: int, p: float, holes: int, size: tuple[float, float], fill: float | str,
+                channels: int, gen: torch.Generator) -> dict:
+    on = _coin(n, p, gen)
+    side = (size[0] + (size[1] - size[0]) * torch.rand(n, holes, generator=gen)) * min(h, w)
+    side = torch.round(side).long().clamp(min=1)
+    cx = torch.randint(0, w, (n, holes), generator=gen)
+    cy = torch.randint(0, h, (n, holes), generator=gen)
+    x1, y1 = (cx - side // 2).clamp(0, w), (cy - side // 2).clamp(0, h)
+    x2, y2 = (cx - side // 2 + side).clamp(0, w), (cy - side // 2 + side).clamp(0, h)
+    rects = torch.stack([x1, y1, x2, y2], dim=2)  # (N, holes, 4)
+    rects = torch.where(on.view(-1, 1, 1), rects, torch.zeros_like(rects))
+    noise = torch.randint(0, 256, (n, channels, h, w), generator=gen).float() if fill == "random" else None
+    return {"rects": rects, "fill": fill, "noise": noise}
+
+
+def cutout_apply(x: torch.Tensor, y: torch.Tensor, rects: torch.Tensor, fill: float | str,
+                 noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Erase the union of each sample's squares; targets unchanged."""
+    n, _, h, w = x.shape
+    holes = rects.shape[1]
+    mask = _rect_mask(rects.to(x.device).reshape(-1, 4), h, w).view(n, holes, h, w).any(dim=1, keepdim=True)
+    value = noise.to(x.device, x.dtype) if noise is not None else torch.tensor(float(fill), device=x.device, dtype=x.dtype)
+    return torch.where(mask, value, x), y.clone()
+
+
+# --------------------------------------------------------------------------------------------
+# Mosaic
+# --------------------------------------------------------------------------------------------
+
+
+def draw_mosaic(n: int, h: int, w: int, p: float, tiles: int, gen: torch.Generator) -> dict:
+    """Cut lines per sample (one per axis for 4 tiles, two for 9) and one permutation per extra tile."""
+    on = _coin(n, p, gen)
+    k = 1 if tiles == 4 else 2
+    lo, hi = (0.25, 0.75) if tiles == 4 else (0.2, 0.8)
+    cx = torch.sort(lo + (hi - lo) * torch.rand(n, k, generator=gen), dim=1).values
+    cy = torch.sort(lo + (hi - lo) * torch.rand(n, k, generator=gen), dim=1).values
+    perms = [torch.randperm(n, generator=gen) for _ in range(tiles - 1)]
+    return {"on": on, "cx": torch.round(cx * w).long(), "cy": torch.round(cy * h).long(), "perms": perms}
+
+
+def mosaic_apply(x: torch.Tensor, y: torch.Tensor, on: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor,
+                 perms: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cell (i, j) of the grid shows the same region of source i * cols + j (source 0 = the sample
+    itself); the target is the area-weighted mix."""
+    n, _, h, w = x.shape
+    dev = x.device
+    zeros = torch.zeros(n, 1, dtype=torch.long, device=dev)
+    xs_cut = torch.cat([zeros, cx.to(dev), torch.full_like(zeros, w)], dim=1)
+    ys_cut = torch.cat([zeros, cy.to(dev), torch.full_like(zeros, h)], dim=1)
+    cols = xs_cut.shape[1] - 1
+    sources = [torch.arange(n, device=dev)] + [q.to(dev) for q in perms]
+    out = torch.zeros_like(x)
+    target = torch.zeros_like(y)
+    for i in range(cols):
+        for j in range(cols):
+            rect = torch.stack([xs_cut[:, j], ys_cut[:, i], xs_cut[:, j + 1], ys_cut[:, i + 1]], dim=1)
+            src = sources[i * cols + j]
+            mask = _rect_mask(rect, h, w)
+            out = torch.where(mask, x[src], out)
+            area = ((rect[:, 2] - rect[:, 0]) * (rect[:, 3] - rect[:, 1])).to(y.dtype) / float(h * w)
+            target = target + y[src] * area.view(-1, 1)
+    on = on.to(dev)
+    return torch.where(on.view(-1, 1, 1, 1), out, x), torch.where(on.view(-1, 1), target, y)
