@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import colorsys
 from collections.abc import Sequence
+from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -52,10 +53,11 @@ def draw_sample(
         scale = size / max(w, h)
         img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))),
                          Image.NEAREST if scale >= 2 else Image.BILINEAR)
-    draw = ImageDraw.Draw(img, "RGBA")
-    font = _font(max(10, min(14, img.size[1] // 12)))
     index = {c: i for i, c in enumerate(classes)}
     objs = list(objects if objects is not None else ((sample.objects or []) if sample else []))
+    img = _draw_masks(img, objs, index, (h, w))
+    draw = ImageDraw.Draw(img, "RGBA")
+    font = _font(max(10, min(14, img.size[1] // 12)))
     width = max(1, round(min(img.size) / 128))
     for obj in objs:
         color = class_color(index.get(obj.label, len(index)))
@@ -79,7 +81,8 @@ def draw_sample(
         anchor = None
         if obj.bbox is not None:
             x1, y1, x2, y2 = (v * scale for v in obj.bbox)
-            draw.rectangle((x1, y1, x2, y2), outline=color + (alpha,), width=width)
+            if not (obj.polygon or obj.mask is not None):  # an outline or mask already shows the extent
+                draw.rectangle((x1, y1, x2, y2), outline=color + (alpha,), width=width)
             anchor = (x1, y1)
         elif obj.polygon and obj.polygon[0]:
             anchor = (min(p[0] for p in obj.polygon[0]) * scale, min(p[1] for p in obj.polygon[0]) * scale)
@@ -101,6 +104,28 @@ def draw_sample(
     return img
 
 
+def _draw_masks(img: Image.Image, objs: Sequence[Obj], index: dict[str, int], size_hw: tuple[int, int]) -> Image.Image:
+    """`img` with each object's mask blended in its class colour (masks whose size is wrong are skipped)."""
+    masked = [o for o in objs if o.mask is not None and list(o.mask.get("size") or []) == list(size_hw)]
+    if not masked:
+        return img
+    import numpy as np
+
+    from pipeline.core.geometry import rle_decode
+
+    base = img.convert("RGBA")
+    for obj in masked:
+        try:
+            mask = rle_decode(obj.mask)
+        except (ValueError, KeyError, TypeError):
+            continue
+        alpha = Image.fromarray(np.where(mask, 110, 0).astype(np.uint8), "L").resize(base.size, Image.NEAREST)
+        layer = Image.new("RGBA", base.size, class_color(index.get(obj.label, len(index))) + (0,))
+        layer.putalpha(alpha)
+        base = Image.alpha_composite(base, layer)
+    return base.convert("RGB")
+
+
 def contact_sheet(
     tiles: Sequence[Image.Image],
     captions: Sequence[str | None] | None = None,
@@ -111,27 +136,97 @@ def contact_sheet(
     title: str | None = None,
     background: tuple[int, int, int] = (32, 32, 32),
 ) -> Image.Image:
-    """Tiles (each scaled to fit `tile`) on a grid with optional captions under each and a title."""
+    """Tiles (each scaled to fit `tile`) on a grid with optional captions under each and a title.
+
+    Columns are `tile` wide; each row is as high as its tallest image, so landscape photos do not
+    leave square gaps. Captions sit right under their image, cut to the tile width.
+    """
     n = max(1, len(tiles))
     cols = cols or min(n, max(1, int(round(n ** 0.5 + 0.49))))
-    rows = (len(tiles) + cols - 1) // cols if tiles else 1
     font = _font(12)
     cap_h = 16 if captions and any(captions) else 0
     title_h = 22 if title else 0
-    sheet = Image.new("RGB", (cols * (tile + pad) + pad, title_h + rows * (tile + cap_h + pad) + pad), background)
-    draw = ImageDraw.Draw(sheet)
-    if title:
-        draw.text((pad, 4), title, fill=(255, 255, 255), font=font)
-    for i, t in enumerate(tiles):
-        r, c = divmod(i, cols)
-        x0 = pad + c * (tile + pad)
-        y0 = title_h + pad + r * (tile + cap_h + pad)
+    scaled: list[Image.Image] = []
+    for t in tiles:
         im = t.convert("RGB")
         s = tile / max(im.size)
         if s != 1:
             im = im.resize((max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s))),
                            Image.NEAREST if s >= 2 else Image.BILINEAR)
-        sheet.paste(im, (x0 + (tile - im.size[0]) // 2, y0 + (tile - im.size[1]) // 2))
-        if cap_h and captions and i < len(captions) and captions[i]:
-            draw.text((x0, y0 + tile + 2), str(captions[i])[: max(4, tile // 6)], fill=(230, 230, 230), font=font)
+        scaled.append(im)
+    row_h = [max(im.size[1] for im in scaled[r:r + cols]) for r in range(0, len(scaled), cols)] or [tile]
+    width = cols * (tile + pad) + pad
+    if title:
+        width = max(width, int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(title, font=font)) + 2 * pad)
+    sheet = Image.new("RGB", (width, title_h + sum(h + cap_h + pad for h in row_h) + pad), background)
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((pad, 4), title, fill=(255, 255, 255), font=font)
+    y0 = title_h + pad
+    for r, h in enumerate(row_h):
+        for c, im in enumerate(scaled[r * cols:(r + 1) * cols]):
+            i = r * cols + c
+            x0 = pad + c * (tile + pad)
+            sheet.paste(im, (x0 + (tile - im.size[0]) // 2, y0 + (h - im.size[1]) // 2))
+            if cap_h and captions and i < len(captions) and captions[i]:
+                draw.text((x0, y0 + h + 2), _fit_text(draw, str(captions[i]), font, tile),
+                          fill=(230, 230, 230), font=font)
+        y0 += h + cap_h + pad
     return sheet
+
+
+def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    """`text`, shortened from the left with an ellipsis so it fits in `width` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while len(text) > 1 and draw.textlength("…" + text, font=font) > width:
+        text = text[1:]
+    return "…" + text
+
+
+def choose_samples(
+    samples: Sequence[Sample], *, n: int, label: str | None = None, split: str | None = None, seed: int = 0
+) -> list[Sample]:
+    """Up to `n` samples (of `split`, showing class `label`) drawn with a generator seeded by `seed`, in id order."""
+    from pipeline.core.rng import rng_for
+
+    pool = [s for s in samples if (split is None or s.split == split) and (label is None or label in s.labels())]
+    if len(pool) <= n:
+        return list(pool)
+    picks = rng_for(seed, "preview", split, label).choice(len(pool), size=n, replace=False)
+    return [pool[i] for i in sorted(int(i) for i in picks)]
+
+
+def dataset_preview(
+    dataset,
+    *,
+    n: int = 16,
+    label: str | None = None,
+    split: str | None = None,
+    seed: int = 0,
+    tile: int = 256,
+) -> tuple[Image.Image, list[Sample]]:
+    """A contact sheet of up to `n` samples of `dataset` with their labels drawn, and the samples shown."""
+    from pipeline.core.errors import DataError
+    from pipeline.core.images import open_image
+
+    chosen = choose_samples(dataset.samples, n=n, label=label, split=split, seed=seed)
+    tiles: list[Image.Image] = []
+    captions: list[str | None] = []
+    for s in chosen:
+        try:
+            image = open_image(dataset.image_path(s))
+        except (DataError, OSError) as err:
+            image = Image.new("RGB", (tile, tile), (90, 20, 20))
+            ImageDraw.Draw(image).text((4, 4), f"unreadable:\\n{s.image}", fill=(255, 255, 255), font=_font(12))
+            tiles.append(image)
+            captions.append(f"{s.id} ({type(err).__name__})")
+            continue
+        tiles.append(draw_sample(image, s, dataset.classes, size=tile))
+        captions.append(s.id + (f" [{s.split}]" if s.split and split is None else ""))
+    name = Path(str(dataset.root)).name
+    pool = len([s for s in dataset.samples if (split is None or s.split == split)
+                and (label is None or label in s.labels())])
+    title = f"{name}: {len(chosen)} of {pool} samples" + (f", split {split}" if split else "") + (
+        f", class {label}" if label else "")
+    return contact_sheet(tiles, captions, tile=tile, title=title), chosen

@@ -1,0 +1,44 @@
+"""`pipeline stats DATASET`: counts per class and split, box sizes; optionally a PNG of them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("stats")
+@click.argument("dataset_path", metavar="DATASET", type=click.Path(path_type=Path))
+@click.option("--out", "out_png", type=click.Path(path_type=Path),
+              help="Write a PNG: counts per class and split, box size histogram, box width vs height.")
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON on stdout instead of the table.")
+def stats(dataset_path: Path, out_png: Path | None, as_json: bool) -> None:
+    """Counts per class and split, objects per image and box sizes of DATASET.
+
+    \b
+    Examples:
+      pipeline stats datasets/raccoon
+      pipeline stats datasets/raccoon --out raccoon-stats.png
+      pipeline stats datasets/raccoon --json > stats.json
+    """
+    from pipeline.core import ui
+    from pipeline.core.dataset import load_dataset
+    from pipeline.core.errors import UsageError
+    from pipeline.stats import compute_stats, plot_stats, public, render_table
+
+    if out_png is not None and out_png.suffix.lower() != ".png":
+        raise UsageError(f"--out {out_png}: expected a .png file name", fix="e.g. --out stats.png")
+    dataset = load_dataset(dataset_path)
+    result = compute_stats(dataset)
+    if out_png is not None:
+        plot_stats(result, out_png)
+    if as_json:
+        click.echo(json.dumps(public(result), ensure_ascii=False, indent=2))
+        return
+    click.echo(render_table(result))
+    click.echo()
+    rows = [("samples", result["samples"]), ("classes", len(result["classes"])), ("objects", result["objects"])]
+    if out_png is not None:
+        rows.append(("plot", str(out_png)))
+    ui.summary(f"statistics of {dataset_path}", rows)

@@ -1,0 +1,231 @@
+"""Dataset statistics: counts per class and split, object and box sizes, image sizes; a PNG of them.
+
+`compute_stats` is pure bookkeeping over the samples (no image reads). `plot_stats` draws a
+figure with matplotlib's Agg backend, imported only when a plot is asked for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.dataset import Dataset, Obj
+
+SPLIT_ORDER = ("train", "val", "test", "unsplit")
+
+
+def object_box(obj: Obj) -> list[float] | None:
+    """The object's box: its bbox, else the bounds of its polygon, keypoints or line (None when it has none)."""
+    if obj.bbox is not None:
+        return list(obj.bbox)
+    points = [p for ring in obj.polygon or [] for p in ring] or [k[:2] for k in obj.keypoints or []] or list(
+        obj.polyline or [])
+    if points:
+        xs = [p[0] for p in points]
+        ys = [p[1] for p in points]
+        return [min(xs), min(ys), max(xs), max(ys)]
+    return None
+
+
+def _percentiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    v = sorted(values)
+
+    def q(p: float) -> float:
+        k = (len(v) - 1) * p
+        lo, hi = math.floor(k), math.ceil(k)
+        return float(v[lo] + (v[hi] - v[lo]) * (k - lo))
+
+    return {"min": float(v[0]), "p10": q(0.1), "median": q(0.5), "p90": q(0.9), "max": float(v[-1]),
+            "mean": float(sum(v) / len(v))}
+
+
+def compute_stats(dataset: Dataset) -> dict[str, Any]:
+    """Counts and size distributions of `dataset` (JSON-ready)."""
+    splits: Counter = Counter()
+    images_per_class: dict[str, Counter] = {c: Counter() for c in dataset.classes}
+    objects_per_class: dict[str, Counter] = {c: Counter() for c in dataset.classes}
+    per_image: list[int] = []
+    box_w: list[float] = []
+    box_h: list[float] = []
+    box_rel: list[float] = []  # sqrt(box area / image area)
+    box_class: list[str] = []
+    kinds: Counter = Counter()
+    img_sizes: Counter = Counter()
+    for s in dataset.samples:
+        sp = s.split or "unsplit"
+        splits[sp] += 1
+        img_sizes[(s.width, s.height)] += 1
+        names = set()
+        if s.label is not None:
+            names.add(s.label)
+        names.update(k for k, v in (s.soft_label or {}).items() if v > 0)
+        for o in s.objects or []:
+            names.add(o.label)
+            objects_per_class.setdefault(o.label, Counter())[sp] += 1
+            for kind in ("bbox", "polygon", "mask", "keypoints", "polyline"):
+                if getattr(o, kind) is not None:
+                    kinds[kind] += 1
+            if o.bbox is not None or o.polygon or o.mask is not None:
+                box = object_box(o)
+                if box is not None:
+                    w, h = box[2] - box[0], box[3] - box[1]
+                    box_w.append(w)
+                    box_h.append(h)
+                    box_rel.append(math.sqrt(max(w, 0) * max(h, 0) / max(1, s.width * s.height)))
+                    box_class.append(o.label)
+        for name in names:
+            images_per_class.setdefault(name, Counter())[sp] += 1
+        if s.objects is not None:
+            per_image.append(len(s.objects))
+    split_names = [sp for sp in SPLIT_ORDER if splits.get(sp)]
+
+    def table(counter_map: dict[str, Counter]) -> dict[str, dict[str, int]]:
+        return {c: {sp: int(cnt.get(sp, 0)) for sp in split_names} | {"total": int(sum(cnt.values()))}
+                for c, cnt in counter_map.items()}
+
+    out: dict[str, Any] = {
+        "dataset": str(dataset.root),
+        "task": dataset.task,
+        "samples": len(dataset.samples),
+        "splits": {sp: int(splits[sp]) for sp in split_names},
+        "classes": list(dataset.classes),
+        "images_per_class": table(images_per_class),
+        "objects": int(sum(per_image)),
+        "objects_per_class": table(objects_per_class) if any(objects_per_class.values()) else {},
+        "geometry": dict(sorted(kinds.items())),
+        "objects_per_image": _percentiles([float(n) for n in per_image]),
+        "box_width": _percentiles(box_w),
+        "box_height": _percentiles(box_h),
+        "box_relative_size": _percentiles(box_rel),
+        "image_sizes": [{"width": w, "height": h, "count": n}
+                        for (w, h), n in sorted(img_sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:20]],
+        "distinct_image_sizes": len(img_sizes),
+    }
+    out["_boxes"] = {"w": box_w, "h": box_h, "rel": box_rel, "label": box_class}
+    return out
+
+
+def public(stats: dict[str, Any]) -> dict[str, Any]:
+    """`stats` without the raw per-box lists (what `--json` prints)."""
+    return {k: v for k, v in stats.items() if not k.startswith("_")}
+
+
+def render_table(stats: dict[str, Any]) -> str:
+    """Counts per class and split as a text table (objects for detection, images otherwise)."""
+    per = stats["objects_per_class"] or stats["images_per_class"]
+    what = "objects" if stats["objects_per_class"] else "images"
+    cols = list(stats["splits"]) + ["total"]
+    cw = max([len("(images)")] + [len(c) for c in per])
+    lines = [f"{what} per class and split", f"{'class':<{cw}} " + " ".join(f"{c:>8}" for c in cols)]
+    for name, row in per.items():
+        lines.append(f"{name:<{cw}} " + " ".join(f"{row.get(c, 0):>8}" for c in cols))
+    lines.append(f"{'(images)':<{cw}} " + " ".join(
+        f"{stats['splits'].get(c, stats['samples'] if c == 'total' else 0):>8}" for c in cols))
+    for key, title in (("box_width", "box width (px)"), ("box_height", "box height (px)"),
+                       ("objects_per_image", "objects per image")):
+        p = stats.get(key)
+        if p:
+            lines.append(f"{title}: min {p['min']:.0f}, median {p['median']:.0f}, p90 {p['p90']:.0f}, "
+                         f"max {p['max']:.0f}")
+    return "\n".join(lines)
+
+
+def plot_stats(stats: dict[str, Any], out: Path) -> Path:
+    """Write a PNG: class counts by split, box size histogram, box width vs height, image sizes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from pipeline.core.paths import atomic_write_bytes
+
+    per = stats["objects_per_class"] or stats["images_per_class"]
+    what = "objects" if stats["objects_per_class"] else "images"
+    splits = list(stats["splits"])
+    boxes = stats.get("_boxes") or {"w": [], "h": [], "rel": []}
+    has_boxes = bool(boxes["w"])
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9), dpi=100) if has_boxes else plt.subplots(1, 2, figsize=(12, 4.5),
+                                                                                               dpi=100)
+    axes = list(axes.ravel()) if hasattr(axes, "ravel") else list(axes)
+    title = f"{Path(stats['dataset']).name}: {stats['samples']} images, {len(stats['classes'])} classes"
+    if stats["objects"]:
+        title += f", {stats['objects']} objects"
+    fig.suptitle(title)
+
+    ax = axes[0]
+    names = list(per)[:40]
+    colors = {"train": "#4c72b0", "val": "#dd8452", "test": "#55a868", "unsplit": "#8c8c8c"}
+    left = [0] * len(names)
+    for sp in splits:
+        vals = [per[n].get(sp, 0) for n in names]
+        ax.barh(range(len(names)), vals, left=left, color=colors.get(sp), label=sp)
+        left = [a + b for a, b in zip(left, vals, strict=True)]
+    for y, total in enumerate(left):
+        ax.text(total, y, f" {total}", va="center", fontsize=8)
+    ax.set_yticks(range(len(names)), labels=names, fontsize=8 if len(names) > 15 else 10)
+    ax.invert_yaxis()
+    ax.set_xlabel(what)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"{what} per class" + (f" (first 40 of {len(per)})" if len(per) > 40 else ""))
+    if len(splits) > 1 or splits != ["unsplit"]:
+        ax.legend(fontsize=8, loc="lower right")
+    ax.margins(x=0.12)
+
+    if has_boxes:
+        ax = axes[1]
+        side = [math.sqrt(max(w, 0) * max(h, 0)) for w, h in zip(boxes["w"], boxes["h"], strict=True)]
+        positive = [v for v in side if v > 0]
+        if positive and max(positive) / max(min(positive), 1e-9) > 20:
+            lo, hi = math.log10(max(min(positive), 0.5)), math.log10(max(positive))
+            bins = [10 ** (lo + (hi - lo) * k / 30) for k in range(31)] if hi > lo else 30
+            ax.hist(positive, bins=bins, color="#4c72b0")
+            ax.set_xscale("log")
+        else:
+            ax.hist(side, bins=30, color="#4c72b0")
+        lo_x, hi_x = ax.get_xlim()
+        for edge, name in ((32, "COCO small/medium (32 px)"), (96, "COCO medium/large (96 px)")):
+            if lo_x < edge < hi_x:
+                ax.axvline(edge, color="#999999", linestyle="--", linewidth=1)
+                ax.text(edge, ax.get_ylim()[1] * 0.98, f" {name}", fontsize=7, color="#666666", va="top",
+                        ha="left", rotation=90)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("box size: sqrt(width × height), px")
+        ax.set_ylabel("boxes")
+        ax.set_title(f"box sizes ({len(side)} boxes)")
+
+        ax = axes[2]
+        ax.scatter(boxes["w"], boxes["h"], s=6, alpha=0.5, color="#4c72b0")
+        ax.set_xlabel("box width, px")
+        ax.set_ylabel("box height, px")
+        ax.set_title("box width vs height")
+        ax.set_aspect("equal", adjustable="datalim")
+
+        ax = axes[3]
+        ax.hist(boxes["rel"], bins=30, range=(0, 1), color="#55a868")
+        ax.set_xlabel("box side relative to image: sqrt(box area / image area)")
+        ax.set_ylabel("boxes")
+        ax.set_title("relative box size")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        ax = axes[1]
+        sizes = stats["image_sizes"]
+        ax.scatter([s["width"] for s in sizes], [s["height"] for s in sizes],
+                   s=[20 + 200 * s["count"] / max(x["count"] for x in sizes) for s in sizes], alpha=0.6)
+        ax.set_xlabel("image width, px")
+        ax.set_ylabel("image height, px")
+        ax.set_title(f"image sizes ({stats['distinct_image_sizes']} distinct)")
+        ax.set_xlim(0, max(s["width"] for s in sizes) * 1.15)
+        ax.set_ylim(0, max(s["height"] for s in sizes) * 1.15)
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(Path(out), buf.getvalue())
+    return Path(out)

@@ -1,0 +1,84 @@
+"""Crop objects into classification samples: geometry of the crop box, provenance, splits, filters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.core.dataset import DatasetWriter, Obj, Sample, load_dataset
+from pipeline.core.errors import UsageError
+from pipeline.core.images import encode_png
+from pipeline.crop import crop_box, crop_dataset, crop_image, object_area_box
+from tests.helpers import make_classification_dataset, make_detection_dataset
+
+
+@pytest.mark.parametrize(
+    ("box", "kw", "expected"),
+    [
+        ([10, 10, 20, 30], {}, (10, 10, 20, 30)),
+        ([10.2, 10.7, 19.5, 29.1], {}, (10, 10, 20, 30)),  # whole pixels, rounded outwards
+        ([10, 10, 20, 30], {"pad": 0.5}, (5, 0, 25, 40)),  # 50% of 10 and of 20 per side
+        ([0, 0, 20, 30], {"pad": 0.5}, (0, 0, 30, 45)),  # clipped at the image border
+        ([10, 10, 20, 30], {"square": True}, (5, 10, 25, 30)),  # grows the short side around the centre
+        ([0, 10, 10, 30], {"square": True}, (0, 10, 20, 30)),  # moved inside instead of leaving the image
+        ([0, 0, 100, 10], {"square": True}, (0, -45, 100, 55)),  # larger than the image: stays centred
+    ],
+)
+def test_crop_box(box, kw, expected) -> None:
+    assert crop_box(box, 100, 50, **kw) == expected
+
+
+def test_crop_image_repeats_edges_past_the_image() -> None:
+    arr = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    out = np.asarray(crop_image(Image.fromarray(arr), (0, -1, 4, 3)))
+    assert out.shape == (4, 4)
+    assert out[0].tolist() == arr[0].tolist() and out[1:].tolist() == arr.tolist()
+
+
+def test_object_area_box() -> None:
+    assert object_area_box(Obj("a", polygon=[[[1, 2], [5, 2], [3, 9]]])) == [1, 2, 5, 9]
+    assert object_area_box(Obj("a", keypoints=[[1, 1, 2]])) is None
+
+
+def test_crop_detection_dataset(tmp_path: Path) -> None:
+    det = load_dataset(make_detection_dataset(tmp_path / "det", n=6))
+    out, report = crop_dataset(det, tmp_path / "crops", pad=0.0)
+    ds = load_dataset(tmp_path / "crops")
+    assert ds.task == "classification" and ds.classes == det.classes
+    assert len(ds.samples) == report.written == 12
+    parent = det.samples[0]
+    first = next(s for s in ds.samples if s.id == f"{parent.id}/0")
+    assert first.label == parent.objects[0].label and first.split == parent.split
+    assert first.source["parent"] == parent.id and first.source["object"] == 0
+    assert first.source["box"] == parent.objects[0].bbox
+    x1, y1, x2, y2 = (int(v) for v in parent.objects[0].bbox)
+    assert (first.width, first.height) == (x2 - x1, y2 - y1)
+    with Image.open(det.image_path(parent)) as full, Image.open(ds.image_path(first)) as piece:
+        assert np.array_equal(np.asarray(full.convert("RGB").crop((x1, y1, x2, y2))), np.asarray(piece))
+    assert {s.split for s in ds.samples} == {s.split for s in det.samples}
+    assert ds.info.lineage[-1]["stage"] == "crop"
+    assert ds.info.lineage[-1]["params"] == {"pad": 0.0, "square": False, "min_size": 0.0}
+
+
+def test_min_size_points_and_degenerate_boxes_are_skipped_and_counted(tmp_path: Path) -> None:
+    png = encode_png(Image.new("L", (40, 40), 100))
+    with DatasetWriter(tmp_path / "d", task="detection", stage="test", classes=["7"]) as w:
+        w.add(Sample(id="a", width=40, height=40, split="train", objects=[
+            Obj("7", bbox=[1, 1, 20, 30]), Obj("7", bbox=[1, 1, 4, 30]), Obj("7", keypoints=[[3, 3, 2]]),
+            Obj("7", bbox=[5, 5, 5, 9]), Obj("7", polygon=[[[10, 10], [30, 10], [20, 35]]]),
+        ]), data=png)
+    _, report = crop_dataset(load_dataset(tmp_path / "d"), tmp_path / "c", min_size=5, square=True)
+    ds = load_dataset(tmp_path / "c")
+    assert [s.id for s in ds.samples] == ["a/0", "a/4"]
+    assert all(s.width == s.height for s in ds.samples)
+    assert report.skipped == {"smaller than --min-size": 1, "objects without an area (points, lines)": 1,
+                              "boxes without area": 1}
+
+
+def test_classification_dataset_has_nothing_to_crop(tmp_path: Path) -> None:
+    ds = load_dataset(make_classification_dataset(tmp_path / "c", classes=2, per_class=2))
+    with pytest.raises(UsageError, match="no labelled objects"):
+        crop_dataset(ds, tmp_path / "out")
