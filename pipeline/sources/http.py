@@ -93,6 +93,7 @@ class DownloadResult:
     final_url: str = ""
     etag: str | None = None
     content_type: str | None = None
+    robots_tag: str | None = None  # X-Robots-Tag of the response (the crawler honours noai/noimageai)
     transferred: int = 0  # body bytes received in this run
     resumed: bool = False  # continued a partial file from an earlier attempt or run
     restarted: bool = False  # a partial file was dropped because the server ignored Range
@@ -486,6 +487,7 @@ class Fetcher:
             result.final_url = resp.url
             result.etag = resp.headers.get("ETag")
             result.content_type = ctype
+            result.robots_tag = resp.headers.get("X-Robots-Tag")
             if mode == "wb":
                 _write_record(record, {"url": url, "etag": resp.headers.get("ETag"),
                                        "last_modified": resp.headers.get("Last-Modified"), "total": total})
