@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,7 +214,9 @@ class SingleOps:
                                                  min_area=recipe.min_area, label_fields=["box_ids"], clip=True)
         if targets & {"polygons", "keypoints"}:
             kwargs["keypoint_params"] = A.KeypointParams(format="xy", remove_invisible=False, label_fields=["point_ids"])
-        self.compose = A.Compose(transforms, save_applied_params=True, **kwargs)
+        with warnings.catch_warnings():  # a recipe of pixel-only ops leaves boxes and points as they are
+            warnings.filterwarnings("ignore", message="Got processor for")
+            self.compose = A.Compose(transforms, save_applied_params=True, **kwargs)
 
     def __call__(self, item: Item, rng: np.random.Generator) -> Item:
         """A new augmented item; `item` is not modified. Draws from `rng` only."""

@@ -159,11 +159,34 @@ class Augmenter:
         return Sample(
             id=aug_id(sample.id, copy), image=image, width=item.width, height=item.height, sha256=sha256,
             split=sample.split, label=label, soft_label=soft_label,
-            objects=item.objects if sample.objects is not None or item.objects else None,
+            objects=_rounded(item.objects) if sample.objects is not None or item.objects else None,
             source={"stage": "augment", "parents": result.parents},
             meta={"augment": {"recipe": self.recipe.name, "recipe_sha256": self.recipe.hash, "seed": result.seed,
                               "copy": copy, "ops": item.params}},
         )
+
+
+def _rounded(objects: list[Obj] | None) -> list[Obj] | None:
+    """Coordinates to 1/1000 pixel: stable, short lines (clipping already kept them in the image)."""
+    if objects is None:
+        return None
+
+    def pts(points: list[list[float]]) -> list[list[float]]:
+        return [[round(float(v), 3) for v in p[:2]] + [int(v) for v in p[2:]] for p in points]
+
+    out = []
+    for o in objects:
+        n = Obj.from_json(o.to_json())
+        if n.bbox is not None:
+            n.bbox = [round(float(v), 3) for v in n.bbox]
+        if n.polygon is not None:
+            n.polygon = [pts(r) for r in n.polygon]
+        if n.keypoints is not None:
+            n.keypoints = pts(n.keypoints)
+        if n.polyline is not None:
+            n.polyline = pts(n.polyline)
+        out.append(n)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,150 @@
+"""The offline `augment` stage: determinism across workers, resume after kill -9, records, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.augment.stage import run_augment
+from pipeline.cli import cli
+from pipeline.core.dataset import load_dataset
+from tests.helpers import make_classification_dataset, make_detection_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPES = ROOT / "configs" / "augment"
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    """Every file's bytes except dataset.json (whose lineage carries the time of the run)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "dataset.json"}
+
+
+@pytest.fixture(scope="module")
+def cls_data(tmp_path_factory) -> Path:
+    return make_classification_dataset(tmp_path_factory.mktemp("cls") / "data", classes=3, per_class=10)
+
+
+@pytest.fixture(scope="module")
+def det_data(tmp_path_factory) -> Path:
+    return make_detection_dataset(tmp_path_factory.mktemp("det") / "data", n=10)
+
+
+def test_output_has_originals_copies_and_records(cls_data, tmp_path):
+    out = tmp_path / "aug"
+    figures = run_augment(cls_data, RECIPES / "photos.yaml", out, copies=2, seed=1)
+    src, ds = load_dataset(cls_data), load_dataset(out)
+    train = [s for s in src.samples if s.split == "train"]
+    assert figures["augmented"] == 2 * len(train) == len(ds) - len(src)
+    by_id = {s.id: s for s in ds.samples}
+    for s in src.samples:  # originals untouched, val/test never augmented
+        assert by_id[s.id].sha256 == s.sha256
+        assert (f"{s.id}~aug1" in by_id) == (s.split == "train")
+    copy = by_id[f"{train[0].id}~aug1"]
+    meta = copy.meta["augment"]
+    assert meta["recipe"] == "photos" and len(meta["recipe_sha256"]) == 64
+    assert isinstance(meta["seed"], int) and meta["copy"] == 1 and isinstance(meta["ops"], list)
+    assert copy.source["parents"][0] == train[0].id
+    for s in ds.samples:
+        if s.soft_label:
+            assert abs(sum(s.soft_label.values()) - 1) < 1e-3
+        for pid in s.source.get("parents", [])[1:]:  # partners come from the same split
+            assert by_id[pid].split == s.split
+    assert ds.info.lineage[-1]["stage"] == "augment"
+    assert not any(p.name.startswith(".aug.") for p in tmp_path.iterdir())  # work and state folders gone
+
+
+def test_same_seed_same_bytes_for_any_worker_count(det_data, tmp_path):
+    one = tmp_path / "one"
+    two = tmp_path / "two"
+    run_augment(det_data, RECIPES / "detection.yaml", one, copies=3, seed=5, workers=1)
+    run_augment(det_data, RECIPES / "detection.yaml", two, copies=3, seed=5, workers=2)
+    assert tree_bytes(one) == tree_bytes(two)
+    other = tmp_path / "other"
+    run_augment(det_data, RECIPES / "detection.yaml", other, copies=3, seed=6, workers=1)
+    assert tree_bytes(one) != tree_bytes(other)
+    for s in load_dataset(one).samples:  # no box outside its image
+        for o in s.objects or ():
+            assert 0 <= o.bbox[0] <= o.bbox[2] <= s.width and 0 <= o.bbox[1] <= o.bbox[3] <= s.height
+
+
+def test_refuses_a_recipe_the_dataset_cannot_take(det_data, tmp_path):
+    recipe = tmp_path / "pairing.yaml"
+    recipe.write_text("ops:\n  - {op: sample_pairing}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["augment", str(det_data), "--recipe", str(recipe), "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0
+    assert "cannot handle boxes" in str(result.exception) + result.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_resume_after_kill_gives_identical_output(tmp_path):
+    data = make_classification_dataset(tmp_path / "data", classes=3, per_class=40, size=96, splits=None)
+    recipe = tmp_path / "slow.yaml"
+    recipe.write_text("ops:\n  - {op: elastic, alpha: 20, sigma: 4}\n  - {op: perspective}\n  - {op: sharpen}\n",
+                      encoding="utf-8")
+    args = ["augment", str(data), "--recipe", str(recipe), "--copies", "6", "--splits", "all", "--seed", "2"]
+    reference = tmp_path / "reference"
+    assert CliRunner().invoke(cli, [*args, "--out", str(reference)]).exit_code == 0
+
+    out = tmp_path / "out"
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args, "--out", str(out), "--workers", "2"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    records = tmp_path / ".out.augment-state" / "records"
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if records.is_dir() and len(list(records.iterdir())) >= 10:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its workers, like kill -9 on the process group
+    proc.wait()
+    assert not out.exists()
+    done = len(list(records.iterdir()))
+    assert 10 <= done < 120
+
+    result = CliRunner().invoke(cli, [*args, "--out", str(out), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    resumed = int(next(line for line in result.output.splitlines() if "resumed" in line).split()[1])
+    assert resumed >= done - 2  # records written after the count above may also have been kept
+    assert tree_bytes(out) == tree_bytes(reference)
+    assert not list(out.rglob("*.tmp")) and not list(tmp_path.glob(".out.*"))
+
+
+def test_cli_help_has_an_example_and_preview_renders(cls_data, det_data, tmp_path):
+    from PIL import Image
+
+    from pipeline.augment.preview import render_recipe_preview
+
+    result = CliRunner().invoke(cli, ["augment", "--help"])
+    assert result.exit_code == 0 and "Example:" in result.output
+    for data, recipe in ((cls_data, "photos"), (det_data, "detection")):
+        png = render_recipe_preview(load_dataset(data), RECIPES / f"{recipe}.yaml", tmp_path / f"{recipe}.png", n=4)
+        with Image.open(png) as im:
+            assert im.size[0] > 200 and im.size[1] > 200
+
+
+def test_params_recorded_regenerate_the_image(det_data, tmp_path):
+    """The recorded seed regenerates a copy exactly (audit trail)."""
+    from pipeline.augment.recipe import load_recipe
+    from pipeline.augment.stage import Augmenter, encode, out_ext
+
+    out = tmp_path / "aug"
+    run_augment(det_data, RECIPES / "detection.yaml", out, copies=1, seed=9)
+    ds = load_dataset(out)
+    copy = next(s for s in ds.samples if "~aug" in s.id)
+    aug = Augmenter(load_dataset(det_data), load_recipe(RECIPES / "detection.yaml"), seed=9)
+    parent = aug.by_id[copy.source["parents"][0]]
+    result = aug.augment(parent, 1)
+    assert result.seed == copy.meta["augment"]["seed"]
+    assert encode(result.item.image, out_ext(parent)) == (out / copy.image).read_bytes()
+    assert json.dumps(result.item.params, sort_keys=True) == json.dumps(copy.meta["augment"]["ops"], sort_keys=True)
