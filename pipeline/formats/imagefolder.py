@@ -2,19 +2,32 @@
 
 Layouts read::
 
-    root/<class>/**/<image>                 no split
-    root/{train,val,test}/<class>/**/<image> splits from the folder names ("valid"/"validation" = val)
+    root/<class>/**/<image>                   no split
+    root/{train,val,test}/<class>/**/<image>  splits from the folder names
+                                              ("training" = train, "valid"/"validation" = val, "testing" = test)
 
-Images are found recursively inside a class folder (as torchvision does), listed in natural
-order; ids are the relative path without extension, so they are deterministic. Non-images
-(`.DS_Store`, `Thumbs.db`, text files) are skipped and counted. Unreadable or truncated images
-and decompression bombs are reported and left out. EXIF orientation is applied here, once: a
-rotated photo is stored upright (as PNG) and its sample records the original orientation.
+Images are found recursively inside a class folder (as torchvision does) and listed in natural
+order (``2.png`` before ``10.png``). A sample's id is its path relative to the root without the
+extension (``train/cat/001``), so ids are deterministic; when two files differ only by extension
+both keep it (``cat/a.jpg``, ``cat/a.png``). Non-images (``.DS_Store``, ``Thumbs.db``, ``._*``,
+text files, ``__MACOSX/``) are skipped and counted. Any Pillow mode is accepted (grayscale, RGB,
+palette, RGBA, 16-bit); the file is kept byte for byte. Unreadable or truncated images and
+decompression bombs (Pillow's ``MAX_IMAGE_PIXELS``) are listed and left out, never a crash. EXIF
+orientation is applied here, once: a rotated photo is stored upright as PNG and its sample records
+the original orientation in ``meta.exif_orientation``; everything downstream sees upright pixels.
+
+Export writes ``<split>/<class>/<file>`` (or ``<class>/<file>`` without splits), hard-linking the
+dataset's images where possible.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import shutil
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.core.dataset import Dataset, Sample
@@ -27,7 +40,7 @@ from pipeline.core.images import (
     open_image_bytes,
     sniff,
 )
-from pipeline.core.paths import natural_key, natural_sorted, sha256_bytes
+from pipeline.core.paths import natural_key, natural_sorted
 from pipeline.formats.base import Detection, ExportReport, ImportContext
 
 NAME = "imagefolder"
@@ -35,17 +48,38 @@ TASK = "classification"
 
 SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
               "test": "test", "testing": "test"}
+SKIP_DIRS = {"__macosx", "@eadir", "$recycle.bin", "system volume information"}  # archive/NAS/OS debris
+
+SYSTEM_FILES = "system files (.DS_Store, Thumbs.db, ...)"
+NON_IMAGES = "non-image files"
+OUTSIDE = "files outside class folders"
+SKIPPED_DIRS = "hidden or system folders"
+
+
+
+# --------------------------------------------------------------------------------------------
+# Layout
+# --------------------------------------------------------------------------------------------
+
+
+def _skip_dir(name: str) -> bool:
+    return name.startswith(".") or name.lower() in SKIP_DIRS
 
 
 def _subdirs(path: Path) -> list[Path]:
-    return natural_sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+    try:
+        entries = list(path.iterdir())
+    except OSError:
+        return []
+    return natural_sorted((p for p in entries if p.is_dir() and not _skip_dir(p.name)), key=lambda p: p.name)
 
 
 def _has_image(path: Path, limit: int = 2000) -> bool:
     seen = 0
-    for _dirpath, _dirs, files in os.walk(path):
+    for _dirpath, dirnames, files in os.walk(path):
+        dirnames[:] = [d for d in dirnames if not _skip_dir(d)]
         for f in files:
-            if Path(f).suffix.lower() in IMAGE_EXTS:
+            if Path(f).suffix.lower() in IMAGE_EXTS and not f.startswith("._"):
                 return True
             seen += 1
             if seen > limit:
@@ -54,15 +88,18 @@ def _has_image(path: Path, limit: int = 2000) -> bool:
 
 
 def layout(root: Path) -> list[tuple[str | None, Path]]:
-    """The (split, folder-of-class-folders) pairs of an ImageFolder tree; [] when it is none."""
+    """The (split, folder-of-class-folders) pairs of an ImageFolder tree; [] when it is none.
+
+    A split layout is recognised when at least one of train/val/test (or their aliases) holds
+    class folders with images; otherwise any folder of class folders with images is one tree.
+    """
     if not root.is_dir():
         return []
     dirs = _subdirs(root)
-    split_dirs = [d for d in dirs if d.name.lower() in SPLIT_DIRS]
-    if split_dirs and all(any(_subdirs(d)) for d in split_dirs):
-        if all(any(_has_image(c) for c in _subdirs(d)) for d in split_dirs):
-            return [(SPLIT_DIRS[d.name.lower()], d) for d in split_dirs]
-    if dirs and any(_has_image(d) for d in dirs):
+    labelled = [d for d in dirs if d.name.lower() in SPLIT_DIRS and any(_has_image(c) for c in _subdirs(d))]
+    if labelled:
+        return [(SPLIT_DIRS[d.name.lower()], d) for d in labelled]
+    if any(_has_image(d) for d in dirs):
         return [(None, root)]
     return []
 
@@ -78,21 +115,135 @@ def detect(root: Path) -> Detection | None:
     return Detection(score=10, description=desc)
 
 
+# --------------------------------------------------------------------------------------------
+# Import
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    split: str | None
+    label: str
+    path: Path
+    rel: str  # posix path relative to the import root
+    sid: str
+
+
+@dataclass
+class _Probe:
+    """What a worker found out about one file (no side effects on the dataset)."""
+
+    width: int = 0
+    height: int = 0
+    sha256: str = ""
+    blob: bytes | None = None  # upright re-encoded PNG when EXIF rotated it, else None (keep the file)
+    orientation: int = 1
+    error: DataError | None = None
+
+
+def _count_file(name: str, ctx: ImportContext, outside: bool) -> None:
+    low = name.lower()
+    if low in JUNK_NAMES or low.startswith("._"):
+        ctx.skip(SYSTEM_FILES)
+    elif outside:
+        ctx.skip(OUTSIDE)
+    else:
+        ctx.skip(NON_IMAGES)
+
+
 def _walk_images(class_dir: Path, ctx: ImportContext) -> list[Path]:
     files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(class_dir):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+
+    def unreadable(err: OSError) -> None:
+        ctx.bad(DataError(ctx.rel(err.filename or class_dir), f"cannot list folder ({err.strerror or err})",
+                          fix="check its permissions"))
+
+    for dirpath, dirnames, filenames in os.walk(class_dir, onerror=unreadable):
+        kept = [d for d in dirnames if not _skip_dir(d)]
+        if len(kept) != len(dirnames):
+            ctx.skip(SKIPPED_DIRS, len(dirnames) - len(kept))
+        dirnames[:] = kept
         for name in filenames:
-            p = Path(dirpath) / name
             low = name.lower()
-            if low in JUNK_NAMES or low.startswith("._"):
-                ctx.skip("system files (.DS_Store, Thumbs.db, ...)")
-            elif p.suffix.lower() in IMAGE_EXTS:
-                files.append(p)
+            if low in JUNK_NAMES or low.startswith("._") or Path(low).suffix not in IMAGE_EXTS:
+                _count_file(name, ctx, outside=False)
             else:
-                ctx.skip("non-image files")
-    files.sort(key=lambda p: natural_key(str(p.relative_to(class_dir))))
+                files.append(Path(dirpath) / name)
+    files.sort(key=lambda p: natural_key(p.relative_to(class_dir).as_posix()))
     return files
+
+
+def _count_loose(folder: Path, ctx: ImportContext) -> None:
+    """Count the files sitting directly in a folder that should hold only class folders."""
+    try:
+        entries = sorted(folder.iterdir(), key=lambda p: p.name)
+    except OSError:
+        return
+    for p in entries:
+        if p.is_file():
+            _count_file(p.name, ctx, outside=True)
+        elif p.is_dir() and _skip_dir(p.name):
+            ctx.skip(SKIPPED_DIRS)
+
+
+def _with_ids(jobs: list[_Job]) -> list[_Job]:
+    """Ids are paths without extension; files that collide that way keep their extension."""
+    stems = Counter(j.sid for j in jobs)
+    for j in jobs:
+        if stems[j.sid] > 1:
+            j.sid = j.rel
+    return jobs
+
+
+def _scan(root: Path, found: list[tuple[str | None, Path]], ctx: ImportContext) -> list[_Job]:
+    _count_loose(root, ctx)
+    if found[0][0] is not None:
+        used = {d for _, d in found}
+        for d in _subdirs(root):
+            if d not in used:
+                hint = ("no class folders with images" if d.name.lower() in SPLIT_DIRS
+                        else "outside the train/val/test folders")
+                ctx.warn(f"{ctx.rel(d)}/: {hint}; left out")
+        for _, d in found:
+            _count_loose(d, ctx)
+    jobs: list[_Job] = []
+    for split, base in found:
+        for class_dir in _subdirs(base):
+            label = ctx.label(class_dir.name, where=class_dir, field="folder")
+            files = _walk_images(class_dir, ctx)
+            if not files:
+                ctx.warn(f"{ctx.rel(class_dir)}/: no images; class {class_dir.name!r} left out")
+            for f in files:
+                rel = f.relative_to(root).as_posix()
+                jobs.append(_Job(split, label, f, rel, rel.rsplit(".", 1)[0]))
+    return _with_ids(jobs)
+
+
+_PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
+
+
+def _probe(path: Path, where: str) -> _Probe:
+    try:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DataError(where, f"cannot read ({exc.strerror or exc})", fix="check the file's permissions") from exc
+        head = data[:16]
+        if sniff(head) is None and head[:2] not in (b"P1", b"P2", b"P3", b"P4"):
+            raise DataError(where, "not an image (unknown file signature)", fix="remove the file or fix its extension")
+        img = open_image_bytes(data, where)
+        orientation = exif_orientation(img)
+        if orientation == 1:
+            return _Probe(img.width, img.height, hashlib.sha256(data).hexdigest())
+        from PIL import ImageOps
+
+        upright = ImageOps.exif_transpose(img)
+        if upright.mode not in _PNG_MODES:
+            upright = upright.convert("RGBA" if "A" in upright.getbands() else "RGB")
+        blob = encode_png(upright)
+        return _Probe(upright.width, upright.height, hashlib.sha256(blob).hexdigest(), blob, orientation)
+    except DataError as err:
+        return _Probe(error=err)
 
 
 def read(root: Path, ctx: ImportContext) -> None:
@@ -103,53 +254,43 @@ def read(root: Path, ctx: ImportContext) -> None:
             f"{root}: not an ImageFolder tree (expected <class>/<image> or train|val|test/<class>/<image>)",
             fix="check the path, or name the right format: pipeline import --help",
         )
-    for name in sorted(p.name for p in root.iterdir() if p.is_file()):
-        ctx.skip("files outside class folders" if name.lower() not in JUNK_NAMES else "system files (.DS_Store, Thumbs.db, ...)")
-    jobs: list[tuple[str | None, str, Path, Path]] = []
-    for split, base in found:
-        for class_dir in _subdirs(base):
-            label = ctx.label(class_dir.name, where=class_dir, field="folder")
-            for f in _walk_images(class_dir, ctx):
-                jobs.append((split, label, f, base))
-    for split, label, path, _base in ctx.progress(jobs, total=len(jobs), desc="import imagefolder", unit="img"):
-        rel = path.relative_to(root)
-        try:
-            _add_one(ctx, rel, path, split, label)
-        except DataError as err:
-            ctx.bad(err)
+    jobs = _scan(root, found, ctx)
+    for job in ctx.progress(jobs, total=len(jobs), desc="import imagefolder", unit="img"):
+        probe = _probe(job.path, job.rel)
+        if probe.error is not None:
+            ctx.bad(probe.error)
+            continue
+        sample = Sample(id=job.sid, split=job.split, label=job.label, width=probe.width, height=probe.height,
+                        sha256=probe.sha256, source={"file": job.rel})
+        if probe.blob is not None:
+            sample.meta = {"exif_orientation": probe.orientation}
+            ctx.add(sample, data=probe.blob, ext="png")
+            ctx.report.counts["EXIF-rotated images stored upright"] += 1
+        else:
+            ctx.add(sample, src=job.path, ext=job.path.suffix)
 
 
-def _add_one(ctx: ImportContext, rel: Path, path: Path, split: str | None, label: str) -> None:
-    where = ctx.rel(path)
-    data = path.read_bytes()
-    if sniff(data[:16]) is None and path.suffix.lower() not in (".webp", ".pbm"):
-        raise DataError(where, "not an image (unknown file signature)", fix="remove the file or fix its extension")
-    img = open_image_bytes(data, where)
-    orientation = exif_orientation(img)
-    sid = rel.with_suffix("").as_posix()
-    source = {"file": rel.as_posix()}
-    sample = Sample(id=sid, split=split, label=label, source=source)
-    if orientation != 1:
-        from PIL import ImageOps
+# --------------------------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------------------------
 
-        upright = ImageOps.exif_transpose(img)
-        blob = encode_png(upright)
-        sample.width, sample.height = upright.size
-        sample.meta = {"exif_orientation": orientation}
-        ctx.add(sample, data=blob, ext="png")
-        ctx.report.counts["EXIF-rotated images stored upright"] += 1
-    else:
-        sample.width, sample.height = img.size
-        sample.sha256 = sha256_bytes(data)
-        ctx.add(sample, src=path, ext=path.suffix)
+_UNSAFE_DIR = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
+def folder_name(label: str) -> str:
+    """A class name as a single safe folder name (no separators, not '.'/'..', no leading dot)."""
+    name = _UNSAFE_DIR.sub("_", label).strip()
+    if not name or set(name) == {"."}:
+        name = "_" + name
+    if name.startswith("."):
+        name = "_" + name[1:]
+    return name
 
 
 def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> None:
     """One folder per class (and per split when the dataset has splits); images hard-linked or copied."""
-    import shutil
-
     if dataset.task != "classification":
-        has_labels = any(s.label for s in dataset.samples)
+        has_labels = any(s.label or s.soft_label for s in dataset.samples)
         if not has_labels:
             raise UsageError(
                 f"{dataset.root}: a {dataset.task} dataset has no image-level labels for ImageFolder",
@@ -157,6 +298,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
             )
     use_splits = any(s.split for s in dataset.samples)
     used: set[str] = set()
+    folders: dict[str, str] = {}
     for s in dataset.samples:
         label = s.label
         if label is None and s.soft_label:
@@ -167,12 +309,21 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
             continue
         if s.objects:
             report.dropped["objects (ImageFolder holds image labels only)"] += len(s.objects)
-        parts = ([s.split or "unsplit"] if use_splits else []) + [label]
+        if label not in folders:
+            folders[label] = folder_name(label)
+            taken = {v for k, v in folders.items() if k != label}
+            if folders[label] in taken:
+                folders[label] += "-" + hashlib.sha1(label.encode()).hexdigest()[:6]
+            if folders[label] != label:
+                report.warnings.append(f"class {label!r} written as folder {folders[label]!r}")
+        if use_splits and not s.split:
+            report.converted["samples without a split -> unsplit/"] += 1
+        parts = ([s.split or "unsplit"] if use_splits else []) + [folders[label]]
         name = Path(s.image).name
         rel = Path(*parts) / name
-        if str(rel) in used:
-            rel = Path(*parts) / f"{Path(s.id).name}-{s.sha256[:8]}{Path(s.image).suffix}"
-        used.add(str(rel))
+        if rel.as_posix() in used:
+            rel = Path(*parts) / f"{Path(s.image).stem}-{hashlib.sha1(s.id.encode()).hexdigest()[:8]}{Path(s.image).suffix}"
+        used.add(rel.as_posix())
         dest = out / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         src = dataset.image_path(s)
