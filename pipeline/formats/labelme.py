@@ -51,7 +51,7 @@ import numpy as np
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
-from pipeline.core.paths import natural_key
+from pipeline.core.paths import natural_key, sha256_bytes
 from pipeline.formats.base import Detection, ExportReport, ImportContext
 
 NAME = "labelme"
@@ -494,7 +494,8 @@ def _read_json(path: Path, where: str, max_image_data: int) -> tuple[bytes, obje
         raise DataError(where, "malformed JSON (nested too deeply)") from exc
 
 
-def resolve_image_path(image_path: str, json_path: Path, root: Path, where: str) -> Path | None:
+def resolve_image_path(image_path: str, json_path: str | os.PathLike, root: str | os.PathLike,
+                       where: str) -> str | None:
     """The image `imagePath` names, relative to the JSON file and inside `root`.
 
     Backslashes (labelme on Windows) are path separators. A relative path that leaves `root` is a
@@ -502,20 +503,18 @@ def resolve_image_path(image_path: str, json_path: Path, root: Path, where: str)
     the JSON. Returns None when no such file exists.
     """
     text = image_path.replace("\\", "/")
-    is_abs = text.startswith("/") or (len(text) > 1 and text[1] == ":")
-    base = json_path.parent
-    if is_abs:
-        candidate = base / posixpath.basename(text)
-        return candidate if candidate.is_file() else None
+    base = os.path.dirname(os.path.abspath(json_path))
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        candidate = os.path.join(base, posixpath.basename(text))
+        return candidate if os.path.isfile(candidate) else None
     joined = os.path.normpath(os.path.join(base, text))
-    root_abs = os.path.normpath(os.path.abspath(root if root.is_dir() else root.parent))
-    if os.path.commonpath([os.path.abspath(joined), root_abs]) != root_abs:
+    root_abs = os.path.abspath(root)
+    if not (joined == root_abs or joined.startswith(root_abs.rstrip(os.sep) + os.sep)):
         raise DataError(
             where, "points outside the import folder", field="imagePath", expected=f"a path inside {root_abs}",
             got=image_path, fix="import a folder that holds both the JSON files and the images",
         )
-    candidate = Path(joined)
-    return candidate if candidate.is_file() else None
+    return joined if os.path.isfile(joined) else None
 
 
 def read(root: Path, ctx: ImportContext) -> None:
@@ -524,18 +523,28 @@ def read(root: Path, ctx: ImportContext) -> None:
     if not files:
         raise UsageError(f"{root}: no .json files found", fix="point at a folder of labelme JSON files")
     base = root if root.is_dir() else root.parent
+    base_s = os.path.abspath(base)
     max_image_data = int(ctx.options.extra.get("max_image_data", MAX_IMAGE_DATA))
     state = {"shapes": 0, "flag_only": 0}
+    names: dict[str, str] = {}  # class names already mapped and checked
+
+    def label(name: str, where: str, fld: str) -> str:
+        found = names.get(name)
+        if found is None:
+            found = names[name] = ctx.writer.resolve_label(name, where=where, field=fld)
+        return found
+
     for path in ctx.progress(files, total=len(files), desc="import labelme", unit="file"):
-        where = ctx.rel(path)
+        path_s = os.path.abspath(path)
+        where = os.path.relpath(path_s, base_s).replace(os.sep, "/") if path_s != base_s else path.name
         try:
             raw, doc = _read_json(path, where, max_image_data)
             if isinstance(doc, dict) and "shapes" not in doc:
                 ctx.skip("JSON files that are not labelme annotations (no 'shapes')")
                 continue
-            ctx.input_file(path, raw)
+            ctx.inputs[where] = sha256_bytes(raw)
             parsed = parse_document(doc, where, max_image_data=max_image_data)
-            _import_one(ctx, path, base, where, parsed)
+            _import_one(ctx, path_s, base_s, where, parsed, label)
             if parsed.shapes:
                 state["shapes"] += 1
             elif any(v for k, v in parsed.flags.items() if not _reserved(k)):
@@ -550,10 +559,10 @@ def _reserved(flag: str) -> bool:
     return flag.startswith("__") and flag.endswith("__")
 
 
-def _image_label(flags: dict[str, bool], ctx: ImportContext, where: str) -> tuple[str | None, dict | None]:
+def _image_label(flags: dict[str, bool], ctx: ImportContext, where: str,
+                 label: Callable[[str, str, str], str]) -> tuple[str | None, dict | None]:
     on = [name for name, value in flags.items() if value and not _reserved(name)]
-    labels = [ctx.label(name, where, field=f"flags.{name}") for name in on]
-    labels = list(dict.fromkeys(labels))
+    labels = list(dict.fromkeys(label(name, where, f"flags.{name}") for name in on))
     if not labels:
         return None, None
     if len(labels) == 1:
@@ -562,16 +571,18 @@ def _image_label(flags: dict[str, bool], ctx: ImportContext, where: str) -> tupl
     return None, {name: 1.0 / len(labels) for name in labels}
 
 
-def _import_one(ctx: ImportContext, path: Path, base: Path, where: str, parsed: LabelmeFile) -> None:
+def _import_one(ctx: ImportContext, path: str, base: str, where: str, parsed: LabelmeFile,
+                label: Callable[[str, str, str], str]) -> None:
     from pipeline.core.images import sniff_file
 
-    image_file: Path | None = None
+    image_file: str | None = None
     if parsed.image_path:
         found = resolve_image_path(parsed.image_path, path, base, where)
-        if found is not None and found.resolve() != path.resolve() and sniff_file(found) is not None:
+        itself = found is not None and os.path.normcase(found) == os.path.normcase(path)
+        if found is not None and not itself and sniff_file(found) is not None:
             image_file = found
         elif found is not None and not parsed.image_data:
-            what = "the JSON file itself" if found.resolve() == path.resolve() else "a file that is not an image"
+            what = "the JSON file itself" if itself else "a file that is not an image"
             raise DataError(where, f"names {what} and there is no embedded imageData", field="imagePath",
                             expected="an image file", got=parsed.image_path,
                             fix="correct imagePath, or re-save in labelme with the image data")
@@ -586,16 +597,16 @@ def _import_one(ctx: ImportContext, path: Path, base: Path, where: str, parsed: 
         except (binascii.Error, ValueError) as exc:
             raise DataError(where, f"not base64 ({exc})", field="imageData") from exc
         ctx.report.counts["images from embedded imageData"] += 1
-    sid = (path.relative_to(base) if path != base else Path(path.name)).with_suffix("").as_posix()
-    label, soft = _image_label(parsed.flags, ctx, where)
-    sample = Sample(id=sid, label=label, soft_label=soft, source={"file": ctx.rel(path)})
+    sid = where[: -len(".json")] if where.lower().endswith(".json") else where
+    image_label, soft = _image_label(parsed.flags, ctx, where, label)
+    sample = Sample(id=sid, label=image_label, soft_label=soft, source={"file": where})
     if parsed.flags:
         sample.meta["flags"] = dict(parsed.flags)
-    _add_with_image(ctx, sample, parsed, where, image_file=image_file, data=data)
+    _add_with_image(ctx, sample, parsed, where, label, image_file=image_file, data=data)
 
 
-def _add_with_image(ctx: ImportContext, sample: Sample, parsed: LabelmeFile, where: str, *,
-                    image_file: Path | None, data: bytes | None) -> None:
+def _add_with_image(ctx: ImportContext, sample: Sample, parsed: LabelmeFile, where: str,
+                    label: Callable[[str, str, str], str], *, image_file: str | None, data: bytes | None) -> None:
     from PIL import ImageOps
 
     from pipeline.core.images import encode_png, exif_orientation, open_image, open_image_bytes, sniff
@@ -620,7 +631,7 @@ def _add_with_image(ctx: ImportContext, sample: Sample, parsed: LabelmeFile, whe
     counts: dict[str, int] = {}
     objects = shapes_to_objects(
         parsed.shapes, up_w, up_h, where=where,
-        label=lambda name, fld: ctx.label(name, where, field=fld),
+        label=lambda name, fld: label(name, where, fld),
         on_invalid=ctx.options.on_invalid, counts=counts,
     )
     for k, v in counts.items():
@@ -636,7 +647,7 @@ def _add_with_image(ctx: ImportContext, sample: Sample, parsed: LabelmeFile, whe
         fmt = sniff(data[:16]) or "png"
         ctx.add(sample, data=data, ext={"jpeg": "jpg"}.get(fmt, fmt))
     else:
-        ctx.add(sample, src=image_file, ext=image_file.suffix)
+        ctx.add(sample, src=image_file, ext=os.path.splitext(image_file)[1])
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,130 @@
+"""Importing labelme JSON without embedded images: files per second on one core, memory per file.
+
+Generates its own files in a temporary folder: one small PNG and one labelme 5.x JSON per image
+(``imageData`` null, three rectangles, a polygon and a point each). The reference, timed in the same
+run on the same files, is the floor any importer pays: ``json.loads`` of every file plus reading
+every image's header with Pillow.
+
+Target: >= 5,000 files/s for 10,000 files (``BENCH=full``), memory flat in the number of files
+(peak traced allocations per file, measured at two sizes, must not grow).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import shutil
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+TARGET = 5000.0
+
+
+def make_files(root: Path, n: int, seed: int = 0) -> Path:
+    """`n` labelme JSON files with their PNGs under `root/src` (natural layout: image beside JSON)."""
+    rng = np.random.default_rng(seed)
+    src = root / "src"
+    src.mkdir(parents=True)
+    base = rng.integers(0, 255, size=(24, 32, 3), dtype=np.uint8)
+    for i in range(n):
+        arr = base.copy()
+        arr[0, 0] = (i % 256, (i // 256) % 256, (i // 65536) % 256)  # distinct bytes per image
+        name = f"img_{i:05d}"
+        Image.fromarray(arr).save(src / f"{name}.png", compress_level=1)
+        x, y = float(rng.integers(0, 16)), float(rng.integers(0, 10))
+        shapes = [
+            {"label": "digit", "points": [[x, y], [x + 8, y + 12]], "group_id": None, "description": "",
+             "shape_type": "rectangle", "flags": {}, "mask": None},
+            {"label": "digit", "points": [[x + 2, y + 1], [x + 9, y + 9]], "group_id": None, "description": "",
+             "shape_type": "rectangle", "flags": {}, "mask": None},
+            {"label": "sign", "points": [[1, 1], [30, 20]], "group_id": None, "description": "",
+             "shape_type": "rectangle", "flags": {}, "mask": None},
+            {"label": "sign", "points": [[1, 1], [20, 2], [25, 20], [3, 18]], "group_id": 1, "description": "",
+             "shape_type": "polygon", "flags": {}, "mask": None},
+            {"label": "sign", "points": [[5, 5]], "group_id": 1, "description": "", "shape_type": "point",
+             "flags": {}, "mask": None},
+        ]
+        doc = {"version": "5.7.0", "flags": {}, "shapes": shapes, "imagePath": f"{name}.png", "imageData": None,
+               "imageHeight": 24, "imageWidth": 32}
+        (src / f"{name}.json").write_text(json.dumps(doc, indent=2))
+    return src
+
+
+def _import(src: Path, out: Path) -> int:
+    from pipeline.commands.convert import import_dataset
+    from pipeline.core import ui
+
+    ui.set_quiet(True)
+    dataset, report = import_dataset("labelme", src, out)
+    assert not report.problems, report.problems[:3]
+    return len(dataset.samples)
+
+
+def _reference(src: Path) -> int:
+    n = 0
+    for p in sorted(src.glob("*.json")):
+        doc = json.loads(p.read_bytes())
+        with Image.open(p.parent / doc["imagePath"]) as im:
+            _ = im.size
+        n += 1
+    return n
+
+
+def _timed(fn, *args) -> tuple[float, int]:
+    gc.collect()
+    t0 = time.perf_counter()
+    n = fn(*args)
+    return time.perf_counter() - t0, n
+
+
+def _peak_per_file(root: Path, src: Path, n: int) -> float:
+    sub = root / f"sub{n}"
+    sub.mkdir()
+    for p in sorted(src.glob("*.json"))[:n]:
+        os.link(p, sub / p.name)
+        os.link(p.with_suffix(".png"), sub / p.with_suffix(".png").name)
+    gc.collect()
+    tracemalloc.start()
+    _import(sub, root / f"out-mem{n}")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / n
+
+
+def run(quick: bool) -> list[dict]:
+    n = 2000 if quick else 10000
+    root = Path(tempfile.mkdtemp(prefix="bench-labelme-"))
+    try:
+        src = make_files(root, n)
+        _reference(src)  # warm the page cache for both runs
+        ref_s, _ = _timed(_reference, src)
+        ours_s, count = _timed(_import, src, root / "out")
+        assert count == n
+        ours, ref = n / ours_s, n / ref_s
+        small, large = max(200, n // 10), max(1000, n // 2)
+        mem_small = _peak_per_file(root, src, small)
+        mem_large = _peak_per_file(root, src, large)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return [
+        {"name": f"import labelme, {n} JSON files (imageData null)", "ours": round(ours, 1),
+         "reference": round(ref, 1), "ratio": round(ours / ref, 3), "unit": "files/s",
+         "target": f">= {TARGET:.0f} files/s", "note": "reference: json.loads + Pillow header read of the same files"},
+        {"name": f"import labelme, peak traced memory per file ({small} vs {large} files)",
+         "ours": round(mem_large / 1024, 2), "reference": round(mem_small / 1024, 2),
+         "ratio": round(mem_large / mem_small, 3), "unit": "KiB/file",
+         "target": "flat: ratio <= 1.2", "note": "ours at the larger size, reference at the smaller"},
+    ]
+
+
+if __name__ == "__main__":
+    import sys
+
+    for row in run(quick="--full" not in sys.argv):
+        print(row)
