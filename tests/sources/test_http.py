@@ -133,11 +133,27 @@ def test_check_content_table(name, head, ctype, bad):
     assert (check_content(name, head, ctype, complete=True) is not None) == bad
 
 
+def _endless(h) -> None:
+    h.send_response(200)
+    h.send_header("Content-Type", "application/octet-stream")
+    h.send_header("Connection", "close")
+    h.end_headers()
+    try:
+        while True:
+            h.wfile.write(b"\0" * 65536)
+    except OSError:
+        return
+
+
 def test_size_cap(server, tmp_path):
-    server.routes["/a.bin"] = Route(BLOB)
-    with Fetcher(fast(max_bytes=1000)) as f, pytest.raises(FetchFailure) as info:
-        f.download(server.url("/a.bin"), tmp_path / "a.bin")
-    assert info.value.reason == "too-large" and server.bytes_sent["/a.bin"] == 0
+    server.routes["/a.bin"] = Route(BLOB)  # Content-Length above the cap: refused before reading the body
+    server.routes["/endless.bin"] = _endless  # no Content-Length: cut when the bytes read pass the cap
+    with Fetcher(fast(max_bytes=100_000)) as f:
+        for name in ("a.bin", "endless.bin"):
+            with pytest.raises(FetchFailure) as info:
+                f.download(server.url("/" + name), tmp_path / name)
+            assert info.value.reason == "too-large"
+            assert not (tmp_path / name).exists() and not any(p.exists() for p in partial_paths(tmp_path / name))
 
 
 def test_guard_refuses_loopback_before_connecting(server, tmp_path):
@@ -188,26 +204,21 @@ def test_guard_refuses_other_schemes():
         AddressGuard(allow_private=True).check_url("file:///etc/passwd")
 
 
-_KILL_SCRIPT = """
-import sys
-from pipeline.sources.http import Fetcher, HttpOptions
-with Fetcher(HttpOptions(allow_private=True, retries=0)) as f:
-    f.download(sys.argv[1], sys.argv[2])
-"""
-
-
 @pytest.mark.slow
 def test_sigkill_halfway_then_rerun_finishes_with_less_transfer(server, tmp_path):
     blob = os.urandom(2_000_000)
     server.routes["/big.bin"] = Route(blob, chunk=50_000, delay=0.03)
-    dest = tmp_path / "big.bin"
-    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, server.url("/big.bin"), str(dest)],
-                            cwd=Path(__file__).resolve().parents[2])
+    raw = tmp_path / "raw"
+    dest = raw / "big.bin"
+    cmd = [sys.executable, "-m", "pipeline", "fetch", "url", server.url("/big.bin"), "--out", str(tmp_path / "ds"),
+           "--raw", str(raw), "--no-import", "--allow-private", "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[2])
     deadline = time.monotonic() + 20
     while server.bytes_sent["/big.bin"] < len(blob) // 2 and time.monotonic() < deadline:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    time.sleep(0.3)  # let the server notice the closed connection before counting
     first = server.bytes_sent["/big.bin"]
     assert 0 < first < len(blob) and not dest.exists()
     server.routes["/big.bin"].delay = 0
