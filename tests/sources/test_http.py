@@ -227,3 +227,15 @@ def test_sigkill_halfway_then_rerun_finishes_with_less_transfer(server, tmp_path
     assert dest.read_bytes() == blob and r.resumed
     second = server.bytes_sent["/big.bin"] - first
     assert second < len(blob) and r.transferred == second
+
+
+def test_per_host_rate_limit_spaces_concurrent_downloads(server, tmp_path):
+    from pipeline.sources.url import UrlSpec, fetch_urls
+
+    for i in range(4):
+        server.routes[f"/{i}.bin"] = Route(BLOB[:1000] + bytes([i]))
+    t0 = time.monotonic()
+    report = fetch_urls([UrlSpec(server.url(f"/{i}.bin")) for i in range(4)], tmp_path / "raw",
+                        options=fast(rate=0.15), concurrency=4)
+    assert len(report.done) == 4 and not report.failures
+    assert time.monotonic() - t0 >= 0.45  # four requests to one host, 0.15 s apart
