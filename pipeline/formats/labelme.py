@@ -81,6 +81,14 @@ class Shape:
     flags: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     mask_b64: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # keys labelme does not define, kept as attributes
+
+
+# Shape keys labelme defines (and the colours of files before 4.0); any other key is kept.
+SHAPE_KEYS = frozenset({"label", "points", "group_id", "description", "shape_type", "flags", "mask",
+                        "line_color", "fill_color"})
+# Attributes this module writes into labelme's own fields rather than as extra keys.
+_OWN_ATTRIBUTES = frozenset({"group_id", "flags", "description", "shape_type", "circle"})
 
 
 @dataclass
@@ -194,8 +202,9 @@ def _parse_shape(s: object, i: int, where: str) -> Shape:
     group_id = s.get("group_id")
     if group_id is not None and not isinstance(group_id, (int, str)):
         raise DataError(where, "", field=f"{fld}.group_id", expected="an integer or null", got=group_id)
+    extra = {} if SHAPE_KEYS.issuperset(s) else {k: v for k, v in s.items() if k not in SHAPE_KEYS}
     return Shape(index=i, label=label, kind=kind, points=clean, group_id=group_id, flags=dict(flags),
-                 description=description, mask_b64=mask_b64)
+                 description=description, mask_b64=mask_b64, extra=extra)
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,12 +357,14 @@ def shapes_to_objects(
         g = groups.get(key)
         if g is None:
             g = {"label": name, "bbox": None, "rect": None, "rings": [], "kps": [], "lines": [], "mask": None,
-                 "kinds": [], "flags": {}, "descriptions": [], "circle": None}
+                 "kinds": [], "flags": {}, "descriptions": [], "circle": None, "extra": {}}
             groups[key] = g
             order.append(key)
         g["kinds"].append(shape.kind)
         if shape.flags:
             g["flags"].update(shape.flags)
+        if shape.extra:
+            g["extra"].update(shape.extra)
         if shape.description and shape.description not in g["descriptions"]:
             g["descriptions"].append(shape.description)
         kind = shape.kind
@@ -388,7 +399,7 @@ def shapes_to_objects(
     objects: list[Obj] = []
     for key in order:
         g = groups[key]
-        attrs: dict[str, Any] = {}
+        attrs: dict[str, Any] = dict(g["extra"])
         if key[1] == "group":
             attrs["group_id"] = key[2]
         if g["flags"]:
@@ -660,7 +671,7 @@ def _pts(points: list[list[float]]) -> list[list[float]]:
 
 
 def _shape(label: str, kind: str, points: list[list[float]], group_id: Any, attrs: dict, mask: str | None = None) -> dict:
-    return {
+    out = {
         "label": label,
         "points": points,
         "group_id": group_id,
@@ -669,14 +680,21 @@ def _shape(label: str, kind: str, points: list[list[float]], group_id: Any, attr
         "flags": dict(attrs.get("flags") or {}),
         "mask": mask,
     }
+    # Other attributes (VOC's difficult/truncated/pose, COCO's iscrowd, ...) as extra shape keys,
+    # which labelme 5 keeps when it re-saves a file.
+    for key, value in attrs.items():
+        if key not in _OWN_ATTRIBUTES and key not in SHAPE_KEYS:
+            out[key] = value
+    return out
 
 
 def _close(a: list[float], b: list[float], tol: float = 0.5) -> bool:
     return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
 
 
-def object_to_shapes(obj: Obj, next_group: Callable[[], int], report: ExportReport | None = None) -> list[dict]:
-    """The labelme shapes of one object (several shapes share a ``group_id``)."""
+def object_to_shapes(obj: Obj, next_group: Callable[[], int], report: ExportReport | None = None, *,
+                     width: float = math.inf, height: float = math.inf) -> list[dict]:
+    """The labelme shapes of one object (several shapes share a ``group_id``) in a `width` x `height` image."""
     attrs = obj.attributes or {}
     kind_hint = attrs.get("shape_type")
     parts: list[tuple[str, list[list[float]], str | None]] = []
@@ -685,7 +703,10 @@ def object_to_shapes(obj: Obj, next_group: Callable[[], int], report: ExportRepo
     rings = [r for r in (obj.polygon or []) if r]
     if circle and len(rings) == 1 and obj.bbox is not None and len(circle) == 3:
         cx, cy, r = circle
-        if _close([cx - r, cy - r, cx + r, cy + r], obj.bbox) or _close(_bbox_of(rings[0]), obj.bbox, 1.0):
+        # Written back as a circle only while the recorded circle still is this object (an
+        # augmentation that moved the polygon leaves a stale record: then the polygon is written).
+        box = [max(0.0, cx - r), max(0.0, cy - r), min(width, cx + r), min(height, cy + r)]
+        if _close(box, obj.bbox) and _close(_bbox_of(rings[0]), obj.bbox, 1.0):
             parts.append(("circle", [[cx, cy], [cx + r, cy]], None))
             area_box = obj.bbox
             rings = []
@@ -738,7 +759,7 @@ def sample_to_document(sample: Sample, image_name: str) -> dict:
 
     shapes: list[dict] = []
     for obj in sample.objects or []:
-        shapes.extend(object_to_shapes(obj, next_group))
+        shapes.extend(object_to_shapes(obj, next_group, width=sample.width, height=sample.height))
     flags = {k: bool(v) for k, v in (sample.meta.get("flags") or {}).items()}
     names = [sample.label] if sample.label else [k for k, v in (sample.soft_label or {}).items() if v > 0]
     for name in flags:

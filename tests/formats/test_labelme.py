@@ -438,3 +438,24 @@ def test_mask_decode_placement_matches_labelme() -> None:
                       mask_b64=base64.b64encode(buf.getvalue()).decode())
     full = labelme.decode_mask(s, 12, 8, "x.json")
     assert full.shape == (8, 12) and list(zip(*np.nonzero(full), strict=True)) == [(3, 7)]
+
+
+def test_stale_circle_record_writes_the_polygon() -> None:
+    ring = labelme.circle_points(20, 20, 5)
+    obj = Obj("c", bbox=[15.0, 15.0, 25.0, 25.0], polygon=[ring], attributes={"circle": [20, 20, 5]})
+    assert [s["shape_type"] for s in labelme.object_to_shapes(obj, lambda: 0, width=64, height=48)] == ["circle"]
+    moved = Obj("c", bbox=[35.0, 15.0, 45.0, 25.0], polygon=[[[x + 20, y] for x, y in ring]],
+                attributes={"circle": [20, 20, 5]})  # flipped by an augmentation; the record is stale
+    assert [s["shape_type"] for s in labelme.object_to_shapes(moved, lambda: 0, width=64, height=48)] == ["polygon"]
+
+
+def test_other_attributes_travel_as_extra_shape_keys(tmp_path: Path) -> None:
+    with DatasetWriter(tmp_path / "ds", task="detection", stage="test") as wr:
+        wr.add(Sample(id="a", width=64, height=48, objects=[
+            Obj("x", bbox=[1.0, 2.0, 30.0, 40.0], attributes={"difficult": True, "pose": "Left", "truncated": False}),
+        ]), data=png_bytes(), ext="png")
+    _, report = export_dataset(tmp_path / "ds", "labelme", tmp_path / "lm")
+    doc = json.loads((tmp_path / "lm" / "a.json").read_text())
+    assert doc["shapes"][0]["difficult"] is True and doc["shapes"][0]["pose"] == "Left"
+    back, _ = run_import(tmp_path / "lm", tmp_path / "back")
+    assert back.samples[0].objects[0].attributes == {"difficult": True, "pose": "Left", "truncated": False}
