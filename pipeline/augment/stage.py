@@ -336,6 +336,9 @@ def _prepare_state(work: Path, state: Path, fingerprint: dict) -> bool:
     marker = state / "plan.json"
     text = json.dumps(fingerprint, sort_keys=True)
     if marker.is_file() and work.is_dir() and marker.read_text(encoding="utf-8") == text:
+        for folder in (work, state):  # half-written files of a killed run (atomic writes' temporaries)
+            for tmp in folder.rglob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
         return True
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(state, ignore_errors=True)
