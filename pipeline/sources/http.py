@@ -41,7 +41,7 @@ from pipeline.core.images import sniff
 from pipeline.core.paths import fsync_dir
 from pipeline.sources.guard import AddressGuard, AddressRefused, GuardedAdapter, Resolver
 
-CHUNK = 1 << 16
+CHUNK = 1 << 18
 USER_AGENT = f"pipeline/{__version__} (+https://github.com/pipeline-cv/pipeline)"
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
@@ -235,6 +235,28 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
+class _Hashes:
+    """sha256 (always) and md5 (when asked for) of the bytes of a download, fed as they arrive."""
+
+    def __init__(self, md5: bool) -> None:
+        self.want_md5 = md5
+        self.reset()
+
+    def reset(self) -> None:
+        self.sha = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False) if self.want_md5 else None
+
+    def update(self, block: bytes) -> None:
+        self.sha.update(block)
+        if self.md5 is not None:
+            self.md5.update(block)
+
+    def feed_file(self, path: Path) -> None:
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                self.update(block)
+
+
 def _hash_file(path: Path) -> tuple[str, str]:
     sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as fh:
@@ -400,13 +422,14 @@ class Fetcher:
         dest.parent.mkdir(parents=True, exist_ok=True)
         part, record = partial_paths(dest)
         result = DownloadResult(url=url, path=dest, size=0, sha256="", md5="", attempts=0)
+        hashes = _Hashes(md5=bool(md5))
         no_range = False
         attempt = 0
         while True:
             attempt += 1
             result.attempts = attempt
             try:
-                self._attempt(url, part, record, result, name=name, cap=cap, check=check,
+                self._attempt(url, part, record, result, hashes, name=name, cap=cap, check=check,
                               no_range=no_range, progress=progress)
                 break
             except _RestartWithoutRange:
@@ -420,7 +443,8 @@ class Fetcher:
                 self.options.sleep(self._delay(attempt, exc.retry_after, url, exc.reason))
             except FetchFailure:
                 raise
-        have_sha, have_md5 = _hash_file(part)
+        have_sha = hashes.sha.hexdigest()
+        have_md5 = hashes.md5.hexdigest() if hashes.md5 is not None else ""
         if (sha256 and have_sha != sha256) or (md5 and have_md5 != md5):
             algo, want, got = ("sha256", sha256, have_sha) if sha256 and have_sha != sha256 else ("md5", md5, have_md5)
             part.unlink(missing_ok=True)
@@ -436,7 +460,7 @@ class Fetcher:
         result.sha256, result.md5 = have_sha, have_md5
         return result
 
-    def _attempt(self, url: str, part: Path, record: Path, result: DownloadResult, *, name: str,
+    def _attempt(self, url: str, part: Path, record: Path, result: DownloadResult, hashes: _Hashes, *, name: str,
                  cap: int | None, check: bool, no_range: bool, progress: Callable[[int], None] | None) -> None:
         offset = 0
         saved = _read_record(record) if part.is_file() else None
@@ -491,6 +515,9 @@ class Fetcher:
             if mode == "wb":
                 _write_record(record, {"url": url, "etag": resp.headers.get("ETag"),
                                        "last_modified": resp.headers.get("Last-Modified"), "total": total})
+            hashes.reset()
+            if offset:
+                hashes.feed_file(part)
             head = b""
             if offset and check:
                 with open(part, "rb") as fh:
@@ -513,6 +540,7 @@ class Fetcher:
                                     raise FetchFailure("content-mismatch", f"{url}: {why}")
                                 checked = True
                         fh.write(block)
+                        hashes.update(block)
                         written += len(block)
                         result.transferred += len(block)
                         if progress:
