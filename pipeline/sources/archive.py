@@ -325,7 +325,7 @@ def _extract_zip(archive: Path, writer: _Writer) -> int:
                 try:
                     with zf.open(info) as fh:
                         writer.write(parts, fh, declared=info.file_size)
-                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
                     raise DataError(archive, f"{info.filename}: corrupt or unsupported member ({exc})",
                                     fix="download it again") from exc
         return _resolve_links(pending, writer)
