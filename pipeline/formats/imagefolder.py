@@ -15,6 +15,7 @@ palette, RGBA, 16-bit); the file is kept byte for byte. Unreadable or truncated 
 decompression bombs (Pillow's ``MAX_IMAGE_PIXELS``) are listed and left out, never a crash. EXIF
 orientation is applied here, once: a rotated photo is stored upright as PNG and its sample records
 the original orientation in ``meta.exif_orientation``; everything downstream sees upright pixels.
+Files are read ahead by a few threads and decoded in order, so the output never depends on timing.
 
 Export writes ``<split>/<class>/<file>`` (or ``<class>/<file>`` without splits), hard-linking the
 dataset's images where possible.
@@ -26,7 +27,9 @@ import hashlib
 import os
 import re
 import shutil
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +57,8 @@ SYSTEM_FILES = "system files (.DS_Store, Thumbs.db, ...)"
 NON_IMAGES = "non-image files"
 OUTSIDE = "files outside class folders"
 SKIPPED_DIRS = "hidden or system folders"
+
+READ_THREADS = 4  # read-ahead threads; decoding stays on one thread (Pillow on small images holds the GIL)
 
 
 
@@ -222,12 +227,34 @@ def _scan(root: Path, found: list[tuple[str | None, Path]], ctx: ImportContext) 
 _PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
 
 
-def _probe(path: Path, where: str) -> _Probe:
+def _read(path: Path) -> bytes | OSError:
     try:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise DataError(where, f"cannot read ({exc.strerror or exc})", fix="check the file's permissions") from exc
+        return path.read_bytes()
+    except OSError as exc:
+        return exc
+
+
+def _prefetch(paths: list[Path], threads: int | None = None, chunk: int = 32) -> Iterator[bytes | OSError]:
+    """The bytes of each file, in order, read ahead by a few threads in chunks (file reads release
+    the GIL, so a cold disk or a network share is read in parallel while this thread decodes)."""
+    threads = READ_THREADS if threads is None else threads
+    if threads <= 1:
+        yield from map(_read, paths)
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imagefolder-read") as pool:
+        window: deque[Future] = deque()
+        for start in range(0, len(paths), chunk):
+            window.append(pool.submit(lambda part: [_read(p) for p in part], paths[start:start + chunk]))
+            if len(window) >= 2 * threads:
+                yield from window.popleft().result()
+        while window:
+            yield from window.popleft().result()
+
+
+def _probe(data: bytes | OSError, where: str) -> _Probe:
+    try:
+        if isinstance(data, OSError):
+            raise DataError(where, f"cannot read ({data.strerror or data})", fix="check the file's permissions")
         head = data[:16]
         if sniff(head) is None and head[:2] not in (b"P1", b"P2", b"P3", b"P4"):
             raise DataError(where, "not an image (unknown file signature)", fix="remove the file or fix its extension")
@@ -255,8 +282,9 @@ def read(root: Path, ctx: ImportContext) -> None:
             fix="check the path, or name the right format: pipeline import --help",
         )
     jobs = _scan(root, found, ctx)
-    for job in ctx.progress(jobs, total=len(jobs), desc="import imagefolder", unit="img"):
-        probe = _probe(job.path, job.rel)
+    blobs = _prefetch([j.path for j in jobs])
+    for job, data in ctx.progress(zip(jobs, blobs, strict=True), total=len(jobs), desc="import imagefolder", unit="img"):
+        probe = _probe(data, job.rel)
         if probe.error is not None:
             ctx.bad(probe.error)
             continue
