@@ -304,6 +304,9 @@ def crawl(start: str, raw: Path, *, options: CrawlOptions, http: HttpOptions) ->
                 if img_url in seen_images:
                     continue
                 seen_images.add(img_url)
+                if urlsplit(img_url).scheme.lower() not in ("http", "https"):
+                    report.skipped["images not on http(s) (data:, ...)"] += 1
+                    continue
                 if options.same_host and (urlsplit(img_url).hostname or "").lower() != start_host:
                     report.skipped["images on other hosts (--same-host)"] += 1
                     continue

@@ -68,6 +68,10 @@ def download(repo: str, raw: Path, *, revision: str | None = None, include: list
         raise UsageError("huggingface_hub is not installed", fix="pip install huggingface_hub") from exc
     if repo.count("/") != 1 or not all(repo.split("/")):
         raise UsageError(f"{repo!r}: expected a dataset repository as OWNER/NAME", fix="e.g. ylecun/mnist")
+    if ui.is_quiet():
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
     api = HfApi(endpoint=endpoint)
     rev = revision or "main"

@@ -402,12 +402,15 @@ class Fetcher:
         check: bool = True,
         name: str | None = None,
         progress: Callable[[int], None] | None = None,
+        response: requests.Response | None = None,
     ) -> DownloadResult:
         """Download `url` to `dest` atomically, resuming a partial file left by an earlier attempt.
 
         `sha256`/`md5`, when given, must match (a mismatch removes the file). `check` enables the
         Content-Type and magic-byte checks for the kind `name` (default: dest's name) promises.
         A `dest` already present that matches a given checksum is not downloaded again.
+        `response`, an open streamed response for `url` (e.g. from an API client that followed the
+        redirect itself), is read instead of a new request when no partial file is there to resume.
         """
         dest = Path(dest)
         name = name or dest.name
@@ -423,6 +426,7 @@ class Fetcher:
         part, record = partial_paths(dest)
         result = DownloadResult(url=url, path=dest, size=0, sha256="", md5="", attempts=0)
         hashes = _Hashes(md5=bool(md5))
+        pending = [response] if response is not None else []
         no_range = False
         attempt = 0
         while True:
@@ -430,7 +434,7 @@ class Fetcher:
             result.attempts = attempt
             try:
                 self._attempt(url, part, record, result, hashes, name=name, cap=cap, check=check,
-                              no_range=no_range, progress=progress)
+                              no_range=no_range, progress=progress, pending=pending)
                 break
             except _RestartWithoutRange:
                 no_range = True
@@ -461,7 +465,8 @@ class Fetcher:
         return result
 
     def _attempt(self, url: str, part: Path, record: Path, result: DownloadResult, hashes: _Hashes, *, name: str,
-                 cap: int | None, check: bool, no_range: bool, progress: Callable[[int], None] | None) -> None:
+                 cap: int | None, check: bool, no_range: bool, progress: Callable[[int], None] | None,
+                 pending: list[requests.Response]) -> None:
         offset = 0
         saved = _read_record(record) if part.is_file() else None
         if saved is not None and saved.get("url") == url and not no_range:
@@ -474,7 +479,13 @@ class Fetcher:
             validator = saved.get("etag") or saved.get("last_modified") if saved else None
             if validator:
                 headers["If-Range"] = validator
-        resp = self._open(url, headers)
+        given = pending.pop() if pending else None
+        if given is not None and not offset:
+            resp = given
+        else:
+            if given is not None:
+                given.close()
+            resp = self._open(url, headers)
         try:
             status = resp.status_code
             if status == 416 and offset:

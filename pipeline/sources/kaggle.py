@@ -33,6 +33,7 @@ from pathlib import Path
 from pipeline.core import ui
 from pipeline.core.errors import NetworkError, UsageError
 from pipeline.core.paths import atomic_write_text, sha256_file
+from pipeline.sources.archive import archive_kind
 from pipeline.sources.http import Fetcher, HttpOptions
 
 MANIFEST = ".kaggle-downloads.json"
@@ -214,8 +215,9 @@ def download(raw: Path, *, dataset: str | None = None, competition: str | None =
 
         dest = raw / name
         entry = manifest.get(key)
-        if entry and dest.is_file() and dest.stat().st_size == entry.get("size") and \
-                (result.kind == "dataset" or entry.get("etag")) and sha256_file(dest) == entry.get("sha256"):
+        have = raw / str(entry.get("file") or name) if entry else dest
+        if entry and have.is_file() and have.stat().st_size == entry.get("size") and \
+                (result.kind == "dataset" or entry.get("etag")) and sha256_file(have) == entry.get("sha256"):
             if result.kind == "competition":
                 # competitions have no versions: ask for the file and compare its ETag, reading no body
                 resp = _call(ref, opener, creds)
@@ -224,19 +226,25 @@ def download(raw: Path, *, dataset: str | None = None, competition: str | None =
                 if etag != entry.get("etag"):
                     entry = None
             if entry:
-                result.files[name] = entry["sha256"]
+                result.files[have.name] = entry["sha256"]
                 result.present += 1
                 return result
         resp = _call(ref, opener, creds)
-        url = resp.url
-        if not resp.history:
-            # no redirect: the API streamed the file itself (only reachable with our credentials)
-            got = _save_stream(resp, dest)
-        else:
-            got = None
-        resp.close()
-    if got is None:
-        got = _fetch_redirected(url, dest, name, options)
+        try:
+            if not resp.history:
+                # no redirect: the API streamed the file itself (only reachable with our credentials)
+                got = _save_stream(resp, dest)
+            else:
+                # redirected to the file: read this response, and resume from its URL if it breaks
+                got = _fetch_redirected(resp, dest, name, options)
+        finally:
+            resp.close()
+    if not name.lower().endswith(".zip") and archive_kind(dest) == "zip":
+        # Kaggle serves large single files wrapped in a zip under the file's own name
+        zipped = dest.with_name(dest.name + ".zip")
+        os.replace(dest, zipped)
+        name, dest = zipped.name, zipped
+        got.path = zipped
     result.transferred += got.transferred
     result.files[name] = got.sha256
     manifest[key] = {"file": name, "sha256": got.sha256, "size": got.size, "etag": got.etag,
@@ -245,12 +253,12 @@ def download(raw: Path, *, dataset: str | None = None, competition: str | None =
     return result
 
 
-def _fetch_redirected(url: str, dest: Path, name: str, options: HttpOptions | None):
+def _fetch_redirected(resp, dest: Path, name: str, options: HttpOptions | None):
     """The API redirected to the file: fetch it resumably (and verified) from there."""
     opts = options or HttpOptions()
     opts.allow_private = True  # the address comes from Kaggle's API, not from the user
     with Fetcher(opts) as fetcher:
-        return fetcher.download(url, dest, name=name)
+        return fetcher.download(resp.url, dest, name=name, response=resp)
 
 
 def _save_stream(resp, dest: Path):

@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -163,9 +164,14 @@ def fetch_urls(specs: list[UrlSpec], raw: Path, *, options: HttpOptions | None =
     report = FetchReport(raw=raw)
     lock = threading.Lock()
     bar = ui.progress(total=len(unique), desc="download", unit="file")
+    last_save = [0.0]
 
-    def save_manifest() -> None:
-        atomic_write_text(raw / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+    def save_manifest(force: bool = True) -> None:
+        # at most once a second while downloading (a long list would rewrite it for every file)
+        now = time.monotonic()
+        if force or now - last_save[0] >= 1.0:
+            atomic_write_text(raw / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+            last_save[0] = now
 
     def one(spec: UrlSpec, fetcher: Fetcher) -> None:
         entry = manifest.get(spec.url)
@@ -182,7 +188,7 @@ def fetch_urls(specs: list[UrlSpec], raw: Path, *, options: HttpOptions | None =
                 report.done.append(result)
                 manifest[spec.url] = {"file": result.path.name, "sha256": result.sha256, "size": result.size,
                                       "etag": result.etag, "final_url": result.final_url or spec.url}
-                save_manifest()
+                save_manifest(force=False)
         except PipelineError as exc:
             with lock:
                 report.failures.append((spec.url, getattr(exc, "reason", "error"), str(exc)))

@@ -239,3 +239,14 @@ def test_per_host_rate_limit_spaces_concurrent_downloads(server, tmp_path):
                         options=fast(rate=0.15), concurrency=4)
     assert len(report.done) == 4 and not report.failures
     assert time.monotonic() - t0 >= 0.45  # four requests to one host, 0.15 s apart
+
+
+def test_given_response_is_read_then_resumed_from_its_url(server, tmp_path):
+    import requests
+
+    server.routes["/a.bin"] = Route(BLOB, drop_after=120_000)
+    resp = requests.get(server.url("/a.bin"), stream=True, timeout=5)
+    with Fetcher(fast()) as f:
+        r = f.download(resp.url, tmp_path / "a.bin", response=resp)
+    assert (tmp_path / "a.bin").read_bytes() == BLOB and r.resumed
+    assert server.requests["/a.bin"] == 2 and server.bytes_sent["/a.bin"] == len(BLOB)

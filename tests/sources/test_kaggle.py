@@ -50,6 +50,8 @@ class Api:
                                                            "digits/test.csv": pixel_csv(3, labelled=False)}),
                                                    content_type="application/zip")
         srv.routes["/files/comp/train.csv"] = Route(pixel_csv(6), content_type="text/csv")
+        # large single files come wrapped in a zip under the file's own name
+        srv.routes["/files/comp/big.csv"] = Route(zipped({"big.csv": pixel_csv(4)}), content_type="application/zip")
 
     def handle(self, h) -> None:
         length = int(h.headers.get("Content-Length") or 0)
@@ -66,8 +68,8 @@ class Api:
         if path == "/api/v1/datasets.DatasetApiService/DownloadDataset":
             return h.send_simple(302, b"", "text/plain", {"Location": "/files/digits-v3.zip"})
         if path == "/api/v1/competitions.CompetitionApiService/DownloadDataFile":
-            assert body == {"competitionName": "digit-recognizer", "fileName": "train.csv"}
-            return h.send_simple(302, b"", "text/plain", {"Location": "/files/comp/train.csv"})
+            assert body["competitionName"] == "digit-recognizer"
+            return h.send_simple(302, b"", "text/plain", {"Location": f"/files/comp/{body['fileName']}"})
         return h.send_simple(404, b'{"code": 404, "message": "Not found"}', "application/json")
 
 
@@ -115,6 +117,7 @@ def test_dataset_with_token_end_to_end_and_rerun(env, api, tmp_path):
     assert any(k.startswith("kaggle:team/digits@3/digits.zip") for k in entry["inputs"])
     assert f"Bearer {TOKEN}" in api.auth
     served = api.srv.requests["/files/digits-v3.zip"]
+    assert served == 1
     assert run(["fetch", "kaggle", "team/digits", "--out", str(out)]) == 0
     assert api.srv.requests["/files/digits-v3.zip"] == served  # present and verified: not downloaded again
 
@@ -154,3 +157,16 @@ def test_token_file_and_unknown_dataset(env, api, tmp_path, capsys):
     assert run(["fetch", "kaggle", "team/nothing", "--out", str(tmp_path / "x")]) == 2
     assert "not found on Kaggle" in capsys.readouterr().err
     assert f"Bearer {TOKEN}" in api.auth
+
+
+def test_competition_file_served_zipped(env, api, tmp_path):
+    env.setenv("KAGGLE_API_TOKEN", TOKEN)
+    out = tmp_path / "big"
+    args = ["fetch", "kaggle", "--competition", "digit-recognizer", "--file", "big.csv", "--out", str(out)]
+    assert run(args) == 0
+    assert len(load_dataset(out).samples) == 4
+    assert (tmp_path / "big-raw" / "big.csv.zip").is_file()
+    assert api.srv.requests["/files/comp/big.csv"] == 1  # the redirected response itself was read
+    stamp = (tmp_path / "big-raw" / "big.csv.zip").stat().st_mtime_ns
+    assert run(args) == 0  # present, same ETag: kept as it is
+    assert (tmp_path / "big-raw" / "big.csv.zip").stat().st_mtime_ns == stamp
