@@ -29,6 +29,7 @@ from pipeline.core.errors import NetworkError
 Resolver = Callable[[str, int], list[str]]
 
 SCHEMES = ("http", "https")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class AddressRefused(NetworkError):
@@ -55,8 +56,16 @@ def system_resolver(host: str, port: int) -> list[str]:
 def classify(ip: str) -> str | None:
     """Why `ip` is not a public address ('loopback', 'private', ...), or None when it is."""
     addr = ipaddress.ip_address(ip)
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv6Address):
+        # IPv4 embedded in IPv6 (mapped, 6to4, NAT64 well-known prefix) is judged by its IPv4 address
+        if addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        elif addr.sixtofour is not None:
+            addr = addr.sixtofour
+        elif addr in _NAT64:
+            addr = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+        elif addr.teredo is not None:
+            return "reserved"
     if addr.is_unspecified:
         return "unspecified"
     if addr.is_multicast:
