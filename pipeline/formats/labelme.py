@@ -104,6 +104,9 @@ class LabelmeFile:
     version: str | None
 
 
+_NUMBER = (int, float)
+
+
 def _is_num(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -176,6 +179,12 @@ def _parse_shape(s: object, i: int, where: str) -> Shape:
         raise DataError(where, "", field=f"{fld}.points", expected="a list of [x, y]", got=points)
     clean: list[list[float]] = []
     for j, p in enumerate(points):
+        # Fast path for the usual [x, y] of ints/floats (bool is excluded: type(True) is bool).
+        if type(p) is list and len(p) == 2 and type(p[0]) in _NUMBER and type(p[1]) in _NUMBER:
+            x, y = float(p[0]), float(p[1])
+            if x - x == 0.0 and y - y == 0.0:  # finite: inf - inf and nan - nan are nan
+                clean.append([x, y])
+                continue
         if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_num(v) for v in p)):
             raise DataError(where, "", field=f"{fld}.points[{j}]", expected="[x, y] numbers", got=p)
         x, y = float(p[0]), float(p[1])
@@ -306,6 +315,10 @@ class _Outside(Exception):
 
 def _fit_points(shape: Shape, width: int, height: int, on_invalid: str) -> list[list[float]] | None:
     """Points clamped to the image. Beyond `EDGE_TOLERANCE`: error (raise), clip, or skip (None)."""
+    xs = [p[0] for p in shape.points]
+    ys = [p[1] for p in shape.points]
+    if min(xs) >= 0.0 and min(ys) >= 0.0 and max(xs) <= width and max(ys) <= height:
+        return shape.points  # inside already (the usual case)
     out = []
     for j, (x, y) in enumerate(shape.points):
         far = x < -EDGE_TOLERANCE or y < -EDGE_TOLERANCE or x > width + EDGE_TOLERANCE or y > height + EDGE_TOLERANCE
@@ -339,7 +352,8 @@ def shapes_to_objects(
         counts[key] = counts.get(key, 0) + n
 
     groups: dict[tuple, dict[str, Any]] = {}
-    order: list[tuple] = []
+    order: list[tuple | Obj] = []  # group keys, or finished objects of plain shapes
+    kinds: dict[str, int] = {}
     for shape in shapes:
         name = label(shape.label, f"shapes[{shape.index}].label")
         try:
@@ -353,6 +367,15 @@ def shapes_to_objects(
         if pts is None:
             bump("shapes outside the image (skipped)")
             continue
+        kind = shape.kind
+        if (shape.group_id is None and kind in ("rectangle", "polygon")
+                and not (shape.flags or shape.extra or shape.description)):
+            # The common case, one plain shape per object: no group bookkeeping.
+            box = _bbox_of(pts)
+            order.append(Obj(label=name, bbox=box) if kind == "rectangle" else Obj(label=name, bbox=box,
+                                                                                   polygon=[pts]))
+            kinds[kind] = kinds.get(kind, 0) + 1
+            continue
         key = (name, "group", shape.group_id) if shape.group_id is not None else (name, "shape", shape.index)
         g = groups.get(key)
         if g is None:
@@ -360,14 +383,13 @@ def shapes_to_objects(
                  "kinds": [], "flags": {}, "descriptions": [], "circle": None, "extra": {}}
             groups[key] = g
             order.append(key)
-        g["kinds"].append(shape.kind)
+        g["kinds"].append(kind)
         if shape.flags:
             g["flags"].update(shape.flags)
         if shape.extra:
             g["extra"].update(shape.extra)
         if shape.description and shape.description not in g["descriptions"]:
             g["descriptions"].append(shape.description)
-        kind = shape.kind
         if kind == "rectangle":
             g["rect"] = _union(g["rect"], _bbox_of(pts))
         elif kind in ("polygon", "oriented_rectangle"):
@@ -398,6 +420,9 @@ def shapes_to_objects(
 
     objects: list[Obj] = []
     for key in order:
+        if isinstance(key, Obj):
+            objects.append(key)
+            continue
         g = groups[key]
         attrs: dict[str, Any] = dict(g["extra"])
         if key[1] == "group":
@@ -406,11 +431,11 @@ def shapes_to_objects(
             attrs["flags"] = g["flags"]
         if g["descriptions"]:
             attrs["description"] = "\n".join(g["descriptions"])
-        kinds = set(g["kinds"])
+        group_kinds = set(g["kinds"])
         for special in ("circle", "oriented_rectangle", "line", "mask"):
-            if special in kinds:
+            if special in group_kinds:
                 attrs.setdefault("shape_type", special)
-        if g["circle"] is not None and kinds == {"circle"}:
+        if g["circle"] is not None and group_kinds == {"circle"}:
             attrs["circle"] = g["circle"]
         lines = g["lines"]
         obj = Obj(label=g["label"], attributes=attrs)
@@ -431,7 +456,9 @@ def shapes_to_objects(
         else:
             objects.append(obj)
         for kind in g["kinds"]:
-            bump(f"shapes: {kind}")
+            kinds[kind] = kinds.get(kind, 0) + 1
+    for kind, n in kinds.items():
+        bump(f"shapes: {kind}", n)
     return objects
 
 
@@ -443,14 +470,17 @@ def shapes_to_objects(
 def _candidates(root: Path) -> list[Path]:
     if root.is_file():
         return [root] if root.suffix.lower() == ".json" else []
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    found: list[tuple[tuple, str]] = []
+    top = str(root)
+    for dirpath, dirnames, filenames in os.walk(top):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        rel = os.path.relpath(dirpath, top).replace(os.sep, "/")
+        prefix = "" if rel == "." else rel + "/"
         for name in filenames:
             if name.lower().endswith(".json") and not name.startswith("."):
-                found.append(Path(dirpath) / name)
-    found.sort(key=lambda p: natural_key(p.relative_to(root).as_posix()))
-    return found
+                found.append((natural_key(prefix + name), os.path.join(dirpath, name)))
+    found.sort()
+    return [Path(p) for _, p in found]
 
 
 def _looks_like_labelme(head: bytes) -> bool:
@@ -482,16 +512,18 @@ def detect(root: Path) -> Detection | None:
                      description=f"labelme JSON ({hits} of the first {checked} of {total} JSON files have shapes)")
 
 
-def _read_json(path: Path, where: str, max_image_data: int) -> tuple[bytes, object]:
+def _read_json(path: str | os.PathLike, where: str, max_image_data: int) -> tuple[bytes, object]:
+    limit = max_image_data + _MAX_JSON_EXTRA
     try:
-        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > limit:
+                raise DataError(where, "file too large for a labelme annotation", expected=f"at most "
+                                f"{limit // 2**20} MiB", got=f"{size / 2**20:.0f} MiB",
+                                fix="save the image beside the JSON and set imageData to null")
+            raw = fh.read()
     except OSError as exc:
         raise DataError(where, f"unreadable ({exc.strerror})") from exc
-    if size > max_image_data + _MAX_JSON_EXTRA:
-        raise DataError(where, "file too large for a labelme annotation", expected=f"at most "
-                        f"{(max_image_data + _MAX_JSON_EXTRA) // 2**20} MiB", got=f"{size / 2**20:.0f} MiB",
-                        fix="save the image beside the JSON and set imageData to null")
-    raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -582,55 +614,62 @@ def _image_label(flags: dict[str, bool], ctx: ImportContext, where: str,
     return None, {name: 1.0 / len(labels) for name in labels}
 
 
-def _import_one(ctx: ImportContext, path: str, base: str, where: str, parsed: LabelmeFile,
-                label: Callable[[str, str, str], str]) -> None:
-    from pipeline.core.images import sniff_file
+def find_image(parsed: LabelmeFile, path: str, base: str, where: str) -> tuple[str | None, bytes]:
+    """The image of one labelme file: ``(file, bytes)`` from `imagePath`, or ``(None, bytes)`` from imageData."""
+    from pipeline.core.images import sniff
 
-    image_file: str | None = None
     if parsed.image_path:
         found = resolve_image_path(parsed.image_path, path, base, where)
-        itself = found is not None and os.path.normcase(found) == os.path.normcase(path)
-        if found is not None and not itself and sniff_file(found) is not None:
-            image_file = found
-        elif found is not None and not parsed.image_data:
-            what = "the JSON file itself" if itself else "a file that is not an image"
-            raise DataError(where, f"names {what} and there is no embedded imageData", field="imagePath",
-                            expected="an image file", got=parsed.image_path,
-                            fix="correct imagePath, or re-save in labelme with the image data")
-    data: bytes | None = None
+        if found is not None:
+            itself = os.path.normcase(found) == os.path.normcase(path)
+            blob = b""
+            if not itself:
+                try:
+                    with open(found, "rb") as fh:
+                        blob = fh.read()
+                except OSError as exc:
+                    raise DataError(where, f"image {found}: {exc.strerror}", field="imagePath") from exc
+            if blob and (sniff(blob[:16]) is not None or found.lower().endswith((".webp", ".pbm"))):
+                return found, blob
+            if not parsed.image_data:
+                what = "the JSON file itself" if itself else "a file that is not an image"
+                raise DataError(where, f"names {what} and there is no embedded imageData", field="imagePath",
+                                expected="an image file", got=parsed.image_path,
+                                fix="correct imagePath, or re-save in labelme with the image data")
+    if not parsed.image_data:
+        raise DataError(where, "image not found and no embedded imageData", field="imagePath",
+                        expected="an image file relative to the JSON", got=parsed.image_path,
+                        fix="put the image beside the JSON or correct imagePath")
+    try:
+        return None, base64.b64decode(parsed.image_data, validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise DataError(where, f"not base64 ({exc})", field="imageData") from exc
+
+
+def _import_one(ctx: ImportContext, path: str, base: str, where: str, parsed: LabelmeFile,
+                label: Callable[[str, str, str], str]) -> None:
+    image_file, blob = find_image(parsed, path, base, where)
     if image_file is None:
-        if not parsed.image_data:
-            raise DataError(where, "image not found and no embedded imageData", field="imagePath",
-                            expected="an image file relative to the JSON", got=parsed.image_path,
-                            fix="put the image beside the JSON or correct imagePath")
-        try:
-            data = base64.b64decode(parsed.image_data, validate=False)
-        except (binascii.Error, ValueError) as exc:
-            raise DataError(where, f"not base64 ({exc})", field="imageData") from exc
         ctx.report.counts["images from embedded imageData"] += 1
     sid = where[: -len(".json")] if where.lower().endswith(".json") else where
     image_label, soft = _image_label(parsed.flags, ctx, where, label)
     sample = Sample(id=sid, label=image_label, soft_label=soft, source={"file": where})
     if parsed.flags:
         sample.meta["flags"] = dict(parsed.flags)
-    _add_with_image(ctx, sample, parsed, where, label, image_file=image_file, data=data)
+    _add_with_image(ctx, sample, parsed, where, label, image_file=image_file, data=blob)
 
 
 def _add_with_image(ctx: ImportContext, sample: Sample, parsed: LabelmeFile, where: str,
-                    label: Callable[[str, str, str], str], *, image_file: str | None, data: bytes | None) -> None:
+                    label: Callable[[str, str, str], str], *, image_file: str | None, data: bytes) -> None:
     from PIL import ImageOps
 
-    from pipeline.core.images import encode_png, exif_orientation, open_image, open_image_bytes, sniff
+    from pipeline.core.images import encode_png, exif_orientation, open_image_bytes, sniff
 
+    fld = "imagePath" if image_file is not None else "imageData"
     try:
-        if data is not None:
-            img = open_image_bytes(data, "imageData")
-        else:
-            assert image_file is not None
-            img = open_image(image_file)
+        img = open_image_bytes(data, fld)
     except DataError as err:
-        fld = "imageData" if data is not None else "imagePath"
-        what = "embedded image" if data is not None else f"image {ctx.rel(image_file)}"
+        what = f"image {ctx.rel(image_file)}" if image_file is not None else "embedded image"
         raise DataError(where, f"{what}: {err.message.split(': ', 1)[-1]}", field=fld, fix=err.fix) from err
     orientation = exif_orientation(img)
     raw_w, raw_h = img.size
@@ -654,10 +693,11 @@ def _add_with_image(ctx: ImportContext, sample: Sample, parsed: LabelmeFile, whe
         sample.meta["exif_orientation"] = orientation
         upright = ImageOps.exif_transpose(img)
         ctx.add(sample, data=encode_png(upright), ext="png")
-    elif data is not None:
+    elif image_file is None:
         fmt = sniff(data[:16]) or "png"
         ctx.add(sample, data=data, ext={"jpeg": "jpg"}.get(fmt, fmt))
     else:
+        sample.sha256 = sha256_bytes(data)  # the writer links the file; no second read to hash it
         ctx.add(sample, src=image_file, ext=os.path.splitext(image_file)[1])
 
 
