@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import io
 import sys
 import zipfile
 from pathlib import Path
@@ -39,11 +40,13 @@ LABELS = "mnist5k-labels-idx1-ubyte.gz"
 
 def parse_csv(text: str) -> tuple[np.ndarray, np.ndarray]:
     """Rows of 784 pixels then a label into (images uint8 [N, 28, 28], labels uint8 [N])."""
-    rows = [line.split(",") for line in text.splitlines() if line.strip()]
-    if not rows or any(len(r) != 785 for r in rows):
-        bad = next((i for i, r in enumerate(rows, 1) if len(r) != 785), 0)
-        raise ValueError(f"line {bad}: expected 785 comma-separated values (784 pixels, then the label)")
-    values = np.array([[float(v) for v in r] for r in rows])
+    try:
+        values = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise ValueError(f"expected 785 comma-separated values per line (784 pixels, then the label): {exc}") from exc
+    if values.shape[1] != 785:
+        raise ValueError(f"expected 785 comma-separated values per line (784 pixels, then the label), "
+                         f"got {values.shape[1]}")
     if not np.array_equal(values, np.round(values)) or values.min() < 0 or values[:, :784].max() > 255:
         raise ValueError("pixels must be integers 0..255")
     if values[:, 784].max() > 9:

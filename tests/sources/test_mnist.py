@@ -104,9 +104,11 @@ def _closed_port_url() -> str:
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
+    """The embedded subset fetched once through the command line: (dataset, command output)."""
     out = tmp_path_factory.mktemp("emb") / "mnist-embedded"
-    dataset, report = mnist.fetch_embedded(out)
-    return load_dataset(out), report
+    result = CliRunner().invoke(cli, ["fetch", "mnist", "--embedded", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return load_dataset(out), result.output
 
 
 def test_embedded_files_are_small_and_match_their_readme() -> None:
@@ -141,12 +143,12 @@ def test_derive_script_reproduces_the_shipped_bytes(tmp_path) -> None:
 
 
 def test_embedded_dataset_counts_split_and_provenance(embedded) -> None:
-    dataset, report = embedded
+    dataset, output = embedded
     assert len(dataset) == 5000 and dataset.classes == [str(d) for d in range(10)]
     assert dataset.task == "classification"
     per = Counter((s.split, s.label) for s in dataset.samples)
     assert all(per[("train", str(d))] == 400 and per[("test", str(d))] == 100 for d in range(10))
-    assert report.counts == Counter(train=4000, test=1000)
+    assert "samples  5000 (train 4000, test 1000)" in output and str(dataset.root) in output
     first = dataset.samples[0]
     assert first.id == "mnist5k-0000" and first.source == {"file": mnist.EMBEDDED_IMAGES, "index": 0}
     assert (first.width, first.height) == (28, 28)
@@ -267,14 +269,6 @@ def test_resolve_mirrors(monkeypatch) -> None:
 # --------------------------------------------------------------------------------------------
 # The command
 # --------------------------------------------------------------------------------------------
-
-
-def test_cli_fetch_embedded(tmp_path) -> None:
-    out = tmp_path / "mnist-embedded"
-    result = CliRunner().invoke(cli, ["fetch", "mnist", "--embedded", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "train 4000, test 1000" in result.output and str(out) in result.output
-    assert load_dataset(out).splits() == {"train": 4000, "test": 1000}
 
 
 def test_cli_fetch_via_env_mirror(served, tmp_path, monkeypatch) -> None:
