@@ -162,11 +162,15 @@ def build_transform(op: OpConfig, channels: int):
     raise AssertionError(f"not a single-sample op: {name}")
 
 
+_SKIP = frozenset({"shape", "interpolation", "mask_interpolation", "fill_mask", "fill", "bbox_matrix", "matrix_bbox",
+                   "output_shape"})
+
+
 def _record(name: str, params: dict) -> dict:
     """The JSON-able part of what a transform drew (big arrays such as noise maps are left out)."""
     out: dict[str, Any] = {"op": name}
     for key, value in sorted(params.items()):
-        if key in ("shape", "interpolation", "mask_interpolation", "fill_mask", "fill"):
+        if key in _SKIP:
             continue
         v = _jsonable(value)
         if v is not None:
@@ -178,8 +182,10 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         if value.size > 16:
             return None
-        return np.round(value.astype(np.float64), 6).tolist()
-    if isinstance(value, (np.floating, float)):
+        return _jsonable(value.tolist())
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, np.floating):
         return round(float(value), 6)
     if isinstance(value, (np.integer, int, bool, str)) or value is None:
         return value.item() if isinstance(value, np.generic) else value
@@ -208,6 +214,7 @@ class SingleOps:
         self.targets = set(targets)
         transforms = [t for t in (build_transform(op, channels) for op in recipe.single) if t is not None]
         self.empty = not transforms
+        self._py_random = random.Random(0)
         kwargs: dict[str, Any] = {}
         if "boxes" in targets:
             kwargs["bbox_params"] = A.BboxParams(format="pascal_voc", min_visibility=recipe.visibility,
@@ -222,8 +229,8 @@ class SingleOps:
         """A new augmented item; `item` is not modified. Draws from `rng` only."""
         if self.empty:
             return item.copy()
-        seed = int(rng.integers(0, 2**63 - 1))
-        self.compose.set_random_state(np.random.Generator(np.random.PCG64(seed)), random.Random(seed))
+        self._py_random.seed(int(rng.integers(0, 2**63 - 1)))
+        self.compose.set_random_state(rng, self._py_random)
         data: dict[str, Any] = {"image": item.image}
         objs = item.objects
         h, w = item.height, item.width
@@ -254,7 +261,7 @@ class SingleOps:
         if mask_ids:
             data["masks"] = [K.rle_decode(objs[i].mask) for i in mask_ids]
         out = self.compose(**data)
-        result = Item(out["image"], None if item.soft is None else item.soft.copy(), None, copy.deepcopy(item.params))
+        result = Item(out["image"], None if item.soft is None else item.soft.copy(), None, list(item.params))
         result.params.extend(_record(name, params) for name, params in out.get("applied_transforms", []))
         if objs is not None:
             result.objects = self._objects(objs, out, mask_ids, item, result)

@@ -3,14 +3,14 @@
 Every copy's randomness comes from ``derive_seed(seed, "augment", sample id, copy)`` (partners
 included), so the output does not depend on the order of work or on the number of worker
 processes. Work is resumable: images are written atomically into a persistent work folder next
-to the output (``.NAME.augment-work``, the `DatasetWriter` workdir) and one small record per
-finished sample into ``.NAME.augment-state/records``; a rerun with the same inputs skips what is
-recorded. On success the work folder is renamed into place and the state folder removed.
+to the output (``.NAME.augment-work``, the `DatasetWriter` workdir), then one line per finished
+sample is appended to a log in ``.NAME.augment-state/records``; a rerun with the same inputs
+re-checks the logged images' hashes and skips what is
+logged. On success the work folder is renamed into place and the state folder removed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -61,7 +61,7 @@ def encode(image: np.ndarray, ext: str) -> bytes:
     if ext in ("jpg", "jpeg"):
         ok, buf = cv2.imencode(".jpg", arr, [cv2.IMWRITE_JPEG_QUALITY, 95])
     else:
-        ok, buf = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        ok, buf = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise DataError("image", "could not be encoded", got=image.shape)
     return buf.tobytes()
@@ -219,16 +219,38 @@ def _worker_init(plan: Plan, work: str, state: str) -> None:
     _WORKER.update(aug=Augmenter(dataset, load_recipe(plan.recipe), plan.seed), work=Path(work), state=Path(state))
 
 
-def _record_path(state: Path, sample_id: str) -> Path:
-    return state / "records" / f"{hashlib.sha1(sample_id.encode('utf-8')).hexdigest()}.json"
-
-
 def aug_relpath(sample: Sample, copy: int) -> str:
     return f"{IMAGES_DIR}/augmented/{safe_stem(sample.id)}{AUG_SEP}{copy}.{out_ext(sample)}"
 
 
+def _write(path: Path, data: bytes) -> None:
+    """Write through a temporary name and rename: a reader never sees half a file. No fsync per
+    file (a killed process loses nothing the kernel already has); resume re-checks hashes and the
+    stage syncs once before the dataset is committed."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+    os.replace(tmp, path)
+
+
+def _log(state: Path, record: dict) -> None:
+    """Append one finished sample to this process's log with a single write (a torn last line
+    after a kill fails to parse and is simply redone)."""
+    line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(state / "records" / f"{os.getpid()}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
 def _work_one(task: tuple[str, list[int]]) -> str:
-    """Augment every missing copy of one sample; write images then one record, atomically."""
+    """Augment every copy of one sample; write the images, then log the sample as done."""
     sample_id, copies = task
     aug: Augmenter = _WORKER["aug"]
     work: Path = _WORKER["work"]
@@ -239,11 +261,35 @@ def _work_one(task: tuple[str, list[int]]) -> str:
         result = aug.augment(sample, c, base)
         rel = aug_relpath(sample, c)
         data = encode(result.item.image, out_ext(sample))
-        atomic_write_bytes(work / rel, data)
+        _write(work / rel, data)
         records.append(aug.to_sample(sample, c, result, rel, sha256_bytes(data)).to_json())
-    payload = json.dumps({"id": sample_id, "copies": records}, ensure_ascii=False, sort_keys=True).encode("utf-8")
-    atomic_write_bytes(_record_path(_WORKER["state"], sample_id), payload)
+    _log(_WORKER["state"], {"id": sample_id, "copies": records})
     return sample_id
+
+
+def _read_logs(state: Path, work: Path, copies: int) -> dict[str, list[dict]]:
+    """Finished samples of earlier runs whose images are all present and intact."""
+    done: dict[str, list[dict]] = {}
+    folder = state / "records"
+    if not folder.is_dir():
+        return done
+    for log in sorted(folder.glob("*.jsonl")):
+        for line in log.read_bytes().splitlines():
+            try:
+                rec = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue  # torn by a kill: that sample is redone
+            if len(rec.get("copies", [])) == copies:
+                done[rec["id"]] = rec["copies"]
+    return done
+
+
+def _intact(work: Path, records: list[dict]) -> bool:
+    for rec in records:
+        path = work / rec["image"]
+        if not path.is_file() or sha256_bytes(path.read_bytes()) != rec["sha256"]:
+            return False
+    return True
 
 
 def run_augment(
@@ -284,12 +330,10 @@ def run_augment(
                    "splits": plan.splits, "format": 1}
     resumed = _prepare_state(work, state, fingerprint)
 
-    done = {p.name for p in (state / "records").iterdir()} if (state / "records").is_dir() else set()
-    tasks = []
-    for s in chosen:
-        if copies and _record_path(state, s.id).name not in done:
-            tasks.append((s.id, list(range(1, copies + 1))))
-    skipped = len(chosen) - len(tasks) if copies else 0
+    done = _read_logs(state, work, copies) if resumed else {}
+    done = {k: v for k, v in done.items() if k in {s.id for s in chosen} and _intact(work, v)}
+    tasks = [(s.id, list(range(1, copies + 1))) for s in chosen if copies and s.id not in done]
+    skipped = len(done)
 
     if tasks:
         if workers == 1 or len(tasks) == 1:
@@ -316,9 +360,14 @@ def run_augment(
             new = Sample.from_json(s.to_json())
             new.image = ""
             writer.add(new, src=dataset.image_path(s), ext=Path(s.image).suffix)
+        if copies:
+            done = _read_logs(state, work, copies)
+            if hasattr(os, "sync"):
+                os.sync()  # the images written without fsync reach the disk before the rename
         for s in chosen if copies else []:
-            data = json.loads(_record_path(state, s.id).read_text(encoding="utf-8"))
-            for rec in data["copies"]:
+            if s.id not in done:
+                raise DataError(state, f"no record of the augmented copies of {s.id!r}", fix=f"remove {state} and run again")
+            for rec in done[s.id]:
                 sample = Sample.from_json(rec)
                 if not (work / sample.image).is_file():
                     raise DataError(work / sample.image, "missing from the work folder",

@@ -1,0 +1,220 @@
+"""Augmentation speed: the offline stage against a bare albumentations loop, worker scaling, and
+the batched multi-sample ops against timm's Mixup.
+
+1. ``augment_vs_bare_albumentations_*``: `pipeline augment` with one worker (decode, augment,
+   encode, atomic writes, records, dataset commit) against a bare ``A.Compose`` loop over
+   in-memory arrays with the same transforms and the same box handling. Target ratio >= 0.7.
+   Data: real MNIST PNGs from ``../shared/data/mnist`` with the digits recipe (a synthetic
+   stand-in when absent), and generated 320x240 detection scenes with the single-sample part of
+   the detection recipe (Mosaic and friends have no albumentations counterpart to compare with).
+2. ``augment_2_workers_speedup``: the same digits run with 2 workers against 1. Target >= 1.7x.
+   The benchmark machine's cores are shared, so this figure moves with the neighbours' load.
+3. ``batch_{mixup,cutmix,cutout}_256x1x32x32``: draw + apply per batch, images/s, one thread,
+   beside timm's ``Mixup`` (mixup only, batch mode) on the same batch. Target >= 100,000 images/s.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHIVE = ROOT.parent / "shared" / "data" / "mnist" / "mnist-train-png.tar.gz"
+RECIPES = ROOT / "configs" / "augment"
+
+
+def _digits(root: Path, n: int) -> tuple[Path, str]:
+    """A canonical dataset of `n` MNIST PNGs (all in the train split)."""
+    from PIL import Image
+
+    from pipeline.core.dataset import DatasetWriter, Sample
+    from pipeline.core.images import encode_png
+
+    out = root / "digits"
+    with DatasetWriter(out, task="classification", stage="bench", classes=[str(i) for i in range(10)]) as w:
+        if ARCHIVE.is_file():
+            with tarfile.open(ARCHIVE) as tar:
+                count = 0
+                for m in tar:
+                    if m.isfile() and m.name.endswith(".png"):
+                        data = tar.extractfile(m).read()
+                        label = Path(m.name).parent.name
+                        w.add(Sample(id=f"{label}-{Path(m.name).stem}", label=label, split="train", width=28, height=28),
+                              data=data, ext="png")
+                        count += 1
+                        if count >= n:
+                            break
+            return out, f"real MNIST PNGs ({n})"
+        rng = np.random.default_rng(0)
+        for i in range(n):
+            arr = rng.integers(0, 40, size=(28, 28), dtype=np.uint8)
+            arr[6:22, 4 + i % 10: 8 + i % 10] = 230
+            w.add(Sample(id=f"{i:05d}", label=str(i % 10), split="train", width=28, height=28),
+                  data=encode_png(Image.fromarray(arr, mode="L")), ext="png")
+    return out, f"generated 28x28 digits ({n}; ../shared/data absent)"
+
+
+def _scenes(root: Path, n: int) -> Path:
+    from PIL import Image
+
+    from pipeline.core.dataset import DatasetWriter, Obj, Sample
+
+    rng = np.random.default_rng(1)
+    out = root / "scenes"
+    with DatasetWriter(out, task="detection", stage="bench", classes=["a", "b"]) as w:
+        for i in range(n):
+            arr = np.repeat(np.linspace(40, 200, 320, dtype=np.uint8)[None, :, None], 240, axis=0).repeat(3, axis=2)
+            arr = (arr + rng.integers(0, 30, size=arr.shape)).astype(np.uint8)
+            objs = []
+            for k in range(3):
+                x, y = int(rng.integers(0, 240)), int(rng.integers(0, 160))
+                bw, bh = int(rng.integers(20, 80)), int(rng.integers(20, 80))
+                arr[y:y + bh, x:x + bw] = (200, 40, 40) if k % 2 else (40, 200, 40)
+                objs.append(Obj(label="ab"[k % 2], bbox=[float(x), float(y), float(min(320, x + bw)), float(min(240, y + bh))]))
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, format="JPEG", quality=90)
+            w.add(Sample(id=f"s{i:04d}", split="train", width=320, height=240, objects=objs),
+                  data=buf.getvalue(), ext="jpg")
+    return out
+
+
+def _single_only(recipe_path: Path, dest: Path) -> Path:
+    import yaml
+
+    data = yaml.safe_load(recipe_path.read_text())
+    from pipeline.augment.recipe import OPS
+
+    data["ops"] = [o for o in data["ops"] if OPS[o["op"]].kind == "single"]
+    dest.write_text(yaml.safe_dump(data))
+    return dest
+
+
+def _bare_loop(dataset_root: Path, recipe_path: Path, copies: int) -> tuple[float, int]:
+    """A plain albumentations Compose over preloaded arrays: the reference cost of the pixels."""
+    import albumentations as A
+
+    from pipeline.augment.recipe import load_recipe
+    from pipeline.augment.single import build_transform
+    from pipeline.augment.stage import read_array
+    from pipeline.core.dataset import load_dataset
+
+    ds = load_dataset(dataset_root)
+    recipe = load_recipe(recipe_path)
+    arrays = [read_array(ds.image_path(s)) for s in ds.samples]
+    boxes = [np.array([o.bbox for o in s.objects or []], dtype=float).reshape(-1, 4) for s in ds.samples]
+    channels = 1 if arrays[0].ndim == 2 else arrays[0].shape[2]
+    transforms = [t for t in (build_transform(op, channels) for op in recipe.single) if t is not None]
+    has_boxes = any(len(b) for b in boxes)
+    kwargs = {"bbox_params": A.BboxParams(format="pascal_voc", min_visibility=recipe.visibility,
+                                          label_fields=["ids"], clip=True)} if has_boxes else {}
+    compose = A.Compose(transforms, seed=0, **kwargs)
+    start = time.perf_counter()
+    for _ in range(copies):
+        for img, b in zip(arrays, boxes, strict=True):
+            if has_boxes:
+                compose(image=img, bboxes=b, ids=list(range(len(b))))
+            else:
+                compose(image=img)
+    return time.perf_counter() - start, copies * len(arrays)
+
+
+def _ours(dataset_root: Path, recipe_path: Path, out: Path, copies: int, workers: int) -> tuple[float, int]:
+    from pipeline.augment.stage import run_augment
+    from pipeline.core import ui
+
+    ui.set_quiet(True)
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    figures = run_augment(dataset_root, recipe_path, out, copies=copies, splits=["train"], seed=0, workers=workers)
+    return time.perf_counter() - start, figures["augmented"]
+
+
+def _row(name: str, ours: float, reference: float | None, unit: str, target: str, note: str) -> dict:
+    return {"name": name, "ours": round(ours, 1), "reference": None if reference is None else round(reference, 1),
+            "ratio": None if not reference else round(ours / reference, 3), "unit": unit, "target": target, "note": note}
+
+
+def _batched(quick: bool) -> list[dict]:
+    import torch
+    from timm.data import Mixup
+
+    from pipeline.augment import batch as B
+
+    torch.set_num_threads(1)
+    n, reps = 256, (50 if quick else 300)
+    gen = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = torch.randint(0, 256, (n, 1, 32, 32), generator=gen).float()
+    y = torch.nn.functional.one_hot(torch.randint(0, 10, (n,), generator=gen), 10).float()
+    labels = y.argmax(dim=1)
+
+    def rate(fn) -> float:
+        fn()
+        start = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return n * reps / (time.perf_counter() - start)
+
+    timm_mixup = Mixup(mixup_alpha=1.0, cutmix_alpha=0.0, prob=1.0, mode="batch", num_classes=10)
+    timm_cutmix = Mixup(mixup_alpha=0.0, cutmix_alpha=1.0, prob=1.0, mode="batch", num_classes=10)
+    ref_mix = rate(lambda: timm_mixup(x.clone(), labels.clone()))
+    ref_cut = rate(lambda: timm_cutmix(x.clone(), labels.clone()))
+    ours = {
+        "mixup": rate(lambda: B.mixup_apply(x, y, **B.draw_mixup(n, 1.0, 1.0, gen, rng))),
+        "cutmix": rate(lambda: B.cutmix_apply(x, y, **B.draw_cutmix(n, 32, 32, 1.0, 1.0, gen, rng))),
+        "cutout": rate(lambda: B.cutout_apply(x, y, **B.draw_cutout(n, 32, 32, 1.0, 1, (0.2, 0.4), 0.0, 1, gen))),
+    }
+    refs = {"mixup": ref_mix, "cutmix": ref_cut, "cutout": None}
+    notes = {
+        "mixup": "per-sample lambda; reference: timm Mixup(mode='batch', mixup only), one lambda per batch, in place",
+        "cutmix": "per-sample boxes; reference: timm Mixup(mode='batch', cutmix only), one box per batch",
+        "cutout": "per-sample squares; timm has no Cutout in Mixup (its RandomErasing is per image)",
+    }
+    return [_row(f"batch_{k}_256x1x32x32", v, refs[k], "images/s", ">= 100000 images/s", notes[k] + "; 1 thread")
+            for k, v in ours.items()]
+
+
+def run(quick: bool) -> list[dict]:
+    rows: list[dict] = []
+    tmp = Path(tempfile.mkdtemp(prefix="bench-augment-"))
+    try:
+        n = 1000 if quick else 5000
+        digits, what = _digits(tmp, n)
+        recipe = RECIPES / "digits.yaml"
+        copies = 2
+        bare_t, bare_n = _bare_loop(digits, recipe, copies)
+        ours_t, ours_n = _ours(digits, recipe, tmp / "out1", copies, 1)
+        rows.append(_row("augment_vs_bare_albumentations_digits", ours_n / ours_t, bare_n / bare_t, "images/s",
+                         "ratio >= 0.7", f"{what}, digits recipe, {copies} copies, 1 worker vs in-memory Compose loop"))
+        two_t, two_n = _ours(digits, recipe, tmp / "out2", copies, 2)
+        rows.append(_row("augment_2_workers_speedup", two_n / two_t, ours_n / ours_t, "images/s",
+                         "ratio >= 1.7", f"2 workers vs 1, {what}; cores shared with other jobs (os.cpu_count()="
+                                         f"{os.cpu_count()}, load {os.getloadavg()[0]:.1f})"))
+        scenes = _scenes(tmp, 100 if quick else 400)
+        det = _single_only(RECIPES / "detection.yaml", tmp / "detection-single.yaml")
+        bare_t, bare_n = _bare_loop(scenes, det, 2)
+        ours_t, ours_n = _ours(scenes, det, tmp / "out3", 2, 1)
+        rows.append(_row("augment_vs_bare_albumentations_detection", ours_n / ours_t, bare_n / bare_t, "images/s",
+                         "ratio >= 0.7", "generated 320x240 JPEG scenes, 3 boxes each, single-sample ops of the "
+                                         "detection recipe, 2 copies, 1 worker"))
+        rows += _batched(quick)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    for row in run(quick=(os.environ.get("BENCH", "quick") == "quick") if len(sys.argv) < 2 else sys.argv[1] == "quick"):
+        print(json.dumps(row))
