@@ -1,51 +1,206 @@
-"""NumberModel: a LeNet-5-class CNN for 32x32 inputs (the seed's digit classifier).
+"""NumberModel: a LeNet-5-class CNN for 32x32 inputs (the seed's digit classifier), and its variants.
 
     conv 5x5 (C -> 6)  -> ReLU -> max-pool 2   32x32 -> 28x28 -> 14x14
     conv 5x5 (6 -> 16) -> ReLU -> max-pool 2   14x14 -> 10x10 -> 5x5
     fc 400 -> 120 -> ReLU -> fc 120 -> 84 -> ReLU -> fc 84 -> classes
 
-Input channels and the class count come from the dataset.
+Input channels and the class count come from the dataset. The convolution variants keep this skeleton
+and every feature-map size, and swap only the two convs for one of the blocks in `pipeline.model.layers`,
+so their parameter and multiply-add counts compare like for like (`pipeline model summary --variant all`).
+`wide` is the exception: a wider network with batch normalization, built for accuracy.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
+from pipeline.model.layers import (
+    ConvBNReLU,
+    DepthwiseSeparableConv,
+    DilatedConv,
+    FlattenedConv,
+    GroupedConv,
+    SpatialSeparableConv,
+)
+
 
 class NumberModel(nn.Module):
+    """The standard variant: plain 5x5 convs, N * (5*5*C) + N parameters each (conv 1: 156, conv 2: 2,416).
+
+    Subclasses override `make_conv` to replace the convs; `widths` are the two convs' output channels.
+    """
+
+    variant = "standard"
+    widths: tuple[int, int] = (6, 16)
+
     def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.num_classes = num_classes
+        w1, w2 = self.widths
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, kernel_size=5),
+            self.make_conv(in_channels, w1, 5, first=True),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, kernel_size=5),
+            self.make_conv(w1, w2, 5, first=False),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(16 * 5 * 5, 120),
+            nn.Linear(w2 * 5 * 5, 120),
             nn.ReLU(inplace=True),
             nn.Linear(120, 84),
             nn.ReLU(inplace=True),
             nn.Linear(84, num_classes),
         )
 
+    def make_conv(self, in_channels: int, out_channels: int, kernel_size: int, first: bool) -> nn.Module:
+        """The conv block that maps a (H, W) map to (H - k + 1, W - k + 1); `first` marks the input conv."""
+        return nn.Conv2d(in_channels, out_channels, kernel_size)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
-VARIANTS: dict[str, type[nn.Module]] = {"standard": NumberModel}
+class DilatedNumberModel(NumberModel):
+    """`dilated`: each 5x5 conv becomes a 3x3 conv with dilation 2.
+
+    A 3x3 kernel with dilation 2 covers the same 5x5 window (receptive field (3-1)*2+1 = 5), so every map
+    keeps its size, with 9 instead of 25 weights per channel pair: N * (3*3*C) + N (conv 1: 60, conv 2: 880).
+    """
+
+    variant = "dilated"
+
+    def make_conv(self, in_channels: int, out_channels: int, kernel_size: int, first: bool) -> nn.Module:
+        return DilatedConv(in_channels, out_channels, kernel_size=(kernel_size + 1) // 2, dilation=2)
+
+
+class SpatialSeparableNumberModel(NumberModel):
+    """`spatial-separable`: each 5x5 conv becomes 5x1 then 1x5.
+
+    Parameters per conv: N * (5*C) + N * (5*N) + N (conv 1: 6*5 + 6*30 + 6 = 216, conv 2: 480 + 1,280 + 16).
+    The first conv costs more than its 5x5 original because the 1x5 step mixes N maps, not C = 1.
+    """
+
+    variant = "spatial-separable"
+
+    def make_conv(self, in_channels: int, out_channels: int, kernel_size: int, first: bool) -> nn.Module:
+        return SpatialSeparableConv(in_channels, out_channels, kernel_size)
+
+
+class DepthwiseSeparableNumberModel(NumberModel):
+    """`depthwise-separable`: each 5x5 conv becomes a 5x5 depthwise conv (groups = C) then a 1x1 conv.
+
+    Parameters per conv: C * (5*5) + N * C + N (conv 1: 25 + 6 + 6 = 37, conv 2: 150 + 96 + 16 = 262).
+    """
+
+    variant = "depthwise-separable"
+
+    def make_conv(self, in_channels: int, out_channels: int, kernel_size: int, first: bool) -> nn.Module:
+        return DepthwiseSeparableConv(in_channels, out_channels, kernel_size)
+
+
+class GroupedNumberModel(NumberModel):
+    """`grouped`: the second conv is split into `groups` groups (default 2).
+
+    Parameters of the grouped conv: N * (5*5*C/g) + N (8 -> 16 with g = 2: 16 * 100 + 16 = 1,616). The first
+    conv stays standard, since its input is the image's 1 or 3 channels. Its width is 8 instead of 6 so that
+    groups of 1, 2, 4 or 8 divide both channel counts of the second conv.
+    """
+
+    variant = "grouped"
+    widths = (8, 16)
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, groups: int = 2) -> None:
+        self.groups = groups
+        super().__init__(in_channels, num_classes)
+
+    def make_conv(self, in_channels: int, out_channels: int, kernel_size: int, first: bool) -> nn.Module:
+        if first:
+            return nn.Conv2d(in_channels, out_channels, kernel_size)
+        return GroupedConv(in_channels, out_channels, kernel_size, groups=self.groups)
+
+
+class FlattenedNumberModel(NumberModel):
+    """`flattened`: each 5x5 conv becomes 1x1 across channels, then 5x1, then 1x5 (one filter per map).
+
+    Parameters per conv: N * C + N * 5 + N * 5 + N, i.e. C + X + Y weights per filter instead of X * Y * C
+    (conv 1: 6 + 30 + 30 + 6 = 72, conv 2: 96 + 80 + 80 + 16 = 272).
+    """
+
+    variant = "flattened"
+
+    def make_conv(self, in_channels: int, out_channels: int, kernel_size: int, first: bool) -> nn.Module:
+        return FlattenedConv(in_channels, out_channels, kernel_size)
+
+
+class WideNumberModel(nn.Module):
+    """`wide`: the LeNet layout made wider and batch-normalized, for accuracy rather than size.
+
+        conv 5x5 (C -> 32) -> BN -> ReLU -> max-pool 2     32x32 -> 28x28 -> 14x14
+        conv 5x5 (32 -> 64) -> BN -> ReLU -> max-pool 2    14x14 -> 10x10 -> 5x5
+        fc 1600 -> 256 -> BN -> ReLU -> dropout -> fc 256 -> classes
+
+    Parameters: 32 * 25 * C + 64 (conv 1 and its norm), 64 * 25 * 32 + 128 (conv 2 and its norm),
+    1600 * 256 + 512 (fc and its norm), 256 * classes + classes: 464,874 for 1 channel and 10 classes,
+    about 6.2 M multiply-adds per 32x32 image (the standard variant: 61,706 and 0.42 M).
+    """
+
+    variant = "wide"
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.features = nn.Sequential(
+            ConvBNReLU(in_channels, 32, 5),
+            nn.MaxPool2d(2),
+            ConvBNReLU(32, 64, 5),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(64 * 5 * 5, 256, bias=False),  # the norm's shift is the bias
+            nn.BatchNorm1d(256),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(256, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+# name -> class; every class takes (in_channels, num_classes, **options) and expects 32x32 inputs.
+VARIANTS: dict[str, Callable[..., nn.Module]] = {
+    "standard": NumberModel,
+    "dilated": DilatedNumberModel,
+    "spatial-separable": SpatialSeparableNumberModel,
+    "depthwise-separable": DepthwiseSeparableNumberModel,
+    "grouped": GroupedNumberModel,
+    "flattened": FlattenedNumberModel,
+    "wide": WideNumberModel,
+}
 
 
 def build_model(variant: str = "standard", in_channels: int = 1, num_classes: int = 10, **kwargs) -> nn.Module:
-    """The model for `variant`; an unknown name lists the valid ones."""
+    """The model for `variant`; an unknown name lists the valid ones.
+
+    Extra keyword options go to the variant (`groups` for `grouped`, `dropout` for `wide`).
+    """
     from pipeline.core.errors import UsageError
 
     if variant not in VARIANTS:
         raise UsageError(f"unknown model variant {variant!r}", fix=f"use one of: {', '.join(VARIANTS)}")
-    return VARIANTS[variant](in_channels=in_channels, num_classes=num_classes, **kwargs)
+    factory = VARIANTS[variant]
+    accepted = [name for name in inspect.signature(factory).parameters if name not in ("in_channels", "num_classes")]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise UsageError(f"model variant {variant!r} has no option {', '.join(unknown)}",
+                         fix=f"use one of: {', '.join(accepted)}" if accepted else "give no options")
+    return factory(in_channels=in_channels, num_classes=num_classes, **kwargs)

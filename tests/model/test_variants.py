@@ -1,0 +1,104 @@
+"""NumberModel's variants: one factory, comparable shapes, every variant learns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pipeline.core.errors import UsageError
+from pipeline.model import VARIANTS, NumberModel, build_model
+from pipeline.model.autoencoder import ConvAutoencoder
+from pipeline.model.summary import summarize
+from tests.helpers import digit_like
+
+COMPARABLE = [v for v in VARIANTS if v != "wide"]
+
+
+def test_variant_names() -> None:
+    assert list(VARIANTS) == ["standard", "dilated", "spatial-separable", "depthwise-separable", "grouped",
+                              "flattened", "wide"]
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("channels, classes", [(1, 10), (3, 43)])
+def test_every_variant_maps_32x32_to_class_scores(variant: str, channels: int, classes: int) -> None:
+    model = build_model(variant, channels, classes)
+    assert model(torch.zeros(4, channels, 32, 32)).shape == (4, classes)
+
+
+def test_standard_is_the_seed_model_with_unchanged_checkpoint_keys() -> None:
+    model = build_model("standard", 1, 10)
+    assert type(model) is NumberModel
+    assert sum(p.numel() for p in model.parameters()) == 61_706  # LeNet-5 with 10 classes
+    assert list(model.state_dict()) == [
+        "features.0.weight", "features.0.bias", "features.3.weight", "features.3.bias",
+        "classifier.1.weight", "classifier.1.bias", "classifier.3.weight", "classifier.3.bias",
+        "classifier.5.weight", "classifier.5.bias",
+    ]
+
+
+@pytest.mark.parametrize("variant", COMPARABLE)
+def test_comparable_variants_keep_every_feature_map_size(variant: str) -> None:
+    def maps(name: str) -> list[tuple[int, ...]]:
+        rows = summarize(build_model(name, 1, 10), (1, 32, 32)).rows
+        return [r.output[1:] for r in rows if r.depth == 0 and len(r.output) == 3]
+
+    assert maps(variant) == maps("standard") == [(28, 28)] * 2 + [(14, 14)] + [(10, 10)] * 2 + [(5, 5)]
+
+
+def test_grouped_takes_groups() -> None:
+    model = build_model("grouped", 1, 10, groups=4)
+    assert model.features[3].groups == 4
+    assert tuple(model.features[3].weight.shape) == (16, 2, 5, 5)
+    assert build_model("grouped", 1, 10).features[3].groups == 2
+
+
+def test_wide_uses_batch_norm() -> None:
+    model = build_model("wide", 1, 10)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def test_unknown_variant_and_option_list_the_valid_ones() -> None:
+    with pytest.raises(UsageError, match="use one of: standard, dilated"):
+        build_model("resnet", 1, 10)
+    with pytest.raises(UsageError, match="no option groups.*use one of: dropout"):
+        build_model("wide", 1, 10, groups=2)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_variant_learns_a_fixed_batch(variant: str) -> None:
+    # 60 Adam steps on 20 digit-like images (a bright bar whose position is the label).
+    x = torch.stack([torch.from_numpy(np.array(digit_like(i % 10, seed=i, size=32))).float() / 255
+                     for i in range(20)]).unsqueeze(1)
+    y = torch.arange(20) % 10
+    torch.manual_seed(0)
+    model = build_model(variant, 1, 10)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+def test_autoencoder_reconstructs_its_input_shape_and_learns() -> None:
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(8, 1, 32, 32, generator=gen)
+    torch.manual_seed(0)
+    model = ConvAutoencoder(1)
+    assert model.encode(x).shape == (8, 64, 2, 2)
+    assert model(x).shape == x.shape
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = last = 0.0
+    for step in range(20):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x), x)
+        loss.backward()
+        opt.step()
+        first, last = (loss.item(), loss.item()) if step == 0 else (first, loss.item())
+    assert last < 0.5 * first
