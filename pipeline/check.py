@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError
+from pipeline.core.geometry import bbox_iou, ring_area
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 LEVELS = (ERROR, WARNING, INFO)
@@ -113,35 +114,6 @@ class CheckReport:
         }
 
 
-# --------------------------------------------------------------------------------------------
-# Geometry helpers (pure)
-# --------------------------------------------------------------------------------------------
-
-
-def ring_area(ring: list[list[float]]) -> float:
-    """Absolute area of a polygon ring (shoelace formula)."""
-    n = len(ring)
-    if n < 3:
-        return 0.0
-    s = 0.0
-    for i in range(n):
-        x1, y1 = ring[i][0], ring[i][1]
-        x2, y2 = ring[(i + 1) % n][0], ring[(i + 1) % n][1]
-        s += x1 * y2 - x2 * y1
-    return abs(s) / 2.0
-
-
-def box_iou(a: list[float], b: list[float]) -> float:
-    """Intersection over union of two xyxy boxes (0 when either has no area)."""
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _fmt(values: list[float]) -> str:
     return "[" + ", ".join(f"{v:g}" if float(v).is_integer() else f"{v:.1f}" for v in values) + "]"
 
@@ -173,9 +145,9 @@ def check_objects(sample: Sample) -> list[Finding]:
                 add("box-outside-image", f"{where}: box {_fmt(obj.bbox)} extends beyond the {w}x{h} image",
                     object=i, bbox=obj.bbox)
         for r, ring in enumerate(obj.polygon or []):
-            if len(ring) < 3 or ring_area(ring) < 1e-6:
+            if len(ring) < 3 or abs(ring_area(ring)) < 1e-6:
                 add("degenerate-polygon", f"{where}: polygon ring {r} has {len(ring)} points and area "
-                    f"{ring_area(ring):g}", object=i, ring=r)
+                    f"{abs(ring_area(ring)):g}", object=i, ring=r)
             far = [p for p in ring if p[0] < -EDGE or p[1] < -EDGE or p[0] > w + EDGE or p[1] > h + EDGE]
             if far:
                 add("polygon-outside-image", f"{where}: {len(far)} polygon points beyond the {w}x{h} image, "
@@ -194,9 +166,9 @@ def check_objects(sample: Sample) -> list[Finding]:
         for a in range(len(boxes)):
             for b in range(a + 1, len(boxes)):
                 (i, oa), (j, ob) = boxes[a], boxes[b]
-                if oa.label == ob.label and box_iou(oa.bbox, ob.bbox) > 0.95:
+                if oa.label == ob.label and bbox_iou(oa.bbox, ob.bbox) > 0.95:
                     add("duplicate-box", f"objects[{i}] and objects[{j}] ({oa.label}) overlap with IoU "
-                        f"{box_iou(oa.bbox, ob.bbox):.2f}", objects=[i, j])
+                        f"{bbox_iou(oa.bbox, ob.bbox):.2f}", objects=[i, j])
     return out
 
 

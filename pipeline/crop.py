@@ -37,17 +37,16 @@ class CropReport:
 
 def object_area_box(obj: Obj) -> list[float] | None:
     """The box of an object's area: bbox, else polygon bounds, else mask bounds; None for points and lines."""
+    from pipeline.core.geometry import polygon_bbox, rle_bbox
+
     if obj.bbox is not None:
         return [float(v) for v in obj.bbox]
-    points = [p for ring in obj.polygon or [] for p in ring]
-    if points:
-        xs = [p[0] for p in points]
-        ys = [p[1] for p in points]
-        return [min(xs), min(ys), max(xs), max(ys)]
+    if obj.polygon:
+        box = polygon_bbox(obj.polygon)
+        if box is not None:
+            return box
     if obj.mask is not None:
-        from pipeline.core.geometry import mask_bbox, rle_decode
-
-        return mask_bbox(rle_decode(obj.mask))
+        return rle_bbox(obj.mask)
     return None
 
 

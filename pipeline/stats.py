@@ -17,16 +17,20 @@ SPLIT_ORDER = ("train", "val", "test", "unsplit")
 
 
 def object_box(obj: Obj) -> list[float] | None:
-    """The object's box: its bbox, else the bounds of its polygon, keypoints or line (None when it has none)."""
+    """The object's box: its bbox, else the bounds of its polygon, mask, keypoints or line (None when it has none)."""
+    from pipeline.core.geometry import polygon_bbox, rle_bbox
+
     if obj.bbox is not None:
         return list(obj.bbox)
-    points = [p for ring in obj.polygon or [] for p in ring] or [k[:2] for k in obj.keypoints or []] or list(
-        obj.polyline or [])
-    if points:
-        xs = [p[0] for p in points]
-        ys = [p[1] for p in points]
-        return [min(xs), min(ys), max(xs), max(ys)]
-    return None
+    if obj.polygon and (box := polygon_bbox(obj.polygon)) is not None:
+        return box
+    if obj.mask is not None:
+        try:
+            return rle_bbox(obj.mask)
+        except (ValueError, KeyError):
+            return None
+    points = [k[:2] for k in obj.keypoints or []] or list(obj.polyline or [])
+    return polygon_bbox([points]) if points else None
 
 
 def _percentiles(values: list[float]) -> dict[str, float] | None:

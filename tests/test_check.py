@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.check import CHECKS, ERROR, check_dataset, check_objects, render_table, ring_area
+from pipeline.check import CHECKS, ERROR, check_dataset, check_objects, render_table
 from pipeline.core.dataset import DatasetWriter, Obj, Sample, load_dataset, rewrite_samples
 from pipeline.core.images import encode_png
 from tests.helpers import make_classification_dataset, make_detection_dataset
@@ -61,11 +61,6 @@ def test_edge_tolerance_and_hidden_keypoints_are_not_findings() -> None:
 def test_duplicate_boxes_of_one_class() -> None:
     objs = [Obj("a", bbox=[10, 10, 50, 50]), Obj("a", bbox=[10, 10, 50, 50.5]), Obj("b", bbox=[10, 10, 50, 50])]
     assert [f.code for f in check_objects(_sample(objs))] == ["duplicate-box"]
-
-
-def test_ring_area() -> None:
-    assert ring_area([[0, 0], [4, 0], [4, 3], [0, 3]]) == 12
-    assert ring_area([[0, 0], [1, 1]]) == 0
 
 
 def _broken_dataset(root: Path) -> Path:

@@ -82,3 +82,16 @@ def test_classification_dataset_has_nothing_to_crop(tmp_path: Path) -> None:
     ds = load_dataset(make_classification_dataset(tmp_path / "c", classes=2, per_class=2))
     with pytest.raises(UsageError, match="no labelled objects"):
         crop_dataset(ds, tmp_path / "out")
+
+
+def test_mask_only_objects_are_cropped_by_their_mask_bounds(tmp_path: Path) -> None:
+    from pipeline.core.geometry import rle_encode
+
+    mask = np.zeros((40, 40), dtype=bool)
+    mask[5:15, 20:32] = True
+    with DatasetWriter(tmp_path / "d", task="segmentation", stage="test", classes=["blob"]) as w:
+        w.add(Sample(id="a", width=40, height=40, objects=[Obj("blob", mask=rle_encode(mask))]),
+              data=encode_png(Image.new("RGB", (40, 40))))
+    crop_dataset(load_dataset(tmp_path / "d"), tmp_path / "c")
+    (s,) = load_dataset(tmp_path / "c").samples
+    assert s.source["crop"] == [20, 5, 32, 15] and (s.width, s.height) == (12, 10)

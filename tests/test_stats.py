@@ -44,7 +44,8 @@ def test_counts_per_class_and_split(tmp_path: Path) -> None:
 
 def test_object_box() -> None:
     assert object_box(Obj("a", polyline=[[1, 2], [5, 0]])) == [1, 0, 5, 2]
-    assert object_box(Obj("a", mask={"size": [1, 1], "counts": [1]})) is None
+    assert object_box(Obj("a", mask={"size": [1, 1], "counts": [1]})) is None  # no pixel set
+    assert object_box(Obj("a", mask={"size": [2, 2], "counts": [1, 2, 1]})) == [0, 0, 2, 2]
 
 
 def test_plot_detection_and_classification(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ import numpy as np
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
+from pipeline.core.geometry import bbox_union, circle_to_polygon, rle_bbox, rle_decode, rle_encode
 from pipeline.core.paths import natural_key, sha256_bytes
 from pipeline.formats.base import Detection, ExportReport, ImportContext
 
@@ -221,14 +222,19 @@ def _parse_shape(s: object, i: int, where: str) -> Shape:
 # --------------------------------------------------------------------------------------------
 
 
-def circle_points(cx: float, cy: float, r: float, tolerance: float = CIRCLE_TOLERANCE) -> list[list[float]]:
-    """A closed polygon (first vertex at angle 0, counter-clockwise in image terms) within `tolerance` of the circle."""
-    if r <= 0:
-        return [[cx, cy]]
+def circle_vertices(r: float, tolerance: float = CIRCLE_TOLERANCE) -> int:
+    """Vertices a polygon needs to stay within `tolerance` px of a circle of radius `r` (16..1024, multiple of 4)."""
+    if r <= tolerance:
+        return 16
     # The sagitta r(1 - cos(pi/n)) must not exceed the tolerance; multiples of 4 keep the extremes exact.
-    n = math.pi / math.acos(max(-1.0, 1.0 - tolerance / r)) if tolerance < r else 4
-    n = min(1024, max(16, 4 * math.ceil(n / 4)))
-    return [[cx + r * math.cos(2 * math.pi * k / n), cy + r * math.sin(2 * math.pi * k / n)] for k in range(n)]
+    n = math.pi / math.acos(1.0 - tolerance / r)
+    return min(1024, max(16, 4 * math.ceil(n / 4)))
+
+
+def _bbox_of(points: list[list[float]]) -> list[float]:
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    return [min(xs), min(ys), max(xs), max(ys)]
 
 
 def decode_mask(shape: Shape, width: int, height: int, where: str) -> np.ndarray:
@@ -250,58 +256,6 @@ def decode_mask(shape: Shape, width: int, height: int, where: str) -> np.ndarray
     if ye > ys and xe > xs:
         full[ys:ye, xs:xe] = part[ys - y0 : ye - y0, xs - x0 : xe - x0]
     return full
-
-
-def mask_bbox(mask: np.ndarray) -> list[float] | None:
-    """Tight box ``[x1, y1, x2, y2]`` around the set pixels (pixel edges), None when empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
-
-
-def rle_from_mask(mask: np.ndarray) -> dict:
-    """Uncompressed COCO RLE of a boolean (h, w) array: column-major run lengths, zeros first."""
-    flat = np.asarray(mask, dtype=np.uint8).ravel(order="F")
-    if flat.size == 0:
-        return {"size": list(mask.shape), "counts": []}
-    change = np.flatnonzero(np.diff(flat)) + 1
-    bounds = np.concatenate(([0], change, [flat.size]))
-    counts = np.diff(bounds).tolist()
-    if flat[0] == 1:
-        counts = [0] + counts
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
-
-
-def mask_from_rle(rle: dict) -> np.ndarray:
-    """Boolean (h, w) array from an uncompressed COCO RLE (the inverse of `rle_from_mask`)."""
-    h, w = (int(v) for v in rle["size"])
-    counts = rle["counts"]
-    if isinstance(counts, str):
-        from pycocotools import mask as mask_utils
-
-        return mask_utils.decode({"size": [h, w], "counts": counts.encode()}).astype(bool)
-    values = np.zeros(len(counts), dtype=np.uint8)
-    values[1::2] = 1
-    flat = np.repeat(values, np.asarray(counts, dtype=np.int64))
-    if flat.size != h * w:
-        raise ValueError(f"RLE counts sum to {flat.size}, expected {h * w}")
-    return flat.reshape((h, w), order="F").astype(bool)
-
-
-def _bbox_of(points: list[list[float]]) -> list[float]:
-    xs = [p[0] for p in points]
-    ys = [p[1] for p in points]
-    return [min(xs), min(ys), max(xs), max(ys)]
-
-
-def _union(a: list[float] | None, b: list[float] | None) -> list[float] | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
 
 
 class _Outside(Exception):
@@ -391,18 +345,18 @@ def shapes_to_objects(
         if shape.description and shape.description not in g["descriptions"]:
             g["descriptions"].append(shape.description)
         if kind == "rectangle":
-            g["rect"] = _union(g["rect"], _bbox_of(pts))
+            g["rect"] = bbox_union(g["rect"], _bbox_of(pts))
         elif kind in ("polygon", "oriented_rectangle"):
             g["rings"].append(pts)
-            g["bbox"] = _union(g["bbox"], _bbox_of(pts))
+            g["bbox"] = bbox_union(g["bbox"], _bbox_of(pts))
         elif kind == "circle":
             (cx, cy), (px, py) = shape.points[0], shape.points[1]
             r = math.hypot(px - cx, py - cy)
             ring = [[min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height))]
-                    for x, y in circle_points(cx, cy, r)]
+                    for x, y in circle_to_polygon(cx, cy, r, circle_vertices(r))]
             g["rings"].append(ring)
             box = [max(0.0, cx - r), max(0.0, cy - r), min(float(width), cx + r), min(float(height), cy + r)]
-            g["bbox"] = _union(g["bbox"], box)
+            g["bbox"] = bbox_union(g["bbox"], box)
             g["circle"] = [cx, cy, r]
             bump("circles -> polygons")
         elif kind in ("line", "linestrip"):
@@ -412,11 +366,11 @@ def shapes_to_objects(
         elif kind == "mask":
             m = decode_mask(shape, width, height, where)
             g["mask"] = m if g["mask"] is None else (g["mask"] | m)
-            box = mask_bbox(m)
+            box = rle_bbox(rle_encode(m))
             if box is None:
                 bump("empty masks (box from the shape's points)")
                 box = _bbox_of(pts)
-            g["bbox"] = _union(g["bbox"], box)
+            g["bbox"] = bbox_union(g["bbox"], box)
 
     objects: list[Obj] = []
     for key in order:
@@ -439,13 +393,13 @@ def shapes_to_objects(
             attrs["circle"] = g["circle"]
         lines = g["lines"]
         obj = Obj(label=g["label"], attributes=attrs)
-        obj.bbox = _union(g["bbox"], g["rect"])
+        obj.bbox = bbox_union(g["bbox"], g["rect"])
         if g["rings"]:
             obj.polygon = g["rings"]
         if g["kps"]:
             obj.keypoints = g["kps"]
         if g["mask"] is not None:
-            obj.mask = rle_from_mask(g["mask"])
+            obj.mask = rle_encode(g["mask"])
         if lines:
             obj.polyline = lines[0]
             objects.append(obj)
@@ -753,10 +707,10 @@ def object_to_shapes(obj: Obj, next_group: Callable[[], int], report: ExportRepo
     for ring in rings:
         kind = "oriented_rectangle" if kind_hint == "oriented_rectangle" and len(ring) == 4 else "polygon"
         parts.append((kind, _pts(ring), None))
-        area_box = _union(area_box, _bbox_of(ring))
+        area_box = bbox_union(area_box, _bbox_of(ring))
     if obj.mask is not None and not obj.polygon:
-        m = mask_from_rle(obj.mask)
-        box = mask_bbox(m)
+        m = rle_decode(obj.mask)
+        box = rle_bbox(obj.mask)
         if box is not None:
             x1, y1, x2, y2 = (int(v) for v in box)
             from PIL import Image
@@ -767,7 +721,7 @@ def object_to_shapes(obj: Obj, next_group: Callable[[], int], report: ExportRepo
             # labelme's mask covers int(x1)..int(x2) inclusive: the second point is the last pixel.
             parts.append(("mask", [[float(x1), float(y1)], [float(x2 - 1), float(y2 - 1)]],
                           base64.b64encode(png).decode("ascii")))
-            area_box = _union(area_box, box)
+            area_box = bbox_union(area_box, box)
     elif obj.mask is not None and report is not None:
         report.dropped["masks of objects that also have a polygon (polygon written)"] += 1
     if obj.bbox is not None and (area_box is None or not _close(area_box, obj.bbox)):

@@ -15,6 +15,7 @@ from PIL import Image
 from pipeline.commands.convert import export_dataset, import_dataset
 from pipeline.core.dataset import DatasetWriter, Obj, Sample, load_dataset
 from pipeline.core.errors import DataError
+from pipeline.core.geometry import circle_to_polygon, rle_decode, rle_encode
 from pipeline.core.images import encode_png
 from pipeline.formats import labelme
 from pipeline.formats.base import ExportReport
@@ -89,7 +90,7 @@ def test_primitives_every_shape_type(tmp_path: Path) -> None:
     assert by["point"].polygon is None and by["point"].bbox is None
     octagon = by["octagon"]
     assert octagon.mask["size"] == [450, 560]
-    m = labelme.mask_from_rle(octagon.mask)
+    m = rle_decode(octagon.mask)
     assert m.sum() == 7275  # pixels set in the 100x100 PNG inside the shape's box
     assert octagon.bbox == [417.0, 305.0, 517.0, 405.0]
     assert report.counts["shapes: mask"] == 1 and report.counts["circles -> polygons"] == 1
@@ -249,8 +250,7 @@ def test_oriented_rectangle(tmp_path: Path) -> None:
 
 def test_circle_points_stay_within_tolerance() -> None:
     for r in (0.5, 3, 50, 400, 5000):
-        ring = labelme.circle_points(100, 100, r)
-        n = len(ring)
+        n = labelme.circle_vertices(r)
         assert 16 <= n <= 1024 and n % 4 == 0
         if n < 1024:
             assert r * (1 - math.cos(math.pi / n)) <= labelme.CIRCLE_TOLERANCE + 1e-12
@@ -374,7 +374,7 @@ def _rich_dataset(root: Path) -> Path:
                                                            [[20.0, 20.0], [30.0, 20.0], [30.0, 30.0]]]),
             Obj("kp", keypoints=[[3.0, 4.0, 2], [10.0, 11.0, 2]]),
             Obj("line", polyline=[[1.0, 1.0], [30.0, 40.0], [60.0, 2.0]]),
-            Obj("blob", bbox=[30.0, 10.0, 51.0, 20.0], mask=labelme.rle_from_mask(mask)),
+            Obj("blob", bbox=[30.0, 10.0, 51.0, 20.0], mask=rle_encode(mask)),
             Obj("poly", bbox=[2.0, 2.0, 40.0, 40.0], polygon=[[[10.0, 10.0], [20.0, 10.0], [15.0, 20.0]]]),
         ]
         wr.add(Sample(id="scene/ümlaut 1", width=w, height=h, objects=objs, split="train"),
@@ -403,7 +403,7 @@ def test_write_then_read_returns_the_same_objects(tmp_path: Path) -> None:
         assert oa.keypoints == ob.keypoints
         assert oa.polyline == ob.polyline
         if oa.mask is not None:
-            assert np.array_equal(labelme.mask_from_rle(oa.mask), labelme.mask_from_rle(ob.mask))
+            assert np.array_equal(rle_decode(oa.mask), rle_decode(ob.mask))
     assert b.objects[0].attributes["flags"] == {"truncated": True}
     assert next(s for s in back.samples if s.id == "empty").objects == []
 
@@ -441,7 +441,7 @@ def test_mask_decode_placement_matches_labelme() -> None:
 
 
 def test_stale_circle_record_writes_the_polygon() -> None:
-    ring = labelme.circle_points(20, 20, 5)
+    ring = circle_to_polygon(20, 20, 5, labelme.circle_vertices(5))
     obj = Obj("c", bbox=[15.0, 15.0, 25.0, 25.0], polygon=[ring], attributes={"circle": [20, 20, 5]})
     assert [s["shape_type"] for s in labelme.object_to_shapes(obj, lambda: 0, width=64, height=48)] == ["circle"]
     moved = Obj("c", bbox=[35.0, 15.0, 45.0, 25.0], polygon=[[[x + 20, y] for x, y in ring]],

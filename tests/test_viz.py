@@ -1,0 +1,75 @@
+"""Drawing labels: geometry lands where the labels say, inputs are never modified, sheets lay out by row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pipeline.core.dataset import Obj, Sample, load_dataset
+from pipeline.viz import choose_samples, class_color, contact_sheet, dataset_preview, draw_sample
+from tests.helpers import make_detection_dataset
+
+
+def _black(w: int = 100, h: int = 50) -> Image.Image:
+    return Image.new("RGB", (w, h), (0, 0, 0))
+
+
+def test_box_drawn_on_its_edges_in_the_class_colour() -> None:
+    img = _black()
+    before = np.asarray(img).copy()
+    out = draw_sample(img, Sample(id="s", width=100, height=50, objects=[Obj("b", bbox=[40, 20, 80, 45])]),
+                      ["a", "b"], size=None)
+    assert np.array_equal(np.asarray(img), before)  # the input is untouched
+    arr = np.asarray(out)
+    assert tuple(arr[30, 40]) == class_color(1) and tuple(arr[45, 60]) == class_color(1)
+    assert tuple(arr[30, 60]) == (0, 0, 0)  # inside the box stays clear
+    assert tuple(arr[30, 20]) == (0, 0, 0)
+
+
+def test_polygon_keypoints_polyline_and_scaling() -> None:
+    objs = [Obj("a", polygon=[[[10, 10], [30, 10], [30, 30], [10, 30]]]),
+            Obj("a", keypoints=[[70, 40, 2], [90, 5, 0]]),
+            Obj("a", polyline=[[50, 2], [50, 48]])]
+    out = np.asarray(draw_sample(_black(), Sample(id="s", width=100, height=50, objects=objs), ["a"], size=200))
+    assert out.shape == (100, 200, 3)  # scaled 2x
+    c = np.array(class_color(0))
+    assert out[40, 40].sum() > 0 and not np.array_equal(out[40, 40], c)  # polygon filled translucently
+    assert np.array_equal(out[80, 140], c)  # visible keypoint at (70, 40) * 2
+    assert out[10, 180].sum() == 0  # absent keypoint (v=0) not drawn
+    assert np.array_equal(out[60, 100], c)  # the line at x=50 * 2
+
+
+def test_mask_blended_in_class_colour() -> None:
+    from pipeline.core.geometry import rle_encode
+
+    mask = np.zeros((50, 100), dtype=bool)
+    mask[5:15, 60:90] = True
+    out = np.asarray(draw_sample(_black(), Sample(id="s", width=100, height=50,
+                                                  objects=[Obj("a", mask=rle_encode(mask), bbox=[60, 5, 90, 15])]),
+                                 ["a"], size=None))
+    assert out[10, 75].sum() > 0 and out[30, 30].sum() == 0
+
+
+def test_contact_sheet_rows_fit_their_images() -> None:
+    tiles = [_black(200, 100), _black(200, 100), _black(100, 200)]
+    sheet = contact_sheet(tiles, ["a", "b", "c"], cols=2, tile=100, pad=4)
+    # row 1: two 100x50 tiles; row 2: one 50x100 tile; each row also holds a caption line
+    assert sheet.size == (2 * 104 + 4, 4 + (50 + 16 + 4) + (100 + 16 + 4))
+
+
+def test_choose_samples_is_seeded_and_filtered(tmp_path: Path) -> None:
+    ds = load_dataset(make_detection_dataset(tmp_path / "d", n=6))
+    a = choose_samples(ds.samples, n=3, seed=1)
+    assert [s.id for s in a] == [s.id for s in choose_samples(ds.samples, n=3, seed=1)]
+    assert [s.id for s in a] == sorted(s.id for s in a)
+    assert all(s.split == "val" for s in choose_samples(ds.samples, n=5, split="val"))
+    assert len(choose_samples(ds.samples, n=50)) == 6
+
+
+def test_dataset_preview_marks_unreadable_images(tmp_path: Path) -> None:
+    ds = load_dataset(make_detection_dataset(tmp_path / "d", n=2))
+    ds.image_path(ds.samples[0]).write_bytes(b"not an image")
+    sheet, shown = dataset_preview(ds, n=2, tile=64)
+    assert len(shown) == 2 and sheet.size[0] >= 2 * 64
