@@ -52,6 +52,8 @@ def compute_stats(dataset: Dataset) -> dict[str, Any]:
     splits: Counter = Counter()
     images_per_class: dict[str, Counter] = {c: Counter() for c in dataset.classes}
     objects_per_class: dict[str, Counter] = {c: Counter() for c in dataset.classes}
+    labels_per_class: dict[str, Counter] = {c: Counter() for c in dataset.classes}  # objects + image labels
+    image_labels = 0  # samples with an image-level label
     per_image: list[int] = []
     box_w: list[float] = []
     box_h: list[float] = []
@@ -67,9 +69,13 @@ def compute_stats(dataset: Dataset) -> dict[str, Any]:
         if s.label is not None:
             names.add(s.label)
         names.update(k for k, v in (s.soft_label or {}).items() if v > 0)
+        for name in names:
+            labels_per_class.setdefault(name, Counter())[sp] += 1
+        image_labels += bool(names)
         for o in s.objects or []:
             names.add(o.label)
             objects_per_class.setdefault(o.label, Counter())[sp] += 1
+            labels_per_class.setdefault(o.label, Counter())[sp] += 1
             for kind in ("bbox", "polygon", "mask", "keypoints", "polyline"):
                 if getattr(o, kind) is not None:
                     kinds[kind] += 1
@@ -100,6 +106,8 @@ def compute_stats(dataset: Dataset) -> dict[str, Any]:
         "images_per_class": table(images_per_class),
         "objects": int(sum(per_image)),
         "objects_per_class": table(objects_per_class) if any(objects_per_class.values()) else {},
+        "labels_per_class": table(labels_per_class),
+        "image_labels": image_labels,
         "geometry": dict(sorted(kinds.items())),
         "objects_per_image": _percentiles([float(n) for n in per_image]),
         "box_width": _percentiles(box_w),
@@ -118,10 +126,19 @@ def public(stats: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in stats.items() if not k.startswith("_")}
 
 
+def _counted(stats: dict[str, Any]) -> tuple[dict[str, dict[str, int]], str]:
+    """The per-class table to show and what it counts: objects, image labels, or both."""
+    has_objects = bool(stats["objects_per_class"])
+    if has_objects and stats["image_labels"]:
+        return stats["labels_per_class"], "objects + image labels"
+    if has_objects:
+        return stats["objects_per_class"], "objects"
+    return stats["images_per_class"], "images"
+
+
 def render_table(stats: dict[str, Any]) -> str:
     """Counts per class and split as a text table (objects for detection, images otherwise)."""
-    per = stats["objects_per_class"] or stats["images_per_class"]
-    what = "objects" if stats["objects_per_class"] else "images"
+    per, what = _counted(stats)
     cols = list(stats["splits"]) + ["total"]
     cw = max([len("(images)")] + [len(c) for c in per])
     lines = [f"{what} per class and split", f"{'class':<{cw}} " + " ".join(f"{c:>8}" for c in cols)]
@@ -148,8 +165,7 @@ def plot_stats(stats: dict[str, Any], out: Path) -> Path:
 
     from pipeline.core.paths import atomic_write_bytes
 
-    per = stats["objects_per_class"] or stats["images_per_class"]
-    what = "objects" if stats["objects_per_class"] else "images"
+    per, what = _counted(stats)
     splits = list(stats["splits"])
     boxes = stats.get("_boxes") or {"w": [], "h": [], "rel": []}
     has_boxes = bool(boxes["w"])
@@ -207,7 +223,8 @@ def plot_stats(stats: dict[str, Any], out: Path) -> Path:
         ax.set_xlabel("box width, px")
         ax.set_ylabel("box height, px")
         ax.set_title("box width vs height")
-        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
 
         ax = axes[3]
         ax.hist(boxes["rel"], bins=30, range=(0, 1), color="#55a868")
