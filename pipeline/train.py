@@ -275,10 +275,12 @@ def make_optimizer(config: TrainConfig, model):
 def make_scheduler(config: TrainConfig, optimizer, total_steps: int):
     import torch
 
-    if config.schedule == "none":
-        return None
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=max(1, total_steps),
-                                               pct_start=config.warmup)
+    if config.schedule == "none" or total_steps < 4:
+        return None  # a one-cycle needs at least two steps up and two down; shorter runs keep lr constant
+    # torch's OneCycleLR ends the warm-up at step pct_start * total - 1: keep that at least 1
+    pct_start = min(max(config.warmup, 2.0 / total_steps), 0.5)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
+                                               pct_start=pct_start)
 
 
 def make_augmenter(config: TrainConfig, classes: list[str]):
