@@ -96,11 +96,11 @@ def _print_compare(shape: tuple[int, ...], classes: int, *, timed: bool, as_json
     from pipeline.model.summary import compare_table
 
     if timed:
-        import os
-
         import torch
 
-        torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        from pipeline.train import auto_threads
+
+        torch.set_num_threads(auto_threads())  # one per idle core: busy cores stall OpenMP threads
     items = compare_variants(shape, classes, timed=timed)
     if as_json:
         click.echo(json.dumps(items, indent=2))
@@ -109,5 +109,7 @@ def _print_compare(shape: tuple[int, ...], classes: int, *, timed: bool, as_json
     click.echo()
     rows = [("variants", len(items)), ("input", "x".join(str(s) for s in shape)), ("classes", classes)]
     if timed:
-        rows.append(("forward", "CPU, eval mode, batches of 256, median of 5 runs"))
+        import torch
+
+        rows.append(("forward", f"CPU, {torch.get_num_threads()} thread(s), eval mode, batches of 256, median of 5"))
     ui.summary("NumberModel variants compared", rows)
