@@ -120,8 +120,9 @@ class GroupedConv(nn.Conv2d):
 
 
 def valid_groups(in_channels: int, out_channels: int) -> list[int]:
-    """The group counts that divide both channel counts."""
-    return [g for g in range(1, math.gcd(in_channels, out_channels) + 1) if math.gcd(in_channels, out_channels) % g == 0]
+    """The group counts that divide both channel counts (the divisors of their greatest common divisor)."""
+    common = math.gcd(in_channels, out_channels)
+    return [g for g in range(1, common + 1) if common % g == 0]
 
 
 class FlattenedConv(nn.Sequential):

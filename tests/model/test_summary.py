@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
 from pipeline.core.errors import UsageError
@@ -73,3 +74,14 @@ def test_wrong_size_for_the_classifier_names_the_layer() -> None:
 def test_unknown_layer_type_is_refused() -> None:
     with pytest.raises(UsageError, match="no formula for GELU"):
         summarize(nn.Sequential(nn.Conv2d(1, 2, 3), nn.GELU()), (1, 8, 8))
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_macs_are_half_of_torch_flop_counter(name: str) -> None:
+    # torch's own counter, on the aten ops a forward pass dispatches, counts a multiply-add as 2 FLOPs
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = summary_model(name, 1, 10).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 1, 32, 32))
+    assert counter.get_total_flops() == 2 * summarize(model, (1, 32, 32)).macs
