@@ -1,0 +1,488 @@
+"""What every annotation format shares: finding the image of an annotation file, reading its size
+and EXIF orientation cheaply, deciding which frame the annotation's coordinates are in, and adding
+the sample the same way in every format.
+
+Finding images. Annotation files name their image in several ways (VOC ``<filename>`` and
+``<path>``, COCO ``file_name``, a YOLO label's own stem). Absolute paths come from another machine
+and are never opened as they are: only their file name is used. The image is looked for beside the
+annotation file, in an ``images``/``JPEGImages`` folder beside it or one level up, and at the
+import root, by file name with the extension matched case-insensitively (``IMG_1.JPG`` for
+``img_1.jpg``). Relative paths are tried first when they stay inside the import root; nothing
+outside it is ever opened. Folder listings are cached, so a lookup costs a few dict probes.
+
+EXIF frames. We store images upright (EXIF orientation applied, re-encoded as PNG when it changed
+anything, as the ImageFolder importer does). Annotation tools disagree on which frame they label:
+labelImg shows the raw pixels (Qt without auto-transform), labelme and CVAT apply the orientation.
+`decide_frame` settles it once per image from the size the annotation declares: when it matches
+only the raw frame the coordinates are rotated into the upright frame; when it matches only the
+upright frame they are kept. When the size cannot tell (square images with orientation 5-8, the
+mirror/180 orientations 2-4 that keep the size, or no declared size at all) the format's default
+frame is used and the image is counted as ambiguous in the import report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.core.dataset import Obj, Sample
+from pipeline.core.errors import DataError
+from pipeline.core.images import IMAGE_EXTS
+from pipeline.formats.base import ImportContext
+
+IMAGE_FOLDERS = ("images", "jpegimages")  # looked for case-insensitively beside and above annotation files
+
+AMBIGUOUS = "EXIF-rotated images whose annotation frame the declared size cannot tell (format default used)"
+ROTATED = "EXIF-rotated images stored upright"
+MISMATCH = "images whose size differs from the declared size"
+
+
+# --------------------------------------------------------------------------------------------
+# Finding images
+# --------------------------------------------------------------------------------------------
+
+
+def hint_name(hint: str) -> str:
+    """The file name of a path written on any machine (``C:\\data\\a.jpg``, ``/Users/x/a.jpg``)."""
+    return hint.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].strip()
+
+
+class ImageFinder:
+    """Finds images by name under one import root, with cached folder listings."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = os.path.abspath(root if os.path.isdir(root) else os.path.dirname(os.path.abspath(root)))
+        self._files: dict[str, dict[str, str]] = {}  # folder -> casefolded name -> real name
+        self._dirs: dict[str, dict[str, str]] = {}  # folder -> casefolded subfolder name -> real name
+        self._stems: dict[str, dict[str, list[str]]] = {}  # folder -> casefolded stem -> image names
+
+    def inside(self, path: str) -> bool:
+        """True when `path` (absolute, normalised) lies inside the import root."""
+        return path == self.root or path.startswith(self.root.rstrip(os.sep) + os.sep)
+
+    def _list(self, folder: str) -> None:
+        files: dict[str, str] = {}
+        dirs: dict[str, str] = {}
+        stems: dict[str, list[str]] = {}
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+                for e in entries:
+                    try:
+                        is_dir = e.is_dir()
+                    except OSError:
+                        continue
+                    key = e.name.casefold()
+                    if is_dir:
+                        dirs.setdefault(key, e.name)
+                        continue
+                    files.setdefault(key, e.name)
+                    stem, ext = os.path.splitext(key)
+                    if ext in IMAGE_EXTS and not key.startswith("._"):
+                        stems.setdefault(stem, []).append(e.name)
+        except OSError:
+            pass
+        self._files[folder], self._dirs[folder], self._stems[folder] = files, dirs, stems
+
+    def files(self, folder: str) -> dict[str, str]:
+        if folder not in self._files:
+            self._list(folder)
+        return self._files[folder]
+
+    def subdir(self, folder: str, name: str) -> str | None:
+        if folder not in self._dirs:
+            self._list(folder)
+        real = self._dirs[folder].get(name.casefold())
+        return os.path.join(folder, real) if real else None
+
+    def folders(self, ann_dir: str, extra: Iterable[str] = ()) -> list[str]:
+        """Where the image of an annotation file in `ann_dir` may be, in the order they are tried."""
+        out: list[str] = []
+        bases = [ann_dir, os.path.dirname(ann_dir), self.root]
+        for d in [*extra, *bases]:
+            d = os.path.normpath(d)
+            if not self.inside(d) or d in out:
+                continue
+            out.append(d)
+            for name in IMAGE_FOLDERS:
+                sub = self.subdir(d, name)
+                if sub and sub not in out:
+                    out.append(sub)
+        return out
+
+    def find(self, ann_path: str | os.PathLike, hints: Sequence[str | None], *, stem: str | None = None,
+             extra_dirs: Iterable[str] = ()) -> str | None:
+        """The image for the annotation file `ann_path`: by each hint (relative path, then file name),
+        then by `stem` with any image extension. None when not found."""
+        ann_dir = os.path.dirname(os.path.abspath(ann_path))
+        folders = self.folders(ann_dir, extra_dirs)
+        for hint in hints:
+            if not hint:
+                continue
+            rel = hint.replace("\\", "/")
+            if not rel.startswith("/") and ":" not in rel.split("/", 1)[0] and "/" in rel:
+                for base in (ann_dir, self.root):
+                    cand = os.path.normpath(os.path.join(base, rel))
+                    if self.inside(cand) and os.path.isfile(cand):
+                        return cand
+            name = hint_name(hint)
+            if not name or name in (".", ".."):
+                continue
+            key = name.casefold()
+            for d in folders:
+                real = self.files(d).get(key)
+                if real is not None:
+                    return os.path.join(d, real)
+        if stem:
+            key = stem.casefold()
+            for d in folders:
+                if d not in self._stems:
+                    self._list(d)
+                names = self._stems[d].get(key)
+                if names:
+                    return os.path.join(d, names[0])
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Image headers: size and EXIF orientation without decoding the pixels
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImageProbe:
+    """An image file's bytes with the facts the importers need."""
+
+    path: str
+    data: bytes
+    fmt: str
+    width: int  # raw pixel array, before EXIF orientation
+    height: int
+    orientation: int = 1
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        return (self.height, self.width) if self.orientation >= 5 else (self.width, self.height)
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _exif_orientation(tiff: bytes) -> int:
+    """Orientation tag (0x0112) from an EXIF TIFF block; 1 when absent or broken."""
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        return 1
+    e = "<" if tiff[:2] == b"II" else ">"
+    try:
+        (ifd,) = struct.unpack_from(e + "I", tiff, 4)
+        (n,) = struct.unpack_from(e + "H", tiff, ifd)
+        for i in range(n):
+            tag, typ, _count = struct.unpack_from(e + "HHI", tiff, ifd + 2 + 12 * i)
+            if tag == 0x0112:
+                value = struct.unpack_from(e + "H", tiff, ifd + 2 + 12 * i + 8)[0] if typ == 3 else 1
+                return value if 1 <= value <= 8 else 1
+    except struct.error:
+        return 1
+    return 1
+
+
+def _jpeg_header(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, orientation) from JPEG markers, or None when the markers are not as expected."""
+    i, n = 2, len(data)
+    orientation = 1
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        (length,) = struct.unpack_from(">H", data, i + 2)
+        if marker in _SOF:
+            if i + 9 > n:
+                return None
+            h, w = struct.unpack_from(">HH", data, i + 5)
+            return (w, h, orientation) if w and h else None
+        if marker == 0xE1 and data[i + 4 : i + 10] == b"Exif\x00\x00":
+            orientation = _exif_orientation(data[i + 10 : i + 2 + length])
+        if marker in (0xD9, 0xDA):
+            return None
+        i += 2 + length
+    return None
+
+
+def _complete(fmt: str, data: bytes) -> bool:
+    """A cheap end-of-file check: JPEG ends in EOI, PNG in IEND (else the file gets a full decode)."""
+    if fmt == "jpeg":
+        return b"\xff\xd9" in data[-4096:]
+    if fmt == "png":
+        return b"IEND" in data[-16:]
+    return False
+
+
+def probe_bytes(data: bytes, where: str, path: str = "") -> ImageProbe:
+    """Size, format and EXIF orientation of an image in memory; truncated or unreadable images raise."""
+    from pipeline.core.images import sniff
+
+    fmt = sniff(data[:16])
+    if fmt == "jpeg":
+        head = _jpeg_header(data)
+        if head is not None and _complete(fmt, data):
+            return ImageProbe(path, data, fmt, head[0], head[1], head[2])
+    elif fmt == "png" and len(data) >= 24 and data[12:16] == b"IHDR" and b"eXIf" not in data[:65536]:
+        w, h = struct.unpack_from(">II", data, 16)
+        if w and h and _complete(fmt, data):
+            return ImageProbe(path, data, fmt, w, h, 1)
+    from pipeline.core.images import exif_orientation, open_image_bytes
+
+    img = open_image_bytes(data, where)  # a full decode: reports truncation and bombs
+    return ImageProbe(path, data, (img.format or fmt or "png").lower(), img.width, img.height, exif_orientation(img))
+
+
+def probe_image(path: str | os.PathLike, where: str) -> ImageProbe:
+    """Read an image file once: its bytes (for hashing) and header facts."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise DataError(where, f"cannot read image {path} ({exc.strerror or exc})", fix="check the file") from exc
+    return probe_bytes(data, where, str(path))
+
+
+# --------------------------------------------------------------------------------------------
+# EXIF frames
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Which frame an annotation's coordinates are in, and how to bring them to the stored upright frame."""
+
+    orientation: int  # EXIF orientation of the file, 1..8
+    raw_size: tuple[int, int]  # (width, height) of the pixel array as stored in the file
+    rotate: bool  # True: coordinates are in the raw frame and get the orientation applied
+    ambiguous: bool = False
+    mismatch: bool = False  # the declared size matched neither frame
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the stored, upright image."""
+        w, h = self.raw_size
+        return (h, w) if self.orientation >= 5 else (w, h)
+
+    @property
+    def source_size(self) -> tuple[int, int]:
+        """(width, height) of the frame the annotation's coordinates are in."""
+        return self.raw_size if self.rotate else self.size
+
+    def point(self, x: float, y: float) -> tuple[float, float]:
+        """A point of the annotation frame in the stored frame (continuous pixel coordinates)."""
+        if not self.rotate:
+            return x, y
+        w, h = self.raw_size
+        o = self.orientation
+        # Inverse of what PIL's exif_transpose does to the pixels, point by point.
+        if o == 2:
+            return w - x, y
+        if o == 3:
+            return w - x, h - y
+        if o == 4:
+            return x, h - y
+        if o == 5:
+            return y, x
+        if o == 6:
+            return h - y, x
+        if o == 7:
+            return h - y, w - x
+        if o == 8:
+            return y, w - x
+        return x, y
+
+    def bbox(self, box: Sequence[float]) -> list[float]:
+        (ax, ay), (bx, by) = self.point(box[0], box[1]), self.point(box[2], box[3])
+        return [min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)]
+
+    def points(self, pts: Sequence[Sequence[float]]) -> list[list[float]]:
+        return [[*self.point(p[0], p[1]), *p[2:]] for p in pts]
+
+    def obj(self, o: Obj) -> Obj:
+        """A new object with every geometry in the stored frame (the input is not changed)."""
+        if not self.rotate or self.orientation == 1:
+            return o
+        mask = o.mask
+        if mask is not None:
+            from PIL import Image
+
+            from pipeline.core.geometry import rle_decode, rle_encode
+
+            m = Image.fromarray(rle_decode(mask).astype("uint8"))
+            method = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                      4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                      6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                      8: Image.Transpose.ROTATE_90}[self.orientation]
+            import numpy as np
+
+            mask = rle_encode(np.asarray(m.transpose(method)) > 0)
+        return Obj(
+            label=o.label,
+            bbox=self.bbox(o.bbox) if o.bbox is not None else None,
+            polygon=[self.points(r) for r in o.polygon] if o.polygon is not None else None,
+            keypoints=self.points(o.keypoints) if o.keypoints is not None else None,
+            polyline=self.points(o.polyline) if o.polyline is not None else None,
+            mask=mask, weight=o.weight, attributes=dict(o.attributes),
+        )
+
+
+def decide_frame(raw_size: tuple[int, int], orientation: int, declared: tuple[int, int] | None,
+                 default: str = "raw") -> Frame:
+    """Decide once per image which frame the annotation uses (see the module docstring).
+
+    `default` ("raw" or "upright") is the frame the format's usual tool labels in; it is used when
+    the declared size cannot tell.
+    """
+    w, h = raw_size
+    up = (h, w) if orientation >= 5 else (w, h)
+    if orientation == 1:
+        return Frame(1, raw_size, False, mismatch=declared is not None and tuple(declared) != (w, h))
+    by_default = default == "raw"
+    if declared is None:
+        return Frame(orientation, raw_size, by_default, ambiguous=True)
+    declared = (int(declared[0]), int(declared[1]))
+    is_raw, is_up = declared == (w, h), declared == up
+    if is_raw and is_up:
+        return Frame(orientation, raw_size, by_default, ambiguous=True)
+    if is_raw:
+        return Frame(orientation, raw_size, True)
+    if is_up:
+        return Frame(orientation, raw_size, False)
+    return Frame(orientation, raw_size, by_default, mismatch=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Adding samples
+# --------------------------------------------------------------------------------------------
+
+
+def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, sample: Sample, *,
+                     declared_size: tuple[int, int] | None = None, default_frame: str = "raw",
+                     probe: ImageProbe | None = None, frame: Frame | None = None, where: str | None = None) -> Sample:
+    """Store `sample` with its image the way every format does.
+
+    `sample.objects` are in the annotation's frame; they are converted to the stored upright frame.
+    The image is hard-linked (or copied) as it is, or re-encoded upright as PNG when its EXIF
+    orientation changes the pixels. Width, height, sha256 and ``meta.exif_orientation`` are set here.
+    """
+    where = where or str(sample.source.get("file") or image_path)
+    if probe is None:
+        if image_path is None:
+            raise ValueError("add_image_sample needs image_path or probe")
+        probe = probe_image(image_path, where)
+    if frame is None:
+        frame = decide_frame((probe.width, probe.height), probe.orientation, declared_size, default_frame)
+    if frame.mismatch:
+        ctx.report.counts[MISMATCH] += 1
+        ctx.warn(f"{where}: declared size {declared_size[0]}x{declared_size[1]} but the image is "  # type: ignore[index]
+                 f"{frame.size[0]}x{frame.size[1]}; coordinates kept as written")
+    if frame.ambiguous:
+        ctx.report.counts[AMBIGUOUS] += 1
+        sample.meta["exif_frame"] = "assumed raw" if frame.rotate else "assumed upright"
+    if sample.objects and frame.rotate and frame.orientation != 1:
+        sample.objects = [frame.obj(o) for o in sample.objects]
+    sample.width, sample.height = frame.size
+    if frame.orientation != 1:
+        from PIL import Image
+
+        from pipeline.core.images import encode_png, open_image_bytes
+
+        img = open_image_bytes(probe.data, where, exif_transpose=True)
+        if img.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
+            img = img.convert("RGB")
+        assert isinstance(img, Image.Image)
+        sample.meta["exif_orientation"] = frame.orientation
+        ctx.report.counts[ROTATED] += 1
+        return ctx.add(sample, data=encode_png(img), ext="png")
+    sample.sha256 = hashlib.sha256(probe.data).hexdigest()
+    ext = os.path.splitext(probe.path)[1] if probe.path else ""
+    if probe.path:
+        return ctx.add(sample, src=probe.path, ext=ext or "." + probe.fmt)
+    return ctx.add(sample, data=probe.data, ext={"jpeg": "jpg"}.get(probe.fmt, probe.fmt))
+
+
+class Labels:
+    """Class names through the registry (``--map``, ``--classes``), each name checked once."""
+
+    def __init__(self, ctx: ImportContext) -> None:
+        self.ctx = ctx
+        self._seen: dict[str, str] = {}
+
+    def __call__(self, name: str, where: str, field: str = "label") -> str:
+        found = self._seen.get(name)
+        if found is None:
+            found = self._seen[name] = self.ctx.writer.resolve_label(name, where=where, field=field)
+        return found
+
+
+# --------------------------------------------------------------------------------------------
+# Export helpers
+# --------------------------------------------------------------------------------------------
+
+
+def link_or_copy(src: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Hard-link `src` to `dest` (copy across file systems); the folder is created."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        dest.unlink()
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+class ExportNames:
+    """Unique, safe, case-insensitively distinct file stems for exported samples."""
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+
+    def stem(self, sample: Sample, flat: bool = True) -> str:
+        from pipeline.core.paths import safe_stem
+
+        stem = safe_stem(sample.id)
+        if flat:
+            stem = stem.replace("/", "__")
+        if stem.casefold() in self._used:
+            stem = f"{stem}-{hashlib.sha1(sample.id.encode()).hexdigest()[:8]}"
+        self._used.add(stem.casefold())
+        return stem
+
+
+def split_of(sample: Sample) -> str:
+    """The folder name of a sample's split in split-aware exports."""
+    return sample.split or "train"
+
+
+def walk_files(root: Path, suffixes: tuple[str, ...]) -> list[str]:
+    """Files under `root` whose lower-cased name ends in one of `suffixes`, natural-sorted, skipping
+    hidden folders and macOS ``._`` companions. Paths are absolute strings."""
+    from pipeline.core.paths import natural_key
+
+    out: list[tuple[tuple, str]] = []
+    base = os.path.abspath(root)
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d.casefold() != "__macosx"]
+        for f in filenames:
+            low = f.lower()
+            if low.endswith(suffixes) and not f.startswith("._"):
+                full = os.path.join(dirpath, f)
+                out.append((natural_key(os.path.relpath(full, base).replace(os.sep, "/")), full))
+    out.sort()
+    return [p for _k, p in out]

@@ -1,0 +1,115 @@
+"""Shared format helpers: image lookup, header probing, EXIF frame decisions."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from pipeline.core.dataset import Obj
+from pipeline.core.errors import DataError
+from pipeline.formats.common import ImageFinder, decide_frame, hint_name, probe_bytes
+from tests.helpers import shared_data
+
+
+def jpeg_bytes(w: int, h: int, orientation: int = 1, mode: str = "RGB") -> bytes:
+    img = Image.new(mode, (w, h), 128 if mode == "L" else (10, 200, 30))
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    if orientation != 1:
+        exif[0x0112] = orientation
+    img.save(buf, format="JPEG", exif=exif.tobytes())
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("hint", "name"),
+    [
+        ("/Users/datitran/Desktop/raccoon/images/raccoon-1.jpg", "raccoon-1.jpg"),  # another machine, POSIX
+        ("C:\\Users\\me\\Pictures\\IMG_0001.JPG", "IMG_0001.JPG"),  # another machine, Windows
+        ("photo.png", "photo.png"),
+        ("images/ünïcödé.jpg", "ünïcödé.jpg"),
+    ],
+)
+def test_hint_name(hint: str, name: str) -> None:
+    assert hint_name(hint) == name
+
+
+def test_finder_beside_under_images_case_insensitive_and_never_outside(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    (root / "JPEGImages" / "A.JPG").write_bytes(b"x")
+    (root / "Annotations" / "b.png").write_bytes(b"x")
+    (tmp_path / "secret.jpg").write_bytes(b"x")
+    ann = root / "Annotations" / "a.xml"
+    f = ImageFinder(root)
+    assert f.find(ann, ["/elsewhere/a.jpg"]) == str(root / "JPEGImages" / "A.JPG")
+    assert f.find(ann, ["b.png"]) == str(root / "Annotations" / "b.png")
+    assert f.find(ann, [None, "nothing.jpg"], stem="a") == str(root / "JPEGImages" / "A.JPG")
+    assert f.find(ann, ["../../secret.jpg"]) is None  # relative escape refused, name not found inside
+    assert f.find(ann, [str(tmp_path / "secret.jpg")]) is None
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_probe_reads_jpeg_header_like_pillow(orientation: int) -> None:
+    data = jpeg_bytes(7, 5, orientation)
+    p = probe_bytes(data, "x.jpg")
+    assert (p.fmt, p.width, p.height, p.orientation) == ("jpeg", 7, 5, orientation)
+
+
+def test_probe_refuses_truncated_images() -> None:
+    with pytest.raises(DataError, match="x.jpg"):
+        probe_bytes(jpeg_bytes(64, 64)[:300], "x.jpg")
+
+
+def test_probe_real_grayscale_jpegs_agree_with_pillow() -> None:
+    folder = shared_data("raccoon-voc", "images")
+    for name in sorted(os.listdir(folder))[:25]:
+        data = (folder / name).read_bytes()
+        p = probe_bytes(data, name)
+        img = Image.open(io.BytesIO(data))
+        assert (p.width, p.height) == img.size
+
+
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_frame_points_follow_pillow_exif_transpose(orientation: int) -> None:
+    w, h = 7, 4
+    arr = np.zeros((h, w), np.uint8)
+    arr[1, 5] = 255  # the pixel [5, 6) x [1, 2) in the raw frame
+    img = Image.fromarray(arr)
+    img.getexif()[0x0112] = orientation
+    exif = img.getexif()
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", exif=exif.tobytes())
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue()))))
+    ys, xs = np.nonzero(upright)
+    frame = decide_frame((w, h), orientation, (w, h) if orientation < 5 else None, default="raw")
+    assert frame.rotate and frame.size == (upright.shape[1], upright.shape[0])
+    box = frame.bbox([5, 1, 6, 2])
+    assert box == [xs[0], ys[0], xs[0] + 1, ys[0] + 1]
+    o = Obj("a", bbox=[5, 1, 6, 2], polygon=[[[5, 1], [6, 2], [5, 2]]], keypoints=[[5.5, 1.5, 2]])
+    moved = frame.obj(o)
+    assert o.bbox == [5, 1, 6, 2] and moved.keypoints[0][2] == 2  # input kept, visibility kept
+
+
+@pytest.mark.parametrize(
+    ("raw", "orientation", "declared", "rotate", "ambiguous", "mismatch"),
+    [
+        ((60, 40), 1, (60, 40), False, False, False),  # upright photo
+        ((60, 40), 1, (40, 60), False, False, True),  # declared size that is not the image
+        ((60, 40), 6, (60, 40), True, False, False),  # labelImg: raw frame declared
+        ((60, 40), 6, (40, 60), False, False, False),  # labelme/CVAT: upright frame declared
+        ((50, 50), 6, (50, 50), True, True, False),  # square: cannot tell, default raw
+        ((60, 40), 3, (60, 40), True, True, False),  # 180 degrees keeps the size: cannot tell
+        ((60, 40), 8, None, True, True, False),  # nothing declared (YOLO): default
+        ((60, 40), 8, (10, 10), True, False, True),  # matches neither
+    ],
+)
+def test_decide_frame(raw, orientation, declared, rotate, ambiguous, mismatch) -> None:
+    f = decide_frame(raw, orientation, declared, default="raw")
+    assert (f.rotate, f.ambiguous, f.mismatch) == (rotate, ambiguous, mismatch)
