@@ -248,10 +248,10 @@ def check_dataset(
         orientation = s.meta.get("exif_orientation")
         if orientation not in (None, 1):
             findings.append(Finding("exif-rotated", s.id, f"stored upright from EXIF orientation {orientation}"))
-        if s.meta.get("exif_ambiguous"):
-            findings.append(Finding("exif-ambiguous", s.id, str(s.meta.get("exif_ambiguous"))
-                                    if not isinstance(s.meta.get("exif_ambiguous"), bool)
-                                    else "square image with EXIF orientation 5-8: frame of the labels is a guess"))
+        assumed = s.meta.get("exif_frame")
+        if isinstance(assumed, str) and assumed.startswith("assumed"):
+            findings.append(Finding("exif-ambiguous", s.id, f"EXIF orientation {orientation}: the labels' frame "
+                                    f"could not be told from the declared size ({assumed})"))
         has_label = s.label is not None or bool(s.soft_label)
         if not has_label and not s.objects:
             findings.append(Finding("no-annotations", s.id, "no objects and no image label"))

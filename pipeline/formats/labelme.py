@@ -52,8 +52,21 @@ import numpy as np
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.geometry import bbox_union, circle_to_polygon, rle_bbox, rle_decode, rle_encode
-from pipeline.core.paths import natural_key, sha256_bytes
+from pipeline.core.images import sniff
+from pipeline.core.paths import sha256_bytes
 from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.common import (
+    ExportNames,
+    ImageFinder,
+    ImageProbe,
+    Labels,
+    add_image_sample,
+    decide_frame,
+    hint_name,
+    link_or_copy,
+    probe_bytes,
+    walk_files,
+)
 
 NAME = "labelme"
 TASK = "detection"
@@ -421,20 +434,10 @@ def shapes_to_objects(
 # --------------------------------------------------------------------------------------------
 
 
-def _candidates(root: Path) -> list[Path]:
+def _candidates(root: Path) -> list[str]:
     if root.is_file():
-        return [root] if root.suffix.lower() == ".json" else []
-    found: list[tuple[tuple, str]] = []
-    top = str(root)
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        rel = os.path.relpath(dirpath, top).replace(os.sep, "/")
-        prefix = "" if rel == "." else rel + "/"
-        for name in filenames:
-            if name.lower().endswith(".json") and not name.startswith("."):
-                found.append((natural_key(prefix + name), os.path.join(dirpath, name)))
-    found.sort()
-    return [Path(p) for _, p in found]
+        return [str(root)] if root.suffix.lower() == ".json" else []
+    return walk_files(root, (".json",))
 
 
 def _looks_like_labelme(head: bytes) -> bool:
@@ -493,18 +496,16 @@ def _read_json(path: str | os.PathLike, where: str, max_image_data: int) -> tupl
 
 def resolve_image_path(image_path: str, json_path: str | os.PathLike, root: str | os.PathLike,
                        where: str) -> str | None:
-    """The image `imagePath` names, relative to the JSON file and inside `root`.
+    """The file a relative `imagePath` names (relative to the JSON file), or None when absent.
 
     Backslashes (labelme on Windows) are path separators. A relative path that leaves `root` is a
-    `DataError`; an absolute path (written on another machine) is looked up by its file name beside
-    the JSON. Returns None when no such file exists.
+    `DataError` naming the file and field; an absolute path (written on another machine) is never
+    opened as it is (None: the caller looks its file name up instead).
     """
     text = image_path.replace("\\", "/")
-    base = os.path.dirname(os.path.abspath(json_path))
     if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
-        candidate = os.path.join(base, posixpath.basename(text))
-        return candidate if os.path.isfile(candidate) else None
-    joined = os.path.normpath(os.path.join(base, text))
+        return None
+    joined = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(json_path)), text))
     root_abs = os.path.abspath(root)
     if not (joined == root_abs or joined.startswith(root_abs.rstrip(os.sep) + os.sep)):
         raise DataError(
@@ -519,29 +520,21 @@ def read(root: Path, ctx: ImportContext) -> None:
     files = _candidates(root)
     if not files:
         raise UsageError(f"{root}: no .json files found", fix="point at a folder of labelme JSON files")
-    base = root if root.is_dir() else root.parent
-    base_s = os.path.abspath(base)
+    base = os.path.abspath(root if root.is_dir() else root.parent)
+    finder = ImageFinder(base)
+    labels = Labels(ctx)
     max_image_data = int(ctx.options.extra.get("max_image_data", MAX_IMAGE_DATA))
     state = {"shapes": 0, "flag_only": 0}
-    names: dict[str, str] = {}  # class names already mapped and checked
-
-    def label(name: str, where: str, fld: str) -> str:
-        found = names.get(name)
-        if found is None:
-            found = names[name] = ctx.writer.resolve_label(name, where=where, field=fld)
-        return found
-
     for path in ctx.progress(files, total=len(files), desc="import labelme", unit="file"):
-        path_s = os.path.abspath(path)
-        where = os.path.relpath(path_s, base_s).replace(os.sep, "/") if path_s != base_s else path.name
+        where = os.path.relpath(path, base).replace(os.sep, "/")
         try:
             raw, doc = _read_json(path, where, max_image_data)
-            if isinstance(doc, dict) and "shapes" not in doc:
+            if not isinstance(doc, dict) or "shapes" not in doc:
                 ctx.skip("JSON files that are not labelme annotations (no 'shapes')")
                 continue
             ctx.inputs[where] = sha256_bytes(raw)
             parsed = parse_document(doc, where, max_image_data=max_image_data)
-            _import_one(ctx, path_s, base_s, where, parsed, label)
+            _import_one(ctx, path, base, where, parsed, labels, finder)
             if parsed.shapes:
                 state["shapes"] += 1
             elif any(v for k, v in parsed.flags.items() if not _reserved(k)):
@@ -557,102 +550,97 @@ def _reserved(flag: str) -> bool:
 
 
 def _image_label(flags: dict[str, bool], ctx: ImportContext, where: str,
-                 label: Callable[[str, str, str], str]) -> tuple[str | None, dict | None]:
+                 labels: Labels) -> tuple[str | None, dict | None]:
     on = [name for name, value in flags.items() if value and not _reserved(name)]
-    labels = list(dict.fromkeys(label(name, where, f"flags.{name}") for name in on))
-    if not labels:
+    names = list(dict.fromkeys(labels(name, where, f"flags.{name}") for name in on))
+    if not names:
         return None, None
-    if len(labels) == 1:
-        return labels[0], None
+    if len(names) == 1:
+        return names[0], None
     ctx.report.counts["images with several true flags (soft label, equal weights)"] += 1
-    return None, {name: 1.0 / len(labels) for name in labels}
+    return None, {name: 1.0 / len(names) for name in names}
 
 
-def find_image(parsed: LabelmeFile, path: str, base: str, where: str) -> tuple[str | None, bytes]:
-    """The image of one labelme file: ``(file, bytes)`` from `imagePath`, or ``(None, bytes)`` from imageData."""
-    from pipeline.core.images import sniff
+def _probe_file(path: str, where: str) -> ImageProbe | None:
+    """The image at `path` probed, or None when the file is not an image (e.g. the JSON itself)."""
+    try:
+        with open(path, "rb") as fh:
+            blob = fh.read()
+    except OSError as exc:
+        raise DataError(where, f"image {path}: {exc.strerror}", field="imagePath") from exc
+    if sniff(blob[:16]) is None and not path.lower().endswith((".webp", ".pbm")):
+        return None
+    try:
+        return probe_bytes(blob, "imagePath", path)
+    except DataError as err:
+        raise DataError(where, f"image {posixpath.basename(path)}: {err.message.split(': ', 1)[-1]}",
+                        field="imagePath", fix=err.fix) from err
 
+
+def find_image(parsed: LabelmeFile, path: str, base: str, where: str, finder: ImageFinder) -> ImageProbe:
+    """The probed image of one labelme file: `imagePath` relative to the JSON, else that file name
+    looked up beside it / in an images folder / at the root, else the embedded `imageData`."""
+    rejected = ""
     if parsed.image_path:
         found = resolve_image_path(parsed.image_path, path, base, where)
+        if found is None:
+            found = finder.find(path, [hint_name(parsed.image_path)])
         if found is not None:
-            itself = os.path.normcase(found) == os.path.normcase(path)
-            blob = b""
-            if not itself:
-                try:
-                    with open(found, "rb") as fh:
-                        blob = fh.read()
-                except OSError as exc:
-                    raise DataError(where, f"image {found}: {exc.strerror}", field="imagePath") from exc
-            if blob and (sniff(blob[:16]) is not None or found.lower().endswith((".webp", ".pbm"))):
-                return found, blob
-            if not parsed.image_data:
-                what = "the JSON file itself" if itself else "a file that is not an image"
-                raise DataError(where, f"names {what} and there is no embedded imageData", field="imagePath",
-                                expected="an image file", got=parsed.image_path,
-                                fix="correct imagePath, or re-save in labelme with the image data")
+            itself = os.path.normcase(os.path.abspath(found)) == os.path.normcase(os.path.abspath(path))
+            probe = None if itself else _probe_file(found, where)
+            if probe is not None:
+                return probe
+            rejected = "the JSON file itself" if itself else "a file that is not an image"
     if not parsed.image_data:
+        if rejected:
+            raise DataError(where, f"names {rejected} and there is no embedded imageData", field="imagePath",
+                            expected="an image file", got=parsed.image_path,
+                            fix="correct imagePath, or re-save in labelme with the image data")
         raise DataError(where, "image not found and no embedded imageData", field="imagePath",
                         expected="an image file relative to the JSON", got=parsed.image_path,
                         fix="put the image beside the JSON or correct imagePath")
     try:
-        return None, base64.b64decode(parsed.image_data, validate=False)
+        data = base64.b64decode(parsed.image_data, validate=False)
     except (binascii.Error, ValueError) as exc:
         raise DataError(where, f"not base64 ({exc})", field="imageData") from exc
+    try:
+        return probe_bytes(data, "imageData")
+    except DataError as err:
+        raise DataError(where, f"embedded image: {err.message.split(': ', 1)[-1]}", field="imageData",
+                        fix=err.fix) from err
 
 
-def _import_one(ctx: ImportContext, path: str, base: str, where: str, parsed: LabelmeFile,
-                label: Callable[[str, str, str], str]) -> None:
-    image_file, blob = find_image(parsed, path, base, where)
-    if image_file is None:
+def _import_one(ctx: ImportContext, path: str, base: str, where: str, parsed: LabelmeFile, labels: Labels,
+                finder: ImageFinder) -> None:
+    probe = find_image(parsed, path, base, where, finder)
+    if not probe.path:
         ctx.report.counts["images from embedded imageData"] += 1
+    declared = (parsed.width, parsed.height) if parsed.width and parsed.height else None
+    # labelme shows (and labels) photos with their EXIF orientation applied: the upright frame,
+    # unless the declared size says the raw one.
+    frame = decide_frame((probe.width, probe.height), probe.orientation, declared, default="upright")
+    if frame.mismatch:
+        w, h = frame.size
+        raise DataError(where, f"declared {parsed.width}x{parsed.height} but the image is {w}x{h}",
+                        field="imageWidth/imageHeight",
+                        fix="check that imagePath names the image that was labelled, or re-save the file in labelme")
     sid = where[: -len(".json")] if where.lower().endswith(".json") else where
-    image_label, soft = _image_label(parsed.flags, ctx, where, label)
+    image_label, soft = _image_label(parsed.flags, ctx, where, labels)
     sample = Sample(id=sid, label=image_label, soft_label=soft, source={"file": where})
     if parsed.flags:
         sample.meta["flags"] = dict(parsed.flags)
-    _add_with_image(ctx, sample, parsed, where, label, image_file=image_file, data=blob)
-
-
-def _add_with_image(ctx: ImportContext, sample: Sample, parsed: LabelmeFile, where: str,
-                    label: Callable[[str, str, str], str], *, image_file: str | None, data: bytes) -> None:
-    from PIL import ImageOps
-
-    from pipeline.core.images import encode_png, exif_orientation, open_image_bytes, sniff
-
-    fld = "imagePath" if image_file is not None else "imageData"
-    try:
-        img = open_image_bytes(data, fld)
-    except DataError as err:
-        what = f"image {ctx.rel(image_file)}" if image_file is not None else "embedded image"
-        raise DataError(where, f"{what}: {err.message.split(': ', 1)[-1]}", field=fld, fix=err.fix) from err
-    orientation = exif_orientation(img)
-    raw_w, raw_h = img.size
-    up_w, up_h = (raw_h, raw_w) if orientation >= 5 else (raw_w, raw_h)
-    dw, dh = parsed.width, parsed.height
-    if dw is not None and dh is not None and (dw, dh) not in ((up_w, up_h), (raw_w, raw_h)):
-        raise DataError(where, f"declared {dw}x{dh} but the image is {up_w}x{up_h}", field="imageWidth/imageHeight",
-                        fix="check that imagePath names the image that was labelled, or re-save the file in labelme")
+    width, height = frame.source_size
     counts: dict[str, int] = {}
     objects = shapes_to_objects(
-        parsed.shapes, up_w, up_h, where=where,
-        label=lambda name, fld: label(name, where, fld),
+        parsed.shapes, width, height, where=where,
+        label=lambda name, fld: labels(name, where, fld),
         on_invalid=ctx.options.on_invalid, counts=counts,
     )
     for k, v in counts.items():
         ctx.report.counts[k] += v
     # No shapes but an image-level class: a classification sample, not an image without objects.
     sample.objects = objects if (parsed.shapes or sample.label is None and sample.soft_label is None) else None
-    sample.width, sample.height = up_w, up_h
-    if orientation != 1:
-        sample.meta["exif_orientation"] = orientation
-        upright = ImageOps.exif_transpose(img)
-        ctx.add(sample, data=encode_png(upright), ext="png")
-    elif image_file is None:
-        fmt = sniff(data[:16]) or "png"
-        ctx.add(sample, data=data, ext={"jpeg": "jpg"}.get(fmt, fmt))
-    else:
-        sample.sha256 = sha256_bytes(data)  # the writer links the file; no second read to hash it
-        ctx.add(sample, src=image_file, ext=os.path.splitext(image_file)[1])
+    add_image_sample(ctx, probe.path or None, sample, probe=probe, frame=frame, where=where)
 
 
 # --------------------------------------------------------------------------------------------
@@ -724,6 +712,8 @@ def object_to_shapes(obj: Obj, next_group: Callable[[], int], report: ExportRepo
             area_box = bbox_union(area_box, box)
     elif obj.mask is not None and report is not None:
         report.dropped["masks of objects that also have a polygon (polygon written)"] += 1
+    if obj.weight is not None and obj.weight != 1 and report is not None:
+        report.dropped["object weights (labelme has none)"] += 1
     if obj.bbox is not None and (area_box is None or not _close(area_box, obj.bbox)):
         x1, y1, x2, y2 = obj.bbox
         parts.append(("rectangle", [[x1, y1], [x2, y2]], None))
@@ -742,7 +732,7 @@ def object_to_shapes(obj: Obj, next_group: Callable[[], int], report: ExportRepo
     return [_shape(obj.label, kind, pts, group_id, attrs, mask) for kind, pts, mask in parts]
 
 
-def sample_to_document(sample: Sample, image_name: str) -> dict:
+def sample_to_document(sample: Sample, image_name: str, report: ExportReport | None = None) -> dict:
     """The labelme document of one sample (imageData null; the image sits beside it)."""
     used = {o.attributes.get("group_id") for o in sample.objects or [] if isinstance(o.attributes.get("group_id"), int)}
     counter = [max([g for g in used if g is not None], default=-1)]
@@ -753,7 +743,7 @@ def sample_to_document(sample: Sample, image_name: str) -> dict:
 
     shapes: list[dict] = []
     for obj in sample.objects or []:
-        shapes.extend(object_to_shapes(obj, next_group, width=sample.width, height=sample.height))
+        shapes.extend(object_to_shapes(obj, next_group, report, width=sample.width, height=sample.height))
     flags = {k: bool(v) for k, v in (sample.meta.get("flags") or {}).items()}
     names = [sample.label] if sample.label else [k for k, v in (sample.soft_label or {}).items() if v > 0]
     for name in flags:
@@ -773,36 +763,20 @@ def sample_to_document(sample: Sample, image_name: str) -> dict:
 
 
 def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> None:
-    """One JSON per sample beside a copy of its image (``imagePath`` relative, ``imageData`` null)."""
-    import shutil
+    """One JSON per sample beside a copy of its image (``imagePath`` relative, ``imageData`` null).
 
-    from pipeline.core.paths import safe_stem
-
+    Sample ids become the file paths (``scene/001`` -> ``scene/001.json`` + ``scene/001.png``).
+    """
     out = Path(out)
-    used: set[str] = set()
+    names = ExportNames()
     for s in dataset.samples:
-        stem = safe_stem(s.id)
-        if stem.casefold() in used:
-            stem = f"{stem}-{s.sha256[:8]}"
-        used.add(stem.casefold())
-        ext = Path(s.image).suffix.lower() or ".png"
-        image_rel = Path(stem + ext)
-        json_rel = Path(stem + ".json")
-        (out / json_rel).parent.mkdir(parents=True, exist_ok=True)
-        src = dataset.image_path(s)
-        try:
-            os.link(src, out / image_rel)
-        except OSError:
-            shutil.copyfile(src, out / image_rel)
+        stem = names.stem(s, flat=False)
+        ext = os.path.splitext(s.image)[1].lower() or ".png"
+        link_or_copy(dataset.image_path(s), out / (stem + ext))
         if s.soft_label and len([v for v in s.soft_label.values() if v > 0]) > 1:
             report.converted["soft labels -> several true flags"] += 1
-        doc = sample_to_document(s, image_rel.name)
-        for o in s.objects or []:
-            if o.mask is not None and o.polygon:
-                report.dropped["masks of objects that also have a polygon (polygon written)"] += 1
-            if o.weight is not None and o.weight != 1:
-                report.dropped["object weights (labelme has none)"] += 1
+        doc = sample_to_document(s, posixpath.basename(stem) + ext, report)
         text = json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False)
-        (out / json_rel).write_text(text + "\n", encoding="utf-8")
+        (out / (stem + ".json")).write_text(text + "\n", encoding="utf-8")
         report.written += 1
         report.files += 2

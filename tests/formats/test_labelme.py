@@ -19,6 +19,7 @@ from pipeline.core.geometry import circle_to_polygon, rle_decode, rle_encode
 from pipeline.core.images import encode_png
 from pipeline.formats import labelme
 from pipeline.formats.base import ExportReport
+from tests.formats.contract import BOXES, EMPTY, MASKS, POLYGONS, FormatContract
 from tests.helpers import shared_data
 
 # --------------------------------------------------------------------------------------------
@@ -50,6 +51,9 @@ def write_lm(folder: Path, stem: str, shapes: list[dict], *, size: tuple[int, in
     path = folder / f"{stem}.json"
     path.write_text(raw if raw is not None else json.dumps(doc), encoding="utf-8")
     return path
+
+
+GOOD = [shape("ok", "rectangle", [[1, 1], [9, 9]])]
 
 
 def run_import(src: Path, out: Path, **kw):
@@ -272,12 +276,34 @@ def test_exif_rotated_photo_labelled_upright(tmp_path: Path) -> None:
     assert s.objects[0].bbox == [2.0, 3.0, 10.0, 30.0]
 
 
+def test_exif_rotated_photo_labelled_in_the_raw_frame(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (40, 20), (200, 10, 10)).save(src / "p.jpg", exif=exif.tobytes())
+    # declared 40x20: an old labelme that showed the raw pixels; the box turns with the image
+    write_lm(src, "p", [shape("x", "rectangle", [[2, 3], [10, 15]]), shape("k", "point", [[2, 3]])],
+             image=False, image_path="p.jpg", declared=(40, 20))
+    ds, _ = run_import(src, tmp_path / "ds")
+    s = ds.samples[0]
+    assert (s.width, s.height) == (20, 40)
+    assert s.objects[0].bbox == [5.0, 2.0, 17.0, 10.0]
+    assert s.objects[1].keypoints == [[17.0, 2.0, 2]]
+
+
+def test_image_found_by_name_when_image_path_is_wrong(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "images").mkdir(parents=True)
+    (src / "images" / "a.png").write_bytes(png_bytes())
+    write_lm(src / "ann", "a", GOOD, image=False, image_path="old_folder/a.png")
+    ds, report = run_import(src, tmp_path / "ds")
+    assert len(ds.samples) == 1 and not report.problems
+
+
 # --------------------------------------------------------------------------------------------
 # Bad input: each reported with file and field, the rest imports
 # --------------------------------------------------------------------------------------------
-
-GOOD = [shape("ok", "rectangle", [[1, 1], [9, 9]])]
-
 
 
 
@@ -459,3 +485,15 @@ def test_other_attributes_travel_as_extra_shape_keys(tmp_path: Path) -> None:
     assert doc["shapes"][0]["difficult"] is True and doc["shapes"][0]["pose"] == "Left"
     back, _ = run_import(tmp_path / "lm", tmp_path / "back")
     assert back.samples[0].objects[0].attributes == {"difficult": True, "pose": "Left", "truncated": False}
+
+
+class TestLabelmeContract(FormatContract):
+    FORMAT = "labelme"
+    CAN = {BOXES, POLYGONS, MASKS, EMPTY}
+    OTHERS = ("coco",)  # the other format that holds polygons and masks
+
+    def golden(self, folder: Path) -> dict[str, list[tuple[str, list[float]]]]:
+        write_lm(folder, "scene", [shape("cat", "rectangle", [[30.5, 40], [4, 6]]),
+                                   shape("dog", "polygon", [[10, 5], [30, 12], [20, 20]])])
+        write_lm(folder / "sub", "empty", [])
+        return {"scene": [("cat", [4.0, 6.0, 30.5, 40.0]), ("dog", [10.0, 5.0, 30.0, 20.0])], "empty": []}
