@@ -486,3 +486,49 @@ def walk_files(root: Path, suffixes: tuple[str, ...]) -> list[str]:
                 out.append((natural_key(os.path.relpath(full, base).replace(os.sep, "/")), full))
     out.sort()
     return [p for _k, p in out]
+
+
+# --------------------------------------------------------------------------------------------
+# Coordinates outside the image (--on-invalid)
+# --------------------------------------------------------------------------------------------
+
+EDGE_TOLERANCE = 1.0  # pixels a box may reach past the image edge before --on-invalid applies
+OUTSIDE_CLIPPED = "objects outside the image, clipped (--on-invalid clip)"
+OUTSIDE_SKIPPED = "objects outside the image, left out (--on-invalid skip)"
+
+
+def fit_box(box: list[float], width: int, height: int, on_invalid: str, ctx: ImportContext | None,
+            where: str, field: str, line: int | None = None) -> list[float] | None:
+    """A box checked against the image: inside (within `EDGE_TOLERANCE`, then clipped exactly) it is
+    returned; further out it is an error, clipped, or dropped (None) as `on_invalid` says."""
+    from pipeline.core.geometry import clip_bbox
+
+    x1, y1, x2, y2 = box
+    t = EDGE_TOLERANCE
+    if x1 >= -t and y1 >= -t and x2 <= width + t and y2 <= height + t:
+        if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
+            return clip_bbox(box, width, height)
+        return box
+    if on_invalid == "clip":
+        if ctx is not None:
+            ctx.report.counts[OUTSIDE_CLIPPED] += 1
+        return clip_bbox(box, width, height)
+    if on_invalid == "skip":
+        if ctx is not None:
+            ctx.report.counts[OUTSIDE_SKIPPED] += 1
+        return None
+    raise DataError(where, "box outside the image", line=line, field=field,
+                    expected=f"inside 0..{width} x 0..{height}", got=[round(v, 3) for v in box],
+                    fix="fix the label, or import with --on-invalid clip|skip")
+
+
+def unused_images(finder: ImageFinder, used: set[str]) -> list[str]:
+    """Images in the folders the finder listed that no annotation file claimed (absolute paths)."""
+    out: list[str] = []
+    for folder, stems in sorted(finder._stems.items()):
+        for names in stems.values():
+            for n in names:
+                p = os.path.join(folder, n)
+                if p not in used:
+                    out.append(p)
+    return sorted(set(out))

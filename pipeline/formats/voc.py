@@ -1,0 +1,443 @@
+"""Pascal VOC XML as labelImg writes it (also CVAT's, datumaro's and labelme's VOC exports).
+
+One ``<annotation>`` file per image::
+
+    <annotation>
+      <folder>images</folder> <filename>a.jpg</filename> <path>/Users/x/images/a.jpg</path>
+      <size><width>650</width><height>417</height><depth>3</depth></size>
+      <object><name>raccoon</name><pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>
+        <bndbox><xmin>81</xmin><ymin>88</ymin><xmax>522</xmax><ymax>408</ymax></bndbox></object>
+    </annotation>
+
+Files are parsed with defusedxml with DTDs, entities and external references refused. Coordinates
+may be decimals. ``<size>`` may be missing or empty (the size is then read from the image header).
+``difficult``, ``truncated``, ``occluded``, ``pose`` and CVAT's ``<attributes>`` become object
+attributes (difficult objects are kept, never dropped). The image is found by ``<filename>``, then
+by the file name in ``<path>`` (absolute paths from another machine are never opened), then by the
+XML file's own name, beside the XML or in an ``images``/``JPEGImages`` folder
+(`pipeline.formats.common.ImageFinder`). ``ImageSets/Main/{train,val,test,trainval}.txt`` give
+the splits when present.
+
+Pixel convention, converted in `to_xyxy`/`from_xyxy` and nowhere else: the VOC devkit's
+``bndbox`` holds 1-based indices of the first and last pixel inside the box, so the package box
+(continuous, 0-based, far edge exclusive) is ``[xmin - 1, ymin - 1, xmax, ymax]``; supervision's
+reader and writer and detectron2 use the same reading, and labelImg never writes 0 (it clamps
+``xmin``/``ymin`` to 1). Some exporters write plain 0-based edges instead (labelme's
+``labelme2voc``, datumaro): import those with ``ImportOptions.extra["voc_one_based"] = False``
+(export option ``one_based=False`` writes them).
+
+EXIF: labelImg shows the raw pixels, so rotated photos are taken to be labelled in the raw frame
+unless ``<size>`` names the upright one (`pipeline.formats.common.decide_frame`).
+
+Export writes ``Annotations/``, ``JPEGImages/`` and ``ImageSets/Main/<split>.txt``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+from xml.etree.ElementTree import ParseError
+from xml.sax.saxutils import escape
+
+import defusedxml.ElementTree as DET
+from defusedxml import DefusedXmlException
+
+from pipeline.core.dataset import Dataset, Obj, Sample
+from pipeline.core.errors import DataError, UsageError
+from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.common import (
+    ExportNames,
+    ImageFinder,
+    Labels,
+    add_image_sample,
+    decide_frame,
+    fit_box,
+    link_or_copy,
+    probe_image,
+    unused_images,
+    walk_files,
+)
+
+NAME = "voc"
+TASK = "detection"
+
+SPLIT_FILES = ("train", "val", "test", "trainval")
+ATTRIBUTE_TAGS = ("difficult", "truncated", "occluded", "pose")
+BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
+NOT_VOC = "XML files that are not VOC annotations"
+
+
+# --------------------------------------------------------------------------------------------
+# Coordinates: the one place VOC's convention is converted
+# --------------------------------------------------------------------------------------------
+
+
+def to_xyxy(xmin: float, ymin: float, xmax: float, ymax: float, one_based: bool = True) -> list[float]:
+    """VOC ``bndbox`` -> package ``[x1, y1, x2, y2]`` (1-based inclusive indices when `one_based`)."""
+    off = 1.0 if one_based else 0.0
+    return [xmin - off, ymin - off, xmax, ymax]
+
+
+def from_xyxy(box: list[float], one_based: bool = True) -> list[float]:
+    """Package box -> VOC ``xmin, ymin, xmax, ymax`` (the inverse of `to_xyxy`)."""
+    off = 1.0 if one_based else 0.0
+    return [box[0] + off, box[1] + off, box[2], box[3]]
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing (pure: bytes in, a validated record out)
+# --------------------------------------------------------------------------------------------
+
+
+class VocFile:
+    """The parts of one VOC annotation the importer uses."""
+
+    __slots__ = ("filename", "path", "size", "objects")
+
+    def __init__(self, filename: str | None, path: str | None, size: tuple[int, int] | None,
+                 objects: list[tuple[str, list[float], dict]]) -> None:
+        self.filename = filename
+        self.path = path
+        self.size = size
+        self.objects = objects  # (name, [xmin, ymin, xmax, ymax] as written, attributes)
+
+
+def _text(el, tag: str) -> str | None:
+    child = el.find(tag)
+    if child is None or child.text is None:
+        return None
+    text = child.text.strip()
+    return text or None
+
+
+def _number(text: str | None, where: str, fld: str) -> float:
+    if text is None:
+        raise DataError(where, "missing value", field=fld, expected="a number", got=None,
+                        fix="fix the box in labelImg, or delete the object")
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(where, "", field=fld, expected="a number", got=text) from None
+    if not math.isfinite(value):
+        raise DataError(where, "", field=fld, expected="a finite number", got=text,
+                        fix="fix the box in labelImg, or delete the object")
+    return value
+
+
+def _attr_value(text: str) -> object:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            value = float(text)
+            return value if math.isfinite(value) else text
+        except ValueError:
+            return text
+
+
+def _size(el, where: str) -> tuple[int, int] | None:
+    size = el.find("size")
+    if size is None:
+        return None
+    w, h = _text(size, "width"), _text(size, "height")
+    if w is None or h is None:
+        return None
+    try:
+        wv, hv = float(w), float(h)
+    except ValueError:
+        raise DataError(where, "", field="size", expected="numbers", got=f"{w} x {h}") from None
+    if not (math.isfinite(wv) and math.isfinite(hv)) or wv <= 0 or hv <= 0:
+        return None  # labelImg writes 0 x 0 when it could not read the image: read the size from the file
+    return int(round(wv)), int(round(hv))
+
+
+def parse_xml(data: bytes, where: str) -> VocFile | None:
+    """Parse one VOC file; None when it is XML but not a VOC annotation. Errors name the file and field."""
+    try:
+        root = DET.fromstring(data, forbid_dtd=True)
+    except ParseError as exc:
+        line = exc.position[0] if getattr(exc, "position", None) else None
+        raise DataError(where, f"not well-formed XML ({exc.msg if hasattr(exc, 'msg') else exc})", line=line,
+                        fix="re-save the file from the labelling tool") from None
+    except DefusedXmlException as exc:
+        raise DataError(where, f"refused: {type(exc).__name__} (DTDs, entities and external references are not "
+                        "allowed in annotation files)", fix="remove the <!DOCTYPE ...> block") from None
+    if root.tag != "annotation":
+        return None
+    objects: list[tuple[str, list[float], dict]] = []
+    for i, obj in enumerate(root.iter("object")):
+        fld = f"object[{i}]"
+        name = _text(obj, "name")
+        if name is None:
+            raise DataError(where, "", field=f"{fld}.name", expected="a class name", got=None)
+        box = obj.find("bndbox")
+        if box is None:
+            raise DataError(where, "object without a box", field=f"{fld}.bndbox", expected="<bndbox>", got=None,
+                            fix="only boxes are read from VOC files; delete the object or add its box")
+        xmin, ymin, xmax, ymax = (_number(_text(box, t), where, f"{fld}.bndbox.{t}") for t in BOX_TAGS)
+        if xmin > xmax or ymin > ymax:
+            raise DataError(where, "inverted box", field=f"{fld}.bndbox", expected="xmin <= xmax and ymin <= ymax",
+                            got=[xmin, ymin, xmax, ymax], fix="swap the corners in the file")
+        attrs: dict = {}
+        for tag in ATTRIBUTE_TAGS:
+            text = _text(obj, tag)
+            if text is not None:
+                attrs[tag] = text if tag == "pose" else _attr_value(text)
+        extra = obj.find("attributes")
+        if extra is not None:  # CVAT: <attributes><attribute><name>k</name><value>v</value></attribute>
+            for a in extra.iter("attribute"):
+                key, value = _text(a, "name"), _text(a, "value")
+                if key:
+                    attrs[key] = _attr_value(value) if value is not None else ""
+        objects.append((name, [xmin, ymin, xmax, ymax], attrs))
+    return VocFile(_text(root, "filename"), _text(root, "path"), _size(root, where), objects)
+
+
+# --------------------------------------------------------------------------------------------
+# Layout
+# --------------------------------------------------------------------------------------------
+
+
+def _is_voc(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2048)
+    except OSError:
+        return False
+    return b"<annotation" in head
+
+
+def detect(root: Path) -> Detection | None:
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    files = walk_files(root, (".xml",))
+    voc = [f for f in files[:20] if _is_voc(f)]
+    if not voc:
+        return None
+    splits = _find_split_files(root, files)
+    desc = f"Pascal VOC XML: {len(files)} .xml files" + (f", splits from {', '.join(sorted({s for s in splits}))}"
+                                                        if splits else "")
+    return Detection(score=60, description=desc)
+
+
+def _find_split_files(root: Path, files: list[str]) -> dict[str, list[str]]:
+    """split name -> the ImageSets/Main/<split>.txt files (at the root or beside the XML folders)."""
+    bases = {os.path.abspath(root)}
+    for f in files:
+        d = os.path.dirname(f)
+        bases.add(d)
+        bases.add(os.path.dirname(d))
+    found: dict[str, list[str]] = defaultdict(list)
+    for base in sorted(bases):
+        main = os.path.join(base, "ImageSets", "Main")
+        if not os.path.isdir(main):
+            continue
+        for split in SPLIT_FILES:
+            p = os.path.join(main, f"{split}.txt")
+            if os.path.isfile(p):
+                found[split].append(p)
+    return dict(found)
+
+
+def _read_splits(root: Path, files: list[str], ctx: ImportContext) -> dict[str, str]:
+    """Image id (stem) -> split from ImageSets/Main; trainval counts as train when train/val are absent."""
+    found = _find_split_files(root, files)
+    out: dict[str, str] = {}
+    order = ["test", "val", "train"] + ([] if "train" in found or "val" in found else ["trainval"])
+    for split in order:
+        for p in found.get(split, []):
+            text = Path(p).read_text(encoding="utf-8-sig", errors="replace")
+            ctx.input_file(p, text.encode("utf-8"))
+            for line in text.splitlines():
+                parts = line.split()
+                if not parts:
+                    continue
+                name = "train" if split == "trainval" else split
+                if parts[0] in out and out[parts[0]] != name:
+                    ctx.warn(f"{ctx.rel(p)}: {parts[0]} is also listed in {out[parts[0]]}; kept in {out[parts[0]]}")
+                    continue
+                out[parts[0]] = name
+    return out
+
+
+def _common_dir(files: list[str]) -> str:
+    dirs = {os.path.dirname(f) for f in files}
+    return os.path.commonpath(sorted(dirs)) if dirs else ""
+
+
+# --------------------------------------------------------------------------------------------
+# Import
+# --------------------------------------------------------------------------------------------
+
+
+def read(root: Path, ctx: ImportContext) -> None:
+    root = Path(root)
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a folder", fix="point at the folder holding the VOC .xml files")
+    files = walk_files(root, (".xml",))
+    if not files:
+        raise UsageError(f"{root}: no .xml files found", fix="point at a folder of Pascal VOC annotations")
+    one_based = bool(ctx.options.extra.get("voc_one_based", True))
+    splits = _read_splits(root, files, ctx)
+    finder = ImageFinder(root)
+    labels = Labels(ctx)
+    base = _common_dir(files)
+    root_s = os.path.abspath(root)
+    used: set[str] = set()
+    on_invalid = ctx.options.on_invalid
+    for path in ctx.progress(files, total=len(files), desc="import voc", unit="file"):
+        where = os.path.relpath(path, root_s).replace(os.sep, "/")
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+            parsed = parse_xml(data, where)
+            if parsed is None:
+                ctx.skip(NOT_VOC)
+                continue
+            ctx.input_file(path, data)
+            stem = os.path.splitext(os.path.basename(path))[0]
+            image = finder.find(path, [parsed.filename, parsed.path], stem=stem)
+            if image is None and parsed.filename:
+                image = finder.find(path, [], stem=os.path.splitext(os.path.basename(parsed.filename))[0])
+            if image is None:
+                raise DataError(where, "image not found", field="filename",
+                                expected="an image beside the XML or in an images/JPEGImages folder",
+                                got=parsed.filename or parsed.path,
+                                fix="put the image there (absolute <path> values are not followed)")
+            used.add(image)
+            probe = probe_image(image, ctx.rel(image))
+            frame = decide_frame((probe.width, probe.height), probe.orientation, parsed.size, "raw")
+            sw, sh = frame.source_size
+            objects: list[Obj] = []
+            for i, (name, raw, attrs) in enumerate(parsed.objects):
+                label = labels(name, where, f"object[{i}].name")
+                box = fit_box(to_xyxy(*raw, one_based=one_based), sw, sh, on_invalid, ctx, where,
+                              f"object[{i}].bndbox")
+                if box is not None:
+                    objects.append(Obj(label=label, bbox=box, attributes=attrs))
+            sid = os.path.relpath(os.path.splitext(path)[0], base).replace(os.sep, "/")
+            sample = Sample(id=sid, split=splits.get(stem), objects=objects, source={"file": where})
+            add_image_sample(ctx, image, sample, probe=probe, frame=frame, declared_size=parsed.size, where=where)
+            ctx.report.counts["objects"] += len(objects)
+            if any(o.attributes.get("difficult") in (1, "1") for o in objects):
+                ctx.report.counts["difficult objects (kept, attribute difficult=1)"] += sum(
+                    o.attributes.get("difficult") in (1, "1") for o in objects)
+        except DataError as err:
+            ctx.bad(err)
+    orphans = unused_images(finder, used)
+    if orphans:
+        ctx.report.counts["images without an annotation file (left out)"] += len(orphans)
+        for p in orphans[:5]:
+            ctx.warn(f"{ctx.rel(p)}: image without an annotation file; left out")
+
+
+# --------------------------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------------------------
+
+
+def _num(v: float) -> str:
+    """A coordinate as text: integers without a decimal point, others to 1/1000 px."""
+    r = round(float(v), 3)
+    return str(int(r)) if r == int(r) else repr(r)
+
+
+def _depth(path: Path) -> int:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return len(img.getbands())
+    except OSError:
+        return 3
+
+
+def to_xml(sample: Sample, filename: str, depth: int, report: ExportReport | None = None,
+           one_based: bool = True) -> str:
+    """The VOC document of one sample (boxes; polygons/masks become their box, see the export report)."""
+    from pipeline.core.geometry import polygon_bbox, rle_bbox
+
+    lines = [
+        "<annotation>",
+        "\t<folder>JPEGImages</folder>",
+        f"\t<filename>{escape(filename)}</filename>",
+        f"\t<path>{escape(filename)}</path>",
+        "\t<source>\n\t\t<database>Unknown</database>\n\t</source>",
+        f"\t<size>\n\t\t<width>{sample.width}</width>\n\t\t<height>{sample.height}</height>\n"
+        f"\t\t<depth>{depth}</depth>\n\t</size>",
+        "\t<segmented>0</segmented>",
+    ]
+    for o in sample.objects or []:
+        box = o.bbox
+        if box is None and o.polygon:
+            box = polygon_bbox(o.polygon)
+            if report is not None and box is not None:
+                report.converted["polygon -> its bounding box"] += 1
+        elif box is None and o.mask is not None:
+            box = rle_bbox(o.mask)
+            if report is not None and box is not None:
+                report.converted["mask -> its bounding box"] += 1
+        elif report is not None and o.polygon:
+            report.dropped["polygons (VOC boxes only; the box is written)"] += 1
+        elif report is not None and o.mask is not None:
+            report.dropped["masks (VOC boxes only; the box is written)"] += 1
+        if report is not None and (o.keypoints or o.polyline):
+            report.dropped["keypoints/polylines (VOC has none)"] += 1
+        if box is None:
+            continue
+        attrs = o.attributes or {}
+        xmin, ymin, xmax, ymax = from_xyxy(box, one_based)
+        lines.append("\t<object>")
+        lines.append(f"\t\t<name>{escape(o.label)}</name>")
+        lines.append(f"\t\t<pose>{escape(str(attrs.get('pose', 'Unspecified')))}</pose>")
+        lines.append(f"\t\t<truncated>{escape(str(attrs.get('truncated', 0)))}</truncated>")
+        lines.append(f"\t\t<difficult>{escape(str(attrs.get('difficult', 0)))}</difficult>")
+        if "occluded" in attrs:
+            lines.append(f"\t\t<occluded>{escape(str(attrs['occluded']))}</occluded>")
+        others = {k: v for k, v in attrs.items() if k not in ATTRIBUTE_TAGS and isinstance(v, (str, int, float))
+                  and not isinstance(v, bool)}
+        if others:
+            lines.append("\t\t<attributes>")
+            for k, v in sorted(others.items()):
+                lines.append(f"\t\t\t<attribute><name>{escape(k)}</name><value>{escape(str(v))}</value></attribute>")
+            lines.append("\t\t</attributes>")
+        lines.append("\t\t<bndbox>")
+        for tag, v in zip(BOX_TAGS, (xmin, ymin, xmax, ymax), strict=True):
+            lines.append(f"\t\t\t<{tag}>{_num(v)}</{tag}>")
+        lines.append("\t\t</bndbox>")
+        lines.append("\t</object>")
+    lines.append("</annotation>")
+    return "\n".join(lines) + "\n"
+
+
+def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> None:
+    """``Annotations/<name>.xml``, ``JPEGImages/<name>.<ext>``, ``ImageSets/Main/<split>.txt``."""
+    out = Path(out)
+    one_based = bool(options.get("one_based", True))
+    names = ExportNames()
+    splits: dict[str, list[str]] = defaultdict(list)
+    (out / "Annotations").mkdir(parents=True, exist_ok=True)
+    for s in dataset.samples:
+        stem = names.stem(s)
+        ext = Path(s.image).suffix.lower() or ".png"
+        src = dataset.image_path(s)
+        link_or_copy(src, out / "JPEGImages" / f"{stem}{ext}")
+        if s.label is not None or s.soft_label:
+            report.dropped["image-level labels (VOC holds objects)"] += 1
+        xml = to_xml(s, f"{stem}{ext}", _depth(src), report, one_based)
+        (out / "Annotations" / f"{stem}.xml").write_text(xml, encoding="utf-8")
+        if s.split:
+            splits[s.split].append(stem)
+        report.written += 1
+        report.files += 2
+    if splits:
+        main = out / "ImageSets" / "Main"
+        main.mkdir(parents=True, exist_ok=True)
+        for split, stems in sorted(splits.items()):
+            (main / f"{split}.txt").write_text("".join(f"{n}\n" for n in stems), encoding="utf-8")
+            report.files += 1
+        if any(not s.split for s in dataset.samples):
+            report.warnings.append("samples without a split are in no ImageSets/Main list")

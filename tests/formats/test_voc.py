@@ -1,0 +1,204 @@
+"""Pascal VOC: the shared contract, the real raccoon labelImg set, labelme's VOC export, bad input,
+EXIF frames and supervision reading our export."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.commands.convert import export_dataset, import_dataset
+from pipeline.core.errors import DataError
+from pipeline.formats import voc
+from tests.formats.contract import BOXES, EMPTY, SPLITS, FormatContract, make_source
+from tests.helpers import shared_data
+
+
+def xml(filename: str, objects: str, size: str = "<size><width>64</width><height>48</height><depth>3</depth></size>",
+        path: str | None = None) -> str:
+    return (f"<annotation><folder>images</folder><filename>{filename}</filename>"
+            f"<path>{path or '/home/someone/' + filename}</path>{size}{objects}</annotation>")
+
+
+def obj(name: str, box: tuple, extra: str = "") -> str:
+    b = "".join(f"<{t}>{v}</{t}>" for t, v in zip(voc.BOX_TAGS, box, strict=True))
+    return f"<object><name>{name}</name>{extra}<bndbox>{b}</bndbox></object>"
+
+
+def png(w: int = 64, h: int = 48) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (90, 20, 200)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class TestVocContract(FormatContract):
+    FORMAT = "voc"
+    CAN = {BOXES, SPLITS, EMPTY}
+    OTHERS = ("yolo", "coco", "createml", "labelme")
+
+    def golden(self, folder: Path) -> dict:
+        (folder / "JPEGImages").mkdir()
+        (folder / "Annotations").mkdir()
+        (folder / "JPEGImages" / "ünï.PNG").write_bytes(png())
+        (folder / "Annotations" / "ünï.xml").write_text(xml("ünï.png", obj("cat", (2.5, 3, 30.25, 40))
+                                                           + obj("dog", (1, 1, 64, 48), "<difficult>1</difficult>")),
+                                                       encoding="utf-8")
+        (folder / "JPEGImages" / "b.jpg").write_bytes(png(30, 20))
+        (folder / "Annotations" / "b.xml").write_text(xml("b.jpg", "", size="<size></size>"))
+        return {"ünï": [("cat", [1.5, 2.0, 30.25, 40.0]), ("dog", [0.0, 0.0, 64.0, 48.0])], "b": []}
+
+
+def test_raccoon_real_labelimg_files(tmp_path: Path) -> None:
+    src = shared_data("raccoon-voc")
+    ds, report = import_dataset("auto", src, tmp_path / "ds")
+    assert report.detected.startswith("voc")
+    assert len(ds.samples) == 200 and not report.problems
+    assert sum(len(s.objects) for s in ds.samples) == 217 and ds.classes == ["raccoon"]
+    s = next(s for s in ds.samples if s.id == "raccoon-1")  # <path> is /Users/datitran/Desktop/...
+    assert s.objects[0].bbox == [80.0, 87.0, 522.0, 408.0]  # <xmin>81 <ymin>88: 1-based first pixel
+    assert (s.width, s.height) == (650, 417)
+    assert s.objects[0].attributes == {"difficult": 0, "truncated": 0, "pose": "Unspecified"}
+    # grayscale JPEGs with <depth>1</depth> are kept byte for byte
+    gray = [s for s in ds.samples if Image.open(ds.image_path(s)).mode == "L"]
+    assert gray
+
+
+def test_labelme_voc_export_matches_labelme_json(tmp_path: Path) -> None:
+    """labelme's own VOC export writes 0-based edges: read with voc_one_based=False it gives the JSON's boxes."""
+    base = shared_data("labelme-examples", "bbox_detection")
+    a, _ = import_dataset("voc", base / "data_dataset_voc", tmp_path / "a", extra={"voc_one_based": False})
+    b, _ = import_dataset("labelme", base / "data_annotated", tmp_path / "b")
+    boxes_a = {Path(s.id).name: sorted(o.bbox for o in s.objects) for s in a.samples}
+    boxes_b = {Path(s.id).name: sorted(o.bbox for o in s.objects if o.bbox) for s in b.samples}
+    assert boxes_a == boxes_b and sum(len(v) for v in boxes_a.values()) == 9
+
+
+def test_one_based_option_converts_in_one_place() -> None:
+    assert voc.to_xyxy(1, 1, 10, 20, one_based=True) == [0, 0, 10, 20]
+    assert voc.from_xyxy(voc.to_xyxy(5, 6, 7, 8, True), True) == [5, 6, 7, 8]
+    assert voc.to_xyxy(5, 6, 7, 8, one_based=False) == [5, 6, 7, 8]
+    assert voc.to_xyxy(1, 1, 10, 20) == [0, 0, 10, 20]  # the devkit convention is the default
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("<annotation><object>", "not well-formed XML"),  # truncated file
+        ('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY e "x">]><annotation>&e;</annotation>', "refused"),  # entity
+        ('<!DOCTYPE annotation SYSTEM "voc.dtd"><annotation/>', "refused"),  # DTD
+        (xml("a.png", obj("cat", ("NaN", 1, 2, 3))), r"object\[0\].bndbox.xmin: expected a finite number"),
+        (xml("a.png", obj("cat", (30, 1, 2, 3))), r"object\[0\].bndbox: inverted box"),
+        (xml("a.png", obj("cat", ("", 1, 2, 3))), r"bndbox.xmin: missing value"),
+        (xml("a.png", obj("cat", ("1,5", 1, 2, 3))), r"bndbox.xmin: expected a number, got '1,5'"),
+        (xml("a.png", "<object><name>cat</name></object>"), r"object\[0\].bndbox: object without a box"),
+        (xml("a.png", "<object><bndbox/></object>"), r"object\[0\].name"),
+    ],
+)
+def test_parse_errors_name_file_and_field(text: str, match: str) -> None:
+    with pytest.raises(DataError, match=match) as info:
+        voc.parse_xml(text.encode(), "ann/a.xml")
+    assert str(info.value).startswith("ann/a.xml")
+
+
+def test_bad_files_reported_rest_imported_or_stop_at_first(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"ok{i}.png").write_bytes(png())
+        (src / f"ok{i}.xml").write_text(xml(f"ok{i}.png", obj("cat", (1, 2, 3, 4))))
+    (src / "bad.png").write_bytes(png())
+    (src / "bad.xml").write_text(xml("bad.png", obj("cat", (9, 2, 3, 4))))
+    (src / "noimage.xml").write_text(xml("missing.png", obj("cat", (1, 2, 3, 4))))
+    (src / "orphan.png").write_bytes(png())
+    (src / "other.xml").write_text("<config><a>1</a></config>")
+    ds, report = import_dataset("voc", src, tmp_path / "ds")
+    assert len(ds.samples) == 3
+    assert sorted(e.where for e in report.problems) == ["bad.xml", "noimage.xml"]
+    assert "image not found" in str(next(e for e in report.problems if e.where == "noimage.xml"))
+    assert report.counts["images without an annotation file (left out)"] == 2  # bad.png's file was rejected
+    assert report.skipped[voc.NOT_VOC] == 1
+    with pytest.raises(DataError, match="bad.xml"):
+        import_dataset("voc", src, tmp_path / "strict", on_error="error")
+    assert not (tmp_path / "strict").exists()
+
+
+def test_outside_boxes_on_invalid(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.png").write_bytes(png())
+    (src / "a.xml").write_text(xml("a.png", obj("cat", (11, 11, 90, 40)) + obj("cat", (0.5, 1, 64.5, 48))))
+    (src / "b.png").write_bytes(png())
+    (src / "b.xml").write_text(xml("b.png", ""))
+    _, report = import_dataset("voc", src, tmp_path / "e")
+    assert "a.xml: object[0].bndbox: box outside the image" in str(report.problems[0])
+    ds, report = import_dataset("voc", src, tmp_path / "c", on_invalid="clip")
+    assert [o.bbox for o in ds.samples[0].objects] == [[10, 10, 64, 40], [0, 0, 64, 48]]
+    ds, report = import_dataset("voc", src, tmp_path / "s", on_invalid="skip")
+    assert len(ds.samples[0].objects) == 1 and report.counts[
+        "objects outside the image, left out (--on-invalid skip)"] == 1
+
+
+def test_class_list_and_map(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.png").write_bytes(png())
+    (src / "a.xml").write_text(xml("a.png", obj("raccon", (1, 2, 3, 4)) + obj("zebra", (1, 2, 3, 4))))
+    (src / "b.png").write_bytes(png())
+    (src / "b.xml").write_text(xml("b.png", obj("raccon", (1, 2, 3, 4))))
+    classes = tmp_path / "classes.txt"
+    classes.write_text("raccoon\n")
+    _, report = import_dataset("voc", src, tmp_path / "x", classes_file=classes, class_map={"raccon": "raccoon"})
+    assert "zebra" in str(report.problems[0]) and "a.xml" in str(report.problems[0])
+    with pytest.raises(Exception, match="zebra"):
+        import_dataset("voc", src, tmp_path / "y", classes_file=classes, class_map={"raccon": "raccoon"},
+                       on_error="error")
+    ds, _ = import_dataset("voc", src, tmp_path / "z", class_map={"raccon": "raccoon"})
+    assert ds.classes == ["raccoon", "zebra"]
+
+
+def _rotated_jpeg(w: int, h: int, orientation: int) -> bytes:
+    arr = np.zeros((h, w, 3), np.uint8)
+    arr[2:6, 30:40] = 255  # a bright block at x 30..40, y 2..6 of the raw pixels
+    img = Image.fromarray(arr)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif.tobytes(), quality=95)
+    return buf.getvalue()
+
+
+def test_exif_rotated_raw_frame_labelimg(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "r.jpg").write_bytes(_rotated_jpeg(60, 40, 6))
+    (src / "r.xml").write_text(xml("r.jpg", obj("cat", (31, 3, 40, 6)),
+                                   size="<size><width>60</width><height>40</height></size>"))
+    ds, report = import_dataset("voc", src, tmp_path / "ds")
+    s = ds.samples[0]
+    assert (s.width, s.height) == (40, 60) and s.meta["exif_orientation"] == 6 and s.image.endswith(".png")
+    arr = np.asarray(Image.open(ds.image_path(s)).convert("L"))
+    x1, y1, x2, y2 = (int(v) for v in s.objects[0].bbox)
+    assert arr[y1:y2, x1:x2].mean() > 200  # the box still covers the bright block in the stored image
+    assert report.counts["EXIF-rotated images stored upright"] == 1
+
+
+def test_export_read_by_supervision(tmp_path: Path) -> None:
+    sv = pytest.importorskip("supervision")
+    src = make_source(tmp_path / "src", {BOXES, SPLITS, EMPTY})
+    export_dataset(src.root, "voc", tmp_path / "out")
+    theirs = sv.DetectionDataset.from_pascal_voc(str(tmp_path / "out" / "JPEGImages"),
+                                                 str(tmp_path / "out" / "Annotations"))
+    assert sorted(theirs.classes) == ["cat", "dog"]
+    ours = {Path(s.image).stem: s for s in src.samples}
+    n = 0
+    for path, _img, det in theirs:
+        s = next(v for k, v in ours.items() if Path(path).stem.endswith(k.rsplit("/", 1)[-1]))
+        want = sorted((o.label, o.bbox) for o in s.objects)
+        got = sorted((theirs.classes[c], list(map(float, b))) for b, c in zip(det.xyxy, det.class_id, strict=True))
+        assert [g[0] for g in got] == [w[0] for w in want]
+        assert np.allclose([g[1] for g in got], [w[1] for w in want], atol=0.5) if want else not got, (got, want)
+        n += len(got)
+    assert n == sum(len(s.objects) for s in src.samples)
