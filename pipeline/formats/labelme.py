@@ -436,7 +436,7 @@ def shapes_to_objects(
 
 def _candidates(root: Path) -> list[str]:
     if root.is_file():
-        return [str(root)] if root.suffix.lower() == ".json" else []
+        return [os.path.abspath(root)] if root.suffix.lower() == ".json" else []
     return walk_files(root, (".json",))
 
 
@@ -505,8 +505,11 @@ def resolve_image_path(image_path: str, json_path: str | os.PathLike, root: str 
     text = image_path.replace("\\", "/")
     if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
         return None
-    joined = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(json_path)), text))
-    root_abs = os.path.abspath(root)
+    # Both paths are absolute already when they come from `read` (abspath is a no-op then).
+    joined = os.path.normpath(os.path.join(os.path.dirname(json_path), text))
+    root_abs = str(root)
+    if not os.path.isabs(joined) or not os.path.isabs(root_abs):
+        joined, root_abs = os.path.abspath(joined), os.path.abspath(root_abs)
     if not (joined == root_abs or joined.startswith(root_abs.rstrip(os.sep) + os.sep)):
         raise DataError(
             where, "points outside the import folder", field="imagePath", expected=f"a path inside {root_abs}",
@@ -526,7 +529,8 @@ def read(root: Path, ctx: ImportContext) -> None:
     max_image_data = int(ctx.options.extra.get("max_image_data", MAX_IMAGE_DATA))
     state = {"shapes": 0, "flag_only": 0}
     for path in ctx.progress(files, total=len(files), desc="import labelme", unit="file"):
-        where = os.path.relpath(path, base).replace(os.sep, "/")
+        where = (path[len(base) + 1:] if path.startswith(base + os.sep) else os.path.relpath(path, base))
+        where = where.replace(os.sep, "/")
         try:
             raw, doc = _read_json(path, where, max_image_data)
             if not isinstance(doc, dict) or "shapes" not in doc:
@@ -586,7 +590,7 @@ def find_image(parsed: LabelmeFile, path: str, base: str, where: str, finder: Im
         if found is None:
             found = finder.find(path, [hint_name(parsed.image_path)])
         if found is not None:
-            itself = os.path.normcase(os.path.abspath(found)) == os.path.normcase(os.path.abspath(path))
+            itself = os.path.normcase(found) == os.path.normcase(path)
             probe = None if itself else _probe_file(found, where)
             if probe is not None:
                 return probe
