@@ -172,9 +172,12 @@ def plot_stats(stats: dict[str, Any], out: Path) -> Path:
     fig, axes = plt.subplots(2, 2, figsize=(12, 9), dpi=100) if has_boxes else plt.subplots(1, 2, figsize=(12, 4.5),
                                                                                                dpi=100)
     axes = list(axes.ravel()) if hasattr(axes, "ravel") else list(axes)
-    title = f"{Path(stats['dataset']).name}: {stats['samples']} images, {len(stats['classes'])} classes"
+    def n(count: int, word: str) -> str:
+        return f"{count} {word}" + ("" if count == 1 else "es" if word.endswith("s") else "s")
+
+    title = f"{Path(stats['dataset']).name}: {n(stats['samples'], 'image')}, {n(len(stats['classes']), 'class')}"
     if stats["objects"]:
-        title += f", {stats['objects']} objects"
+        title += f", {n(stats['objects'], 'object')}"
     fig.suptitle(title)
 
     ax = axes[0]

@@ -58,7 +58,7 @@ def draw_sample(
     img = _draw_masks(img, objs, index, (h, w))
     draw = ImageDraw.Draw(img, "RGBA")
     font = _font(max(10, min(14, img.size[1] // 12)))
-    width = max(1, round(min(img.size) / 128))
+    width = max(2, round(min(img.size) / 128))
     for obj in objs:
         color = class_color(index.get(obj.label, len(index)))
         alpha = int(255 * (obj.weight if obj.weight is not None else 1.0))
