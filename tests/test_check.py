@@ -142,3 +142,12 @@ def test_json_report_is_complete(tmp_path: Path) -> None:
     assert data["checks"]["missing-image"] == {"level": "error", "count": 1,
                                                "description": CHECKS["missing-image"][1]}
     assert data["classes"]["cat"]["train"] >= 1
+
+
+def test_exif_rotated_and_ambiguous_frames_are_reported(tmp_path: Path) -> None:
+    png = encode_png(Image.new("RGB", (10, 10)))
+    with DatasetWriter(tmp_path / "e", task="detection", stage="test", classes=["a"]) as w:
+        w.add(Sample(id="sq", width=10, height=10, objects=[Obj("a", bbox=[1, 1, 5, 5])],
+                     meta={"exif_orientation": 6, "exif_frame": "assumed upright"}), data=png)
+    found = codes(check_dataset(load_dataset(tmp_path / "e")))
+    assert found["exif-rotated"] == 1 and found["exif-ambiguous"] == 1
