@@ -1,0 +1,570 @@
+"""YOLO txt labels: labelImg's layout, Ultralytics' ``data.yaml`` layout and darknet's ``obj.names``/``obj.data``.
+
+One text file per image, one object per line, coordinates normalised to the image size::
+
+    <class> <cx> <cy> <w> <h>                  a box: centre, width, height in [0, 1]
+    <class> <x1> <y1> <x2> <y2> ... <xn> <yn>  a polygon (Ultralytics segmentation), n >= 3
+
+Layouts read:
+
+- labelImg: images with a ``.txt`` of the same stem beside them and ``classes.txt`` (one name per
+  line; a trailing blank line is ignored, a blank line inside keeps its id but names no class).
+- Ultralytics: ``data.yaml`` (``names`` as a list or ``{id: name}``, ``train``/``val``/``test``
+  folders or list files) with ``images/<split>/x.jpg`` and ``labels/<split>/x.txt``; the label of
+  an image is found by swapping the last ``images`` folder for ``labels``. Roboflow's
+  ``train/images`` + ``train/labels`` is the same rule.
+- darknet: ``obj.names`` and ``obj.data`` (``train=``/``valid=`` list files give the splits).
+
+Without any of these files the splits come from folder names (train, val/valid, test). Class ids
+map to names through the nearest class file; names then go through the class registry, so a
+``classes.txt`` in another order than ``--classes`` is handled by name. A class id beyond the
+class list is an error naming ``file:line``. Values outside [0, 1] follow ``--on-invalid``:
+``error`` rejects the file (saying how many lines are off), ``clip`` clips them, ``skip`` drops
+those lines; each is counted. Label files without an image are reported; images without a label
+file are imported as background images (no objects), as Ultralytics treats them, and counted.
+
+Conversion, here and nowhere else: ``x1 = (cx - w/2) * W``, ``x2 = (cx + w/2) * W`` (same for y
+with H), with W x H the image as the labelling tool saw it. labelImg shows raw pixels (EXIF not
+applied); Ultralytics applies EXIF orientation: that frame is assumed (the file declares no size)
+and rotated photos are counted as ambiguous (`pipeline.formats.common.decide_frame`).
+
+Export writes the Ultralytics layout (``data.yaml``, ``images/<split>``, ``labels/<split>``);
+polygons are written as polygon rows, everything else as boxes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pipeline.core.dataset import Dataset, Obj, Sample
+from pipeline.core.errors import DataError, UsageError
+from pipeline.core.images import IMAGE_EXTS, JUNK_NAMES
+from pipeline.core.paths import natural_key
+from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.common import (
+    ExportNames,
+    Labels,
+    add_image_sample,
+    decide_frame,
+    link_or_copy,
+    probe_image,
+)
+
+NAME = "yolo"
+TASK = "detection"
+
+CLASS_FILES = ("classes.txt", "obj.names")
+YAML_FILES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+               "test": "test", "testing": "test"}
+NOT_LABELS = {"classes.txt", "train.txt", "val.txt", "valid.txt", "test.txt", "readme.txt", "license.txt",
+              "labels.txt", "notes.txt", "obj.names"}
+EPS = 1e-6  # normalised values this far outside [0, 1] are rounding, clipped silently
+
+OUT_OF_RANGE = "label lines with values outside [0, 1]"
+BACKGROUND = "images without a label file (imported as background, no objects)"
+
+
+# --------------------------------------------------------------------------------------------
+# Lines (pure: text in, normalised geometry out)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One parsed label line, still normalised."""
+
+    class_id: int
+    box: list[float] | None = None  # cx, cy, w, h
+    points: list[list[float]] | None = None  # polygon [x, y] pairs
+    out_of_range: bool = False
+
+
+def _parse_line(text: str, where: str, line: int) -> Row | None:
+    """One label line; None for a blank line. Errors name ``where:line`` and the field."""
+    fields = text.split()
+    if not fields:
+        return None
+    n = len(fields)
+    if n != 5 and (n < 7 or n % 2 == 0):
+        raise DataError(where, f"unexpected field count {n}", line=line,
+                        expected="5 fields (class cx cy w h) or 1 + 2n fields (class x1 y1 ... xn yn, n >= 3)",
+                        got=text.strip(), fix="fix or delete the line")
+    try:
+        cid = float(fields[0])
+    except ValueError:
+        raise DataError(where, "", line=line, field="class", expected="an integer class id", got=fields[0]) from None
+    if not math.isfinite(cid) or cid != int(cid) or cid < 0:
+        raise DataError(where, "", line=line, field="class", expected="an integer class id >= 0", got=fields[0])
+    values: list[float] = []
+    for k, f in enumerate(fields[1:], start=1):
+        try:
+            v = float(f)
+        except ValueError:
+            raise DataError(where, "", line=line, field=f"field {k + 1}", expected="a number", got=f) from None
+        if not math.isfinite(v):
+            raise DataError(where, "", line=line, field=f"field {k + 1}", expected="a finite number", got=f,
+                            fix="fix or delete the line")
+        values.append(v)
+    out = any(v < -EPS or v > 1 + EPS for v in values)
+    if n == 5:
+        cx, cy, w, h = values
+        if w < 0 or h < 0:
+            raise DataError(where, "negative size", line=line, field="w h", expected="w >= 0 and h >= 0",
+                            got=[w, h])
+        out = out or cx - w / 2 < -EPS or cx + w / 2 > 1 + EPS or cy - h / 2 < -EPS or cy + h / 2 > 1 + EPS
+        return Row(int(cid), box=values, out_of_range=out)
+    return Row(int(cid), points=[[values[i], values[i + 1]] for i in range(0, len(values), 2)], out_of_range=out)
+
+
+def _clip01(v: float) -> float:
+    return min(1.0, max(0.0, v))
+
+
+def row_geometry(row: Row, width: float, height: float, clip: bool) -> tuple[list[float], list[list[float]] | None]:
+    """Absolute ``(bbox, polygon ring or None)`` of a row in a `width` x `height` image."""
+    from pipeline.core.geometry import polygon_bbox
+
+    if row.box is not None:
+        cx, cy, w, h = row.box
+        # YOLO: centre and size normalised by the image size.
+        x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+        if clip or not row.out_of_range:
+            x1, y1, x2, y2 = _clip01(x1), _clip01(y1), _clip01(x2), _clip01(y2)
+        return [x1 * width, y1 * height, x2 * width, y2 * height], None
+    pts = row.points or []
+    if clip or not row.out_of_range:
+        pts = [[_clip01(x), _clip01(y)] for x, y in pts]
+    ring = [[x * width, y * height] for x, y in pts]
+    return polygon_bbox([ring]) or [0.0, 0.0, 0.0, 0.0], ring
+
+
+def _format_line(class_id: int, values: list[float]) -> str:
+    """One label line, normalised values to 6 decimals (as Ultralytics writes them)."""
+    return " ".join([str(class_id), *(f"{v:.6f}" for v in values)])
+
+
+def parse_names(text: str) -> list[str]:
+    """A class list file: one name per line; leading/trailing blank lines ignored, inner ones keep their id."""
+    lines = [ln.strip() for ln in text.replace("\r\n", "\n").strip("\n").split("\n")]
+    return [] if lines == [""] else lines
+
+
+def _names_from_yaml(data: object, where: str) -> list[str] | None:
+    if not isinstance(data, dict):
+        raise DataError(where, "", expected="a YAML mapping (path, train, val, names)", got=type(data).__name__)
+    names = data.get("names")
+    if names is None:
+        nc = data.get("nc")
+        return [str(i) for i in range(int(nc))] if isinstance(nc, int) else None
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    if isinstance(names, dict):
+        try:
+            ids = {int(k): str(v) for k, v in names.items()}
+        except (TypeError, ValueError):
+            raise DataError(where, "", field="names", expected="{id: name} with integer ids", got=names) from None
+        out = [""] * (max(ids) + 1 if ids else 0)
+        for k, v in ids.items():
+            if k < 0:
+                raise DataError(where, "", field="names", expected="ids >= 0", got=k)
+            out[k] = v
+        return out
+    raise DataError(where, "", field="names", expected="a list or {id: name}", got=names)
+
+
+# --------------------------------------------------------------------------------------------
+# Layout
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Layout:
+    images: list[str]  # absolute paths, natural order
+    labels: list[str]
+    names: list[str] | None  # from data.yaml / obj.names (None: per-folder classes.txt or ids)
+    config: str | None  # the data.yaml / obj.data file read
+    splits: dict[str, str]  # absolute image path or folder (ends with os.sep) -> split
+    by_name: dict[str, str]  # image file name -> split (darknet list files)
+    upright: bool  # Ultralytics applies EXIF orientation; labelImg does not
+
+
+def _walk(root: str) -> tuple[list[str], list[str]]:
+    images: list[tuple] = []
+    labels: list[tuple] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d.casefold() != "__macosx"]
+        for f in filenames:
+            low = f.lower()
+            if f.startswith("._") or low in JUNK_NAMES:
+                continue
+            full = os.path.join(dirpath, f)
+            key = natural_key(os.path.relpath(full, root).replace(os.sep, "/"))
+            ext = os.path.splitext(low)[1]
+            if ext in IMAGE_EXTS:
+                images.append((key, full))
+            elif ext == ".txt":
+                labels.append((key, full))
+    return [p for _, p in sorted(images)], [p for _, p in sorted(labels)]
+
+
+def _config(root: str) -> tuple[str | None, str | None]:
+    for name in YAML_FILES:
+        p = os.path.join(root, name)
+        if os.path.isfile(p):
+            return "yaml", p
+    p = os.path.join(root, "obj.data")
+    if os.path.isfile(p):
+        return "darknet", p
+    return None, None
+
+
+def _resolve(base: str, value: str, root: str) -> str | None:
+    """An existing path named in a config file, inside the root; else the same name at the root
+    (config files often carry paths of the machine they were made on)."""
+    for b, v in ((base, value.replace("\\", "/")), (root, value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1])):
+        p = os.path.normpath(os.path.join(b, v))
+        inside = p == root or p.startswith(root.rstrip(os.sep) + os.sep)
+        if inside and os.path.exists(p):
+            return p
+    return None
+
+
+def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
+    root_s = os.path.abspath(root)
+    images, labels = _walk(root_s)
+    kind, cfg = _config(root_s)
+    names: list[str] | None = None
+    splits: dict[str, str] = {}
+    by_name: dict[str, str] = {}
+    if kind == "yaml" and cfg:
+        raw = Path(cfg).read_bytes()
+        if ctx is not None:
+            ctx.input_file(cfg, raw)
+        try:
+            data = yaml.safe_load(raw.decode("utf-8-sig")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise DataError(os.path.basename(cfg), f"not valid YAML ({exc})") from None
+        names = _names_from_yaml(data, os.path.basename(cfg))
+        base = root_s
+        if isinstance(data.get("path"), str) and not os.path.isabs(data["path"]):
+            base = _resolve(root_s, data["path"], root_s) or root_s
+        seen: dict[str, str] = {}
+        for key in ("train", "val", "test"):
+            values = data.get(key)
+            for v in values if isinstance(values, list) else [values]:
+                if not isinstance(v, str):
+                    continue
+                p = _resolve(base, v, root_s)
+                if p is None:
+                    continue
+                if p in seen and seen[p] != key:  # the same folder for train and val: no split
+                    splits.pop(p + os.sep, None)
+                    continue
+                seen[p] = key
+                if os.path.isdir(p):
+                    splits[p + os.sep] = key
+                elif os.path.isfile(p):
+                    _list_file(p, key, by_name)
+    elif kind == "darknet" and cfg:
+        raw = Path(cfg).read_bytes()
+        if ctx is not None:
+            ctx.input_file(cfg, raw)
+        for line in raw.decode("utf-8", errors="replace").splitlines():
+            if "=" not in line:
+                continue
+            key, value = (s.strip() for s in line.split("=", 1))
+            p = _resolve(root_s, value, root_s)
+            if key == "names" and p and os.path.isfile(p):
+                names = parse_names(Path(p).read_text(encoding="utf-8-sig"))
+            elif key in ("train", "valid", "test") and p and os.path.isfile(p):
+                _list_file(p, SPLIT_NAMES[key], by_name)
+    if names is None and os.path.isfile(os.path.join(root_s, "obj.names")):
+        names = parse_names(Path(root_s, "obj.names").read_text(encoding="utf-8-sig"))
+    return Layout(images, labels, names, cfg, splits, by_name, upright=kind == "yaml")
+
+
+def _list_file(path: str, split: str, by_name: dict[str, str]) -> None:
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if line:
+            by_name.setdefault(line.replace("\\", "/").rsplit("/", 1)[-1], SPLIT_NAMES.get(split, split))
+
+
+def _split_of(image: str, root: str, lay: Layout) -> str | None:
+    for folder, split in lay.splits.items():
+        if image.startswith(folder):
+            return split
+    name = os.path.basename(image)
+    if name in lay.by_name:
+        return lay.by_name[name]
+    if lay.splits or lay.by_name:
+        return None
+    for part in os.path.relpath(image, root).split(os.sep)[:-1]:
+        if part.casefold() in SPLIT_NAMES:
+            return SPLIT_NAMES[part.casefold()]
+    return None
+
+
+_IMAGES_PART = re.compile(r"(^|[\\/])images([\\/])", re.IGNORECASE)
+
+
+def label_candidates(image: str) -> list[str]:
+    """Where an image's label file may be: beside it, then with the last ``images`` folder -> ``labels``."""
+    stem = os.path.splitext(image)[0]
+    out = [stem + ".txt"]
+    matches = list(_IMAGES_PART.finditer(stem))
+    if matches:
+        m = matches[-1]
+        out.append(stem[: m.start()] + m.group(1) + "labels" + m.group(2) + stem[m.end():] + ".txt")
+    return out
+
+
+def detect(root: Path) -> Detection | None:
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    kind, cfg = _config(str(root))
+    if kind == "yaml":
+        return Detection(score=70, description=f"YOLO (Ultralytics layout, {os.path.basename(cfg or '')})")
+    if kind == "darknet":
+        return Detection(score=70, description="YOLO (darknet obj.data / obj.names)")
+    images, labels = _walk(str(root))
+    if not images or not labels:
+        return None
+    have = {os.path.splitext(p)[0] for p in labels}
+    paired = [i for i in images[:200] if any(os.path.splitext(c)[0] in have for c in label_candidates(i))]
+    if not paired:
+        return None
+    sample = [ln for ln in labels[:20] if os.path.basename(ln).lower() not in NOT_LABELS]
+    for ln in sample[:5]:
+        try:
+            with open(ln, encoding="utf-8", errors="replace") as fh:
+                for i, text in enumerate(fh, 1):
+                    _parse_line(text, ln, i)
+                    if i > 5:
+                        break
+        except DataError:
+            return None
+    has_classes = any(os.path.basename(p).lower() in CLASS_FILES for p in labels) or os.path.isfile(
+        os.path.join(root, "obj.names"))
+    what = "labelImg layout with classes.txt" if has_classes else "txt labels beside images"
+    return Detection(score=55 if has_classes else 40, description=f"YOLO ({what}, {len(paired)}+ labelled images)")
+
+
+# --------------------------------------------------------------------------------------------
+# Import
+# --------------------------------------------------------------------------------------------
+
+
+class _ClassFiles:
+    """Class names per label folder: the nearest classes.txt / obj.names up to the root."""
+
+    def __init__(self, root: str, fixed: list[str] | None, ctx: ImportContext,
+                 default: list[str] | None = None) -> None:
+        self.root = root
+        self.fixed = fixed  # data.yaml / obj.names: one list for every folder
+        self.default = default  # --classes: ids index it where no class file is found
+        self.ctx = ctx
+        self.cache: dict[str, tuple[list[str] | None, str | None]] = {}
+
+    def names(self, folder: str) -> tuple[list[str] | None, str | None]:
+        if self.fixed is not None:
+            return self.fixed, None
+        if folder in self.cache:
+            return self.cache[folder]
+        found: tuple[list[str] | None, str | None] = (None, None)
+        for name in CLASS_FILES:
+            p = os.path.join(folder, name)
+            if os.path.isfile(p):
+                raw = Path(p).read_bytes()
+                self.ctx.input_file(p, raw)
+                found = (parse_names(raw.decode("utf-8-sig", errors="replace")), self.ctx.rel(p))
+                break
+        else:
+            parent = os.path.dirname(folder)
+            if folder != self.root and parent.startswith(self.root):
+                found = self.names(parent)
+            elif self.default is not None:
+                found = (self.default, "--classes")
+        self.cache[folder] = found
+        return found
+
+
+def read(root: Path, ctx: ImportContext) -> None:
+    root = Path(root)
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a folder", fix="point at the folder holding the images and YOLO .txt labels")
+    root_s = os.path.abspath(root)
+    lay = layout(root, ctx)
+    if not lay.images:
+        raise UsageError(f"{root}: no images found", fix="point at the folder with the images and their .txt labels")
+    classes = _ClassFiles(root_s, lay.names, ctx, default=ctx.options.classes)
+    labels = Labels(ctx)
+    label_set = set(lay.labels)
+    used_labels: set[str] = set()
+    on_invalid = ctx.options.on_invalid
+    warned_ids = False
+    for image in ctx.progress(lay.images, total=len(lay.images), desc="import yolo", unit="img"):
+        rel_image = os.path.relpath(image, root_s).replace(os.sep, "/")
+        label_file = next((c for c in label_candidates(image) if c in label_set), None)
+        where = os.path.relpath(label_file, root_s).replace(os.sep, "/") if label_file else rel_image
+        try:
+            if label_file is not None:
+                used_labels.add(label_file)
+            probe = probe_image(image, rel_image)
+            frame = decide_frame((probe.width, probe.height), probe.orientation, None,
+                                 "upright" if lay.upright else "raw")
+            objects: list[Obj] = []
+            if label_file is None:
+                ctx.report.counts[BACKGROUND] += 1
+            else:
+                names, names_file = classes.names(os.path.dirname(label_file))
+                if names is None and not warned_ids:
+                    ctx.warn("no classes.txt, obj.names or data.yaml: class ids are used as class names")
+                    warned_ids = True
+                raw = Path(label_file).read_bytes()
+                ctx.input_file(label_file, raw)
+                objects = _objects(raw, where, names, names_file, frame.source_size, on_invalid, labels, ctx)
+            sid = os.path.splitext(rel_image)[0]
+            sample = Sample(id=sid, split=_split_of(image, root_s, lay), objects=objects,
+                            source={"file": where, "image": rel_image})
+            add_image_sample(ctx, image, sample, probe=probe, frame=frame, where=where)
+            ctx.report.counts["objects"] += len(objects)
+        except DataError as err:
+            ctx.bad(err)
+    for lf in lay.labels:
+        if lf in used_labels or os.path.basename(lf).lower() in NOT_LABELS:
+            continue
+        rel = os.path.relpath(lf, root_s).replace(os.sep, "/")
+        ctx.bad(DataError(rel, "label file without an image", expected="an image of the same name beside it "
+                          "(or under images/ for labels/)", got=None, fix="add the image or delete the label file"))
+
+
+def _objects(raw: bytes, where: str, names: list[str] | None, names_file: str | None, size: tuple[int, int],
+             on_invalid: str, labels: Labels, ctx: ImportContext) -> list[Obj]:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(where, "not UTF-8 text", fix="re-save the label file as UTF-8") from None
+    rows: list[tuple[int, Row]] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        row = _parse_line(line, where, lineno)
+        if row is not None:
+            rows.append((lineno, row))
+    bad = [ln for ln, r in rows if r.out_of_range]
+    if bad:
+        ctx.report.counts[OUT_OF_RANGE] += len(bad)
+        if on_invalid == "error":
+            raise DataError(where, f"{len(bad)} line(s) with values outside [0, 1] (first: line {bad[0]})",
+                            line=bad[0], fix="fix the labels, or import with --on-invalid clip|skip")
+    out: list[Obj] = []
+    w, h = size
+    for lineno, row in rows:
+        if row.out_of_range and on_invalid == "skip":
+            continue
+        if names is not None:
+            if row.class_id >= len(names) or not names[row.class_id]:
+                raise DataError(where, "class id beyond the class list", line=lineno, field="class",
+                                expected=f"0..{len(names) - 1} ({names_file or 'class list'})", got=row.class_id,
+                                fix="add the class to the class file, or fix the line")
+            name = names[row.class_id]
+        else:
+            name = str(row.class_id)
+        label = labels(name, f"{where}:{lineno}", "class")
+        box, ring = row_geometry(row, w, h, clip=row.out_of_range and on_invalid == "clip")
+        out.append(Obj(label=label, bbox=box, polygon=[ring] if ring is not None else None))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------------------------
+
+
+def sample_lines(sample: Sample, class_ids: dict[str, int], report: ExportReport | None = None) -> list[str]:
+    """The label lines of one sample (polygon rows for objects with a polygon, box rows otherwise)."""
+    from pipeline.core.geometry import polygon_area, polygon_bbox, rle_bbox
+
+    w, h = float(sample.width), float(sample.height)
+    lines: list[str] = []
+    for o in sample.objects or []:
+        cid = class_ids[o.label]
+        rings = [r for r in (o.polygon or []) if len(r) >= 3]
+        if rings:
+            ring = max(rings, key=lambda r: polygon_area([r]))
+            if len(rings) > 1 and report is not None:
+                report.dropped["polygon parts beyond the largest (YOLO: one ring per object)"] += len(rings) - 1
+            lines.append(_format_line(cid, [v for x, y in ring for v in (x / w, y / h)]))
+            if o.mask is not None and report is not None:
+                report.dropped["masks of objects with a polygon (polygon written)"] += 1
+        else:
+            box = o.bbox
+            if box is None and o.mask is not None:
+                box = rle_bbox(o.mask)
+                if report is not None:
+                    report.converted["mask -> its bounding box"] += 1
+            elif box is not None and o.mask is not None and report is not None:
+                report.dropped["masks (YOLO boxes/polygons only; the box is written)"] += 1
+            if box is None and o.polygon:
+                box = polygon_bbox(o.polygon)
+            if box is None:
+                if report is not None:
+                    report.dropped["objects without a box or polygon (keypoints, lines)"] += 1
+                continue
+            x1, y1, x2, y2 = box
+            # YOLO: centre and size normalised by the image size.
+            lines.append(_format_line(cid, [(x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h]))
+        if (o.keypoints or o.polyline) and report is not None:
+            report.dropped["keypoints/polylines (not written to YOLO detect/segment labels)"] += 1
+    return lines
+
+
+def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> None:
+    """Ultralytics layout: ``data.yaml``, ``images/<split>/``, ``labels/<split>/`` (no split folders
+    when the dataset has no splits)."""
+    out = Path(out)
+    class_ids = {c: i for i, c in enumerate(dataset.classes)}
+    use_splits = any(s.split for s in dataset.samples)
+    names = ExportNames()
+    split_dirs: dict[str, str] = {}
+    counts: dict[str, int] = defaultdict(int)
+    for s in dataset.samples:
+        split = (s.split or "train") if use_splits else ""
+        if use_splits and not s.split:
+            report.converted["samples without a split -> train"] += 1
+        stem = names.stem(s)
+        ext = Path(s.image).suffix.lower() or ".png"
+        img_dir = out / "images" / split if split else out / "images"
+        lab_dir = out / "labels" / split if split else out / "labels"
+        link_or_copy(dataset.image_path(s), img_dir / f"{stem}{ext}")
+        lab_dir.mkdir(parents=True, exist_ok=True)
+        if s.label is not None or s.soft_label:
+            report.dropped["image-level labels (YOLO holds objects)"] += 1
+        lines = sample_lines(s, class_ids, report)
+        (lab_dir / f"{stem}.txt").write_text("".join(f"{ln}\n" for ln in lines), encoding="utf-8")
+        split_dirs[split] = f"images/{split}" if split else "images"
+        counts[split] += 1
+        report.written += 1
+        report.files += 2
+    cfg: dict = {"path": "."}
+    if use_splits:
+        cfg["train"] = split_dirs.get("train", split_dirs.get("val"))
+        cfg["val"] = split_dirs.get("val", split_dirs.get("train"))
+        if "test" in split_dirs:
+            cfg["test"] = split_dirs["test"]
+        if "train" not in split_dirs or "val" not in split_dirs:
+            report.warnings.append("data.yaml: train and val point at the same folder (the dataset lacks one split)")
+    else:
+        cfg["train"] = cfg["val"] = "images"
+    cfg["names"] = dict(enumerate(dataset.classes))
+    text = yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
+    (out / "data.yaml").write_text(text, encoding="utf-8")
+    report.files += 1
