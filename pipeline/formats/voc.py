@@ -319,7 +319,8 @@ def read(root: Path, ctx: ImportContext) -> None:
                 if box is not None:
                     objects.append(Obj(label=label, bbox=box, attributes=attrs))
             sid = os.path.relpath(os.path.splitext(path)[0], base).replace(os.sep, "/")
-            sample = Sample(id=sid, split=splits.get(stem), objects=objects, source={"file": where})
+            sample = Sample(id=sid, split=splits.get(stem), objects=objects,
+                            source={"file": where, "image": ctx.rel(image)})
             add_image_sample(ctx, image, sample, probe=probe, frame=frame, declared_size=parsed.size, where=where)
             ctx.report.counts["objects"] += len(objects)
             if any(o.attributes.get("difficult") in (1, "1") for o in objects):

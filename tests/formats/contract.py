@@ -130,7 +130,7 @@ class FormatContract:
     OTHERS: tuple[str, ...] = ()  # formats to round-trip through as well (FORMAT -> other -> FORMAT)
 
     def golden(self, folder: Path) -> dict[str, list[tuple[str, list[float]]]]:
-        """Write hand-made files of the format into `folder`; return {source file stem: [(label, bbox)]}."""
+        """Write hand-made files of the format into `folder`; return {image file stem: [(label, bbox)]}."""
         raise NotImplementedError
 
     # -- the module -----------------------------------------------------------------------
@@ -154,7 +154,7 @@ class FormatContract:
         expected = self.golden(src)
         ds, report = import_dataset(self.FORMAT, src, tmp_path / "ds")
         assert not report.problems, [str(p) for p in report.problems]
-        got = {Path(s.source.get("file", s.id)).stem: s for s in ds.samples}
+        got = {Path(s.source.get("image") or s.source.get("file") or s.id).stem: s for s in ds.samples}
         for stem, objs in expected.items():
             assert stem in got, (stem, sorted(got))
             have = sorted(((o.label, o.bbox) for o in got[stem].objects or []), key=str)
