@@ -1,0 +1,439 @@
+"""COCO instances JSON (cocodataset.org "Data format", object detection and keypoints).
+
+One JSON file per split::
+
+    {"images": [{"id": 7, "file_name": "a.jpg", "width": 640, "height": 480}],
+     "categories": [{"id": 18, "name": "dog"}],
+     "annotations": [{"id": 1, "image_id": 7, "category_id": 18, "bbox": [x, y, w, h], "iscrowd": 0,
+                      "segmentation": [[x1, y1, x2, y2, ...]] | {"size": [h, w], "counts": [...] | "..."},
+                      "keypoints": [x, y, v, ...], "area": ...}]}
+
+Read here and nowhere else: ``bbox`` is the top-left corner and size in absolute pixels, so
+``[x, y, x + w, y + h]``; polygons are flat ``x, y`` lists in the same pixel coordinates; RLE
+masks (``iscrowd`` regions, uncompressed count lists or COCO's compressed strings, which are
+decoded by `pipeline.core.geometry.rle_string_decode` without pycocotools) become full-image
+masks; keypoints are ``[x, y, v]`` triples. Category ids may be anything (COCO's own skip numbers);
+classes are taken by name. ``iscrowd`` and any ``attributes`` object (CVAT) are kept as object
+attributes. An annotation without ``bbox`` gets the box of its segmentation. The image is found by
+``file_name`` (a relative path inside the import folder, else by file name beside the JSON or in an
+images folder). The split comes from the file name (``instances_val2017.json``) or its folder
+(``valid/_annotations.coco.json``). The declared ``width``/``height`` decide the EXIF frame (COCO
+tools label the upright image).
+
+Export writes ``_annotations.coco.json`` beside the images, one folder per split when the dataset
+has splits; category ids are 1..N in the dataset's class order, images and annotations numbered
+from 1 in sample order, so the same dataset always gives the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from pipeline.core.dataset import Dataset, Obj, Sample
+from pipeline.core.errors import DataError, UsageError
+from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.common import (
+    ExportNames,
+    ImageFinder,
+    Labels,
+    add_image_sample,
+    decide_frame,
+    fit_box,
+    link_or_copy,
+    probe_image,
+    walk_files,
+)
+
+NAME = "coco"
+TASK = "detection"
+
+EXPORT_FILE = "_annotations.coco.json"
+SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+               "test": "test", "testing": "test"}
+NOT_COCO = "JSON files that are not COCO annotations"
+_WORD = re.compile(r"[a-z]+")
+
+
+def _is_num(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing (pure: a decoded document in, validated pieces out)
+# --------------------------------------------------------------------------------------------
+
+
+def bbox_to_xyxy(bbox: object, where: str, fld: str) -> list[float]:
+    """COCO ``[x, y, width, height]`` (top-left corner and size) -> ``[x1, y1, x2, y2]``."""
+    if not (isinstance(bbox, list) and len(bbox) == 4):
+        raise DataError(where, "", field=fld, expected="[x, y, width, height]", got=bbox)
+    for k, v in enumerate(bbox):
+        if not _is_num(v):
+            raise DataError(where, "", field=f"{fld}[{k}]", expected="a finite number", got=v)
+    x, y, w, h = (float(v) for v in bbox)
+    if w < 0 or h < 0:
+        raise DataError(where, "negative size", field=fld, expected="width >= 0 and height >= 0", got=bbox)
+    return [x, y, x + w, y + h]
+
+
+def xyxy_to_bbox(box: list[float]) -> list[float]:
+    """``[x1, y1, x2, y2]`` -> COCO ``[x, y, width, height]``."""
+    return [_r(box[0]), _r(box[1]), _r(box[2] - box[0]), _r(box[3] - box[1])]
+
+
+def _r(v: float) -> float:
+    return round(float(v), 4)
+
+
+def parse_segmentation(seg: object, height: int, width: int, where: str, fld: str) -> tuple[list | None, dict | None]:
+    """COCO ``segmentation`` -> (polygon rings or None, uncompressed full-image RLE or None)."""
+    from pipeline.core.geometry import flat_to_ring, rle_string_decode
+
+    if seg is None or seg == []:
+        return None, None
+    if isinstance(seg, list):
+        rings = []
+        for k, flat in enumerate(seg):
+            if not (isinstance(flat, list) and len(flat) % 2 == 0 and all(_is_num(v) for v in flat)):
+                raise DataError(where, "", field=f"{fld}[{k}]", expected="a flat list of x, y numbers",
+                                got=flat)
+            if len(flat) >= 6:
+                rings.append(flat_to_ring(flat))
+        return (rings or None), None
+    if isinstance(seg, dict):
+        size, counts = seg.get("size"), seg.get("counts")
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+            raise DataError(where, "", field=f"{fld}.size", expected="[height, width]", got=size)
+        if isinstance(counts, str):
+            try:
+                counts = rle_string_decode(counts)
+            except ValueError as exc:
+                raise DataError(where, f"bad compressed RLE ({exc})", field=f"{fld}.counts") from None
+        if not (isinstance(counts, list) and all(isinstance(c, int) and c >= 0 for c in counts)):
+            raise DataError(where, "", field=f"{fld}.counts", expected="run lengths >= 0 or a COCO RLE string",
+                            got=counts)
+        if sum(counts) != size[0] * size[1]:
+            raise DataError(where, "RLE does not cover the image", field=f"{fld}.counts",
+                            expected=f"counts summing to {size[0]} x {size[1]}", got=sum(counts))
+        if list(size) != [height, width]:
+            raise DataError(where, "", field=f"{fld}.size", expected=f"the image size [{height}, {width}]", got=size)
+        return None, {"size": [int(size[0]), int(size[1])], "counts": counts}
+    raise DataError(where, "", field=fld, expected="polygons or an RLE object", got=type(seg).__name__)
+
+
+def parse_keypoints(kps: object, where: str, fld: str) -> list[list[float]] | None:
+    if kps is None or kps == []:
+        return None
+    if not (isinstance(kps, list) and len(kps) % 3 == 0 and all(_is_num(v) for v in kps)):
+        raise DataError(where, "", field=fld, expected="x, y, v triples of numbers", got=kps)
+    pts = [[float(kps[i]), float(kps[i + 1]), float(kps[i + 2])] for i in range(0, len(kps), 3)]
+    return pts if any(p[2] > 0 for p in pts) else None
+
+
+def categories(doc: dict, where: str) -> dict[int, str]:
+    """Category id -> name (ids as in the file, any integers)."""
+    cats = doc.get("categories")
+    if cats is None:
+        cats = []
+    if not isinstance(cats, list):
+        raise DataError(where, "", field="categories", expected="a list", got=type(cats).__name__)
+    out: dict[int, str] = {}
+    for i, c in enumerate(cats):
+        if not isinstance(c, dict) or not isinstance(c.get("id"), int) or isinstance(c.get("id"), bool):
+            raise DataError(where, "", field=f"categories[{i}]", expected='{"id": integer, "name": text}', got=c)
+        name = c.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise DataError(where, "", field=f"categories[{i}].name", expected="a class name", got=name)
+        if c["id"] in out:
+            raise DataError(where, "duplicate category id", field=f"categories[{i}].id", expected="unique ids",
+                            got=c["id"])
+        out[c["id"]] = name.strip()
+    return out
+
+
+def _split_of(path: str, root: str) -> str | None:
+    stem = os.path.splitext(os.path.basename(path))[0].casefold()
+    for word in reversed(_WORD.findall(stem)):
+        if word in SPLIT_WORDS:
+            return SPLIT_WORDS[word]
+    for part in reversed(os.path.relpath(os.path.dirname(path), root).split(os.sep)):
+        if part.casefold() in SPLIT_WORDS:
+            return SPLIT_WORDS[part.casefold()]
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Layout
+# --------------------------------------------------------------------------------------------
+
+
+def _peek(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return False
+    head = head.lstrip()
+    return head.startswith(b"{") and b'"images"' in head and (b'"annotations"' in head or b'"categories"' in head)
+
+
+def detect(root: Path) -> Detection | None:
+    root = Path(root)
+    files = [str(root)] if root.is_file() else walk_files(root, (".json",)) if root.is_dir() else []
+    found = [f for f in files[:500] if _peek(f)]
+    if not found:
+        return None
+    return Detection(score=75, description=f"COCO instances JSON ({len(found)} file(s))")
+
+
+# --------------------------------------------------------------------------------------------
+# Import
+# --------------------------------------------------------------------------------------------
+
+
+def _load(path: str, where: str) -> tuple[bytes, object]:
+    raw = Path(path).read_bytes()
+    try:
+        return raw, json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise DataError(where, "not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(where, f"not valid JSON ({exc.msg} at column {exc.colno})", line=exc.lineno,
+                        fix="re-export the file") from None
+
+
+def read(root: Path, ctx: ImportContext) -> None:
+    root = Path(root)
+    if root.is_file():
+        files, base = [str(root.resolve())], root.resolve().parent
+    elif root.is_dir():
+        files, base = walk_files(root, (".json",)), root
+    else:
+        raise UsageError(f"{root}: no such file or folder")
+    base_s = os.path.abspath(base)
+    finder = ImageFinder(base)
+    labels = Labels(ctx)
+    done: dict[str, str] = {}
+    coco_files = 0
+    for path in files:
+        where = os.path.relpath(path, base_s).replace(os.sep, "/")
+        if not _peek(path):
+            ctx.skip(NOT_COCO)
+            continue
+        try:
+            raw, doc = _load(path, where)
+            if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+                ctx.skip(NOT_COCO)
+                continue
+            ctx.input_file(path, raw)
+            coco_files += 1
+            _read_file(ctx, path, where, doc, base_s, finder, labels, done)
+        except DataError as err:
+            ctx.bad(err)
+    if coco_files == 0 and not ctx.report.problems:
+        raise UsageError(f"{root}: no COCO annotation file found", fix="point at a COCO instances JSON or its folder")
+
+
+def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, finder: ImageFinder,
+               labels: Labels, done: dict[str, str]) -> None:
+    cats = categories(doc, where)
+    anns = doc.get("annotations") or []
+    if not isinstance(anns, list):
+        raise DataError(where, "", field="annotations", expected="a list", got=type(anns).__name__)
+    by_image: dict[object, list[tuple[int, dict]]] = defaultdict(list)
+    for k, a in enumerate(anns):
+        if not isinstance(a, dict):
+            ctx.bad(DataError(where, "", field=f"annotations[{k}]", expected="an object", got=a))
+            continue
+        by_image[a.get("image_id")].append((k, a))
+    split = _split_of(path, base)
+    on_invalid = ctx.options.on_invalid
+    seen_ids: set[object] = set()
+    images = doc["images"]
+    for i, im in ctx.progress(list(enumerate(images)), total=len(images), desc=f"import coco {where}", unit="img"):
+        try:
+            fld = f"images[{i}]"
+            if not isinstance(im, dict):
+                raise DataError(where, "", field=fld, expected="an object", got=im)
+            iid, name = im.get("id"), im.get("file_name")
+            if iid in seen_ids:
+                raise DataError(where, "duplicate image id", field=f"{fld}.id", expected="unique ids", got=iid)
+            seen_ids.add(iid)
+            if not isinstance(name, str) or not name.strip():
+                raise DataError(where, "", field=f"{fld}.file_name", expected="an image file name", got=name)
+            declared = None
+            if isinstance(im.get("width"), int) and isinstance(im.get("height"), int) and im["width"] > 0 < im["height"]:
+                declared = (im["width"], im["height"])
+            image = finder.find(path, [name])
+            if image is None:
+                raise DataError(where, "image not found", field=f"{fld}.file_name",
+                                expected="an image inside the import folder", got=name,
+                                fix="put the images beside the JSON, in an images folder, or where file_name says")
+            rel_image = os.path.relpath(image, base).replace(os.sep, "/")
+            if image in done:
+                raise DataError(where, "image already imported", field=f"{fld}.file_name",
+                                expected="each image in one file", got=f"{name} (from {done[image]})",
+                                fix="import one annotation file per split (not instances and keypoints together)")
+            probe = probe_image(image, rel_image)
+            frame = decide_frame((probe.width, probe.height), probe.orientation, declared, "upright")
+            sw, sh = frame.source_size
+            objects = []
+            for k, a in by_image.get(iid, []):
+                obj = _object(a, k, cats, labels, where, sw, sh, on_invalid, ctx)
+                if obj is not None:
+                    objects.append(obj)
+            done[image] = where
+            sample = Sample(id=os.path.splitext(rel_image)[0], split=split, objects=objects,
+                            source={"file": where, "image": rel_image, "image_id": iid})
+            add_image_sample(ctx, image, sample, probe=probe, frame=frame, declared_size=declared, where=where)
+            ctx.report.counts["objects"] += len(objects)
+        except DataError as err:
+            ctx.bad(err)
+    orphans = sum(len(v) for key, v in by_image.items() if key not in seen_ids)
+    if orphans:
+        ctx.report.counts["annotations whose image_id is not in images (left out)"] += orphans
+        ctx.warn(f"{where}: {orphans} annotation(s) refer to image ids not listed in images")
+
+
+def _object(a: dict, k: int, cats: dict[int, str], labels: Labels, where: str, w: int, h: int,
+            on_invalid: str, ctx: ImportContext) -> Obj | None:
+    from pipeline.core.geometry import polygon_bbox, rle_bbox
+
+    fld = f"annotations[{k}]"
+    cid = a.get("category_id")
+    if cid not in cats:
+        raise DataError(where, "unknown category", field=f"{fld}.category_id",
+                        expected=f"one of the category ids {sorted(cats)[:12]}", got=cid,
+                        fix="add the category to the categories list")
+    label = labels(cats[cid], where, f"{fld}.category_id")
+    rings, mask = parse_segmentation(a.get("segmentation"), h, w, where, f"{fld}.segmentation")
+    keypoints = parse_keypoints(a.get("keypoints"), where, f"{fld}.keypoints")
+    box = bbox_to_xyxy(a["bbox"], where, f"{fld}.bbox") if a.get("bbox") is not None else None
+    if box is None:
+        box = polygon_bbox(rings) if rings else rle_bbox(mask) if mask else None
+    if box is None and rings is None and mask is None and keypoints is None:
+        raise DataError(where, "annotation without geometry", field=fld,
+                        expected="bbox, segmentation or keypoints", got=None)
+    if box is not None:
+        box = fit_box(box, w, h, on_invalid, ctx, where, f"{fld}.bbox")
+        if box is None:
+            return None
+    attrs: dict = {}
+    if a.get("iscrowd") in (1, True):
+        attrs["iscrowd"] = 1
+    extra = a.get("attributes")
+    if isinstance(extra, dict):
+        attrs.update({str(key): v for key, v in extra.items() if isinstance(v, (str, int, float, bool))})
+    if rings:
+        ctx.report.counts["polygons"] += 1
+    if mask is not None:
+        ctx.report.counts["RLE masks"] += 1
+    if keypoints is not None:
+        ctx.report.counts["objects with keypoints"] += 1
+    return Obj(label=label, bbox=box, polygon=rings, mask=mask, keypoints=keypoints, attributes=attrs)
+
+
+# --------------------------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------------------------
+
+
+def annotation(o: Obj, ann_id: int, image_id: int, category_id: int, report: ExportReport | None = None) -> dict | None:
+    """The COCO annotation of one object; None when it has nothing COCO holds."""
+    from pipeline.core.geometry import bbox_area, polygon_area, polygon_bbox, ring_to_flat, rle_area, rle_bbox
+
+    box = o.bbox
+    seg: list | dict = []
+    area = None
+    rings = [r for r in (o.polygon or []) if len(r) >= 3]
+    if rings:
+        seg = [[_r(v) for v in ring_to_flat(r)] for r in rings]
+        area = polygon_area(rings)
+        box = box or polygon_bbox(rings)
+        if o.mask is not None and report is not None:
+            report.dropped["masks of objects with a polygon (polygon written)"] += 1
+    elif o.mask is not None:
+        seg = {"size": list(o.mask["size"]), "counts": list(o.mask["counts"])} if isinstance(
+            o.mask["counts"], list) else dict(o.mask)
+        area = rle_area(o.mask)
+        box = box or rle_bbox(o.mask)
+    kps = None
+    if o.keypoints:
+        kps = [v for p in o.keypoints for v in (_r(p[0]), _r(p[1]), int(p[2]) if len(p) > 2 else 2)]
+        if box is None:
+            vis = [p for p in o.keypoints if len(p) < 3 or p[2] > 0]
+            box = polygon_bbox([vis]) if vis else None
+            if report is not None and box is not None:
+                report.converted["keypoints-only objects -> box around the keypoints"] += 1
+    if o.polyline and report is not None:
+        report.dropped["polylines (COCO has none)"] += 1
+    if box is None:
+        if report is not None:
+            report.dropped["objects without a box, polygon, mask or keypoints"] += 1
+        return None
+    attrs = dict(o.attributes or {})
+    iscrowd = 1 if attrs.pop("iscrowd", 0) in (1, True, "1") else 0
+    out = {"id": ann_id, "image_id": image_id, "category_id": category_id, "bbox": xyxy_to_bbox(box),
+           "area": _r(area if area is not None else bbox_area(box)), "iscrowd": iscrowd, "segmentation": seg}
+    if kps is not None:
+        out["keypoints"] = kps
+        out["num_keypoints"] = sum(1 for i in range(2, len(kps), 3) if kps[i] > 0)
+    simple = {k: v for k, v in attrs.items() if isinstance(v, (str, int, float, bool))}
+    if simple:
+        out["attributes"] = simple
+    return out
+
+
+def document(samples: list[tuple[Sample, str]], classes: list[str], report: ExportReport | None = None) -> dict:
+    """The COCO document of `samples` (each with its exported file name)."""
+    cat_ids = {c: i + 1 for i, c in enumerate(classes)}
+    images, anns = [], []
+    kp_count: dict[str, int] = {}
+    for image_id, (s, name) in enumerate(samples, start=1):
+        images.append({"id": image_id, "file_name": name, "width": s.width, "height": s.height})
+        if s.label is not None or s.soft_label:
+            if report is not None:
+                report.dropped["image-level labels (COCO instances hold objects)"] += 1
+        for o in s.objects or []:
+            a = annotation(o, len(anns) + 1, image_id, cat_ids[o.label], report)
+            if a is not None:
+                anns.append(a)
+                if o.keypoints:
+                    kp_count[o.label] = max(kp_count.get(o.label, 0), len(o.keypoints))
+    cats = []
+    for c in classes:
+        cat = {"id": cat_ids[c], "name": c, "supercategory": "none"}
+        if c in kp_count:
+            cat["keypoints"] = [str(i + 1) for i in range(kp_count[c])]
+            cat["skeleton"] = []
+        cats.append(cat)
+    return {"info": {"description": "", "version": "1.0"}, "licenses": [], "images": images,
+            "annotations": anns, "categories": cats}
+
+
+def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> None:
+    """``_annotations.coco.json`` beside the images; one folder per split when the dataset has splits."""
+    out = Path(out)
+    use_splits = any(s.split for s in dataset.samples)
+    names = ExportNames()
+    groups: dict[str, list[tuple[Sample, str]]] = defaultdict(list)
+    for s in dataset.samples:
+        folder = (s.split or "train") if use_splits else ""
+        if use_splits and not s.split:
+            report.converted["samples without a split -> train"] += 1
+        name = f"{names.stem(s)}{Path(s.image).suffix.lower() or '.png'}"
+        link_or_copy(dataset.image_path(s), out / folder / name)
+        groups[folder].append((s, name))
+        report.written += 1
+        report.files += 1
+    for folder, samples in sorted(groups.items()):
+        doc = document(samples, dataset.classes, report)
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        text = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        (out / folder / EXPORT_FILE).write_text(text + "\n", encoding="utf-8")
+        report.files += 1
