@@ -60,6 +60,7 @@ class ImageFinder:
         self._files: dict[str, dict[str, str]] = {}  # folder -> casefolded name -> real name
         self._dirs: dict[str, dict[str, str]] = {}  # folder -> casefolded subfolder name -> real name
         self._stems: dict[str, dict[str, list[str]]] = {}  # folder -> casefolded stem -> image names
+        self._folders: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # search order per annotation folder
 
     def inside(self, path: str) -> bool:
         """True when `path` (absolute, normalised) lies inside the import root."""
@@ -102,6 +103,10 @@ class ImageFinder:
 
     def folders(self, ann_dir: str, extra: Iterable[str] = ()) -> list[str]:
         """Where the image of an annotation file in `ann_dir` may be, in the order they are tried."""
+        key = (ann_dir, tuple(extra))
+        cached = self._folders.get(key)
+        if cached is not None:
+            return cached
         out: list[str] = []
         bases = [ann_dir, os.path.dirname(ann_dir), self.root]
         for d in [*extra, *bases]:
@@ -113,6 +118,7 @@ class ImageFinder:
                 sub = self.subdir(d, name)
                 if sub and sub not in out:
                     out.append(sub)
+        self._folders[key] = out
         return out
 
     def find(self, ann_path: str | os.PathLike, hints: Sequence[str | None], *, stem: str | None = None,
@@ -477,13 +483,14 @@ def walk_files(root: Path, suffixes: tuple[str, ...]) -> list[str]:
 
     out: list[tuple[tuple, str]] = []
     base = os.path.abspath(root)
+    cut = len(base.rstrip(os.sep)) + 1
     for dirpath, dirnames, filenames in os.walk(base):
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d.casefold() != "__macosx"]
         for f in filenames:
             low = f.lower()
             if low.endswith(suffixes) and not f.startswith("._"):
                 full = os.path.join(dirpath, f)
-                out.append((natural_key(os.path.relpath(full, base).replace(os.sep, "/")), full))
+                out.append((natural_key(full[cut:].replace(os.sep, "/")), full))
     out.sort()
     return [p for _k, p in out]
 
