@@ -28,7 +28,7 @@ def png(w: int = 40, h: int = 30) -> bytes:
 class TestCocoContract(FormatContract):
     FORMAT = "coco"
     CAN = {BOXES, POLYGONS, MASKS, SPLITS, EMPTY}
-    OTHERS = ("voc", "yolo", "createml", "labelme")
+
 
     def golden(self, folder: Path) -> dict:
         (folder / "images").mkdir()

@@ -37,7 +37,7 @@ def png(w: int = 64, h: int = 48) -> bytes:
 class TestVocContract(FormatContract):
     FORMAT = "voc"
     CAN = {BOXES, SPLITS, EMPTY}
-    OTHERS = ("yolo", "coco", "createml", "labelme")
+
 
     def golden(self, folder: Path) -> dict:
         (folder / "JPEGImages").mkdir()
@@ -202,3 +202,21 @@ def test_export_read_by_supervision(tmp_path: Path) -> None:
         assert np.allclose([g[1] for g in got], [w[1] for w in want], atol=0.5) if want else not got, (got, want)
         n += len(got)
     assert n == sum(len(s.objects) for s in src.samples)
+
+
+def test_exif_upright_declared_and_square_ambiguous(tmp_path: Path) -> None:
+    from pipeline.formats.common import AMBIGUOUS
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "up.jpg").write_bytes(_rotated_jpeg(60, 40, 6))  # declared 40 x 60: labelled upright (CVAT)
+    (src / "up.xml").write_text(xml("up.jpg", obj("cat", (3, 31, 6, 40)),
+                                    size="<size><width>40</width><height>60</height></size>"))
+    (src / "sq.jpg").write_bytes(_rotated_jpeg(50, 50, 8))  # square: the size cannot tell
+    (src / "sq.xml").write_text(xml("sq.jpg", obj("cat", (1, 1, 10, 10)),
+                                    size="<size><width>50</width><height>50</height></size>"))
+    ds, report = import_dataset("voc", src, tmp_path / "ds")
+    up = next(s for s in ds.samples if s.id == "up")
+    assert up.objects[0].bbox == [2.0, 30.0, 6.0, 40.0] and "exif_frame" not in up.meta
+    sq = next(s for s in ds.samples if s.id == "sq")
+    assert sq.meta["exif_frame"] == "assumed raw" and report.counts[AMBIGUOUS] == 1

@@ -26,7 +26,7 @@ def png(w: int = 100, h: int = 50) -> bytes:
 class TestYoloContract(FormatContract):
     FORMAT = "yolo"
     CAN = {BOXES, POLYGONS, SPLITS, EMPTY}
-    OTHERS = ("voc", "coco", "createml", "labelme")
+
 
     def golden(self, folder: Path) -> dict:
         (folder / "classes.txt").write_text("dog\ncat\n\n")  # not alphabetical; trailing blank line
