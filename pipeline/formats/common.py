@@ -427,12 +427,12 @@ class Labels:
 
     def __init__(self, ctx: ImportContext) -> None:
         self.ctx = ctx
-        self._seen: dict[str, str] = {}
+        self.seen: dict[str, str] = {}  # name as written -> class name (checked)
 
     def __call__(self, name: str, where: str, field: str = "label") -> str:
-        found = self._seen.get(name)
+        found = self.seen.get(name)
         if found is None:
-            found = self._seen[name] = self.ctx.writer.resolve_label(name, where=where, field=field)
+            found = self.seen[name] = self.ctx.writer.resolve_label(name, where=where, field=field)
         return found
 
 

@@ -111,10 +111,10 @@ class VocFile:
 
 
 def _text(el, tag: str) -> str | None:
-    child = el.find(tag)
-    if child is None or child.text is None:
+    text = el.findtext(tag)
+    if not text:
         return None
-    text = child.text.strip()
+    text = text.strip()
     return text or None
 
 
@@ -318,6 +318,8 @@ def read(root: Path, ctx: ImportContext) -> None:
     cut, base_cut = len(root_s) + 1, len(base) + 1  # files are under both: string slicing, not relpath
     used: set[str] = set()
     on_invalid = ctx.options.on_invalid
+    seen = labels.seen
+    n_objects = difficult = 0
     for path in ctx.progress(files, total=len(files), desc="import voc", unit="file"):
         where = path[cut:].replace(os.sep, "/")
         try:
@@ -344,21 +346,24 @@ def read(root: Path, ctx: ImportContext) -> None:
             sw, sh = frame.source_size
             objects: list[Obj] = []
             for i, (name, raw, attrs) in enumerate(parsed.objects):
-                label = labels(name, where, f"object[{i}].name")
-                box = fit_box(to_xyxy(*raw, one_based=one_based), sw, sh, on_invalid, ctx, where,
-                              f"object[{i}].bndbox")
+                label = seen.get(name) or labels(name, where, f"object[{i}].name")
+                box = to_xyxy(*raw, one_based=one_based)
+                if not (box[0] >= 0 and box[1] >= 0 and box[2] <= sw and box[3] <= sh):
+                    box = fit_box(box, sw, sh, on_invalid, ctx, where, f"object[{i}].bndbox")
                 if box is not None:
                     objects.append(Obj(label=label, bbox=box, attributes=attrs))
+                    if attrs.get("difficult") in (1, "1"):
+                        difficult += 1
             sid = os.path.splitext(path[base_cut:])[0].replace(os.sep, "/")
             sample = Sample(id=sid, split=splits.get(stem), objects=objects,
                             source={"file": where, "image": rel_image})
             add_image_sample(ctx, image, sample, probe=probe, frame=frame, declared_size=parsed.size, where=where)
-            ctx.report.counts["objects"] += len(objects)
-            difficult = sum(o.attributes.get("difficult") in (1, "1") for o in objects)
-            if difficult:
-                ctx.report.counts["difficult objects (kept, attribute difficult=1)"] += difficult
+            n_objects += len(objects)
         except DataError as err:
             ctx.bad(err)
+    ctx.report.counts["objects"] += n_objects
+    if difficult:
+        ctx.report.counts["difficult objects (kept, attribute difficult=1)"] += difficult
     orphans = unused_images(finder, used)
     if orphans:
         ctx.report.counts["images without an annotation file (left out)"] += len(orphans)
