@@ -220,3 +220,20 @@ def test_exif_upright_declared_and_square_ambiguous(tmp_path: Path) -> None:
     assert up.objects[0].bbox == [2.0, 30.0, 6.0, 40.0] and "exif_frame" not in up.meta
     sq = next(s for s in ds.samples if s.id == "sq")
     assert sq.meta["exif_frame"] == "assumed raw" and report.counts[AMBIGUOUS] == 1
+
+
+def test_cli_voc_zero_based_and_auto(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+    from pipeline.core.dataset import load_dataset
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.png").write_bytes(png())
+    (src / "a.xml").write_text(xml("a.png", obj("cat", (0, 0, 10, 12))))
+    result = CliRunner().invoke(cli, ["import", "auto", str(src), "--out", str(tmp_path / "ds"), "--voc-zero-based"])
+    assert result.exit_code == 0, result.output
+    assert "voc" in result.output and load_dataset(tmp_path / "ds").samples[0].objects[0].bbox == [0, 0, 10, 12]
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "ds"), "--format", "coco", "--out", str(tmp_path / "c")])
+    assert result.exit_code == 0 and (tmp_path / "c" / "_annotations.coco.json").is_file()
