@@ -20,14 +20,14 @@ attributes (difficult objects are kept, never dropped). The image is found by ``
 by the file name in ``<path>`` (absolute paths from another machine are never opened), then by the
 XML file's own name, beside the XML or in an ``images``/``JPEGImages`` folder
 (`pipeline.formats.common.ImageFinder`). ``ImageSets/Main/{train,val,test,trainval}.txt`` give
-the splits when present.
+the splits when present, else folder names do (Roboflow's ``train/``, ``valid/``, ``test/``).
 
 Pixel convention, converted in `to_xyxy`/`from_xyxy` and nowhere else: the VOC devkit's
 ``bndbox`` holds 1-based indices of the first and last pixel inside the box, so the package box
 (continuous, 0-based, far edge exclusive) is ``[xmin - 1, ymin - 1, xmax, ymax]``; supervision's
 reader and writer and detectron2 use the same reading, and labelImg never writes 0 (it clamps
 ``xmin``/``ymin`` to 1). Some exporters write plain 0-based edges instead (labelme's
-``labelme2voc``, datumaro): import those with ``ImportOptions.extra["voc_one_based"] = False``
+``labelme2voc``, datumaro): import those with ``--voc-zero-based`` (``ImportOptions.extra["voc_one_based"] = False``)
 (export option ``one_based=False`` writes them).
 
 EXIF: labelImg shows the raw pixels, so rotated photos are taken to be labelled in the raw frame
@@ -291,6 +291,19 @@ def _read_splits(root: Path, files: list[str], ctx: ImportContext) -> dict[str, 
     return out
 
 
+FOLDER_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                 "test": "test", "testing": "test"}
+
+
+def _folder_split(rel: str) -> str | None:
+    """Split from a folder name on the way to the file (Roboflow's ``train/``, ``valid/``, ``test/``)."""
+    for part in reversed(rel.split("/")[:-1]):
+        split = FOLDER_SPLITS.get(part.casefold())
+        if split:
+            return split
+    return None
+
+
 def _common_dir(files: list[str]) -> str:
     """The deepest folder holding every file (sample ids are paths relative to it)."""
     dirs = {os.path.dirname(f) for f in files}
@@ -355,7 +368,8 @@ def read(root: Path, ctx: ImportContext) -> None:
                     if attrs.get("difficult") in (1, "1"):
                         difficult += 1
             sid = os.path.splitext(path[base_cut:])[0].replace(os.sep, "/")
-            sample = Sample(id=sid, split=splits.get(stem), objects=objects,
+            split = splits.get(stem) if splits else _folder_split(where)
+            sample = Sample(id=sid, split=split, objects=objects,
                             source={"file": where, "image": rel_image})
             add_image_sample(ctx, image, sample, probe=probe, frame=frame, declared_size=parsed.size, where=where)
             n_objects += len(objects)

@@ -237,3 +237,13 @@ def test_cli_voc_zero_based_and_auto(tmp_path: Path) -> None:
     assert "voc" in result.output and load_dataset(tmp_path / "ds").samples[0].objects[0].bbox == [0, 0, 10, 12]
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "ds"), "--format", "coco", "--out", str(tmp_path / "c")])
     assert result.exit_code == 0 and (tmp_path / "c" / "_annotations.coco.json").is_file()
+
+
+def test_splits_from_folders_without_imagesets(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for folder in ("train", "valid"):
+        (src / folder).mkdir(parents=True)
+        (src / folder / f"{folder}.jpg").write_bytes(png())
+        (src / folder / f"{folder}.xml").write_text(xml(f"{folder}.jpg", obj("cat", (1, 2, 3, 4))))
+    ds, _ = import_dataset("voc", src, tmp_path / "ds")
+    assert {s.id: s.split for s in ds.samples} == {"train/train": "train", "valid/valid": "val"}
