@@ -29,9 +29,11 @@ names wrapped in double underscores (labelme's ``__ignore__``) are never classes
 kept in ``meta["flags"]`` so an export writes them back.
 
 ``imagePath`` is resolved relative to the JSON file (Windows backslashes accepted) and must stay
-inside the import folder; an absolute path from another machine is looked up by file name beside
-the JSON. When it names no image (wrong path, or the JSON itself, as in labelme's tutorial), the
-embedded ``imageData`` is used; ``imageData`` longer than `MAX_IMAGE_DATA` characters is refused.
+inside the import folder; an absolute path from another machine, or a wrong relative one, is looked
+up by file name (``formats.common.ImageFinder``). When that finds no image (or the JSON itself, as
+in labelme's tutorial), the embedded ``imageData`` is used; ``imageData`` longer than
+`MAX_IMAGE_DATA` characters is refused. labelme labels the EXIF-rotated (upright) frame; the
+declared ``imageWidth``/``imageHeight`` settle the frame per image (``formats.common.decide_frame``).
 """
 
 from __future__ import annotations
