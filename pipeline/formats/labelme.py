@@ -15,7 +15,7 @@ are taken as they are. Shapes become objects:
 - ``polygon`` (and legacy shapes without ``shape_type``) -> ``polygon`` + its ``bbox``.
 - ``circle``: centre and a point on the rim -> a ``polygon`` with enough vertices to stay within a
   quarter pixel of the circle, plus the circle's exact ``bbox``.
-- ``oriented_rectangle``: four corners -> ``polygon`` + ``bbox``.
+- ``oriented_rectangle`` (and X-AnyLabeling's ``rotation``): four corners -> ``polygon`` + ``bbox``.
 - ``line`` / ``linestrip`` -> ``polyline`` (no box: a line has no area).
 - ``point`` -> ``keypoints`` (never a fake polygon).
 - ``mask``: a base64 PNG covering the rows/columns ``int(y1)..int(y2)``, ``int(x1)..int(x2)`` of its
@@ -73,7 +73,9 @@ from pipeline.formats.common import (
 NAME = "labelme"
 TASK = "detection"
 
-SHAPE_TYPES = ("rectangle", "polygon", "circle", "line", "linestrip", "point", "mask", "oriented_rectangle")
+# "rotation" is X-AnyLabeling's rotated box in the same files: four corners, read as oriented_rectangle.
+SHAPE_TYPES = ("rectangle", "polygon", "circle", "line", "linestrip", "point", "mask", "oriented_rectangle",
+               "rotation")
 MAX_IMAGE_DATA = 64 * 2**20  # characters of base64 (about 48 MB of image); larger embedded images are refused
 _MAX_JSON_EXTRA = 32 * 2**20  # a file may hold this much beside imageData before it is refused unread
 EDGE_TOLERANCE = 1.0  # pixels a point may lie outside the image before --on-invalid applies
@@ -176,7 +178,7 @@ def parse_document(data: object, where: str, *, max_image_data: int = MAX_IMAGE_
 
 
 _MIN_POINTS = {"rectangle": 2, "polygon": 1, "circle": 2, "line": 2, "linestrip": 2, "point": 1, "mask": 2,
-               "oriented_rectangle": 4}
+               "oriented_rectangle": 4, "rotation": 4}
 
 
 def _parse_shape(s: object, i: int, where: str) -> Shape:
@@ -361,7 +363,7 @@ def shapes_to_objects(
             g["descriptions"].append(shape.description)
         if kind == "rectangle":
             g["rect"] = bbox_union(g["rect"], _bbox_of(pts))
-        elif kind in ("polygon", "oriented_rectangle"):
+        elif kind in ("polygon", "oriented_rectangle", "rotation"):
             g["rings"].append(pts)
             g["bbox"] = bbox_union(g["bbox"], _bbox_of(pts))
         elif kind == "circle":
@@ -401,7 +403,7 @@ def shapes_to_objects(
         if g["descriptions"]:
             attrs["description"] = "\n".join(g["descriptions"])
         group_kinds = set(g["kinds"])
-        for special in ("circle", "oriented_rectangle", "line", "mask"):
+        for special in ("circle", "oriented_rectangle", "rotation", "line", "mask"):
             if special in group_kinds:
                 attrs.setdefault("shape_type", special)
         if g["circle"] is not None and group_kinds == {"circle"}:

@@ -244,12 +244,14 @@ def test_flags_descriptions_and_several_true_image_flags(tmp_path: Path) -> None
     assert "__ignore__" not in ds.classes and s.meta["flags"]["__ignore__"] is True
 
 
-def test_oriented_rectangle(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["oriented_rectangle", "rotation"])  # labelme 5.5+, X-AnyLabeling
+def test_oriented_rectangle(tmp_path: Path, kind: str) -> None:
     pts = [[10, 5], [20, 10], [15, 20], [5, 15]]
-    write_lm(tmp_path / "src", "a", [shape("tag", "oriented_rectangle", pts)])
+    write_lm(tmp_path / "src", "a", [shape("tag", kind, pts, direction=0.46)])
     ds, _ = run_import(tmp_path / "src", tmp_path / "ds")
     o = ds.samples[0].objects[0]
     assert o.polygon == [[[float(x), float(y)] for x, y in pts]] and o.bbox == [5.0, 5.0, 20.0, 20.0]
+    assert o.attributes == {"direction": 0.46, "shape_type": kind}
 
 
 def test_circle_points_stay_within_tolerance() -> None:
@@ -490,7 +492,7 @@ def test_other_attributes_travel_as_extra_shape_keys(tmp_path: Path) -> None:
 class TestLabelmeContract(FormatContract):
     FORMAT = "labelme"
     CAN = {BOXES, POLYGONS, MASKS, EMPTY}
-    OTHERS = ("coco",)  # the other format that holds polygons and masks
+    OTHERS = ("coco", "voc", "yolo", "createml")  # boxes survive every one of them
 
     def golden(self, folder: Path) -> dict[str, list[tuple[str, list[float]]]]:
         write_lm(folder, "scene", [shape("cat", "rectangle", [[30.5, 40], [4, 6]]),
