@@ -242,11 +242,15 @@ def _log(state: Path, record: dict) -> None:
     """Append one finished sample to this process's log with a single write (a torn last line
     after a kill fails to parse and is simply redone)."""
     line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
-    fd = os.open(state / "records" / f"{os.getpid()}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    key = ("log", os.getpid(), str(state))
+    if key not in _WORKER:
+        _WORKER[key] = os.open(state / "records" / f"{os.getpid()}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.write(_WORKER[key], line)
+
+
+def _close_logs() -> None:
+    for key in [k for k in _WORKER if isinstance(k, tuple) and k[0] == "log"]:
+        os.close(_WORKER.pop(key))
 
 
 def _work_one(task: tuple[str, list[int]]) -> str:
@@ -337,12 +341,20 @@ def run_augment(
 
     if tasks:
         if workers == 1 or len(tasks) == 1:
-            _worker_init(plan, str(work), str(state))
-            _WORKER["aug"] = augmenter
-            for task in ui.progress(tasks, desc="augment", unit="sample"):
-                _work_one(task)
+            _WORKER.clear()
+            _WORKER.update(aug=augmenter, work=work, state=state)
+            try:
+                for task in ui.progress(tasks, desc="augment", unit="sample"):
+                    _work_one(task)
+            finally:
+                _close_logs()
         else:
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            # forkserver: workers fork from a clean server process, never from a parent whose
+            # threads (torch, OpenMP) may hold locks; the server imports this module once.
+            method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+            ctx = mp.get_context(method)
+            if method == "forkserver":
+                ctx.set_forkserver_preload(["pipeline.augment.stage"])
             with ctx.Pool(workers, initializer=_worker_init, initargs=(plan, str(work), str(state))) as pool:
                 chunk = max(1, min(16, len(tasks) // (workers * 8)))
                 bar = ui.progress(total=len(tasks), desc="augment", unit="sample")
