@@ -17,7 +17,7 @@ from pipeline.core import ui
 @click.option("--recipe", type=click.Choice(["default", "seed"]), default="default", show_default=True,
               help="default: one-cycle, batch 64, fast; seed: the seed's exact settings (batch 32, Adam 1e-3, 10 epochs).")
 @click.option("--variant", help="NumberModel variant (see `pipeline model summary`).")
-@click.option("--epochs", type=int, help="Epochs (default: auto, enough passes to see 150k samples, at least 3).")
+@click.option("--epochs", type=int, help="Epochs (default: auto, enough passes to see 200k samples, at least 3).")
 @click.option("--batch-size", type=int, help="Batch size.")
 @click.option("--lr", type=float, help="Learning rate (the one-cycle peak for the default recipe).")
 @click.option("--seed", type=int, help="Seed for model init, shuffling and augmentation.")
