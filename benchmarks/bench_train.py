@@ -189,7 +189,8 @@ def ours_train(dataset_path: Path, threads: int, **overrides) -> dict:
     return {"history": result.history, "samples_per_second": metrics["samples_per_second"]}
 
 
-def throughput(data: Path, threads: int, rounds: int, batch_size: int = 64) -> tuple[float, float]:
+def throughput(data: Path, threads: int, rounds: int, batch_size: int = 64,
+               augment: str | None = None) -> tuple[float, float]:
     """(ours, seed) training samples/s, alternating short slices of each, best slice of each kept.
 
     Ours is the training loop itself (`pipeline.train.train_one_epoch` over 12,800 cached training
@@ -206,6 +207,7 @@ def throughput(data: Path, threads: int, rounds: int, batch_size: int = 64) -> t
     from pipeline.train import (
         Rows,
         choose_preprocess,
+        make_augmenter,
         make_model,
         make_optimizer,
         make_scheduler,
@@ -214,12 +216,13 @@ def throughput(data: Path, threads: int, rounds: int, batch_size: int = 64) -> t
     )
 
     cpu = torch.device("cpu")
-    config = load_config(options={"threads": threads, "batch_size": batch_size})
+    config = load_config(options={"threads": threads, "batch_size": batch_size, "augment": augment})
     dataset = load_dataset(data)
     cache = load_or_build(dataset)
     rows = cache.indices("train")[:12_800]
     normalize = normalizer(choose_preprocess(dataset, cache, rows, config), cpu)
-    ours_rows = Rows(cache, rows, cpu, soft=False)
+    augmenter = make_augmenter(config, dataset.classes)
+    ours_rows = Rows(cache, rows, cpu, soft=augmenter is not None)
     model = make_model(config, 1, 10, cpu)
     optimizer = make_optimizer(config, model)
     steps = -(-len(rows) // config.batch_size)
@@ -235,7 +238,7 @@ def throughput(data: Path, threads: int, rounds: int, batch_size: int = 64) -> t
     step = 0
     for r in range(rounds):
         stats, step = train_one_epoch(model, optimizer, scheduler, ours_rows, normalize, config, r + 1, step,
-                                      None, config.channels_last)
+                                      augmenter, config.channels_last)
         ours_best = max(ours_best, stats["samples_per_second"])
         seed_model.train()
         start, n = time.perf_counter(), 0
@@ -351,6 +354,14 @@ def run(quick: bool) -> list[dict]:
                      f"batches of 32 (ImageFolder + PIL per sample); {threads} thread(s)"))
     rows.append(_row("train throughput, batch 32 (seed's batch)", ours32_sps, seed_sps, "samples/s", "(information)",
                      "our loop at the seed's batch size, to separate the data path from the batch size"))
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "augment" / "digits.yaml"
+    try:
+        aug_sps, _ = throughput(data, threads, 2, augment=str(recipe))
+        rows.append(_row("train throughput with online augmentation", aug_sps, ours_sps, "samples/s",
+                         "close to 1x (batch-level ops)",
+                         f"--augment {recipe.relative_to(recipe.parents[2])}; reference: our loop without augmentation"))
+    except Exception as exc:  # noqa: BLE001 - the augmentation stage is optional for this benchmark
+        rows.append(_row("train throughput with online augmentation", None, ours_sps, "samples/s", "", f"not run: {exc}"))
 
     # (b) time to a validation accuracy: seed recipe (seed loop) vs default recipe (ours).
     if quick:

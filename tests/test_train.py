@@ -243,3 +243,16 @@ def test_objects_only_samples_are_not_classification(tmp_path):
         w.add(Sample(id="y", label="b", width=28, height=28, split="train"), data=encode_png(digit_like(2, 1)))
     with pytest.raises(Exception, match="without a label"):
         train(load_dataset(tmp_path / "ds").root, tmp_path / "run", small_config(epochs=1))
+
+
+def test_trains_with_the_real_online_augmenter(tmp_path):
+    pytest.importorskip("pipeline.augment.online")
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "augment" / "digits.yaml"
+    if not recipe.is_file():
+        pytest.skip("configs/augment/digits.yaml is absent")
+    data = make_classification_dataset(tmp_path / "ds", classes=3, per_class=8)
+    result = train(data, tmp_path / "run", small_config(epochs=2, augment=str(recipe)))
+    assert all(np.isfinite(h["train_loss"]) for h in result.history)
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["augment"] == str(recipe)
