@@ -403,8 +403,9 @@ def evaluate_rows(model, data: Rows, normalize, batch_size: int, channels_last: 
 
     model.eval()
     outputs = []
+    batches = range(0, data.n, batch_size)
     with torch.no_grad():
-        for start in range(0, data.n, batch_size):
+        for start in ui.progress(batches, total=len(batches), desc="evaluate", unit="batch"):
             idx = torch.arange(start, min(start + batch_size, data.n))
             x = normalize(data.images_at(idx))
             if channels_last:
