@@ -18,6 +18,15 @@ from pipeline.core.errors import UsageError
 from pipeline.split import quotas, split_dataset, stratum
 
 
+@pytest.fixture(autouse=True)
+def _errors_as_exit_codes(monkeypatch):
+    """CliRunner runs in-process: an earlier `main([... "--debug"])` in this worker must not turn
+    one-line errors into tracebacks here."""
+    import pipeline.cli
+
+    monkeypatch.setitem(pipeline.cli._STATE, "debug", False)
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -136,7 +136,7 @@ class _Job:
 
 @dataclass
 class _Probe:
-    """What a worker found out about one file (no side effects on the dataset)."""
+    """What decoding one file found out (no side effects on the dataset)."""
 
     width: int = 0
     height: int = 0
@@ -187,7 +187,7 @@ def _count_loose(folder: Path, ctx: ImportContext) -> None:
     for p in entries:
         if p.is_file():
             _count_file(p.name, ctx, outside=True)
-        elif p.is_dir() and _skip_dir(p.name):
+        elif p.is_dir() and _skip_dir(p.name) and ".tmp-" not in p.name:  # not our own writer's temp folder
             ctx.skip(SKIPPED_DIRS)
 
 

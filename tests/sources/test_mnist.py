@@ -34,6 +34,15 @@ NAMES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 
 
+@pytest.fixture(autouse=True)
+def _errors_as_exit_codes(monkeypatch):
+    """CliRunner runs in-process: an earlier `main([... "--debug"])` in this worker must not turn
+    one-line errors into tracebacks here."""
+    import pipeline.cli
+
+    monkeypatch.setitem(pipeline.cli._STATE, "debug", False)
+
+
 # --------------------------------------------------------------------------------------------
 # A local mirror
 # --------------------------------------------------------------------------------------------
