@@ -10,7 +10,7 @@ import click
 @click.command("split")
 @click.argument("dataset_path", metavar="DATASET", type=click.Path(path_type=Path))
 @click.option("--val", type=float, default=0.1, show_default=True,
-              help="Fraction for validation (of the whole dataset; of train when carving, see below).")
+              help="Fraction for validation (of the whole dataset; of train when carving, see above).")
 @click.option("--test", type=float, default=0.0, show_default=True,
               help="Fraction for test (kept as is when the dataset already has a test split).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the assignment.")

@@ -33,7 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.core.dataset import Dataset, Sample
+from pipeline.core.dataset import Dataset, Sample, is_dataset
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import (
     IMAGE_EXTS,
@@ -214,6 +214,9 @@ def _scan(root: Path, found: list[tuple[str | None, Path]], ctx: ImportContext) 
     jobs: list[_Job] = []
     for split, base in found:
         for class_dir in _subdirs(base):
+            if is_dataset(class_dir):  # e.g. an earlier import written inside the tree
+                ctx.warn(f"{ctx.rel(class_dir)}/: a pipeline dataset, not a class folder; left out")
+                continue
             label = ctx.label(class_dir.name, where=class_dir, field="folder")
             files = _walk_images(class_dir, ctx)
             if not files:
