@@ -393,9 +393,9 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
         probe = probe_image(image_path, where)
     if frame is None:
         frame = decide_frame((probe.width, probe.height), probe.orientation, declared_size, default_frame)
-    if frame.mismatch:
+    if frame.mismatch and declared_size is not None:
         ctx.report.counts[MISMATCH] += 1
-        ctx.warn(f"{where}: declared size {declared_size[0]}x{declared_size[1]} but the image is "  # type: ignore[index]
+        ctx.warn(f"{where}: declared size {declared_size[0]}x{declared_size[1]} but the image is "
                  f"{frame.size[0]}x{frame.size[1]}; coordinates kept as written")
     if frame.ambiguous:
         ctx.report.counts[AMBIGUOUS] += 1
@@ -404,14 +404,11 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
         sample.objects = [frame.obj(o) for o in sample.objects]
     sample.width, sample.height = frame.size
     if frame.orientation != 1:
-        from PIL import Image
-
         from pipeline.core.images import encode_png, open_image_bytes
 
         img = open_image_bytes(probe.data, where, exif_transpose=True)
         if img.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
-            img = img.convert("RGB")
-        assert isinstance(img, Image.Image)
+            img = img.convert("RGB")  # CMYK/YCbCr JPEGs: PNG holds RGB
         sample.meta["exif_orientation"] = frame.orientation
         ctx.report.counts[ROTATED] += 1
         return ctx.add(sample, data=encode_png(img), ext="png")

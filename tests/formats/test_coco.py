@@ -28,6 +28,7 @@ def png(w: int = 40, h: int = 30) -> bytes:
 class TestCocoContract(FormatContract):
     FORMAT = "coco"
     CAN = {BOXES, POLYGONS, MASKS, SPLITS, EMPTY}
+    OTHERS = ("labelme",)  # every pair runs in test_round_trips.py
 
 
     def golden(self, folder: Path) -> dict:

@@ -28,6 +28,7 @@ def ann(label: str, x: float, y: float, w: float, h: float) -> dict:
 class TestCreatemlContract(FormatContract):
     FORMAT = "createml"
     CAN = {BOXES, SPLITS, EMPTY}
+    OTHERS = ("voc",)  # every pair runs in test_round_trips.py
 
 
     def golden(self, folder: Path) -> dict:

@@ -37,6 +37,7 @@ def png(w: int = 64, h: int = 48) -> bytes:
 class TestVocContract(FormatContract):
     FORMAT = "voc"
     CAN = {BOXES, SPLITS, EMPTY}
+    OTHERS = ("yolo",)  # every pair runs in test_round_trips.py
 
 
     def golden(self, folder: Path) -> dict:

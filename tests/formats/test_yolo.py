@@ -26,6 +26,7 @@ def png(w: int = 100, h: int = 50) -> bytes:
 class TestYoloContract(FormatContract):
     FORMAT = "yolo"
     CAN = {BOXES, POLYGONS, SPLITS, EMPTY}
+    OTHERS = ("coco",)  # every pair runs in test_round_trips.py
 
 
     def golden(self, folder: Path) -> dict:
