@@ -354,7 +354,7 @@ def run_augment(
             method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
             ctx = mp.get_context(method)
             if method == "forkserver":
-                ctx.set_forkserver_preload(["pipeline.augment.stage"])
+                ctx.set_forkserver_preload(["pipeline.augment.stage", "albumentations"])
             with ctx.Pool(workers, initializer=_worker_init, initargs=(plan, str(work), str(state))) as pool:
                 chunk = max(1, min(16, len(tasks) // (workers * 8)))
                 bar = ui.progress(total=len(tasks), desc="augment", unit="sample")
