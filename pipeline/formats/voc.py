@@ -16,7 +16,8 @@ documents free of declarations -- which therefore cannot define entities or name
 resources -- take the C parser directly (`_plain_xml`), four times faster. Coordinates
 may be decimals. ``<size>`` may be missing or empty (the size is then read from the image header).
 ``difficult``, ``truncated``, ``occluded``, ``pose`` and CVAT's ``<attributes>`` become object
-attributes (difficult objects are kept, never dropped). The image is found by ``<filename>``, then
+attributes (difficult objects are kept, never dropped). ``<polygon>`` children (``<x1>``, ``<y1>``,
+... as supervision writes them) become the object's polygon. The image is found by ``<filename>``, then
 by the file name in ``<path>`` (absolute paths from another machine are never opened), then by the
 XML file's own name, beside the XML or in an ``images``/``JPEGImages`` folder
 (`pipeline.formats.common.ImageFinder`). ``ImageSets/Main/{train,val,test,trainval}.txt`` give
@@ -92,6 +93,17 @@ def from_xyxy(box: list[float], one_based: bool = True) -> list[float]:
     return [box[0] + off, box[1] + off, box[2], box[3]]
 
 
+def polygon_from_voc(ring: list[list[float]], one_based: bool = True) -> list[list[float]]:
+    """VOC ``<polygon>`` vertices -> package points (vertices are points: all shift by one when 1-based)."""
+    off = 1.0 if one_based else 0.0
+    return [[x - off, y - off] for x, y in ring]
+
+
+def polygon_to_voc(ring: list[list[float]], one_based: bool = True) -> list[list[float]]:
+    off = 1.0 if one_based else 0.0
+    return [[p[0] + off, p[1] + off] for p in ring]
+
+
 # --------------------------------------------------------------------------------------------
 # Parsing (pure: bytes in, a validated record out)
 # --------------------------------------------------------------------------------------------
@@ -103,11 +115,11 @@ class VocFile:
     __slots__ = ("filename", "path", "size", "objects")
 
     def __init__(self, filename: str | None, path: str | None, size: tuple[int, int] | None,
-                 objects: list[tuple[str, list[float], dict]]) -> None:
+                 objects: list[tuple[str, list[float], dict, list | None]]) -> None:
         self.filename = filename
         self.path = path
         self.size = size
-        self.objects = objects  # (name, [xmin, ymin, xmax, ymax] as written, attributes)
+        self.objects = objects  # (name, [xmin, ymin, xmax, ymax] as written, attributes, polygon rings or None)
 
 
 def _text(el, tag: str) -> str | None:
@@ -130,6 +142,14 @@ def _number(text: str | None, where: str, fld: str) -> float:
         raise DataError(where, "", field=fld, expected="a finite number", got=text,
                         fix="fix the box in labelImg, or delete the object")
     return value
+
+
+def _polygon(el, where: str, fld: str) -> list[list[float]]:
+    """``<polygon><x1>..</x1><y1>..</y1>...</polygon>`` (supervision's VOC polygons) as [x, y] points."""
+    values = [_number((c.text or "").strip() or None, where, f"{fld}.{c.tag}") for c in el]
+    if len(values) % 2:
+        raise DataError(where, "", field=fld, expected="x, y pairs", got=f"{len(values)} values")
+    return [[values[i], values[i + 1]] for i in range(0, len(values), 2)]
 
 
 def _attr_value(text: str) -> object:
@@ -194,7 +214,7 @@ def parse_xml(data: bytes, where: str) -> VocFile | None:
                         "allowed in annotation files)", fix="remove the <!DOCTYPE ...> block") from None
     if root.tag != "annotation":
         return None
-    objects: list[tuple[str, list[float], dict]] = []
+    objects: list[tuple[str, list[float], dict, list | None]] = []
     for i, obj in enumerate(root.iter("object")):
         fld = f"object[{i}]"
         name = _text(obj, "name")
@@ -219,7 +239,8 @@ def parse_xml(data: bytes, where: str) -> VocFile | None:
                 key, value = _text(a, "name"), _text(a, "value")
                 if key:
                     attrs[key] = _attr_value(value) if value is not None else ""
-        objects.append((name, [xmin, ymin, xmax, ymax], attrs))
+        rings = [_polygon(poly, where, f"{fld}.polygon[{k}]") for k, poly in enumerate(obj.findall("polygon"))]
+        objects.append((name, [xmin, ymin, xmax, ymax], attrs, [r for r in rings if len(r) >= 3] or None))
     return VocFile(_text(root, "filename"), _text(root, "path"), _size(root, where), objects)
 
 
@@ -358,13 +379,14 @@ def read(root: Path, ctx: ImportContext) -> None:
             frame = decide_frame((probe.width, probe.height), probe.orientation, parsed.size, "raw")
             sw, sh = frame.source_size
             objects: list[Obj] = []
-            for i, (name, raw, attrs) in enumerate(parsed.objects):
+            for i, (name, raw, attrs, rings) in enumerate(parsed.objects):
                 label = seen.get(name) or labels(name, where, f"object[{i}].name")
                 box = to_xyxy(*raw, one_based=one_based)
                 if not (box[0] >= 0 and box[1] >= 0 and box[2] <= sw and box[3] <= sh):
                     box = fit_box(box, sw, sh, on_invalid, ctx, where, f"object[{i}].bndbox")
                 if box is not None:
-                    objects.append(Obj(label=label, bbox=box, attributes=attrs))
+                    polygon = [polygon_from_voc(r, one_based) for r in rings] if rings else None
+                    objects.append(Obj(label=label, bbox=box, polygon=polygon, attributes=attrs))
                     if attrs.get("difficult") in (1, "1"):
                         difficult += 1
             sid = os.path.splitext(path[base_cut:])[0].replace(os.sep, "/")
@@ -408,7 +430,8 @@ def _depth(path: Path) -> int:
 
 def to_xml(sample: Sample, filename: str, depth: int, report: ExportReport | None = None,
            one_based: bool = True) -> str:
-    """The VOC document of one sample (boxes; polygons/masks become their box, see the export report)."""
+    """The VOC document of one sample: boxes, polygons as supervision writes them (``<polygon><x1>...``);
+    a mask alone becomes its box (see the export report)."""
     from pipeline.core.geometry import polygon_bbox, rle_bbox
 
     lines = [
@@ -425,16 +448,13 @@ def to_xml(sample: Sample, filename: str, depth: int, report: ExportReport | Non
         box = o.bbox
         if box is None and o.polygon:
             box = polygon_bbox(o.polygon)
-            if report is not None and box is not None:
-                report.converted["polygon -> its bounding box"] += 1
         elif box is None and o.mask is not None:
             box = rle_bbox(o.mask)
             if report is not None and box is not None:
                 report.converted["mask -> its bounding box"] += 1
-        elif report is not None and o.polygon:
-            report.dropped["polygons (VOC boxes only; the box is written)"] += 1
         elif report is not None and o.mask is not None:
-            report.dropped["masks (VOC boxes only; the box is written)"] += 1
+            what = "polygon" if o.polygon else "box"
+            report.dropped[f"masks (VOC holds boxes and polygons; the {what} is written)"] += 1
         if report is not None and (o.keypoints or o.polyline):
             report.dropped["keypoints/polylines (VOC has none)"] += 1
         if box is None:
@@ -459,6 +479,11 @@ def to_xml(sample: Sample, filename: str, depth: int, report: ExportReport | Non
         for tag, v in zip(BOX_TAGS, (xmin, ymin, xmax, ymax), strict=True):
             lines.append(f"\t\t\t<{tag}>{_num(v)}</{tag}>")
         lines.append("\t\t</bndbox>")
+        for ring in o.polygon or []:
+            if len(ring) >= 3:
+                pts = polygon_to_voc(ring, one_based)
+                cells = "".join(f"<x{k}>{_num(x)}</x{k}><y{k}>{_num(y)}</y{k}>" for k, (x, y) in enumerate(pts, 1))
+                lines.append(f"\t\t<polygon>{cells}</polygon>")
         lines.append("\t</object>")
     lines.append("</annotation>")
     return "\n".join(lines) + "\n"

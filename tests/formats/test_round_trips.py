@@ -15,7 +15,7 @@ from pipeline.commands.convert import export_dataset, import_dataset
 from tests.formats.contract import BOXES, EMPTY, MASKS, POLYGONS, SPLITS, assert_same_objects, make_source
 
 HOLDS: dict[str, set[str]] = {
-    "voc": {BOXES, SPLITS, EMPTY},
+    "voc": {BOXES, POLYGONS, SPLITS, EMPTY},
     "yolo": {BOXES, POLYGONS, SPLITS, EMPTY},
     "createml": {BOXES, SPLITS, EMPTY},
     "coco": {BOXES, POLYGONS, MASKS, SPLITS, EMPTY},

@@ -13,7 +13,7 @@ from PIL import Image
 from pipeline.commands.convert import export_dataset, import_dataset
 from pipeline.core.errors import DataError
 from pipeline.formats import voc
-from tests.formats.contract import BOXES, EMPTY, SPLITS, FormatContract, make_source
+from tests.formats.contract import BOXES, EMPTY, POLYGONS, SPLITS, FormatContract, make_source
 from tests.helpers import shared_data
 
 
@@ -36,7 +36,7 @@ def png(w: int = 64, h: int = 48) -> bytes:
 
 class TestVocContract(FormatContract):
     FORMAT = "voc"
-    CAN = {BOXES, SPLITS, EMPTY}
+    CAN = {BOXES, POLYGONS, SPLITS, EMPTY}
     OTHERS = ("yolo",)  # every pair runs in test_round_trips.py
 
 
@@ -188,7 +188,7 @@ def test_exif_rotated_raw_frame_labelimg(tmp_path: Path) -> None:
 
 def test_export_read_by_supervision(tmp_path: Path) -> None:
     sv = pytest.importorskip("supervision")
-    src = make_source(tmp_path / "src", {BOXES, SPLITS, EMPTY})
+    src = make_source(tmp_path / "src", {BOXES, POLYGONS, SPLITS, EMPTY})
     export_dataset(src.root, "voc", tmp_path / "out")
     theirs = sv.DetectionDataset.from_pascal_voc(str(tmp_path / "out" / "JPEGImages"),
                                                  str(tmp_path / "out" / "Annotations"))
@@ -248,3 +248,14 @@ def test_splits_from_folders_without_imagesets(tmp_path: Path) -> None:
         (src / folder / f"{folder}.xml").write_text(xml(f"{folder}.jpg", obj("cat", (1, 2, 3, 4))))
     ds, _ = import_dataset("voc", src, tmp_path / "ds")
     assert {s.id: s.split for s in ds.samples} == {"train/train": "train", "valid/valid": "val"}
+
+
+def test_polygons_as_supervision_writes_them() -> None:
+    text = xml("a.png", "<object><name>cat</name><bndbox><xmin>2</xmin><ymin>2</ymin><xmax>10</xmax><ymax>8</ymax>"
+                        "</bndbox><polygon><x1>2</x1><y1>2</y1><x2>10</x2><y2>2</y2><x3>10</x3><y3>8.5</y3></polygon>"
+                        "</object>")
+    parsed = voc.parse_xml(text.encode(), "a.xml")
+    (name, box, _attrs, rings), = parsed.objects
+    assert voc.polygon_from_voc(rings[0]) == [[1, 1], [9, 1], [9, 7.5]]  # vertices are points: all shift by one
+    with pytest.raises(DataError, match=r"object\[0\].polygon\[0\]: expected x, y pairs"):
+        voc.parse_xml(text.replace("<y3>8.5</y3>", "").encode(), "a.xml")
