@@ -152,8 +152,9 @@ FORMAT_CHOICES = ["auto", "imagefolder", "voc", "yolo", "createml", "labelme", "
               help="A bad file: report it and import the rest, or stop at the first.")
 @click.option("--on-invalid", type=click.Choice(["error", "clip", "skip"]), default="error", show_default=True,
               help="Coordinates outside the image (YOLO values outside [0,1]): reject the file, clip, or drop the object.")
-@click.option("--voc-zero-based", is_flag=True,
-              help="VOC boxes are 0-based edges (labelme2voc, datumaro) rather than the devkit's 1-based pixels.")
+@click.option("--voc-zero-based/--voc-one-based", "voc_zero_based", default=None,
+              help="VOC boxes as 0-based edges (datumaro, CVAT, labelme2voc) or the devkit's 1-based pixels "
+                   "[default: 1-based unless the folder is one of those exports].")
 def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero_based) -> None:
     """Import labelled data from SRC into a canonical dataset.
 
@@ -170,7 +171,7 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero
 
     dataset, report = import_dataset(
         fmt, src, out, classes_file=classes_file, class_map=parse_class_map(maps),
-        on_error=on_error, on_invalid=on_invalid, extra={"voc_one_based": False} if voc_zero_based else None,
+        on_error=on_error, on_invalid=on_invalid, extra={"voc_one_based": not voc_zero_based} if voc_zero_based is not None else None,
     )
     print_import_summary(dataset, report, out)
 
