@@ -27,9 +27,11 @@ Pixel convention, converted in `to_xyxy`/`from_xyxy` and nowhere else: the VOC d
 ``bndbox`` holds 1-based indices of the first and last pixel inside the box, so the package box
 (continuous, 0-based, far edge exclusive) is ``[xmin - 1, ymin - 1, xmax, ymax]``; supervision's
 reader and writer and detectron2 use the same reading, and labelImg never writes 0 (it clamps
-``xmin``/``ymin`` to 1). Some exporters write plain 0-based edges instead (labelme's
-``labelme2voc``, datumaro): import those with ``--voc-zero-based`` (``ImportOptions.extra["voc_one_based"] = False``)
-(export option ``one_based=False`` writes them).
+``xmin``/``ymin`` to 1). Some exporters write plain 0-based edges instead: datumaro and CVAT
+(their exports carry ``labelmap.txt``) and labelme's ``labelme2voc`` (``class_names.txt`` beside
+``JPEGImages/``). Folders with those marks are read as 0-based and the summary says so;
+``--voc-zero-based`` / ``--voc-one-based`` (``ImportOptions.extra["voc_one_based"]``) decide
+explicitly. Export writes the devkit convention (option ``one_based=False`` writes 0-based edges).
 
 EXIF: labelImg shows the raw pixels, so rotated photos are taken to be labelled in the raw frame
 unless ``<size>`` names the upright one (`pipeline.formats.common.decide_frame`).
@@ -312,6 +314,17 @@ def _read_splits(root: Path, files: list[str], ctx: ImportContext) -> dict[str, 
     return out
 
 
+def zero_based_exporter(root: Path, files: list[str]) -> str | None:
+    """The exporter that left this folder, when it is one known to write 0-based edges."""
+    bases = {os.path.abspath(root)} | {os.path.dirname(os.path.dirname(f)) for f in files[:50]}
+    for base in sorted(bases):
+        if os.path.isfile(os.path.join(base, "labelmap.txt")):
+            return "labelmap.txt: a datumaro/CVAT export"
+        if os.path.isfile(os.path.join(base, "class_names.txt")) and os.path.isdir(os.path.join(base, "JPEGImages")):
+            return "class_names.txt: a labelme2voc export"
+    return None
+
+
 FOLDER_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                  "test": "test", "testing": "test"}
 
@@ -343,7 +356,13 @@ def read(root: Path, ctx: ImportContext) -> None:
     files = walk_files(root, (".xml",))
     if not files:
         raise UsageError(f"{root}: no .xml files found", fix="point at a folder of Pascal VOC annotations")
-    one_based = bool(ctx.options.extra.get("voc_one_based", True))
+    one_based = ctx.options.extra.get("voc_one_based")
+    if one_based is None:
+        exporter = zero_based_exporter(root, files)
+        one_based = exporter is None
+        if exporter:
+            ctx.report.counts[f"VOC boxes read as 0-based edges ({exporter})"] += len(files)
+    one_based = bool(one_based)
     splits = _read_splits(root, files, ctx)
     finder = ImageFinder(root)
     labels = Labels(ctx)

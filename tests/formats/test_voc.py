@@ -68,9 +68,12 @@ def test_raccoon_real_labelimg_files(tmp_path: Path) -> None:
 
 
 def test_labelme_voc_export_matches_labelme_json(tmp_path: Path) -> None:
-    """labelme's own VOC export writes 0-based edges: read with voc_one_based=False it gives the JSON's boxes."""
+    """labelme's own VOC export writes 0-based edges; recognised by its class_names.txt, it gives the JSON's boxes."""
     base = shared_data("labelme-examples", "bbox_detection")
-    a, _ = import_dataset("voc", base / "data_dataset_voc", tmp_path / "a", extra={"voc_one_based": False})
+    a, report = import_dataset("voc", base / "data_dataset_voc", tmp_path / "a")
+    assert report.counts["VOC boxes read as 0-based edges (class_names.txt: a labelme2voc export)"] == 3
+    forced, _ = import_dataset("voc", base / "data_dataset_voc", tmp_path / "f", extra={"voc_one_based": True})
+    assert forced.samples[0].objects[0].bbox[0] == a.samples[0].objects[0].bbox[0] - 1
     b, _ = import_dataset("labelme", base / "data_annotated", tmp_path / "b")
     boxes_a = {Path(s.id).name: sorted(o.bbox for o in s.objects) for s in a.samples}
     boxes_b = {Path(s.id).name: sorted(o.bbox for o in s.objects if o.bbox) for s in b.samples}
@@ -236,6 +239,13 @@ def test_cli_voc_zero_based_and_auto(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["import", "auto", str(src), "--out", str(tmp_path / "ds"), "--voc-zero-based"])
     assert result.exit_code == 0, result.output
     assert "voc" in result.output and load_dataset(tmp_path / "ds").samples[0].objects[0].bbox == [0, 0, 10, 12]
+    (src / "labelmap.txt").write_text("# label:color_rgb:parts:actions\ncat:1,2,3::\n")  # a CVAT export
+    result = CliRunner().invoke(cli, ["import", "voc", str(src), "--out", str(tmp_path / "one"), "--voc-one-based"])
+    assert result.exit_code == 0 and load_dataset(tmp_path / "one").samples[0].objects[0].bbox == [0, 0, 10, 12]
+    (src / "a.xml").write_text(xml("a.png", obj("cat", (1, 1, 10, 12))))
+    _, report = import_dataset("voc", src, tmp_path / "auto")
+    assert load_dataset(tmp_path / "auto").samples[0].objects[0].bbox == [1, 1, 10, 12]
+    assert any("datumaro/CVAT" in k for k in report.counts)
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "ds"), "--format", "coco", "--out", str(tmp_path / "c")])
     assert result.exit_code == 0 and (tmp_path / "c" / "_annotations.coco.json").is_file()
 
