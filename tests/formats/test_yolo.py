@@ -202,3 +202,34 @@ def test_export_read_by_supervision(tmp_path: Path) -> None:
                 assert np.allclose([g[1] for g in got], [w[1] for w in want], atol=0.5), (got, want)
             total += len(got)
     assert total == sum(len(s.objects) for s in src.samples)
+
+
+def _rotated_jpeg(w: int, h: int, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (50, 60, 70)).save(buf, format="JPEG", exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def test_exif_frames_labelimg_raw_ultralytics_upright(tmp_path: Path) -> None:
+    from pipeline.formats.common import AMBIGUOUS
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "classes.txt").write_text("a\n")
+    (flat / "r.jpg").write_bytes(_rotated_jpeg(60, 40, 6))
+    (flat / "r.txt").write_text("0 0.25 0.25 0.1 0.1\n")  # raw frame: box 12..18 x 8..12
+    ds, report = import_dataset("yolo", flat, tmp_path / "a")
+    s = ds.samples[0]
+    assert (s.width, s.height) == (40, 60) and s.meta["exif_frame"] == "assumed raw"
+    assert s.objects[0].bbox == pytest.approx([28.0, 12.0, 32.0, 18.0])  # (x, y) -> (H - y, x)
+    assert report.counts[AMBIGUOUS] == 1
+    ul = tmp_path / "ul"
+    (ul / "images" / "train").mkdir(parents=True)
+    (ul / "labels" / "train").mkdir(parents=True)
+    (ul / "images" / "train" / "r.jpg").write_bytes(_rotated_jpeg(60, 40, 6))
+    (ul / "labels" / "train" / "r.txt").write_text("0 0.25 0.25 0.1 0.1\n")  # upright frame (40 x 60)
+    (ul / "data.yaml").write_text("train: images/train\nval: images/train\nnames: [a]\n")
+    ds, _ = import_dataset("yolo", ul, tmp_path / "b")
+    assert ds.samples[0].objects[0].bbox == pytest.approx([8.0, 12.0, 12.0, 18.0])
