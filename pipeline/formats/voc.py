@@ -419,7 +419,9 @@ def read(root: Path, ctx: ImportContext) -> None:
     ctx.report.counts["objects"] += n_objects
     if difficult:
         ctx.report.counts["difficult objects (kept, attribute difficult=1)"] += difficult
-    orphans = unused_images(finder, used)
+    stems = {os.path.splitext(os.path.basename(f))[0].casefold() for f in files}
+    orphans = [p for p in unused_images(finder, used)
+               if os.path.splitext(os.path.basename(p))[0].casefold() not in stems]  # not the images of bad files
     if orphans:
         ctx.report.counts["images without an annotation file (left out)"] += len(orphans)
         for p in orphans[:5]:

@@ -122,7 +122,7 @@ def test_bad_files_reported_rest_imported_or_stop_at_first(tmp_path: Path) -> No
     assert len(ds.samples) == 3
     assert sorted(e.where for e in report.problems) == ["bad.xml", "noimage.xml"]
     assert "image not found" in str(next(e for e in report.problems if e.where == "noimage.xml"))
-    assert report.counts["images without an annotation file (left out)"] == 2  # bad.png's file was rejected
+    assert report.counts["images without an annotation file (left out)"] == 1  # orphan.png (bad.png has its XML)
     assert report.skipped[voc.NOT_VOC] == 1
     with pytest.raises(DataError, match="bad.xml"):
         import_dataset("voc", src, tmp_path / "strict", on_error="error")
