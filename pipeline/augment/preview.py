@@ -1,7 +1,7 @@
 """Recipe previews: originals beside their augmented versions, labels drawn.
 
-One row per sample: the original, then (for a multi-sample op) each partner as it was after its
-single-sample ops, then the result. The result is exactly what `pipeline augment` writes for
+One group of tiles per sample: the original, then (for multi-sample ops) each partner as stored
+in the dataset, then the result. The result is exactly what `pipeline augment` writes for
 copy 1 with the same seed.
 """
 
@@ -52,14 +52,16 @@ def render_recipe_preview(dataset: Dataset, recipe_path: Path, out: Path, n: int
         ops = "+".join(p["op"].split(".")[0] for p in result.item.params) or "(no op drawn)"
         row.append((draw_sample(_pil(result.item.image), fake, classes, size=192), ops))
         rows.append(row)
-    cols = max(len(r) for r in rows)
+    width = max(len(r) for r in rows)
+    per_line = max(1, int(round((len(rows) / width) ** 0.5)))  # several samples per line: a squarish sheet
+    cols = width * per_line
     tiles, captions = [], []
     blank = Image.new("RGB", (8, 8), (32, 32, 32))
     for r in rows:
         for tile, caption in r[:-1]:
             tiles.append(tile)
             captions.append(caption)
-        for _ in range(cols - len(r)):
+        for _ in range(width - len(r)):
             tiles.append(blank)
             captions.append(None)
         tiles.append(r[-1][0])
