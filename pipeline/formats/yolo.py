@@ -344,15 +344,19 @@ def detect(root: Path) -> Detection | None:
     if not paired:
         return None
     sample = [ln for ln in labels[:20] if os.path.basename(ln).lower() not in NOT_LABELS]
-    for ln in sample[:5]:
+    good = 0
+    for ln in sample[:5]:  # one bad file must not hide the format: at least one that parses
         try:
             with open(ln, encoding="utf-8", errors="replace") as fh:
                 for i, text in enumerate(fh, 1):
                     _parse_line(text, ln, i)
                     if i > 5:
                         break
+            good += 1
         except DataError:
-            return None
+            continue
+    if sample and not good:
+        return None
     has_classes = any(os.path.basename(p).lower() in CLASS_FILES for p in labels) or os.path.isfile(
         os.path.join(root, "obj.names"))
     what = "labelImg layout with classes.txt" if has_classes else "txt labels beside images"
