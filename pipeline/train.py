@@ -557,8 +557,10 @@ def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainCon
         "dataset": {"path": str(dataset.root), "content_hash": dataset.content_hash},
         "splits": {"train": int(len(train_rows)), "val": int(len(val_rows)) if val_rows is not None else 0},
         "epochs": epochs, "device": str(device), "threads": torch.get_num_threads(),
-        "started": now_iso(), "finished": None,
+        "started": load_run_info(out).get("started", now_iso()) if resuming else now_iso(), "finished": None,
     }
+    if resuming:
+        run_info["resumed"] = now_iso()
     write_json(out / "run.json", run_info)
 
     from torch.utils.tensorboard import SummaryWriter
