@@ -214,9 +214,12 @@ def _worker_init(plan: Plan, work: str, state: str) -> None:
         cv2.setNumThreads(1)
     except ImportError:  # pragma: no cover - albumentations brings cv2
         pass
-    dataset = load_dataset(plan.dataset)
     _WORKER.clear()
-    _WORKER.update(aug=Augmenter(dataset, load_recipe(plan.recipe), plan.seed), work=Path(work), state=Path(state))
+    try:
+        dataset = load_dataset(plan.dataset)
+        _WORKER.update(aug=Augmenter(dataset, load_recipe(plan.recipe), plan.seed), work=Path(work), state=Path(state))
+    except Exception as exc:  # noqa: BLE001 - raised again from the first task: a Pool whose
+        _WORKER["error"] = exc  # initializer fails would restart its workers forever
 
 
 def aug_relpath(sample: Sample, copy: int) -> str:
@@ -255,6 +258,8 @@ def _close_logs() -> None:
 
 def _work_one(task: tuple[str, list[int]]) -> str:
     """Augment every copy of one sample; write the images, then log the sample as done."""
+    if "error" in _WORKER:
+        raise _WORKER["error"]
     sample_id, copies = task
     aug: Augmenter = _WORKER["aug"]
     work: Path = _WORKER["work"]
