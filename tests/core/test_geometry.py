@@ -1,4 +1,4 @@
-"""Geometry helpers: boxes, polygons, circles, masks; RLE checked against pycocotools as the oracle."""
+"""Geometry: boxes, polygons, circles, masks; RLE checked against pycocotools as the oracle."""
 
 from __future__ import annotations
 

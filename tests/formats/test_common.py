@@ -1,4 +1,4 @@
-"""Shared format helpers: image lookup, header probing, EXIF frame decisions."""
+"""What the formats share: image lookup, header probing, EXIF frame decisions."""
 
 from __future__ import annotations
 
