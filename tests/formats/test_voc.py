@@ -269,3 +269,23 @@ def test_polygons_as_supervision_writes_them() -> None:
     assert voc.polygon_from_voc(rings[0]) == [[1, 1], [9, 1], [9, 7.5]]  # vertices are points: all shift by one
     with pytest.raises(DataError, match=r"object\[0\].polygon\[0\]: expected x, y pairs"):
         voc.parse_xml(text.replace("<y3>8.5</y3>", "").encode(), "a.xml")
+
+
+@pytest.mark.parametrize(
+    ("data", "plain"),
+    [
+        (b"<annotation><!-- <!DOCTYPE x> in a comment --></annotation>", True),
+        (b"<annotation><![CDATA[<!ENTITY e 'x'>]]></annotation>", True),
+        (b'<?xml version="1.0"?><!DOCTYPE annotation><annotation/>', False),
+        ('<?xml version="1.0" encoding="utf-16"?><annotation/>'.encode("utf-16"), False),  # BOM: defusedxml
+        (b"<annotation><!-- never closed </annotation>", False),
+    ],
+)
+def test_declaration_free_documents_take_the_c_parser(data: bytes, plain: bool) -> None:
+    assert voc._plain_xml(data) is plain
+
+
+def test_utf16_document_with_entities_is_refused() -> None:
+    text = '<?xml version="1.0" encoding="utf-16"?><!DOCTYPE a [<!ENTITY e "x">]><annotation>&e;</annotation>'
+    with pytest.raises(DataError, match="refused"):
+        voc.parse_xml(text.encode("utf-16"), "a.xml")
