@@ -155,34 +155,22 @@ def hide_keypoints(keypoints: Sequence[Sequence[float]], rect: Sequence[float], 
 
 
 # --------------------------------------------------------------------------------------------
-# COCO uncompressed RLE (column-major runs starting with zeros)
+# COCO RLE (pipeline.core.geometry reads uncompressed counts and compressed strings)
 # --------------------------------------------------------------------------------------------
 
 
 def rle_decode(rle: dict) -> np.ndarray:
-    h, w = (int(v) for v in rle["size"])
-    counts = rle["counts"]
-    if isinstance(counts, str):
-        raise ValueError("compressed RLE strings are not supported; store masks as uncompressed counts")
-    flat = np.zeros(h * w, dtype=np.uint8)
-    pos, val = 0, 0
-    for c in counts:
-        c = int(c)
-        if val:
-            flat[pos : pos + c] = 1
-        pos += c
-        val ^= 1
-    return flat.reshape((w, h)).T.copy()
+    """A uint8 (H, W) 0/1 mask from COCO RLE."""
+    from pipeline.core.geometry import rle_decode as decode
+
+    return decode(rle).astype(np.uint8)
 
 
 def rle_encode(mask: np.ndarray) -> dict:
-    h, w = mask.shape
-    flat = np.asarray(mask).T.reshape(-1) > 0
-    changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    runs = np.diff(np.concatenate([[0], changes, [flat.size]])).tolist()
-    if flat.size and flat[0]:
-        runs = [0] + runs
-    return {"size": [int(h), int(w)], "counts": [int(r) for r in runs]}
+    """Uncompressed COCO RLE of a (H, W) mask."""
+    from pipeline.core.geometry import rle_encode as encode
+
+    return encode(mask)
 
 
 # --------------------------------------------------------------------------------------------
