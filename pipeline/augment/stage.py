@@ -331,6 +331,11 @@ def run_augment(
         have = ", ".join(sorted(str(k) for k in dataset.splits()))
         raise UsageError(f"{dataset_path}: no samples in split(s) {', '.join(splits)} (splits present: {have})",
                          fix="run `pipeline split` first, or pass --splits all")
+    ids = {s.id for s in dataset.samples}
+    clash = next((aug_id(s.id, c) for s in chosen for c in range(1, copies + 1) if aug_id(s.id, c) in ids), None)
+    if clash is not None:
+        raise UsageError(f"{dataset_path}: already holds a sample {clash!r}, the id a new copy would get",
+                         fix="augment the dataset the copies were made from, or pick that dataset's --out again")
     augmenter = Augmenter(dataset, recipe, seed)  # validates targets before any work starts
     plan = Plan(str(dataset_path), str(Path(recipe_path)), int(seed), int(copies), sorted(splits))
     work = out.with_name(f".{out.name}.augment-work")

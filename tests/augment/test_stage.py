@@ -85,6 +85,14 @@ def test_refuses_a_recipe_the_dataset_cannot_take(det_data, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_refuses_to_augment_its_own_copies_twice(cls_data, tmp_path):
+    from pipeline.core.errors import UsageError
+
+    run_augment(cls_data, RECIPES / "digits.yaml", tmp_path / "a", copies=1)
+    with pytest.raises(UsageError, match="already holds a sample"):
+        run_augment(tmp_path / "a", RECIPES / "digits.yaml", tmp_path / "b", copies=1)
+
+
 @pytest.mark.slow
 def test_resume_after_kill_gives_identical_output(tmp_path):
     data = make_classification_dataset(tmp_path / "data", classes=3, per_class=40, size=96, splits=None)
