@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pipeline.augment.recipe import OPS
 from pipeline.augment.stage import run_augment
 from pipeline.cli import cli
 from pipeline.core.dataset import load_dataset
@@ -160,3 +161,27 @@ def test_params_recorded_regenerate_the_image(det_data, tmp_path):
     assert result.seed == copy.meta["augment"]["seed"]
     assert encode(result.item.image, out_ext(parent)) == (out / copy.image).read_bytes()
     assert json.dumps(result.item.params, sort_keys=True) == json.dumps(copy.meta["augment"]["ops"], sort_keys=True)
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_every_op_works_on_classification_and_detection_or_refuses_clearly(op, cls_data, det_data):
+    from pipeline.augment.recipe import parse_recipe
+    from pipeline.augment.stage import Augmenter
+    from pipeline.core.dataset import dumps_sample, parse_sample_line
+    from pipeline.core.errors import ConfigError
+
+    recipe = parse_recipe({"ops": [{"op": op, "p": 1.0}]}, f"{op}.yaml")
+    for path in (cls_data, det_data):
+        ds = load_dataset(path)
+        try:
+            aug = Augmenter(ds, recipe, seed=1)
+        except ConfigError as exc:
+            assert path == det_data and "cannot handle boxes" in str(exc)  # SamplePairing only
+            continue
+        for sample in ds.split("train")[:2]:
+            result = aug.augment(sample, 1)
+            new = aug.to_sample(sample, 1, result, image="images/x.png", sha256="0" * 64)
+            parse_sample_line(dumps_sample(new), set(ds.classes))  # valid for the core (soft labels sum to 1)
+            assert result.item.params and result.item.params[-1]["op"].split(".")[0] == op or op == "grayscale"
+            for o in new.objects or ():
+                assert 0 <= o.bbox[0] <= o.bbox[2] <= new.width and 0 <= o.bbox[1] <= o.bbox[3] <= new.height
