@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -85,3 +86,29 @@ def test_labelme_examples_through_every_tool(tmp_path: Path) -> None:
     assert run("preview", tmp_path / "ds", "--out", tmp_path / "p.png", "--class", "sofa").exit_code == 0
     crops = run("crop", tmp_path / "ds", "--out", tmp_path / "crops")
     assert crops.exit_code == 0 and "cropped 14 objects" in crops.output
+
+
+@pytest.mark.slow
+def test_digits_boxed_in_photos_train_number_model_after_crop(tmp_path: Path) -> None:
+    """Boxes around digits in larger photos -> crop -> the shared train stage."""
+    import numpy as np
+
+    from pipeline.core.dataset import DatasetWriter, Obj, Sample
+    from pipeline.core.images import encode_png
+    from tests.helpers import digit_like
+
+    with DatasetWriter(tmp_path / "photos", task="detection", stage="test", classes=["0", "1", "2"]) as w:
+        for i in range(18):
+            canvas = np.full((60, 90), 20, dtype=np.uint8)
+            objs = []
+            for k in range(2):
+                label = (i + k) % 3
+                x, y = 5 + 45 * k, 10 + (i % 5) * 3
+                canvas[y:y + 28, x:x + 28] = np.asarray(digit_like(label, seed=i * 2 + k))
+                objs.append(Obj(str(label), bbox=[float(x), float(y), float(x + 28), float(y + 28)]))
+            w.add(Sample(id=f"photo-{i:02d}", width=90, height=60, split="val" if i % 6 == 0 else "train",
+                         objects=objs), data=encode_png(Image.fromarray(canvas)))
+    assert run("crop", tmp_path / "photos", "--out", tmp_path / "digits", "--square").exit_code == 0
+    result = run("train", tmp_path / "digits", "--out", tmp_path / "run", "--epochs", "1", "--batch-size", "8")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "best.pt").is_file()
