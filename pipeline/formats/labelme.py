@@ -733,6 +733,8 @@ def object_to_shapes(obj: Obj, next_group: Callable[[], int], report: ExportRepo
             if report is not None:
                 report.dropped["keypoints marked absent (v=0)"] += 1
             continue
+        if len(kp) > 2 and kp[2] == 1 and report is not None:
+            report.converted["hidden keypoints (v=1) -> points (labelme has no visibility)"] += 1
         parts.append(("point", [[float(kp[0]), float(kp[1])]], None))
     group_id = attrs.get("group_id")
     if group_id is None and len(parts) > 1:
