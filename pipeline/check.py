@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError
 from pipeline.core.geometry import bbox_iou, ring_area
+from pipeline.core.paths import natural_key
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 LEVELS = (ERROR, WARNING, INFO)
@@ -267,7 +268,7 @@ def check_dataset(
     findings.extend(_duplicates(by_hash))
     findings.extend(_class_findings(counts, dataset, rare_min, rare_fraction))
     order = {code: k for k, code in enumerate(CHECKS)}
-    findings.sort(key=lambda f: (order[f.code], f.sample or ""))
+    findings.sort(key=lambda f: (order[f.code], natural_key(f.sample or "")))
     return CheckReport(dataset=str(dataset.root), task=dataset.task, samples=len(dataset.samples),
                        findings=findings, class_counts=counts, images_checked=images)
 
