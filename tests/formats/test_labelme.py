@@ -294,6 +294,20 @@ def test_exif_rotated_photo_labelled_in_the_raw_frame(tmp_path: Path) -> None:
     assert s.objects[1].keypoints == [[17.0, 2.0, 2]]
 
 
+def test_square_exif_photo_assumes_labelmes_upright_frame(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.new("RGB", (30, 30), (9, 9, 9)).save(src / "q.jpg", exif=exif.tobytes())
+    write_lm(src, "q", [shape("x", "rectangle", [[2, 3], [10, 15]])], image=False, image_path="q.jpg",
+             declared=(30, 30))
+    ds, report = run_import(src, tmp_path / "ds")
+    s = ds.samples[0]
+    assert s.objects[0].bbox == [2.0, 3.0, 10.0, 15.0]  # kept: labelme labels what it shows
+    assert s.meta["exif_frame"] == "assumed upright" and s.meta["exif_orientation"] == 8
+
+
 def test_image_found_by_name_when_image_path_is_wrong(tmp_path: Path) -> None:
     src = tmp_path / "src"
     (src / "images").mkdir(parents=True)
