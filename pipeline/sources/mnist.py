@@ -278,8 +278,8 @@ def download(raw: Path, *, mirrors: list[str] | None = None,
         if "corrupted" in text or removed:
             name = next((n for n, _ in resources if f"downloading {n}" in text), removed[0] if removed else "a file")
             raise NetworkError(
-                f"MNIST download: {name} failed its md5 checksum on every mirror ({', '.join(cls.mirrors)}); "
-                "the bad file was deleted",
+                f"MNIST download: {name} arrived corrupted or incomplete (md5 mismatch) from every mirror "
+                f"({', '.join(cls.mirrors)}); the bad file was deleted",
                 fix="try again later or another --mirror; " + OFFLINE_FIX.split(", or ")[1],
             ) from exc
         name = next((n for n, _ in resources if f"downloading {n}" in text), "MNIST")

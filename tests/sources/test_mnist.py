@@ -248,6 +248,40 @@ def test_a_corrupt_file_already_in_raw_is_downloaded_again(served, tmp_path) -> 
     assert (raw / NAMES[1]).read_bytes() == (server.folder / NAMES[1]).read_bytes()
 
 
+class _CutHandler(_Handler):
+    """Announces the full length of t10k-images but closes the connection halfway through the body."""
+
+    def do_GET(self):  # noqa: N802 - the stdlib's name
+        if not self.path.endswith("t10k-images-idx3-ubyte.gz"):
+            return super().do_GET()
+        data = (Path(self.directory) / self.path.lstrip("/")).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+
+def test_connection_cut_mid_file_leaves_no_partial_file(served, tmp_path) -> None:
+    good, resources = served
+    cut = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_CutHandler, directory=str(good.folder)))
+    cut.requests = []
+    threading.Thread(target=cut.serve_forever, daemon=True).start()
+    try:
+        raw = tmp_path / "raw"
+        with pytest.raises(NetworkError) as info:
+            mnist.fetch_real(tmp_path / "m", raw_dir=raw, mirrors=[f"http://127.0.0.1:{cut.server_address[1]}/"],
+                             resources=resources)
+        text = str(info.value)
+        assert "t10k-images-idx3-ubyte.gz arrived corrupted or incomplete" in text and "\n" not in text
+        assert sorted(p.name for p in raw.iterdir()) == sorted(NAMES[:2])  # the half file is gone
+        assert not (tmp_path / "m").exists()
+    finally:
+        cut.shutdown()
+        cut.server_close()
+
+
 def test_unreachable_mirror_is_one_line_suggesting_embedded(tmp_path) -> None:
     out, raw = tmp_path / "mnist", tmp_path / "raw"
     with pytest.raises(NetworkError) as info:
