@@ -11,6 +11,7 @@ logged. On success the work folder is renamed into place and the state folder re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -223,7 +224,10 @@ def _worker_init(plan: Plan, work: str, state: str) -> None:
 
 
 def aug_relpath(sample: Sample, copy: int) -> str:
-    return f"{IMAGES_DIR}/augmented/{safe_stem(sample.id)}{AUG_SEP}{copy}.{out_ext(sample)}"
+    """Where copy `copy` of `sample` is stored: 256 shard folders by a hash of the id, so parallel
+    workers rarely create files in the same folder (creations in one folder serialize)."""
+    shard = hashlib.sha1(sample.id.encode("utf-8")).hexdigest()[:2]
+    return f"{IMAGES_DIR}/augmented/{shard}/{safe_stem(sample.id)}{AUG_SEP}{copy}.{out_ext(sample)}"
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -359,10 +363,14 @@ def run_augment(
             finally:
                 _close_logs()
         else:
-            # forkserver: workers fork from a clean server process, never from a parent whose
-            # threads (torch, OpenMP) may hold locks; the server imports this module once.
-            method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+            # fork is cheapest, but forking a parent whose thread pools (torch, OpenMP) may hold
+            # locks can hang the children: then workers come from a clean fork server instead.
+            methods = mp.get_all_start_methods()
+            method = "fork" if "fork" in methods and _single_threaded() else (
+                "forkserver" if "forkserver" in methods else "spawn")
             ctx = mp.get_context(method)
+            if method == "fork":
+                import albumentations  # noqa: F401 - imported once here, inherited by every worker
             if method == "forkserver":
                 ctx.set_forkserver_preload(["pipeline.augment.stage", "albumentations"])
             with ctx.Pool(workers, initializer=_worker_init, initargs=(plan, str(work), str(state))) as pool:
@@ -400,6 +408,14 @@ def run_augment(
     shutil.rmtree(state, ignore_errors=True)
     return {"samples": len(dataset.samples), "augmented": written, "resumed": skipped if resumed else 0,
             "recipe": recipe.name, "recipe_sha256": recipe.hash}
+
+
+def _single_threaded() -> bool:
+    """True when this process runs one OS thread (Linux: /proc/self/task), so fork is safe."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
 
 
 def _prepare_state(work: Path, state: Path, fingerprint: dict) -> bool:
