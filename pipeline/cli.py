@@ -37,7 +37,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("pipeline.commands.model:model", "Inspect NumberModel variants (layer shapes, parameters, MACs)."),
 }
 
-_STATE = {"debug": False}
+# "debug": the effective flag of the running command; "argv_debug"/"argv_quiet": given after the subcommand
+# (stripped by `main`). Recomputed on every invocation so one command's flags never leak into the next.
+_STATE = {"debug": False, "argv_debug": False, "argv_quiet": False}
 
 
 def _available(target: str) -> bool:
@@ -112,20 +114,23 @@ def cli(debug: bool, quiet: bool) -> None:
       pipeline train datasets/mnist-embedded --out runs/mnist
       pipeline validate runs/mnist --data datasets/mnist-embedded --split test
     """
-    _STATE["debug"] = _STATE["debug"] or debug or bool(os.environ.get("PIPELINE_DEBUG"))
-    ui.set_quiet(quiet or ui.is_quiet())
+    _STATE["debug"] = debug or _STATE["argv_debug"] or bool(os.environ.get("PIPELINE_DEBUG"))
+    ui.set_quiet(quiet or _STATE["argv_quiet"])
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one-line errors with exit code 2, tracebacks only with --debug."""
+    try:
+        _main(argv)
+    finally:
+        _STATE.update(debug=False, argv_debug=False, argv_quiet=False)
+
+
+def _main(argv: list[str] | None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    if "--debug" in args[1:]:
-        args = [args[0]] + [a for a in args[1:] if a != "--debug"]
-        _STATE["debug"] = True
-    if "--quiet" in args[1:]:
-        args = [args[0]] + [a for a in args[1:] if a != "--quiet"]
-        ui.set_quiet(True)
-    debug = _STATE["debug"] or "--debug" in args or bool(os.environ.get("PIPELINE_DEBUG"))
+    _STATE.update(debug=False, argv_debug="--debug" in args[1:], argv_quiet="--quiet" in args[1:])
+    args = args[:1] + [a for a in args[1:] if a not in ("--debug", "--quiet")]
+    debug = _STATE["argv_debug"] or "--debug" in args or bool(os.environ.get("PIPELINE_DEBUG"))
     try:
         rc = cli.main(args=args, prog_name="pipeline", standalone_mode=False)
         if isinstance(rc, int) and not isinstance(rc, bool) and rc:
