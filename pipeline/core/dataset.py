@@ -35,7 +35,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.core.errors import DataError, UsageError
-from pipeline.core.paths import fsync_dir, natural_sorted, safe_stem, sha256_bytes
+from pipeline.core.paths import fsync_dir, link_or_copy, natural_sorted, safe_stem, sha256_bytes
 
 FORMAT_NAME = "pipeline-dataset"
 FORMAT_VERSION = 1
@@ -662,7 +662,7 @@ class DatasetWriter:
                 if not sample.sha256:
                     sample.sha256 = sha256_bytes(data)
             else:
-                _link_or_copy(Path(src), dest)
+                link_or_copy(src, dest)
                 if not sample.sha256:
                     from pipeline.core.paths import sha256_file
 
@@ -706,15 +706,6 @@ class DatasetWriter:
         replace_dir(self.tmp, self.out)
         self.committed = True
         return Dataset(root=self.out, info=info, samples=samples)
-
-
-def _link_or_copy(src: Path, dest: Path) -> None:
-    if dest.exists():
-        dest.unlink()
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copyfile(src, dest)
 
 
 def rewrite_samples(

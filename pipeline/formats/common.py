@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from pathlib import Path
 from pipeline.core.dataset import Obj, Sample
 from pipeline.core.errors import DataError
 from pipeline.core.images import IMAGE_EXTS
+from pipeline.core.paths import link_or_copy  # noqa: F401 - re-exported for the format modules
 from pipeline.formats.base import ImportContext
 
 IMAGE_FOLDERS = ("images", "jpegimages")  # looked for case-insensitively beside and above annotation files
@@ -438,16 +438,6 @@ class Labels:
 # --------------------------------------------------------------------------------------------
 
 
-def link_or_copy(src: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """Hard-link `src` to `dest` (copy across file systems); the folder is created."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists():
-        dest.unlink()
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copyfile(src, dest)
 
 
 class ExportNames:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import SPLIT_DIRS, Detection, ExportReport, ImportContext
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
@@ -43,8 +43,6 @@ from pipeline.formats.common import (
 NAME = "createml"
 TASK = "detection"
 
-SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-              "test": "test", "testing": "test"}
 NOT_CREATEML = "JSON files that are not CreateML annotations"
 
 

@@ -44,13 +44,11 @@ from pipeline.core.images import (
     sniff,
 )
 from pipeline.core.paths import natural_key, natural_sorted
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import SPLIT_DIRS, Detection, ExportReport, ImportContext
 
 NAME = "imagefolder"
 TASK = "classification"
 
-SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-              "test": "test", "testing": "test"}
 SKIP_DIRS = {"__macosx", "@eadir", "$recycle.bin", "system volume information"}  # archive/NAS/OS debris
 
 SYSTEM_FILES = "system files (.DS_Store, Thumbs.db, ...)"
