@@ -44,8 +44,8 @@ def test_config_files_spell_out_the_recipes(name):
 
 def test_auto_epochs_scale_with_dataset_size():
     c = TrainConfig()
-    assert c.resolved_epochs(60_000) == 4  # 200k samples / 60k, rounded up
-    assert c.resolved_epochs(3_600) == 56  # the embedded subset's train split
+    assert c.resolved_epochs(60_000) == 3  # 150k samples / 60k, rounded up
+    assert c.resolved_epochs(3_600) == 42  # the embedded subset's train split
     assert c.resolved_epochs(10**7) == c.min_epochs
     assert TrainConfig(epochs=5).resolved_epochs(10) == 5
 
