@@ -9,7 +9,7 @@ The reference is a faithful re-implementation of the seed's loop: torchvision's 
 the PNG tree (PIL decode per sample, every epoch) with ``Grayscale → Resize(32) → ToTensor →
 Normalize((0.1307,), (0.3081,))``, a ``DataLoader`` with batch 32 and shuffling, Adam at 1e-3,
 cross-entropy, NumberModel `standard`. Ours is `pipeline.train.train` with the default recipe:
-the uint8 tensor cache, batched normalization, one-cycle at batch 64. Both use the same thread count.
+the uint8 tensor cache, batched normalization, the default recipe's batch size. Both use the same thread count.
 
 Lines:
 - training samples/s (targets: ours >= 4x the seed loop);
@@ -347,10 +347,13 @@ def run(quick: bool) -> list[dict]:
 
     # (a) throughput, alternating slices of both loops in this process, same threads.
     rounds = 4 if quick else 8
-    ours_sps, seed_sps = throughput(data, threads, rounds)
+    from pipeline.config import TrainConfig
+
+    default_batch = TrainConfig().batch_size
+    ours_sps, seed_sps = throughput(data, threads, rounds, batch_size=default_batch)
     ours32_sps, _ = throughput(data, threads, 2, batch_size=32)
     rows.append(_row("train throughput, default recipe", ours_sps, seed_sps, "samples/s", ">= 4x the seed loop",
-                     f"best of {rounds} alternating slices: ours 12.8k cached rows at batch 64, the seed loop 100 "
+                     f"best of {rounds} alternating slices: ours 12.8k cached rows at batch {default_batch}, the seed loop 100 "
                      f"batches of 32 (ImageFolder + PIL per sample); {threads} thread(s)"))
     rows.append(_row("train throughput, batch 32 (seed's batch)", ours32_sps, seed_sps, "samples/s", "(information)",
                      "our loop at the seed's batch size, to separate the data path from the batch size"))
