@@ -14,17 +14,16 @@ Target: >= 5,000 files/s for 10,000 files (``BENCH=full``), memory flat in the n
 
 from __future__ import annotations
 
-import gc
 import io
 import os
 import shutil
 import tempfile
-import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from benchmarks.importing import import_files, peak_traced, timed
 
 TARGET = 5000.0
 
@@ -91,29 +90,11 @@ def make_files(root: Path, n: int, seed: int = 0) -> Path:
     return src
 
 
-def _import(src: Path, out: Path) -> int:
-    from pipeline.commands.convert import import_dataset
-    from pipeline.core import ui
-
-    ui.set_quiet(True)
-    dataset, report = import_dataset("voc", src, out)
-    assert not report.problems, report.problems[:3]
-    return len(dataset.samples)
-
-
 def _supervision(src: Path) -> int:
     import supervision as sv
 
     ds = sv.DetectionDataset.from_pascal_voc(str(src / "images"), str(src / "annotations"))
     return len(ds)
-
-
-def _timed(fn, *args) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds of this process, result)."""
-    gc.collect()
-    t0, c0 = time.perf_counter(), time.process_time()
-    n = fn(*args)
-    return time.perf_counter() - t0, time.process_time() - c0, n
 
 
 def _peak_per_file(root: Path, src: Path, n: int) -> float:
@@ -123,12 +104,7 @@ def _peak_per_file(root: Path, src: Path, n: int) -> float:
     for p in sorted((src / "annotations").glob("*.xml"))[:n]:
         os.link(p, sub / "annotations" / p.name)
         os.link(src / "images" / f"{p.stem}.jpg", sub / "images" / f"{p.stem}.jpg")
-    gc.collect()
-    tracemalloc.start()
-    _import(sub, root / f"out-mem{n}")
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak / n
+    return peak_traced(import_files, "voc", sub, root / f"out-mem{n}") / n
 
 
 def run(quick: bool) -> list[dict]:
@@ -136,12 +112,12 @@ def run(quick: bool) -> list[dict]:
     root = Path(tempfile.mkdtemp(prefix="bench-voc-"))
     try:
         src = make_files(root, n)
-        _import(src, root / "warm")  # warm the page cache and imports for both runs
+        import_files("voc", src, root / "warm")  # warm the page cache and imports for both runs
         shutil.rmtree(root / "warm")
-        ours_s, ours_cpu, count = _timed(_import, src, root / "out")
+        ours_s, ours_cpu, count = timed(import_files, "voc", src, root / "out")
         assert count == n
         try:
-            ref_s, ref_cpu, ref_n = _timed(_supervision, src)
+            ref_s, ref_cpu, ref_n = timed(_supervision, src)
             assert ref_n == n
         except ImportError:
             ref_s = ref_cpu = None

@@ -12,15 +12,15 @@ Target: the full 60,000 files in under 30 s, i.e. >= 2,000 files/s.
 
 from __future__ import annotations
 
-import gc
 import shutil
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from benchmarks.importing import import_files, timed
 
 TARGET = 2000.0
 ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "mnist-train-png.tar.gz"
@@ -49,16 +49,6 @@ def make_tree(root: Path, n: int) -> tuple[Path, str]:
     return tree, "generated 28x28 PNGs (../shared/data absent)"
 
 
-def _import(src: Path, out: Path) -> int:
-    from pipeline.commands.convert import import_dataset
-    from pipeline.core import ui
-
-    ui.set_quiet(True)
-    dataset, report = import_dataset("imagefolder", src, out)
-    assert not report.problems, report.problems[:3]
-    return len(dataset.samples)
-
-
 def _reference(src: Path) -> int:
     from torchvision.datasets import ImageFolder
 
@@ -69,21 +59,14 @@ def _reference(src: Path) -> int:
     return len(folder.samples)
 
 
-def _timed(fn, *args) -> tuple[float, int]:
-    gc.collect()
-    t0 = time.perf_counter()
-    n = fn(*args)
-    return time.perf_counter() - t0, n
-
-
 def run(quick: bool) -> list[dict]:
     n = 5000 if quick else 60000
     root = Path(tempfile.mkdtemp(prefix="bench-imagefolder-"))
     try:
         src, what = make_tree(root, n)
         n = _reference(src)  # also warms the page cache for both timed runs
-        ref_s, _ = _timed(_reference, src)
-        ours_s, count = _timed(_import, src, root / "out")
+        ref_s, _, _ = timed(_reference, src)
+        ours_s, _, count = timed(import_files, "imagefolder", src, root / "out")
         assert count == n, (count, n)
     finally:
         shutil.rmtree(root, ignore_errors=True)

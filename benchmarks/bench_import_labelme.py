@@ -11,17 +11,16 @@ Target: >= 5,000 files/s for 10,000 files (``BENCH=full``), memory flat in the n
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import shutil
 import tempfile
-import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from benchmarks.importing import import_files, peak_traced, timed
 
 TARGET = 5000.0
 
@@ -56,16 +55,6 @@ def make_files(root: Path, n: int, seed: int = 0) -> Path:
     return src
 
 
-def _import(src: Path, out: Path) -> int:
-    from pipeline.commands.convert import import_dataset
-    from pipeline.core import ui
-
-    ui.set_quiet(True)
-    dataset, report = import_dataset("labelme", src, out)
-    assert not report.problems, report.problems[:3]
-    return len(dataset.samples)
-
-
 def _reference(src: Path) -> int:
     n = 0
     for p in sorted(src.glob("*.json")):
@@ -76,26 +65,13 @@ def _reference(src: Path) -> int:
     return n
 
 
-def _timed(fn, *args) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds of this process, result)."""
-    gc.collect()
-    t0, c0 = time.perf_counter(), time.process_time()
-    n = fn(*args)
-    return time.perf_counter() - t0, time.process_time() - c0, n
-
-
 def _peak_per_file(root: Path, src: Path, n: int) -> float:
     sub = root / f"sub{n}"
     sub.mkdir()
     for p in sorted(src.glob("*.json"))[:n]:
         os.link(p, sub / p.name)
         os.link(p.with_suffix(".png"), sub / p.with_suffix(".png").name)
-    gc.collect()
-    tracemalloc.start()
-    _import(sub, root / f"out-mem{n}")
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak / n
+    return peak_traced(import_files, "labelme", sub, root / f"out-mem{n}") / n
 
 
 def run(quick: bool) -> list[dict]:
@@ -104,8 +80,8 @@ def run(quick: bool) -> list[dict]:
     try:
         src = make_files(root, n)
         _reference(src)  # warm the page cache for both runs
-        ref_s, ref_cpu, _ = _timed(_reference, src)
-        ours_s, ours_cpu, count = _timed(_import, src, root / "out")
+        ref_s, ref_cpu, _ = timed(_reference, src)
+        ours_s, ours_cpu, count = timed(import_files, "labelme", src, root / "out")
         assert count == n
         ours, ref = n / ours_s, n / ref_s
         small, large = max(200, n // 10), max(1000, n // 2)
