@@ -591,6 +591,7 @@ class DatasetWriter:
         self.lineage = list(parent_lineage or []) + [lineage_entry(stage, params, inputs)]
         self.samples: dict[str, Sample] = {}
         self._names: set[str] = set()
+        self._dirs: set[Path] = set()  # folders under tmp already created
         self._images: set[str] = set()  # image paths already taken, so `_unique` is O(1) per sample
         self._unsynced = False  # image files written without fsync; one os.sync() before commit covers them
         self._workdir = Path(workdir) if workdir else None
@@ -655,14 +656,16 @@ class DatasetWriter:
             rel = self.image_relpath(sample.id, ext)
             rel = self._unique(rel, sample.id)
             dest = self.tmp / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.parent not in self._dirs:  # one mkdir per folder, not one per image
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                self._dirs.add(dest.parent)
             if data is not None:
                 _write_file(dest, data, sync=False)  # fsync per file costs ~2 ms; commit syncs once
                 self._unsynced = True
                 if not sample.sha256:
                     sample.sha256 = sha256_bytes(data)
             else:
-                link_or_copy(src, dest)
+                link_or_copy(src, dest, make_parent=False)
                 if not sample.sha256:
                     from pipeline.core.paths import sha256_file
 
