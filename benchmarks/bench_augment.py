@@ -106,12 +106,12 @@ def _bare_loop(dataset_root: Path, recipe_path: Path, copies: int) -> tuple[floa
 
     from pipeline.augment.recipe import load_recipe
     from pipeline.augment.single import build_transform
-    from pipeline.augment.stage import read_array
     from pipeline.core.dataset import load_dataset
+    from pipeline.core.images import decode_array
 
     ds = load_dataset(dataset_root)
     recipe = load_recipe(recipe_path)
-    arrays = [read_array(ds.image_path(s)) for s in ds.samples]
+    arrays = [decode_array(ds.read_image_bytes(s), s.image) for s in ds.samples]
     boxes = [np.array([o.bbox for o in s.objects or []], dtype=float).reshape(-1, 4) for s in ds.samples]
     channels = 1 if arrays[0].ndim == 2 else arrays[0].shape[2]
     transforms = [t for t in (build_transform(op, channels) for op in recipe.single) if t is not None]

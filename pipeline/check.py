@@ -196,11 +196,12 @@ def check_image(dataset: Dataset, sample: Sample) -> tuple[list[Finding], str | 
     from pipeline.core.paths import sha256_bytes
 
     out: list[Finding] = []
-    path = dataset.image_path(sample)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return [Finding("missing-image", sample.id, f"{sample.image} does not exist")], None
+        data = dataset.read_image_bytes(sample)
+    except DataError as err:
+        if sample.pack is None:
+            return [Finding("missing-image", sample.id, f"{sample.image} does not exist")], None
+        return [Finding("missing-image", sample.id, f"{sample.image} (in {sample.pack['file']}): {err}")], None
     except OSError as exc:
         return [Finding("unreadable-image", sample.id, f"{sample.image}: {exc.strerror}")], None
     digest = sha256_bytes(data)

@@ -155,7 +155,7 @@ def _crop_sample(dataset: Dataset, parent: Sample, writer: DatasetWriter, report
     if not jobs:
         return
     try:
-        img = open_image(dataset.image_path(parent))
+        img = dataset.open_image(parent)
     except (DataError, OSError) as err:
         report.problems.append(f"{parent.id}: {err}")
         report.skipped["objects of unreadable images"] += len(jobs)

@@ -38,7 +38,6 @@ from PIL import Image
 from pipeline.core import ui
 from pipeline.core.dataset import Dataset
 from pipeline.core.errors import DataError
-from pipeline.core.images import open_image
 
 CACHE_VERSION = 1
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2, None: -1}
@@ -183,8 +182,7 @@ def _build(dataset: Dataset, folder: Path, content: str, size: int, grayscale: b
                                 fix="label it, or remove it from the dataset")
 
         def decode(i: int) -> None:
-            path = dataset.image_path(samples[i])
-            images[i] = to_array(open_image(path), size, grayscale)
+            images[i] = to_array(dataset.open_image(samples[i]), size, grayscale)
 
         workers = workers or min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -208,14 +208,13 @@ def dataset_preview(
 ) -> tuple[Image.Image, list[Sample]]:
     """A contact sheet of up to `n` samples of `dataset` with their labels drawn, and the samples shown."""
     from pipeline.core.errors import DataError
-    from pipeline.core.images import open_image
 
     chosen = choose_samples(dataset.samples, n=n, label=label, split=split, seed=seed)
     tiles: list[Image.Image] = []
     captions: list[str | None] = []
     for s in chosen:
         try:
-            image = open_image(dataset.image_path(s))
+            image = dataset.open_image(s)
         except (DataError, OSError) as err:
             image = Image.new("RGB", (tile, tile), (90, 20, 20))
             ImageDraw.Draw(image).text((4, 4), f"unreadable:\\n{s.image}", fill=(255, 255, 255), font=_font(12))

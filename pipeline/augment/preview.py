@@ -46,8 +46,8 @@ def render_recipe_preview(dataset: Dataset, recipe_path: Path, out: Path, n: int
         result = aug.augment(sample, 1, base)
         row = [(draw_sample(dataset_image(dataset, sample), sample, classes, size=192), f"{sample.id}")]
         for pid in result.parents[1:]:
-            parent = dataset.image_path(aug.by_id[pid])
-            row.append((draw_sample(Image.open(parent), aug.by_id[pid], classes, size=192), f"partner {pid}"))
+            parent = dataset_image(dataset, aug.by_id[pid])
+            row.append((draw_sample(parent, aug.by_id[pid], classes, size=192), f"partner {pid}"))
         fake = aug.to_sample(sample, 1, result, image="preview.png", sha256="0" * 64)
         ops = "+".join(p["op"].split(".")[0] for p in result.item.params) or "(no op drawn)"
         row.append((draw_sample(_pil(result.item.image), fake, classes, size=192), ops))
@@ -78,6 +78,4 @@ def render_recipe_preview(dataset: Dataset, recipe_path: Path, out: Path, n: int
 
 
 def dataset_image(dataset: Dataset, sample: Sample) -> Image.Image:
-    img = Image.open(dataset.image_path(sample))
-    img.load()
-    return img
+    return dataset.open_image(sample)

@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -164,11 +165,11 @@ class Recipe:
     label_smoothing: float = 0.0
     path: str | None = field(default=None, compare=False)
 
-    @property
+    @cached_property
     def single(self) -> list[OpConfig]:
         return [o for o in self.ops if o.spec.kind == "single"]
 
-    @property
+    @cached_property
     def multi(self) -> list[OpConfig]:
         return [o for o in self.ops if o.spec.kind == "multi"]
 
@@ -181,7 +182,7 @@ class Recipe:
             "ops": [o.to_json() for o in self.ops],
         }
 
-    @property
+    @cached_property
     def hash(self) -> str:
         """sha256 of the resolved recipe (name excluded: renaming changes nothing drawn)."""
         data = self.to_json()

@@ -182,6 +182,8 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         if value.size > 16:
             return None
+        if value.dtype.kind == "f":
+            return np.round(value.astype(np.float64), 6).tolist()
         return _jsonable(value.tolist())
     if isinstance(value, float):
         return round(value, 6)

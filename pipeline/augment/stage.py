@@ -2,10 +2,18 @@
 
 Every copy's randomness comes from ``derive_seed(seed, "augment", sample id, copy)`` (partners
 included), so the output does not depend on the order of work or on the number of worker
-processes. Work is resumable: images are written atomically into a persistent work folder next
-to the output (``.NAME.augment-work``, the `DatasetWriter` workdir), then one line per finished
-sample is appended to a log in ``.NAME.augment-state/records``; a rerun with the same inputs
-re-checks the logged images' hashes and skips what is
+processes.
+
+Small images (up to 128x128 pixels with ``--pack auto``) are stored in image packs
+(`pipeline.core.packs`): creating one file costs more than augmenting a 28x28 digit. Workers
+append the encoded copies of each sample to their own spool file; when every sample is done, the
+stage writes the packs in sample-id order, so the bytes do not depend on the number of workers.
+Larger images are written as files into the work folder.
+
+Work is resumable: everything is written into a persistent work folder next to the output
+(``.NAME.augment-work``, the `DatasetWriter` workdir) and a state folder
+(``.NAME.augment-state``: spool files, and one log line per finished sample appended after its
+images). A rerun with the same inputs re-checks the logged images' hashes and skips what is
 logged. On success the work folder is renamed into place and the state folder removed.
 """
 
@@ -28,11 +36,14 @@ from pipeline.augment.single import Item, SingleOps, present_targets
 from pipeline.core import ui
 from pipeline.core.dataset import IMAGES_DIR, SPLITS, Dataset, DatasetWriter, Obj, Sample, load_dataset
 from pipeline.core.errors import DataError, UsageError
-from pipeline.core.images import open_image
+from pipeline.core.images import decode_array
+from pipeline.core.packs import MAX_BYTES, MAX_MEMBERS
 from pipeline.core.paths import atomic_write_bytes, safe_stem, sha256_bytes
 from pipeline.core.rng import derive_seed
 
 AUG_SEP = "~aug"
+PACK_MODES = ("auto", "always", "never")
+PACK_AUTO_PIXELS = 128 * 128  # --pack auto: images up to this area go into packs
 
 
 def aug_id(sample_id: str, copy: int) -> str:
@@ -45,13 +56,9 @@ def aug_id(sample_id: str, copy: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def read_array(path: Path) -> np.ndarray:
-    """An image as uint8 (H, W) grey or (H, W, 3) RGB."""
-    img = open_image(path)
-    if img.mode not in ("L", "RGB"):
-        grey = img.mode in ("1", "I", "I;16", "I;16B", "F", "LA")
-        img = img.convert("L" if grey else "RGB")
-    return np.array(img, dtype=np.uint8)
+def read_array(path: str | os.PathLike) -> np.ndarray:
+    """An image file as uint8 (H, W) grey or (H, W, 3) RGB."""
+    return decode_array(Path(path).read_bytes(), path)
 
 
 def encode(image: np.ndarray, ext: str) -> bytes:
@@ -69,8 +76,9 @@ def encode(image: np.ndarray, ext: str) -> bytes:
 
 
 def out_ext(sample: Sample) -> str:
-    ext = Path(sample.image).suffix.lower().lstrip(".")
-    return "jpg" if ext in ("jpg", "jpeg") else "png"
+    """JPEG copies of JPEG images, PNG for everything else."""
+    name = sample.image.rpartition("/")[2]
+    return "jpg" if name.rpartition(".")[2].lower() in ("jpg", "jpeg") and "." in name else "png"
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,9 +117,10 @@ class Augmenter:
         return self._ops[channels]
 
     def load(self, sample: Sample) -> Item:
-        image = read_array(self.dataset.image_path(sample))
+        where = self.dataset.image_where(sample)
+        image = decode_array(self.dataset.read_image_bytes(sample), where)
         if image.shape[0] != sample.height or image.shape[1] != sample.width:
-            raise DataError(self.dataset.image_path(sample), "image size differs from samples.jsonl",
+            raise DataError(where, "image size differs from samples.jsonl",
                             expected=f"{sample.width}x{sample.height}", got=f"{image.shape[1]}x{image.shape[0]}",
                             fix="re-import the dataset")
         soft = None
@@ -202,6 +211,7 @@ class Plan:
     seed: int
     copies: int
     splits: list[str]
+    pack: str = "auto"
 
 
 _WORKER: dict = {}
@@ -218,50 +228,73 @@ def _worker_init(plan: Plan, work: str, state: str) -> None:
     _WORKER.clear()
     try:
         dataset = load_dataset(plan.dataset)
-        _WORKER.update(aug=Augmenter(dataset, load_recipe(plan.recipe), plan.seed), work=Path(work), state=Path(state))
+        _WORKER.update(aug=Augmenter(dataset, load_recipe(plan.recipe), plan.seed), work=Path(work), state=Path(state),
+                       pack=plan.pack)
     except Exception as exc:  # noqa: BLE001 - raised again from the first task: a Pool whose
         _WORKER["error"] = exc  # initializer fails would restart its workers forever
 
 
 def aug_relpath(sample: Sample, copy: int) -> str:
-    """Where copy `copy` of `sample` is stored: 256 shard folders by a hash of the id, so parallel
-    workers rarely create files in the same folder (creations in one folder serialize)."""
+    """Where copy `copy` of `sample` is stored (its member name when packed): 256 shard folders
+    by a hash of the id, so parallel workers rarely create files in the same folder (creations in
+    one folder serialize)."""
     shard = hashlib.sha1(sample.id.encode("utf-8")).hexdigest()[:2]
     return f"{IMAGES_DIR}/augmented/{shard}/{safe_stem(sample.id)}{AUG_SEP}{copy}.{out_ext(sample)}"
 
 
+def packs_copies(sample: Sample, mode: str) -> bool:
+    """Whether the copies of `sample` go into image packs under `--pack mode`."""
+    return mode == "always" or (mode == "auto" and sample.width * sample.height <= PACK_AUTO_PIXELS)
+
+
 def _write(path: Path, data: bytes) -> None:
-    """Write through a temporary name and rename: a reader never sees half a file. No fsync per
-    file (a killed process loses nothing the kernel already has); resume re-checks hashes and the
-    stage syncs once before the dataset is committed."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write one image into the work folder. No temporary name and no fsync: nothing reads the
+    work folder before the stage renames it into place; a file cut by a kill belongs to a sample
+    that was not logged yet and is rewritten by the rerun, logged ones are re-hashed on resume,
+    and the stage syncs once before the dataset is committed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL  # never through a hard link an earlier run left
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
+        fd = os.open(path, flags, 0o644)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-    os.replace(tmp, path)
+        fd = os.open(path, flags, 0o644)
+    except FileExistsError:
+        path.unlink()
+        fd = os.open(path, flags, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
-def _log(state: Path, record: dict) -> None:
-    """Append one finished sample to this process's log with a single write (a torn last line
-    after a kill fails to parse and is simply redone)."""
-    line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
-    key = ("log", os.getpid(), str(state))
+def _append(state: Path, kind: str, data: bytes) -> tuple[str, int]:
+    """Append `data` to this process's `kind` file (records log or image spool) with one write;
+    returns the file's name and the offset the data starts at. A log line torn by a kill fails to
+    parse and its sample is redone; a new process whose pid is reused starts on a fresh line."""
+    key = (kind, os.getpid(), str(state))
     if key not in _WORKER:
-        _WORKER[key] = os.open(state / "records" / f"{os.getpid()}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.write(_WORKER[key], line)
+        folder = state / kind
+        folder.mkdir(exist_ok=True)
+        name = f"{os.getpid()}.{'jsonl' if kind == 'records' else 'bin'}"
+        fd = os.open(folder / name, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(fd).st_size
+        if kind == "records" and size and os.pread(fd, 1, size - 1) != b"\n":
+            size += os.write(fd, b"\n")
+        _WORKER[key] = [fd, name, size]
+    entry = _WORKER[key]
+    offset = entry[2]
+    os.write(entry[0], data)
+    entry[2] += len(data)
+    return entry[1], offset
 
 
-def _close_logs() -> None:
-    for key in [k for k in _WORKER if isinstance(k, tuple) and k[0] == "log"]:
-        os.close(_WORKER.pop(key))
+def _close_files() -> None:
+    for key in [k for k in _WORKER if isinstance(k, tuple)]:
+        os.close(_WORKER.pop(key)[0])
 
 
-def _work_one(task: tuple[str, list[int]]) -> str:
-    """Augment every copy of one sample; write the images, then log the sample as done."""
+def _work_one(task: tuple[str, list[int]]) -> dict:
+    """Augment every copy of one sample; store the images, then log the sample as done."""
     if "error" in _WORKER:
         raise _WORKER["error"]
     sample_id, copies = task
@@ -269,36 +302,80 @@ def _work_one(task: tuple[str, list[int]]) -> str:
     work: Path = _WORKER["work"]
     sample = aug.by_id[sample_id]
     base = aug.load(sample)
-    records = []
+    packed = packs_copies(sample, _WORKER["pack"])
+    ext = out_ext(sample)
+    records, blobs = [], []
     for c in copies:
         result = aug.augment(sample, c, base)
         rel = aug_relpath(sample, c)
-        data = encode(result.item.image, out_ext(sample))
-        _write(work / rel, data)
+        data = encode(result.item.image, ext)
+        if packed:
+            blobs.append(data)
+        else:
+            _write(work / rel, data)
         records.append(aug.to_sample(sample, c, result, rel, sha256_bytes(data)).to_json())
-    _log(_WORKER["state"], {"id": sample_id, "copies": records})
-    return sample_id
+    entry: dict = {"id": sample_id, "copies": records}
+    if packed:
+        name, offset = _append(_WORKER["state"], "spool", b"".join(blobs))
+        entry["spool"] = [name, offset, [len(b) for b in blobs]]
+    line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
+    _append(_WORKER["state"], "records", line.encode("utf-8"))
+    return entry
 
 
-def _read_logs(state: Path, work: Path, copies: int) -> dict[str, list[dict]]:
-    """Finished samples of earlier runs whose images are all present and intact."""
-    done: dict[str, list[dict]] = {}
+def _read_logs(state: Path, copies: int) -> dict[str, dict]:
+    """Entries logged by earlier runs (the images are checked by `_intact`)."""
+    done: dict[str, dict] = {}
     folder = state / "records"
     if not folder.is_dir():
         return done
     for log in sorted(folder.glob("*.jsonl")):
         for line in log.read_bytes().splitlines():
             try:
-                rec = json.loads(line)
+                entry = json.loads(line)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 continue  # torn by a kill: that sample is redone
-            if len(rec.get("copies", [])) == copies:
-                done[rec["id"]] = rec["copies"]
+            if isinstance(entry, dict) and len(entry.get("copies", [])) == copies:
+                done[entry["id"]] = entry
     return done
 
 
-def _intact(work: Path, records: list[dict]) -> bool:
-    for rec in records:
+class _Spools:
+    """Reads images back from the workers' spool files."""
+
+    def __init__(self, state: Path) -> None:
+        self.folder = state / "spool"
+        self.fds: dict[str, int] = {}
+
+    def read(self, entry: dict) -> list[bytes] | None:
+        name, offset, lengths = entry["spool"]
+        if name not in self.fds:
+            try:
+                self.fds[name] = os.open(self.folder / Path(name).name, os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+        blob = os.pread(self.fds[name], sum(lengths), offset)
+        if len(blob) != sum(lengths):
+            return None
+        out, pos = [], 0
+        for n in lengths:
+            out.append(blob[pos:pos + n])
+            pos += n
+        return out
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+
+
+def _intact(work: Path, spools: _Spools, entry: dict) -> bool:
+    """Whether every image of a logged entry is present with the logged hash."""
+    if "spool" in entry:
+        blobs = spools.read(entry)
+        return blobs is not None and all(
+            sha256_bytes(b) == rec["sha256"] for b, rec in zip(blobs, entry["copies"], strict=True))
+    for rec in entry["copies"]:
         path = work / rec["image"]
         if not path.is_file() or sha256_bytes(path.read_bytes()) != rec["sha256"]:
             return False
@@ -314,13 +391,17 @@ def run_augment(
     splits: list[str] | None = None,
     seed: int = 0,
     workers: int = 1,
+    pack: str = "auto",
 ) -> dict:
     """Write `out`: every sample of `dataset_path` plus `copies` augmented copies of each sample in
-    `splits` (default train; "all" for every sample). Returns figures for the summary."""
+    `splits` (default train; "all" for every sample). `pack`: auto (copies of images up to 128x128
+    go into image packs), always or never. Returns figures for the summary."""
     if copies < 0:
         raise UsageError(f"--copies must be >= 0, got {copies}")
     if workers < 1:
         raise UsageError(f"--workers must be >= 1, got {workers}")
+    if pack not in PACK_MODES:
+        raise UsageError(f"--pack must be one of {', '.join(PACK_MODES)}, got {pack!r}")
     dataset_path, out = Path(dataset_path), Path(out)
     dataset = load_dataset(dataset_path)
     recipe = load_recipe(recipe_path)
@@ -341,73 +422,111 @@ def run_augment(
         raise UsageError(f"{dataset_path}: already holds a sample {clash!r}, the id a new copy would get",
                          fix="augment the dataset the copies were made from, or pick that dataset's --out again")
     augmenter = Augmenter(dataset, recipe, seed)  # validates targets before any work starts
-    plan = Plan(str(dataset_path), str(Path(recipe_path)), int(seed), int(copies), sorted(splits))
+    plan = Plan(str(dataset_path), str(Path(recipe_path)), int(seed), int(copies), sorted(splits), pack)
     work = out.with_name(f".{out.name}.augment-work")
     state = out.with_name(f".{out.name}.augment-state")
     fingerprint = {"dataset": dataset.content_hash, "recipe": recipe.hash, "seed": plan.seed, "copies": plan.copies,
-                   "splits": plan.splits, "format": 1}
+                   "splits": plan.splits, "pack": pack, "format": 2}
     resumed = _prepare_state(work, state, fingerprint)
 
-    done = _read_logs(state, work, copies) if resumed else {}
-    done = {k: v for k, v in done.items() if k in {s.id for s in chosen} and _intact(work, v)}
-    tasks = [(s.id, list(range(1, copies + 1))) for s in chosen if copies and s.id not in done]
-    skipped = len(done)
-
-    if tasks:
-        if workers == 1 or len(tasks) == 1:
-            _WORKER.clear()
-            _WORKER.update(aug=augmenter, work=work, state=state)
-            try:
-                for task in ui.progress(tasks, desc="augment", unit="sample"):
-                    _work_one(task)
-            finally:
-                _close_logs()
-        else:
-            # fork is cheapest, but forking a parent whose thread pools (torch, OpenMP) may hold
-            # locks can hang the children: then workers come from a clean fork server instead.
-            methods = mp.get_all_start_methods()
-            method = "fork" if "fork" in methods and _single_threaded() else (
-                "forkserver" if "forkserver" in methods else "spawn")
-            ctx = mp.get_context(method)
-            if method == "fork":
-                import albumentations  # noqa: F401 - imported once here, inherited by every worker
-            if method == "forkserver":
-                ctx.set_forkserver_preload(["pipeline.augment.stage", "albumentations"])
-            with ctx.Pool(workers, initializer=_worker_init, initargs=(plan, str(work), str(state))) as pool:
-                chunk = max(1, min(16, len(tasks) // (workers * 8)))
-                bar = ui.progress(total=len(tasks), desc="augment", unit="sample")
-                for _ in pool.imap_unordered(_work_one, tasks, chunksize=chunk):
-                    bar.update(1)
-                bar.close()
-
-    written = 0
-    with DatasetWriter(out, task=dataset.task, stage="augment", classes=dataset.classes,
-                       params={"recipe": recipe.name, "recipe_sha256": recipe.hash, "recipe_file": str(recipe_path),
-                               "copies": copies, "splits": plan.splits, "seed": plan.seed},
-                       inputs={str(dataset_path): dataset.content_hash}, parent_lineage=dataset.info.lineage,
-                       workdir=work) as writer:
-        for s in dataset.samples:
-            new = Sample.from_json(s.to_json())
-            new.image = ""
-            writer.add(new, src=dataset.image_path(s), ext=Path(s.image).suffix)
-        if copies:
-            done = _read_logs(state, work, copies)
-            if hasattr(os, "sync"):
-                os.sync()  # the images written without fsync reach the disk before the rename
-        for s in chosen if copies else []:
-            if s.id not in done:
-                raise DataError(state, f"no record of the augmented copies of {s.id!r}", fix=f"remove {state} and run again")
-            for rec in done[s.id]:
-                sample = Sample.from_json(rec)
-                if not (work / sample.image).is_file():
-                    raise DataError(work / sample.image, "missing from the work folder",
-                                    fix=f"remove {state} and run again")
-                writer.add(sample)
-                written += 1
-        writer.commit()
+    spools = _Spools(state)
+    try:
+        chosen_ids = {s.id for s in chosen}
+        results = _read_logs(state, copies) if resumed else {}
+        results = {k: v for k, v in results.items() if k in chosen_ids and _intact(work, spools, v)}
+        skipped = len(results)
+        tasks = [(s.id, list(range(1, copies + 1))) for s in chosen if copies and s.id not in results]
+        if tasks:
+            results.update(_run_tasks(tasks, augmenter, plan, work, state, workers))
+        written = _commit(dataset, dataset_path, recipe, recipe_path, plan, chosen, results, spools, work, state, out)
+    finally:
+        spools.close()
     shutil.rmtree(state, ignore_errors=True)
     return {"samples": len(dataset.samples), "augmented": written, "resumed": skipped if resumed else 0,
             "recipe": recipe.name, "recipe_sha256": recipe.hash}
+
+
+def _run_tasks(tasks: list[tuple[str, list[int]]], augmenter: Augmenter, plan: Plan, work: Path, state: Path,
+               workers: int) -> dict[str, dict]:
+    results: dict[str, dict] = {}
+    if workers == 1 or len(tasks) == 1:
+        _WORKER.clear()
+        _WORKER.update(aug=augmenter, work=work, state=state, pack=plan.pack)
+        try:
+            for task in ui.progress(tasks, desc="augment", unit="sample"):
+                entry = _work_one(task)
+                results[entry["id"]] = entry
+        finally:
+            _close_files()
+        return results
+    # fork is cheapest, but forking a parent whose thread pools (torch, OpenMP) may hold locks
+    # can hang the children: then workers come from a clean fork server instead.
+    methods = mp.get_all_start_methods()
+    method = "fork" if "fork" in methods and _single_threaded() else (
+        "forkserver" if "forkserver" in methods else "spawn")
+    ctx = mp.get_context(method)
+    if method == "fork":
+        import albumentations  # noqa: F401 - imported once here, inherited by every worker
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["pipeline.augment.stage", "albumentations"])
+    with ctx.Pool(workers, initializer=_worker_init, initargs=(plan, str(work), str(state))) as pool:
+        chunk = max(1, min(16, len(tasks) // (workers * 8)))
+        bar = ui.progress(total=len(tasks), desc="augment", unit="sample")
+        for entry in pool.imap_unordered(_work_one, tasks, chunksize=chunk):
+            results[entry["id"]] = entry
+            bar.update(1)
+        bar.close()
+    return results
+
+
+def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: str | os.PathLike, plan: Plan,
+            chosen: list[Sample], results: dict[str, dict], spools: _Spools, work: Path, state: Path,
+            out: Path) -> int:
+    """The new dataset: originals linked, file copies already in the work folder, packed copies
+    written into packs in sample-id order (the same bytes for any number of workers)."""
+    written = 0
+    with DatasetWriter(out, task=dataset.task, stage="augment", classes=dataset.classes,
+                       params={"recipe": recipe.name, "recipe_sha256": recipe.hash, "recipe_file": str(recipe_path),
+                               "copies": plan.copies, "splits": plan.splits, "seed": plan.seed, "pack": plan.pack},
+                       inputs={str(dataset_path): dataset.content_hash}, parent_lineage=dataset.info.lineage,
+                       workdir=work) as writer:
+        for s in dataset.samples:
+            writer.add_from(dataset, s)
+        pack = None
+        try:
+            for s in chosen if plan.copies else []:
+                entry = results.get(s.id)
+                if entry is None:
+                    raise DataError(state, f"no record of the augmented copies of {s.id!r}",
+                                    fix=f"remove {state} and run again")
+                if "spool" not in entry:
+                    for rec in entry["copies"]:
+                        if not (work / rec["image"]).is_file():
+                            raise DataError(work / rec["image"], "missing from the work folder",
+                                            fix=f"remove {state} and run again")
+                        writer.add(Sample.from_json(rec))
+                        written += 1
+                    continue
+                blobs = spools.read(entry)
+                if blobs is None:
+                    raise DataError(state / "spool", f"the images of {s.id!r} are missing",
+                                    fix=f"remove {state} and run again")
+                for rec, data in zip(entry["copies"], blobs, strict=True):
+                    if pack is None or len(pack) >= MAX_MEMBERS or pack.size + len(data) > MAX_BYTES:
+                        if pack is not None:
+                            pack.close()
+                        rel, pack = writer.new_pack("augment")
+                    sample = Sample.from_json(rec)
+                    sample.pack = {"file": rel, "offset": pack.add(rec["image"], data), "length": len(data)}
+                    writer.add(sample)
+                    written += 1
+        finally:
+            if pack is not None:
+                pack.close()
+        if plan.copies and hasattr(os, "sync"):
+            os.sync()  # the images written without fsync reach the disk before the rename
+        writer.commit()
+    return written
 
 
 def _single_threaded() -> bool:

@@ -18,12 +18,16 @@ import click
 @click.option("--seed", default=0, show_default=True, type=int, help="Run seed; the same seed gives the same bytes.")
 @click.option("--workers", default=1, show_default=True, type=int,
               help="Worker processes; the output does not depend on it.")
-def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, seed: int, workers: int) -> None:
+@click.option("--pack", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Store augmented copies in image packs (images/packs/*.zip) instead of one file each; "
+                   "auto packs images up to 128x128 pixels, where creating files costs more than augmenting.")
+def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, seed: int, workers: int,
+            pack: str) -> None:
     """Write DATASET plus N augmented copies of each sample in the chosen splits to --out.
 
     Every copy records the recipe name and hash, the parameters each op drew, its seed and its
     parent ids. An interrupted run resumes where it stopped when started again with the same
-    arguments.
+    arguments. Every stage reads packed images; `pipeline export` writes them out as files.
 
     \b
     Example:
@@ -34,7 +38,8 @@ def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, se
     from pipeline.core import ui
 
     figures = run_augment(dataset, recipe, out, copies=copies,
-                          splits=[s.strip() for s in splits.split(",") if s.strip()], seed=seed, workers=workers)
+                          splits=[s.strip() for s in splits.split(",") if s.strip()], seed=seed, workers=workers,
+                          pack=pack)
     rows = [
         ("recipe", f"{figures['recipe']} ({figures['recipe_sha256'][:12]})"),
         ("originals", figures["samples"]),

@@ -4,7 +4,8 @@ A dataset is a folder::
 
     dataset.json     format version, task, ordered classes, lineage, hash of samples.jsonl
     samples.jsonl    one sample per line, sorted by id
-    images/          the image files the samples point at
+    images/          the image files the samples point at (small ones may live in image packs,
+                     images/packs/*.zip: see `pipeline.core.packs`)
 
 Coordinates inside the package are absolute-pixel floats, boxes as ``[x1, y1, x2, y2]``
 (x to the right, y down, the image spanning ``[0, width] x [0, height]``). Format modules convert
@@ -35,6 +36,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.core.errors import DataError, UsageError
+from pipeline.core.packs import PACK_SUFFIX, PackWriter, pack_name, read_member
 from pipeline.core.paths import fsync_dir, link_or_copy, natural_sorted, safe_stem, sha256_bytes
 
 FORMAT_NAME = "pipeline-dataset"
@@ -105,17 +107,19 @@ class Sample:
     objects: list[Obj] | None = None
     source: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)  # stage records: augmentation params, EXIF flags, ...
+    pack: dict[str, Any] | None = None  # {"file", "offset", "length"} when the image is a member of a pack
 
     def to_json(self) -> dict:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "image": self.image,
+        out: dict[str, Any] = {"id": self.id, "image": self.image}
+        if self.pack is not None:
+            out["pack"] = self.pack
+        out.update({
             "width": self.width,
             "height": self.height,
             "sha256": self.sha256,
             "split": self.split,
             "label": self.label,
-        }
+        })
         if self.soft_label is not None:
             out["soft_label"] = self.soft_label
         if self.objects is not None:
@@ -141,6 +145,7 @@ class Sample:
             objects=[Obj.from_json(o) for o in objs] if objs is not None else None,
             source=dict(data.get("source") or {}),
             meta=dict(data.get("meta") or {}),
+            pack=dict(data["pack"]) if data.get("pack") is not None else None,
         )
 
     def labels(self) -> set[str]:
@@ -193,7 +198,47 @@ class Dataset:
         return self.info.task
 
     def image_path(self, sample: Sample) -> Path:
+        """The image's own file; for a packed sample, where it would be if the pack were unzipped
+        (read packed images with `read_image_bytes`, `open_image` or `copy_image`)."""
         return self.root / sample.image
+
+    def image_where(self, sample: Sample) -> str:
+        """The image's location for messages: a path, or ``PACK:offset`` for a packed image."""
+        if sample.pack is not None:
+            return f"{self.root / sample.pack['file']}:{sample.pack['offset']}"
+        return str(self.root / sample.image)
+
+    def read_image_bytes(self, sample: Sample) -> bytes:
+        """The encoded image (file or pack member)."""
+        if sample.pack is not None:
+            return read_member(self.root / sample.pack["file"], sample.pack["offset"], sample.pack["length"])
+        path = self.root / sample.image
+        try:
+            return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise DataError(path, "image missing", fix="re-run the stage that wrote this dataset") from exc
+
+    def open_image(self, sample: Sample, *, exif_transpose: bool = False):
+        """The decoded image (a PIL image); errors name the file or pack."""
+        from pipeline.core.images import open_image, open_image_bytes
+
+        if sample.pack is not None:
+            return open_image_bytes(self.read_image_bytes(sample), self.image_where(sample),
+                                    exif_transpose=exif_transpose)
+        return open_image(self.root / sample.image, exif_transpose=exif_transpose)
+
+    def copy_image(self, sample: Sample, dest: str | os.PathLike, *, make_parent: bool = True) -> None:
+        """Put the image at `dest` as a file: hard-linked (or copied) from a file, written from a pack."""
+        dest = Path(dest)
+        if sample.pack is None:
+            link_or_copy(self.root / sample.image, dest, make_parent=make_parent)
+            return
+        if make_parent:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        data = self.read_image_bytes(sample)
+        dest.unlink(missing_ok=True)
+        with open(dest, "wb") as fh:
+            fh.write(data)
 
     def split(self, name: str | None) -> list[Sample]:
         """Samples of one split (`None` for all)."""
@@ -364,6 +409,9 @@ def parse_sample_line(
         raise _fail(where, ln, "image", "a path relative to the dataset folder", image)
     if image.startswith(("/", "\\")) or ".." in Path(image).parts or re.match(r"^[A-Za-z]:", image):
         raise _fail(where, ln, "image", "a relative path inside the dataset folder", image)
+    pack = data.get("pack")
+    if pack is not None:
+        _check_pack(pack, where, ln)
     for key in ("width", "height"):
         v = data.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
@@ -403,6 +451,22 @@ def parse_sample_line(
         if v is not None and not isinstance(v, dict):
             raise _fail(where, ln, key, "an object", v)
     return Sample.from_json(data)
+
+
+def _check_pack(pack: object, where: str, ln: int | None) -> None:
+    if not isinstance(pack, dict):
+        raise _fail(where, ln, "pack", 'an object {"file", "offset", "length"}', pack)
+    file = pack.get("file")
+    if (not isinstance(file, str) or not file.endswith(PACK_SUFFIX) or file.startswith(("/", "\\"))
+            or ".." in Path(file).parts or re.match(r"^[A-Za-z]:", file)):
+        raise _fail(where, ln, "pack.file", f"a relative path of a {PACK_SUFFIX} pack inside the dataset folder", file)
+    for key in ("offset", "length"):
+        v = pack.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < (0 if key == "offset" else 1):
+            raise _fail(where, ln, f"pack.{key}", "an integer >= 0" if key == "offset" else "an integer >= 1", v)
+    extra = sorted(set(pack) - {"file", "offset", "length"})
+    if extra:
+        raise _fail(where, ln, f"pack.{extra[0]}", "only file, offset and length", extra[0])
 
 
 def _check_obj(o: object, classes: set[str], where: str, ln: int, fld: str) -> None:
@@ -593,6 +657,8 @@ class DatasetWriter:
         self._names: set[str] = set()
         self._dirs: set[Path] = set()  # folders under tmp already created
         self._images: set[str] = set()  # image paths already taken, so `_unique` is O(1) per sample
+        self._packs: dict[str, str] = {}  # source pack (resolved path) -> its relative path here
+        self._pack_names: set[str] = set()
         self._unsynced = False  # image files written without fsync; one os.sync() before commit covers them
         self._workdir = Path(workdir) if workdir else None
         self.tmp: Path | None = None
@@ -678,6 +744,40 @@ class DatasetWriter:
         self._names |= sample.labels()
         return sample
 
+    def add_from(self, dataset: Dataset, source: Sample, sample: Sample | None = None) -> Sample:
+        """Add `sample` (default: a copy of `source`) with `source`'s image from `dataset`: a file is
+        hard-linked (copied across file systems), a pack is linked once and its members kept."""
+        new = sample if sample is not None else Sample.from_json(source.to_json())
+        if source.pack is None:
+            new.image, new.pack = "", None
+            return self.add(new, src=dataset.image_path(source), ext=Path(source.image).suffix)
+        assert self.tmp is not None, "use DatasetWriter as a context manager"
+        src = str((dataset.root / source.pack["file"]).resolve())
+        rel = self._packs.get(src)
+        if rel is None:
+            rel = source.pack["file"]
+            if rel in self._pack_names:  # two sources with packs of the same name
+                stem = rel[: -len(PACK_SUFFIX)]
+                rel = next(f"{stem}-{i}{PACK_SUFFIX}" for i in range(1, 1 << 30)
+                           if f"{stem}-{i}{PACK_SUFFIX}" not in self._pack_names)
+            link_or_copy(src, self.tmp / rel)
+            self._packs[src] = rel
+            self._pack_names.add(rel)
+        new.image = self._unique(source.image, new.id)
+        new.pack = {"file": rel, "offset": source.pack["offset"], "length": source.pack["length"]}
+        new.sha256 = new.sha256 or source.sha256
+        return self.add(new)
+
+    def new_pack(self, stage: str) -> tuple[str, PackWriter]:
+        """A new, empty pack in this dataset (a name no linked pack uses) and its writer."""
+        assert self.tmp is not None, "use DatasetWriter as a context manager"
+        i = 0
+        while pack_name(stage, i) in self._pack_names:
+            i += 1
+        rel = pack_name(stage, i)
+        self._pack_names.add(rel)
+        return rel, PackWriter(self.tmp / rel)
+
     def _unique(self, rel: str, sample_id: str) -> str:
         if rel not in self._images:
             return rel
@@ -760,9 +860,6 @@ def derive(
         parent_lineage=dataset.info.lineage,
     ) as w:
         for s in samples:
-            src = dataset.image_path(s)
-            new = Sample.from_json(s.to_json())
-            new.image = ""
-            w.add(new, src=src, ext=Path(s.image).suffix)
+            w.add_from(dataset, s)
         result = w.commit()
     return result

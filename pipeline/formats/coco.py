@@ -44,7 +44,6 @@ from pipeline.formats.common import (
     add_image_sample,
     decide_frame,
     fit_box,
-    link_or_copy,
     probe_image,
     walk_files,
 )
@@ -427,7 +426,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
         if use_splits and not s.split:
             report.converted["samples without a split -> train"] += 1
         name = f"{names.stem(s)}{Path(s.image).suffix.lower() or '.png'}"
-        link_or_copy(dataset.image_path(s), out / folder / name)
+        dataset.copy_image(s, out / folder / name)
         groups[folder].append((s, name))
         report.written += 1
         report.files += 1

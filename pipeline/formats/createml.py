@@ -35,7 +35,6 @@ from pipeline.formats.common import (
     add_image_sample,
     decide_frame,
     fit_box,
-    link_or_copy,
     probe_image,
     walk_files,
 )
@@ -235,7 +234,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
             report.converted["samples without a split -> train"] += 1
         stem = names.stem(s)
         name = f"{stem}{Path(s.image).suffix.lower() or '.png'}"
-        link_or_copy(dataset.image_path(s), out / folder / name)
+        dataset.copy_image(s, out / folder / name)
         if s.label is not None or s.soft_label:
             report.dropped["image-level labels (CreateML holds objects)"] += 1
         entries[folder].append(sample_entry(s, name, report))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -355,10 +354,6 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
         used.add(rel.as_posix())
         dest = out / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        src = dataset.image_path(s)
-        try:
-            os.link(src, dest)
-        except OSError:
-            shutil.copyfile(src, dest)
+        dataset.copy_image(s, dest, make_parent=False)
         report.written += 1
         report.files += 1

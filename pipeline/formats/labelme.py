@@ -65,7 +65,6 @@ from pipeline.formats.common import (
     add_image_sample,
     decide_frame,
     hint_name,
-    link_or_copy,
     probe_bytes,
     walk_files,
 )
@@ -782,7 +781,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     for s in dataset.samples:
         stem = names.stem(s, flat=False)
         ext = os.path.splitext(s.image)[1].lower() or ".png"
-        link_or_copy(dataset.image_path(s), out / (stem + ext))
+        dataset.copy_image(s, out / (stem + ext))
         if s.soft_label and len([v for v in s.soft_label.values() if v > 0]) > 1:
             report.converted["soft labels -> several true flags"] += 1
         doc = sample_to_document(s, posixpath.basename(stem) + ext, report)

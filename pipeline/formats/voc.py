@@ -63,7 +63,6 @@ from pipeline.formats.common import (
     add_image_sample,
     decide_frame,
     fit_box,
-    link_or_copy,
     probe_image,
     unused_images,
     walk_files,
@@ -520,8 +519,8 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     for s in dataset.samples:
         stem = names.stem(s)
         ext = Path(s.image).suffix.lower() or ".png"
-        src = dataset.image_path(s)
-        link_or_copy(src, out / "JPEGImages" / f"{stem}{ext}")
+        src = out / "JPEGImages" / f"{stem}{ext}"
+        dataset.copy_image(s, src)
         if s.label is not None or s.soft_label:
             report.dropped["image-level labels (VOC holds objects)"] += 1
         xml = to_xml(s, f"{stem}{ext}", _depth(src), report, one_based)

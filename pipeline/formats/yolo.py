@@ -53,7 +53,6 @@ from pipeline.formats.common import (
     Labels,
     add_image_sample,
     decide_frame,
-    link_or_copy,
     probe_image,
 )
 
@@ -548,7 +547,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
         ext = Path(s.image).suffix.lower() or ".png"
         img_dir = out / "images" / split if split else out / "images"
         lab_dir = out / "labels" / split if split else out / "labels"
-        link_or_copy(dataset.image_path(s), img_dir / f"{stem}{ext}")
+        dataset.copy_image(s, img_dir / f"{stem}{ext}")
         lab_dir.mkdir(parents=True, exist_ok=True)
         if s.label is not None or s.soft_label:
             report.dropped["image-level labels (YOLO holds objects)"] += 1
