@@ -179,24 +179,29 @@ def _record(name: str, params: dict) -> dict:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
+    kind = type(value)
+    if kind is float:
+        return round(value, 6)
+    if kind is int or kind is str or kind is bool or value is None:
+        return value
+    if kind is np.ndarray:
         if value.size > 16:
             return None
         if value.dtype.kind == "f":
             return np.round(value.astype(np.float64), 6).tolist()
         return _jsonable(value.tolist())
-    if isinstance(value, float):
-        return round(value, 6)
     if isinstance(value, np.floating):
         return round(float(value), 6)
-    if isinstance(value, (np.integer, int, bool, str)) or value is None:
-        return value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
     if isinstance(value, dict):
         items = {str(k): _jsonable(v) for k, v in value.items()}
         return {k: v for k, v in items.items() if v is not None}
     if isinstance(value, (list, tuple)):
         items = [_jsonable(v) for v in value]
         return None if any(v is None for v in items) or len(items) > 16 else items
+    if isinstance(value, (int, float, str)):  # subclasses (IntEnum, ...)
+        return round(float(value), 6) if isinstance(value, float) else value
     return None
 
 
@@ -217,6 +222,7 @@ class SingleOps:
         transforms = [t for t in (build_transform(op, channels) for op in recipe.single) if t is not None]
         self.empty = not transforms
         self._py_random = random.Random(0)
+        self._rng: np.random.Generator | None = None
         kwargs: dict[str, Any] = {}
         if "boxes" in targets:
             kwargs["bbox_params"] = A.BboxParams(format="pascal_voc", min_visibility=recipe.visibility,
@@ -232,7 +238,9 @@ class SingleOps:
         if self.empty:
             return item.copy()
         self._py_random.seed(int(rng.integers(0, 2**63 - 1)))
-        self.compose.set_random_state(rng, self._py_random)
+        if rng is not self._rng:  # propagating a generator through the pipeline costs more than a draw
+            self.compose.set_random_state(rng, self._py_random)
+            self._rng = rng
         data: dict[str, Any] = {"image": item.image}
         objs = item.objects
         h, w = item.height, item.width

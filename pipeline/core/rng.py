@@ -20,3 +20,26 @@ def derive_seed(*parts: object) -> int:
 def rng_for(*parts: object) -> np.random.Generator:
     """A numpy Generator seeded from `derive_seed(*parts)`."""
     return np.random.Generator(np.random.PCG64(derive_seed(*parts)))
+
+
+class SeededGenerator:
+    """One numpy Generator re-seeded in place, for hot loops that need a fresh stream per item.
+
+    `reset(seed)` puts the PCG64 state derived from `seed` (by sha256) into the same bit generator,
+    about 1 microsecond instead of the ~10 a new `PCG64(seed)` costs; objects that hold the
+    generator (an albumentations pipeline, for one) keep holding the right stream.
+    """
+
+    def __init__(self) -> None:
+        self.bit_generator = np.random.PCG64(0)
+        self.generator = np.random.Generator(self.bit_generator)
+
+    def reset(self, seed: int) -> np.random.Generator:
+        digest = hashlib.sha256(int(seed).to_bytes(16, "little", signed=True)).digest()
+        self.bit_generator.state = {
+            "bit_generator": "PCG64",
+            "state": {"state": int.from_bytes(digest[:16], "little"), "inc": int.from_bytes(digest[16:], "little") | 1},
+            "has_uint32": 0,
+            "uinteger": 0,
+        }
+        return self.generator

@@ -63,18 +63,46 @@ def test_output_has_originals_copies_and_records(cls_data, tmp_path):
     assert not any(p.name.startswith(".aug.") for p in tmp_path.iterdir())  # work and state folders gone
 
 
-def test_same_seed_same_bytes_for_any_worker_count(det_data, tmp_path):
+@pytest.mark.parametrize("pack", ["auto", "never"])
+def test_same_seed_same_bytes_for_any_worker_count(det_data, tmp_path, pack):
     one = tmp_path / "one"
     two = tmp_path / "two"
-    run_augment(det_data, RECIPES / "detection.yaml", one, copies=3, seed=5, workers=1)
-    run_augment(det_data, RECIPES / "detection.yaml", two, copies=3, seed=5, workers=2)
+    run_augment(det_data, RECIPES / "detection.yaml", one, copies=3, seed=5, workers=1, pack=pack)
+    run_augment(det_data, RECIPES / "detection.yaml", two, copies=3, seed=5, workers=2, pack=pack)
     assert tree_bytes(one) == tree_bytes(two)
+    packs = sorted(p.name for p in (one / "images").rglob("*.zip"))
+    assert packs == ([] if pack == "never" else ["augment-00000.zip"])  # 64x48 images: packed under auto
     other = tmp_path / "other"
-    run_augment(det_data, RECIPES / "detection.yaml", other, copies=3, seed=6, workers=1)
+    run_augment(det_data, RECIPES / "detection.yaml", other, copies=3, seed=6, workers=1, pack=pack)
     assert tree_bytes(one) != tree_bytes(other)
     for s in load_dataset(one).samples:  # no box outside its image
         for o in s.objects or ():
             assert 0 <= o.bbox[0] <= o.bbox[2] <= s.width and 0 <= o.bbox[1] <= o.bbox[3] <= s.height
+
+
+def test_packed_and_file_copies_hold_the_same_images(cls_data, tmp_path):
+    """--pack changes where the copies are stored, nothing else: same ids, hashes, labels, records."""
+    from pipeline.core.images import decode_array
+
+    runs = {}
+    for pack in ("always", "never"):
+        run_augment(cls_data, RECIPES / "digits.yaml", tmp_path / pack, copies=2, seed=3, pack=pack)
+        runs[pack] = load_dataset(tmp_path / pack)
+    packed, files = runs["always"], runs["never"]
+    assert [s.id for s in packed.samples] == [s.id for s in files.samples]
+    for a, b in zip(packed.samples, files.samples, strict=True):
+        assert (a.pack is not None) == ("~aug" in a.id) and b.pack is None
+        assert a.image == b.image and a.sha256 == b.sha256 and a.meta == b.meta and a.label == b.label
+        data = packed.read_image_bytes(a)
+        assert data == (files.root / b.image).read_bytes()
+        assert decode_array(data, a.image).shape == (a.height, a.width)
+    assert not (packed.root / "images" / "augmented").exists()  # no stray files beside the packs
+
+
+def test_a_bad_pack_mode_is_a_usage_error(cls_data, tmp_path):
+    result = CliRunner().invoke(cli, ["augment", str(cls_data), "--recipe", str(RECIPES / "digits.yaml"),
+                                      "--out", str(tmp_path / "o"), "--pack", "sometimes"])
+    assert result.exit_code == 2 and "sometimes" in result.output
 
 
 def test_refuses_a_recipe_the_dataset_cannot_take(det_data, tmp_path):
