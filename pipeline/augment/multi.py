@@ -25,6 +25,10 @@ from pipeline.core.dataset import Obj
 PARTNERS = {"sample_pairing": 1, "mixup": 1, "cutmix": 1, "cutout": 0}
 
 
+def _copy_objects(objs: list[Obj] | None) -> list[Obj] | None:
+    return None if objs is None else [o.copy() for o in objs]
+
+
 def partners_needed(op: OpConfig) -> int:
     """How many partner samples `op` mixes with the first one."""
     if op.name == "mosaic":
@@ -50,7 +54,7 @@ def _conform(b: Item, width: int, height: int, channels: int) -> Item:
     """`b` resized to (width, height) and converted to `channels`, objects scaled with it."""
     img = K.as_channels(b.image, channels)
     if b.width == width and b.height == height:
-        return Item(img, b.soft, copy.deepcopy(b.objects), b.params)
+        return Item(img, b.soft, _copy_objects(b.objects), b.params)
     sx, sy = width / b.width, height / b.height
     return Item(K.resize(img, width, height), b.soft, _scale_objects(b.objects, sx, sy, (0.0, 0.0), (width, height)),
                 b.params)
@@ -62,7 +66,7 @@ def _scale_objects(objs: list[Obj] | None, sx: float, sy: float, shift: tuple[fl
         return None
     out = []
     for o in objs:
-        n = copy.deepcopy(o)
+        n = o.copy()
         if n.bbox is not None:
             b = n.bbox
             n.bbox = [b[0] * sx + shift[0], b[1] * sy + shift[1], b[2] * sx + shift[0], b[3] * sy + shift[1]]
@@ -84,7 +88,7 @@ def _scale_objects(objs: list[Obj] | None, sx: float, sy: float, shift: tuple[fl
 def _weighted(objs: list[Obj] | None, factor: float) -> list[Obj]:
     out = []
     for o in objs or ():
-        n = copy.deepcopy(o)
+        n = o.copy()
         n.weight = round(float((o.weight if o.weight is not None else 1.0) * factor), 6)
         out.append(n)
     return out
@@ -102,7 +106,7 @@ def _crop_objects(objs: list[Obj], rect: tuple[float, float, float, float], reci
     keypoints outside set to not labelled."""
     out = []
     for o in objs:
-        n = copy.deepcopy(o)
+        n = o.copy()
         keep = True
         if n.polygon is not None:
             before = sum(K.ring_area(r) for r in n.polygon)
@@ -147,7 +151,7 @@ def _record(name: str, **values: object) -> dict:
 def sample_pairing(op: OpConfig, a: Item, partners: list[Item], rng: np.random.Generator, recipe: Recipe) -> Item:
     """Average of the two images; the label stays the first sample's (Inoue 2018)."""
     b = _conform(partners[0], a.width, a.height, K.channels_of(a.image))
-    out = Item(K.blend(a.image, b.image, 0.5), None if a.soft is None else a.soft.copy(), copy.deepcopy(a.objects),
+    out = Item(K.blend(a.image, b.image, 0.5), None if a.soft is None else a.soft.copy(), _copy_objects(a.objects),
                copy.deepcopy(a.params))
     out.params.append(_record("sample_pairing", weight=0.5))
     return out
@@ -180,7 +184,7 @@ def cutmix(op: OpConfig, a: Item, partners: list[Item], rng: np.random.Generator
     if a.objects is not None or b.objects is not None:
         objects = []
         for o in a.objects or ():
-            n = copy.deepcopy(o)
+            n = o.copy()
             keep = True
             if n.bbox is not None:
                 box, visible = K.box_minus_rect(n.bbox, rect)
@@ -229,7 +233,7 @@ def cutout(op: OpConfig, a: Item, partners: list[Item], rng: np.random.Generator
                 visible = 1.0 - (float(region.mean()) if region.size else 0.0)
                 if visible < recipe.visibility - 1e-9:
                     continue
-            n = copy.deepcopy(o)
+            n = o.copy()
             if n.keypoints is not None:
                 for rect in rects:
                     n.keypoints = K.hide_keypoints(n.keypoints, rect, inside=True, hidden=1)

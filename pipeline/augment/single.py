@@ -50,7 +50,7 @@ class Item:
 
     def copy(self) -> Item:
         return Item(self.image.copy(), None if self.soft is None else self.soft.copy(),
-                    copy.deepcopy(self.objects), copy.deepcopy(self.params))
+                    None if self.objects is None else [o.copy() for o in self.objects], copy.deepcopy(self.params))
 
 
 def present_targets(objects_lists: list[list[Obj] | None], has_label: bool) -> set[str]:
@@ -280,7 +280,7 @@ class SingleOps:
     def _objects(self, objs: list[Obj], out: dict, mask_ids: list[int], before: Item, after: Item) -> list[Obj]:
         w, h = after.width, after.height
         rect = (0.0, 0.0, float(w), float(h))
-        new = [copy.deepcopy(o) for o in objs]
+        new = [o.copy() for o in objs]
         alive = [True] * len(objs)
         if "boxes" in self.targets:
             kept = {int(i): [float(v) for v in b[:4]] for b, i in zip(out["bboxes"], out["box_ids"], strict=True)}

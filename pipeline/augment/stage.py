@@ -136,7 +136,7 @@ class Augmenter:
         elif sample.label is not None:
             soft = np.zeros(len(self.classes))
             soft[self.index[sample.label]] = 1.0
-        return Item(image, soft, [Obj.from_json(o.to_json()) for o in sample.objects] if sample.objects is not None else None)
+        return Item(image, soft, [o.copy() for o in sample.objects] if sample.objects is not None else None)
 
     def apply_single(self, item: Item, rng: np.random.Generator) -> Item:
         return self.single_ops(K.channels_of(item.image))(item, rng)
@@ -190,7 +190,7 @@ def _rounded(objects: list[Obj] | None) -> list[Obj] | None:
 
     out = []
     for o in objects:
-        n = Obj.from_json(o.to_json())
+        n = o.copy()
         if n.bbox is not None:
             n.bbox = [round(float(v), 3) for v in n.bbox]
         if n.polygon is not None:

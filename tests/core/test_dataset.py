@@ -137,3 +137,23 @@ def test_objects_round_trip_every_geometry(tmp_path: Path) -> None:
         w.add(Sample(id="x", width=5, height=5, objects=[obj]), data=b"img")
     back = load_dataset(tmp_path / "o").samples[0].objects[0]
     assert back == obj
+
+
+def test_obj_copy_is_deep_and_equal():
+    from pipeline.core.dataset import Obj
+
+    o = Obj(label="a", bbox=[1.0, 2.0, 3.0, 4.0], polygon=[[[1.0, 2.0], [3.0, 2.0], [3.0, 4.0]]],
+            keypoints=[[1.0, 1.0, 2]], polyline=[[0.0, 0.0], [1.0, 1.0]], mask={"size": [2, 2], "counts": [1, 2, 1]},
+            weight=0.5, attributes={"difficult": True, "tags": ["x"]})
+    c = o.copy()
+    assert c.to_json() == o.to_json()
+    c.bbox[0] = 9
+    c.polygon[0][0][0] = 9
+    c.keypoints[0][0] = 9
+    c.polyline[0][0] = 9
+    c.mask["counts"][0] = 9
+    c.attributes["tags"].append("y")
+    assert o.to_json() == Obj(label="a", bbox=[1.0, 2.0, 3.0, 4.0], polygon=[[[1.0, 2.0], [3.0, 2.0], [3.0, 4.0]]],
+                              keypoints=[[1.0, 1.0, 2]], polyline=[[0.0, 0.0], [1.0, 1.0]],
+                              mask={"size": [2, 2], "counts": [1, 2, 1]}, weight=0.5,
+                              attributes={"difficult": True, "tags": ["x"]}).to_json()
