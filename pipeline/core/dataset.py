@@ -770,6 +770,9 @@ class DatasetWriter:
             new.image, new.pack = "", None
             return self.add(new, src=dataset.image_path(source), ext=Path(source.image).suffix)
         assert self.tmp is not None, "use DatasetWriter as a context manager"
+        if source.image in self._images:  # the member's name is taken here: store this image as a file
+            new.image, new.pack = "", None  # (a renamed sample would no longer match its member's name)
+            return self.add(new, data=dataset.read_image_bytes(source), ext=Path(source.image).suffix)
         src = str((dataset.root / source.pack["file"]).resolve())
         rel = self._packs.get(src)
         if rel is None:
@@ -781,7 +784,7 @@ class DatasetWriter:
             link_or_copy(src, self.tmp / rel)
             self._packs[src] = rel
             self._pack_names.add(rel)
-        new.image = self._unique(source.image, new.id)
+        new.image = source.image
         new.pack = {"file": rel, "offset": source.pack["offset"], "length": source.pack["length"]}
         new.sha256 = new.sha256 or source.sha256
         return self.add(new)

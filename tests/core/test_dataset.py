@@ -157,3 +157,37 @@ def test_obj_copy_is_deep_and_equal():
                               keypoints=[[1.0, 1.0, 2]], polyline=[[0.0, 0.0], [1.0, 1.0]],
                               mask={"size": [2, 2], "counts": [1, 2, 1]}, weight=0.5,
                               attributes={"difficult": True, "tags": ["x"]}).to_json()
+
+
+def test_add_from_two_packed_sources_with_the_same_member_names(tmp_path):
+    """Unzipping every pack still puts each image where its `image` path says, clashes included."""
+    import zipfile
+
+    from pipeline.augment.stage import run_augment
+    from pipeline.core.dataset import DatasetWriter, Sample, load_dataset
+    from pipeline.core.paths import sha256_bytes
+    from tests.helpers import make_classification_dataset
+
+    data = make_classification_dataset(tmp_path / "data", classes=2, per_class=3, splits=None)
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "augment" / "digits.yaml"
+    for name, seed in (("a", 1), ("c", 2)):
+        run_augment(data, recipe, tmp_path / name, copies=1, splits=["all"], seed=seed, pack="always")
+    a, c = load_dataset(tmp_path / "a"), load_dataset(tmp_path / "c")
+    with DatasetWriter(tmp_path / "merged", task="classification", stage="test", classes=a.classes) as w:
+        for s in a.samples:
+            w.add_from(a, s)
+        for s in c.samples:
+            if s.pack is not None:
+                n = Sample.from_json(s.to_json())
+                n.id = "c/" + s.id
+                w.add_from(c, s, n)
+    merged = load_dataset(tmp_path / "merged")
+    for s in merged.samples:
+        assert sha256_bytes(merged.read_image_bytes(s)) == s.sha256
+    out = tmp_path / "unzipped"
+    for pack in sorted((merged.root / "images" / "packs").glob("*.zip")):
+        with zipfile.ZipFile(pack) as z:
+            z.extractall(out)
+    for s in merged.samples:
+        if s.pack is not None:
+            assert sha256_bytes((out / s.image).read_bytes()) == s.sha256
