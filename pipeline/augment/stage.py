@@ -26,6 +26,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,10 @@ def encode(image: np.ndarray, ext: str) -> bytes:
     arr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     if ext in ("jpg", "jpeg"):
         ok, buf = cv2.imencode(".jpg", arr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    elif image.shape[0] * image.shape[1] <= PACK_AUTO_PIXELS:  # small: no row filters, run-length
+        ok, buf = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER,
+                                             cv2.IMWRITE_PNG_FILTER_NONE, cv2.IMWRITE_PNG_STRATEGY,
+                                             cv2.IMWRITE_PNG_STRATEGY_RLE])  # 30 % faster, smaller on digits
     else:
         ok, buf = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
@@ -335,6 +340,8 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict]:
             offset += sum(len(d) for d in datas)
     lines = "".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in entries)
     _append(_WORKER["state"], "records", lines.encode("utf-8"))
+    for entry, datas in spool:
+        entry["blobs"] = datas  # handed to the commit as they are; the spool is for a resumed run
     return entries
 
 
@@ -447,77 +454,90 @@ def run_augment(
     spools = _Spools(state)
     try:
         chosen_ids = {s.id for s in chosen}
-        results = _read_logs(state, copies) if resumed else {}
-        results = {k: v for k, v in results.items() if k in chosen_ids and _intact(work, spools, v)}
-        skipped = len(results)
-        todo = [(s.id, list(range(1, copies + 1))) for s in chosen if copies and s.id not in results]
+        done = _read_logs(state, copies) if resumed else {}
+        done = {k: v for k, v in done.items() if k in chosen_ids and _intact(work, spools, v)}
+        todo = [(s.id, list(range(1, copies + 1))) for s in chosen if copies and s.id not in done]
         size = max(1, min(BATCH, -(-len(todo) // (workers * 4))))  # small runs: enough batches for every worker
         tasks = [todo[i:i + size] for i in range(0, len(todo), size)]
-        with _quiet_gc():
-            if tasks:
-                results.update(_run_tasks(tasks, augmenter, plan, work, state, workers))
-            written = _commit(dataset, dataset_path, recipe, recipe_path, plan, chosen, results, spools, work, state,
-                              out)
+        with _quiet_gc(), _Work(tasks, augmenter, plan, work, state, workers) as fresh:
+            written = _commit(dataset, dataset_path, recipe, recipe_path, plan, chosen, done, iter(fresh), spools,
+                              work, state, out)
     finally:
         spools.close()
     shutil.rmtree(state, ignore_errors=True)
-    return {"samples": len(dataset.samples), "augmented": written, "resumed": skipped if resumed else 0,
+    return {"samples": len(dataset.samples), "augmented": written, "resumed": len(done) if resumed else 0,
             "recipe": recipe.name, "recipe_sha256": recipe.hash}
 
 
-def _run_tasks(tasks: list[list[tuple[str, list[int]]]], augmenter: Augmenter, plan: Plan, work: Path, state: Path,
-               workers: int) -> dict[str, dict]:
-    results: dict[str, dict] = {}
-    total = sum(len(t) for t in tasks)
-    if workers == 1 or len(tasks) == 1:
-        _WORKER.clear()
-        _WORKER.update(aug=augmenter, work=work, state=state, pack=plan.pack)
-        try:
-            with ui.progress(total=total, desc="augment", unit="sample") as bar:
-                for task in tasks:
-                    for entry in _work_batch(task):
-                        results[entry["id"]] = entry
-                    bar.update(len(task))
-        finally:
+class _Work:
+    """The entries of every task, in task order, so the commit can write packs while workers work.
+
+    Entering starts the workers (they begin while the commit links the originals); iterating
+    yields each finished sample's entry; leaving stops them.
+    """
+
+    def __init__(self, tasks: list[list[tuple[str, list[int]]]], augmenter: Augmenter, plan: Plan, work: Path,
+                 state: Path, workers: int) -> None:
+        self.tasks, self.augmenter, self.plan, self.work, self.state = tasks, augmenter, plan, work, state
+        self.workers = workers if len(tasks) > 1 else 1
+        self.pool = None
+        self.bar = None
+
+    def __enter__(self) -> _Work:
+        self.bar = ui.progress(total=sum(len(t) for t in self.tasks), desc="augment", unit="sample")
+        if self.workers == 1 or not self.tasks:
+            _WORKER.clear()
+            _WORKER.update(aug=self.augmenter, work=self.work, state=self.state, pack=self.plan.pack)
+            return self
+        # fork is cheapest, but forking a parent whose thread pools (torch, OpenMP) may hold locks
+        # can hang the children: then workers come from a clean fork server instead.
+        methods = mp.get_all_start_methods()
+        method = "fork" if "fork" in methods and _single_threaded() else (
+            "forkserver" if "forkserver" in methods else "spawn")
+        ctx = mp.get_context(method)
+        if method == "fork":
+            import albumentations  # noqa: F401 - imported once here, inherited by every worker
+        if method == "forkserver":
+            ctx.set_forkserver_preload(["pipeline.augment.stage", "albumentations"])
+        self.pool = ctx.Pool(self.workers, initializer=_worker_init,
+                             initargs=(self.plan, str(self.work), str(self.state)))
+        self.results = self.pool.imap(_work_batch, self.tasks)  # in order; workers run ahead
+        return self
+
+    def __iter__(self) -> Iterator[dict]:
+        batches = self.results if self.pool is not None else map(_work_batch, self.tasks)
+        for entries in batches:
+            yield from entries
+            self.bar.update(len(entries))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.terminate()  # every task is done on success; on an error, stop the workers now
+            self.pool.join()
+        else:
             _close_files()
-        return results
-    # fork is cheapest, but forking a parent whose thread pools (torch, OpenMP) may hold locks
-    # can hang the children: then workers come from a clean fork server instead.
-    methods = mp.get_all_start_methods()
-    method = "fork" if "fork" in methods and _single_threaded() else (
-        "forkserver" if "forkserver" in methods else "spawn")
-    ctx = mp.get_context(method)
-    if method == "fork":
-        import albumentations  # noqa: F401 - imported once here, inherited by every worker
-    if method == "forkserver":
-        ctx.set_forkserver_preload(["pipeline.augment.stage", "albumentations"])
-    with ctx.Pool(workers, initializer=_worker_init, initargs=(plan, str(work), str(state))) as pool:
-        with ui.progress(total=total, desc="augment", unit="sample") as bar:
-            for entries in pool.imap_unordered(_work_batch, tasks):
-                for entry in entries:
-                    results[entry["id"]] = entry
-                bar.update(len(entries))
-    return results
+        self.bar.close()
 
 
 def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: str | os.PathLike, plan: Plan,
-            chosen: list[Sample], results: dict[str, dict], spools: _Spools, work: Path, state: Path,
-            out: Path) -> int:
-    """The new dataset: originals linked, file copies already in the work folder, packed copies
-    written into packs in sample-id order (the same bytes for any number of workers)."""
+            chosen: list[Sample], done: dict[str, dict], fresh: Iterator[dict], spools: _Spools, work: Path,
+            state: Path, out: Path) -> int:
+    """The new dataset: originals linked, then the copies of each chosen sample in id order, from
+    an earlier run's log (`done`) or as `fresh` delivers them: file copies are already in the work
+    folder, packed copies go into packs in id order (the same bytes for any number of workers)."""
     written = 0
     with DatasetWriter(out, task=dataset.task, stage="augment", classes=dataset.classes,
                        params={"recipe": recipe.name, "recipe_sha256": recipe.hash, "recipe_file": str(recipe_path),
                                "copies": plan.copies, "splits": plan.splits, "seed": plan.seed, "pack": plan.pack},
                        inputs={str(dataset_path): dataset.content_hash}, parent_lineage=dataset.info.lineage,
-                       workdir=work) as writer:
+                       workdir=work, render_early=True) as writer:
         for s in dataset.samples:
             writer.add_from(dataset, s)
         pack = None
         try:
             for s in chosen if plan.copies else []:
-                entry = results.get(s.id)
-                if entry is None:
+                entry = done.get(s.id) or next(fresh, None)
+                if entry is None or entry["id"] != s.id:
                     raise DataError(state, f"no record of the augmented copies of {s.id!r}",
                                     fix=f"remove {state} and run again")
                 if "spool" not in entry:
@@ -528,7 +548,7 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                         writer.add(Sample.from_json(rec))
                         written += 1
                     continue
-                blobs = spools.read(entry)
+                blobs = entry.pop("blobs", None) or spools.read(entry)
                 if blobs is None:
                     raise DataError(state / "spool", f"the images of {s.id!r} are missing",
                                     fix=f"remove {state} and run again")
@@ -541,6 +561,8 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                     sample.pack = {"file": rel, "offset": pack.add(rec["image"], data), "length": len(data)}
                     writer.add(sample)
                     written += 1
+            if next(fresh, None) is not None:
+                raise AssertionError("augment: a sample was augmented but not chosen")
         finally:
             if pack is not None:
                 pack.close()

@@ -663,6 +663,7 @@ class DatasetWriter:
         inputs: dict[str, str] | None = None,
         parent_lineage: list[dict] | None = None,
         workdir: str | os.PathLike | None = None,
+        render_early: bool = False,
     ) -> None:
         if task not in TASKS:
             raise UsageError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -679,6 +680,10 @@ class DatasetWriter:
         self._pack_names: set[str] = set()
         self._unsynced = False  # image files written without fsync; one os.sync() before commit covers them
         self._workdir = Path(workdir) if workdir else None
+        # render_early: each samples.jsonl line is rendered when its sample is added (the caller
+        # promises not to change samples after `add`), so a stage that waits on workers renders
+        # while it waits instead of all at once in `commit`.
+        self._lines: dict[str, str] | None = {} if render_early else None
         self.tmp: Path | None = None
         self.committed = False
 
@@ -758,6 +763,8 @@ class DatasetWriter:
         elif not sample.image:
             raise ValueError("add() needs data=, src= or sample.image")
         self.samples[sample.id] = sample
+        if self._lines is not None:
+            self._lines[sample.id] = dumps_sample(sample)
         self._images.add(sample.image)
         self._names |= sample.labels()
         return sample
@@ -815,7 +822,11 @@ class DatasetWriter:
     def commit(self) -> Dataset:
         assert self.tmp is not None
         samples = sorted(self.samples.values(), key=lambda s: s.id)
-        payload = _render(samples)
+        if self._lines is not None:
+            lines = [self._lines[s.id] for s in samples]
+            payload = ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
+        else:
+            payload = _render(samples)
         info = DatasetInfo(task=self.task, classes=self.classes(), lineage=self.lineage,
                            samples_sha256=sha256_bytes(payload))
         unknown = self._names - set(info.classes)
