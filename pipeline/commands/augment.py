@@ -20,7 +20,7 @@ import click
               help="Worker processes; the output does not depend on it.")
 @click.option("--pack", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Store augmented copies in image packs (images/packs/*.zip) instead of one file each; "
-                   "auto packs images up to 128x128 pixels, where creating files costs more than augmenting.")
+                   "auto packs images up to 512x512 pixels, where creating a file costs a large share of augmenting.")
 def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, seed: int, workers: int,
             pack: str) -> None:
     """Write DATASET plus N augmented copies of each sample in the chosen splits to --out.
