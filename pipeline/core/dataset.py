@@ -49,6 +49,7 @@ SAMPLES_JSONL = "samples.jsonl"
 IMAGES_DIR = "images"
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,7 +426,7 @@ def parse_sample_line(
     image = data.get("image")
     if not isinstance(image, str) or not image:
         raise _fail(where, ln, "image", "a path relative to the dataset folder", image)
-    if image.startswith(("/", "\\")) or ".." in Path(image).parts or re.match(r"^[A-Za-z]:", image):
+    if image.startswith(("/", "\\")) or ".." in image.split("/") or _DRIVE.match(image):
         raise _fail(where, ln, "image", "a relative path inside the dataset folder", image)
     pack = data.get("pack")
     if pack is not None:
@@ -476,7 +477,7 @@ def _check_pack(pack: object, where: str, ln: int | None) -> None:
         raise _fail(where, ln, "pack", 'an object {"file", "offset", "length"}', pack)
     file = pack.get("file")
     if (not isinstance(file, str) or not file.endswith(PACK_SUFFIX) or file.startswith(("/", "\\"))
-            or ".." in Path(file).parts or re.match(r"^[A-Za-z]:", file)):
+            or ".." in file.split("/") or _DRIVE.match(file)):
         raise _fail(where, ln, "pack.file", f"a relative path of a {PACK_SUFFIX} pack inside the dataset folder", file)
     for key in ("offset", "length"):
         v = pack.get(key)
