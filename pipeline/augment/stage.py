@@ -310,7 +310,7 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict]:
     """Augment every copy of a few samples; store the images, then log each sample as done.
 
     Phase by phase (decode all, augment all, encode all, store, log) rather than sample by
-    sample: the augmentation loop then runs with warm caches, which is worth ~25 % on 28x28 digits.
+    sample: the augmentation loop then runs with warm caches, worth 15-25 % on 28x28 digits.
     """
     if "error" in _WORKER:
         raise _WORKER["error"]
