@@ -6,16 +6,18 @@ processes.
 
 Images up to 512x512 pixels (``--pack auto``) are stored in image packs (`pipeline.core.packs`):
 creating one file costs more than augmenting a 28x28 digit, and about a quarter of the time
-augmenting a 320x240 photo takes. Workers
-append the encoded copies of each sample to their own spool file; when every sample is done, the
-stage writes the packs in sample-id order, so the bytes do not depend on the number of workers.
-Larger images are written as files into the work folder.
+augmenting a 320x240 photo takes. Larger images are written as files into the work folder.
+
+Workers take batches of samples; the main process receives the batches in sample-id order and,
+while the workers carry on, writes the packed copies into packs and renders the records, so the
+bytes do not depend on the number of workers.
 
 Work is resumable: everything is written into a persistent work folder next to the output
 (``.NAME.augment-work``, the `DatasetWriter` workdir) and a state folder
-(``.NAME.augment-state``: spool files, and one log line per finished sample appended after its
-images). A rerun with the same inputs re-checks the logged images' hashes and skips what is
-logged. On success the work folder is renamed into place and the state folder removed.
+(``.NAME.augment-state``): each worker appends the packed copies of a batch to its spool file,
+then one log line per finished sample. A rerun with the same inputs re-checks the logged images'
+hashes, skips what is logged and takes packed copies back from the spool. On success the work
+folder is renamed into place and the state folder removed.
 """
 
 from __future__ import annotations
