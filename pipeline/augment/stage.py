@@ -464,12 +464,14 @@ def run_augment(
         size = max(1, min(BATCH, -(-len(todo) // (workers * 4))))  # small runs: enough batches for every worker
         tasks = [todo[i:i + size] for i in range(0, len(todo), size)]
         with _quiet_gc(), _Work(tasks, augmenter, plan, work, state, workers) as fresh:
-            written = _commit(dataset, dataset_path, recipe, recipe_path, plan, chosen, done, iter(fresh), spools,
+            stored = _commit(dataset, dataset_path, recipe, recipe_path, plan, chosen, done, iter(fresh), spools,
                               work, state, out)
     finally:
         spools.close()
     shutil.rmtree(state, ignore_errors=True)
-    return {"samples": len(dataset.samples), "augmented": written, "resumed": len(done) if resumed else 0,
+    return {"samples": len(dataset.samples), "augmented": stored["files"] + stored["packed"],
+            "files": stored["files"], "packed": stored["packed"], "packs": stored["packs"],
+            "resumed": len(done) if resumed else 0,
             "recipe": recipe.name, "recipe_sha256": recipe.hash}
 
 
@@ -525,11 +527,11 @@ class _Work:
 
 def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: str | os.PathLike, plan: Plan,
             chosen: list[Sample], done: dict[str, dict], fresh: Iterator[dict], spools: _Spools, work: Path,
-            state: Path, out: Path) -> int:
+            state: Path, out: Path) -> dict[str, int]:
     """The new dataset: originals linked, then the copies of each chosen sample in id order, from
     an earlier run's log (`done`) or as `fresh` delivers them: file copies are already in the work
     folder, packed copies go into packs in id order (the same bytes for any number of workers)."""
-    written = 0
+    stored = {"files": 0, "packed": 0, "packs": 0}
     with DatasetWriter(out, task=dataset.task, stage="augment", classes=dataset.classes,
                        params={"recipe": recipe.name, "recipe_sha256": recipe.hash, "recipe_file": str(recipe_path),
                                "copies": plan.copies, "splits": plan.splits, "seed": plan.seed, "pack": plan.pack},
@@ -550,7 +552,7 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                             raise DataError(work / rec["image"], "missing from the work folder",
                                             fix=f"remove {state} and run again")
                         writer.add(Sample.from_json(rec))
-                        written += 1
+                        stored["files"] += 1
                     continue
                 blobs = entry.pop("blobs", None) or spools.read(entry)
                 if blobs is None:
@@ -561,10 +563,11 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                         if pack is not None:
                             pack.close()
                         rel, pack = writer.new_pack("augment")
+                        stored["packs"] += 1
                     sample = Sample.from_json(rec)
                     sample.pack = {"file": rel, "offset": pack.add(rec["image"], data), "length": len(data)}
                     writer.add(sample)
-                    written += 1
+                    stored["packed"] += 1
             if next(fresh, None) is not None:
                 raise AssertionError("augment: a sample was augmented but not chosen")
         finally:
@@ -573,7 +576,7 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
         if plan.copies and hasattr(os, "sync"):
             os.sync()  # the images written without fsync reach the disk before the rename
         writer.commit()
-    return written
+    return stored
 
 
 @contextlib.contextmanager

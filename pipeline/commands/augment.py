@@ -45,6 +45,13 @@ def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, se
         ("originals", figures["samples"]),
         ("augmented", figures["augmented"]),
     ]
+    if figures["augmented"]:
+        where = []
+        if figures["packed"]:
+            where.append(f"{figures['packed']} in {figures['packs']} pack(s) under images/packs/")
+        if figures["files"]:
+            where.append(f"{figures['files']} as files under images/augmented/")
+        rows.append(("stored", "; ".join(where)))
     if figures["resumed"]:
         rows.append(("resumed", f"{figures['resumed']} samples already done by an earlier run"))
     rows.append(("output", str(out)))
