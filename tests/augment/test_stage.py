@@ -123,12 +123,14 @@ def test_refuses_to_augment_its_own_copies_twice(cls_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_after_kill_gives_identical_output(tmp_path):
+@pytest.mark.parametrize("pack", ["auto", "never"])  # copies in packs (96x96 images) or as files
+def test_resume_after_kill_gives_identical_output(tmp_path, pack):
     data = make_classification_dataset(tmp_path / "data", classes=3, per_class=40, size=96, splits=None)
     recipe = tmp_path / "slow.yaml"
     recipe.write_text("ops:\n  - {op: elastic, alpha: 20, sigma: 4}\n  - {op: perspective}\n  - {op: sharpen}\n",
                       encoding="utf-8")
-    args = ["augment", str(data), "--recipe", str(recipe), "--copies", "6", "--splits", "all", "--seed", "2"]
+    args = ["augment", str(data), "--recipe", str(recipe), "--copies", "6", "--splits", "all", "--seed", "2",
+            "--pack", pack]
     reference = tmp_path / "reference"
     assert CliRunner().invoke(cli, [*args, "--out", str(reference)]).exit_code == 0
 
@@ -159,6 +161,7 @@ def test_resume_after_kill_gives_identical_output(tmp_path):
     assert resumed >= done - 2  # records written after the count above may also have been kept
     assert tree_bytes(out) == tree_bytes(reference)
     assert not list(out.rglob("*.tmp")) and not list(tmp_path.glob(".out.*"))
+    assert bool(list(out.rglob("*.zip"))) == (pack == "auto")
 
 
 def test_cli_help_has_an_example_and_preview_renders(cls_data, det_data, tmp_path):
