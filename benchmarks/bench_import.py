@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.importing import import_files, peak_traced, timed
+from benchmarks.importing import import_files, import_rows, peak_traced, timed
 
 TARGET = 5000.0
 
@@ -126,23 +126,9 @@ def run(quick: bool) -> list[dict]:
         mem_large = _peak_per_file(root, src, large)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    ours, ours_c = n / ours_s, n / ours_cpu
-    ref = n / ref_s if ref_s else None
-    ref_c = n / ref_cpu if ref_cpu else None
-    return [
-        {"name": f"import voc, {n} XML files", "ours": round(ours, 1),
-         "reference": round(ref, 1) if ref else None, "ratio": round(ours / ref, 3) if ref else None,
-         "unit": "files/s", "target": f">= {TARGET:.0f} files/s",
-         "note": "reference: supervision DetectionDataset.from_pascal_voc on the same files"},
-        {"name": f"import voc, {n} XML files, CPU time only", "ours": round(ours_c, 1),
-         "reference": round(ref_c, 1) if ref_c else None, "ratio": round(ours_c / ref_c, 3) if ref_c else None,
-         "unit": "files/s", "target": f">= {TARGET:.0f} files/s",
-         "note": "process CPU time: the same work without waits for other processes or the disk"},
-        {"name": f"import voc, peak traced memory per file ({small} vs {large} files)",
-         "ours": round(mem_large / 1024, 2), "reference": round(mem_small / 1024, 2),
-         "ratio": round(mem_large / mem_small, 3), "unit": "KiB/file",
-         "target": "flat: ratio <= 1.2", "note": "ours at the larger size, reference at the smaller"},
-    ]
+    return import_rows(f"voc, {n} XML files", n, TARGET, ours_s, ours_cpu, ref_s, ref_cpu,
+                       "supervision DetectionDataset.from_pascal_voc on the same files",
+                       (small, mem_small, large, mem_large))
 
 
 if __name__ == "__main__":

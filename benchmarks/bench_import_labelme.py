@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.importing import import_files, peak_traced, timed
+from benchmarks.importing import import_files, import_rows, peak_traced, timed
 
 TARGET = 5000.0
 
@@ -83,25 +83,13 @@ def run(quick: bool) -> list[dict]:
         ref_s, ref_cpu, _ = timed(_reference, src)
         ours_s, ours_cpu, count = timed(import_files, "labelme", src, root / "out")
         assert count == n
-        ours, ref = n / ours_s, n / ref_s
         small, large = max(200, n // 10), max(1000, n // 2)
         mem_small = _peak_per_file(root, src, small)
         mem_large = _peak_per_file(root, src, large)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return [
-        {"name": f"import labelme, {n} JSON files (imageData null)", "ours": round(ours, 1),
-         "reference": round(ref, 1), "ratio": round(ours / ref, 3), "unit": "files/s",
-         "target": f">= {TARGET:.0f} files/s", "note": "reference: json.loads + Pillow header read of the same files"},
-        {"name": f"import labelme, {n} JSON files, CPU time only", "ours": round(n / ours_cpu, 1),
-         "reference": round(n / ref_cpu, 1), "ratio": round(ref_cpu / ours_cpu, 3), "unit": "files/s",
-         "target": f">= {TARGET:.0f} files/s", "note": "process CPU time: the same work without waits for a "
-         "shared machine's other processes or the disk"},
-        {"name": f"import labelme, peak traced memory per file ({small} vs {large} files)",
-         "ours": round(mem_large / 1024, 2), "reference": round(mem_small / 1024, 2),
-         "ratio": round(mem_large / mem_small, 3), "unit": "KiB/file",
-         "target": "flat: ratio <= 1.2", "note": "ours at the larger size, reference at the smaller"},
-    ]
+    return import_rows(f"labelme, {n} JSON files (imageData null)", n, TARGET, ours_s, ours_cpu, ref_s, ref_cpu,
+                       "json.loads + Pillow header read of the same files", (small, mem_small, large, mem_large))
 
 
 if __name__ == "__main__":

@@ -37,3 +37,28 @@ def peak_traced(fn: Callable, *args) -> int:
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def import_rows(what: str, n: int, target: float, wall: float, cpu: float, ref_wall: float | None,
+                ref_cpu: float | None, ref_note: str, mem: tuple[int, float, int, float]) -> list[dict]:
+    """The three rows every import benchmark reports: files/s (wall), files/s (CPU time only), and
+    peak traced memory per file at two sizes. `mem` is (small n, bytes/file, large n, bytes/file)."""
+
+    def rate(seconds: float | None) -> float | None:
+        return n / seconds if seconds else None
+
+    def row(name: str, ours: float, ref: float | None, note: str) -> dict:
+        return {"name": name, "ours": round(ours, 1), "reference": round(ref, 1) if ref else None,
+                "ratio": round(ours / ref, 3) if ref else None, "unit": "files/s",
+                "target": f">= {target:.0f} files/s", "note": note}
+
+    small, mem_small, large, mem_large = mem
+    return [
+        row(f"import {what}", rate(wall), rate(ref_wall), f"reference: {ref_note}"),
+        row(f"import {what}, CPU time only", rate(cpu), rate(ref_cpu),
+            "process CPU time: the same work without waits for other processes or the disk"),
+        {"name": f"import {what.split(',')[0]}, peak traced memory per file ({small} vs {large} files)",
+         "ours": round(mem_large / 1024, 2), "reference": round(mem_small / 1024, 2),
+         "ratio": round(mem_large / mem_small, 3), "unit": "KiB/file",
+         "target": "flat: ratio <= 1.2", "note": "ours at the larger size, reference at the smaller"},
+    ]
