@@ -426,7 +426,7 @@ def parse_sample_line(
     image = data.get("image")
     if not isinstance(image, str) or not image:
         raise _fail(where, ln, "image", "a path relative to the dataset folder", image)
-    if image.startswith(("/", "\\")) or ".." in image.split("/") or _DRIVE.match(image):
+    if not _inside(image):
         raise _fail(where, ln, "image", "a relative path inside the dataset folder", image)
     pack = data.get("pack")
     if pack is not None:
@@ -472,12 +472,16 @@ def parse_sample_line(
     return Sample.from_json(data)
 
 
+def _inside(rel: str) -> bool:
+    """Whether a relative path stays inside the dataset folder (no root, drive or `..`)."""
+    return not (rel.startswith(("/", "\\")) or ".." in rel.split("/") or _DRIVE.match(rel))
+
+
 def _check_pack(pack: object, where: str, ln: int | None) -> None:
     if not isinstance(pack, dict):
         raise _fail(where, ln, "pack", 'an object {"file", "offset", "length"}', pack)
     file = pack.get("file")
-    if (not isinstance(file, str) or not file.endswith(PACK_SUFFIX) or file.startswith(("/", "\\"))
-            or ".." in file.split("/") or _DRIVE.match(file)):
+    if not isinstance(file, str) or not file.endswith(PACK_SUFFIX) or not _inside(file):
         raise _fail(where, ln, "pack.file", f"a relative path of a {PACK_SUFFIX} pack inside the dataset folder", file)
     for key in ("offset", "length"):
         v = pack.get(key)
@@ -564,7 +568,10 @@ def dumps_sample(sample: Sample) -> str:
 
 
 def _render(samples: Iterable[Sample]) -> bytes:
-    lines = [dumps_sample(s) for s in sorted(samples, key=lambda s: s.id)]
+    return _join_lines([dumps_sample(s) for s in sorted(samples, key=lambda s: s.id)])
+
+
+def _join_lines(lines: list[str]) -> bytes:
     return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
 
 
@@ -824,8 +831,7 @@ class DatasetWriter:
         assert self.tmp is not None
         samples = sorted(self.samples.values(), key=lambda s: s.id)
         if self._lines is not None:
-            lines = [self._lines[s.id] for s in samples]
-            payload = ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
+            payload = _join_lines([self._lines[s.id] for s in samples])
         else:
             payload = _render(samples)
         info = DatasetInfo(task=self.task, classes=self.classes(), lineage=self.lineage,
