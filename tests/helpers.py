@@ -69,3 +69,15 @@ def make_detection_dataset(root: Path, *, n: int = 6, size: tuple[int, int] = (6
             w.add(Sample(id=f"img-{i:03d}", width=size[0], height=size[1], split=split, objects=objs),
                   data=encode_png(Image.fromarray(arr)), ext="png")
     return root
+
+
+def run_cli(args: list[str]) -> int:
+    """`pipeline ARGS` in this process, through the real entry point (its --debug/--quiet handling
+    and exit codes); returns the exit status."""
+    from pipeline.cli import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline.cli import main
 from pipeline.core.dataset import load_dataset
 from tests.helpers import digit_like
+from tests.helpers import run_cli as run
 from tests.sources.servers import LocalServer
 
 REPO = "team/digits"
@@ -123,14 +123,6 @@ def hub_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.delenv("HF_TOKEN", raising=False)
     return monkeypatch
-
-
-def run(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_parquet_repo_end_to_end_and_rerun_downloads_nothing(hub_env, tmp_path, capsys):

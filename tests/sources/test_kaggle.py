@@ -16,8 +16,8 @@ import zipfile
 
 import pytest
 
-from pipeline.cli import main
 from pipeline.core.dataset import load_dataset
+from tests.helpers import run_cli as run
 from tests.sources.servers import LocalServer, Route
 
 TOKEN = "KGAT_secret_token_value_1234"
@@ -95,14 +95,6 @@ def env(monkeypatch, tmp_path, api):
     api.reject = False
     api.auth.clear()
     return monkeypatch
-
-
-def run(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_dataset_with_token_end_to_end_and_rerun(env, api, tmp_path):

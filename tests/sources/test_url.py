@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
 from pipeline.core.dataset import load_dataset
 from pipeline.sources.url import parse_list, plan_names
 from tests.helpers import digit_like
+from tests.helpers import run_cli as run
 from tests.sources.servers import LocalServer, Route
 
 
@@ -29,14 +29,6 @@ def zipped(files: dict[str, bytes]) -> bytes:
         for name, data in files.items():
             zf.writestr(name, data)
     return buf.getvalue()
-
-
-def run(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture
