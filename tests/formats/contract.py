@@ -192,3 +192,18 @@ class FormatContract:
             back, report = import_dataset(self.FORMAT, tmp_path / f"{other}-again", tmp_path / f"{other}-back")
             assert not report.problems, (other, [str(p) for p in report.problems])
             assert_same_objects(src, back)
+
+
+def supervision_boxes(theirs, src: Dataset) -> int:
+    """Check that a dataset read by supervision (an independent reader) holds our boxes and labels
+    for each of its images; returns how many boxes it held."""
+    n = 0
+    for path, _img, det in theirs:
+        s = next(s for s in src.samples if Path(path).stem.endswith(Path(s.image).stem.rsplit("/", 1)[-1]))
+        want = sorted((o.label, o.bbox) for o in s.objects)
+        got = sorted((theirs.classes[c], list(map(float, b))) for b, c in zip(det.xyxy, det.class_id, strict=True))
+        assert [g[0] for g in got] == [w[0] for w in want]
+        if want:
+            assert np.allclose([g[1] for g in got], [w[1] for w in want], atol=0.5), (got, want)
+        n += len(got)
+    return n

@@ -13,7 +13,15 @@ from PIL import Image
 from pipeline.commands.convert import export_dataset, import_dataset
 from pipeline.core.errors import DataError
 from pipeline.formats import voc
-from tests.formats.contract import BOXES, EMPTY, POLYGONS, SPLITS, FormatContract, make_source
+from tests.formats.contract import (
+    BOXES,
+    EMPTY,
+    POLYGONS,
+    SPLITS,
+    FormatContract,
+    make_source,
+    supervision_boxes,
+)
 from tests.helpers import shared_data
 
 
@@ -196,16 +204,7 @@ def test_export_read_by_supervision(tmp_path: Path) -> None:
     theirs = sv.DetectionDataset.from_pascal_voc(str(tmp_path / "out" / "JPEGImages"),
                                                  str(tmp_path / "out" / "Annotations"))
     assert sorted(theirs.classes) == ["cat", "dog"]
-    ours = {Path(s.image).stem: s for s in src.samples}
-    n = 0
-    for path, _img, det in theirs:
-        s = next(v for k, v in ours.items() if Path(path).stem.endswith(k.rsplit("/", 1)[-1]))
-        want = sorted((o.label, o.bbox) for o in s.objects)
-        got = sorted((theirs.classes[c], list(map(float, b))) for b, c in zip(det.xyxy, det.class_id, strict=True))
-        assert [g[0] for g in got] == [w[0] for w in want]
-        assert np.allclose([g[1] for g in got], [w[1] for w in want], atol=0.5) if want else not got, (got, want)
-        n += len(got)
-    assert n == sum(len(s.objects) for s in src.samples)
+    assert supervision_boxes(theirs, src) == sum(len(s.objects) for s in src.samples)
 
 
 def test_exif_upright_declared_and_square_ambiguous(tmp_path: Path) -> None:
