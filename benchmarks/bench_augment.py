@@ -129,7 +129,7 @@ def _bare_loop(dataset_root: Path, recipe_path: Path, copies: int) -> tuple[floa
     arrays = [decode_array(ds.read_image_bytes(s), s.image) for s in ds.samples]
     boxes = [np.array([o.bbox for o in s.objects or []], dtype=float).reshape(-1, 4) for s in ds.samples]
     channels = 1 if arrays[0].ndim == 2 else arrays[0].shape[2]
-    transforms = [t for t in (build_transform(op, channels) for op in recipe.single) if t is not None]
+    transforms = [t for t in (build_transform(op, channels, stock=True) for op in recipe.single) if t is not None]
     has_boxes = any(len(b) for b in boxes)
     kwargs = {"bbox_params": A.BboxParams(format="pascal_voc", min_visibility=recipe.visibility,
                                           label_fields=["ids"], clip=True)} if has_boxes else {}

@@ -23,6 +23,7 @@ import numpy as np
 from pipeline.augment import kernels as K
 from pipeline.augment.recipe import OpConfig, Recipe
 from pipeline.core.dataset import Obj
+from pipeline.core.rng import StreamRandom
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -98,10 +99,21 @@ def _pair(value: float | list[float]) -> tuple[float, float]:
     return (value, value)
 
 
-def build_transform(op: OpConfig, channels: int):
-    """The albumentations transform for one recipe op (always applied: the recipe's `p` is given)."""
+def build_transform(op: OpConfig, channels: int, *, stock: bool = False):
+    """The albumentations transform for one recipe op (always applied: the recipe's `p` is given).
+
+    Affine-family ops and rotation use the cheaper drop-ins of `pipeline.augment.fastgeom`
+    unless `stock` (the benchmark's reference loop asks for albumentations' own classes).
+    """
     import albumentations as A
     import cv2
+
+    if stock:
+        affine, rotate = A.Affine, A.Rotate
+    else:
+        from pipeline.augment import fastgeom
+
+        affine, rotate = fastgeom.Affine, fastgeom.Rotate
 
     k, p = op.params, op.p
     const = cv2.BORDER_CONSTANT
@@ -111,17 +123,17 @@ def build_transform(op: OpConfig, channels: int):
     if name == "vflip":
         return _named(A.VerticalFlip, name)(p=p)
     if name == "rotate":
-        return _named(A.Rotate, name)(limit=_sym(k["degrees"]), border_mode=const, fill=k["fill"], p=p)
+        return _named(rotate, name)(limit=_sym(k["degrees"]), border_mode=const, fill=k["fill"], p=p)
     if name == "affine":
         t = _sym(k["translate"])
-        return _named(A.Affine, name)(rotate=_sym(k["degrees"]), translate_percent={"x": t, "y": t},
+        return _named(affine, name)(rotate=_sym(k["degrees"]), translate_percent={"x": t, "y": t},
                                       scale=_pair(k["scale"]), shear=_sym(k["shear"]), border_mode=const,
                                       fill=k["fill"], p=p)
     if name == "shift":
         t = _sym(k["translate"])
-        return _named(A.Affine, name)(translate_percent={"x": t, "y": t}, border_mode=const, fill=k["fill"], p=p)
+        return _named(affine, name)(translate_percent={"x": t, "y": t}, border_mode=const, fill=k["fill"], p=p)
     if name == "scale":
-        return _named(A.Affine, name)(scale=_pair(k["scale"]), border_mode=const, fill=k["fill"], p=p)
+        return _named(affine, name)(scale=_pair(k["scale"]), border_mode=const, fill=k["fill"], p=p)
     if name == "resize":
         return _named(A.Resize, name)(height=k["height"], width=k["width"], p=p)
     if name == "random_scale":
@@ -130,7 +142,7 @@ def build_transform(op: OpConfig, channels: int):
     if name == "random_crop":
         pad = k["padding"]
         if k["size"] is None:  # pad then crop back to the input size == an integer shift with fill
-            return _named(A.Affine, name)(translate_px={"x": (-pad, pad), "y": (-pad, pad)}, border_mode=const,
+            return _named(affine, name)(translate_px={"x": (-pad, pad), "y": (-pad, pad)}, border_mode=const,
                                           fill=k["fill"], interpolation=cv2.INTER_NEAREST, p=p)
         h, w = k["size"]
         return A.Sequential([
@@ -166,32 +178,44 @@ _SKIP = frozenset({"shape", "interpolation", "mask_interpolation", "fill_mask", 
                    "output_shape"})
 
 
-def _record(name: str, params: dict) -> dict:
-    """The JSON-able part of what a transform drew (big arrays such as noise maps are left out)."""
+def _record(name: str, params: dict, skip: frozenset[str] = frozenset()) -> dict:
+    """The JSON-able part of what a transform drew (big arrays such as noise maps are left out,
+    and what the transform's `unrecorded` names)."""
     out: dict[str, Any] = {"op": name}
-    for key, value in sorted(params.items()):
-        if key in _SKIP:
+    for key in sorted(params):
+        if key in _SKIP or key in skip:
             continue
-        v = _jsonable(value)
-        if v is not None:
-            out[key] = v
+        value = params[key]
+        kind = type(value)
+        if kind is float:
+            out[key] = round(value, 6) + 0.0  # + 0.0: no "-0.0" in records
+        elif kind is int or kind is str or kind is bool:
+            out[key] = value
+        else:
+            value = _jsonable(value)
+            if value is not None:
+                out[key] = value
     return out
+
+
+def _round_floats(values: list) -> list:
+    return [_round_floats(v) if type(v) is list else round(v, 6) + 0.0 for v in values]
 
 
 def _jsonable(value: Any) -> Any:
     kind = type(value)
     if kind is float:
-        return round(value, 6)
+        return round(value, 6) + 0.0
     if kind is int or kind is str or kind is bool or value is None:
         return value
     if kind is np.ndarray:
         if value.size > 16:
             return None
         if value.dtype.kind == "f":
-            return np.round(value.astype(np.float64), 6).tolist()
+            return _round_floats(value.tolist())
         return _jsonable(value.tolist())
     if isinstance(value, np.floating):
-        return round(float(value), 6)
+        return round(float(value), 6) + 0.0
     if isinstance(value, (np.integer, np.bool_)):
         return value.item()
     if isinstance(value, dict):
@@ -210,8 +234,30 @@ def _jsonable(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+_NONE: frozenset[str] = frozenset()
+
+
+def _flat(transforms: list) -> list:
+    """Transforms with the children of `A.Sequential` in place of the sequence."""
+    from albumentations.core.composition import BaseCompose
+
+    out = []
+    for t in transforms:
+        out.extend(_flat(t.transforms) if isinstance(t, BaseCompose) else [t])
+    return out
+
+
 class SingleOps:
-    """The single-sample part of a recipe, for one channel count and one set of targets."""
+    """The single-sample part of a recipe, for one channel count and one set of targets.
+
+    The transforms run in recipe order, in segments: transforms that move geometry go through an
+    `A.Compose` carrying the box and keypoint processors (clipping and visibility filtering after
+    every transform, as albumentations does); runs of pixel-only transforms, and everything when
+    the sample has nothing but an image and a label, are driven directly: the same probability
+    draw, `get_params`, `get_params_dependent_on_data` and `apply` calls `A.Compose` would make,
+    without its per-call validation and bookkeeping (on a 28x28 digit those cost more than the
+    pixels).
+    """
 
     def __init__(self, recipe: Recipe, channels: int, targets: set[str]) -> None:
         import albumentations as A
@@ -221,7 +267,9 @@ class SingleOps:
         self.targets = set(targets)
         transforms = [t for t in (build_transform(op, channels) for op in recipe.single) if t is not None]
         self.empty = not transforms
-        self._py_random = random.Random(0)
+        self.transforms = transforms
+        self._unrecorded = {type(t).__name__: t.unrecorded for t in _flat(transforms) if hasattr(t, "unrecorded")}
+        self._py_random: random.Random | None = None
         self._rng: np.random.Generator | None = None
         kwargs: dict[str, Any] = {}
         if "boxes" in targets:
@@ -229,20 +277,47 @@ class SingleOps:
                                                  min_area=recipe.min_area, label_fields=["box_ids"], clip=True)
         if targets & {"polygons", "keypoints"}:
             kwargs["keypoint_params"] = A.KeypointParams(format="xy", remove_invisible=False, label_fields=["point_ids"])
+        moved = self.moved = bool(targets & {"boxes", "polygons", "keypoints", "masks"})
+        if not moved:
+            for t in transforms:  # no boxes travel: the cheap drop-ins skip the box-centred matrix
+                if hasattr(t, "box_matrix"):
+                    t.box_matrix = False
+        self.segments: list[tuple[str, Any]] = []  # ("direct", [transforms]) or ("compose", A.Compose)
+        for t in transforms:
+            kind = "compose" if moved and not isinstance(t, A.ImageOnlyTransform) else "direct"
+            if self.segments and self.segments[-1][0] == kind:
+                self.segments[-1][1].append(t)
+            else:
+                self.segments.append((kind, [t]))
         with warnings.catch_warnings():  # a recipe of pixel-only ops leaves boxes and points as they are
             warnings.filterwarnings("ignore", message="Got processor for")
-            self.compose = A.Compose(transforms, save_applied_params=True, **kwargs)
+            self.segments = [(kind, A.Compose(ts, save_applied_params=True, **kwargs) if kind == "compose" else ts)
+                             for kind, ts in self.segments]
 
     def __call__(self, item: Item, rng: np.random.Generator) -> Item:
         """A new augmented item; `item` is not modified. Draws from `rng` only."""
         if self.empty:
             return item.copy()
-        self._py_random.seed(int(rng.integers(0, 2**63 - 1)))
-        if rng is not self._rng:  # propagating a generator through the pipeline costs more than a draw
-            self.compose.set_random_state(rng, self._py_random)
+        if rng is not self._rng:  # the stage re-seeds one generator per copy: set it once
+            self._py_random = StreamRandom(rng)
+            for t in self.transforms:
+                t.set_random_state(rng, self._py_random)
+            for kind, seg in self.segments:
+                if kind == "compose":
+                    seg.set_random_state(rng, self._py_random)
             self._rng = rng
         data: dict[str, Any] = {"image": item.image}
         objs = item.objects
+        if objs is None or not self.moved:  # nothing but pixels (and an image-level label) to move
+            applied: list[tuple[str, dict]] = []
+            self._py_random.random()  # A.Compose's own draw against its p (1.0): the same stream as Compose
+            for kind, seg in self.segments:  # all "direct"
+                self._direct(seg, data, applied)
+            result = Item(data["image"], None if item.soft is None else item.soft.copy(), objs, list(item.params))
+            if objs is not None:
+                result.objects = [o.copy() for o in objs]
+            result.params.extend(_record(name, params, self._unrecorded.get(name, _NONE)) for name, params in applied)
+            return result
         h, w = item.height, item.width
         if "boxes" in self.targets:
             boxes, box_ids = [], []
@@ -270,12 +345,35 @@ class SingleOps:
         mask_ids = [i for i, o in enumerate(objs or ()) if o.mask is not None]
         if mask_ids:
             data["masks"] = [K.rle_decode(objs[i].mask) for i in mask_ids]
-        out = self.compose(**data)
-        result = Item(out["image"], None if item.soft is None else item.soft.copy(), None, list(item.params))
-        result.params.extend(_record(name, params) for name, params in out.get("applied_transforms", []))
+        applied = []
+        for kind, seg in self.segments:
+            if kind == "direct":
+                self._direct(seg, data, applied)
+            else:
+                data = seg(**data)
+                applied.extend(data.pop("applied_transforms", ()))
+        result = Item(data["image"], None if item.soft is None else item.soft.copy(), None, list(item.params))
+        result.params.extend(_record(name, params, self._unrecorded.get(name, _NONE)) for name, params in applied)
         if objs is not None:
-            result.objects = self._objects(objs, out, mask_ids, item, result)
+            result.objects = self._objects(objs, data, mask_ids, item, result)
         return result
+
+    def _direct(self, transforms: list, data: dict[str, Any], applied: list[tuple[str, dict]]) -> None:
+        """Run transforms on `data["image"]` as `A.Compose` / `A.Sequential` would: the same draws
+        from the same generators, in the same order."""
+        from albumentations.core.composition import BaseCompose
+
+        for t in transforms:
+            if isinstance(t, BaseCompose):  # A.Sequential (a crop of a given size): one draw, then every child
+                if t.py_random.random() < t.p:
+                    self._direct(t.transforms, data, applied)
+                continue
+            if not t.should_apply():
+                continue
+            params = t.update_transform_params(t.get_params(), data)
+            params.update(t.get_params_dependent_on_data(params=params, data=data))
+            data["image"] = np.ascontiguousarray(t.apply(data["image"], **params))
+            applied.append((type(t).__name__, params))
 
     def _objects(self, objs: list[Obj], out: dict, mask_ids: list[int], before: Item, after: Item) -> list[Obj]:
         w, h = after.width, after.height

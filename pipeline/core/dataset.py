@@ -231,11 +231,12 @@ class Dataset:
         """The encoded image (file or pack member)."""
         if sample.pack is not None:
             return read_member(self.root / sample.pack["file"], sample.pack["offset"], sample.pack["length"])
-        path = self.root / sample.image
         try:
-            return path.read_bytes()
+            with open(os.path.join(self.root, sample.image), "rb", buffering=0) as fh:  # hot in augment: no pathlib
+                return fh.readall()
         except FileNotFoundError as exc:
-            raise DataError(path, "image missing", fix="re-run the stage that wrote this dataset") from exc
+            raise DataError(self.root / sample.image, "image missing",
+                            fix="re-run the stage that wrote this dataset") from exc
 
     def open_image(self, sample: Sample, *, exif_transpose: bool = False):
         """The decoded image (a PIL image); errors name the file or pack."""
@@ -567,6 +568,14 @@ def dumps_sample(sample: Sample) -> str:
     return json.dumps(sample.to_json(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def with_pack(line: str, sample: Sample) -> str:
+    """`dumps_sample(sample)` from the line rendered before `sample.pack` was set: the pack goes
+    right before the width (the key order of `Sample.to_json`), nothing else is rendered again.
+    (`,"width":` cannot occur inside an encoded string: every quote there is escaped.)"""
+    at = line.index(',"width":')
+    return f'{line[:at]},"pack":{json.dumps(sample.pack, ensure_ascii=False, separators=(",", ":"))}{line[at:]}'
+
+
 def _render(samples: Iterable[Sample]) -> bytes:
     return _join_lines([dumps_sample(s) for s in sorted(samples, key=lambda s: s.id)])
 
@@ -682,7 +691,7 @@ class DatasetWriter:
         self.lineage = list(parent_lineage or []) + [lineage_entry(stage, params, inputs)]
         self.samples: dict[str, Sample] = {}
         self._names: set[str] = set()
-        self._dirs: set[Path] = set()  # folders under tmp already created
+        self._dirs: set[str] = set()  # folders under tmp already created
         self._images: set[str] = set()  # image paths already taken, so `_unique` is O(1) per sample
         self._packs: dict[str, str] = {}  # source pack (resolved path) -> its relative path here
         self._pack_names: set[str] = set()
@@ -741,21 +750,24 @@ class DatasetWriter:
         data: bytes | None = None,
         src: str | os.PathLike | None = None,
         ext: str | None = None,
+        line: str | None = None,
     ) -> Sample:
-        """Add a sample; write its image from `data` or `src`, or trust `sample.image` already in tmp."""
+        """Add a sample; write its image from `data` or `src`, or trust `sample.image` already in tmp.
+        `line`: the sample's `dumps_sample` line when the caller rendered it already (in a worker)."""
         assert self.tmp is not None, "use DatasetWriter as a context manager"
         if sample.id in self.samples:
             raise DataError(sample.source.get("file", "input"), "two samples with the same id", field="id",
                             expected="unique ids", got=sample.id)
         if data is not None or src is not None:
             if ext is None:
-                ext = Path(src).suffix if src is not None else "png"
+                ext = os.path.splitext(src)[1] if src is not None else "png"
             rel = self.image_relpath(sample.id, ext)
             rel = self._unique(rel, sample.id)
-            dest = self.tmp / rel
-            if dest.parent not in self._dirs:  # one mkdir per folder, not one per image
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                self._dirs.add(dest.parent)
+            dest = os.path.join(self.tmp, rel)  # strings, not pathlib: this runs once per image
+            parent = os.path.dirname(dest)
+            if parent not in self._dirs:  # one mkdir per folder, not one per image
+                os.makedirs(parent, exist_ok=True)
+                self._dirs.add(parent)
             if data is not None:
                 _write_file(dest, data, sync=False)  # fsync per file costs ~2 ms; commit syncs once
                 self._unsynced = True
@@ -772,7 +784,7 @@ class DatasetWriter:
             raise ValueError("add() needs data=, src= or sample.image")
         self.samples[sample.id] = sample
         if self._lines is not None:
-            self._lines[sample.id] = dumps_sample(sample)
+            self._lines[sample.id] = line if line is not None else dumps_sample(sample)
         self._images.add(sample.image)
         self._names |= sample.labels()
         return sample
@@ -783,7 +795,7 @@ class DatasetWriter:
         new = sample if sample is not None else Sample.from_json(source.to_json())
         if source.pack is None:
             new.image, new.pack = "", None
-            return self.add(new, src=dataset.image_path(source), ext=Path(source.image).suffix)
+            return self.add(new, src=os.path.join(dataset.root, source.image), ext=os.path.splitext(source.image)[1])
         assert self.tmp is not None, "use DatasetWriter as a context manager"
         if source.image in self._images:  # the member's name is taken here: store this image as a file
             new.image, new.pack = "", None  # (a renamed sample would no longer match its member's name)

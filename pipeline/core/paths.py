@@ -98,13 +98,12 @@ def fsync_dir(path: Path) -> None:
 def link_or_copy(src: str | os.PathLike, dest: str | os.PathLike, *, make_parent: bool = True) -> None:
     """Hard-link `src` to `dest` (a copy across file systems), replacing `dest`; the folder is created
     unless the caller already did (`make_parent=False`)."""
-    dest = Path(dest)
     if make_parent:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dest)
     except FileExistsError:
-        dest.unlink()
+        os.unlink(dest)
         link_or_copy(src, dest, make_parent=False)
     except OSError:
         shutil.copyfile(src, dest)

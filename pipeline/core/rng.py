@@ -7,6 +7,7 @@ work is done in nor on the number of workers.
 from __future__ import annotations
 
 import hashlib
+import random
 
 import numpy as np
 
@@ -43,3 +44,29 @@ class SeededGenerator:
             "uinteger": 0,
         }
         return self.generator
+
+
+class StreamRandom(random.Random):
+    """A `random.Random` whose draws come from a numpy generator's bit generator.
+
+    Libraries that take a Python generator beside a numpy one (albumentations' `py_random`) then
+    follow the numpy stream: re-seeding the numpy generator re-seeds both, and nothing needs a
+    Mersenne Twister seeded per item (~5 microseconds each). `random()` is numpy's double
+    construction (53 high bits); every other method derives from `random` and `getrandbits`.
+    """
+
+    def __init__(self, generator: np.random.Generator) -> None:
+        self._raw = generator.bit_generator.random_raw
+        super().__init__(0)
+
+    def random(self) -> float:
+        return (self._raw() >> 11) * (1.0 / 9007199254740992.0)
+
+    def getrandbits(self, k: int) -> int:
+        if k < 0:
+            raise ValueError("number of bits must be non-negative")
+        out, have = 0, 0
+        while have < k:
+            out = (out << 64) | self._raw()
+            have += 64
+        return out >> (have - k)

@@ -126,3 +126,36 @@ def test_ops_that_change_the_size_scale_boxes_with_it(op):
     assert out.image.shape == expected
     for o in out.objects:
         assert 0 <= o.bbox[0] <= o.bbox[2] <= out.width and 0 <= o.bbox[1] <= o.bbox[3] <= out.height
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_direct_driver_draws_and_applies_as_compose(channels: int) -> None:
+    """Without boxes, points or masks the ops run without `A.Compose`: the same draws from the same
+    generators, so the same pixels and the same recorded parameters as the Compose path."""
+    import albumentations as A
+
+    from pipeline.augment.single import _record, build_transform
+    from pipeline.core.rng import StreamRandom
+
+    ops = [{"op": "rotate", "p": 0.5, "degrees": 10}, {"op": "random_crop", "p": 0.5, "padding": 2},
+           {"op": "random_crop", "p": 0.3, "padding": 3, "size": [20, 20]}, {"op": "scale", "p": 0.3, "scale": [0.9, 1.1]},
+           {"op": "elastic", "p": 0.3, "alpha": 8, "sigma": 3}, {"op": "gaussian_blur", "p": 0.3, "sigma": [0.1, 0.8]},
+           {"op": "noise", "p": 0.3, "std": [0.01, 0.05]}, {"op": "hflip", "p": 0.5}]
+    if channels == 3:
+        ops += [{"op": "color_jitter", "p": 0.5, "brightness": 0.3, "contrast": 0.3, "saturation": 0.3, "hue": 0.05},
+                {"op": "grayscale", "p": 0.2}]
+    recipe = parse_recipe({"ops": ops}, "test")
+    single = SingleOps(recipe, channels, {"label"})
+    assert [kind for kind, _ in single.segments] == ["direct"]
+    shape = (24, 24) if channels == 1 else (24, 24, 3)
+    img = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    transforms = [t for t in (build_transform(op, channels) for op in recipe.single) if t is not None]
+    compose = A.Compose(transforms, save_applied_params=True)
+    for seed in range(40):
+        ours = single(Item(img, soft=np.eye(10)[3]), np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        compose.set_random_state(rng, StreamRandom(rng))
+        out = compose(image=img)
+        np.testing.assert_array_equal(ours.image, out["image"])
+        assert ours.params == [_record(n, p, single._unrecorded.get(n, frozenset())) for n, p in out["applied_transforms"]]
+        assert ours.soft.tolist() == np.eye(10)[3].tolist()
