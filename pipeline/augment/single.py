@@ -311,7 +311,7 @@ class SingleOps:
         if objs is None or not self.moved:  # nothing but pixels (and an image-level label) to move
             applied: list[tuple[str, dict]] = []
             self._py_random.random()  # A.Compose's own draw against its p (1.0): the same stream as Compose
-            for kind, seg in self.segments:  # all "direct"
+            for _kind, seg in self.segments:  # all "direct"
                 self._direct(seg, data, applied)
             result = Item(data["image"], None if item.soft is None else item.soft.copy(), objs, list(item.params))
             if objs is not None:

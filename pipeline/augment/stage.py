@@ -40,8 +40,17 @@ from pipeline.augment import multi
 from pipeline.augment.recipe import Recipe, load_recipe
 from pipeline.augment.single import Item, SingleOps, present_targets
 from pipeline.core import ui
-from pipeline.core.dataset import (IMAGES_DIR, SPLITS, Dataset, DatasetWriter, Obj, Sample, dumps_sample, load_dataset,
-                                   with_pack)
+from pipeline.core.dataset import (
+    IMAGES_DIR,
+    SPLITS,
+    Dataset,
+    DatasetWriter,
+    Obj,
+    Sample,
+    dumps_sample,
+    load_dataset,
+    with_pack,
+)
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import decode_array
 from pipeline.core.packs import MAX_BYTES, MAX_MEMBERS
