@@ -1,4 +1,4 @@
-"""Drop-in subclasses of albumentations' `Affine` and `Rotate` that cost less per call.
+"""Drop-in subclasses of albumentations' `Affine`, `Rotate` and `ElasticTransform` that cost less per call.
 
 On small images (a 28x28 digit) these two transforms spend most of their time outside OpenCV:
 each call multiplies six numpy 3x3 matrices, twice (image centre and box centre), and
@@ -10,6 +10,8 @@ albumentations' to 1e-12), test for the identity with the same tolerances on nin
 are returned beside the matrix, so an augmented sample's record names them instead of the matrix. Boxes, keypoints and masks keep
 albumentations' code paths (they read the matrices from the parameters). Anything outside the
 fast path (more than 4 channels, `fit_output`, `crop_border`) goes to the stock method.
+`ElasticTransform` keeps albumentations' displacement fields and builds its coordinate grid once
+per image size.
 
 tests/augment/test_fastgeom.py holds both to the stock transforms: same parameters, same pixels.
 """
@@ -113,3 +115,43 @@ class Rotate(A.Rotate):
         if self.crop_border:
             return super().apply(img, matrix, x_min, x_max, y_min, y_max, **params)
         return warp_affine(img, matrix, self.interpolation, self.fill, self.border_mode, params["shape"][:2])
+
+
+_GRIDS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _grid(height: int, width: int) -> np.ndarray:
+    """albumentations' `np.stack(np.meshgrid(np.arange(width), np.arange(height)))`, kept per size."""
+    key = (height, width)
+    if key not in _GRIDS:
+        if len(_GRIDS) > 64:
+            _GRIDS.clear()
+        grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)))
+        grid.flags.writeable = False
+        _GRIDS[key] = grid
+    return _GRIDS[key]
+
+
+class ElasticTransform(A.ElasticTransform):
+    """The coordinate grid is built once per image size; the image is remapped with one OpenCV
+    call on the map albumentations' `remap` would build."""
+
+    def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        height, width = params["shape"][:2]
+        dx, dy = fgeometric.generate_displacement_fields(
+            (height, width), self.alpha, self.sigma, same_dxdy=self.same_dxdy,
+            kernel_size=(17, 17) if self.approximate else (0, 0), random_generator=self.random_generator,
+            noise_distribution=self.noise_distribution)
+        maps = _grid(height, width) + np.stack([dx, dy])
+        map_x, map_y = maps[0].astype(np.float32), maps[1].astype(np.float32)
+        return {"map_x": map_x, "map_y": map_y, "map_xy": np.stack([map_x, map_y], axis=-1)}
+
+    def apply(self, img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, **params: Any) -> np.ndarray:
+        map_xy = params.get("map_xy")
+        if map_xy is None or (img.ndim == 3 and img.shape[2] > 4):
+            return super().apply(img, map_x, map_y, **params)
+        out = cv2.remap(img, map_xy, None, interpolation=self.interpolation, borderMode=self.border_mode,
+                        borderValue=self.fill)
+        if img.ndim == 3 and out.ndim == 2:
+            out = out[:, :, None]
+        return out

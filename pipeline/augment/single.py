@@ -102,18 +102,18 @@ def _pair(value: float | list[float]) -> tuple[float, float]:
 def build_transform(op: OpConfig, channels: int, *, stock: bool = False):
     """The albumentations transform for one recipe op (always applied: the recipe's `p` is given).
 
-    Affine-family ops and rotation use the cheaper drop-ins of `pipeline.augment.fastgeom`
+    Affine-family ops, rotation and elastic use the cheaper drop-ins of `pipeline.augment.fastgeom`
     unless `stock` (the benchmark's reference loop asks for albumentations' own classes).
     """
     import albumentations as A
     import cv2
 
     if stock:
-        affine, rotate = A.Affine, A.Rotate
+        affine, rotate, elastic = A.Affine, A.Rotate, A.ElasticTransform
     else:
         from pipeline.augment import fastgeom
 
-        affine, rotate = fastgeom.Affine, fastgeom.Rotate
+        affine, rotate, elastic = fastgeom.Affine, fastgeom.Rotate, fastgeom.ElasticTransform
 
     k, p = op.params, op.p
     const = cv2.BORDER_CONSTANT
@@ -153,7 +153,7 @@ def build_transform(op: OpConfig, channels: int, *, stock: bool = False):
         return _named(A.Perspective, name)(scale=_pair(k["scale"]), keep_size=True, border_mode=const,
                                            fill=k["fill"], p=p)
     if name == "elastic":
-        return _named(A.ElasticTransform, name)(alpha=k["alpha"], sigma=k["sigma"], border_mode=const,
+        return _named(elastic, name)(alpha=k["alpha"], sigma=k["sigma"], border_mode=const,
                                                 fill=k["fill"], keypoint_remapping_method="direct", p=p)
     if name == "gaussian_blur":
         return _named(A.GaussianBlur, name)(blur_limit=0, sigma_limit=_pair(k["sigma"]), p=p)

@@ -126,3 +126,21 @@ def test_identity_draw_returns_the_input() -> None:
     t = seeded(fastgeom.Affine(translate_px={"x": (0, 0), "y": (0, 0)}, p=1.0), 0)
     params, out = draw_and_apply(t, IMAGES["grey"])
     assert out is IMAGES["grey"]
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_elastic_same_pixels_masks_and_points(image: str) -> None:
+    img = IMAGES[image]
+    h, w = img.shape[:2]
+    mask = np.zeros((h, w), dtype=np.uint8)
+    mask[h // 4: h // 2, w // 4: w // 2] = 1
+    points = np.array([[3.0, 4.0], [w / 2, h / 2], [w - 2.0, h - 3.0]])
+    for seed in range(20):
+        outs = []
+        for cls in (A.ElasticTransform, fastgeom.ElasticTransform):
+            t = cls(alpha=8, sigma=3, border_mode=cv2.BORDER_CONSTANT, fill=0, keypoint_remapping_method="direct", p=1.0)
+            compose = A.Compose([t], keypoint_params=A.KeypointParams(format="xy", remove_invisible=False), seed=seed)
+            outs.append(compose(image=img, mask=mask, keypoints=points))
+        np.testing.assert_array_equal(outs[1]["image"], outs[0]["image"])
+        np.testing.assert_array_equal(outs[1]["mask"], outs[0]["mask"])
+        np.testing.assert_allclose(np.asarray(outs[1]["keypoints"]), np.asarray(outs[0]["keypoints"]))
