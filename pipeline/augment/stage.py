@@ -22,6 +22,7 @@ folder is renamed into place and the state folder removed.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import hashlib
@@ -376,8 +377,11 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict]:
             entry["spool"] = [name, offset, [len(d) for d in datas]]
             offset += sum(len(d) for d in datas)
     _append(_WORKER["state"], "records", "".join(_log_line(e) for e in entries).encode("utf-8"))
-    for entry, datas in spool:
-        entry["blobs"] = datas  # handed to the commit as they are; the spool is for a resumed run
+    if _WORKER.get("inline"):  # in the committing process: hand the images over as they are
+        for entry, datas in spool:
+            entry["blobs"] = datas
+    # (a worker process sends no image bytes through the pipe: the commit reads them from the spool
+    # file it has just written, out of the page cache, instead of unpickling megabytes)
     return entries
 
 
@@ -518,7 +522,13 @@ def run_augment(
 class _Work:
     """The entries of every task, in task order, so the commit can write packs while workers work.
 
-    Entering starts the workers (they begin while the commit links the originals); iterating
+    With `workers` W > 1, W - 1 are processes and the committing process is the W-th: whenever the
+    next task to commit is not finished yet, it augments the next task nobody has started (no pipe,
+    no pickling for that one) instead of waiting. On two cores that keeps two processes busy
+    rather than three competing for them. The pool keeps a few tasks in flight ahead of the
+    commit, so finished results wait in memory for at most a few batches.
+
+    Entering starts the processes (they begin while the commit links the originals); iterating
     yields each finished sample's entry; leaving stops them.
     """
 
@@ -528,12 +538,17 @@ class _Work:
         self.workers = workers if len(tasks) > 1 else 1
         self.pool = None
         self.bar = None
+        self.cv2_threads: int | None = None
 
     def __enter__(self) -> _Work:
+        import cv2
+
         self.bar = ui.progress(total=sum(len(t) for t in self.tasks), desc="augment", unit="sample")
-        if self.workers == 1 or not self.tasks:
-            _WORKER.clear()
-            _WORKER.update(aug=self.augmenter, work=self.work, state=self.state, pack=self.plan.pack)
+        self.cv2_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)  # one worker, one core: OpenCV's pool would spin a second one on small images
+        _WORKER.clear()
+        _WORKER.update(aug=self.augmenter, work=self.work, state=self.state, pack=self.plan.pack, inline=True)
+        if self.workers == 1:
             return self
         # fork is cheapest, but forking a parent whose thread pools (torch, OpenMP) may hold locks
         # can hang the children: then workers come from a clean fork server instead.
@@ -542,26 +557,49 @@ class _Work:
             "forkserver" if "forkserver" in methods else "spawn")
         ctx = mp.get_context(method)
         if method == "fork":
-            import albumentations  # noqa: F401 - imported once here, inherited by every worker
+            import pipeline.augment.fastgeom  # noqa: F401 - imported once here (with albumentations), inherited
         if method == "forkserver":
-            ctx.set_forkserver_preload(["pipeline.augment.stage", "albumentations"])
-        self.pool = ctx.Pool(self.workers, initializer=_worker_init,
+            ctx.set_forkserver_preload(["pipeline.augment.stage", "pipeline.augment.fastgeom", "albumentations"])
+        self.pool = ctx.Pool(self.workers - 1, initializer=_worker_init,
                              initargs=(self.plan, str(self.work), str(self.state)))
-        self.results = self.pool.imap(_work_batch, self.tasks)  # in order; workers run ahead
         return self
 
     def __iter__(self) -> Iterator[dict]:
-        batches = self.results if self.pool is not None else map(_work_batch, self.tasks)
-        for entries in batches:
+        for entries in self._batches():
             yield from entries
             self.bar.update(len(entries))
+
+    def _batches(self) -> Iterator[list[dict]]:
+        if self.pool is None:
+            yield from map(_work_batch, self.tasks)
+            return
+        window = 4 * (self.workers - 1)  # tasks in flight in the pool
+        pending = collections.deque(range(len(self.tasks)))
+        running: dict[int, object] = {}  # task index -> AsyncResult
+        finished: dict[int, list[dict]] = {}  # done here, waiting for their turn
+        for turn in range(len(self.tasks)):
+            while True:
+                while len(running) < window and pending:
+                    i = pending.popleft()
+                    running[i] = self.pool.apply_async(_work_batch, (self.tasks[i],))
+                if turn in finished:
+                    yield finished.pop(turn)
+                    break
+                if running[turn].ready() or not pending:
+                    yield running.pop(turn).get()
+                    break
+                i = pending.popleft()  # the turn's task is still running elsewhere: do the next one here
+                finished[i] = _work_batch(self.tasks[i])
 
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.terminate()  # every task is done on success; on an error, stop the workers now
             self.pool.join()
-        else:
-            _close_files()
+        _close_files()
+        if self.cv2_threads is not None:
+            import cv2
+
+            cv2.setNumThreads(self.cv2_threads)
         self.bar.close()
 
 

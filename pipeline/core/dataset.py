@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import functools
 import hashlib
 import json
 import math
@@ -573,7 +574,17 @@ def with_pack(line: str, sample: Sample) -> str:
     right before the width (the key order of `Sample.to_json`), nothing else is rendered again.
     (`,"width":` cannot occur inside an encoded string: every quote there is escaped.)"""
     at = line.index(',"width":')
-    return f'{line[:at]},"pack":{json.dumps(sample.pack, ensure_ascii=False, separators=(",", ":"))}{line[at:]}'
+    pack = sample.pack
+    if list(pack) == ["file", "offset", "length"] and type(pack["offset"]) is int and type(pack["length"]) is int:
+        text = f'{{"file":{_json_str(pack["file"])},"offset":{pack["offset"]},"length":{pack["length"]}}}'
+    else:
+        text = json.dumps(pack, ensure_ascii=False, separators=(",", ":"))
+    return f'{line[:at]},"pack":{text}{line[at:]}'
+
+
+@functools.lru_cache(maxsize=64)
+def _json_str(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _render(samples: Iterable[Sample]) -> bytes:

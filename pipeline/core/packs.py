@@ -66,9 +66,7 @@ class PackWriter:
         self._central.append(
             _CENTRAL.pack(0x02014B50, 0x031E, 10, _UTF8, 0, 0, _DOS_DATE, crc, n, n, len(raw), 0, 0, 0, 0,
                           0o100644 << 16, self._pos) + raw)
-        self._fh.write(header)
-        self._fh.write(raw)
-        self._fh.write(data)
+        self._fh.write(header + raw + data)  # one call: this runs once per image
         offset = self._pos + len(header) + len(raw)
         self._pos = offset + n
         return offset

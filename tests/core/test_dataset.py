@@ -191,3 +191,17 @@ def test_add_from_two_packed_sources_with_the_same_member_names(tmp_path):
     for s in merged.samples:
         if s.pack is not None:
             assert sha256_bytes((out / s.image).read_bytes()) == s.sha256
+
+
+@pytest.mark.parametrize("sample_id, image", [("a", "images/a.png"), ('q"uote,"width":1', 'images/q"uote.png'),
+                                              ("日本\u2028x", "images/日本.png")])
+@pytest.mark.parametrize("pack", [{"file": "images/packs/augment-00000.zip", "offset": 30, "length": 312},
+                                  {"file": 'images/packs/p"ck.zip', "offset": 0, "length": 1, "extra": [1]}])
+def test_with_pack_equals_rendering_the_packed_sample(sample_id: str, image: str, pack: dict) -> None:
+    from pipeline.core.dataset import dumps_sample, with_pack
+
+    sample = Sample(id=sample_id, image=image, width=3, height=4, sha256="0" * 64, split="train", label="x",
+                    soft_label={"x": 0.7, "y": 0.3}, meta={"augment": {"ops": [{"op": "rotate", "angle": 1.5}]}})
+    line = dumps_sample(sample)
+    sample.pack = pack
+    assert with_pack(line, sample) == dumps_sample(sample)
