@@ -191,6 +191,33 @@ def _ours(dataset_root: Path, recipe_path: Path, out: Path, copies: int, workers
     return time.perf_counter() - start, figures["augmented"]
 
 
+def _cpu_loop_part(n: int) -> float:
+    import cv2
+
+    cv2.setNumThreads(1)
+    img = np.arange(28 * 28, dtype=np.uint8).reshape(28, 28)
+    m = np.array([[1.0, 0.1, 1.0], [0.1, 1.0, 0.0]])
+    start = time.perf_counter()
+    total = 0
+    for _ in range(n):
+        total += int(cv2.warpAffine(img, m, (28, 28))[3, 3]) + sum(range(50))
+    return time.perf_counter() - start
+
+
+def _cpu_loop(processes: int, n: int = 60_000) -> tuple[float, int]:
+    """`processes` copies of the same CPU-bound loop at once; seconds until all are done."""
+    if processes == 1:
+        return _cpu_loop_part(n), n
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(processes) as pool:
+        pool.map(_cpu_loop_part, [100] * processes)  # started and warm
+        start = time.perf_counter()
+        pool.map(_cpu_loop_part, [n] * processes)
+        return time.perf_counter() - start, n * processes
+
+
 def _best(rounds: int, *measures):
     """Each measure (a callable returning (seconds, items)) run `rounds` times, interleaved, and its
     fastest run kept: the machine is shared, and a neighbour's burst should not decide a ratio."""
@@ -269,6 +296,10 @@ def run(quick: bool) -> list[dict]:
         scale_copies = 16 if quick else 4  # 16,000 / 20,000 images: start-up (~0.1-0.2 s) is not the figure
         (one_t, one_n), (two_t, two_n) = _best(rounds, lambda: _ours(digits, recipe, tmp / "out2", scale_copies, 1),
                                                lambda: _ours(digits, recipe, tmp / "out3", scale_copies, 2))
+        one_cpu, two_cpu = _best(rounds, lambda: _cpu_loop(1), lambda: _cpu_loop(2))
+        rows.append(_row("machine_2_process_scaling", 2 * one_cpu[0] / two_cpu[0], 1.0, "x", "(information)",
+                         "a CPU-bound loop (small OpenCV warps and Python) in 2 processes against 1: what this "
+                         "machine's two cores give at best right now"))
         rows.append(_row("augment_2_workers_speedup", two_n / two_t, one_n / one_t, "images/s",
                          "ratio >= 1.7", f"2 workers vs 1, {scale_copies} copies, {what}; best of {rounds} rounds; "
                                          f"cores shared with other jobs (os.cpu_count()="
@@ -281,7 +312,7 @@ def run(quick: bool) -> list[dict]:
                          "ratio >= 0.7", f"{what}, single-sample ops of the detection recipe, 2 copies, 1 worker; "
                                          f"best of {rounds} rounds"))
         if photos.name == "raccoon":  # the generated scenes as well: the same figure on uniform, noisier images
-            scenes = _scenes(tmp, 100 if quick else 400)
+            scenes = _scenes(tmp, 400)  # 800 copies: a run's fixed costs (~50 ms) are not the figure
             (bare_t, bare_n), (ours_t, ours_n) = _best(rounds, lambda: _bare_loop(scenes, det, 2),
                                                        lambda: _ours(scenes, det, tmp / "out5", 2, 1))
             rows.append(_row("augment_vs_bare_albumentations_scenes", ours_n / ours_t, bare_n / bare_t, "images/s",

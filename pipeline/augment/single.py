@@ -235,6 +235,39 @@ def _jsonable(value: Any) -> Any:
 
 
 _NONE: frozenset[str] = frozenset()
+_COMPOSE: list[type] = []
+
+
+def _compose_class() -> type:
+    """`A.Compose` that re-filters boxes and points only after a transform that was applied.
+
+    albumentations clips and filters boxes (and points) after every transform of a Compose,
+    applied or not; after one that did not run the data is unchanged and the filter (clip to the
+    image, drop below area/visibility) changes nothing a second time, so skipping it gives the
+    same output for less. Every other step is albumentations' own.
+    """
+    if not _COMPOSE:
+        import albumentations as A
+        from albumentations.core.transforms_interface import BasicTransform
+
+        class Compose(A.Compose):
+            def __call__(self, *args: Any, force_apply: bool = False, **data: Any) -> dict[str, Any]:
+                if args or not self.main_compose or self.strict or not isinstance(force_apply, bool):
+                    return super().__call__(*args, force_apply=force_apply, **data)
+                if self.save_applied_params:
+                    data["applied_transforms"] = []
+                if not (force_apply or self.py_random.random() < self.p):
+                    return data
+                self.preprocess(data)
+                for t in self.transforms:
+                    data = t(**data)
+                    self._track_transform_params(t, data)
+                    if not isinstance(t, BasicTransform) or t.params:  # ran (a nested compose: assume so)
+                        data = self.check_data_post_transform(data)
+                return self.postprocess(data)
+
+        _COMPOSE.append(Compose)
+    return _COMPOSE[0]
 
 
 def _flat(transforms: list) -> list:
@@ -291,7 +324,7 @@ class SingleOps:
                 self.segments.append((kind, [t]))
         with warnings.catch_warnings():  # a recipe of pixel-only ops leaves boxes and points as they are
             warnings.filterwarnings("ignore", message="Got processor for")
-            self.segments = [(kind, A.Compose(ts, save_applied_params=True, **kwargs) if kind == "compose" else ts)
+            self.segments = [(kind, _compose_class()(ts, save_applied_params=True, **kwargs) if kind == "compose" else ts)
                              for kind, ts in self.segments]
 
     def __call__(self, item: Item, rng: np.random.Generator) -> Item:

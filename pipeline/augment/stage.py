@@ -505,8 +505,7 @@ def run_augment(
         done = _read_logs(state, copies) if resumed else {}
         done = {k: v for k, v in done.items() if k in chosen_ids and _intact(work, spools, v)}
         todo = [(s.id, list(range(1, copies + 1))) for s in chosen if copies and s.id not in done]
-        size = max(1, min(BATCH, -(-len(todo) // (workers * 4))))  # small runs: enough batches for every worker
-        tasks = [todo[i:i + size] for i in range(0, len(todo), size)]
+        tasks = _tasks(todo, workers)
         with _quiet_gc(), _Work(tasks, augmenter, plan, work, state, workers) as fresh:
             stored = _commit(dataset, dataset_path, recipe, recipe_path, plan, chosen, done, iter(fresh), spools,
                               work, state, out)
@@ -517,6 +516,17 @@ def run_augment(
             "files": stored["files"], "packed": stored["packed"], "packs": stored["packs"],
             "resumed": len(done) if resumed else 0,
             "recipe": recipe.name, "recipe_sha256": recipe.hash}
+
+
+def _tasks(todo: list, workers: int) -> list[list]:
+    """Batches of at most `BATCH` samples (fewer on small runs, so every worker gets some), the
+    last few a quarter of that: the processes finish at nearly the same time."""
+    size = max(1, min(BATCH, -(-len(todo) // (workers * 4))))
+    tail = len(todo) - workers * 2 * size if workers > 1 else len(todo)
+    head = max(0, tail - tail % size)
+    small = max(1, size // 4)
+    return ([todo[i:i + size] for i in range(0, head, size)]
+            + [todo[i:i + small] for i in range(head, len(todo), small)])
 
 
 class _Work:
