@@ -219,8 +219,18 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (np.integer, np.bool_)):
         return value.item()
     if isinstance(value, dict):
-        items = {str(k): _jsonable(v) for k, v in value.items()}
-        return {k: v for k, v in items.items() if v is not None}
+        out = {}
+        for k, v in value.items():
+            kind = type(v)
+            if kind is float:
+                out[str(k)] = round(v, 6) + 0.0
+            elif kind is int or kind is str or kind is bool:
+                out[str(k)] = v
+            else:
+                v = _jsonable(v)
+                if v is not None:
+                    out[str(k)] = v
+        return out
     if isinstance(value, (list, tuple)):
         items = [_jsonable(v) for v in value]
         return None if any(v is None for v in items) or len(items) > 16 else items

@@ -650,7 +650,7 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                 for sample, line, data in zip(entry["samples"], lines, blobs, strict=True):
                     if pack is None or len(pack) >= MAX_MEMBERS or pack.size + len(data) > MAX_BYTES:
                         if pack is not None:
-                            pack.close()
+                            pack.close(sync=True)
                         rel, pack = writer.new_pack("augment")
                         stored["packs"] += 1
                     sample.pack = {"file": rel, "offset": pack.add(sample.image, data), "length": len(data)}
@@ -660,9 +660,9 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                 raise AssertionError("augment: a sample was augmented but not chosen")
         finally:
             if pack is not None:
-                pack.close()
-        if plan.copies and hasattr(os, "sync"):
-            os.sync()  # the images written without fsync reach the disk before the rename
+                pack.close(sync=True)
+        if stored["files"] and hasattr(os, "sync"):
+            os.sync()  # copies written as files without fsync reach the disk before the rename
         writer.commit()
     return stored
 

@@ -785,7 +785,8 @@ class DatasetWriter:
                 if not sample.sha256:
                     sample.sha256 = sha256_bytes(data)
             else:
-                link_or_copy(src, dest, make_parent=False)
+                if link_or_copy(src, dest, make_parent=False):
+                    self._unsynced = True  # copied across file systems: synced before the commit
                 if not sample.sha256:
                     from pipeline.core.paths import sha256_file
 
@@ -819,7 +820,8 @@ class DatasetWriter:
                 stem = rel[: -len(PACK_SUFFIX)]
                 rel = next(f"{stem}-{i}{PACK_SUFFIX}" for i in range(1, 1 << 30)
                            if f"{stem}-{i}{PACK_SUFFIX}" not in self._pack_names)
-            link_or_copy(src, self.tmp / rel)
+            if link_or_copy(src, self.tmp / rel):
+                self._unsynced = True
             self._packs[src] = rel
             self._pack_names.add(rel)
         new.image = source.image

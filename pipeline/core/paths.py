@@ -95,15 +95,18 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def link_or_copy(src: str | os.PathLike, dest: str | os.PathLike, *, make_parent: bool = True) -> None:
+def link_or_copy(src: str | os.PathLike, dest: str | os.PathLike, *, make_parent: bool = True) -> bool:
     """Hard-link `src` to `dest` (a copy across file systems), replacing `dest`; the folder is created
-    unless the caller already did (`make_parent=False`)."""
+    unless the caller already did (`make_parent=False`). Returns True when it copied (the new bytes
+    are not on the disk yet)."""
     if make_parent:
         Path(dest).parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dest)
     except FileExistsError:
         os.unlink(dest)
-        link_or_copy(src, dest, make_parent=False)
+        return link_or_copy(src, dest, make_parent=False)
     except OSError:
         shutil.copyfile(src, dest)
+        return True
+    return False
