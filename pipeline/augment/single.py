@@ -290,6 +290,13 @@ def _flat(transforms: list) -> list:
     return out
 
 
+def _plan(transforms: list) -> list[tuple]:
+    """(transform, its class name, the plan of its children if it is a sequence, else None)."""
+    from albumentations.core.composition import BaseCompose
+
+    return [(t, type(t).__name__, _plan(t.transforms) if isinstance(t, BaseCompose) else None) for t in transforms]
+
+
 class SingleOps:
     """The single-sample part of a recipe, for one channel count and one set of targets.
 
@@ -334,8 +341,8 @@ class SingleOps:
                 self.segments.append((kind, [t]))
         with warnings.catch_warnings():  # a recipe of pixel-only ops leaves boxes and points as they are
             warnings.filterwarnings("ignore", message="Got processor for")
-            self.segments = [(kind, _compose_class()(ts, save_applied_params=True, **kwargs) if kind == "compose" else ts)
-                             for kind, ts in self.segments]
+            self.segments = [(kind, _compose_class()(ts, save_applied_params=True, **kwargs) if kind == "compose"
+                              else _plan(ts)) for kind, ts in self.segments]
 
     def __call__(self, item: Item, rng: np.random.Generator) -> Item:
         """A new augmented item; `item` is not modified. Draws from `rng` only."""
@@ -401,22 +408,21 @@ class SingleOps:
             result.objects = self._objects(objs, data, mask_ids, item, result)
         return result
 
-    def _direct(self, transforms: list, data: dict[str, Any], applied: list[tuple[str, dict]]) -> None:
+    def _direct(self, plan: list, data: dict[str, Any], applied: list[tuple[str, dict]]) -> None:
         """Run transforms on `data["image"]` as `A.Compose` / `A.Sequential` would: the same draws
-        from the same generators, in the same order."""
-        from albumentations.core.composition import BaseCompose
-
-        for t in transforms:
-            if isinstance(t, BaseCompose):  # A.Sequential (a crop of a given size): one draw, then every child
+        from the same generators, in the same order (`plan`: see `_plan`)."""
+        for t, name, children in plan:
+            if children is not None:  # A.Sequential (a crop of a given size): one draw, then every child
                 if t.py_random.random() < t.p:
-                    self._direct(t.transforms, data, applied)
+                    self._direct(children, data, applied)
                 continue
-            if not t.should_apply():
+            p = t.p  # BasicTransform.should_apply, inlined
+            if p <= 0.0 or (p < 1.0 and t.py_random.random() >= p):
                 continue
             params = t.update_transform_params(t.get_params(), data)
             params.update(t.get_params_dependent_on_data(params=params, data=data))
             data["image"] = np.ascontiguousarray(t.apply(data["image"], **params))
-            applied.append((type(t).__name__, params))
+            applied.append((name, params))
 
     def _objects(self, objs: list[Obj], out: dict, mask_ids: list[int], before: Item, after: Item) -> list[Obj]:
         w, h = after.width, after.height

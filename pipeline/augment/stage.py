@@ -53,7 +53,7 @@ from pipeline.core.dataset import (
     with_pack,
 )
 from pipeline.core.errors import DataError, UsageError
-from pipeline.core.images import decode_array
+from pipeline.core.images import decode_array, stored_png
 from pipeline.core.packs import MAX_BYTES, MAX_MEMBERS
 from pipeline.core.paths import atomic_write_bytes, safe_stem, sha256_bytes
 from pipeline.core.rng import SeededGenerator, derive_seed
@@ -79,21 +79,21 @@ def aug_id(sample_id: str, copy: int) -> str:
 def encode(image: np.ndarray, ext: str) -> bytes:
     """PNG (lossless) or JPEG (quality 95) bytes; deterministic for the same pixels.
 
-    PNGs of images up to 32x32 are stored without deflate compression: compressing a 28x28 digit
-    costs ~25 microseconds (zlib's set-up per stream), more than augmenting it, and saves ~470 of
-    its 880 bytes. Up to 128x128: no row filters and run-length matching (faster and smaller on
+    PNGs of images up to 32x32 are stored without deflate compression (`stored_png`, ~5
+    microseconds): compressing a 28x28 digit costs ~25 (zlib's set-up per stream), more than
+    augmenting it, and saves ~470 of its 880 bytes. Up to 128x128: no row filters and run-length matching (faster and smaller on
     digit-like images than the defaults); larger: level 1.
     """
     import cv2
 
+    if ext not in ("jpg", "jpeg") and image.shape[0] * image.shape[1] <= TINY_PNG_PIXELS:
+        return stored_png(image)
     arr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     if ext in ("jpg", "jpeg"):
         ok, buf = cv2.imencode(".jpg", arr, [cv2.IMWRITE_JPEG_QUALITY, 95])
     else:
         area = image.shape[0] * image.shape[1]
-        if area <= TINY_PNG_PIXELS:
-            options = [cv2.IMWRITE_PNG_COMPRESSION, 0]
-        elif area <= SMALL_PNG_PIXELS:
+        if area <= SMALL_PNG_PIXELS:
             options = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE,
                        cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
         else:
@@ -146,9 +146,10 @@ class Augmenter:
             self._ops[channels] = SingleOps(self.recipe, channels, self.targets)
         return self._ops[channels]
 
-    def load(self, sample: Sample) -> Item:
+    def load(self, sample: Sample, data: bytes | None = None) -> Item:
+        """The sample's pixels and labels (`data`: its encoded image, when already read)."""
         where = _Where(self.dataset, sample)
-        image = decode_array(self.dataset.read_image_bytes(sample), where)
+        image = decode_array(self.dataset.read_image_bytes(sample) if data is None else data, where)
         if image.shape[0] != sample.height or image.shape[1] != sample.width:
             raise DataError(str(where), "image size differs from samples.jsonl",
                             expected=f"{sample.width}x{sample.height}", got=f"{image.shape[1]}x{image.shape[0]}",
@@ -352,11 +353,12 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict]:
     aug: Augmenter = _WORKER["aug"]
     work: Path = _WORKER["work"]
     samples = [aug.by_id[sample_id] for sample_id, _ in batch]
-    bases = [aug.load(s) for s in samples]
+    raws = [aug.dataset.read_image_bytes(s) for s in samples]
+    bases = [aug.load(s, raw) for s, raw in zip(samples, raws, strict=True)]
     results = [[aug.augment(s, c, base) for c in copies]
                for s, base, (_, copies) in zip(samples, bases, batch, strict=True)]
     entries, spool = [], []
-    for s, (sample_id, copies), res in zip(samples, batch, results, strict=True):
+    for s, raw, (sample_id, copies), res in zip(samples, raws, batch, results, strict=True):
         ext = out_ext(s)
         stem = _aug_stem(s)
         packed = packs_copies(s, _WORKER["pack"])
@@ -370,6 +372,8 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict]:
         entry: dict = {"id": sample_id, "samples": new, "lines": [dumps_sample(n) for n in new]}
         if packed:
             spool.append((entry, datas))
+            if _WORKER.get("inline") and s.pack is None:
+                entry["original"] = raw  # packed beside its copies by the commit (see `_commit`)
         entries.append(entry)
     if spool:
         name, offset = _append(_WORKER["state"], "spool", b"".join(b"".join(d) for _, d in spool))
@@ -514,6 +518,7 @@ def run_augment(
     shutil.rmtree(state, ignore_errors=True)
     return {"samples": len(dataset.samples), "augmented": stored["files"] + stored["packed"],
             "files": stored["files"], "packed": stored["packed"], "packs": stored["packs"],
+            "originals_packed": stored["originals_packed"],
             "resumed": len(done) if resumed else 0,
             "recipe": recipe.name, "recipe_sha256": recipe.hash}
 
@@ -619,14 +624,19 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
     """The new dataset: originals linked, then the copies of each chosen sample in id order, from
     an earlier run's log (`done`) or as `fresh` delivers them: file copies are already in the work
     folder, packed copies go into packs in id order (the same bytes for any number of workers)."""
-    stored = {"files": 0, "packed": 0, "packs": 0}
+    stored = {"files": 0, "packed": 0, "packs": 0, "originals_packed": 0}
     with DatasetWriter(out, task=dataset.task, stage="augment", classes=dataset.classes,
                        params={"recipe": recipe.name, "recipe_sha256": recipe.hash, "recipe_file": str(recipe_path),
                                "copies": plan.copies, "splits": plan.splits, "seed": plan.seed, "pack": plan.pack},
                        inputs={str(dataset_path): dataset.content_hash}, parent_lineage=dataset.info.lineage,
                        workdir=work, render_early=True) as writer:
+        # The originals of images whose copies are packed go into the pack beside their copies
+        # (copying a few hundred bytes costs less than a hard link's metadata update); the others,
+        # and images already in a pack, are linked.
+        with_copies = {s.id for s in chosen if plan.copies and packs_copies(s, plan.pack) and s.pack is None}
         for s in dataset.samples:
-            writer.add_from(dataset, s)
+            if s.id not in with_copies:
+                writer.add_from(dataset, s)
         pack = None
         try:
             for s in chosen if plan.copies else []:
@@ -647,7 +657,15 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                 if blobs is None:
                     raise DataError(state / "spool", f"the images of {s.id!r} are missing",
                                     fix=f"remove {state} and run again")
-                for sample, line, data in zip(entry["samples"], lines, blobs, strict=True):
+                items = [(sample, line, data, True) for sample, line, data in zip(entry["samples"], lines, blobs,
+                                                                                    strict=True)]
+                if s.id in with_copies:
+                    original = entry.pop("original", None) or dataset.read_image_bytes(s)
+                    if writer.uses_image(s.image):  # the name is taken here: link it as a file instead
+                        writer.add_from(dataset, s)
+                    else:
+                        items.insert(0, (Sample.from_json(s.to_json()), None, original, False))
+                for sample, line, data, is_copy in items:
                     if pack is None or len(pack) >= MAX_MEMBERS or pack.size + len(data) > MAX_BYTES:
                         if pack is not None:
                             pack.close(sync=True)
@@ -655,7 +673,7 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                         stored["packs"] += 1
                     sample.pack = {"file": rel, "offset": pack.add(sample.image, data), "length": len(data)}
                     writer.add(sample, line=None if line is None else with_pack(line, sample))
-                    stored["packed"] += 1
+                    stored["packed" if is_copy else "originals_packed"] += 1
             if next(fresh, None) is not None:
                 raise AssertionError("augment: a sample was augmented but not chosen")
         finally:

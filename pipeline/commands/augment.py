@@ -48,7 +48,8 @@ def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, se
     if figures["augmented"]:
         where = []
         if figures["packed"]:
-            where.append(f"{figures['packed']} in {figures['packs']} pack(s) under images/packs/")
+            beside = f" (with {figures['originals_packed']} of their originals)" if figures["originals_packed"] else ""
+            where.append(f"{figures['packed']} in {figures['packs']} pack(s) under images/packs/{beside}")
         if figures["files"]:
             where.append(f"{figures['files']} as files under images/augmented/")
         rows.append(("stored", "; ".join(where)))

@@ -750,6 +750,10 @@ class DatasetWriter:
         ext = ext.lower().lstrip(".") or "png"
         return f"{IMAGES_DIR}/{safe_stem(sample_id)}.{ext}"
 
+    def uses_image(self, rel: str) -> bool:
+        """Whether a sample added so far has `rel` as its image path (or pack member name)."""
+        return rel in self._images
+
     def has_image(self, rel: str) -> bool:
         assert self.tmp is not None
         return (self.tmp / rel).is_file()

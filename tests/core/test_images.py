@@ -53,3 +53,22 @@ def test_exif_orientation_read_and_applied(tmp_path: Path) -> None:
     assert raw.size == (30, 10)
     assert open_image(path, exif_transpose=True).size == (10, 30)
     assert sniff_file(path) == "jpeg"
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (28, 28), (7, 31), (32, 32, 3), (5, 9, 3), (4, 4, 4), (300, 300)])
+def test_stored_png_decodes_to_the_same_pixels(shape: tuple) -> None:
+    import cv2
+    import numpy as np
+
+    from pipeline.core.images import stored_png
+
+    array = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    data = stored_png(array)
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        assert np.array_equal(np.asarray(img), array)
+    flags = cv2.IMREAD_UNCHANGED
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    expected = array if array.ndim == 2 else cv2.cvtColor(array, cv2.COLOR_RGB2BGR if shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+    assert np.array_equal(decoded, expected)
+    assert stored_png(array) == data  # deterministic

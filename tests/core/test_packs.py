@@ -219,12 +219,19 @@ def test_a_bad_pack_in_a_dataset_names_line_and_field(tmp_path):
 
 def test_augment_packs_every_copy_and_reads_them_back(packed_cls):
     ds = load_dataset(packed_cls)
-    copies = packed(ds)
-    assert len(copies) == 2 * 6 and all("~aug" in s.id for s in copies)
-    assert all(s.pack is None for s in ds.samples if "~aug" not in s.id)
+    copies = [s for s in packed(ds) if "~aug" in s.id]
+    originals = [s for s in packed(ds) if "~aug" not in s.id]
+    assert len(copies) == 2 * 6
+    # the originals of the augmented (train) samples sit in the pack beside their copies; the rest are files
+    assert sorted(s.id for s in originals) == sorted({s.id.split("~aug")[0] for s in copies})
+    assert all(s.split == "train" for s in originals)
+    assert all(s.pack is None for s in ds.samples if s.split != "train")
     assert pack_files(packed_cls) == ["augment-00000.zip"]
     assert not (packed_cls / "images" / "augmented").exists()  # no image files for packed copies
-    for s in copies:
+    src = {s.id: s for s in load_dataset(packed_cls.parent / "src").samples}
+    for s in originals:
+        assert s.sha256 == src[s.id].sha256 and s.image == src[s.id].image
+    for s in packed(ds):
         assert s.pack["file"] == pack_name("augment", 0)
         data = ds.read_image_bytes(s)
         assert len(data) == s.pack["length"] and sha(data) == s.sha256
@@ -327,7 +334,7 @@ def test_augmenting_a_packed_dataset_links_its_packs_and_adds_new_ones(packed_cl
     assert os.stat(ds.root / pack_name("augment", 0)).st_ino == os.stat(packed_cls / pack_name("augment", 0)).st_ino
     files = {s.pack["file"] for s in packed(ds) if s.split == "val"}
     assert files == {pack_name("augment", 1)}
-    assert len(packed(ds)) == len(packed(load_dataset(packed_cls))) + 3
+    assert len(packed(ds)) == len(packed(load_dataset(packed_cls))) + 3 + 3  # val copies and their originals
     for s in packed(ds):
         assert sha(ds.read_image_bytes(s)) == s.sha256
     with zipfile.ZipFile(ds.root / pack_name("augment", 1)) as zf:
