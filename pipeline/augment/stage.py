@@ -372,8 +372,9 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict]:
         entry: dict = {"id": sample_id, "samples": new, "lines": [dumps_sample(n) for n in new]}
         if packed:
             spool.append((entry, datas))
-            if _WORKER.get("inline") and s.pack is None:
-                entry["original"] = raw  # packed beside its copies by the commit (see `_commit`)
+            if s.pack is None and (_WORKER.get("inline") or len(raw) <= 65536):
+                entry["original"] = raw  # packed beside its copies by the commit (see `_commit`); through
+                # the pipe when small (cheaper than the commit opening the file again)
         entries.append(entry)
     if spool:
         name, offset = _append(_WORKER["state"], "spool", b"".join(b"".join(d) for _, d in spool))
