@@ -19,15 +19,14 @@ tests/augment/test_fastgeom.py holds both to the stock transforms: same paramete
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
+import cv2
 import numpy as np
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+from pipeline.augment.albu import load
 
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
+A = load()
 from albumentations.augmentations.geometric import functional as fgeometric  # noqa: E402
 
 _EYE = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)

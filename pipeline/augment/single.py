@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.augment import kernels as K
+from pipeline.augment.albu import load as load_albumentations
 from pipeline.augment.recipe import OpConfig, Recipe
 from pipeline.core.dataset import Obj
 from pipeline.core.rng import StreamRandom
@@ -105,9 +106,9 @@ def build_transform(op: OpConfig, channels: int, *, stock: bool = False):
     Affine-family ops, rotation and elastic use the cheaper drop-ins of `pipeline.augment.fastgeom`
     unless `stock` (the benchmark's reference loop asks for albumentations' own classes).
     """
-    import albumentations as A
     import cv2
 
+    A = load_albumentations()
     if stock:
         affine, rotate, elastic = A.Affine, A.Rotate, A.ElasticTransform
     else:
@@ -257,7 +258,7 @@ def _compose_class() -> type:
     same output for less. Every other step is albumentations' own.
     """
     if not _COMPOSE:
-        import albumentations as A
+        A = load_albumentations()
         from albumentations.core.transforms_interface import BasicTransform
 
         class Compose(A.Compose):
@@ -282,6 +283,7 @@ def _compose_class() -> type:
 
 def _flat(transforms: list) -> list:
     """Transforms with the children of `A.Sequential` in place of the sequence."""
+    load_albumentations()
     from albumentations.core.composition import BaseCompose
 
     out = []
@@ -292,6 +294,7 @@ def _flat(transforms: list) -> list:
 
 def _plan(transforms: list) -> list[tuple]:
     """(transform, its class name, the plan of its children if it is a sequence, else None)."""
+    load_albumentations()
     from albumentations.core.composition import BaseCompose
 
     return [(t, type(t).__name__, _plan(t.transforms) if isinstance(t, BaseCompose) else None) for t in transforms]
@@ -310,7 +313,7 @@ class SingleOps:
     """
 
     def __init__(self, recipe: Recipe, channels: int, targets: set[str]) -> None:
-        import albumentations as A
+        A = load_albumentations()
 
         self.recipe = recipe
         self.channels = channels

@@ -575,7 +575,7 @@ class _Work:
         if method == "fork":
             import pipeline.augment.fastgeom  # noqa: F401 - imported once here (with albumentations), inherited
         if method == "forkserver":
-            ctx.set_forkserver_preload(["pipeline.augment.stage", "pipeline.augment.fastgeom", "albumentations"])
+            ctx.set_forkserver_preload(["pipeline.augment.stage", "pipeline.augment.fastgeom"])  # albumentations
         self.pool = ctx.Pool(self.workers - 1, initializer=_worker_init,
                              initargs=(self.plan, str(self.work), str(self.state)))
         return self
