@@ -64,6 +64,8 @@ PACK_AUTO_PIXELS = 512 * 512  # --pack auto: copies of images up to this area go
 TINY_PNG_PIXELS = 32 * 32  # PNGs up to this area: stored, not deflated (see `encode`)
 SMALL_PNG_PIXELS = 128 * 128  # PNGs up to this area: no row filters (faster and smaller on digits)
 BATCH = 16  # samples per unit of work: warm caches, and resume loses at most one batch per worker
+BATCH_MAX = 128  # ... for tiny images: up to this many samples,
+BATCH_PIXELS = 256 * 28 * 28  # about this many augmented pixels per batch
 
 
 def aug_id(sample_id: str, copy: int) -> str:
@@ -510,7 +512,8 @@ def run_augment(
         done = _read_logs(state, copies) if resumed else {}
         done = {k: v for k, v in done.items() if k in chosen_ids and _intact(work, spools, v)}
         todo = [(s.id, list(range(1, copies + 1))) for s in chosen if copies and s.id not in done]
-        tasks = _tasks(todo, workers)
+        area = sum(s.width * s.height for s in chosen) / max(1, len(chosen)) * copies
+        tasks = _tasks(todo, workers, area)
         with _quiet_gc(), _Work(tasks, augmenter, plan, work, state, workers) as fresh:
             stored = _commit(dataset, dataset_path, recipe, recipe_path, plan, chosen, done, iter(fresh), spools,
                               work, state, out)
@@ -524,10 +527,15 @@ def run_augment(
             "recipe": recipe.name, "recipe_sha256": recipe.hash}
 
 
-def _tasks(todo: list, workers: int) -> list[list]:
-    """Batches of at most `BATCH` samples (fewer on small runs, so every worker gets some), the
-    last few a quarter of that: the processes finish at nearly the same time."""
-    size = max(1, min(BATCH, -(-len(todo) // (workers * 4))))
+def _tasks(todo: list, workers: int, area: float = 0.0) -> list[list]:
+    """Batches of `BATCH` samples, more for tiny images (up to `BATCH_MAX`, about `BATCH_PIXELS`
+    augmented pixels each: a batch of digits is then worth the cost of handing it out), fewer on
+    small runs (so every worker gets some); the last few a quarter of that, so the processes
+    finish at nearly the same time. `area`: pixels per sample, times its copies."""
+    size = BATCH
+    if area > 0:
+        size = max(BATCH, min(BATCH_MAX, int(BATCH_PIXELS // area)))
+    size = max(1, min(size, -(-len(todo) // (workers * 4))))
     tail = len(todo) - workers * 2 * size if workers > 1 else len(todo)
     head = max(0, tail - tail % size)
     small = max(1, size // 4)

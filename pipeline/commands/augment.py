@@ -17,10 +17,12 @@ import click
               help="Comma-separated splits to augment (train, val, test, or all); the others are copied as they are.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Run seed; the same seed gives the same bytes.")
 @click.option("--workers", default=1, show_default=True, type=int,
-              help="Worker processes; the output does not depend on it.")
+              help="Processes augmenting (the one writing the output counts as one); the output does not "
+                   "depend on it.")
 @click.option("--pack", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
-              help="Store augmented copies in image packs (images/packs/*.zip) instead of one file each; "
-                   "auto packs images up to 512x512 pixels, where creating a file costs a large share of augmenting.")
+              help="Store augmented copies (and their originals) in image packs (images/packs/*.zip) instead of "
+                   "one file each; auto packs images up to 512x512 pixels, where creating a file costs a large share "
+                   "of augmenting.")
 def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, seed: int, workers: int,
             pack: str) -> None:
     """Write DATASET plus N augmented copies of each sample in the chosen splits to --out.
