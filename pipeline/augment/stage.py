@@ -4,13 +4,15 @@ Every copy's randomness comes from ``derive_seed(seed, "augment", sample id, cop
 included), so the output does not depend on the order of work or on the number of worker
 processes.
 
-Images up to 512x512 pixels (``--pack auto``) are stored in image packs (`pipeline.core.packs`):
-creating one file costs more than augmenting a 28x28 digit, and about a quarter of the time
-augmenting a 320x240 photo takes. Larger images are written as files into the work folder.
+Copies of images up to 512x512 pixels (``--pack auto``) are stored in image packs
+(`pipeline.core.packs`), their originals just before them: creating one file costs more than
+augmenting a 28x28 digit, and about a quarter of the time augmenting a 320x240 photo takes.
+Larger images are written as files into the work folder.
 
-Workers take batches of samples; the main process receives the batches in sample-id order and,
-while the workers carry on, writes the packed copies into packs and renders the records, so the
-bytes do not depend on the number of workers.
+Work goes out in batches of samples. The process that writes the output takes them in sample-id
+order, writes the packed copies into packs and the records into `samples.jsonl`, so the bytes do
+not depend on the number of workers; with more than one worker it also augments batches itself
+whenever the next one to write is not finished (see `_Work`).
 
 Work is resumable: everything is written into a persistent work folder next to the output
 (``.NAME.augment-work``, the `DatasetWriter` workdir) and a state folder
