@@ -281,23 +281,17 @@ def _compose_class() -> type:
     return _COMPOSE[0]
 
 
-def _flat(transforms: list) -> list:
-    """Transforms with the children of `A.Sequential` in place of the sequence."""
-    load_albumentations()
-    from albumentations.core.composition import BaseCompose
-
-    out = []
-    for t in transforms:
-        out.extend(_flat(t.transforms) if isinstance(t, BaseCompose) else [t])
-    return out
-
-
 def _plan(transforms: list) -> list[tuple]:
     """(transform, its class name, the plan of its children if it is a sequence, else None)."""
     load_albumentations()
     from albumentations.core.composition import BaseCompose
 
     return [(t, type(t).__name__, _plan(t.transforms) if isinstance(t, BaseCompose) else None) for t in transforms]
+
+
+def _leaves(plan: list[tuple]) -> list:
+    """The transforms of a plan, the children of a sequence in its place."""
+    return [leaf for t, _, children in plan for leaf in (_leaves(children) if children is not None else [t])]
 
 
 class SingleOps:
@@ -321,7 +315,8 @@ class SingleOps:
         transforms = [t for t in (build_transform(op, channels) for op in recipe.single) if t is not None]
         self.empty = not transforms
         self.transforms = transforms
-        self._unrecorded = {type(t).__name__: t.unrecorded for t in _flat(transforms) if hasattr(t, "unrecorded")}
+        self._unrecorded = {type(t).__name__: t.unrecorded for t in _leaves(_plan(transforms))
+                            if hasattr(t, "unrecorded")}
         self._py_random: random.Random | None = None
         self._rng: np.random.Generator | None = None
         kwargs: dict[str, Any] = {}
@@ -361,16 +356,8 @@ class SingleOps:
             self._rng = rng
         data: dict[str, Any] = {"image": item.image}
         objs = item.objects
-        if objs is None or not self.moved:  # nothing but pixels (and an image-level label) to move
-            applied: list[tuple[str, dict]] = []
-            self._py_random.random()  # A.Compose's own draw against its p (1.0): the same stream as Compose
-            for _kind, seg in self.segments:  # all "direct"
-                self._direct(seg, data, applied)
-            result = Item(data["image"], None if item.soft is None else item.soft.copy(), objs, list(item.params))
-            if objs is not None:
-                result.objects = [o.copy() for o in objs]
-            result.params.extend(_record(name, params, self._unrecorded.get(name, _NONE)) for name, params in applied)
-            return result
+        if not self.moved:  # every segment is direct: A.Compose's own draw against its p (1.0), as it would
+            self._py_random.random()
         h, w = item.height, item.width
         if "boxes" in self.targets:
             boxes, box_ids = [], []
@@ -408,7 +395,7 @@ class SingleOps:
         result = Item(data["image"], None if item.soft is None else item.soft.copy(), None, list(item.params))
         result.params.extend(_record(name, params, self._unrecorded.get(name, _NONE)) for name, params in applied)
         if objs is not None:
-            result.objects = self._objects(objs, data, mask_ids, item, result)
+            result.objects = self._objects(objs, data, mask_ids, item, result) if self.moved else [o.copy() for o in objs]
         return result
 
     def _direct(self, plan: list, data: dict[str, Any], applied: list[tuple[str, dict]]) -> None:

@@ -188,3 +188,13 @@ def test_compose_that_skips_refiltering_unapplied_transforms_matches_albumentati
         assert list(outs[0]["ids"]) == list(outs[1]["ids"])
         np.testing.assert_array_equal(np.asarray(outs[0]["keypoints"]), np.asarray(outs[1]["keypoints"]))
         assert [n for n, _ in outs[0]["applied_transforms"]] == [n for n, _ in outs[1]["applied_transforms"]]
+
+
+def test_a_sample_without_objects_in_a_dataset_with_boxes() -> None:
+    """Geometry runs through the box-carrying Compose even when this sample has no objects."""
+    recipe = parse_recipe({"ops": [{"op": "affine", "p": 1.0, "degrees": 10}, {"op": "color_jitter", "p": 1.0}]}, "test")
+    ops = SingleOps(recipe, 3, {"boxes"})
+    img = np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    out = ops(Item(img), np.random.default_rng(1))
+    assert out.objects is None and out.image.shape == img.shape and not np.array_equal(out.image, img)
+    assert [p["op"] for p in out.params] == ["affine", "color_jitter"]
