@@ -283,14 +283,10 @@ def _worker_init(plan: Plan, work: str, state: str) -> None:
         _WORKER["error"] = exc  # initializer fails would restart its workers forever
 
 
-def aug_relpath(sample: Sample, copy: int) -> str:
-    """Where copy `copy` of `sample` is stored (its member name when packed): 256 shard folders
-    by a hash of the id, so parallel workers rarely create files in the same folder (creations in
-    one folder serialize)."""
-    return f"{_aug_stem(sample)}{copy}.{out_ext(sample)}"
-
-
 def _aug_stem(sample: Sample) -> str:
+    """Where the copies of `sample` are stored (their member names when packed), up to the copy
+    number: 256 shard folders by a hash of the id, so parallel workers rarely create files in the
+    same folder (creations in one folder serialize)."""
     shard = hashlib.sha1(sample.id.encode("utf-8")).hexdigest()[:2]
     return f"{IMAGES_DIR}/augmented/{shard}/{safe_stem(sample.id)}{AUG_SEP}"
 
@@ -386,11 +382,11 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict]:
             entry["spool"] = [name, offset, [len(d) for d in datas]]
             offset += sum(len(d) for d in datas)
     _append(_WORKER["state"], "records", "".join(_log_line(e) for e in entries).encode("utf-8"))
-    if _WORKER.get("inline"):  # in the committing process: hand the images over as they are
+    if _WORKER.get("inline"):  # in the committing process: hand the copies over as they are
         for entry, datas in spool:
             entry["blobs"] = datas
-    # (a worker process sends no image bytes through the pipe: the commit reads them from the spool
-    # file it has just written, out of the page cache, instead of unpickling megabytes)
+    # (a worker process does not pipe its copies: the commit reads them from the spool file just
+    # written, out of the page cache, instead of unpickling megabytes; only small originals travel)
     return entries
 
 
