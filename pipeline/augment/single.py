@@ -103,18 +103,21 @@ def _pair(value: float | list[float]) -> tuple[float, float]:
 def build_transform(op: OpConfig, channels: int, *, stock: bool = False):
     """The albumentations transform for one recipe op (always applied: the recipe's `p` is given).
 
-    Affine-family ops, rotation and elastic use the cheaper drop-ins of `pipeline.augment.fastgeom`
-    unless `stock` (the benchmark's reference loop asks for albumentations' own classes).
+    Affine-family ops, rotation and elastic use the cheaper drop-ins of `pipeline.augment.fastgeom`,
+    noise and colour jitter those of `pipeline.augment.fastpixel` (same draws, same pixels), unless
+    `stock` (the benchmark's reference loop asks for albumentations' own classes).
     """
     import cv2
 
     A = load_albumentations()
     if stock:
         affine, rotate, elastic = A.Affine, A.Rotate, A.ElasticTransform
+        noise, jitter = A.GaussNoise, A.ColorJitter
     else:
-        from pipeline.augment import fastgeom
+        from pipeline.augment import fastgeom, fastpixel
 
         affine, rotate, elastic = fastgeom.Affine, fastgeom.Rotate, fastgeom.ElasticTransform
+        noise, jitter = fastpixel.GaussNoise, fastpixel.ColorJitter
 
     k, p = op.params, op.p
     const = cv2.BORDER_CONSTANT
@@ -160,14 +163,14 @@ def build_transform(op: OpConfig, channels: int, *, stock: bool = False):
         return _named(A.GaussianBlur, name)(blur_limit=0, sigma_limit=_pair(k["sigma"]), p=p)
     if name == "color_jitter":
         b, c, s, h = k["brightness"], k["contrast"], k["saturation"], k["hue"]
-        return _named(A.ColorJitter, name)(brightness=(max(0.0, 1 - b), 1 + b), contrast=(max(0.0, 1 - c), 1 + c),
+        return _named(jitter, name)(brightness=(max(0.0, 1 - b), 1 + b), contrast=(max(0.0, 1 - c), 1 + c),
                                            saturation=(max(0.0, 1 - s), 1 + s), hue=(-h, h), p=p)
     if name == "grayscale":
         if channels != 3:
             return None  # already grey: nothing to do
         return _named(A.ToGray, name)(num_output_channels=3, p=p)
     if name == "noise":
-        return _named(A.GaussNoise, name)(std_range=_pair(k["std"]), p=p)
+        return _named(noise, name)(std_range=_pair(k["std"]), p=p)
     if name == "sharpen":
         return _named(A.Sharpen, name)(alpha=_pair(k["alpha"]), lightness=_pair(k["lightness"]), p=p)
     if name == "invert":

@@ -443,6 +443,16 @@ class _Spools:
             os.close(fd)
         self.fds.clear()
 
+    def discard(self) -> None:
+        """Empty and remove the spool files once every copy in them is in a pack: their pages are
+        dropped instead of being written back by the sync that follows. A run killed after this
+        redoes the samples whose copies were spooled (their records no longer check out)."""
+        self.close()
+        if self.folder.is_dir():
+            for path in self.folder.iterdir():
+                os.truncate(path, 0)  # also when a worker still holds it open
+                path.unlink()
+
 
 def _intact(work: Path, spools: _Spools, entry: dict) -> bool:
     """Whether every image of a logged entry is present with the logged hash."""
@@ -580,8 +590,10 @@ class _Work:
         ctx = mp.get_context(method)
         if method == "fork":
             import pipeline.augment.fastgeom  # noqa: F401 - imported once here (with albumentations), inherited
+            import pipeline.augment.fastpixel  # noqa: F401
         if method == "forkserver":
-            ctx.set_forkserver_preload(["pipeline.augment.stage", "pipeline.augment.fastgeom"])  # albumentations
+            ctx.set_forkserver_preload(["pipeline.augment.stage", "pipeline.augment.fastgeom",
+                                         "pipeline.augment.fastpixel"])  # albumentations
         self.pool = ctx.Pool(self.workers - 1, initializer=_worker_init,
                              initargs=(self.plan, str(self.work), str(self.state)))
         return self
@@ -686,6 +698,7 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
         finally:
             if pack is not None:
                 pack.close(sync=True)
+        spools.discard()
         if stored["files"] and hasattr(os, "sync"):
             os.sync()  # copies written as files without fsync reach the disk before the rename
         writer.commit()
