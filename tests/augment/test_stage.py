@@ -164,6 +164,29 @@ def test_resume_after_kill_gives_identical_output(tmp_path, pack):
     assert bool(list(out.rglob("*.zip"))) == (pack == "auto")
 
 
+def test_a_crash_after_the_spool_is_emptied_redoes_the_packed_samples(det_data, tmp_path, monkeypatch):
+    """The spool is emptied before the final sync; a run that dies between that and the commit
+    leaves logged samples without their images: the rerun redoes them and equals a clean run."""
+    from pipeline.core.dataset import DatasetWriter
+
+    reference = tmp_path / "reference"
+    run_augment(det_data, RECIPES / "detection.yaml", reference, copies=2, seed=4, pack="always")
+    out = tmp_path / "out"
+
+    def crash(self):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(DatasetWriter, "commit", crash)
+        with pytest.raises(KeyboardInterrupt):
+            run_augment(det_data, RECIPES / "detection.yaml", out, copies=2, seed=4, pack="always")
+    state = tmp_path / ".out.augment-state"
+    assert list((state / "records").glob("*.jsonl")) and not list((state / "spool").glob("*"))
+    figures = run_augment(det_data, RECIPES / "detection.yaml", out, copies=2, seed=4, pack="always")
+    assert figures["resumed"] == 0
+    assert tree_bytes(out) == tree_bytes(reference)
+
+
 def test_cli_help_has_an_example_and_preview_renders(cls_data, det_data, tmp_path):
     from PIL import Image
 
