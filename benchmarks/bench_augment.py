@@ -10,8 +10,10 @@ the batched multi-sample ops against timm's Mixup.
 2. ``augment_2_workers_speedup``: the digits data, 16 copies (quick, 1,000 images) or 4 (full, 5,000),
    2 workers against 1. Target >= 1.7x.
    Workers come from a fork server (safe when the parent already runs thread pools); it is started
-   by an untimed warm-up run, a one-time cost of about 2 s per command.
+   by an untimed warm-up run, a one-time cost of 1.3-2 s per command.
    The benchmark machine's cores are shared, so this figure moves with the neighbours' load.
+   ``augment_2_workers_cli`` (information): the same as whole ``pipeline augment`` commands, start-up,
+   imports and fork server included: what a user timing the command sees.
 3. ``batch_{mixup,cutmix,cutout}_256x1x32x32``: draw + apply per batch, images/s, one thread,
    beside timm's ``Mixup`` (mixup only, batch mode) on the same batch. Target >= 100,000 images/s.
 """
@@ -191,6 +193,22 @@ def _ours(dataset_root: Path, recipe_path: Path, out: Path, copies: int, workers
     return time.perf_counter() - start, figures["augmented"]
 
 
+def _cli(dataset_root: Path, recipe_path: Path, out: Path, copies: int, workers: int) -> tuple[float, int]:
+    """A whole `pipeline augment` command in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pipeline", "augment", str(dataset_root), "--recipe", str(recipe_path),
+                    "--out", str(out), "--splits", "all", "--copies", str(copies), "--workers", str(workers)],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(out, ignore_errors=True)
+    return elapsed, 1
+
+
 def _cpu_loop_part(n: int) -> float:
     import cv2
 
@@ -304,6 +322,11 @@ def run(quick: bool) -> list[dict]:
                          "ratio >= 1.7", f"2 workers vs 1, {scale_copies} copies, {what}; best of {rounds} rounds; "
                                          f"cores shared with other jobs (os.cpu_count()="
                                          f"{os.cpu_count()}, load {os.getloadavg()[0]:.1f})"))
+        (cli_one, _), (cli_two, _) = _best(1 if quick else 3, lambda: _cli(digits, recipe, tmp / "cli1", scale_copies, 1),
+                                           lambda: _cli(digits, recipe, tmp / "cli2", scale_copies, 2))
+        rows.append(_row("augment_2_workers_cli", cli_one / cli_two, 1.0, "x", "(information)",
+                         f"whole `pipeline augment --workers 2` command against --workers 1, same data and copies: "
+                         f"{cli_one:.1f} s -> {cli_two:.1f} s including start-up, imports and the fork server"))
         photos, what = _photos(tmp, 100 if quick else 400)
         det = _single_only(RECIPES / "detection.yaml", tmp / "detection-single.yaml")
         (bare_t, bare_n), (ours_t, ours_n) = _best(rounds, lambda: _bare_loop(photos, det, 2),

@@ -32,6 +32,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ import numpy as np
 from pipeline.augment import kernels as K
 from pipeline.augment import multi
 from pipeline.augment.recipe import Recipe, load_recipe
+from pipeline.augment.server import server_context
 from pipeline.augment.single import Item, SingleOps, present_targets
 from pipeline.core import ui
 from pipeline.core.dataset import (
@@ -560,8 +562,10 @@ class _Work:
     rather than three competing for them. The pool keeps a few tasks in flight ahead of the
     commit, so finished results wait in memory for at most a few batches.
 
-    Entering starts the processes (they begin while the commit links the originals); iterating
-    yields each finished sample's entry; leaving stops them.
+    Entering starts the processes from a background thread (a fork server still importing
+    albumentations would otherwise hold this process up to a second and more): until they are up,
+    this process works through the tasks alone. Iterating yields each finished sample's entry;
+    leaving stops the processes.
     """
 
     def __init__(self, tasks: list[list[tuple[str, list[int]]]], augmenter: Augmenter, plan: Plan, work: Path,
@@ -569,6 +573,8 @@ class _Work:
         self.tasks, self.augmenter, self.plan, self.work, self.state = tasks, augmenter, plan, work, state
         self.workers = workers if len(tasks) > 1 else 1
         self.pool = None
+        self.starting: threading.Thread | None = None
+        self.start_error: BaseException | None = None
         self.bar = None
         self.cv2_threads: int | None = None
 
@@ -582,21 +588,33 @@ class _Work:
         _WORKER.update(aug=self.augmenter, work=self.work, state=self.state, pack=self.plan.pack, inline=True)
         if self.workers == 1:
             return self
-        # fork is cheapest, but forking a parent whose thread pools (torch, OpenMP) may hold locks
-        # can hang the children: then workers come from a clean fork server instead.
-        methods = mp.get_all_start_methods()
-        method = "fork" if "fork" in methods and _single_threaded() else (
-            "forkserver" if "forkserver" in methods else "spawn")
-        ctx = mp.get_context(method)
-        if method == "fork":
+        # fork is cheapest, but a child forked from a process whose thread pools have run (OpenCV,
+        # OpenBLAS, torch) can hang in them: then workers come from the fork server (see `server`).
+        if "fork" in mp.get_all_start_methods() and _single_threaded():
             import pipeline.augment.fastgeom  # noqa: F401 - imported once here (with albumentations), inherited
             import pipeline.augment.fastpixel  # noqa: F401
-        if method == "forkserver":
-            ctx.set_forkserver_preload(["pipeline.augment.stage", "pipeline.augment.fastgeom",
-                                         "pipeline.augment.fastpixel"])  # albumentations
-        self.pool = ctx.Pool(self.workers - 1, initializer=_worker_init,
-                             initargs=(self.plan, str(self.work), str(self.state)))
+
+            self._start(mp.get_context("fork"))  # here: forking from a second thread is what is unsafe
+        else:
+            self.starting = threading.Thread(target=self._start, args=(server_context(),), daemon=True,
+                                             name="augment-workers")
+            self.starting.start()
         return self
+
+    def _start(self, ctx) -> None:
+        try:
+            self.pool = ctx.Pool(self.workers - 1, initializer=_worker_init,
+                                 initargs=(self.plan, str(self.work), str(self.state)))
+        except BaseException as exc:  # noqa: BLE001 - raised again by the loop, in the calling thread
+            self.start_error = exc
+
+    def _ready_pool(self):
+        """The worker pool once it is up, else None."""
+        if self.start_error is not None:
+            raise self.start_error
+        if self.starting is not None and self.starting.is_alive():
+            return None
+        return self.pool
 
     def __iter__(self) -> Iterator[dict]:
         for entries in self._batches():
@@ -604,7 +622,7 @@ class _Work:
             self.bar.update(len(entries))
 
     def _batches(self) -> Iterator[list[dict]]:
-        if self.pool is None:
+        if self.workers == 1:
             yield from map(_work_batch, self.tasks)
             return
         window = 4 * (self.workers - 1)  # tasks in flight in the pool
@@ -613,19 +631,22 @@ class _Work:
         finished: dict[int, list[dict]] = {}  # done here, waiting for their turn
         for turn in range(len(self.tasks)):
             while True:
-                while len(running) < window and pending:
+                pool = self._ready_pool()
+                while pool is not None and len(running) < window and pending:
                     i = pending.popleft()
-                    running[i] = self.pool.apply_async(_work_batch, (self.tasks[i],))
+                    running[i] = pool.apply_async(_work_batch, (self.tasks[i],))
                 if turn in finished:
                     yield finished.pop(turn)
                     break
-                if running[turn].ready() or not pending:
+                if turn in running and (running[turn].ready() or not pending):
                     yield running.pop(turn).get()
                     break
-                i = pending.popleft()  # the turn's task is still running elsewhere: do the next one here
+                i = pending.popleft()  # the turn's task is not done elsewhere yet: do the next one here
                 finished[i] = _work_batch(self.tasks[i])
 
     def __exit__(self, *exc: object) -> None:
+        if self.starting is not None:
+            self.starting.join()  # (only waits when every task was done before the workers were up)
         if self.pool is not None:
             self.pool.terminate()  # every task is done on success; on an error, stop the workers now
             self.pool.join()

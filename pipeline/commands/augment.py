@@ -36,6 +36,10 @@ def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, se
       pipeline augment datasets/mnist-embedded --recipe configs/augment/digits.yaml --copies 2 \\
           --out datasets/mnist-aug --workers 2
     """
+    if workers > 1:  # the workers' fork server imports its modules while this process imports its own
+        from pipeline.augment.server import start_early
+
+        start_early()
     from pipeline.augment.stage import run_augment
     from pipeline.core import ui
 

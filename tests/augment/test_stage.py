@@ -164,6 +164,36 @@ def test_resume_after_kill_gives_identical_output(tmp_path, pack):
     assert bool(list(out.rglob("*.zip"))) == (pack == "auto")
 
 
+def test_workers_that_come_up_late_or_not_at_all(det_data, tmp_path, monkeypatch):
+    """The writing process works alone until the worker processes are up: the same bytes whether
+    they join during the run or only after its last task; a failure to start them is raised."""
+    from pipeline.augment import stage
+
+    reference = tmp_path / "reference"
+    run_augment(det_data, RECIPES / "detection.yaml", reference, copies=3, seed=5, workers=1)
+    real = stage.server_context
+
+    class Late:
+        def __init__(self, delay: float, error: bool = False) -> None:
+            self.delay, self.error = delay, error
+
+        def Pool(self, *args, **kwargs):  # noqa: N802 - multiprocessing's name
+            time.sleep(self.delay)
+            if self.error:
+                raise OSError("no processes here")
+            return real().Pool(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "_single_threaded", lambda: False)  # the fork server's path
+    for name, delay in (("late", 0.2), ("after", 3.0)):
+        monkeypatch.setattr(stage, "server_context", lambda d=delay: Late(d))
+        run_augment(det_data, RECIPES / "detection.yaml", tmp_path / name, copies=3, seed=5, workers=2)
+        assert tree_bytes(tmp_path / name) == tree_bytes(reference)
+    monkeypatch.setattr(stage, "server_context", lambda: Late(0.0, error=True))
+    with pytest.raises(OSError, match="no processes here"):
+        run_augment(det_data, RECIPES / "detection.yaml", tmp_path / "failed", copies=20, seed=5, workers=2)
+    assert not (tmp_path / "failed").exists()
+
+
 def test_a_crash_after_the_spool_is_emptied_redoes_the_packed_samples(det_data, tmp_path, monkeypatch):
     """The spool is emptied before the final sync; a run that dies between that and the commit
     leaves logged samples without their images: the rerun redoes them and equals a clean run."""
