@@ -575,6 +575,7 @@ class _Work:
         self.pool = None
         self.starting: threading.Thread | None = None
         self.start_error: BaseException | None = None
+        self.closed = False  # the pool was told to finish: every task is done
         self.bar = None
         self.cv2_threads: int | None = None
 
@@ -643,12 +644,16 @@ class _Work:
                     break
                 i = pending.popleft()  # the turn's task is not done elsewhere yet: do the next one here
                 finished[i] = _work_batch(self.tasks[i])
+        if self.pool is not None and not (self.starting is not None and self.starting.is_alive()):
+            self.pool.close()  # every task is done: the workers exit now, while the commit finishes
+            self.closed = True
 
     def __exit__(self, *exc: object) -> None:
         if self.starting is not None:
             self.starting.join()  # (only waits when every task was done before the workers were up)
         if self.pool is not None:
-            self.pool.terminate()  # every task is done on success; on an error, stop the workers now
+            if not self.closed:
+                self.pool.terminate()  # on an error, stop the workers now
             self.pool.join()
         _close_files()
         if self.cv2_threads is not None:
@@ -677,7 +682,7 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
         for s in dataset.samples:
             if s.id not in with_copies:
                 writer.add_from(dataset, s)
-        pack = None
+        pack, pack_rel = None, ""
         try:
             for s in chosen if plan.copies else []:
                 entry = done.get(s.id) or next(fresh, None)
@@ -708,17 +713,20 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                 for sample, line, data, is_copy in items:
                     if pack is None or len(pack) >= MAX_MEMBERS or pack.size + len(data) > MAX_BYTES:
                         if pack is not None:
-                            pack.close(sync=True)
-                        rel, pack = writer.new_pack("augment")
+                            pack.close()
+                            writer.sync_in_background(pack_rel)  # while the next pack fills
+                        pack_rel, pack = writer.new_pack("augment")
                         stored["packs"] += 1
-                    sample.pack = {"file": rel, "offset": pack.add(sample.image, data), "length": len(data)}
+                    sample.pack = {"file": pack_rel, "offset": pack.add(sample.image, data), "length": len(data)}
                     writer.add(sample, line=None if line is None else with_pack(line, sample))
                     stored["packed" if is_copy else "originals_packed"] += 1
             if next(fresh, None) is not None:
                 raise AssertionError("augment: a sample was augmented but not chosen")
         finally:
             if pack is not None:
-                pack.close(sync=True)
+                pack.close()
+        if pack is not None:
+            writer.sync_in_background(pack_rel)  # while samples.jsonl is rendered and written
         spools.discard()
         if stored["files"] and hasattr(os, "sync"):
             os.sync()  # copies written as files without fsync reach the disk before the rename

@@ -30,6 +30,7 @@ import math
 import os
 import re
 import shutil
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -707,6 +708,8 @@ class DatasetWriter:
         self._packs: dict[str, str] = {}  # source pack (resolved path) -> its relative path here
         self._pack_names: set[str] = set()
         self._unsynced = False  # image files written without fsync; one os.sync() before commit covers them
+        self._syncing: list[threading.Thread] = []  # `sync_in_background` threads, joined by `commit`
+        self._sync_errors: list[OSError] = []
         self._workdir = Path(workdir) if workdir else None
         # render_early: each samples.jsonl line is rendered when its sample is added (the caller
         # promises not to change samples after `add`), so a stage that waits on workers renders
@@ -843,6 +846,24 @@ class DatasetWriter:
         self._pack_names.add(rel)
         return rel, PackWriter(self.tmp / rel)
 
+    def sync_in_background(self, rel: str) -> None:
+        """Flush `rel` (written and closed under the temporary folder) to the disk from a thread, so
+        the wait overlaps the caller's work; `commit` waits for it before the rename."""
+        assert self.tmp is not None, "use DatasetWriter as a context manager"
+        thread = threading.Thread(target=self._fsync, args=(self.tmp / rel,), daemon=True, name="fsync")
+        thread.start()
+        self._syncing.append(thread)
+
+    def _fsync(self, path: Path) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._sync_errors.append(exc)
+
     def _unique(self, rel: str, sample_id: str) -> str:
         if rel not in self._images:
             return rel
@@ -873,6 +894,10 @@ class DatasetWriter:
             os.sync()
         _write_file(self.tmp / SAMPLES_JSONL, payload)
         _write_file(self.tmp / DATASET_JSON, _info_bytes(info))
+        for thread in self._syncing:
+            thread.join()
+        if self._sync_errors:
+            raise self._sync_errors[0]
         fsync_dir(self.tmp)
         replace_dir(self.tmp, self.out)
         self.committed = True

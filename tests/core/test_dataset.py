@@ -205,3 +205,33 @@ def test_with_pack_equals_rendering_the_packed_sample(sample_id: str, image: str
     line = dumps_sample(sample)
     sample.pack = pack
     assert with_pack(line, sample) == dumps_sample(sample)
+
+
+def test_background_syncs_finish_before_the_commit_and_their_errors_stop_it(tmp_path, monkeypatch) -> None:
+    import os
+
+    from pipeline.core import dataset as dataset_module
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(dataset_module.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    with DatasetWriter(tmp_path / "ok", task="classification", stage="test", classes=["a"]) as w:
+        rel, pack = w.new_pack("test")
+        pack.add("images/x.png", b"x")
+        pack.close()
+        w.sync_in_background(rel)
+    assert synced and load_dataset(tmp_path / "ok").classes == ["a"]
+
+    def failing(fd: int) -> None:  # the pack only: samples.jsonl and dataset.json sync as usual
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".zip"):
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(dataset_module.os, "fsync", failing)
+    with pytest.raises(OSError, match="Input/output"):
+        with DatasetWriter(tmp_path / "bad", task="classification", stage="test", classes=["a"]) as w:
+            rel, pack = w.new_pack("test")
+            pack.close()
+            w.sync_in_background(rel)
+            w.commit()
+    assert not (tmp_path / "bad").exists()
