@@ -23,6 +23,7 @@ dataset's images where possible.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -282,20 +283,24 @@ def read(root: Path, ctx: ImportContext) -> None:
             fix="check the path, or name the right format: pipeline import --help",
         )
     jobs = _scan(root, found, ctx)
-    blobs = _prefetch([j.path for j in jobs])
-    for job, data in ctx.progress(zip(jobs, blobs, strict=True), total=len(jobs), desc="import imagefolder", unit="img"):
-        probe = _probe(data, job.rel)
-        if probe.error is not None:
-            ctx.bad(probe.error)
-            continue
-        sample = Sample(id=job.sid, split=job.split, label=job.label, width=probe.width, height=probe.height,
-                        sha256=probe.sha256, source={"file": job.rel})
-        if probe.blob is not None:
-            sample.meta = {"exif_orientation": probe.orientation}
-            ctx.add(sample, data=probe.blob, ext="png")
-            ctx.report.counts["EXIF-rotated images stored upright"] += 1
-        else:
-            ctx.add(sample, src=job.path, ext=job.path.suffix)
+    # closed here, also when an error (--strict) ends the loop early: a reader pool left to the
+    # garbage collector is shut down from whichever thread triggers the collection, and one that
+    # is starting a thread at that moment deadlocks in CPython's threading module
+    with contextlib.closing(_prefetch([j.path for j in jobs])) as blobs:
+        for job, data in ctx.progress(zip(jobs, blobs, strict=True), total=len(jobs), desc="import imagefolder",
+                                      unit="img"):
+            probe = _probe(data, job.rel)
+            if probe.error is not None:
+                ctx.bad(probe.error)
+                continue
+            sample = Sample(id=job.sid, split=job.split, label=job.label, width=probe.width, height=probe.height,
+                            sha256=probe.sha256, source={"file": job.rel})
+            if probe.blob is not None:
+                sample.meta = {"exif_orientation": probe.orientation}
+                ctx.add(sample, data=probe.blob, ext="png")
+                ctx.report.counts["EXIF-rotated images stored upright"] += 1
+            else:
+                ctx.add(sample, src=job.path, ext=job.path.suffix)
 
 
 # --------------------------------------------------------------------------------------------

@@ -152,8 +152,16 @@ def test_import_is_deterministic(tree, tmp_path) -> None:
 
 
 def test_on_error_stops_at_the_first_bad_file(tree, tmp_path) -> None:
-    with pytest.raises(DataError, match="2/bomb.png"):  # natural order: bomb < empty < text < truncated
-        _import(tree, tmp_path / "ds", on_error="error")
+    import gc
+    import threading
+
+    gc.disable()  # the readers must stop when the import does, not when a collection finds them
+    try:
+        with pytest.raises(DataError, match="2/bomb.png"):  # natural order: bomb < empty < text < truncated
+            _import(tree, tmp_path / "ds", on_error="error")
+        assert not [t for t in threading.enumerate() if t.name.startswith("imagefolder-read")]
+    finally:
+        gc.enable()
     assert not (tmp_path / "ds").exists()
 
 
