@@ -63,8 +63,7 @@ def _contrast(img: np.ndarray, factor: float) -> np.ndarray:
     mean = cv2.sumElems(grey)[0] / grey.size
     if factor == 0:
         return np.full_like(img, int(mean + 0.5), dtype=img.dtype)
-    out = multiply_add(img, factor, mean * (1 - factor), inplace=False)
-    return out.reshape(img.shape) if out.shape != img.shape else out
+    return multiply_add(img, factor, mean * (1 - factor), inplace=False).reshape(img.shape)
 
 
 class ColorJitter(A.ColorJitter):

@@ -26,8 +26,7 @@ def server_context():
 
 def start_early() -> None:
     """Start the fork server now and return at once (it keeps importing in its own process)."""
-    if "forkserver" in mp.get_all_start_methods():
-        server_context()
+    if server_context().get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
         forkserver.ensure_running()

@@ -575,7 +575,6 @@ class _Work:
         self.pool = None
         self.starting: threading.Thread | None = None
         self.start_error: BaseException | None = None
-        self.closed = False  # the pool was told to finish: every task is done
         self.bar = None
         self.cv2_threads: int | None = None
 
@@ -646,13 +645,14 @@ class _Work:
                 finished[i] = _work_batch(self.tasks[i])
         if self.pool is not None and not (self.starting is not None and self.starting.is_alive()):
             self.pool.close()  # every task is done: the workers exit now, while the commit finishes
-            self.closed = True
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type, *exc: object) -> None:
         if self.starting is not None:
             self.starting.join()  # (only waits when every task was done before the workers were up)
         if self.pool is not None:
-            if not self.closed:
+            if exc_type is None:
+                self.pool.close()  # every task is done: the workers are leaving already
+            else:
                 self.pool.terminate()  # on an error, stop the workers now
             self.pool.join()
         _close_files()

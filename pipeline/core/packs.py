@@ -71,18 +71,15 @@ class PackWriter:
         self._pos = offset + n
         return offset
 
-    def close(self, *, sync: bool = False) -> None:
-        """Write the central directory; `sync`: and flush the file to the disk (a caller that
-        renames the folder into place next needs the bytes there first)."""
+    def close(self) -> None:
+        """Write the central directory (a caller that renames the folder into place next flushes
+        the file to the disk first: `DatasetWriter.sync_in_background`)."""
         if self._fh.closed:
             return
         directory = b"".join(self._central)
         self._fh.write(directory)
         count = len(self._central)
         self._fh.write(_END.pack(0x06054B50, 0, 0, count, count, len(directory), self._pos, 0))
-        if sync:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
         self._fh.close()
 
     def __enter__(self) -> PackWriter:
