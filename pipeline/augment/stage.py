@@ -365,13 +365,16 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict]:
         stem = _aug_stem(s)
         packed = packs_copies(s, _WORKER["pack"])
         datas = [encode(r.item.image, ext) for r in res]
-        new = []
+        images, lines, names = [], [], set()
         for c, r, data in zip(copies, res, datas, strict=True):
             rel = f"{stem}{c}.{ext}"
             if not packed:
                 _write(work / rel, data)
-            new.append(aug.to_sample(s, c, r, rel, sha256_bytes(data)))
-        entry: dict = {"id": sample_id, "samples": new, "lines": [dumps_sample(n) for n in new]}
+            copy = aug.to_sample(s, c, r, rel, sha256_bytes(data))
+            images.append(rel)
+            lines.append(dumps_sample(copy))
+            names |= copy.labels()
+        entry: dict = {"id": sample_id, "images": images, "lines": lines, "names": sorted(names)}
         if packed:
             spool.append((entry, datas))
             if s.pack is None and (_WORKER.get("inline") or len(raw) <= 65536):
@@ -412,8 +415,12 @@ def _read_logs(state: Path, copies: int) -> dict[str, dict]:
             except (json.JSONDecodeError, UnicodeDecodeError):
                 continue  # torn by a kill: that sample is redone
             if isinstance(entry, dict) and len(entry.get("copies", [])) == copies:
-                done[entry["id"]] = {"id": entry["id"], "samples": [Sample.from_json(c) for c in entry["copies"]],
-                                     "lines": None, **({"spool": entry["spool"]} if "spool" in entry else {})}
+                samples = [Sample.from_json(c) for c in entry["copies"]]
+                done[entry["id"]] = {"id": entry["id"], "images": [c.image for c in samples],
+                                     "lines": [dumps_sample(c) for c in samples],
+                                     "names": sorted(set().union(*(c.labels() for c in samples))),
+                                     "sha256": [c.sha256 for c in samples],
+                                     **({"spool": entry["spool"]} if "spool" in entry else {})}
     return done
 
 
@@ -461,10 +468,10 @@ def _intact(work: Path, spools: _Spools, entry: dict) -> bool:
     if "spool" in entry:
         blobs = spools.read(entry)
         return blobs is not None and all(
-            sha256_bytes(b) == s.sha256 for b, s in zip(blobs, entry["samples"], strict=True))
-    for s in entry["samples"]:
-        path = work / s.image
-        if not path.is_file() or sha256_bytes(path.read_bytes()) != s.sha256:
+            sha256_bytes(b) == h for b, h in zip(blobs, entry["sha256"], strict=True))
+    for image, h in zip(entry["images"], entry["sha256"], strict=True):
+        path = work / image
+        if not path.is_file() or sha256_bytes(path.read_bytes()) != h:
             return False
     return True
 
@@ -689,37 +696,35 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                 if entry is None or entry["id"] != s.id:
                     raise DataError(state, f"no record of the augmented copies of {s.id!r}",
                                     fix=f"remove {state} and run again")
-                lines = entry["lines"] or [None] * len(entry["samples"])  # rendered by the worker (fresh)
+                ids = [aug_id(s.id, c) for c in range(1, plan.copies + 1)]
+                copies = zip(ids, entry["images"], entry["lines"], strict=True)
                 if "spool" not in entry:
-                    for sample, line in zip(entry["samples"], lines, strict=True):
-                        if not (work / sample.image).is_file():
-                            raise DataError(work / sample.image, "missing from the work folder",
+                    for sample_id, image, line in copies:
+                        if not (work / image).is_file():
+                            raise DataError(work / image, "missing from the work folder",
                                             fix=f"remove {state} and run again")
-                        writer.add(sample, line=line)
+                        writer.add_rendered(sample_id, image, line, entry["names"])
                         stored["files"] += 1
                     continue
                 blobs = entry.pop("blobs", None) or spools.read(entry)
                 if blobs is None:
                     raise DataError(state / "spool", f"the images of {s.id!r} are missing",
                                     fix=f"remove {state} and run again")
-                items = [(sample, line, data, True) for sample, line, data in zip(entry["samples"], lines, blobs,
-                                                                                    strict=True)]
                 if s.id in with_copies:
                     original = entry.pop("original", None) or dataset.read_image_bytes(s)
                     if writer.uses_image(s.image):  # the name is taken here: link it as a file instead
                         writer.add_from(dataset, s)
                     else:
-                        items.insert(0, (Sample.from_json(s.to_json()), None, original, False))
-                for sample, line, data, is_copy in items:
-                    if pack is None or len(pack) >= MAX_MEMBERS or pack.size + len(data) > MAX_BYTES:
-                        if pack is not None:
-                            pack.close()
-                            writer.sync_in_background(pack_rel)  # while the next pack fills
-                        pack_rel, pack = writer.new_pack("augment")
-                        stored["packs"] += 1
-                    sample.pack = {"file": pack_rel, "offset": pack.add(sample.image, data), "length": len(data)}
-                    writer.add(sample, line=None if line is None else with_pack(line, sample))
-                    stored["packed" if is_copy else "originals_packed"] += 1
+                        pack, pack_rel = _next_pack(writer, pack, pack_rel, len(original), stored)
+                        copy = Sample.from_json(s.to_json())
+                        copy.pack = {"file": pack_rel, "offset": pack.add(s.image, original), "length": len(original)}
+                        writer.add(copy)
+                        stored["originals_packed"] += 1
+                for (sample_id, image, line), data in zip(copies, blobs, strict=True):
+                    pack, pack_rel = _next_pack(writer, pack, pack_rel, len(data), stored)
+                    ref = {"file": pack_rel, "offset": pack.add(image, data), "length": len(data)}
+                    writer.add_rendered(sample_id, image, with_pack(line, ref), entry["names"])
+                    stored["packed"] += 1
             if next(fresh, None) is not None:
                 raise AssertionError("augment: a sample was augmented but not chosen")
         finally:
@@ -730,8 +735,20 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
         spools.discard()
         if stored["files"] and hasattr(os, "sync"):
             os.sync()  # copies written as files without fsync reach the disk before the rename
-        writer.commit()
+        writer.finish()
     return stored
+
+
+def _next_pack(writer: DatasetWriter, pack, pack_rel: str, size: int, stored: dict[str, int]):
+    """The pack the next member of `size` bytes goes into: `pack`, or a new one when it is full
+    (the full one is closed and flushed to the disk from a thread while the next one fills)."""
+    if pack is None or len(pack) >= MAX_MEMBERS or pack.size + size > MAX_BYTES:
+        if pack is not None:
+            pack.close()
+            writer.sync_in_background(pack_rel)
+        pack_rel, pack = writer.new_pack("augment")
+        stored["packs"] += 1
+    return pack, pack_rel
 
 
 @contextlib.contextmanager

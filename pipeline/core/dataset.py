@@ -570,12 +570,11 @@ def dumps_sample(sample: Sample) -> str:
     return json.dumps(sample.to_json(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def with_pack(line: str, sample: Sample) -> str:
-    """`dumps_sample(sample)` from the line rendered before `sample.pack` was set: the pack goes
-    right before the width (the key order of `Sample.to_json`), nothing else is rendered again.
-    (`,"width":` cannot occur inside an encoded string: every quote there is escaped.)"""
+def with_pack(line: str, pack: dict) -> str:
+    """`dumps_sample(sample)` of a sample whose line was rendered before `sample.pack = pack` was
+    set: the pack goes right before the width (the key order of `Sample.to_json`), nothing else is
+    rendered again. (`,"width":` cannot occur inside an encoded string: every quote there is escaped.)"""
     at = line.index(',"width":')
-    pack = sample.pack
     if list(pack) == ["file", "offset", "length"] and type(pack["offset"]) is int and type(pack["length"]) is int:
         text = f'{{"file":{_json_str(pack["file"])},"offset":{pack["offset"]},"length":{pack["length"]}}}'
     else:
@@ -594,6 +593,20 @@ def _render(samples: Iterable[Sample]) -> bytes:
 
 def _join_lines(lines: list[str]) -> bytes:
     return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
+
+
+def _write_lines(path: Path, lines: list[str], chunk: int = 4096) -> str:
+    """Write `_join_lines(lines)` to `path` and fsync it; returns its SHA-256. Encoded, hashed and
+    written a few thousand lines at a time: no second copy of a large samples.jsonl in memory."""
+    digest = hashlib.sha256()
+    with open(path, "wb") as fh:
+        for i in range(0, len(lines), chunk):
+            data = ("\n".join(lines[i:i + chunk]) + "\n").encode("utf-8")
+            digest.update(data)
+            fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return digest.hexdigest()
 
 
 def _write_file(path: Path, data: bytes, *, sync: bool = True) -> None:
@@ -715,6 +728,7 @@ class DatasetWriter:
         # promises not to change samples after `add`), so a stage that waits on workers renders
         # while it waits instead of all at once in `commit`.
         self._lines: dict[str, str] | None = {} if render_early else None
+        self._rendered = 0  # samples added by `add_rendered` (no Sample kept)
         self.tmp: Path | None = None
         self.committed = False
 
@@ -732,7 +746,7 @@ class DatasetWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None and not self.committed:
-            self.commit()
+            self.finish()
         elif exc_type is not None and self._workdir is None and self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -773,7 +787,7 @@ class DatasetWriter:
         """Add a sample; write its image from `data` or `src`, or trust `sample.image` already in tmp.
         `line`: the sample's `dumps_sample` line when the caller rendered it already (in a worker)."""
         assert self.tmp is not None, "use DatasetWriter as a context manager"
-        if sample.id in self.samples:
+        if sample.id in self.samples or (self._lines is not None and sample.id in self._lines):
             raise DataError(sample.source.get("file", "input"), "two samples with the same id", field="id",
                             expected="unique ids", got=sample.id)
         if data is not None or src is not None:
@@ -807,6 +821,23 @@ class DatasetWriter:
         self._images.add(sample.image)
         self._names |= sample.labels()
         return sample
+
+    def add_rendered(self, sample_id: str, image: str, line: str, labels: Iterable[str] = ()) -> None:
+        """Add a sample known only by its samples.jsonl `line` (a `dumps_sample` rendering, e.g.
+        from a worker process), its image path (already in the temporary folder, or a pack member
+        written here) and the class names it uses. Needs ``render_early``. No `Sample` object is
+        built or kept: a stage that streams many thousands of samples pays neither for building
+        them nor for freeing them, and `finish` (not `commit`) completes the dataset without
+        loading them back."""
+        assert self.tmp is not None, "use DatasetWriter as a context manager"
+        if self._lines is None:
+            raise ValueError("add_rendered() needs a DatasetWriter with render_early=True")
+        if sample_id in self._lines:
+            raise DataError("input", "two samples with the same id", field="id", expected="unique ids", got=sample_id)
+        self._lines[sample_id] = line
+        self._images.add(image)
+        self._names.update(labels)
+        self._rendered += 1
 
     def add_from(self, dataset: Dataset, source: Sample, sample: Sample | None = None) -> Sample:
         """Add `sample` (default: a copy of `source`) with `source`'s image from `dataset`: a file is
@@ -877,22 +908,22 @@ class DatasetWriter:
             return list(self.fixed_classes)
         return natural_sorted(self._names)
 
-    def commit(self) -> Dataset:
+    def finish(self) -> DatasetInfo:
+        """Write samples.jsonl and dataset.json, sync, and rename the folder into place."""
         assert self.tmp is not None
-        samples = sorted(self.samples.values(), key=lambda s: s.id)
-        if self._lines is not None:
-            payload = _join_lines([self._lines[s.id] for s in samples])
-        else:
-            payload = _render(samples)
-        info = DatasetInfo(task=self.task, classes=self.classes(), lineage=self.lineage,
-                           samples_sha256=sha256_bytes(payload))
-        unknown = self._names - set(info.classes)
+        classes = self.classes()
+        unknown = self._names - set(classes)
         if unknown:
-            raise DataError("input", "labels outside the class list", expected=f"one of {info.classes}",
+            raise DataError("input", "labels outside the class list", expected=f"one of {classes}",
                             got=natural_sorted(unknown))
+        if self._lines is not None:
+            lines = [self._lines[i] for i in sorted(self._lines)]
+        else:
+            lines = [dumps_sample(s) for s in sorted(self.samples.values(), key=lambda s: s.id)]
         if self._unsynced:
             os.sync()
-        _write_file(self.tmp / SAMPLES_JSONL, payload)
+        info = DatasetInfo(task=self.task, classes=classes, lineage=self.lineage,
+                           samples_sha256=_write_lines(self.tmp / SAMPLES_JSONL, lines))
         _write_file(self.tmp / DATASET_JSON, _info_bytes(info))
         for thread in self._syncing:
             thread.join()
@@ -901,7 +932,14 @@ class DatasetWriter:
         fsync_dir(self.tmp)
         replace_dir(self.tmp, self.out)
         self.committed = True
-        return Dataset(root=self.out, info=info, samples=samples)
+        return info
+
+    def commit(self) -> Dataset:
+        """`finish`, then the new dataset (read back from disk when samples were added rendered)."""
+        info = self.finish()
+        if self._rendered:
+            return load_dataset(self.out)
+        return Dataset(root=self.out, info=info, samples=sorted(self.samples.values(), key=lambda s: s.id))
 
 
 def rewrite_samples(

@@ -46,7 +46,7 @@ class PackWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.unlink(missing_ok=True)  # never write through a hard link to another dataset's pack
-        self._fh = open(self.path, "xb")
+        self._fh = open(self.path, "xb", buffering=1 << 20)  # a write call per MiB, not per 8 KiB (one image each)
         self._pos = 0
         self._central: list[bytes] = []
 

@@ -207,7 +207,7 @@ def test_a_crash_after_the_spool_is_emptied_redoes_the_packed_samples(det_data, 
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(DatasetWriter, "commit", crash)
+        m.setattr(DatasetWriter, "finish", crash)
         with pytest.raises(KeyboardInterrupt):
             run_augment(det_data, RECIPES / "detection.yaml", out, copies=2, seed=4, pack="always")
     state = tmp_path / ".out.augment-state"

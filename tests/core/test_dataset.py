@@ -204,7 +204,7 @@ def test_with_pack_equals_rendering_the_packed_sample(sample_id: str, image: str
                     soft_label={"x": 0.7, "y": 0.3}, meta={"augment": {"ops": [{"op": "rotate", "angle": 1.5}]}})
     line = dumps_sample(sample)
     sample.pack = pack
-    assert with_pack(line, sample) == dumps_sample(sample)
+    assert with_pack(line, pack) == dumps_sample(sample)
 
 
 def test_background_syncs_finish_before_the_commit_and_their_errors_stop_it(tmp_path, monkeypatch) -> None:
@@ -235,3 +235,44 @@ def test_background_syncs_finish_before_the_commit_and_their_errors_stop_it(tmp_
             w.sync_in_background(rel)
             w.commit()
     assert not (tmp_path / "bad").exists()
+
+
+def test_rendered_samples_are_written_as_given_and_checked_like_the_others(tmp_path) -> None:
+    from PIL import Image
+
+    from pipeline.core.dataset import dumps_sample
+    from pipeline.core.images import encode_png
+    from pipeline.core.paths import sha256_bytes
+
+    image = tmp_path / "src.png"
+    image.write_bytes(encode_png(Image.new("L", (3, 4))))
+    copy = Sample(id="a~1", image="images/a~1.png", width=3, height=4, sha256="0" * 64, split="train", label="y",
+                  soft_label={"x": 0.25, "y": 0.75}, meta={"note": "rendered elsewhere"})
+    with DatasetWriter(tmp_path / "ds", task="classification", stage="test", classes=["x", "y"],
+                       render_early=True) as w:
+        w.add(Sample(id="b", label="x", width=3, height=4), src=image)
+        w.add_rendered(copy.id, copy.image, dumps_sample(copy), ["x", "y"])
+        with pytest.raises(DataError, match="same id"):
+            w.add_rendered("b", "images/other.png", dumps_sample(copy), [])
+        with pytest.raises(DataError, match="same id"):
+            w.add(Sample(id="a~1", label="x", width=3, height=4), src=image)
+        assert w.uses_image("images/a~1.png")
+        info = w.finish()
+    raw = (tmp_path / "ds" / "samples.jsonl").read_text()
+    assert raw.splitlines()[0] == dumps_sample(copy) and info.samples_sha256 == sha256_bytes(raw.encode())
+    loaded = load_dataset(tmp_path / "ds", check_hash=True)
+    assert [s.id for s in loaded.samples] == ["a~1", "b"] and loaded.samples[0].soft_label == {"x": 0.25, "y": 0.75}
+
+    with pytest.raises(DataError, match="class list"):  # a rendered sample's classes are checked too
+        with DatasetWriter(tmp_path / "bad", task="classification", stage="test", classes=["x"], render_early=True) as w:
+            w.add_rendered(copy.id, copy.image, dumps_sample(copy), ["x", "y"])
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="render_early"):
+        with DatasetWriter(tmp_path / "plain", task="classification", stage="test") as w:
+            w.add_rendered(copy.id, copy.image, dumps_sample(copy), ["y"])
+
+    with DatasetWriter(tmp_path / "back", task="classification", stage="test", classes=["x", "y"],
+                       render_early=True) as w:
+        w.add_rendered(copy.id, copy.image, dumps_sample(copy), ["y"])
+        dataset = w.commit()  # samples added rendered: read back from the committed folder
+    assert [s.id for s in dataset.samples] == ["a~1"] and dataset.samples[0].meta == {"note": "rendered elsewhere"}
