@@ -4,9 +4,10 @@ Every copy's randomness comes from ``derive_seed(seed, "augment", sample id, cop
 included), so the output does not depend on the order of work or on the number of worker
 processes.
 
-Copies of images up to 512x512 pixels (``--pack auto``) are stored in image packs
-(`pipeline.core.packs`), their originals just before them: creating one file costs more than
-augmenting a 28x28 digit, and about a quarter of the time augmenting a 320x240 photo takes.
+Copies of images up to 1024x1024 pixels (``--pack auto``) are stored in image packs
+(`pipeline.core.packs`), their originals just before them: creating one file (and syncing it
+before the commit) costs more than augmenting a 28x28 digit, about a quarter of the time
+augmenting a 320x240 photo takes and a tenth of augmenting and re-encoding a 640x480 JPEG.
 Larger images are written as files into the work folder.
 
 Work goes out in batches of samples. The process that writes the output takes them in sample-id
@@ -64,7 +65,7 @@ from pipeline.core.rng import SeededGenerator, derive_seed
 
 AUG_SEP = "~aug"
 PACK_MODES = ("auto", "always", "never")
-PACK_AUTO_PIXELS = 512 * 512  # --pack auto: copies of images up to this area go into packs
+PACK_AUTO_PIXELS = 1024 * 1024  # --pack auto: copies of images up to this area go into packs
 TINY_PNG_PIXELS = 32 * 32  # PNGs up to this area: stored, not deflated (see `encode`)
 SMALL_PNG_PIXELS = 128 * 128  # PNGs up to this area: no row filters (faster and smaller on digits)
 BATCH = 16  # samples per unit of work: warm caches, and resume loses at most one batch per worker
@@ -488,7 +489,7 @@ def run_augment(
     pack: str = "auto",
 ) -> dict:
     """Write `out`: every sample of `dataset_path` plus `copies` augmented copies of each sample in
-    `splits` (default train; "all" for every sample). `pack`: auto (copies of images up to 512x512
+    `splits` (default train; "all" for every sample). `pack`: auto (copies of images up to 1024x1024
     go into image packs), always or never. Returns figures for the summary."""
     if copies < 0:
         raise UsageError(f"--copies must be >= 0, got {copies}")

@@ -21,8 +21,8 @@ import click
                    "depend on it.")
 @click.option("--pack", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Store augmented copies (and their originals) in image packs (images/packs/*.zip) instead of "
-                   "one file each; auto packs images up to 512x512 pixels, where creating a file costs a large share "
-                   "of augmenting.")
+                   "one file each; auto packs images up to 1024x1024 pixels, where creating a file costs a large "
+                   "share of augmenting.")
 def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, seed: int, workers: int,
             pack: str) -> None:
     """Write DATASET plus N augmented copies of each sample in the chosen splits to --out.

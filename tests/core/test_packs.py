@@ -341,8 +341,8 @@ def test_augmenting_a_packed_dataset_links_its_packs_and_adds_new_ones(packed_cl
         assert sorted(zf.namelist()) == sorted(s.image for s in packed(ds) if s.split == "val")
 
 
-@pytest.mark.parametrize(("mode", "size", "packs"), [("never", 28, False), ("auto", 28, True), ("auto", 512, True),
-                                                     ("auto", 513, False)])
+@pytest.mark.parametrize(("mode", "size", "packs"), [("never", 28, False), ("auto", 28, True), ("auto", 1024, True),
+                                                     ("auto", 1025, False)])
 def test_pack_modes(tmp_path, mode, size, packs):
     src = make_classification_dataset(tmp_path / "src", classes=2, per_class=1, size=size, splits=None)
     run_augment(src, RECIPES / "digits.yaml", tmp_path / "aug", copies=1, splits=["all"], pack=mode)
