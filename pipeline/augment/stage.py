@@ -275,11 +275,11 @@ def _worker_init(plan: Plan, work: str, state: str) -> None:
         cv2.setNumThreads(1)
     except ImportError:  # pragma: no cover - albumentations brings cv2
         pass
+    inherited = _WORKER.get("aug") if _WORKER.get("plan") == plan else None  # forked from the committing process
     _WORKER.clear()
     try:
-        dataset = load_dataset(plan.dataset)
-        _WORKER.update(aug=Augmenter(dataset, load_recipe(plan.recipe), plan.seed), work=Path(work), state=Path(state),
-                       pack=plan.pack)
+        aug = inherited or Augmenter(load_dataset(plan.dataset), load_recipe(plan.recipe), plan.seed)
+        _WORKER.update(aug=aug, work=Path(work), state=Path(state), pack=plan.pack)
         gc.freeze()  # the dataset stays for the worker's life: out of the collector's view (see `_quiet_gc`)
         gc.set_threshold(max(gc.get_threshold()[0], 50_000), *gc.get_threshold()[1:])
     except Exception as exc:  # noqa: BLE001 - raised again from the first task: a Pool whose
@@ -345,11 +345,17 @@ def _close_files() -> None:
         os.close(_WORKER.pop(key)[0])
 
 
-def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict]:
+def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict] | tuple[str, int, int]:
     """Augment every copy of a few samples; store the images, then log each sample as done.
 
     Decode the batch, augment every copy, then encode, store and record: the augmentation loop
     runs with warm caches (worth 15-25 % on 28x28 digits, against working sample by sample).
+
+    Returns the entries (see `_records`) in the committing process; a worker process returns only
+    where its records went in its log, ``(name, offset, length)``: the commit reads them and the
+    packed images back out of the page cache instead of taking them through the pool's pipe (a
+    pipe holds 64 KiB; a batch's records are ~150 KB, and each pass of a bigger result through it
+    waits for the committing process's result thread to get the interpreter lock).
     """
     if "error" in _WORKER:
         raise _WORKER["error"]
@@ -366,41 +372,74 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict]:
         stem = _aug_stem(s)
         packed = packs_copies(s, _WORKER["pack"])
         datas = [encode(r.item.image, ext) for r in res]
-        images, lines, names = [], [], set()
+        lines, names = [], set()
         for c, r, data in zip(copies, res, datas, strict=True):
             rel = f"{stem}{c}.{ext}"
             if not packed:
                 _write(work / rel, data)
             copy = aug.to_sample(s, c, r, rel, sha256_bytes(data))
-            images.append(rel)
             lines.append(dumps_sample(copy))
             names |= copy.labels()
-        entry: dict = {"id": sample_id, "images": images, "lines": lines, "names": sorted(names)}
+        entry: dict = {"id": sample_id, "lines": lines, "names": sorted(names)}
         if packed:
-            spool.append((entry, datas))
-            if s.pack is None and (_WORKER.get("inline") or len(raw) <= 65536):
-                entry["original"] = raw  # packed beside its copies by the commit (see `_commit`); through
-                # the pipe when small (cheaper than the commit opening the file again)
+            if s.pack is None:  # packed beside its copies by the commit (see `_commit`)
+                entry["original"] = raw
+            spool.append((entry, [raw, *datas] if s.pack is None else datas))
+            entry["blobs"] = datas
         entries.append(entry)
     if spool:
         name, offset = _append(_WORKER["state"], "spool", b"".join(b"".join(d) for _, d in spool))
         for entry, datas in spool:
             entry["spool"] = [name, offset, [len(d) for d in datas]]
             offset += sum(len(d) for d in datas)
-    _append(_WORKER["state"], "records", "".join(_log_line(e) for e in entries).encode("utf-8"))
-    if _WORKER.get("inline"):  # in the committing process: hand the copies over as they are
-        for entry, datas in spool:
-            entry["blobs"] = datas
-    # (a worker process does not pipe its copies: the commit reads them from the spool file just
-    # written, out of the page cache, instead of unpickling megabytes; only small originals travel)
-    return entries
+    text = "".join(map(_record, entries)).encode("utf-8")
+    name, offset = _append(_WORKER["state"], "records", text)
+    if _WORKER.get("inline"):  # in the committing process: hand everything over as it is
+        return entries
+    return name, offset, len(text)
 
 
-def _log_line(entry: dict) -> str:
-    """One sample's line in the records log: its id, where its packed copies sit in the spool, and
-    the copies' samples.jsonl lines as they are (no second rendering)."""
+def _record(entry: dict) -> str:
+    """One sample in the records log: a head line (its id, where its packed images sit in the
+    spool, the class names its copies use, how many copies follow) and then each copy's
+    samples.jsonl line as it is (no second rendering, and the commit takes the lines as they are)."""
     spool = f',"spool":{json.dumps(entry["spool"], ensure_ascii=False)}' if "spool" in entry else ""
-    return f'{{"id":{json.dumps(entry["id"], ensure_ascii=False)}{spool},"copies":[{",".join(entry["lines"])}]}}\n'
+    original = ',"original":1' if "original" in entry else ""
+    names = json.dumps(entry["names"], ensure_ascii=False)
+    head = f'{{"done":{json.dumps(entry["id"], ensure_ascii=False)}{spool}{original},"names":{names},' \
+           f'"copies":{len(entry["lines"])}}}'
+    return "\n".join([head, *entry["lines"]]) + "\n"
+
+
+def _records(text: str, check: bool = False) -> Iterator[dict]:
+    """The entries of a records log (or part of one): ``id``, ``lines`` (the copies'
+    samples.jsonl lines), ``names``, and for packed copies ``spool`` (``[file, offset, lengths]``,
+    the original first when ``with_original``). `check`: a log left by an earlier run; entries
+    cut short by a kill (or otherwise unreadable) are left out, and each gets ``sha256``, its
+    copies' hashes."""
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line.startswith('{"done":'):
+            continue  # (only in a log torn by a kill: the rest of a sample whose head was cut)
+        try:
+            head = json.loads(line)
+            count = head["copies"]
+            copies = lines[i:i + count]
+            entry = {"id": head["done"], "lines": copies, "names": head["names"],
+                     **({"spool": head["spool"], "with_original": "original" in head} if "spool" in head else {})}
+            if check:
+                parsed = [Sample.from_json(json.loads(c)) for c in copies]
+                if len(parsed) != count or [c.id for c in parsed] != [aug_id(entry["id"], k + 1)
+                                                                      for k in range(count)]:
+                    continue
+                entry["sha256"] = [c.sha256 for c in parsed]
+        except (ValueError, KeyError, TypeError, DataError):
+            continue  # torn by a kill: that sample is redone
+        i += count
+        yield entry
 
 
 def _read_logs(state: Path, copies: int) -> dict[str, dict]:
@@ -410,37 +449,44 @@ def _read_logs(state: Path, copies: int) -> dict[str, dict]:
     if not folder.is_dir():
         return done
     for log in sorted(folder.glob("*.jsonl")):
-        for line in log.read_bytes().splitlines():
-            try:
-                entry = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue  # torn by a kill: that sample is redone
-            if isinstance(entry, dict) and len(entry.get("copies", [])) == copies:
-                samples = [Sample.from_json(c) for c in entry["copies"]]
-                done[entry["id"]] = {"id": entry["id"], "images": [c.image for c in samples],
-                                     "lines": [dumps_sample(c) for c in samples],
-                                     "names": sorted(set().union(*(c.labels() for c in samples))),
-                                     "sha256": [c.sha256 for c in samples],
-                                     **({"spool": entry["spool"]} if "spool" in entry else {})}
+        for entry in _records(log.read_bytes().decode("utf-8", errors="replace"), check=True):
+            if len(entry["lines"]) == copies:
+                done[entry["id"]] = entry
     return done
 
 
 class _Spools:
-    """Reads images back from the workers' spool files."""
+    """Reads back what the workers wrote into the state folder: images from their spool files,
+    records from their logs."""
 
     def __init__(self, state: Path) -> None:
-        self.folder = state / "spool"
-        self.fds: dict[str, int] = {}
+        self.state = state
+        self.fds: dict[tuple[str, str], int] = {}
 
-    def read(self, entry: dict) -> list[bytes] | None:
-        name, offset, lengths = entry["spool"]
-        if name not in self.fds:
+    def _pread(self, kind: str, name: str, length: int, offset: int) -> bytes | None:
+        key = (kind, name)
+        if key not in self.fds:
             try:
-                self.fds[name] = os.open(self.folder / Path(name).name, os.O_RDONLY)
+                self.fds[key] = os.open(self.state / kind / Path(name).name, os.O_RDONLY)
             except FileNotFoundError:
                 return None
-        blob = os.pread(self.fds[name], sum(lengths), offset)
-        if len(blob) != sum(lengths):
+        data = os.pread(self.fds[key], length, offset)
+        return data if len(data) == length else None
+
+    def records(self, where: tuple[str, int, int]) -> list[dict]:
+        """The entries a worker logged at ``(name, offset, length)``."""
+        name, offset, length = where
+        data = self._pread("records", name, length, offset)
+        if data is None:
+            raise DataError(self.state / "records" / name, "a worker's records are missing",
+                            fix=f"remove {self.state} and run again")
+        return list(_records(data.decode("utf-8")))
+
+    def read(self, entry: dict) -> list[bytes] | None:
+        """The images of a spooled entry (the original first when it was spooled too)."""
+        name, offset, lengths = entry["spool"]
+        blob = self._pread("spool", name, sum(lengths), offset)
+        if blob is None:
             return None
         out, pos = [], 0
         for n in lengths:
@@ -458,8 +504,9 @@ class _Spools:
         dropped instead of being written back by the sync that follows. A run killed after this
         redoes the samples whose copies were spooled (their records no longer check out)."""
         self.close()
-        if self.folder.is_dir():
-            for path in self.folder.iterdir():
+        folder = self.state / "spool"
+        if folder.is_dir():
+            for path in folder.iterdir():
                 os.truncate(path, 0)  # also when a worker still holds it open
                 path.unlink()
 
@@ -468,10 +515,13 @@ def _intact(work: Path, spools: _Spools, entry: dict) -> bool:
     """Whether every image of a logged entry is present with the logged hash."""
     if "spool" in entry:
         blobs = spools.read(entry)
-        return blobs is not None and all(
-            sha256_bytes(b) == h for b, h in zip(blobs, entry["sha256"], strict=True))
-    for image, h in zip(entry["images"], entry["sha256"], strict=True):
-        path = work / image
+        if blobs is None:
+            return False
+        if entry["with_original"]:
+            blobs = blobs[1:]
+        return all(sha256_bytes(b) == h for b, h in zip(blobs, entry["sha256"], strict=True))
+    for line, h in zip(entry["lines"], entry["sha256"], strict=True):
+        path = work / json.loads(line)["image"]
         if not path.is_file() or sha256_bytes(path.read_bytes()) != h:
             return False
     return True
@@ -498,9 +548,23 @@ def run_augment(
     if pack not in PACK_MODES:
         raise UsageError(f"--pack must be one of {', '.join(PACK_MODES)}, got {pack!r}")
     dataset_path, out = Path(dataset_path), Path(out)
+    splits = list(splits or ["train"])
+    plan = Plan(str(dataset_path), str(Path(recipe_path)), int(seed), int(copies), sorted(splits), pack)
+    work = out.with_name(f".{out.name}.augment-work")
+    state = out.with_name(f".{out.name}.augment-state")
+    pool = _Workers(workers - 1, plan, work, state)
+    pool.start_early()  # (their start overlaps the loading and checks below)
+    try:
+        return _run(dataset_path, recipe_path, out, plan, work, state, pool)
+    finally:
+        pool.stop(error=True)  # (a no-op once the run has stopped them: only after an error)
+
+
+def _run(dataset_path: Path, recipe_path: str | os.PathLike, out: Path, plan: Plan, work: Path, state: Path,
+         pool: _Workers) -> dict:
+    copies, splits, seed = plan.copies, plan.splits, plan.seed
     dataset = load_dataset(dataset_path)
     recipe = load_recipe(recipe_path)
-    splits = list(splits or ["train"])
     bad = [s for s in splits if s not in (*SPLITS, "all")]
     if bad:
         raise UsageError(f"--splits: unknown split {bad[0]!r}", fix="use train, val, test or all")
@@ -517,11 +581,8 @@ def run_augment(
         raise UsageError(f"{dataset_path}: already holds a sample {clash!r}, the id a new copy would get",
                          fix="augment the dataset the copies were made from, or pick that dataset's --out again")
     augmenter = Augmenter(dataset, recipe, seed)  # validates targets before any work starts
-    plan = Plan(str(dataset_path), str(Path(recipe_path)), int(seed), int(copies), sorted(splits), pack)
-    work = out.with_name(f".{out.name}.augment-work")
-    state = out.with_name(f".{out.name}.augment-state")
     fingerprint = {"dataset": dataset.content_hash, "recipe": recipe.hash, "seed": plan.seed, "copies": plan.copies,
-                   "splits": plan.splits, "pack": pack, "format": 2}
+                   "splits": plan.splits, "pack": plan.pack, "format": 3}
     resumed = _prepare_state(work, state, fingerprint)
 
     spools = _Spools(state)
@@ -531,8 +592,8 @@ def run_augment(
         done = {k: v for k, v in done.items() if k in chosen_ids and _intact(work, spools, v)}
         todo = [(s.id, list(range(1, copies + 1))) for s in chosen if copies and s.id not in done]
         area = sum(s.width * s.height for s in chosen) / max(1, len(chosen)) * copies
-        tasks = _tasks(todo, workers, area)
-        with _quiet_gc(), _Work(tasks, augmenter, plan, work, state, workers) as fresh:
+        tasks = _tasks(todo, pool.count + 1, area)
+        with _quiet_gc(), _Work(tasks, augmenter, plan, work, state, pool, spools) as fresh:
             stored = _commit(dataset, dataset_path, recipe, recipe_path, plan, chosen, done, iter(fresh), spools,
                               work, state, out)
     finally:
@@ -561,28 +622,102 @@ def _tasks(todo: list, workers: int, area: float = 0.0) -> list[list]:
             + [todo[i:i + small] for i in range(head, len(todo), small)])
 
 
+class _Workers:
+    """The worker processes of a run (`count` of them) and their start.
+
+    From the fork server (see `server`), the pool is created by a background thread, started as
+    soon as the run begins: the server may still be importing albumentations and each worker loads
+    the dataset and the recipe, while this process does the same and then works through the tasks
+    alone until the workers are up. When this process runs a single thread, the workers are forked
+    from it instead, once the dataset is loaded (`fork_now`): they inherit the loaded dataset and
+    the built recipe.
+    """
+
+    def __init__(self, count: int, plan: Plan, work: Path, state: Path) -> None:
+        self.count, self.args = count, (plan, str(work), str(state))
+        self.pool = None
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    @staticmethod
+    def can_fork() -> bool:
+        # a child forked from a process whose thread pools have run (OpenCV, OpenBLAS, torch) can
+        # hang in them; forking from a second thread is unsafe too
+        return "fork" in mp.get_all_start_methods() and _single_threaded()
+
+    def start_early(self) -> None:
+        """Start the fork server's workers now, unless they will be forked later."""
+        if self.count > 0 and not self.can_fork():
+            self._start_in_background()
+
+    def fork_now(self) -> None:
+        """Start the workers if `start_early` did not: forked here when that is safe."""
+        if self.count < 1 or self.thread is not None or self.pool is not None:
+            return
+        if self.can_fork():
+            import pipeline.augment.fastgeom  # noqa: F401 - imported once here (with albumentations), inherited
+            import pipeline.augment.fastpixel  # noqa: F401
+
+            self._create(mp.get_context("fork"))
+        else:
+            self._start_in_background()
+
+    def _start_in_background(self) -> None:
+        self.thread = threading.Thread(target=self._create, args=(server_context(),), daemon=True,
+                                       name="augment-workers")
+        self.thread.start()
+
+    def _create(self, ctx) -> None:
+        try:
+            self.pool = ctx.Pool(self.count, initializer=_worker_init, initargs=self.args)
+        except BaseException as exc:  # noqa: BLE001 - raised again by `ready`, in the calling thread
+            self.error = exc
+
+    def ready(self):
+        """The pool once it is up, else None; a failure to start it is raised here."""
+        if self.error is not None:
+            raise self.error
+        if self.thread is not None and self.thread.is_alive():
+            return None
+        return self.pool
+
+    def finish(self) -> None:
+        """Every task is done: the workers exit now, while the commit finishes."""
+        if self.pool is not None and not (self.thread is not None and self.thread.is_alive()):
+            self.pool.close()
+
+    def stop(self, error: bool) -> None:
+        """Wait for the start (only when every task was done before the workers were up), then let
+        the workers finish (or terminate them, on an error)."""
+        if self.thread is not None:
+            self.thread.join()
+        if self.pool is not None:
+            if error:
+                self.pool.terminate()
+            else:
+                self.pool.close()
+            self.pool.join()
+            self.pool = None
+
+
 class _Work:
     """The entries of every task, in task order, so the commit can write packs while workers work.
 
-    With `workers` W > 1, W - 1 are processes and the committing process is the W-th: whenever the
-    next task to commit is not finished yet, it augments the next task nobody has started (no pipe,
-    no pickling for that one) instead of waiting. On two cores that keeps two processes busy
+    With `workers` W > 1, W - 1 are processes (`_Workers`) and the committing process is the W-th:
+    whenever the next task to commit is not finished yet, it augments the next task nobody has
+    started (no pipe for that one) instead of waiting. On two cores that keeps two processes busy
     rather than three competing for them. The pool keeps a few tasks in flight ahead of the
-    commit, so finished results wait in memory for at most a few batches.
-
-    Entering starts the processes from a background thread (a fork server still importing
-    albumentations would otherwise hold this process up to a second and more): until they are up,
-    this process works through the tasks alone. Iterating yields each finished sample's entry;
-    leaving stops the processes.
+    commit, so finished results wait for at most a few batches. Until the workers are up, this
+    process works through the tasks alone. Iterating yields each finished sample's entry; leaving
+    stops the processes.
     """
 
     def __init__(self, tasks: list[list[tuple[str, list[int]]]], augmenter: Augmenter, plan: Plan, work: Path,
-                 state: Path, workers: int) -> None:
+                 state: Path, workers: _Workers, spools: _Spools) -> None:
         self.tasks, self.augmenter, self.plan, self.work, self.state = tasks, augmenter, plan, work, state
-        self.workers = workers if len(tasks) > 1 else 1
-        self.pool = None
-        self.starting: threading.Thread | None = None
-        self.start_error: BaseException | None = None
+        self.spools = spools
+        self.workers = workers
+        self.parallel = workers.count > 0 and len(tasks) > 1
         self.bar = None
         self.cv2_threads: int | None = None
 
@@ -593,53 +728,29 @@ class _Work:
         self.cv2_threads = cv2.getNumThreads()
         cv2.setNumThreads(1)  # one worker, one core: OpenCV's pool would spin a second one on small images
         _WORKER.clear()
-        _WORKER.update(aug=self.augmenter, work=self.work, state=self.state, pack=self.plan.pack, inline=True)
-        if self.workers == 1:
-            return self
-        # fork is cheapest, but a child forked from a process whose thread pools have run (OpenCV,
-        # OpenBLAS, torch) can hang in them: then workers come from the fork server (see `server`).
-        if "fork" in mp.get_all_start_methods() and _single_threaded():
-            import pipeline.augment.fastgeom  # noqa: F401 - imported once here (with albumentations), inherited
-            import pipeline.augment.fastpixel  # noqa: F401
-
-            self._start(mp.get_context("fork"))  # here: forking from a second thread is what is unsafe
-        else:
-            self.starting = threading.Thread(target=self._start, args=(server_context(),), daemon=True,
-                                             name="augment-workers")
-            self.starting.start()
+        _WORKER.update(aug=self.augmenter, work=self.work, state=self.state, pack=self.plan.pack, inline=True,
+                       plan=self.plan)
+        if self.parallel:
+            self.workers.fork_now()
         return self
 
-    def _start(self, ctx) -> None:
-        try:
-            self.pool = ctx.Pool(self.workers - 1, initializer=_worker_init,
-                                 initargs=(self.plan, str(self.work), str(self.state)))
-        except BaseException as exc:  # noqa: BLE001 - raised again by the loop, in the calling thread
-            self.start_error = exc
-
-    def _ready_pool(self):
-        """The worker pool once it is up, else None."""
-        if self.start_error is not None:
-            raise self.start_error
-        if self.starting is not None and self.starting.is_alive():
-            return None
-        return self.pool
-
     def __iter__(self) -> Iterator[dict]:
-        for entries in self._batches():
+        for result in self._batches():
+            entries = result if isinstance(result, list) else self.spools.records(result)
             yield from entries
             self.bar.update(len(entries))
 
-    def _batches(self) -> Iterator[list[dict]]:
-        if self.workers == 1:
+    def _batches(self) -> Iterator[list[dict] | tuple[str, int, int]]:
+        if not self.parallel:
             yield from map(_work_batch, self.tasks)
             return
-        window = 4 * (self.workers - 1)  # tasks in flight in the pool
+        window = 4 * self.workers.count  # tasks in flight in the pool
         pending = collections.deque(range(len(self.tasks)))
         running: dict[int, object] = {}  # task index -> AsyncResult
         finished: dict[int, list[dict]] = {}  # done here, waiting for their turn
         for turn in range(len(self.tasks)):
             while True:
-                pool = self._ready_pool()
+                pool = self.workers.ready()
                 while pool is not None and len(running) < window and pending:
                     i = pending.popleft()
                     running[i] = pool.apply_async(_work_batch, (self.tasks[i],))
@@ -651,19 +762,12 @@ class _Work:
                     break
                 i = pending.popleft()  # the turn's task is not done elsewhere yet: do the next one here
                 finished[i] = _work_batch(self.tasks[i])
-        if self.pool is not None and not (self.starting is not None and self.starting.is_alive()):
-            self.pool.close()  # every task is done: the workers exit now, while the commit finishes
+        self.workers.finish()
 
     def __exit__(self, exc_type, *exc: object) -> None:
-        if self.starting is not None:
-            self.starting.join()  # (only waits when every task was done before the workers were up)
-        if self.pool is not None:
-            if exc_type is None:
-                self.pool.close()  # every task is done: the workers are leaving already
-            else:
-                self.pool.terminate()  # on an error, stop the workers now
-            self.pool.join()
+        self.workers.stop(error=exc_type is not None)
         _close_files()
+        _WORKER.clear()
         if self.cv2_threads is not None:
             import cv2
 
@@ -697,22 +801,27 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                 if entry is None or entry["id"] != s.id:
                     raise DataError(state, f"no record of the augmented copies of {s.id!r}",
                                     fix=f"remove {state} and run again")
-                ids = [aug_id(s.id, c) for c in range(1, plan.copies + 1)]
-                copies = zip(ids, entry["images"], entry["lines"], strict=True)
+                stem, ext = _aug_stem(s), out_ext(s)
+                copies = [(aug_id(s.id, c), f"{stem}{c}.{ext}") for c in range(1, plan.copies + 1)]
                 if "spool" not in entry:
-                    for sample_id, image, line in copies:
+                    for (sample_id, image), line in zip(copies, entry["lines"], strict=True):
                         if not (work / image).is_file():
                             raise DataError(work / image, "missing from the work folder",
                                             fix=f"remove {state} and run again")
                         writer.add_rendered(sample_id, image, line, entry["names"])
                         stored["files"] += 1
                     continue
-                blobs = entry.pop("blobs", None) or spools.read(entry)
-                if blobs is None:
-                    raise DataError(state / "spool", f"the images of {s.id!r} are missing",
-                                    fix=f"remove {state} and run again")
+                blobs, original = entry.get("blobs"), entry.get("original")
+                if blobs is None:  # spooled by a worker, or by an earlier run
+                    blobs = spools.read(entry)
+                    if blobs is None:
+                        raise DataError(state / "spool", f"the images of {s.id!r} are missing",
+                                        fix=f"remove {state} and run again")
+                    if entry["with_original"]:
+                        original, blobs = (blobs[0] if s.id not in done else None), blobs[1:]
                 if s.id in with_copies:
-                    original = entry.pop("original", None) or dataset.read_image_bytes(s)
+                    if original is None:  # (an earlier run's spool is not trusted with it: read again)
+                        original = dataset.read_image_bytes(s)
                     if writer.uses_image(s.image):  # the name is taken here: link it as a file instead
                         writer.add_from(dataset, s)
                     else:
@@ -721,7 +830,7 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                         copy.pack = {"file": pack_rel, "offset": pack.add(s.image, original), "length": len(original)}
                         writer.add(copy)
                         stored["originals_packed"] += 1
-                for (sample_id, image, line), data in zip(copies, blobs, strict=True):
+                for (sample_id, image), line, data in zip(copies, entry["lines"], blobs, strict=True):
                     pack, pack_rel = _next_pack(writer, pack, pack_rel, len(data), stored)
                     ref = {"file": pack_rel, "offset": pack.add(image, data), "length": len(data)}
                     writer.add_rendered(sample_id, image, with_pack(line, ref), entry["names"])

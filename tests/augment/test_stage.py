@@ -141,7 +141,7 @@ def test_resume_after_kill_gives_identical_output(tmp_path, pack):
     records = tmp_path / ".out.augment-state" / "records"
 
     def logged() -> int:
-        return sum(len(p.read_bytes().splitlines()) for p in records.glob("*.jsonl")) if records.is_dir() else 0
+        return sum(p.read_bytes().count(b'{"done":') for p in records.glob("*.jsonl")) if records.is_dir() else 0
 
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
@@ -214,6 +214,32 @@ def test_a_crash_after_the_spool_is_emptied_redoes_the_packed_samples(det_data, 
     assert list((state / "records").glob("*.jsonl")) and not list((state / "spool").glob("*"))
     figures = run_augment(det_data, RECIPES / "detection.yaml", out, copies=2, seed=4, pack="always")
     assert figures["resumed"] == 0
+    assert tree_bytes(out) == tree_bytes(reference)
+
+
+def test_a_log_torn_by_a_kill_redoes_only_the_torn_sample(det_data, tmp_path, monkeypatch):
+    """Each sample's record is a head line and its copies' lines; a record cut anywhere (here in
+    the middle of its last copy line, and a stray half line after it) is redone, the others are
+    taken from the log and the spool as they are."""
+    from pipeline.augment import stage
+
+    reference = tmp_path / "reference"
+    run_augment(det_data, RECIPES / "detection.yaml", reference, copies=3, seed=6, pack="always")
+    out = tmp_path / "out"
+
+    def crash(self):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(stage._Spools, "discard", crash)  # dies with the records and the spool in place
+        with pytest.raises(KeyboardInterrupt):
+            run_augment(det_data, RECIPES / "detection.yaml", out, copies=3, seed=6, pack="always")
+    (log,) = (tmp_path / ".out.augment-state" / "records").glob("*.jsonl")
+    text = log.read_bytes()
+    heads = text.count(b'{"done":')
+    log.write_bytes(text[:-40] + b'\n{"id":"half a line')  # the last record cut, then a torn line
+    figures = run_augment(det_data, RECIPES / "detection.yaml", out, copies=3, seed=6, pack="always")
+    assert figures["resumed"] == heads - 1 > 0
     assert tree_bytes(out) == tree_bytes(reference)
 
 
