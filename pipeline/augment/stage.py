@@ -638,6 +638,8 @@ class _Workers:
         self.pool = None
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.lock = threading.Lock()
+        self.stopped = False
 
     @staticmethod
     def can_fork() -> bool:
@@ -669,9 +671,16 @@ class _Workers:
 
     def _create(self, ctx) -> None:
         try:
-            self.pool = ctx.Pool(self.count, initializer=_worker_init, initargs=self.args)
+            pool = ctx.Pool(self.count, initializer=_worker_init, initargs=self.args)
         except BaseException as exc:  # noqa: BLE001 - raised again by `ready`, in the calling thread
             self.error = exc
+            return
+        with self.lock:
+            if not self.stopped:
+                self.pool = pool
+                return
+        pool.terminate()  # the run ended (or failed) before the workers were up
+        pool.join()
 
     def ready(self):
         """The pool once it is up, else None; a failure to start it is raised here."""
@@ -687,17 +696,18 @@ class _Workers:
             self.pool.close()
 
     def stop(self, error: bool) -> None:
-        """Wait for the start (only when every task was done before the workers were up), then let
-        the workers finish (or terminate them, on an error)."""
-        if self.thread is not None:
-            self.thread.join()
-        if self.pool is not None:
+        """Let the workers finish (or terminate them, on an error). A start still under way is not
+        waited for: its thread stops the pool once it is up (a run that fails at once, or ends
+        before the fork server has finished importing, returns at once)."""
+        with self.lock:
+            self.stopped = True
+            pool, self.pool = self.pool, None
+        if pool is not None:
             if error:
-                self.pool.terminate()
+                pool.terminate()
             else:
-                self.pool.close()
-            self.pool.join()
-            self.pool = None
+                pool.close()
+            pool.join()
 
 
 class _Work:

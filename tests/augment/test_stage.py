@@ -194,6 +194,39 @@ def test_workers_that_come_up_late_or_not_at_all(det_data, tmp_path, monkeypatch
     assert not (tmp_path / "failed").exists()
 
 
+def test_a_run_that_fails_while_its_workers_start_does_not_wait_for_them(tmp_path, monkeypatch):
+    """The workers start as the run begins; an error before they are up is raised at once, and
+    the pool is stopped by its start thread when it comes up."""
+    import threading
+
+    from pipeline.augment import stage
+    from pipeline.core.errors import UsageError
+
+    release, created = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    class FakePool:
+        def terminate(self) -> None:
+            calls.append("terminate")
+
+        def join(self) -> None:
+            calls.append("join")
+            created.set()
+
+    class Slow:
+        def Pool(self, *args, **kwargs):  # noqa: N802 - multiprocessing's name
+            release.wait(30)
+            return FakePool()
+
+    monkeypatch.setattr(stage, "_single_threaded", lambda: False)
+    monkeypatch.setattr(stage, "server_context", lambda: Slow())
+    with pytest.raises(UsageError, match="no such folder"):
+        run_augment(tmp_path / "missing", RECIPES / "digits.yaml", tmp_path / "out", copies=1, workers=2)
+    assert calls == []  # raised while the pool was still starting
+    release.set()
+    assert created.wait(30) and calls == ["terminate", "join"]
+
+
 def test_a_crash_after_the_spool_is_emptied_redoes_the_packed_samples(det_data, tmp_path, monkeypatch):
     """The spool is emptied before the final sync; a run that dies between that and the commit
     leaves logged samples without their images: the rerun redoes them and equals a clean run."""
