@@ -51,7 +51,10 @@ class GaussNoise(A.GaussNoise):
             return super().apply(img, noise_map, **params)
         # albucore's add truncates the noise towards zero for uint8 images, adds in float32, clips
         # and truncates: on whole numbers OpenCV's saturating conversion gives the same bytes
-        noise = np.trunc(noise_map)
+        # in place when the map is an array of its own (drawn for this call, not recorded; truncating
+        # twice changes nothing, should a second image of the same call come), not a broadcast view
+        own = noise_map.flags.writeable and noise_map.base is None
+        noise = np.trunc(noise_map, out=noise_map if own else None)
         return cv2.add(img, noise, dtype=cv2.CV_8U).reshape(img.shape)
 
 

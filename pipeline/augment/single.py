@@ -253,18 +253,34 @@ _COMPOSE: list[type] = []
 
 
 def _compose_class() -> type:
-    """`A.Compose` that re-filters boxes and points only after a transform that was applied.
+    """`A.Compose` that re-filters boxes and points only after a transform that was applied, and
+    validates boxes with a quick test first.
 
     albumentations clips and filters boxes (and points) after every transform of a Compose,
     applied or not; after one that did not run the data is unchanged and the filter (clip to the
     image, drop below area/visibility) changes nothing a second time, so skipping it gives the
-    same output for less. Every other step is albumentations' own.
+    same output for less. Its box check (before and after the transforms) runs six numpy
+    `isclose`-based passes even when every coordinate lies in [0, 1] and every box has x_max > x_min
+    and y_max > y_min, which the clipping makes the rule: that case is tested first with four
+    cheap reductions, anything else goes to albumentations' own check (same errors). Every other
+    step is albumentations' own.
     """
     if not _COMPOSE:
         A = load_albumentations()
+        from albumentations.core.bbox_utils import check_bboxes
         from albumentations.core.transforms_interface import BasicTransform
 
+        def check_boxes(data: np.ndarray, shape: Any) -> None:
+            if data.size and not (data[:, :4].min() >= 0 and data[:, :4].max() <= 1
+                                  and (data[:, 2] > data[:, 0]).all() and (data[:, 3] > data[:, 1]).all()):
+                check_bboxes(data)  # (a NaN fails every comparison above: checked there too)
+
         class Compose(A.Compose):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                if "bboxes" in self.processors:
+                    self.processors["bboxes"].check = check_boxes
+
             def __call__(self, *args: Any, force_apply: bool = False, **data: Any) -> dict[str, Any]:
                 if args or not self.main_compose or self.strict or not isinstance(force_apply, bool):
                     return super().__call__(*args, force_apply=force_apply, **data)

@@ -59,11 +59,12 @@ from pipeline.core.dataset import (
 )
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import decode_array, stored_png
-from pipeline.core.packs import MAX_BYTES, MAX_MEMBERS
+from pipeline.core.packs import MAX_BYTES, MAX_MEMBERS, PACK_SUFFIX, PACKS_DIR
 from pipeline.core.paths import atomic_write_bytes, safe_stem, sha256_bytes
 from pipeline.core.rng import SeededGenerator, derive_seed
 
 AUG_SEP = "~aug"
+PACKS_KEPT = "packs"  # in the state folder: an interrupted run's packs, read back by the rerun
 PACK_MODES = ("auto", "always", "never")
 PACK_AUTO_PIXELS = 1024 * 1024  # --pack auto: copies of images up to this area go into packs
 TINY_PNG_PIXELS = 32 * 32  # PNGs up to this area: stored, not deflated (see `encode`)
@@ -387,6 +388,13 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict] | tuple[str, i
             spool.append((entry, [raw, *datas] if s.pack is None else datas))
             entry["blobs"] = datas
         entries.append(entry)
+    if _WORKER.get("inline"):
+        # in the committing process: everything is handed over as it is; packed copies go straight
+        # into the pack, and the commit logs their records once they are there (see `_commit`)
+        text = "".join(_record(e) for e in entries if "blobs" not in e)
+        if text:
+            _append(_WORKER["state"], "records", text.encode("utf-8"))
+        return entries
     if spool:
         name, offset = _append(_WORKER["state"], "spool", b"".join(b"".join(d) for _, d in spool))
         for entry, datas in spool:
@@ -394,16 +402,16 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict] | tuple[str, i
             offset += sum(len(d) for d in datas)
     text = "".join(map(_record, entries)).encode("utf-8")
     name, offset = _append(_WORKER["state"], "records", text)
-    if _WORKER.get("inline"):  # in the committing process: hand everything over as it is
-        return entries
     return name, offset, len(text)
 
 
 def _record(entry: dict) -> str:
-    """One sample in the records log: a head line (its id, where its packed images sit in the
-    spool, the class names its copies use, how many copies follow) and then each copy's
-    samples.jsonl line as it is (no second rendering, and the commit takes the lines as they are)."""
-    spool = f',"spool":{json.dumps(entry["spool"], ensure_ascii=False)}' if "spool" in entry else ""
+    """One sample in the records log: a head line (its id, where its packed images sit: in a
+    worker's spool, or in a pack the committing process wrote; the class names its copies use;
+    how many copies follow) and then each copy's samples.jsonl line as it is (no second
+    rendering, and the commit takes the lines as they are)."""
+    spool = "".join(f',"{key}":{json.dumps(entry[key], ensure_ascii=False)}' for key in ("spool", "pack")
+                    if key in entry)
     original = ',"original":1' if "original" in entry else ""
     names = json.dumps(entry["names"], ensure_ascii=False)
     head = f'{{"done":{json.dumps(entry["id"], ensure_ascii=False)}{spool}{original},"names":{names},' \
@@ -414,7 +422,8 @@ def _record(entry: dict) -> str:
 def _records(text: str, check: bool = False) -> Iterator[dict]:
     """The entries of a records log (or part of one): ``id``, ``lines`` (the copies'
     samples.jsonl lines), ``names``, and for packed copies ``spool`` (``[file, offset, lengths]``,
-    the original first when ``with_original``). `check`: a log left by an earlier run; entries
+    the original first when ``with_original``) or ``pack`` (``[file, offsets, lengths]``: in a pack
+    of an earlier run, kept in the state folder by `_prepare_state`). `check`: a log left by an earlier run; entries
     cut short by a kill (or otherwise unreadable) are left out, and each gets ``sha256``, its
     copies' hashes."""
     lines = text.split("\n")
@@ -429,7 +438,8 @@ def _records(text: str, check: bool = False) -> Iterator[dict]:
             count = head["copies"]
             copies = lines[i:i + count]
             entry = {"id": head["done"], "lines": copies, "names": head["names"],
-                     **({"spool": head["spool"], "with_original": "original" in head} if "spool" in head else {})}
+                     **({"spool": head["spool"], "with_original": "original" in head} if "spool" in head else {}),
+                     **({"pack": head["pack"]} if "pack" in head else {})}
             if check:
                 parsed = [Sample.from_json(json.loads(c)) for c in copies]
                 if len(parsed) != count or [c.id for c in parsed] != [aug_id(entry["id"], k + 1)
@@ -483,7 +493,12 @@ class _Spools:
         return list(_records(data.decode("utf-8")))
 
     def read(self, entry: dict) -> list[bytes] | None:
-        """The images of a spooled entry (the original first when it was spooled too)."""
+        """The images of a spooled entry (the original first when it was spooled too), or of one
+        logged with its place in an earlier run's pack."""
+        if "pack" in entry:
+            name, offsets, lengths = entry["pack"]
+            out = [self._pread(PACKS_KEPT, name, n, at) for at, n in zip(offsets, lengths, strict=True)]
+            return None if any(b is None for b in out) else out
         name, offset, lengths = entry["spool"]
         blob = self._pread("spool", name, sum(lengths), offset)
         if blob is None:
@@ -504,20 +519,20 @@ class _Spools:
         dropped instead of being written back by the sync that follows. A run killed after this
         redoes the samples whose copies were spooled (their records no longer check out)."""
         self.close()
-        folder = self.state / "spool"
-        if folder.is_dir():
-            for path in folder.iterdir():
-                os.truncate(path, 0)  # also when a worker still holds it open
-                path.unlink()
+        for folder in (self.state / "spool", self.state / PACKS_KEPT):
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    os.truncate(path, 0)  # also when a worker still holds it open
+                    path.unlink()
 
 
 def _intact(work: Path, spools: _Spools, entry: dict) -> bool:
     """Whether every image of a logged entry is present with the logged hash."""
-    if "spool" in entry:
+    if "spool" in entry or "pack" in entry:
         blobs = spools.read(entry)
         if blobs is None:
             return False
-        if entry["with_original"]:
+        if entry.get("with_original"):
             blobs = blobs[1:]
         return all(sha256_bytes(b) == h for b, h in zip(blobs, entry["sha256"], strict=True))
     for line, h in zip(entry["lines"], entry["sha256"], strict=True):
@@ -805,6 +820,7 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
             if s.id not in with_copies:
                 writer.add_from(dataset, s)
         pack, pack_rel = None, ""
+        log: list[str] = []  # records of the copies this process made and packed, not yet logged
         try:
             for s in chosen if plan.copies else []:
                 entry = done.get(s.id) or next(fresh, None)
@@ -813,7 +829,7 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                                     fix=f"remove {state} and run again")
                 stem, ext = _aug_stem(s), out_ext(s)
                 copies = [(aug_id(s.id, c), f"{stem}{c}.{ext}") for c in range(1, plan.copies + 1)]
-                if "spool" not in entry:
+                if not ("blobs" in entry or "spool" in entry or "pack" in entry):  # written as files
                     for (sample_id, image), line in zip(copies, entry["lines"], strict=True):
                         if not (work / image).is_file():
                             raise DataError(work / image, "missing from the work folder",
@@ -822,12 +838,12 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                         stored["files"] += 1
                     continue
                 blobs, original = entry.get("blobs"), entry.get("original")
-                if blobs is None:  # spooled by a worker, or by an earlier run
+                if blobs is None:  # spooled by a worker, or kept from an earlier run
                     blobs = spools.read(entry)
                     if blobs is None:
-                        raise DataError(state / "spool", f"the images of {s.id!r} are missing",
+                        raise DataError(state, f"the images of {s.id!r} are missing",
                                         fix=f"remove {state} and run again")
-                    if entry["with_original"]:
+                    if entry.get("with_original"):
                         original, blobs = (blobs[0] if s.id not in done else None), blobs[1:]
                 if s.id in with_copies:
                     if original is None:  # (an earlier run's spool is not trusted with it: read again)
@@ -840,21 +856,34 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                         copy.pack = {"file": pack_rel, "offset": pack.add(s.image, original), "length": len(original)}
                         writer.add(copy)
                         stored["originals_packed"] += 1
+                offsets = []
                 for (sample_id, image), line, data in zip(copies, entry["lines"], blobs, strict=True):
                     pack, pack_rel = _next_pack(writer, pack, pack_rel, len(data), stored)
                     ref = {"file": pack_rel, "offset": pack.add(image, data), "length": len(data)}
                     writer.add_rendered(sample_id, image, with_pack(line, ref), entry["names"])
+                    offsets.append((pack_rel, ref["offset"]))
                     stored["packed"] += 1
+                if "blobs" in entry and len({rel for rel, _ in offsets}) == 1:
+                    # copies made here: logged now that they are in the pack, where a rerun finds
+                    # them (a record whose copies straddle two packs is not logged: redone then)
+                    entry["pack"] = [Path(pack_rel).name, [at for _, at in offsets], [len(b) for b in blobs]]
+                    log.append(_record(entry))
+                    if sum(map(len, log)) > 1 << 16:
+                        pack.flush()  # the copies reach the file before their records do
+                        _append(state, "records", "".join(log).encode("utf-8"))
+                        log.clear()
             if next(fresh, None) is not None:
                 raise AssertionError("augment: a sample was augmented but not chosen")
         finally:
             if pack is not None:
                 pack.close()
+            if log:  # (after the close: the pack's buffer is in the file)
+                _append(state, "records", "".join(log).encode("utf-8"))
         if pack is not None:
             writer.sync_in_background(pack_rel)  # while samples.jsonl is rendered and written
         spools.discard()
-        if stored["files"] and hasattr(os, "sync"):
-            os.sync()  # copies written as files without fsync reach the disk before the rename
+        if stored["files"] and hasattr(os, "sync"):  # copies written as files without fsync reach the
+            writer.sync_in_background(None)  # disk before the rename, while samples.jsonl is written
         writer.finish()
     return stored
 
@@ -903,6 +932,11 @@ def _prepare_state(work: Path, state: Path, fingerprint: dict) -> bool:
         for folder in (work, state):  # half-written files of a killed run (atomic writes' temporaries)
             for tmp in folder.rglob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
+        packs = work / PACKS_DIR  # the packs the run wrote: out of the new packs' way, read from there
+        if packs.is_dir():
+            (state / PACKS_KEPT).mkdir(exist_ok=True)
+            for path in packs.glob(f"*{PACK_SUFFIX}"):
+                os.replace(path, state / PACKS_KEPT / path.name)
         return True
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(state, ignore_errors=True)

@@ -877,16 +877,21 @@ class DatasetWriter:
         self._pack_names.add(rel)
         return rel, PackWriter(self.tmp / rel)
 
-    def sync_in_background(self, rel: str) -> None:
+    def sync_in_background(self, rel: str | None) -> None:
         """Flush `rel` (written and closed under the temporary folder) to the disk from a thread, so
-        the wait overlaps the caller's work; `commit` waits for it before the rename."""
+        the wait overlaps the caller's work; `finish` waits for it before the rename. `None`: every
+        file (`os.sync`), for files written without fsync by other processes."""
         assert self.tmp is not None, "use DatasetWriter as a context manager"
-        thread = threading.Thread(target=self._fsync, args=(self.tmp / rel,), daemon=True, name="fsync")
+        thread = threading.Thread(target=self._fsync, args=(None if rel is None else self.tmp / rel,), daemon=True,
+                                  name="fsync")
         thread.start()
         self._syncing.append(thread)
 
-    def _fsync(self, path: Path) -> None:
+    def _fsync(self, path: Path | None) -> None:
         try:
+            if path is None:
+                os.sync()
+                return
             fd = os.open(path, os.O_RDONLY)
             try:
                 os.fsync(fd)

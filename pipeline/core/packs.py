@@ -71,6 +71,10 @@ class PackWriter:
         self._pos = offset + n
         return offset
 
+    def flush(self) -> None:
+        """Hand what is buffered to the file (members written so far can be read back)."""
+        self._fh.flush()
+
     def close(self) -> None:
         """Write the central directory (a caller that renames the folder into place next flushes
         the file to the disk first: `DatasetWriter.sync_in_background`)."""

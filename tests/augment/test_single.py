@@ -190,6 +190,36 @@ def test_compose_that_skips_refiltering_unapplied_transforms_matches_albumentati
         assert [n for n, _ in outs[0]["applied_transforms"]] == [n for n, _ in outs[1]["applied_transforms"]]
 
 
+@pytest.mark.parametrize("boxes", [
+    [[0.0, 0.0, 1.0, 1.0], [0.2, 0.3, 0.4, 0.5]],  # valid: the quick test passes them
+    [[0.1, 0.1, 0.2, 0.2], [0.0, 0.0, 1.000001, 0.5]],  # over 1, within isclose's tolerance: valid
+    [[-1e-9, 0.1, 0.5, 0.5]],  # under 0, within tolerance: valid
+    [[0.1, 0.1, 1.2, 0.5]], [[-0.1, 0.1, 0.5, 0.5]],  # out of range
+    [[0.5, 0.1, 0.5, 0.4]], [[0.1, 0.4, 0.5, 0.3]],  # x_max == x_min, y_max < y_min
+    [[0.1, float("nan"), 0.5, 0.6]],
+    [],
+])
+def test_the_quick_box_check_accepts_and_refuses_what_albumentations_does(boxes) -> None:
+    import albumentations as A
+    from albumentations.core.bbox_utils import check_bboxes
+
+    from pipeline.augment.single import _compose_class
+
+    compose = _compose_class()([A.HorizontalFlip(p=1.0)], bbox_params=A.BboxParams(format="pascal_voc", clip=True))
+    data = np.array(boxes, dtype=np.float32).reshape(-1, 5 if boxes and len(boxes[0]) == 5 else 4)
+    try:
+        check_bboxes(data)
+        expected = None
+    except ValueError as exc:
+        expected = str(exc)
+    if expected is None:
+        compose.processors["bboxes"].check(data, {"height": 10, "width": 10})
+    else:
+        with pytest.raises(ValueError) as got:
+            compose.processors["bboxes"].check(data, {"height": 10, "width": 10})
+        assert str(got.value) == expected
+
+
 def test_a_sample_without_objects_in_a_dataset_with_boxes() -> None:
     """Geometry runs through the box-carrying Compose even when this sample has no objects."""
     recipe = parse_recipe({"ops": [{"op": "affine", "p": 1.0, "degrees": 10}, {"op": "color_jitter", "p": 1.0}]}, "test")

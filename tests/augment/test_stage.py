@@ -194,6 +194,32 @@ def test_workers_that_come_up_late_or_not_at_all(det_data, tmp_path, monkeypatch
     assert not (tmp_path / "failed").exists()
 
 
+def test_a_rerun_takes_copies_from_the_workers_spool_and_from_the_kept_packs(det_data, tmp_path, monkeypatch):
+    """Copies the worker processes made wait in their spool files, copies the writing process made
+    go straight into its pack; after a crash the rerun takes both back (the run's packs are kept
+    in the state folder) and equals an uninterrupted run."""
+    from pipeline.augment import stage
+
+    reference = tmp_path / "reference"
+    run_augment(det_data, RECIPES / "detection.yaml", reference, copies=4, seed=8, pack="always")
+
+    def crash(self):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        _slow_writer(m)
+        m.setattr(stage._Spools, "discard", crash)  # dies with the records, spool and pack in place
+        with pytest.raises(KeyboardInterrupt):
+            run_augment(det_data, RECIPES / "detection.yaml", out, copies=4, seed=8, pack="always", workers=2)
+    heads = _heads(tmp_path / ".out.augment-state")
+    assert any("spool" in h for h in heads) and any("pack" in h for h in heads)
+    figures = run_augment(det_data, RECIPES / "detection.yaml", out, copies=4, seed=8, pack="always", workers=2)
+    train = [s for s in load_dataset(det_data).samples if s.split == "train"]
+    assert figures["resumed"] == len(heads) == len(train)
+    assert tree_bytes(out) == tree_bytes(reference)
+
+
 def test_a_run_that_fails_while_its_workers_start_does_not_wait_for_them(tmp_path, monkeypatch):
     """The workers start as the run begins; an error before they are up is raised at once, and
     the pool is stopped by its start thread when it comes up."""
@@ -227,9 +253,31 @@ def test_a_run_that_fails_while_its_workers_start_does_not_wait_for_them(tmp_pat
     assert created.wait(30) and calls == ["terminate", "join"]
 
 
-def test_a_crash_after_the_spool_is_emptied_redoes_the_packed_samples(det_data, tmp_path, monkeypatch):
+def _slow_writer(monkeypatch) -> None:
+    """The writing process takes 0.3 s more per batch of its own, so the worker process makes
+    most copies (the pool sends `_work_batch` by name; workers import the module afresh)."""
+    from pipeline.augment import stage
+
+    real = stage._work_batch
+
+    def slow(batch):
+        time.sleep(0.3)
+        return real(batch)
+
+    slow.__module__, slow.__qualname__ = real.__module__, real.__qualname__
+    monkeypatch.setattr(stage, "_single_threaded", lambda: False)  # workers from the fork server
+    monkeypatch.setattr(stage, "_work_batch", slow)
+
+
+def _heads(state: Path) -> list[dict]:
+    text = b"".join(p.read_bytes() for p in (state / "records").glob("*.jsonl"))
+    return [json.loads(line) for line in text.splitlines() if line.startswith(b'{"done":')]
+
+
+def test_a_crash_after_the_spool_is_emptied_redoes_only_the_spooled_samples(det_data, tmp_path, monkeypatch):
     """The spool is emptied before the final sync; a run that dies between that and the commit
-    leaves logged samples without their images: the rerun redoes them and equals a clean run."""
+    leaves the worker's logged samples without their images: the rerun redoes them, takes the
+    writing process's own copies from its kept pack, and equals a clean run."""
     from pipeline.core.dataset import DatasetWriter
 
     reference = tmp_path / "reference"
@@ -240,13 +288,15 @@ def test_a_crash_after_the_spool_is_emptied_redoes_the_packed_samples(det_data, 
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
+        _slow_writer(m)
         m.setattr(DatasetWriter, "finish", crash)
         with pytest.raises(KeyboardInterrupt):
-            run_augment(det_data, RECIPES / "detection.yaml", out, copies=2, seed=4, pack="always")
+            run_augment(det_data, RECIPES / "detection.yaml", out, copies=2, seed=4, pack="always", workers=2)
     state = tmp_path / ".out.augment-state"
-    assert list((state / "records").glob("*.jsonl")) and not list((state / "spool").glob("*"))
+    heads = _heads(state)
+    assert any("spool" in h for h in heads) and not list((state / "spool").glob("*"))
     figures = run_augment(det_data, RECIPES / "detection.yaml", out, copies=2, seed=4, pack="always")
-    assert figures["resumed"] == 0
+    assert figures["resumed"] == sum("pack" in h for h in heads) > 0
     assert tree_bytes(out) == tree_bytes(reference)
 
 
