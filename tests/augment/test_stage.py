@@ -135,7 +135,8 @@ def test_resume_after_kill_gives_identical_output(tmp_path, pack):
     assert CliRunner().invoke(cli, [*args, "--out", str(reference)]).exit_code == 0
 
     out = tmp_path / "out"
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    (tmp_path / "tmp").mkdir()  # what the killed process cannot clean up (multiprocessing's folder) stays here
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "TMPDIR": str(tmp_path / "tmp")}
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args, "--out", str(out), "--workers", "2"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     records = tmp_path / ".out.augment-state" / "records"
