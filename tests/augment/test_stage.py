@@ -70,6 +70,9 @@ def test_same_seed_same_bytes_for_any_worker_count(det_data, tmp_path, pack):
     run_augment(det_data, RECIPES / "detection.yaml", one, copies=3, seed=5, workers=1, pack=pack)
     run_augment(det_data, RECIPES / "detection.yaml", two, copies=3, seed=5, workers=2, pack=pack)
     assert tree_bytes(one) == tree_bytes(two)
+    three = tmp_path / "three"
+    run_augment(det_data, RECIPES / "detection.yaml", three, copies=3, seed=5, workers=3, pack=pack)
+    assert tree_bytes(one) == tree_bytes(three)
     packs = sorted(p.name for p in (one / "images").rglob("*.zip"))
     assert packs == ([] if pack == "never" else ["augment-00000.zip"])  # 64x48 images: packed under auto
     other = tmp_path / "other"
