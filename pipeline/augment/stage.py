@@ -65,6 +65,9 @@ from pipeline.core.rng import SeededGenerator, derive_seed
 
 AUG_SEP = "~aug"
 PACKS_KEPT = "packs"  # in the state folder: an interrupted run's packs, read back by the rerun
+ORIGINAL_PACK_MAX = 16 * 1024  # originals up to this size go into the pack with their copies, larger ones are linked
+FSYNC_FILES_MAX = 256  # copies written as files: each fsynced in the background up to this many, then one sync
+SYNC_EVERY = 8 << 20  # bytes of a pack written between background syncs of it
 PACK_MODES = ("auto", "always", "never")
 PACK_AUTO_PIXELS = 1024 * 1024  # --pack auto: copies of images up to this area go into packs
 TINY_PNG_PIXELS = 32 * 32  # PNGs up to this area: stored, not deflated (see `encode`)
@@ -383,9 +386,10 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict] | tuple[str, i
             names |= copy.labels()
         entry: dict = {"id": sample_id, "lines": lines, "names": sorted(names)}
         if packed:
-            if s.pack is None:  # packed beside its copies by the commit (see `_commit`)
+            original = s.pack is None and len(raw) <= ORIGINAL_PACK_MAX
+            if original:  # packed beside its copies by the commit (see `_commit`)
                 entry["original"] = raw
-            spool.append((entry, [raw, *datas] if s.pack is None else datas))
+            spool.append((entry, [raw, *datas] if original else datas))
             entry["blobs"] = datas
         entries.append(entry)
     if _WORKER.get("inline"):
@@ -812,14 +816,16 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                                "copies": plan.copies, "splits": plan.splits, "seed": plan.seed, "pack": plan.pack},
                        inputs={str(dataset_path): dataset.content_hash}, parent_lineage=dataset.info.lineage,
                        workdir=work, render_early=True) as writer:
-        # The originals of images whose copies are packed go into the pack beside their copies
-        # (copying a few hundred bytes costs less than a hard link's metadata update); the others,
-        # and images already in a pack, are linked.
+        # The originals (up to ORIGINAL_PACK_MAX bytes) of images whose copies are packed go into
+        # the pack beside their copies (copying a few hundred bytes costs less than a hard link's
+        # metadata update); the others, and images already in a pack, are linked (no second copy
+        # of a photo's bytes).
         with_copies = {s.id for s in chosen if plan.copies and packs_copies(s, plan.pack) and s.pack is None}
         for s in dataset.samples:
             if s.id not in with_copies:
                 writer.add_from(dataset, s)
         pack, pack_rel = None, ""
+        synced: dict[str, int] = {}  # pack -> bytes written when its last background sync was queued
         log: list[str] = []  # records of the copies this process made and packed, not yet logged
         try:
             for s in chosen if plan.copies else []:
@@ -836,6 +842,8 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                                             fix=f"remove {state} and run again")
                         writer.add_rendered(sample_id, image, line, entry["names"])
                         stored["files"] += 1
+                        if stored["files"] <= FSYNC_FILES_MAX:
+                            writer.sync_in_background(image)  # (written without fsync by a worker)
                     continue
                 blobs, original = entry.get("blobs"), entry.get("original")
                 if blobs is None:  # spooled by a worker, or kept from an earlier run
@@ -846,9 +854,9 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                     if entry.get("with_original"):
                         original, blobs = (blobs[0] if s.id not in done else None), blobs[1:]
                 if s.id in with_copies:
-                    if original is None:  # (an earlier run's spool is not trusted with it: read again)
-                        original = dataset.read_image_bytes(s)
-                    if writer.uses_image(s.image):  # the name is taken here: link it as a file instead
+                    if original is None and os.path.getsize(dataset.root / s.image) <= ORIGINAL_PACK_MAX:
+                        original = dataset.read_image_bytes(s)  # (an earlier run's spool is not trusted with it)
+                    if original is None or writer.uses_image(s.image):  # linked (or its name is taken here)
                         writer.add_from(dataset, s)
                     else:
                         pack, pack_rel = _next_pack(writer, pack, pack_rel, len(original), stored)
@@ -863,6 +871,10 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                     writer.add_rendered(sample_id, image, with_pack(line, ref), entry["names"])
                     offsets.append((pack_rel, ref["offset"]))
                     stored["packed"] += 1
+                if pack.size >= synced.get(pack_rel, 0) + SYNC_EVERY:  # the pack so far goes to the disk
+                    pack.flush()  # in the background: less is left for the sync the commit waits for
+                    writer.sync_in_background(pack_rel)
+                    synced[pack_rel] = pack.size
                 if "blobs" in entry and len({rel for rel, _ in offsets}) == 1:
                     # copies made here: logged now that they are in the pack, where a rerun finds
                     # them (a record whose copies straddle two packs is not logged: redone then)
@@ -882,8 +894,8 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
         if pack is not None:
             writer.sync_in_background(pack_rel)  # while samples.jsonl is rendered and written
         spools.discard()
-        if stored["files"] and hasattr(os, "sync"):  # copies written as files without fsync reach the
-            writer.sync_in_background(None)  # disk before the rename, while samples.jsonl is written
+        if stored["files"] > FSYNC_FILES_MAX and hasattr(os, "sync"):  # the rest of the copies written as
+            writer.sync_in_background(None)  # files reach the disk before the rename (one sync for them all)
         writer.finish()
     return stored
 

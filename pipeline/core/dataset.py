@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import queue
 import re
 import shutil
 import threading
@@ -595,6 +596,9 @@ def _join_lines(lines: list[str]) -> bytes:
     return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
 
 
+_STOP = object()  # ends a DatasetWriter's sync thread
+
+
 def _write_lines(path: Path, lines: list[str], chunk: int = 4096) -> str:
     """Write `_join_lines(lines)` to `path` and fsync it; returns its SHA-256. Encoded, hashed and
     written a few thousand lines at a time: no second copy of a large samples.jsonl in memory."""
@@ -721,7 +725,8 @@ class DatasetWriter:
         self._packs: dict[str, str] = {}  # source pack (resolved path) -> its relative path here
         self._pack_names: set[str] = set()
         self._unsynced = False  # image files written without fsync; one os.sync() before commit covers them
-        self._syncing: list[threading.Thread] = []  # `sync_in_background` threads, joined by `commit`
+        self._syncer: threading.Thread | None = None  # flushes what `sync_in_background` queues, in order
+        self._sync_queue: queue.SimpleQueue | None = None
         self._sync_errors: list[OSError] = []
         self._workdir = Path(workdir) if workdir else None
         # render_early: each samples.jsonl line is rendered when its sample is added (the caller
@@ -747,7 +752,9 @@ class DatasetWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None and not self.committed:
             self.finish()
-        elif exc_type is not None and self._workdir is None and self.tmp is not None:
+            return
+        self._stop_syncer()  # (a flush under way finishes on its own)
+        if exc_type is not None and self._workdir is None and self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- labels ------------------------------------------------------------------------------
@@ -878,14 +885,25 @@ class DatasetWriter:
         return rel, PackWriter(self.tmp / rel)
 
     def sync_in_background(self, rel: str | None) -> None:
-        """Flush `rel` (written and closed under the temporary folder) to the disk from a thread, so
-        the wait overlaps the caller's work; `finish` waits for it before the rename. `None`: every
-        file (`os.sync`), for files written without fsync by other processes."""
+        """Flush `rel` (written and closed under the temporary folder) to the disk from this
+        writer's sync thread, so the wait overlaps the caller's work; `finish` waits for every
+        queued flush before the rename. `None`: every file (`os.sync`)."""
         assert self.tmp is not None, "use DatasetWriter as a context manager"
-        thread = threading.Thread(target=self._fsync, args=(None if rel is None else self.tmp / rel,), daemon=True,
-                                  name="fsync")
-        thread.start()
-        self._syncing.append(thread)
+        if self._sync_queue is None:
+            self._sync_queue = queue.SimpleQueue()
+            self._syncer = threading.Thread(target=self._sync_loop, args=(self._sync_queue,), daemon=True,
+                                            name="fsync")
+            self._syncer.start()
+        self._sync_queue.put(None if rel is None else self.tmp / rel)
+
+    def _sync_loop(self, jobs: queue.SimpleQueue) -> None:
+        while (path := jobs.get()) is not _STOP:
+            self._fsync(path)
+
+    def _stop_syncer(self) -> None:
+        if self._sync_queue is not None:
+            self._sync_queue.put(_STOP)
+            self._sync_queue = None
 
     def _fsync(self, path: Path | None) -> None:
         try:
@@ -930,8 +948,9 @@ class DatasetWriter:
         info = DatasetInfo(task=self.task, classes=classes, lineage=self.lineage,
                            samples_sha256=_write_lines(self.tmp / SAMPLES_JSONL, lines))
         _write_file(self.tmp / DATASET_JSON, _info_bytes(info))
-        for thread in self._syncing:
-            thread.join()
+        if self._syncer is not None:
+            self._stop_syncer()
+            self._syncer.join()
         if self._sync_errors:
             raise self._sync_errors[0]
         fsync_dir(self.tmp)

@@ -21,6 +21,7 @@ from pipeline.cli import cli
 from pipeline.commands.convert import export_dataset
 from pipeline.core.dataset import (
     Dataset,
+    DatasetWriter,
     Sample,
     derive,
     dumps_sample,
@@ -339,6 +340,36 @@ def test_augmenting_a_packed_dataset_links_its_packs_and_adds_new_ones(packed_cl
         assert sha(ds.read_image_bytes(s)) == s.sha256
     with zipfile.ZipFile(ds.root / pack_name("augment", 1)) as zf:
         assert sorted(zf.namelist()) == sorted(s.image for s in packed(ds) if s.split == "val")
+
+
+def test_small_originals_go_into_the_pack_large_ones_are_linked(tmp_path):
+    """An original of up to 16 KiB goes into the pack beside its copies; a larger one (a photo)
+    is hard-linked, no second copy of its bytes; the same for any number of workers."""
+    rng = np.random.default_rng(0)
+    src = tmp_path / "src"
+    with DatasetWriter(src, task="classification", stage="test", classes=["a", "b"]) as w:
+        for i in range(4):
+            pixels = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) if i % 2 else np.full((96, 96, 3), 40 * i, np.uint8)
+            buf = io.BytesIO()
+            Image.fromarray(pixels).save(buf, format="PNG")
+            w.add(Sample(id=f"s{i}", label="ab"[i % 2], split="train", width=96, height=96), data=buf.getvalue(), ext="png")
+    sizes = {s.id: os.path.getsize(src / s.image) for s in load_dataset(src).samples}
+    assert sizes["s0"] < 16 * 1024 < sizes["s1"]
+    outs = []
+    for workers in (1, 2):
+        out = tmp_path / f"aug{workers}"
+        figures = run_augment(src, RECIPES / "digits.yaml", out, copies=2, pack="auto", workers=workers)
+        assert figures["originals_packed"] == 2 and figures["packed"] == 8
+        ds = load_dataset(out)
+        for s in ds.samples:
+            if "~aug" in s.id:
+                assert s.pack is not None
+            elif sizes[s.id] <= 16 * 1024:
+                assert s.pack is not None and sha(ds.read_image_bytes(s)) == s.sha256
+            else:
+                assert s.pack is None and os.stat(out / s.image).st_ino == os.stat(src / s.image).st_ino
+        outs.append({p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "dataset.json"})
+    assert outs[0] == outs[1]
 
 
 @pytest.mark.parametrize(("mode", "size", "packs"), [("never", 28, False), ("auto", 28, True), ("auto", 1024, True),
