@@ -198,6 +198,24 @@ def test_workers_that_come_up_late_or_not_at_all(det_data, tmp_path, monkeypatch
     assert not (tmp_path / "failed").exists()
 
 
+def _interrupted(monkeypatch, det_data: Path, out: Path, at: tuple[object, str], *, copies: int, seed: int,
+                 workers: int = 1) -> None:
+    """A packed run of the detection recipe that dies (KeyboardInterrupt) when `at` (an object
+    and the name of its method) is called, leaving its work and state folders behind; with two
+    workers, the worker process makes most copies (`_slow_writer`)."""
+
+    def crash(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        if workers > 1:
+            _slow_writer(m)
+        m.setattr(*at, crash)
+        with pytest.raises(KeyboardInterrupt):
+            run_augment(det_data, RECIPES / "detection.yaml", out, copies=copies, seed=seed, pack="always",
+                        workers=workers)
+
+
 def test_a_rerun_takes_copies_from_the_workers_spool_and_from_the_kept_packs(det_data, tmp_path, monkeypatch):
     """Copies the worker processes made wait in their spool files, copies the writing process made
     go straight into its pack; after a crash the rerun takes both back (the run's packs are kept
@@ -206,16 +224,8 @@ def test_a_rerun_takes_copies_from_the_workers_spool_and_from_the_kept_packs(det
 
     reference = tmp_path / "reference"
     run_augment(det_data, RECIPES / "detection.yaml", reference, copies=4, seed=8, pack="always")
-
-    def crash(self):
-        raise KeyboardInterrupt
-
-    out = tmp_path / "out"
-    with monkeypatch.context() as m:
-        _slow_writer(m)
-        m.setattr(stage._Spools, "discard", crash)  # dies with the records, spool and pack in place
-        with pytest.raises(KeyboardInterrupt):
-            run_augment(det_data, RECIPES / "detection.yaml", out, copies=4, seed=8, pack="always", workers=2)
+    out = tmp_path / "out"  # dies with the records, spool and pack in place:
+    _interrupted(monkeypatch, det_data, out, (stage._Spools, "discard"), copies=4, seed=8, workers=2)
     heads = _heads(tmp_path / ".out.augment-state")
     assert any("spool" in h for h in heads) and any("pack" in h for h in heads)
     figures = run_augment(det_data, RECIPES / "detection.yaml", out, copies=4, seed=8, pack="always", workers=2)
@@ -287,15 +297,7 @@ def test_a_crash_after_the_spool_is_emptied_redoes_only_the_spooled_samples(det_
     reference = tmp_path / "reference"
     run_augment(det_data, RECIPES / "detection.yaml", reference, copies=2, seed=4, pack="always")
     out = tmp_path / "out"
-
-    def crash(self):
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        _slow_writer(m)
-        m.setattr(DatasetWriter, "finish", crash)
-        with pytest.raises(KeyboardInterrupt):
-            run_augment(det_data, RECIPES / "detection.yaml", out, copies=2, seed=4, pack="always", workers=2)
+    _interrupted(monkeypatch, det_data, out, (DatasetWriter, "finish"), copies=2, seed=4, workers=2)
     state = tmp_path / ".out.augment-state"
     heads = _heads(state)
     assert any("spool" in h for h in heads) and not list((state / "spool").glob("*"))
@@ -347,20 +349,13 @@ def test_a_pack_goes_to_the_disk_while_it_fills(det_data, tmp_path, monkeypatch)
 def test_a_log_torn_by_a_kill_redoes_only_the_torn_sample(det_data, tmp_path, monkeypatch):
     """Each sample's record is a head line and its copies' lines; a record cut anywhere (here in
     the middle of its last copy line, and a stray half line after it) is redone, the others are
-    taken from the log and the spool as they are."""
+    taken from the log and the kept pack as they are."""
     from pipeline.augment import stage
 
     reference = tmp_path / "reference"
     run_augment(det_data, RECIPES / "detection.yaml", reference, copies=3, seed=6, pack="always")
-    out = tmp_path / "out"
-
-    def crash(self):
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(stage._Spools, "discard", crash)  # dies with the records and the spool in place
-        with pytest.raises(KeyboardInterrupt):
-            run_augment(det_data, RECIPES / "detection.yaml", out, copies=3, seed=6, pack="always")
+    out = tmp_path / "out"  # dies with the records and the pack in place:
+    _interrupted(monkeypatch, det_data, out, (stage._Spools, "discard"), copies=3, seed=6)
     (log,) = (tmp_path / ".out.augment-state" / "records").glob("*.jsonl")
     text = log.read_bytes()
     heads = text.count(b'{"done":')
