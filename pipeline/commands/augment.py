@@ -20,9 +20,9 @@ import click
               help="Processes augmenting (the one writing the output counts as one); the output does not "
                    "depend on it.")
 @click.option("--pack", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
-              help="Store augmented copies (and their originals) in image packs (images/packs/*.zip) instead of "
-                   "one file each; auto packs images up to 1024x1024 pixels, where creating a file costs a large "
-                   "share of augmenting.")
+              help="Store augmented copies (and their originals up to 16 KiB) in image packs (images/packs/*.zip) "
+                   "instead of one file each; auto packs images up to 1024x1024 pixels, where creating a file costs "
+                   "a large share of augmenting.")
 def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, seed: int, workers: int,
             pack: str) -> None:
     """Write DATASET plus N augmented copies of each sample in the chosen splits to --out.
