@@ -572,7 +572,6 @@ def run_augment(
     work = out.with_name(f".{out.name}.augment-work")
     state = out.with_name(f".{out.name}.augment-state")
     pool = _Workers(workers - 1, plan, work, state)
-    pool.start_early()  # (their start overlaps the loading and checks below)
     try:
         return _run(dataset_path, recipe_path, out, plan, work, state, pool)
     finally:
@@ -602,6 +601,7 @@ def _run(dataset_path: Path, recipe_path: str | os.PathLike, out: Path, plan: Pl
     augmenter = Augmenter(dataset, recipe, seed)  # validates targets before any work starts
     fingerprint = {"dataset": dataset.content_hash, "recipe": recipe.hash, "seed": plan.seed, "copies": plan.copies,
                    "splits": plan.splits, "pack": plan.pack, "format": 3}
+    pool.start_early()  # once the checks passed: their start overlaps what follows
     resumed = _prepare_state(work, state, fingerprint)
 
     spools = _Spools(state)
@@ -645,11 +645,12 @@ class _Workers:
     """The worker processes of a run (`count` of them) and their start.
 
     From the fork server (see `server`), the pool is created by a background thread, started as
-    soon as the run begins: the server may still be importing albumentations and each worker loads
-    the dataset and the recipe, while this process does the same and then works through the tasks
-    alone until the workers are up. When this process runs a single thread, the workers are forked
-    from it instead, once the dataset is loaded (`fork_now`): they inherit the loaded dataset and
-    the built recipe.
+    soon as the run's checks have passed: the server may still be importing albumentations and each
+    worker loads the dataset and the recipe, while this process goes on and works through the
+    tasks alone until the workers are up. When this process runs a single thread, the workers are
+    forked from it instead (`fork_now`): they inherit the loaded dataset and the built recipe.
+    Stopping waits for a start under way (a process that exits while the fork server spawns its
+    workers leaves them failing, with tracebacks, on the semaphores it took along).
     """
 
     def __init__(self, count: int, plan: Plan, work: Path, state: Path) -> None:
@@ -657,8 +658,6 @@ class _Workers:
         self.pool = None
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
-        self.lock = threading.Lock()
-        self.stopped = False
 
     @staticmethod
     def can_fork() -> bool:
@@ -690,16 +689,9 @@ class _Workers:
 
     def _create(self, ctx) -> None:
         try:
-            pool = ctx.Pool(self.count, initializer=_worker_init, initargs=self.args)
+            self.pool = ctx.Pool(self.count, initializer=_worker_init, initargs=self.args)
         except BaseException as exc:  # noqa: BLE001 - raised again by `ready`, in the calling thread
             self.error = exc
-            return
-        with self.lock:
-            if not self.stopped:
-                self.pool = pool
-                return
-        pool.terminate()  # the run ended (or failed) before the workers were up
-        pool.join()
 
     def ready(self):
         """The pool once it is up, else None; a failure to start it is raised here."""
@@ -715,12 +707,11 @@ class _Workers:
             self.pool.close()
 
     def stop(self, error: bool) -> None:
-        """Let the workers finish (or terminate them, on an error). A start still under way is not
-        waited for: its thread stops the pool once it is up (a run that fails at once, or ends
-        before the fork server has finished importing, returns at once)."""
-        with self.lock:
-            self.stopped = True
-            pool, self.pool = self.pool, None
+        """Let the workers finish (or terminate them, on an error), once a start under way is done
+        (only when the run ended, or failed, before the workers were up)."""
+        if self.thread is not None:
+            self.thread.join()
+        pool, self.pool = self.pool, None
         if pool is not None:
             if error:
                 pool.terminate()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -234,15 +235,14 @@ def test_a_rerun_takes_copies_from_the_workers_spool_and_from_the_kept_packs(det
     assert tree_bytes(out) == tree_bytes(reference)
 
 
-def test_a_run_that_fails_while_its_workers_start_does_not_wait_for_them(tmp_path, monkeypatch):
-    """The workers start as the run begins; an error before they are up is raised at once, and
-    the pool is stopped by its start thread when it comes up."""
-    import threading
-
+def test_workers_start_after_the_checks_and_are_stopped_before_a_failed_run_returns(cls_data, tmp_path,
+                                                                                    monkeypatch):
+    """A run that fails its checks starts no worker; one that fails while its workers are still
+    starting stops them before it returns (a process that exits while the fork server spawns its
+    workers would leave them failing)."""
     from pipeline.augment import stage
-    from pipeline.core.errors import UsageError
+    from pipeline.core.errors import DataError, UsageError
 
-    release, created = threading.Event(), threading.Event()
     calls: list[str] = []
 
     class FakePool:
@@ -251,20 +251,26 @@ def test_a_run_that_fails_while_its_workers_start_does_not_wait_for_them(tmp_pat
 
         def join(self) -> None:
             calls.append("join")
-            created.set()
 
     class Slow:
         def Pool(self, *args, **kwargs):  # noqa: N802 - multiprocessing's name
-            release.wait(30)
+            calls.append("start")
+            time.sleep(0.5)  # still starting when the run fails
             return FakePool()
 
     monkeypatch.setattr(stage, "_single_threaded", lambda: False)
     monkeypatch.setattr(stage, "server_context", lambda: Slow())
     with pytest.raises(UsageError, match="no such folder"):
         run_augment(tmp_path / "missing", RECIPES / "digits.yaml", tmp_path / "out", copies=1, workers=2)
-    assert calls == []  # raised while the pool was still starting
-    release.set()
-    assert created.wait(30) and calls == ["terminate", "join"]
+    assert calls == []
+
+    data = tmp_path / "data"
+    shutil.copytree(cls_data, data)
+    first = load_dataset(data).samples[0]
+    (data / first.image).write_bytes(b"\x89PNG\r\n\x1a\n" + b"cut short")  # fails the first batch
+    with pytest.raises(DataError, match="unreadable or truncated"):
+        run_augment(data, RECIPES / "digits.yaml", tmp_path / "out", copies=1, splits=["all"], workers=2)
+    assert calls == ["start", "terminate", "join"]
 
 
 def _slow_writer(monkeypatch) -> None:
