@@ -5,9 +5,9 @@ included), so the output does not depend on the order of work or on the number o
 processes.
 
 Copies of images up to 1024x1024 pixels (``--pack auto``) are stored in image packs
-(`pipeline.core.packs`), their originals just before them: creating one file (and syncing it
-before the commit) costs more than augmenting a 28x28 digit, about a quarter of the time
-augmenting a 320x240 photo takes and a tenth of augmenting and re-encoding a 640x480 JPEG.
+(`pipeline.core.packs`), their originals (up to 16 KiB) just before them: creating one file (and
+syncing it before the commit) costs more than augmenting a 28x28 digit, about a quarter of the
+time augmenting a 320x240 photo takes and a tenth of augmenting and re-encoding a 650x417 JPEG.
 Larger images are written as files into the work folder.
 
 Work goes out in batches of samples. The process that writes the output takes them in sample-id
@@ -16,11 +16,13 @@ not depend on the number of workers; with more than one worker it also augments 
 whenever the next one to write is not finished (see `_Work`).
 
 Work is resumable: everything is written into a persistent work folder next to the output
-(``.NAME.augment-work``, the `DatasetWriter` workdir) and a state folder
-(``.NAME.augment-state``): each worker appends the packed copies of a batch to its spool file,
-then one log line per finished sample. A rerun with the same inputs re-checks the logged images'
-hashes, skips what is logged and takes packed copies back from the spool. On success the work
-folder is renamed into place and the state folder removed.
+(``.NAME.augment-work``, the `DatasetWriter` workdir, packs included) and a state folder
+(``.NAME.augment-state``): a worker process appends the packed copies of a batch to its spool
+file, then one record per finished sample to its log (`_record`); the writing process packs the
+copies it makes itself and logs their records once they are in the pack. A rerun with the same
+inputs moves the interrupted run's packs into the state folder, re-checks the logged images'
+hashes, skips what is logged and takes packed copies back from the spool or those packs. On
+success the work folder is renamed into place and the state folder removed.
 """
 
 from __future__ import annotations
