@@ -352,6 +352,22 @@ def test_a_pack_goes_to_the_disk_while_it_fills(det_data, tmp_path, monkeypatch)
     assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "reference")
 
 
+def test_a_rerun_interrupted_in_turn_still_ends_equal_to_a_clean_run(det_data, tmp_path, monkeypatch):
+    """Interrupted twice (the second run's packs replace the first run's kept ones), the third run
+    takes back what still hashes right and equals a clean run."""
+    from pipeline.augment import stage
+
+    reference = tmp_path / "reference"
+    run_augment(det_data, RECIPES / "detection.yaml", reference, copies=2, seed=9, pack="always")
+    out = tmp_path / "out"
+    for workers in (1, 2):
+        _interrupted(monkeypatch, det_data, out, (stage._Spools, "discard"), copies=2, seed=9, workers=workers)
+    assert list((tmp_path / ".out.augment-state" / stage.PACKS_KEPT).glob("*.zip"))
+    figures = run_augment(det_data, RECIPES / "detection.yaml", out, copies=2, seed=9, pack="always")
+    assert figures["resumed"] > 0
+    assert tree_bytes(out) == tree_bytes(reference)
+
+
 def test_a_log_torn_by_a_kill_redoes_only_the_torn_sample(det_data, tmp_path, monkeypatch):
     """Each sample's record is a head line and its copies' lines; a record cut anywhere (here in
     the middle of its last copy line, and a stray half line after it) is redone, the others are
