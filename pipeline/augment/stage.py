@@ -372,7 +372,7 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict] | tuple[str, i
     bases = [aug.load(s, raw) for s, raw in zip(samples, raws, strict=True)]
     results = [[aug.augment(s, c, base) for c in copies]
                for s, base, (_, copies) in zip(samples, bases, batch, strict=True)]
-    entries, spool = [], []
+    entries = []
     for s, raw, (sample_id, copies), res in zip(samples, raws, batch, results, strict=True):
         ext = out_ext(s)
         stem = _aug_stem(s)
@@ -388,11 +388,9 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict] | tuple[str, i
             names |= copy.labels()
         entry: dict = {"id": sample_id, "lines": lines, "names": sorted(names)}
         if packed:
-            original = s.pack is None and len(raw) <= ORIGINAL_PACK_MAX
-            if original:  # packed beside its copies by the commit (see `_commit`)
-                entry["original"] = raw
-            spool.append((entry, [raw, *datas] if original else datas))
             entry["blobs"] = datas
+            if s.pack is None and len(raw) <= ORIGINAL_PACK_MAX:  # packed beside its copies (see `_commit`)
+                entry["original"] = raw
         entries.append(entry)
     if _WORKER.get("inline"):
         # in the committing process: everything is handed over as it is; packed copies go straight
@@ -401,6 +399,7 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict] | tuple[str, i
         if text:
             _append(_WORKER["state"], "records", text.encode("utf-8"))
         return entries
+    spool = [(e, [e["original"], *e["blobs"]] if "original" in e else e["blobs"]) for e in entries if "blobs" in e]
     if spool:
         name, offset = _append(_WORKER["state"], "spool", b"".join(b"".join(d) for _, d in spool))
         for entry, datas in spool:
@@ -418,7 +417,7 @@ def _record(entry: dict) -> str:
     rendering, and the commit takes the lines as they are)."""
     spool = "".join(f',"{key}":{json.dumps(entry[key], ensure_ascii=False)}' for key in ("spool", "pack")
                     if key in entry)
-    original = ',"original":1' if "original" in entry else ""
+    original = ',"original":1' if "original" in entry and "spool" in entry else ""  # first in the spool
     names = json.dumps(entry["names"], ensure_ascii=False)
     head = f'{{"done":{json.dumps(entry["id"], ensure_ascii=False)}{spool}{original},"names":{names},' \
            f'"copies":{len(entry["lines"])}}}'
@@ -430,8 +429,8 @@ def _records(text: str, check: bool = False) -> Iterator[dict]:
     samples.jsonl lines), ``names``, and for packed copies ``spool`` (``[file, offset, lengths]``,
     the original first when ``with_original``) or ``pack`` (``[file, offsets, lengths]``: in a pack
     of an earlier run, kept in the state folder by `_prepare_state`). `check`: a log left by an earlier run; entries
-    cut short by a kill (or otherwise unreadable) are left out, and each gets ``sha256``, its
-    copies' hashes."""
+    cut short by a kill (or otherwise unreadable) are left out, and each gets its copies'
+    ``images`` and ``sha256``."""
     lines = text.split("\n")
     i = 0
     while i < len(lines):
@@ -451,7 +450,7 @@ def _records(text: str, check: bool = False) -> Iterator[dict]:
                 if len(parsed) != count or [c.id for c in parsed] != [aug_id(entry["id"], k + 1)
                                                                       for k in range(count)]:
                     continue
-                entry["sha256"] = [c.sha256 for c in parsed]
+                entry["images"], entry["sha256"] = [c.image for c in parsed], [c.sha256 for c in parsed]
         except (ValueError, KeyError, TypeError, DataError):
             continue  # torn by a kill: that sample is redone
         i += count
@@ -541,8 +540,8 @@ def _intact(work: Path, spools: _Spools, entry: dict) -> bool:
         if entry.get("with_original"):
             blobs = blobs[1:]
         return all(sha256_bytes(b) == h for b, h in zip(blobs, entry["sha256"], strict=True))
-    for line, h in zip(entry["lines"], entry["sha256"], strict=True):
-        path = work / json.loads(line)["image"]
+    for image, h in zip(entry["images"], entry["sha256"], strict=True):
+        path = work / image
         if not path.is_file() or sha256_bytes(path.read_bytes()) != h:
             return False
     return True
@@ -650,7 +649,8 @@ class _Workers:
     soon as the run's checks have passed: the server may still be importing albumentations and each
     worker loads the dataset and the recipe, while this process goes on and works through the
     tasks alone until the workers are up. When this process runs a single thread, the workers are
-    forked from it instead (`fork_now`): they inherit the loaded dataset and the built recipe.
+    forked from it instead, when the work begins (`start`): they inherit the loaded dataset and the
+    built recipe.
     Stopping waits for a start under way (a process that exits while the fork server spawns its
     workers leaves them failing, with tracebacks, on the semaphores it took along).
     """
@@ -672,7 +672,7 @@ class _Workers:
         if self.count > 0 and not self.can_fork():
             self._start_in_background()
 
-    def fork_now(self) -> None:
+    def start(self) -> None:
         """Start the workers if `start_early` did not: forked here when that is safe."""
         if self.count < 1 or self.thread is not None or self.pool is not None:
             return
@@ -695,17 +695,18 @@ class _Workers:
         except BaseException as exc:  # noqa: BLE001 - raised again by `ready`, in the calling thread
             self.error = exc
 
+    def _starting(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
     def ready(self):
         """The pool once it is up, else None; a failure to start it is raised here."""
         if self.error is not None:
             raise self.error
-        if self.thread is not None and self.thread.is_alive():
-            return None
-        return self.pool
+        return None if self._starting() else self.pool
 
     def finish(self) -> None:
         """Every task is done: the workers exit now, while the commit finishes."""
-        if self.pool is not None and not (self.thread is not None and self.thread.is_alive()):
+        if self.pool is not None and not self._starting():
             self.pool.close()
 
     def stop(self, error: bool) -> None:
@@ -753,7 +754,7 @@ class _Work:
         _WORKER.update(aug=self.augmenter, work=self.work, state=self.state, pack=self.plan.pack, inline=True,
                        plan=self.plan)
         if self.parallel:
-            self.workers.fork_now()
+            self.workers.start()
         return self
 
     def __iter__(self) -> Iterator[dict]:
@@ -817,9 +818,9 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
         for s in dataset.samples:
             if s.id not in with_copies:
                 writer.add_from(dataset, s)
-        pack, pack_rel = None, ""
-        synced: dict[str, int] = {}  # pack -> bytes written when its last background sync was queued
+        packer = _Packer(writer, stored)
         log: list[str] = []  # records of the copies this process made and packed, not yet logged
+        complete = False
         try:
             for s in chosen if plan.copies else []:
                 entry = done.get(s.id) or next(fresh, None)
@@ -852,40 +853,32 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                     if original is None or writer.uses_image(s.image):  # linked (or its name is taken here)
                         writer.add_from(dataset, s)
                     else:
-                        pack, pack_rel = _next_pack(writer, pack, pack_rel, len(original), stored)
                         copy = Sample.from_json(s.to_json())
-                        copy.pack = {"file": pack_rel, "offset": pack.add(s.image, original), "length": len(original)}
+                        copy.pack = packer.add(s.image, original)
                         writer.add(copy)
                         stored["originals_packed"] += 1
-                offsets = []
+                refs = []
                 for (sample_id, image), line, data in zip(copies, entry["lines"], blobs, strict=True):
-                    pack, pack_rel = _next_pack(writer, pack, pack_rel, len(data), stored)
-                    ref = {"file": pack_rel, "offset": pack.add(image, data), "length": len(data)}
-                    writer.add_rendered(sample_id, image, with_pack(line, ref), entry["names"])
-                    offsets.append((pack_rel, ref["offset"]))
+                    refs.append(packer.add(image, data))
+                    writer.add_rendered(sample_id, image, with_pack(line, refs[-1]), entry["names"])
                     stored["packed"] += 1
-                if pack.size >= synced.get(pack_rel, 0) + SYNC_EVERY:  # the pack so far goes to the disk
-                    pack.flush()  # in the background: less is left for the sync the commit waits for
-                    writer.sync_in_background(pack_rel)
-                    synced[pack_rel] = pack.size
-                if "blobs" in entry and len({rel for rel, _ in offsets}) == 1:
+                packer.sync_if_due()
+                if "blobs" in entry and len({ref["file"] for ref in refs}) == 1:
                     # copies made here: logged now that they are in the pack, where a rerun finds
                     # them (a record whose copies straddle two packs is not logged: redone then)
-                    entry["pack"] = [Path(pack_rel).name, [at for _, at in offsets], [len(b) for b in blobs]]
+                    entry["pack"] = [Path(refs[0]["file"]).name, [r["offset"] for r in refs], [r["length"] for r in refs]]
                     log.append(_record(entry))
                     if sum(map(len, log)) > 1 << 16:
-                        pack.flush()  # the copies reach the file before their records do
+                        packer.flush()  # the copies reach the file before their records do
                         _append(state, "records", "".join(log).encode("utf-8"))
                         log.clear()
             if next(fresh, None) is not None:
                 raise AssertionError("augment: a sample was augmented but not chosen")
+            complete = True
         finally:
-            if pack is not None:
-                pack.close()
-            if log:  # (after the close: the pack's buffer is in the file)
+            packer.close(sync=complete)  # (synced while samples.jsonl is rendered and written)
+            if log:  # (after the close: the pack's buffer is in the file; kept for a rerun after an error too)
                 _append(state, "records", "".join(log).encode("utf-8"))
-        if pack is not None:
-            writer.sync_in_background(pack_rel)  # while samples.jsonl is rendered and written
         spools.discard()
         if stored["files"] > FSYNC_FILES_MAX and hasattr(os, "sync"):  # the rest of the copies written as
             writer.sync_in_background(None)  # files reach the disk before the rename (one sync for them all)
@@ -893,16 +886,42 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
     return stored
 
 
-def _next_pack(writer: DatasetWriter, pack, pack_rel: str, size: int, stored: dict[str, int]):
-    """The pack the next member of `size` bytes goes into: `pack`, or a new one when it is full
-    (the full one is closed and flushed to the disk from a thread while the next one fills)."""
-    if pack is None or len(pack) >= MAX_MEMBERS or pack.size + size > MAX_BYTES:
-        if pack is not None:
-            pack.close()
-            writer.sync_in_background(pack_rel)
-        pack_rel, pack = writer.new_pack("augment")
-        stored["packs"] += 1
-    return pack, pack_rel
+class _Packer:
+    """The packs the commit writes, members in id order: a new pack when one is full (the full one
+    closed and flushed to the disk from the writer's sync thread while the next fills), and what a
+    pack holds so far flushed every SYNC_EVERY bytes, so the commit's last wait is short."""
+
+    def __init__(self, writer: DatasetWriter, stored: dict[str, int]) -> None:
+        self.writer, self.stored = writer, stored
+        self.pack = None
+        self.rel = ""
+        self.synced = 0  # bytes of the current pack handed to the sync thread
+
+    def add(self, name: str, data: bytes) -> dict:
+        """Store `data` as member `name`; returns its `pack` reference."""
+        if self.pack is None or len(self.pack) >= MAX_MEMBERS or self.pack.size + len(data) > MAX_BYTES:
+            self.close(sync=True)
+            self.rel, self.pack = self.writer.new_pack("augment")
+            self.synced = 0
+            self.stored["packs"] += 1
+        return {"file": self.rel, "offset": self.pack.add(name, data), "length": len(data)}
+
+    def flush(self) -> None:
+        if self.pack is not None:
+            self.pack.flush()
+
+    def sync_if_due(self) -> None:
+        if self.pack is not None and self.pack.size >= self.synced + SYNC_EVERY:
+            self.pack.flush()
+            self.writer.sync_in_background(self.rel)
+            self.synced = self.pack.size
+
+    def close(self, sync: bool) -> None:
+        if self.pack is not None:
+            self.pack.close()
+            if sync:
+                self.writer.sync_in_background(self.rel)
+            self.pack = None
 
 
 @contextlib.contextmanager

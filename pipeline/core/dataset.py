@@ -588,20 +588,18 @@ def _json_str(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _render(samples: Iterable[Sample]) -> bytes:
-    return _join_lines([dumps_sample(s) for s in sorted(samples, key=lambda s: s.id)])
-
-
-def _join_lines(lines: list[str]) -> bytes:
-    return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
+def _sorted_lines(samples: Iterable[Sample]) -> list[str]:
+    """The samples.jsonl lines of `samples`, in id order."""
+    return [dumps_sample(s) for s in sorted(samples, key=lambda s: s.id)]
 
 
 _STOP = object()  # ends a DatasetWriter's sync thread
 
 
 def _write_lines(path: Path, lines: list[str], chunk: int = 4096) -> str:
-    """Write `_join_lines(lines)` to `path` and fsync it; returns its SHA-256. Encoded, hashed and
-    written a few thousand lines at a time: no second copy of a large samples.jsonl in memory."""
+    """Write `lines` to `path`, each ended by a newline, and fsync it; returns the file's SHA-256.
+    Encoded, hashed and written a few thousand lines at a time: no second copy of a large
+    samples.jsonl in memory."""
     digest = hashlib.sha256()
     with open(path, "wb") as fh:
         for i in range(0, len(lines), chunk):
@@ -942,7 +940,7 @@ class DatasetWriter:
         if self._lines is not None:
             lines = [self._lines[i] for i in sorted(self._lines)]
         else:
-            lines = [dumps_sample(s) for s in sorted(self.samples.values(), key=lambda s: s.id)]
+            lines = _sorted_lines(self.samples.values())
         if self._unsynced:
             os.sync()
         info = DatasetInfo(task=self.task, classes=classes, lineage=self.lineage,
@@ -979,17 +977,15 @@ def rewrite_samples(
     For stages that change metadata only (e.g. `split`); images stay where they are.
     """
     root = dataset.root
-    payload = _render(samples)
-    info = DatasetInfo(
-        task=dataset.info.task,
-        classes=list(classes if classes is not None else dataset.info.classes),
-        lineage=list(dataset.info.lineage) + [lineage_entry(stage, params, {str(root): content_hash(root)})],
-        samples_sha256=sha256_bytes(payload),
-    )
-    for path, data in ((root / SAMPLES_JSONL, payload), (root / DATASET_JSON, _info_bytes(info))):
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        _write_file(tmp, data)
-        os.replace(tmp, path)
+    lineage = list(dataset.info.lineage) + [lineage_entry(stage, params, {str(root): content_hash(root)})]
+    tmp = root / f".{SAMPLES_JSONL}.tmp-{os.getpid()}"
+    digest = _write_lines(tmp, _sorted_lines(samples))
+    os.replace(tmp, root / SAMPLES_JSONL)
+    info = DatasetInfo(task=dataset.info.task, classes=list(classes if classes is not None else dataset.info.classes),
+                       lineage=lineage, samples_sha256=digest)
+    tmp = root / f".{DATASET_JSON}.tmp-{os.getpid()}"
+    _write_file(tmp, _info_bytes(info))
+    os.replace(tmp, root / DATASET_JSON)
     fsync_dir(root)
     return Dataset(root=root, info=info, samples=sorted(samples, key=lambda s: s.id))
 
