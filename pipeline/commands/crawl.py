@@ -40,9 +40,9 @@ def crawl(ctx, start_url, out, raw, depth, max_images, same_host, label, deadlin
       pipeline crawl https://example.org/cats.html --out datasets/cats --label cat --rate 2
     """
     from pipeline.commands.fetch_url import _report_import, default_raw
+    from pipeline.formats.ingest import import_images
     from pipeline.sources.crawl import CrawlOptions
     from pipeline.sources.crawl import crawl as run_crawl
-    from pipeline.sources.tables import import_images
 
     raw = Path(raw) if raw else default_raw(out)
     http = http_options(allow_private, rate, timeout, retries, max_size)

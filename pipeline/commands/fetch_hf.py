@@ -33,8 +33,8 @@ def hf(repo, revision, include, out, raw, no_import, on_error) -> None:
       pipeline fetch hf user/digits --revision v1.0 --include 'data/train-*' --out datasets/digits
     """
     from pipeline.commands.fetch_url import _report_import, default_raw
+    from pipeline.formats.ingest import import_any
     from pipeline.sources import hf as source
-    from pipeline.sources.tables import import_any
 
     raw = Path(raw) if raw else default_raw(out)
     got = source.download(repo, raw, revision=revision, include=list(include) or None)

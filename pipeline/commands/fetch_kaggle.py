@@ -33,9 +33,9 @@ def kaggle(dataset, competition, version, file, out, raw, no_import, on_error) -
       pipeline fetch kaggle owner/photos --version 3 --out datasets/photos --no-import
     """
     from pipeline.commands.fetch_url import _report_import, default_raw
+    from pipeline.formats.ingest import import_any
     from pipeline.sources import kaggle as source
     from pipeline.sources.archive import is_archive_name
-    from pipeline.sources.tables import import_any
     from pipeline.sources.url import unpack
 
     raw = Path(raw) if raw else default_raw(out)

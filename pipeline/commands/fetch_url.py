@@ -72,8 +72,8 @@ def url(ctx, urls, list_file, out, raw, sha256, md5, label, concurrency, allow_p
       pipeline fetch url --list urls.txt --out datasets/web --label cat --rate 1
       pipeline fetch url https://example.org/a.png https://example.org/b.png --out datasets/ab --no-import
     """
+    from pipeline.formats.ingest import import_any, import_images
     from pipeline.sources import url as source
-    from pipeline.sources.tables import import_any, import_images
 
     specs = [source.UrlSpec(u) for u in urls]
     if list_file:
