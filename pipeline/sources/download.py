@@ -51,7 +51,7 @@ class Download(Generic[R]):
     params: dict = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
     stage: str = "fetch"  # the lineage stage of the imported dataset
-    files: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)  # the files to import (`archive`: the archive first)
     folder: Path | None = None
     images: list[tuple[Path, dict]] = field(default_factory=list)  # (image file, provenance)
     arrived: str = ""  # what the files are, in a word ("data", "archive", ...), for a `mixed` download
