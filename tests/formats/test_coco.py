@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.commands.convert import export_dataset, import_dataset
 from pipeline.core.errors import DataError
 from pipeline.core.geometry import rle_decode, rle_encode, rle_string_encode
 from pipeline.formats import coco
+from pipeline.formats.ingest import export_dataset, import_dataset
 from tests.formats.contract import (
     BOXES,
     EMPTY,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.commands.convert import export_dataset, import_dataset
 from pipeline.core.errors import DataError
 from pipeline.formats import yolo
+from pipeline.formats.ingest import export_dataset, import_dataset
 from tests.formats.contract import (
     BOXES,
     EMPTY,
