@@ -41,7 +41,7 @@ def partners_needed(op: OpConfig) -> int:
 def apply(op: OpConfig, a: Item, partners: list[Item], rng: np.random.Generator, recipe: Recipe) -> Item:
     """Apply one multi-sample op to `a` with `partners` (already single-op augmented)."""
     out = op.spec.offline(op, a, partners, rng, recipe)
-    if out.soft is not None and recipe.label_smoothing > 0 and op.name != "cutout":
+    if out.soft is not None and recipe.label_smoothing > 0 and op.spec.smooths_labels:
         out.soft = K.label_smoothing(out.soft, recipe.label_smoothing)
     return out
 

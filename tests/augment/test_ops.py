@@ -201,6 +201,15 @@ def test_multi_op_carries_what_it_declares_and_refuses_the_rest(name: str) -> No
         assert kept, f"{name} declares {target} but drops it every time"
 
 
+@pytest.mark.parametrize("name", MULTI)
+def test_label_smoothing_applies_where_declared(name: str) -> None:
+    r = parse_recipe({"ops": [{"op": name, "p": 1.0}], "label_smoothing": 0.2}, "t")
+    op = r.ops[0]
+    partners = [Item(scene(), np.eye(4)[1]) for _ in range(multi.partners_needed(op))]
+    out = multi.apply(op, Item(scene(), np.eye(4)[0]), partners, np.random.default_rng(0), r)
+    assert bool(out.soft.min() >= 0.05 - 1e-9) is OPS[name].smooths_labels  # eps / K = 0.2 / 4 on every class
+
+
 # --------------------------------------------------------------------------------------------
 # Kernels: offline everywhere, online where declared, the drop-in where declared
 # --------------------------------------------------------------------------------------------

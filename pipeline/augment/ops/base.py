@@ -127,7 +127,8 @@ class Op:
     `online`: single ops: ``kernel(op, x, gen, rng) -> x'`` on a float batch (N, C, H, W);
     multi ops: ``kernel(op, x, y, gen, rng) -> (x', y')``; None where online training cannot run it.
     `check(where, params)` enforces rules across parameters after each was validated.
-    `partners(params)` (multi ops) is how many other samples the op mixes with the first.
+    `partners(params)` (multi ops) is how many other samples the op mixes with the first;
+    `smooths_labels` (multi ops) whether the recipe's label smoothing applies to its soft label.
     """
 
     name: str
@@ -142,6 +143,7 @@ class Op:
     resizes: Callable[[Mapping[str, Any]], bool] = never  # output size differs from input size
     check: Callable[[str, dict[str, Any]], None] = no_check
     partners: Callable[[Mapping[str, Any]], int] | None = None
+    smooths_labels: bool = True
 
 
 def sym(value: float | list[float]) -> tuple[float, float]:

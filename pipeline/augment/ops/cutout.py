@@ -86,5 +86,6 @@ OPS = (
         "size": Param("range", [0.2, 0.4], "side as a fraction of the shorter image side"),
         "fill": Param("fill", 0, "0-255, or 'random' for noise", random=True),
     }, frozenset({"label", "boxes", "polygons", "keypoints"}), "erase squares; boxes mostly covered are dropped",
-        offline=cutout, online=batch, check=check, partners=lambda params: 0),
+        offline=cutout, online=batch, check=check, partners=lambda params: 0,
+        smooths_labels=False),  # nothing is mixed: the label stays the sample's own
 )
