@@ -12,16 +12,16 @@ A recipe file (see ``configs/augment/*.yaml``)::
       - {op: mixup, p: 0.3, alpha: 0.4}
 
 Single-sample ops run first (on albumentations offline, in torch online); multi-sample ops come
-after them and each draws its partners from the same split. An unknown op, key or parameter is
-a `ConfigError` that lists the valid ones. The recipe hash covers every resolved parameter, so
-two recipes with the same hash produce the same augmentation.
+after them and each draws its partners from the same split. What each op is called, its
+parameters and the targets it supports come from its registry entry (`pipeline.augment.ops`).
+An unknown op, key or parameter is a `ConfigError` that lists the valid ones. The recipe hash
+covers every resolved parameter, so two recipes with the same hash produce the same augmentation.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -29,107 +29,13 @@ from typing import Any
 
 import yaml
 
+from pipeline.augment.ops import OPS, TARGETS, Op, Param, get
+from pipeline.augment.ops.base import fail as _fail
+from pipeline.augment.ops.base import is_number as _num
 from pipeline.core.errors import ConfigError
 
-# Label targets a dataset may carry. "label" covers the image-level label and soft label.
-TARGETS = ("label", "boxes", "polygons", "keypoints", "masks", "polylines")
-_ALL = frozenset(TARGETS)
-_GEOMETRIC = frozenset({"label", "boxes", "polygons", "keypoints", "masks"})
-# Mirroring swaps left and right: keypoints named "left_eye" would end up on the right.
-_FLIP = frozenset({"label", "boxes", "polygons", "masks"})
-
-
-@dataclass(frozen=True)
-class Param:
-    kind: str  # number | range | int | size | fill | choice | bool
-    default: Any
-    doc: str
-    choices: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class OpSpec:
-    """What an op is called, whether it mixes samples, its parameters and the targets it supports."""
-
-    name: str
-    kind: str  # "single" or "multi"
-    params: dict[str, Param]
-    targets: frozenset[str]
-    doc: str
-    geometric: bool = False  # moves pixels, so labels must move with them
-    resizes: bool = False  # output size differs from input size
-
-
-_FILL = Param("fill", 0, "border fill value (0-255)")
-
-OPS: dict[str, OpSpec] = {
-    spec.name: spec
-    for spec in [
-        OpSpec("hflip", "single", {}, _FLIP, "mirror left-right", geometric=True),
-        OpSpec("vflip", "single", {}, _FLIP, "mirror top-bottom", geometric=True),
-        OpSpec("rotate", "single", {"degrees": Param("range", 15.0, "angle in degrees: d means [-d, d]"), "fill": _FILL},
-               _GEOMETRIC, "rotation about the centre", geometric=True),
-        OpSpec("affine", "single", {
-            "degrees": Param("range", 0.0, "rotation: d means [-d, d]"),
-            "translate": Param("range", 0.0, "shift as a fraction of the size: t means [-t, t]"),
-            "scale": Param("range", [1.0, 1.0], "zoom factor range [lo, hi]"),
-            "shear": Param("range", 0.0, "shear in degrees: s means [-s, s]"),
-            "fill": _FILL,
-        }, _GEOMETRIC, "rotation, shift, zoom and shear in one warp", geometric=True),
-        OpSpec("shift", "single", {"translate": Param("range", 0.1, "fraction of the size: t means [-t, t]"), "fill": _FILL},
-               _GEOMETRIC, "translation", geometric=True),
-        OpSpec("scale", "single", {"scale": Param("range", [0.9, 1.1], "zoom factor range [lo, hi]; the size stays"),
-                                   "fill": _FILL},
-               _GEOMETRIC, "zoom in or out about the centre, same output size", geometric=True),
-        OpSpec("resize", "single", {"width": Param("int", 32, "output width"), "height": Param("int", 32, "output height")},
-               _GEOMETRIC, "resize to a fixed size", geometric=True, resizes=True),
-        OpSpec("random_scale", "single", {"scale": Param("range", [0.8, 1.2], "size factor range [lo, hi]")},
-               _GEOMETRIC, "resize by a random factor (the output size changes)", geometric=True, resizes=True),
-        OpSpec("random_crop", "single", {
-            "padding": Param("int", 4, "pixels padded on each side before cropping"),
-            "size": Param("size", None, "[height, width] of the crop; default: the input size"),
-            "fill": _FILL,
-        }, _GEOMETRIC, "random crop with padding (torchvision RandomCrop(size, padding))", geometric=True),
-        OpSpec("perspective", "single", {"scale": Param("range", [0.05, 0.1], "corner jitter as a fraction of the size"),
-                                         "fill": _FILL},
-               _GEOMETRIC, "random four-point perspective warp", geometric=True),
-        OpSpec("elastic", "single", {"alpha": Param("number", 30.0, "displacement strength in pixels"),
-                                     "sigma": Param("number", 5.0, "smoothness of the displacement field"),
-                                     "fill": _FILL},
-               _GEOMETRIC, "elastic distortion (Simard 2003)", geometric=True),
-        OpSpec("gaussian_blur", "single", {"sigma": Param("range", [0.1, 1.5], "sigma range [lo, hi] in pixels")},
-               _ALL, "Gaussian blur"),
-        OpSpec("color_jitter", "single", {
-            "brightness": Param("number", 0.2, "factor in [1-b, 1+b]"),
-            "contrast": Param("number", 0.2, "factor in [1-c, 1+c]"),
-            "saturation": Param("number", 0.0, "factor in [1-s, 1+s] (colour images)"),
-            "hue": Param("number", 0.0, "hue shift in [-h, h], h <= 0.5 (colour images)"),
-        }, _ALL, "brightness, contrast, saturation and hue"),
-        OpSpec("grayscale", "single", {}, _ALL, "to grey, keeping the channel count"),
-        OpSpec("noise", "single", {"std": Param("range", [0.02, 0.08], "noise std range as a fraction of 255")},
-               _ALL, "additive Gaussian noise"),
-        OpSpec("sharpen", "single", {"alpha": Param("range", [0.2, 0.5], "blend with the sharpened image"),
-                                     "lightness": Param("range", [0.5, 1.0], "lightness of the sharpened image")},
-               _ALL, "unsharp kernel"),
-        OpSpec("invert", "single", {}, _ALL, "colour inversion (255 - x)"),
-        # multi-sample ops: partners come from the same split
-        OpSpec("sample_pairing", "multi", {}, frozenset({"label"}),
-               "average with a partner (Inoue 2018); label of the first"),
-        OpSpec("mixup", "multi", {"alpha": Param("number", 0.2, "lambda ~ Beta(alpha, alpha)")}, _ALL,
-               "pixel mix; soft label (lambda, 1-lambda); detection keeps both box sets with weights"),
-        OpSpec("cutmix", "multi", {"alpha": Param("number", 1.0, "lambda ~ Beta(alpha, alpha)")},
-               frozenset({"label", "boxes", "keypoints"}),
-               "paste a rectangle of the partner; label by pasted area"),
-        OpSpec("cutout", "multi", {
-            "holes": Param("int", 1, "number of erased squares"),
-            "size": Param("range", [0.2, 0.4], "side as a fraction of the shorter image side"),
-            "fill": Param("fill", 0, "0-255, or 'random' for noise"),
-        }, frozenset({"label", "boxes", "polygons", "keypoints"}), "erase squares; boxes mostly covered are dropped"),
-        OpSpec("mosaic", "multi", {"tiles": Param("choice", "4", "4 or 9 tiles", choices=("4", "9"))},
-               frozenset({"label", "boxes", "polygons", "keypoints"}),
-               "tiles from 4 or 9 samples on one canvas; label by area share"),
-    ]
-}
+__all__ = ["OPS", "RECIPE_KEYS", "TARGETS", "OpConfig", "Param", "Recipe", "describe_ops", "load_recipe", "parse_op",
+           "parse_recipe"]
 
 RECIPE_KEYS = {
     "name": "recipe name recorded with every sample",
@@ -149,7 +55,8 @@ class OpConfig:
     params: dict[str, Any]
 
     @property
-    def spec(self) -> OpSpec:
+    def spec(self) -> Op:
+        """The op's registry entry."""
         return OPS[self.name]
 
     def to_json(self) -> dict:
@@ -201,77 +108,12 @@ class Recipe:
                 )
 
 
-def _fail(where: str, field_: str, expected: str, got: object, fix: str | None = None) -> ConfigError:
-    text = repr(got)
-    text = text if len(text) <= 60 else text[:57] + "..."
-    return ConfigError(f"{where}: {field_}: expected {expected}, got {text}", fix=fix)
-
-
-def _num(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _check_param(where: str, fld: str, param: Param, value: Any) -> Any:
-    kind = param.kind
-    if kind == "number":
-        if not _num(value) or value < 0:
-            raise _fail(where, fld, "a number >= 0", value)
-        return float(value)
-    if kind == "int":
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise _fail(where, fld, "an integer >= 0", value)
-        return int(value)
-    if kind == "range":
-        if _num(value):
-            return float(value)
-        if isinstance(value, list) and len(value) == 2 and all(_num(v) for v in value) and value[0] <= value[1]:
-            return [float(value[0]), float(value[1])]
-        raise _fail(where, fld, "a number or [lo, hi] with lo <= hi", value)
-    if kind == "size":
-        if value is None:
-            return None
-        if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                                                               for v in value):
-            return [int(value[0]), int(value[1])]
-        raise _fail(where, fld, "[height, width] of positive integers, or null", value)
-    if kind == "fill":
-        if value == "random" and param.doc.endswith("'random' for noise"):
-            return "random"
-        if _num(value) and 0 <= value <= 255:
-            return float(value)
-        raise _fail(where, fld, "a number 0-255" + (" or 'random'" if "random" in param.doc else ""), value)
-    if kind == "choice":
-        if str(value) in param.choices:
-            return str(value)
-        raise _fail(where, fld, "one of " + ", ".join(param.choices), value)
-    raise AssertionError(kind)
-
-
-def _check_semantics(where: str, name: str, params: dict[str, Any]) -> None:
-    if name == "color_jitter" and params["hue"] > 0.5:
-        raise _fail(where, "hue", "a number in [0, 0.5]", params["hue"])
-    if name in ("resize",) and (params["width"] < 1 or params["height"] < 1):
-        raise _fail(where, "width/height", "positive integers", [params["width"], params["height"]])
-    if name in ("mixup", "cutmix") and params["alpha"] <= 0:
-        raise _fail(where, "alpha", "a number > 0", params["alpha"])
-    if name == "cutout" and params["holes"] < 1:
-        raise _fail(where, "holes", "an integer >= 1", params["holes"])
-    for key in ("scale",):
-        v = params.get(key)
-        if name in ("affine", "scale", "random_scale") and isinstance(v, list) and v[0] <= 0:
-            raise _fail(where, key, "factors > 0", v)
-        if name in ("affine", "scale", "random_scale") and isinstance(v, float) and v <= 0:
-            raise _fail(where, key, "a factor > 0", v)
-
-
 def parse_op(entry: object, where: str) -> OpConfig:
     """Validate one `ops` entry: ``{op: NAME, p: P, PARAM: VALUE, ...}``."""
     if not isinstance(entry, dict) or "op" not in entry:
         raise _fail(where, "op", "a mapping like {op: rotate, p: 0.5, degrees: 10}", entry)
     name = entry["op"]
-    if name not in OPS:
-        raise ConfigError(f"{where}: unknown op {name!r}", fix=f"use one of: {', '.join(sorted(OPS))}")
-    spec = OPS[name]
+    spec = get(name, where)
     p = entry.get("p", 1.0)
     if not _num(p) or not 0 <= p <= 1:
         raise _fail(where, "p", "a probability between 0 and 1", p)
@@ -283,8 +125,8 @@ def parse_op(entry: object, where: str) -> OpConfig:
     for key in sorted(spec.params):
         param = spec.params[key]
         value = entry.get(key, param.default)
-        params[key] = _check_param(f"{where} ({name})", key, param, value)
-    _check_semantics(f"{where} ({name})", name, params)
+        params[key] = param.validate(f"{where} ({name})", key, value)
+    spec.check(f"{where} ({name})", params)
     return OpConfig(name=name, p=float(p), params=params)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 
 # imported once by the server (albumentations with them), inherited by every worker it forks
-PRELOAD = ["pipeline.augment.stage", "pipeline.augment.fastgeom", "pipeline.augment.fastpixel"]
+PRELOAD = ["pipeline.augment.stage", "pipeline.augment.albu"]
 
 
 def server_context():

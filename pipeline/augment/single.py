@@ -12,21 +12,19 @@ below the recipe's visibility and minimum area; keypoints that leave the image b
 from __future__ import annotations
 
 import copy
-import os
 import random
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.augment import kernels as K
-from pipeline.augment.albu import load as load_albumentations
-from pipeline.augment.recipe import OpConfig, Recipe
 from pipeline.core.dataset import Obj
 from pipeline.core.rng import StreamRandom
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+if TYPE_CHECKING:
+    from pipeline.augment.recipe import OpConfig, Recipe
 
 
 @dataclass
@@ -77,105 +75,16 @@ def present_targets(objects_lists: list[list[Obj] | None], has_label: bool) -> s
 # Recipe op -> albumentations transform
 # --------------------------------------------------------------------------------------------
 
-_NAMED: dict[tuple[str, type], type] = {}
+def build_transform(op: OpConfig, channels: int, *, stock: bool = False) -> Any:
+    """The albumentations transform for one recipe op (always applied: the recipe's `p` is given),
+    built by the op's registry entry; None when the op has nothing to do for `channels`.
 
-
-def _named(cls: type, name: str) -> type:
-    """A subclass of `cls` called `name`, so albumentations records its parameters under our op name."""
-    key = (name, cls)
-    if key not in _NAMED:
-        _NAMED[key] = type(name, (cls,), {})
-    return _NAMED[key]
-
-
-def _sym(value: float | list[float]) -> tuple[float, float]:
-    if isinstance(value, list):
-        return (value[0], value[1])
-    return (-value, value)
-
-
-def _pair(value: float | list[float]) -> tuple[float, float]:
-    if isinstance(value, list):
-        return (value[0], value[1])
-    return (value, value)
-
-
-def build_transform(op: OpConfig, channels: int, *, stock: bool = False):
-    """The albumentations transform for one recipe op (always applied: the recipe's `p` is given).
-
-    Affine-family ops, rotation and elastic use the cheaper drop-ins of `pipeline.augment.fastgeom`,
-    noise and colour jitter those of `pipeline.augment.fastpixel` (same draws, same pixels), unless
-    `stock` (the benchmark's reference loop asks for albumentations' own classes).
+    Ops with a drop-in (`Op.fast`) get the cheaper class of `pipeline.augment.albu` (same draws,
+    same pixels), unless `stock` (the benchmark's reference loop asks for albumentations' own).
     """
-    import cv2
+    from pipeline.augment import albu
 
-    A = load_albumentations()
-    if stock:
-        affine, rotate, elastic = A.Affine, A.Rotate, A.ElasticTransform
-        noise, jitter = A.GaussNoise, A.ColorJitter
-    else:
-        from pipeline.augment import fastgeom, fastpixel
-
-        affine, rotate, elastic = fastgeom.Affine, fastgeom.Rotate, fastgeom.ElasticTransform
-        noise, jitter = fastpixel.GaussNoise, fastpixel.ColorJitter
-
-    k, p = op.params, op.p
-    const = cv2.BORDER_CONSTANT
-    name = op.name
-    if name == "hflip":
-        return _named(A.HorizontalFlip, name)(p=p)
-    if name == "vflip":
-        return _named(A.VerticalFlip, name)(p=p)
-    if name == "rotate":
-        return _named(rotate, name)(limit=_sym(k["degrees"]), border_mode=const, fill=k["fill"], p=p)
-    if name == "affine":
-        t = _sym(k["translate"])
-        return _named(affine, name)(rotate=_sym(k["degrees"]), translate_percent={"x": t, "y": t},
-                                      scale=_pair(k["scale"]), shear=_sym(k["shear"]), border_mode=const,
-                                      fill=k["fill"], p=p)
-    if name == "shift":
-        t = _sym(k["translate"])
-        return _named(affine, name)(translate_percent={"x": t, "y": t}, border_mode=const, fill=k["fill"], p=p)
-    if name == "scale":
-        return _named(affine, name)(scale=_pair(k["scale"]), border_mode=const, fill=k["fill"], p=p)
-    if name == "resize":
-        return _named(A.Resize, name)(height=k["height"], width=k["width"], p=p)
-    if name == "random_scale":
-        lo, hi = _pair(k["scale"])
-        return _named(A.RandomScale, name)(scale_limit=(lo - 1.0, hi - 1.0), p=p)
-    if name == "random_crop":
-        pad = k["padding"]
-        if k["size"] is None:  # pad then crop back to the input size == an integer shift with fill
-            return _named(affine, name)(translate_px={"x": (-pad, pad), "y": (-pad, pad)}, border_mode=const,
-                                          fill=k["fill"], interpolation=cv2.INTER_NEAREST, p=p)
-        h, w = k["size"]
-        return A.Sequential([
-            _named(A.Pad, f"{name}.pad")(padding=pad, fill=k["fill"], border_mode=const, p=1.0),
-            _named(A.RandomCrop, f"{name}.crop")(height=h, width=w, pad_if_needed=True, fill=k["fill"], p=1.0),
-        ], p=p)
-    if name == "perspective":
-        return _named(A.Perspective, name)(scale=_pair(k["scale"]), keep_size=True, border_mode=const,
-                                           fill=k["fill"], p=p)
-    if name == "elastic":
-        return _named(elastic, name)(alpha=k["alpha"], sigma=k["sigma"], border_mode=const,
-                                                fill=k["fill"], keypoint_remapping_method="direct", p=p)
-    if name == "gaussian_blur":
-        return _named(A.GaussianBlur, name)(blur_limit=0, sigma_limit=_pair(k["sigma"]), p=p)
-    if name == "color_jitter":
-        b, c, s, h = k["brightness"], k["contrast"], k["saturation"], k["hue"]
-        return _named(jitter, name)(brightness=(max(0.0, 1 - b), 1 + b), contrast=(max(0.0, 1 - c), 1 + c),
-                                           saturation=(max(0.0, 1 - s), 1 + s), hue=(-h, h), p=p)
-    if name == "grayscale":
-        if channels != 3:
-            return None  # already grey: nothing to do
-        return _named(A.ToGray, name)(num_output_channels=3, p=p)
-    if name == "noise":
-        return _named(noise, name)(std_range=_pair(k["std"]), p=p)
-    if name == "sharpen":
-        return _named(A.Sharpen, name)(alpha=_pair(k["alpha"]), lightness=_pair(k["lightness"]), p=p)
-    if name == "invert":
-        return _named(A.InvertImg, name)(p=p)
-    raise AssertionError(f"not a single-sample op: {name}")
+    return op.spec.offline(op, channels, albu.transforms(stock))
 
 
 _SKIP = frozenset({"shape", "interpolation", "mask_interpolation", "fill_mask", "fill", "bbox_matrix", "matrix_bbox",
@@ -249,68 +158,6 @@ def _jsonable(value: Any) -> Any:
 
 
 _NONE: frozenset[str] = frozenset()
-_COMPOSE: list[type] = []
-
-
-def _compose_class() -> type:
-    """`A.Compose` that re-filters boxes and points only after a transform that was applied, and
-    validates boxes with a quick test first.
-
-    albumentations clips and filters boxes (and points) after every transform of a Compose,
-    applied or not; after one that did not run the data is unchanged and the filter (clip to the
-    image, drop below area/visibility) changes nothing a second time, so skipping it gives the
-    same output for less. Its box check (before and after the transforms) runs six numpy
-    `isclose`-based passes even when every coordinate lies in [0, 1] and every box has x_max > x_min
-    and y_max > y_min, which the clipping makes the rule: that case is tested first with four
-    cheap reductions, anything else goes to albumentations' own check (same errors). Every other
-    step is albumentations' own.
-    """
-    if not _COMPOSE:
-        A = load_albumentations()
-        from albumentations.core.bbox_utils import check_bboxes
-        from albumentations.core.transforms_interface import BasicTransform
-
-        def check_boxes(data: np.ndarray, shape: Any) -> None:
-            if data.size and not (data[:, :4].min() >= 0 and data[:, :4].max() <= 1
-                                  and (data[:, 2] > data[:, 0]).all() and (data[:, 3] > data[:, 1]).all()):
-                check_bboxes(data)  # (a NaN fails every comparison above: checked there too)
-
-        class Compose(A.Compose):
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                if "bboxes" in self.processors:
-                    self.processors["bboxes"].check = check_boxes
-
-            def __call__(self, *args: Any, force_apply: bool = False, **data: Any) -> dict[str, Any]:
-                if args or not self.main_compose or self.strict or not isinstance(force_apply, bool):
-                    return super().__call__(*args, force_apply=force_apply, **data)
-                if self.save_applied_params:
-                    data["applied_transforms"] = []
-                if not (force_apply or self.py_random.random() < self.p):
-                    return data
-                self.preprocess(data)
-                for t in self.transforms:
-                    data = t(**data)
-                    self._track_transform_params(t, data)
-                    if not isinstance(t, BasicTransform) or t.params:  # ran (a nested compose: assume so)
-                        data = self.check_data_post_transform(data)
-                return self.postprocess(data)
-
-        _COMPOSE.append(Compose)
-    return _COMPOSE[0]
-
-
-def _plan(transforms: list) -> list[tuple]:
-    """(transform, its class name, the plan of its children if it is a sequence, else None)."""
-    load_albumentations()
-    from albumentations.core.composition import BaseCompose
-
-    return [(t, type(t).__name__, _plan(t.transforms) if isinstance(t, BaseCompose) else None) for t in transforms]
-
-
-def _leaves(plan: list[tuple]) -> list:
-    """The transforms of a plan, the children of a sequence in its place."""
-    return [leaf for t, _, children in plan for leaf in (_leaves(children) if children is not None else [t])]
 
 
 class SingleOps:
@@ -326,7 +173,9 @@ class SingleOps:
     """
 
     def __init__(self, recipe: Recipe, channels: int, targets: set[str]) -> None:
-        A = load_albumentations()
+        from pipeline.augment import albu
+
+        A = albu.load()
 
         self.recipe = recipe
         self.channels = channels
@@ -334,7 +183,7 @@ class SingleOps:
         transforms = [t for t in (build_transform(op, channels) for op in recipe.single) if t is not None]
         self.empty = not transforms
         self.transforms = transforms
-        self._unrecorded = {type(t).__name__: t.unrecorded for t in _leaves(_plan(transforms))
+        self._unrecorded = {type(t).__name__: t.unrecorded for t in albu.leaves(albu.plan(transforms))
                             if hasattr(t, "unrecorded")}
         self._py_random: random.Random | None = None
         self._rng: np.random.Generator | None = None
@@ -351,15 +200,16 @@ class SingleOps:
                     t.box_matrix = False
         self.segments: list[tuple[str, Any]] = []  # ("direct", [transforms]) or ("compose", A.Compose)
         for t in transforms:
-            kind = "compose" if moved and not isinstance(t, A.ImageOnlyTransform) else "direct"
+            kind = "compose" if moved and not albu.is_image_only(t) else "direct"
             if self.segments and self.segments[-1][0] == kind:
                 self.segments[-1][1].append(t)
             else:
                 self.segments.append((kind, [t]))
         with warnings.catch_warnings():  # a recipe of pixel-only ops leaves boxes and points as they are
             warnings.filterwarnings("ignore", message="Got processor for")
-            self.segments = [(kind, _compose_class()(ts, save_applied_params=True, **kwargs) if kind == "compose"
-                              else _plan(ts)) for kind, ts in self.segments]
+            self.segments = [(kind, albu.Compose(ts, save_applied_params=True, **kwargs) if kind == "compose"
+                              else albu.plan(ts)) for kind, ts in self.segments]
+        self._run_direct = albu.run_direct
 
     def __call__(self, item: Item, rng: np.random.Generator) -> Item:
         """A new augmented item; `item` is not modified. Draws from `rng` only."""
@@ -407,7 +257,7 @@ class SingleOps:
         applied = []
         for kind, seg in self.segments:
             if kind == "direct":
-                self._direct(seg, data, applied)
+                self._run_direct(seg, data, applied)
             else:
                 data = seg(**data)
                 applied.extend(data.pop("applied_transforms", ()))
@@ -416,22 +266,6 @@ class SingleOps:
         if objs is not None:
             result.objects = self._objects(objs, data, mask_ids, item, result) if self.moved else [o.copy() for o in objs]
         return result
-
-    def _direct(self, plan: list, data: dict[str, Any], applied: list[tuple[str, dict]]) -> None:
-        """Run transforms on `data["image"]` as `A.Compose` / `A.Sequential` would: the same draws
-        from the same generators, in the same order (`plan`: see `_plan`)."""
-        for t, name, children in plan:
-            if children is not None:  # A.Sequential (a crop of a given size): one draw, then every child
-                if t.py_random.random() < t.p:
-                    self._direct(children, data, applied)
-                continue
-            p = t.p  # BasicTransform.should_apply, inlined
-            if p <= 0.0 or (p < 1.0 and t.py_random.random() >= p):
-                continue
-            params = t.update_transform_params(t.get_params(), data)
-            params.update(t.get_params_dependent_on_data(params=params, data=data))
-            data["image"] = np.ascontiguousarray(t.apply(data["image"], **params))
-            applied.append((name, params))
 
     def _objects(self, objs: list[Obj], out: dict, mask_ids: list[int], before: Item, after: Item) -> list[Obj]:
         w, h = after.width, after.height

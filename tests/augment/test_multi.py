@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from pipeline.augment import kernels as K
 from pipeline.augment import multi
+from pipeline.augment.ops.cutmix import cutmix
+from pipeline.augment.ops.cutout import cutout
 from pipeline.augment.recipe import OPS, TARGETS, parse_recipe
 from pipeline.augment.single import Item
 from pipeline.core.dataset import Obj
@@ -96,7 +98,7 @@ def test_cutmix_soft_label_is_the_area_share(seed):
     a.soft, b.soft = np.array([1.0, 0, 0, 0]), np.array([0, 1.0, 0, 0])
     a.image[:] = 0
     b.image[:] = 255
-    out = multi.cutmix(recipe_for("cutmix").ops[0], a, [b], np.random.default_rng(seed), recipe_for("cutmix"))
+    out = cutmix(recipe_for("cutmix").ops[0], a, [b], np.random.default_rng(seed), recipe_for("cutmix"))
     share = (out.image[:, :, 0] == 255).mean()
     assert np.allclose(out.soft, [1 - share, share, 0, 0])
     assert out.params[-1]["lambda"] == pytest.approx(1 - share, abs=1e-6)
@@ -153,7 +155,7 @@ def test_cutout_drops_mostly_covered_boxes_and_hides_keypoints():
     recipe = recipe_for("cutout", holes=1, size=[1.0, 1.0], fill=0)
     a = Item(np.full((20, 20), 200, np.uint8), None,
              [Obj("0", bbox=[2.0, 2.0, 18.0, 18.0]), Obj("0", keypoints=[[10.0, 10.0, 2]])])
-    out = multi.cutout(recipe.ops[0], a, [], np.random.default_rng(0), recipe)
+    out = cutout(recipe.ops[0], a, [], np.random.default_rng(0), recipe)
     assert [o.bbox for o in out.objects if o.bbox] == []  # the box is mostly erased: dropped
     kp = [o.keypoints for o in out.objects if o.keypoints][0]
     assert kp[0][2] == 1 if out.image[10, 10] == 0 else 2

@@ -81,3 +81,12 @@ def test_every_op_declares_targets_and_documents_parameters():
         assert spec.kind in ("single", "multi")
         for param in spec.params.values():
             assert param.doc
+
+
+def test_describe_ops_has_a_row_per_registered_op_with_its_defaults():
+    from pipeline.augment.recipe import describe_ops
+
+    rows = describe_ops()
+    assert [r[0] for r in rows] == list(OPS)
+    row = dict((r[0], r[1:]) for r in rows)["rotate"]
+    assert row == ("single", "label, boxes, polygons, keypoints, masks", "degrees=15.0, fill=0")

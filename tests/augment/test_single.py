@@ -161,65 +161,6 @@ def test_direct_driver_draws_and_applies_as_compose(channels: int) -> None:
         assert ours.soft.tolist() == np.eye(10)[3].tolist()
 
 
-def test_compose_that_skips_refiltering_unapplied_transforms_matches_albumentations() -> None:
-    import albumentations as A
-
-    from pipeline.augment.single import _compose_class, build_transform
-
-    recipe = parse_recipe({"ops": [{"op": "hflip", "p": 0.5}, {"op": "affine", "p": 0.5, "degrees": 20, "translate": 0.2},
-                                   {"op": "perspective", "p": 0.3, "scale": [0.02, 0.08]},
-                                   {"op": "random_crop", "p": 0.3, "padding": 4, "size": [48, 48]}],
-                           "visibility": 0.3, "min_area": 16}, "test")
-    kwargs = {"bbox_params": A.BboxParams(format="pascal_voc", min_visibility=0.3, min_area=16, label_fields=["ids"],
-                                          clip=True),
-              "keypoint_params": A.KeypointParams(format="xy", remove_invisible=False, label_fields=["pids"])}
-    img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    boxes = np.array([[0, 0, 20, 20], [30, 30, 63, 60], [50, 2, 64, 12], [10, 40, 14, 44]], dtype=float)
-    points = np.array([[5.0, 5.0], [40.0, 50.0], [63.0, 1.0]])
-    ours = _compose_class()([build_transform(op, 3) for op in recipe.single], save_applied_params=True, **kwargs)
-    theirs = A.Compose([build_transform(op, 3) for op in recipe.single], save_applied_params=True, **kwargs)
-    for seed in range(60):
-        outs = []
-        for compose in (ours, theirs):
-            compose.set_random_state(np.random.default_rng(seed), __import__("random").Random(seed))
-            outs.append(compose(image=img, bboxes=boxes, ids=[0, 1, 2, 3], keypoints=points, pids=[0, 1, 2]))
-        np.testing.assert_array_equal(outs[0]["image"], outs[1]["image"])
-        np.testing.assert_array_equal(np.asarray(outs[0]["bboxes"]), np.asarray(outs[1]["bboxes"]))
-        assert list(outs[0]["ids"]) == list(outs[1]["ids"])
-        np.testing.assert_array_equal(np.asarray(outs[0]["keypoints"]), np.asarray(outs[1]["keypoints"]))
-        assert [n for n, _ in outs[0]["applied_transforms"]] == [n for n, _ in outs[1]["applied_transforms"]]
-
-
-@pytest.mark.parametrize("boxes", [
-    [[0.0, 0.0, 1.0, 1.0], [0.2, 0.3, 0.4, 0.5]],  # valid: the quick test passes them
-    [[0.1, 0.1, 0.2, 0.2], [0.0, 0.0, 1.000001, 0.5]],  # over 1, within isclose's tolerance: valid
-    [[-1e-9, 0.1, 0.5, 0.5]],  # under 0, within tolerance: valid
-    [[0.1, 0.1, 1.2, 0.5]], [[-0.1, 0.1, 0.5, 0.5]],  # out of range
-    [[0.5, 0.1, 0.5, 0.4]], [[0.1, 0.4, 0.5, 0.3]],  # x_max == x_min, y_max < y_min
-    [[0.1, float("nan"), 0.5, 0.6]],
-    [],
-])
-def test_the_quick_box_check_accepts_and_refuses_what_albumentations_does(boxes) -> None:
-    import albumentations as A
-    from albumentations.core.bbox_utils import check_bboxes
-
-    from pipeline.augment.single import _compose_class
-
-    compose = _compose_class()([A.HorizontalFlip(p=1.0)], bbox_params=A.BboxParams(format="pascal_voc", clip=True))
-    data = np.array(boxes, dtype=np.float32).reshape(-1, 5 if boxes and len(boxes[0]) == 5 else 4)
-    try:
-        check_bboxes(data)
-        expected = None
-    except ValueError as exc:
-        expected = str(exc)
-    if expected is None:
-        compose.processors["bboxes"].check(data, {"height": 10, "width": 10})
-    else:
-        with pytest.raises(ValueError) as got:
-            compose.processors["bboxes"].check(data, {"height": 10, "width": 10})
-        assert str(got.value) == expected
-
-
 def test_a_sample_without_objects_in_a_dataset_with_boxes() -> None:
     """Geometry runs through the box-carrying Compose even when this sample has no objects."""
     recipe = parse_recipe({"ops": [{"op": "affine", "p": 1.0, "degrees": 10}, {"op": "color_jitter", "p": 1.0}]}, "test")

@@ -1,0 +1,125 @@
+"""pipeline.augment.batch: the batched multi-sample ops, drawn then applied.
+
+Every `*_apply` kernel is pure (inputs untouched), samples whose coin fails keep their image and
+target exactly, and soft targets stay probability vectors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.augment import batch as B
+
+SETTINGS = settings(max_examples=15, deadline=None)
+
+
+def batch(n: int = 16, c: int = 1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, c, 32, 32), generator=g, dtype=torch.uint8)
+    y = torch.nn.functional.one_hot(torch.randint(0, 10, (n,), generator=g), 10).float()
+    return x, y
+
+
+def gens(seed: int = 0) -> tuple[torch.Generator, np.random.Generator]:
+    return torch.Generator().manual_seed(seed), np.random.default_rng(seed)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**31), alpha=st.floats(0.1, 4.0))
+def test_batched_cutmix_lambda_is_the_pasted_area(seed, alpha):
+    n = 8
+    x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 1, 32, 32).contiguous()
+    y = torch.eye(n)
+    params = B.draw_cutmix(n, 32, 32, 1.0, alpha, torch.Generator().manual_seed(seed), np.random.default_rng(seed))
+    out, target = B.cutmix_apply(x, y, **params)
+    perm = params["perm"]
+    for i in range(n):
+        pasted = float((out[i] == perm[i]).float().mean()) if perm[i] != i else 0.0
+        if perm[i] != i:
+            assert target[i, i] == pytest.approx(1 - pasted, abs=1e-6)
+            assert target[i, perm[i]] == pytest.approx(pasted, abs=1e-6)
+    assert torch.allclose(target.sum(dim=1), torch.ones(n))
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**31), tiles=st.sampled_from([4, 9]))
+def test_batched_mixup_mosaic_soft_labels_sum_to_one_and_inputs_untouched(seed, tiles):
+    x, y = batch(10, 1, seed % 1000)
+    x = x.float()
+    x0, y0 = x.clone(), y.clone()
+    gen, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
+    for out, target in (B.mixup_apply(x, y, **B.draw_mixup(10, 0.7, 0.4, gen, rng)),
+                        B.mosaic_apply(x, y, **B.draw_mosaic(10, 32, 32, 0.7, tiles, gen)),
+                        B.cutout_apply(x, y, **B.draw_cutout(10, 32, 32, 0.7, 2, (0.2, 0.4), "random", 1, gen)),
+                        B.sample_pairing_apply(x, y, **B.draw_sample_pairing(10, 0.7, gen))):
+        assert torch.allclose(target.sum(dim=1), torch.ones(10), atol=1e-6)
+        assert out.shape == x.shape
+    assert torch.equal(x, x0) and torch.equal(y, y0)
+
+
+def test_rect_masks_cover_exactly_their_rectangles() -> None:
+    rects = torch.tensor([[1, 2, 4, 3], [0, 0, 0, 0], [3, 0, 5, 5]])
+    mask = B._rect_mask(rects, 5, 5)
+    assert mask.shape == (3, 1, 5, 5)
+    assert mask[0, 0].sum() == 3 and bool(mask[0, 0, 2, 1:4].all())
+    assert not mask[1].any() and mask[2, 0].sum() == 10
+
+
+@pytest.mark.parametrize("name", ["mixup", "cutmix", "cutout", "sample_pairing", "mosaic"])
+def test_a_coin_that_never_comes_up_changes_nothing(name: str) -> None:
+    x, y = batch(8, 3)
+    x = x.float()
+    gen, rng = gens(1)
+    draw = {"mixup": lambda: B.mixup_apply(x, y, **B.draw_mixup(8, 0.0, 0.4, gen, rng)),
+            "cutmix": lambda: B.cutmix_apply(x, y, **B.draw_cutmix(8, 32, 32, 0.0, 1.0, gen, rng)),
+            "cutout": lambda: B.cutout_apply(x, y, **B.draw_cutout(8, 32, 32, 0.0, 2, (0.2, 0.4), 0.0, 3, gen)),
+            "sample_pairing": lambda: B.sample_pairing_apply(x, y, **B.draw_sample_pairing(8, 0.0, gen)),
+            "mosaic": lambda: B.mosaic_apply(x, y, **B.draw_mosaic(8, 32, 32, 0.0, 4, gen))}[name]
+    out, target = draw()
+    assert torch.equal(out, x) and torch.equal(target, y)
+
+
+def test_mixup_with_lambda_one_is_the_identity_and_lambda_mixes_pixels_and_targets_alike() -> None:
+    x, y = batch(4)
+    x = x.float()
+    perm = torch.tensor([1, 0, 3, 2])
+    out, target = B.mixup_apply(x, y, torch.ones(4), perm)
+    assert torch.equal(out, x) and torch.equal(target, y)
+    lam = torch.tensor([0.25, 0.5, 0.75, 1.0])
+    out, target = B.mixup_apply(x, y, lam, perm)
+    for i in range(4):
+        assert torch.allclose(out[i], lam[i] * x[i] + (1 - lam[i]) * x[perm[i]])
+        assert torch.allclose(target[i], lam[i] * y[i] + (1 - lam[i]) * y[perm[i]])
+
+
+def test_cutout_erases_the_union_of_the_squares_with_the_fill() -> None:
+    x, y = batch(2)
+    x = x.float()
+    rects = torch.tensor([[[0, 0, 4, 4], [2, 2, 6, 6]], [[0, 0, 0, 0], [0, 0, 0, 0]]])
+    out, target = B.cutout_apply(x, y, rects, 7.0, None)
+    erased = out[0, 0] == 7
+    assert bool(erased[:4, :4].all()) and bool(erased[2:6, 2:6].all())
+    assert torch.equal(out[0, 0, 6:], x[0, 0, 6:]) and torch.equal(out[1], x[1]) and torch.equal(target, y)
+
+
+def test_random_cutout_fills_with_drawn_noise_of_the_batch_shape() -> None:
+    params = B.draw_cutout(3, 8, 8, 1.0, 1, (0.5, 0.5), "random", 2, gens(0)[0])
+    assert params["noise"].shape == (3, 2, 8, 8) and params["fill"] == "random"
+    assert float(params["noise"].min()) >= 0 and float(params["noise"].max()) <= 255
+
+
+@pytest.mark.parametrize("tiles", [4, 9])
+def test_mosaic_cells_come_from_their_sources(tiles: int) -> None:
+    n = 6
+    x = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 1, 16, 16).contiguous()
+    y = torch.eye(n)
+    params = B.draw_mosaic(n, 16, 16, 1.0, tiles, gens(2)[0])
+    out, target = B.mosaic_apply(x, y, **params)
+    assert len(params["perms"]) == tiles - 1
+    for i in range(n):
+        shares = torch.bincount(out[i].flatten().long(), minlength=n).float() / 256
+        assert torch.allclose(target[i], shares, atol=1e-6)  # the target is each source's area share
