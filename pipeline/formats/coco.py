@@ -28,7 +28,6 @@ from 1 in sample order, so the same dataset always gives the same file.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections import defaultdict
@@ -36,6 +35,7 @@ from pathlib import Path
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
+from pipeline.core.numbers import is_number
 from pipeline.formats.base import Detection, ExportReport, ImportContext
 from pipeline.formats.common import (
     ExportNames,
@@ -58,10 +58,6 @@ NOT_COCO = "JSON files that are not COCO annotations"
 _WORD = re.compile(r"[a-z]+")
 
 
-def _is_num(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 # --------------------------------------------------------------------------------------------
 # Parsing (pure: a decoded document in, validated pieces out)
 # --------------------------------------------------------------------------------------------
@@ -72,7 +68,7 @@ def bbox_to_xyxy(bbox: object, where: str, fld: str) -> list[float]:
     if not (isinstance(bbox, list) and len(bbox) == 4):
         raise DataError(where, "", field=fld, expected="[x, y, width, height]", got=bbox)
     for k, v in enumerate(bbox):
-        if not _is_num(v):
+        if not is_number(v):
             raise DataError(where, "", field=f"{fld}[{k}]", expected="a finite number", got=v)
     x, y, w, h = (float(v) for v in bbox)
     if w < 0 or h < 0:
@@ -98,7 +94,7 @@ def parse_segmentation(seg: object, height: int, width: int, where: str, fld: st
     if isinstance(seg, list):
         rings = []
         for k, flat in enumerate(seg):
-            if not (isinstance(flat, list) and len(flat) % 2 == 0 and all(_is_num(v) for v in flat)):
+            if not (isinstance(flat, list) and len(flat) % 2 == 0 and all(is_number(v) for v in flat)):
                 raise DataError(where, "", field=f"{fld}[{k}]", expected="a flat list of x, y numbers",
                                 got=flat)
             if len(flat) >= 6:
@@ -128,7 +124,7 @@ def parse_segmentation(seg: object, height: int, width: int, where: str, fld: st
 def parse_keypoints(kps: object, where: str, fld: str) -> list[list[float]] | None:
     if kps is None or kps == []:
         return None
-    if not (isinstance(kps, list) and len(kps) % 3 == 0 and all(_is_num(v) for v in kps)):
+    if not (isinstance(kps, list) and len(kps) % 3 == 0 and all(is_number(v) for v in kps)):
         raise DataError(where, "", field=fld, expected="x, y, v triples of numbers", got=kps)
     pts = [[float(kps[i]), float(kps[i + 1]), float(kps[i + 2])] for i in range(0, len(kps), 3)]
     return pts if any(p[2] > 0 for p in pts) else None

@@ -20,13 +20,13 @@ dataset has splits (as Create ML keeps training and testing data apart).
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections import defaultdict
 from pathlib import Path
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
+from pipeline.core.numbers import is_number
 from pipeline.formats.base import SPLIT_DIRS, Detection, ExportReport, ImportContext
 from pipeline.formats.common import (
     ExportNames,
@@ -45,10 +45,6 @@ TASK = "detection"
 NOT_CREATEML = "JSON files that are not CreateML annotations"
 
 
-def _is_num(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def to_xyxy(coords: dict, where: str, fld: str) -> list[float]:
     """CreateML ``{"x", "y", "width", "height"}`` (centre and size, pixels) -> ``[x1, y1, x2, y2]``."""
     if not isinstance(coords, dict):
@@ -56,7 +52,7 @@ def to_xyxy(coords: dict, where: str, fld: str) -> list[float]:
     vals = []
     for key in ("x", "y", "width", "height"):
         v = coords.get(key)
-        if not _is_num(v):
+        if not is_number(v):
             raise DataError(where, "", field=f"{fld}.{key}", expected="a finite number", got=v)
         vals.append(float(v))
     x, y, w, h = vals
