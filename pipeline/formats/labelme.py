@@ -79,7 +79,6 @@ SHAPE_TYPES = ("rectangle", "polygon", "circle", "line", "linestrip", "point", "
 MAX_IMAGE_DATA = 64 * 2**20  # characters of base64 (about 48 MB of image); larger embedded images are refused
 _MAX_JSON_EXTRA = 32 * 2**20  # a file may hold this much beside imageData before it is refused unread
 EDGE_TOLERANCE = 1.0  # pixels a point may lie outside the image before --on-invalid applies
-CIRCLE_TOLERANCE = 0.25  # largest distance (px) between the circle and its polygon
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,15 +234,6 @@ def _parse_shape(s: object, i: int, where: str) -> Shape:
 # --------------------------------------------------------------------------------------------
 
 
-def circle_vertices(r: float, tolerance: float = CIRCLE_TOLERANCE) -> int:
-    """Vertices a polygon needs to stay within `tolerance` px of a circle of radius `r` (16..1024, multiple of 4)."""
-    if r <= tolerance:
-        return 16
-    # The sagitta r(1 - cos(pi/n)) must not exceed the tolerance; multiples of 4 keep the extremes exact.
-    n = math.pi / math.acos(1.0 - tolerance / r)
-    return min(1024, max(16, 4 * math.ceil(n / 4)))
-
-
 def _bbox_of(points: list[list[float]]) -> list[float]:
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]
@@ -366,7 +356,7 @@ def shapes_to_objects(
             (cx, cy), (px, py) = shape.points[0], shape.points[1]
             r = math.hypot(px - cx, py - cy)
             ring = [[min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height))]
-                    for x, y in circle_to_polygon(cx, cy, r, circle_vertices(r))]
+                    for x, y in circle_to_polygon(cx, cy, r)]
             g["rings"].append(ring)
             box = [max(0.0, cx - r), max(0.0, cy - r), min(float(width), cx + r), min(float(height), cy + r)]
             g["bbox"] = bbox_union(g["bbox"], box)
