@@ -297,7 +297,7 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
 
 def _object(a: dict, k: int, cats: dict[int, str], labels: Labels, where: str, w: int, h: int,
             on_invalid: str, ctx: ImportContext) -> Obj | None:
-    from pipeline.core.geometry import polygon_bbox, rle_bbox
+    from pipeline.core.geometry import object_box
 
     fld = f"annotations[{k}]"
     cid = a.get("category_id")
@@ -309,8 +309,8 @@ def _object(a: dict, k: int, cats: dict[int, str], labels: Labels, where: str, w
     rings, mask = parse_segmentation(a.get("segmentation"), h, w, where, f"{fld}.segmentation")
     keypoints = parse_keypoints(a.get("keypoints"), where, f"{fld}.keypoints")
     box = bbox_to_xyxy(a["bbox"], where, f"{fld}.bbox") if a.get("bbox") is not None else None
-    if box is None:
-        box = polygon_bbox(rings) if rings else rle_bbox(mask) if mask else None
+    if box is None:  # the box of the segmentation (keypoints alone give none on import)
+        box = object_box(Obj(label, polygon=rings, mask=mask), points=False)
     if box is None and rings is None and mask is None and keypoints is None:
         raise DataError(where, "annotation without geometry", field=fld,
                         expected="bbox, segmentation or keypoints", got=None)
@@ -340,31 +340,29 @@ def _object(a: dict, k: int, cats: dict[int, str], labels: Labels, where: str, w
 
 def annotation(o: Obj, ann_id: int, image_id: int, category_id: int, report: ExportReport | None = None) -> dict | None:
     """The COCO annotation of one object; None when it has nothing COCO holds."""
-    from pipeline.core.geometry import bbox_area, polygon_area, polygon_bbox, ring_to_flat, rle_area, rle_bbox
+    from pipeline.core.geometry import bbox_area, object_box_source, polygon_area, ring_to_flat, rle_area
 
-    box = o.bbox
+    # COCO writes rings of 3 vertices or more, and has no lines: the box is that of what is written.
+    box, source = object_box_source(o, min_ring=3)
+    if source == "polyline":
+        box = None
     seg: list | dict = []
     area = None
     rings = [r for r in (o.polygon or []) if len(r) >= 3]
     if rings:
         seg = [[_r(v) for v in ring_to_flat(r)] for r in rings]
         area = polygon_area(rings)
-        box = box or polygon_bbox(rings)
         if o.mask is not None and report is not None:
             report.dropped["masks of objects with a polygon (polygon written)"] += 1
     elif o.mask is not None:
         seg = {"size": list(o.mask["size"]), "counts": list(o.mask["counts"])} if isinstance(
             o.mask["counts"], list) else dict(o.mask)
         area = rle_area(o.mask)
-        box = box or rle_bbox(o.mask)
     kps = None
     if o.keypoints:
         kps = [v for p in o.keypoints for v in (_r(p[0]), _r(p[1]), int(p[2]) if len(p) > 2 else 2)]
-        if box is None:
-            vis = [p for p in o.keypoints if len(p) < 3 or p[2] > 0]
-            box = polygon_bbox([vis]) if vis else None
-            if report is not None and box is not None:
-                report.converted["keypoints-only objects -> box around the keypoints"] += 1
+        if report is not None and source == "keypoints":
+            report.converted["keypoints-only objects -> box around the keypoints"] += 1
     if o.polyline and report is not None:
         report.dropped["polylines (COCO has none)"] += 1
     if box is None:

@@ -195,21 +195,18 @@ def read(root: Path, ctx: ImportContext) -> None:
 
 def sample_entry(sample: Sample, image_name: str, report: ExportReport | None = None) -> dict:
     """The CreateML entry of one sample (boxes; polygons and masks as their boxes)."""
-    from pipeline.core.geometry import polygon_bbox, rle_bbox
+    from pipeline.core.geometry import object_box_source
 
     anns = []
     for o in sample.objects or []:
-        box = o.bbox
-        if box is None and o.polygon:
-            box = polygon_bbox(o.polygon)
-            if report is not None and box is not None:
+        box, source = object_box_source(o, points=False)
+        if report is not None:
+            if source == "polygon":
                 report.converted["polygon -> its bounding box"] += 1
-        elif box is None and o.mask is not None:
-            box = rle_bbox(o.mask)
-            if report is not None and box is not None:
+            elif source == "mask":
                 report.converted["mask -> its bounding box"] += 1
-        elif report is not None and (o.polygon or o.mask is not None):
-            report.dropped["polygons/masks (CreateML boxes only; the box is written)"] += 1
+            elif source == "bbox" and (o.polygon or o.mask is not None):
+                report.dropped["polygons/masks (CreateML boxes only; the box is written)"] += 1
         if report is not None and (o.keypoints or o.polyline):
             report.dropped["keypoints/polylines (CreateML has none)"] += 1
         if box is None:

@@ -452,7 +452,7 @@ def to_xml(sample: Sample, filename: str, depth: int, report: ExportReport | Non
            one_based: bool = True) -> str:
     """The VOC document of one sample: boxes, polygons as supervision writes them (``<polygon><x1>...``);
     a mask alone becomes its box (see the export report)."""
-    from pipeline.core.geometry import polygon_bbox, rle_bbox
+    from pipeline.core.geometry import object_box_source
 
     lines = [
         "<annotation>",
@@ -465,14 +465,10 @@ def to_xml(sample: Sample, filename: str, depth: int, report: ExportReport | Non
         "\t<segmented>0</segmented>",
     ]
     for o in sample.objects or []:
-        box = o.bbox
-        if box is None and o.polygon:
-            box = polygon_bbox(o.polygon)
-        elif box is None and o.mask is not None:
-            box = rle_bbox(o.mask)
-            if report is not None and box is not None:
-                report.converted["mask -> its bounding box"] += 1
-        elif report is not None and o.mask is not None:
+        box, source = object_box_source(o, points=False)
+        if report is not None and source == "mask":
+            report.converted["mask -> its bounding box"] += 1
+        elif report is not None and source == "bbox" and o.mask is not None:
             what = "polygon" if o.polygon else "box"
             report.dropped[f"masks (VOC holds boxes and polygons; the {what} is written)"] += 1
         if report is not None and (o.keypoints or o.polyline):

@@ -494,7 +494,7 @@ def _objects(raw: bytes, where: str, names: list[str] | None, names_file: str | 
 
 def sample_lines(sample: Sample, class_ids: dict[str, int], report: ExportReport | None = None) -> list[str]:
     """The label lines of one sample (polygon rows for objects with a polygon, box rows otherwise)."""
-    from pipeline.core.geometry import polygon_area, polygon_bbox, rle_bbox
+    from pipeline.core.geometry import object_box_source, polygon_area
 
     w, h = float(sample.width), float(sample.height)
     lines: list[str] = []
@@ -509,15 +509,11 @@ def sample_lines(sample: Sample, class_ids: dict[str, int], report: ExportReport
             if o.mask is not None and report is not None:
                 report.dropped["masks of objects with a polygon (polygon written)"] += 1
         else:
-            box = o.bbox
-            if box is None and o.mask is not None:
-                box = rle_bbox(o.mask)
-                if report is not None:
-                    report.converted["mask -> its bounding box"] += 1
-            elif box is not None and o.mask is not None and report is not None:
+            box, source = object_box_source(o, points=False)
+            if report is not None and source == "mask":
+                report.converted["mask -> its bounding box"] += 1
+            elif report is not None and source == "bbox" and o.mask is not None:
                 report.dropped["masks (YOLO boxes/polygons only; the box is written)"] += 1
-            if box is None and o.polygon:
-                box = polygon_bbox(o.polygon)
             if box is None:
                 if report is not None:
                     report.dropped["objects without a box or polygon (keypoints, lines)"] += 1
