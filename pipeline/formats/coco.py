@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -47,15 +46,13 @@ from pipeline.formats.common import (
     probe_image,
     walk_files,
 )
+from pipeline.formats.splits import split_from_path
 
 NAME = "coco"
 TASK = "detection"
 
 EXPORT_FILE = "_annotations.coco.json"
-SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-               "test": "test", "testing": "test"}
 NOT_COCO = "JSON files that are not COCO annotations"
-_WORD = re.compile(r"[a-z]+")
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,17 +148,6 @@ def categories(doc: dict, where: str) -> dict[int, str]:
     return out
 
 
-def _split_of(path: str, root: str) -> str | None:
-    stem = os.path.splitext(os.path.basename(path))[0].casefold()
-    for word in reversed(_WORD.findall(stem)):
-        if word in SPLIT_WORDS:
-            return SPLIT_WORDS[word]
-    for part in reversed(os.path.relpath(os.path.dirname(path), root).split(os.sep)):
-        if part.casefold() in SPLIT_WORDS:
-            return SPLIT_WORDS[part.casefold()]
-    return None
-
-
 # --------------------------------------------------------------------------------------------
 # Layout
 # --------------------------------------------------------------------------------------------
@@ -246,7 +232,7 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
             ctx.bad(DataError(where, "", field=f"annotations[{k}]", expected="an object", got=a))
             continue
         by_image[a.get("image_id")].append((k, a))
-    split = _split_of(path, base)
+    split = split_from_path(os.path.relpath(path, base))  # the file's name, then its folders
     on_invalid = ctx.options.on_invalid
     seen_ids: set[object] = set()
     images = doc["images"]

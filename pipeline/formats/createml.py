@@ -27,7 +27,7 @@ from pathlib import Path
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.numbers import is_number
-from pipeline.formats.base import SPLIT_DIRS, Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
@@ -38,6 +38,7 @@ from pipeline.formats.common import (
     probe_image,
     walk_files,
 )
+from pipeline.formats.splits import split_from_path
 
 NAME = "createml"
 TASK = "detection"
@@ -131,13 +132,6 @@ def detect(root: Path) -> Detection | None:
     return Detection(score=60, description=f"CreateML JSON ({len(files)} file(s) of image entries)")
 
 
-def _split(path: str, root: str) -> str | None:
-    for part in reversed(os.path.relpath(os.path.dirname(path), root).split(os.sep)):
-        if part.casefold() in SPLIT_DIRS:
-            return SPLIT_DIRS[part.casefold()]
-    return None
-
-
 def read(root: Path, ctx: ImportContext) -> None:
     root = Path(root)
     if not root.is_dir():
@@ -185,7 +179,8 @@ def read(root: Path, ctx: ImportContext) -> None:
                     fitted = fit_box(box, sw, sh, on_invalid, ctx, where, f"{fld}.coordinates")
                     if fitted is not None:
                         objects.append(Obj(label=labels(label, where, f"{fld}.label"), bbox=fitted))
-                sample = Sample(id=os.path.splitext(rel_image)[0], split=_split(image, root_s), objects=objects,
+                split = split_from_path(os.path.relpath(os.path.dirname(image), root_s))
+                sample = Sample(id=os.path.splitext(rel_image)[0], split=split, objects=objects,
                                 source={"file": where, "image": rel_image})
                 add_image_sample(ctx, image, sample, probe=probe, frame=frame, where=where)
                 ctx.report.counts["objects"] += len(objects)
