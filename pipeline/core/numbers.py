@@ -8,17 +8,22 @@ finite number and never a bool; `is_number` says so in one place.
 from __future__ import annotations
 
 import math
-import sys
 
-_FLOAT_MAX = sys.float_info.max
+_INT_MAX = (1 << 1024) - (1 << 970) - 1  # the largest int float() takes; one more rounds to inf
+_INT_MIN = -_INT_MAX
 
 
 def is_number(v: object) -> bool:
     """True for a finite int or float that converts to a finite float; False for bools, nan, inf,
     ints too large for a float, strings, None and everything else."""
-    if isinstance(v, float):
+    t = type(v)  # exact types first: readers call this for every coordinate
+    if t is float:
+        return v - v == 0.0  # inf - inf and nan - nan are nan
+    if t is int:
+        return _INT_MIN <= v <= _INT_MAX
+    if isinstance(v, float):  # float subclasses (numpy.float64)
         return math.isfinite(v)
-    return isinstance(v, int) and not isinstance(v, bool) and -_FLOAT_MAX <= v <= _FLOAT_MAX
+    return isinstance(v, int) and not isinstance(v, bool) and _INT_MIN <= v <= _INT_MAX
 
 
 def is_real(v: object) -> bool:

@@ -42,3 +42,21 @@ def test_number_table(value: object, number: bool, real: bool) -> None:
 def test_every_number_converts_to_a_finite_float() -> None:
     for v in (0, 7, -2.25, 10**308, sys.float_info.max, -sys.float_info.max):
         assert is_number(v) and math.isfinite(float(v))
+
+
+def test_int_subclasses_follow_the_int_rule() -> None:
+    from enum import IntEnum
+
+    class Size(IntEnum):
+        SMALL = 3
+
+    assert is_number(Size.SMALL) and is_number(np.int64(4)) is False  # numpy ints are no Python ints
+
+
+def test_the_int_bound_is_where_float_overflows() -> None:
+    largest = (1 << 1024) - (1 << 970) - 1  # rounds down to the largest float
+    assert is_number(largest) and float(largest) == sys.float_info.max
+    assert is_number(-largest) and float(-largest) == -sys.float_info.max
+    assert not is_number(largest + 1) and not is_number(-largest - 1)
+    with pytest.raises(OverflowError):
+        float(largest + 1)
