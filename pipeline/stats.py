@@ -21,7 +21,7 @@ def _box_or_none(obj: Obj) -> list[float] | None:
     from pipeline.core.geometry import object_box
 
     try:
-        return object_box(obj)
+        return object_box(obj, points=False)
     except (ValueError, KeyError):
         return None
 
