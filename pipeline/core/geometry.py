@@ -3,8 +3,7 @@ polygons as lists of rings of ``[x, y]``, keypoints ``[x, y, v]``, and masks as 
 run-length encodings. The one home of every geometric rule: formats, stats, crop, check and the
 augmentations all call these functions (`object_box` is the box of any object, whatever it holds).
 
-Areas are never negative except where the name says so (`signed_ring_area`); a clipped box may
-become empty but never inverted.
+Areas are never negative except where the name says so (`signed_ring_area`).
 
 Masks follow COCO's RLE (``pycocotools/common/maskApi.c``): runs over the pixels in column-major
 order (down the first column, then the next), alternating background/foreground, the first count
