@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError
-from pipeline.core.geometry import bbox_iou, ring_area
+from pipeline.core.geometry import bbox_iou, signed_ring_area
 from pipeline.core.paths import natural_key
 
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -146,9 +146,9 @@ def check_objects(sample: Sample) -> list[Finding]:
                 add("box-outside-image", f"{where}: box {_fmt(obj.bbox)} extends beyond the {w}x{h} image",
                     object=i, bbox=obj.bbox)
         for r, ring in enumerate(obj.polygon or []):
-            if len(ring) < 3 or abs(ring_area(ring)) < 1e-6:
+            if len(ring) < 3 or abs(signed_ring_area(ring)) < 1e-6:
                 add("degenerate-polygon", f"{where}: polygon ring {r} has {len(ring)} points and area "
-                    f"{abs(ring_area(ring)):g}", object=i, ring=r)
+                    f"{abs(signed_ring_area(ring)):g}", object=i, ring=r)
             far = [p for p in ring if p[0] < -EDGE or p[1] < -EDGE or p[0] > w + EDGE or p[1] > h + EDGE]
             if far:
                 add("polygon-outside-image", f"{where}: {len(far)} polygon points beyond the {w}x{h} image, "

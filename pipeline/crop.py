@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.core.dataset import Dataset, DatasetWriter, Obj, Sample
+from pipeline.core.dataset import Dataset, DatasetWriter, Sample
 from pipeline.core.errors import DataError, UsageError
+from pipeline.core.geometry import object_box
 
 
 @dataclass
@@ -33,21 +34,6 @@ class CropReport:
     per_split: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
-
-
-def object_area_box(obj: Obj) -> list[float] | None:
-    """The box of an object's area: bbox, else polygon bounds, else mask bounds; None for points and lines."""
-    from pipeline.core.geometry import polygon_bbox, rle_bbox
-
-    if obj.bbox is not None:
-        return [float(v) for v in obj.bbox]
-    if obj.polygon:
-        box = polygon_bbox(obj.polygon)
-        if box is not None:
-            return box
-    if obj.mask is not None:
-        return rle_bbox(obj.mask)
-    return None
 
 
 def crop_box(box: list[float], width: int, height: int, *, pad: float = 0.0,
@@ -140,7 +126,7 @@ def _crop_sample(dataset: Dataset, parent: Sample, writer: DatasetWriter, report
                  square: bool, min_size: float, open_image, encode_png) -> None:
     jobs = []
     for i, obj in enumerate(parent.objects or []):
-        box = object_area_box(obj)
+        box = object_box(obj, points=False)  # the box of its area: none for points and lines
         if box is None:
             report.skipped["objects without an area (points, lines)"] += 1
             continue

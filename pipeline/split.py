@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from pipeline.core.dataset import Dataset, Sample
 from pipeline.core.errors import UsageError
+from pipeline.core.numbers import is_number
 from pipeline.core.rng import derive_seed
 
 NO_CLASS = ""  # stratum of samples without any label (e.g. detection images with no objects)
@@ -56,7 +57,7 @@ def stratum(sample: Sample, classes: Sequence[str]) -> str:
 
 
 def check_fraction(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value < 1.0):
+    if not (is_number(value) and 0.0 <= value < 1.0):
         raise UsageError(f"--{name} {value}: expected a fraction in [0, 1)", fix=f"e.g. --{name} 0.1")
 
 

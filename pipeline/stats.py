@@ -16,21 +16,14 @@ from pipeline.core.dataset import Dataset, Obj
 SPLIT_ORDER = ("train", "val", "test", "unsplit")
 
 
-def object_box(obj: Obj) -> list[float] | None:
-    """The object's box: its bbox, else the bounds of its polygon, mask, keypoints or line (None when it has none)."""
-    from pipeline.core.geometry import polygon_bbox, rle_bbox
+def _box_or_none(obj: Obj) -> list[float] | None:
+    """`object_box`, None for a mask that does not decode (stats reports what it can read)."""
+    from pipeline.core.geometry import object_box
 
-    if obj.bbox is not None:
-        return list(obj.bbox)
-    if obj.polygon and (box := polygon_bbox(obj.polygon)) is not None:
-        return box
-    if obj.mask is not None:
-        try:
-            return rle_bbox(obj.mask)
-        except (ValueError, KeyError):
-            return None
-    points = [k[:2] for k in obj.keypoints or []] or list(obj.polyline or [])
-    return polygon_bbox([points]) if points else None
+    try:
+        return object_box(obj, points=False)
+    except (ValueError, KeyError):
+        return None
 
 
 def _percentiles(values: list[float]) -> dict[str, float] | None:
@@ -80,7 +73,7 @@ def compute_stats(dataset: Dataset) -> dict[str, Any]:
                 if getattr(o, kind) is not None:
                     kinds[kind] += 1
             if o.bbox is not None or o.polygon or o.mask is not None:
-                box = object_box(o)
+                box = _box_or_none(o)
                 if box is not None:
                     w, h = box[2] - box[0], box[3] - box[1]
                     box_w.append(w)

@@ -10,8 +10,9 @@ from PIL import Image
 
 from pipeline.core.dataset import DatasetWriter, Obj, Sample, load_dataset
 from pipeline.core.errors import UsageError
+from pipeline.core.geometry import object_box
 from pipeline.core.images import encode_png
-from pipeline.crop import crop_box, crop_dataset, crop_image, object_area_box
+from pipeline.crop import crop_box, crop_dataset, crop_image
 from tests.helpers import make_classification_dataset, make_detection_dataset
 
 
@@ -38,9 +39,9 @@ def test_crop_image_repeats_edges_past_the_image() -> None:
     assert out[0].tolist() == arr[0].tolist() and out[1:].tolist() == arr.tolist()
 
 
-def test_object_area_box() -> None:
-    assert object_area_box(Obj("a", polygon=[[[1, 2], [5, 2], [3, 9]]])) == [1, 2, 5, 9]
-    assert object_area_box(Obj("a", keypoints=[[1, 1, 2]])) is None
+def test_object_area_box() -> None:  # crop boxes an object's area: object_box without points
+    assert object_box(Obj("a", polygon=[[[1, 2], [5, 2], [3, 9]]]), points=False) == [1, 2, 5, 9]
+    assert object_box(Obj("a", keypoints=[[1, 1, 2]]), points=False) is None
 
 
 def test_crop_detection_dataset(tmp_path: Path) -> None:

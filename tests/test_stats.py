@@ -7,8 +7,9 @@ from pathlib import Path
 from PIL import Image
 
 from pipeline.core.dataset import DatasetWriter, Obj, Sample, load_dataset
+from pipeline.core.geometry import object_box
 from pipeline.core.images import encode_png
-from pipeline.stats import compute_stats, object_box, plot_stats, public, render_table
+from pipeline.stats import compute_stats, plot_stats, public, render_table
 from tests.helpers import make_classification_dataset
 
 

@@ -23,6 +23,15 @@ import numpy as np
 from pipeline.augment import kernels as K
 from pipeline.augment.single import Item
 from pipeline.core.dataset import Obj
+from pipeline.core.geometry import (
+    bbox_area,
+    clip_bbox_to_rect,
+    clip_ring,
+    hide_keypoints,
+    polygon_bbox,
+    ring_area,
+    transform_points,
+)
 
 if TYPE_CHECKING:
     from pipeline.augment.recipe import OpConfig, Recipe
@@ -73,12 +82,12 @@ def scale_objects(objs: list[Obj] | None, sx: float, sy: float, shift: tuple[flo
             b = n.bbox
             n.bbox = [b[0] * sx + shift[0], b[1] * sy + shift[1], b[2] * sx + shift[0], b[3] * sy + shift[1]]
         if n.polygon is not None:
-            n.polygon = [K.transform_points(r, (sx, sy), shift) for r in n.polygon]
+            n.polygon = [transform_points(r, (sx, sy), shift) for r in n.polygon]
         if n.keypoints is not None:
-            n.keypoints = [kp if (len(kp) > 2 and kp[2] == 0) else K.transform_points([kp], (sx, sy), shift)[0]
+            n.keypoints = [kp if (len(kp) > 2 and kp[2] == 0) else transform_points([kp], (sx, sy), shift)[0]
                            for kp in n.keypoints]
         if n.polyline is not None:
-            n.polyline = K.transform_points(n.polyline, (sx, sy), shift)
+            n.polyline = transform_points(n.polyline, (sx, sy), shift)
         if n.mask is not None:
             m = K.rle_decode(n.mask)
             m = cv2.resize(m, (canvas[0], canvas[1]), interpolation=cv2.INTER_NEAREST)
@@ -113,20 +122,20 @@ def crop_objects(objs: list[Obj], rect: tuple[float, float, float, float], recip
         n = o.copy()
         keep = True
         if n.polygon is not None:
-            before = sum(K.ring_area(r) for r in n.polygon)
-            rings = [K.clip_ring(r, rect) for r in n.polygon]
-            rings = [r for r in rings if len(r) >= 3 and K.ring_area(r) > 0]
-            after = sum(K.ring_area(r) for r in rings)
+            before = sum(ring_area(r) for r in n.polygon)
+            rings = [clip_ring(r, rect) for r in n.polygon]
+            rings = [r for r in rings if len(r) >= 3 and ring_area(r) > 0]
+            after = sum(ring_area(r) for r in rings)
             keep = bool(rings) and K.keep_box(before, after, recipe.visibility, recipe.min_area)
             n.polygon = rings
             if keep and n.bbox is not None:
-                n.bbox = K.ring_bounds(rings)
+                n.bbox = polygon_bbox(rings)
         elif n.bbox is not None:
-            clipped = K.clip_box(n.bbox, rect)
-            keep = K.keep_box(K.box_area(n.bbox), K.box_area(clipped), recipe.visibility, recipe.min_area)
+            clipped = clip_bbox_to_rect(n.bbox, rect)
+            keep = K.keep_box(bbox_area(n.bbox), bbox_area(clipped), recipe.visibility, recipe.min_area)
             n.bbox = clipped
         if n.keypoints is not None:
-            n.keypoints = K.hide_keypoints(n.keypoints, rect, inside=False, hidden=0)
+            n.keypoints = hide_keypoints(n.keypoints, rect, inside=False, hidden=0)
             if n.bbox is None and n.polygon is None:
                 keep = any(len(k) < 3 or k[2] for k in n.keypoints)
         if keep:

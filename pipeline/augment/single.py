@@ -21,6 +21,7 @@ import numpy as np
 
 from pipeline.augment import kernels as K
 from pipeline.core.dataset import Obj
+from pipeline.core.geometry import bbox_area, clip_bbox_to_rect, clip_ring, polygon_bbox, ring_area
 from pipeline.core.rng import StreamRandom
 
 if TYPE_CHECKING:
@@ -232,8 +233,8 @@ class SingleOps:
             boxes, box_ids = [], []
             for i, o in enumerate(objs or ()):
                 if o.bbox is not None:
-                    b = K.clip_box(o.bbox, (0, 0, w, h))
-                    if K.box_area(b) > 0:
+                    b = clip_bbox_to_rect(o.bbox, (0, 0, w, h))
+                    if bbox_area(b) > 0:
                         boxes.append(b)
                         box_ids.append(i)
             data["bboxes"] = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -277,7 +278,7 @@ class SingleOps:
             for i, o in enumerate(new):
                 if o.bbox is not None:
                     if i in kept:
-                        o.bbox = K.clip_box(kept[i], rect)
+                        o.bbox = clip_bbox_to_rect(kept[i], rect)
                     else:
                         alive[i] = False
         if "keypoints" in out:
@@ -292,16 +293,16 @@ class SingleOps:
                     kps.setdefault(i, []).append(xy)
             for i, o in enumerate(new):
                 if o.polygon is not None:
-                    before_area = sum(K.ring_area(r) for r in rings.get(i, {}).values())
-                    clipped = [K.clip_ring(ring, rect) for _, ring in sorted(rings.get(i, {}).items())]
-                    clipped = [c for c in clipped if len(c) >= 3 and K.ring_area(c) > 0]
-                    after_area = sum(K.ring_area(r) for r in clipped)
+                    before_area = sum(ring_area(r) for r in rings.get(i, {}).values())
+                    clipped = [clip_ring(ring, rect) for _, ring in sorted(rings.get(i, {}).items())]
+                    clipped = [c for c in clipped if len(c) >= 3 and ring_area(c) > 0]
+                    after_area = sum(ring_area(r) for r in clipped)
                     if not clipped or not K.keep_box(before_area, after_area, self.recipe.visibility, self.recipe.min_area):
                         alive[i] = False
                         continue
                     o.polygon = clipped
                     if o.bbox is not None:  # the polygon's bounds are tighter than a rotated box
-                        o.bbox = K.ring_bounds(clipped)
+                        o.bbox = polygon_bbox(clipped)
                 if o.keypoints is not None:
                     moved = []
                     for old, xy in zip(o.keypoints, kps.get(i, []), strict=True):

@@ -1,5 +1,9 @@
 """Pure geometry on the package's own coordinates: absolute-pixel float ``[x1, y1, x2, y2]`` boxes,
-polygons as lists of rings of ``[x, y]``, and masks as uncompressed COCO run-length encodings.
+polygons as lists of rings of ``[x, y]``, keypoints ``[x, y, v]``, and masks as uncompressed COCO
+run-length encodings. The one home of every geometric rule: formats, stats, crop, check and the
+augmentations all call these functions (`object_box` is the box of any object, whatever it holds).
+
+Areas are never negative except where the name says so (`signed_ring_area`).
 
 Masks follow COCO's RLE (``pycocotools/common/maskApi.c``): runs over the pixels in column-major
 order (down the first column, then the next), alternating background/foreground, the first count
@@ -14,8 +18,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pipeline.core.dataset import Obj
 
 Box = list[float]
 Ring = list[list[float]]
@@ -26,14 +34,58 @@ Ring = list[list[float]]
 
 
 def clip_bbox(bbox: Sequence[float], width: float, height: float) -> Box:
-    """The box limited to the image ``[0, width] x [0, height]`` (it may become empty)."""
+    """The box limited to the image ``[0, width] x [0, height]`` (it may become empty).
+
+    A coordinate cut at the far edge is `width` or `height` itself, of its type: the importers
+    have always written an int image size there, and datasets compare byte for byte.
+    """
     x1, y1, x2, y2 = (float(v) for v in bbox)
     return [min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height)]
+
+
+def clip_bbox_to_rect(bbox: Sequence[float], rect: Sequence[float]) -> Box:
+    """The box limited to `rect` ``(x1, y1, x2, y2)``: it may become empty (x1 == x2 or y1 == y2),
+    never inverted."""
+    x1 = min(max(bbox[0], rect[0]), rect[2])
+    y1 = min(max(bbox[1], rect[1]), rect[3])
+    x2 = min(max(bbox[2], rect[0]), rect[2])
+    y2 = min(max(bbox[3], rect[1]), rect[3])
+    return [float(x1), float(y1), float(max(x1, x2)), float(max(y1, y2))]
 
 
 def bbox_area(bbox: Sequence[float]) -> float:
     """Area of a box; 0 for an empty or inverted one."""
     return max(0.0, float(bbox[2]) - float(bbox[0])) * max(0.0, float(bbox[3]) - float(bbox[1]))
+
+
+def bbox_minus_rect(bbox: Sequence[float], rect: Sequence[float]) -> tuple[Box, float]:
+    """The bounding box of `bbox` with `rect` cut out, and the fraction of `bbox`'s area left visible.
+
+    The bounding box shrinks only when the cut spans the whole box along one axis (the visible
+    part is then a rectangle); otherwise it stays the original box.
+    """
+    area = bbox_area(bbox)
+    inter = clip_bbox_to_rect(bbox, rect)
+    cut = bbox_area(inter)
+    if area <= 0:
+        return list(map(float, bbox)), 0.0
+    visible = max(0.0, 1.0 - cut / area)
+    x1, y1, x2, y2 = map(float, bbox)
+    spans_x = inter[0] <= x1 and inter[2] >= x2 and cut > 0
+    spans_y = inter[1] <= y1 and inter[3] >= y2 and cut > 0
+    if spans_x and spans_y:
+        return [x1, y1, x1, y1], 0.0
+    if spans_x:  # the cut is a horizontal band across the box
+        if inter[1] <= y1:
+            y1 = inter[3]
+        elif inter[3] >= y2:
+            y2 = inter[1]
+    elif spans_y:  # a vertical band
+        if inter[0] <= x1:
+            x1 = inter[2]
+        elif inter[2] >= x2:
+            x2 = inter[0]
+    return [x1, y1, x2, y2], visible
 
 
 def bbox_iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -66,7 +118,7 @@ def polygon_bbox(rings: Sequence[Sequence[Sequence[float]]]) -> Box | None:
     return [min(xs), min(ys), max(xs), max(ys)]
 
 
-def ring_area(ring: Sequence[Sequence[float]]) -> float:
+def signed_ring_area(ring: Sequence[Sequence[float]]) -> float:
     """Signed shoelace area of one ring (positive when counter-clockwise with y up)."""
     n = len(ring)
     if n < 3:
@@ -85,23 +137,73 @@ def polygon_area(polygon: Sequence) -> float:
         return 0.0
     first = polygon[0]
     if first and isinstance(first[0], (int, float)):  # a single ring
-        return abs(ring_area(polygon))
-    return sum(abs(ring_area(r)) for r in polygon)
+        return abs(signed_ring_area(polygon))
+    return sum(abs(signed_ring_area(r)) for r in polygon)
+
+
+def ring_area(ring: Sequence[Sequence[float]]) -> float:
+    """Absolute shoelace area of one ring (numpy; the augmentations' visibility rule uses it)."""
+    if len(ring) < 3:
+        return 0.0
+    pts = np.asarray(ring, dtype=np.float64)
+    x, y = pts[:, 0], pts[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+
+
+def clip_ring(ring: Sequence[Sequence[float]], rect: Sequence[float]) -> Ring:
+    """Sutherland-Hodgman clipping of a ring to an axis-aligned rectangle ``(x1, y1, x2, y2)``."""
+    pts = [(float(p[0]), float(p[1])) for p in ring]
+    x1, y1, x2, y2 = (float(v) for v in rect)
+    edges = (
+        (lambda p: p[0] >= x1, lambda a, b: _cut_x(a, b, x1)),
+        (lambda p: p[0] <= x2, lambda a, b: _cut_x(a, b, x2)),
+        (lambda p: p[1] >= y1, lambda a, b: _cut_y(a, b, y1)),
+        (lambda p: p[1] <= y2, lambda a, b: _cut_y(a, b, y2)),
+    )
+    for inside, cut in edges:
+        if not pts:
+            break
+        out: list[tuple[float, float]] = []
+        prev = pts[-1]
+        for cur in pts:
+            if inside(cur):
+                if not inside(prev):
+                    out.append(cut(prev, cur))
+                out.append(cur)
+            elif inside(prev):
+                out.append(cut(prev, cur))
+            prev = cur
+        pts = out
+    return [[x, y] for x, y in pts]
+
+
+def _cut_x(a: tuple[float, float], b: tuple[float, float], x: float) -> tuple[float, float]:
+    t = (x - a[0]) / (b[0] - a[0])
+    return (x, a[1] + t * (b[1] - a[1]))
+
+
+def _cut_y(a: tuple[float, float], b: tuple[float, float], y: float) -> tuple[float, float]:
+    t = (y - a[1]) / (b[1] - a[1])
+    return (a[0] + t * (b[0] - a[0]), y)
 
 
 CIRCLE_TOLERANCE = 0.25  # default largest distance (px) between a circle and its polygon
 
 
+def circle_vertices(r: float, tolerance: float = CIRCLE_TOLERANCE) -> int:
+    """Vertices a polygon needs to stay within `tolerance` px of a circle of radius `r`: a multiple
+    of 4 (the extremes stay exact), 16..1024. The sagitta ``r (1 - cos(pi / n))`` must not exceed
+    the tolerance."""
+    need = math.pi / math.acos(max(-1.0, 1.0 - tolerance / r)) if 0 < tolerance < r else 4
+    return min(1024, max(16, 4 * math.ceil(need / 4)))
+
+
 def circle_to_polygon(cx: float, cy: float, r: float, n: int | None = None,
                       tolerance: float = CIRCLE_TOLERANCE) -> Ring:
-    """Vertices on the circle, the first at angle 0 (to the right), in increasing angle.
-
-    Without `n`, enough vertices (a multiple of 4, 16..1024) that the polygon stays within
-    `tolerance` pixels of the circle: the sagitta ``r (1 - cos(pi / n))`` must not exceed it.
-    """
+    """Vertices on the circle, the first at angle 0 (to the right), in increasing angle; without
+    `n`, `circle_vertices` of them."""
     if n is None:
-        need = math.pi / math.acos(max(-1.0, 1.0 - tolerance / r)) if 0 < tolerance < r else 4
-        n = min(1024, max(16, 4 * math.ceil(need / 4)))
+        n = circle_vertices(r, tolerance)
     if n < 3:
         raise ValueError(f"a circle needs at least 3 vertices, got {n}")
     return [[cx + r * math.cos(2 * math.pi * k / n), cy + r * math.sin(2 * math.pi * k / n)] for k in range(n)]
@@ -144,6 +246,86 @@ def polygon_to_mask(rings: Sequence[Sequence[Sequence[float]]], width: int, heig
                     layer[row, c1:c2] ^= True
         out |= layer
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Points and keypoints
+# --------------------------------------------------------------------------------------------
+
+
+def transform_points(points: Sequence[Sequence[float]], scale: tuple[float, float],
+                     shift: tuple[float, float]) -> list[list[float]]:
+    """Points scaled then shifted; extra columns (keypoint visibility) kept."""
+    return [[p[0] * scale[0] + shift[0], p[1] * scale[1] + shift[1], *p[2:]] for p in points]
+
+
+def hide_keypoints(keypoints: Sequence[Sequence[float]], rect: Sequence[float], *, inside: bool,
+                   hidden: float) -> list[list[float]]:
+    """Keypoints with visibility set to `hidden` when they lie inside (or outside) `rect`.
+
+    COCO convention: 0 not labelled (x = y = 0), 1 labelled but hidden, 2 visible.
+    """
+    out = []
+    for kp in keypoints:
+        x, y = kp[0], kp[1]
+        v = kp[2] if len(kp) > 2 else 2
+        within = rect[0] <= x < rect[2] and rect[1] <= y < rect[3]
+        if v and within == inside:
+            out.append([0.0, 0.0, 0] if hidden == 0 else [float(x), float(y), hidden])
+        else:
+            out.append([float(x), float(y), v] if len(kp) > 2 else [float(x), float(y)])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Objects
+# --------------------------------------------------------------------------------------------
+
+BOX_SOURCES = ("bbox", "polygon", "mask", "keypoints", "polyline")  # object_box's priority
+
+
+def object_box_source(obj: Obj, *, points: bool = True, min_ring: int = 1) -> tuple[Box | None, str | None]:
+    """The box of an object and the field it comes from (one of `BOX_SOURCES`); ``(None, None)``
+    when no field gives one. The first field, in this order, that gives a box wins:
+
+    1. ``bbox``: the object's own box, as floats;
+    2. ``polygon``: the bounds of every vertex of its rings, rings of fewer than `min_ring`
+       vertices left out (COCO passes 3: it writes no shorter ring, and its box matches what it writes);
+    3. ``mask``: the bounds of its set pixels (an empty mask gives none);
+    4. ``keypoints``: the bounds of its labelled keypoints (``v > 0``, or no ``v``); COCO's
+       unlabelled ``v = 0`` points have no position;
+    5. ``polyline``: the bounds of its points.
+
+    Without `points`, only the fields with an area count (1-3): crop, and formats whose boxes stand
+    for an area. Duck-typed: any object with these five attributes will do.
+    """
+    if obj.bbox is not None:
+        return [float(v) for v in obj.bbox], "bbox"
+    if obj.polygon:
+        rings = obj.polygon if min_ring <= 1 else [r for r in obj.polygon if len(r) >= min_ring]
+        box = polygon_bbox(rings)
+        if box is not None:
+            return box, "polygon"
+    if obj.mask is not None:
+        box = rle_bbox(obj.mask)
+        if box is not None:
+            return box, "mask"
+    if points:
+        if obj.keypoints:
+            box = polygon_bbox([[k for k in obj.keypoints if len(k) < 3 or k[2] > 0]])
+            if box is not None:
+                return box, "keypoints"
+        if obj.polyline:
+            box = polygon_bbox([obj.polyline])
+            if box is not None:
+                return box, "polyline"
+    return None, None
+
+
+def object_box(obj: Obj, *, points: bool = True, min_ring: int = 1) -> Box | None:
+    """The box of an object by `object_box_source`'s priority: bbox, polygon, mask, then (with
+    `points`) labelled keypoints and polyline; None when it has none."""
+    return object_box_source(obj, points=points, min_ring=min_ring)[0]
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,9 +15,6 @@ from pipeline.core.errors import DataError, UsageError
 
 ON_ERROR = ("skip", "error")
 
-# Folder names that mean a split, in every format that lays splits out as folders.
-SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-              "test": "test", "testing": "test"}
 ON_INVALID = ("error", "clip", "skip")
 
 

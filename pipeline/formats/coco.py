@@ -28,14 +28,13 @@ from 1 in sample order, so the same dataset always gives the same file.
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 from collections import defaultdict
 from pathlib import Path
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
+from pipeline.core.numbers import is_number
 from pipeline.formats.base import Detection, ExportReport, ImportContext
 from pipeline.formats.common import (
     ExportNames,
@@ -47,19 +46,13 @@ from pipeline.formats.common import (
     probe_image,
     walk_files,
 )
+from pipeline.formats.splits import split_from_path
 
 NAME = "coco"
 TASK = "detection"
 
 EXPORT_FILE = "_annotations.coco.json"
-SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-               "test": "test", "testing": "test"}
 NOT_COCO = "JSON files that are not COCO annotations"
-_WORD = re.compile(r"[a-z]+")
-
-
-def _is_num(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 # --------------------------------------------------------------------------------------------
@@ -72,7 +65,7 @@ def bbox_to_xyxy(bbox: object, where: str, fld: str) -> list[float]:
     if not (isinstance(bbox, list) and len(bbox) == 4):
         raise DataError(where, "", field=fld, expected="[x, y, width, height]", got=bbox)
     for k, v in enumerate(bbox):
-        if not _is_num(v):
+        if not is_number(v):
             raise DataError(where, "", field=f"{fld}[{k}]", expected="a finite number", got=v)
     x, y, w, h = (float(v) for v in bbox)
     if w < 0 or h < 0:
@@ -98,7 +91,7 @@ def parse_segmentation(seg: object, height: int, width: int, where: str, fld: st
     if isinstance(seg, list):
         rings = []
         for k, flat in enumerate(seg):
-            if not (isinstance(flat, list) and len(flat) % 2 == 0 and all(_is_num(v) for v in flat)):
+            if not (isinstance(flat, list) and len(flat) % 2 == 0 and all(is_number(v) for v in flat)):
                 raise DataError(where, "", field=f"{fld}[{k}]", expected="a flat list of x, y numbers",
                                 got=flat)
             if len(flat) >= 6:
@@ -128,7 +121,7 @@ def parse_segmentation(seg: object, height: int, width: int, where: str, fld: st
 def parse_keypoints(kps: object, where: str, fld: str) -> list[list[float]] | None:
     if kps is None or kps == []:
         return None
-    if not (isinstance(kps, list) and len(kps) % 3 == 0 and all(_is_num(v) for v in kps)):
+    if not (isinstance(kps, list) and len(kps) % 3 == 0 and all(is_number(v) for v in kps)):
         raise DataError(where, "", field=fld, expected="x, y, v triples of numbers", got=kps)
     pts = [[float(kps[i]), float(kps[i + 1]), float(kps[i + 2])] for i in range(0, len(kps), 3)]
     return pts if any(p[2] > 0 for p in pts) else None
@@ -153,17 +146,6 @@ def categories(doc: dict, where: str) -> dict[int, str]:
                             got=c["id"])
         out[c["id"]] = name.strip()
     return out
-
-
-def _split_of(path: str, root: str) -> str | None:
-    stem = os.path.splitext(os.path.basename(path))[0].casefold()
-    for word in reversed(_WORD.findall(stem)):
-        if word in SPLIT_WORDS:
-            return SPLIT_WORDS[word]
-    for part in reversed(os.path.relpath(os.path.dirname(path), root).split(os.sep)):
-        if part.casefold() in SPLIT_WORDS:
-            return SPLIT_WORDS[part.casefold()]
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,7 +232,7 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
             ctx.bad(DataError(where, "", field=f"annotations[{k}]", expected="an object", got=a))
             continue
         by_image[a.get("image_id")].append((k, a))
-    split = _split_of(path, base)
+    split = split_from_path(os.path.relpath(path, base))  # the file's name, then its folders
     on_invalid = ctx.options.on_invalid
     seen_ids: set[object] = set()
     images = doc["images"]
@@ -301,7 +283,7 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
 
 def _object(a: dict, k: int, cats: dict[int, str], labels: Labels, where: str, w: int, h: int,
             on_invalid: str, ctx: ImportContext) -> Obj | None:
-    from pipeline.core.geometry import polygon_bbox, rle_bbox
+    from pipeline.core.geometry import object_box
 
     fld = f"annotations[{k}]"
     cid = a.get("category_id")
@@ -313,8 +295,8 @@ def _object(a: dict, k: int, cats: dict[int, str], labels: Labels, where: str, w
     rings, mask = parse_segmentation(a.get("segmentation"), h, w, where, f"{fld}.segmentation")
     keypoints = parse_keypoints(a.get("keypoints"), where, f"{fld}.keypoints")
     box = bbox_to_xyxy(a["bbox"], where, f"{fld}.bbox") if a.get("bbox") is not None else None
-    if box is None:
-        box = polygon_bbox(rings) if rings else rle_bbox(mask) if mask else None
+    if box is None:  # the box of the segmentation (keypoints alone give none on import)
+        box = object_box(Obj(label, polygon=rings, mask=mask), points=False)
     if box is None and rings is None and mask is None and keypoints is None:
         raise DataError(where, "annotation without geometry", field=fld,
                         expected="bbox, segmentation or keypoints", got=None)
@@ -344,31 +326,29 @@ def _object(a: dict, k: int, cats: dict[int, str], labels: Labels, where: str, w
 
 def annotation(o: Obj, ann_id: int, image_id: int, category_id: int, report: ExportReport | None = None) -> dict | None:
     """The COCO annotation of one object; None when it has nothing COCO holds."""
-    from pipeline.core.geometry import bbox_area, polygon_area, polygon_bbox, ring_to_flat, rle_area, rle_bbox
+    from pipeline.core.geometry import bbox_area, object_box_source, polygon_area, ring_to_flat, rle_area
 
-    box = o.bbox
+    # COCO writes rings of 3 vertices or more, and has no lines: the box is that of what is written.
+    box, source = object_box_source(o, min_ring=3)
+    if source == "polyline":
+        box = None
     seg: list | dict = []
     area = None
     rings = [r for r in (o.polygon or []) if len(r) >= 3]
     if rings:
         seg = [[_r(v) for v in ring_to_flat(r)] for r in rings]
         area = polygon_area(rings)
-        box = box or polygon_bbox(rings)
         if o.mask is not None and report is not None:
             report.dropped["masks of objects with a polygon (polygon written)"] += 1
     elif o.mask is not None:
         seg = {"size": list(o.mask["size"]), "counts": list(o.mask["counts"])} if isinstance(
             o.mask["counts"], list) else dict(o.mask)
         area = rle_area(o.mask)
-        box = box or rle_bbox(o.mask)
     kps = None
     if o.keypoints:
         kps = [v for p in o.keypoints for v in (_r(p[0]), _r(p[1]), int(p[2]) if len(p) > 2 else 2)]
-        if box is None:
-            vis = [p for p in o.keypoints if len(p) < 3 or p[2] > 0]
-            box = polygon_bbox([vis]) if vis else None
-            if report is not None and box is not None:
-                report.converted["keypoints-only objects -> box around the keypoints"] += 1
+        if report is not None and source == "keypoints":
+            report.converted["keypoints-only objects -> box around the keypoints"] += 1
     if o.polyline and report is not None:
         report.dropped["polylines (COCO has none)"] += 1
     if box is None:

@@ -20,14 +20,14 @@ dataset has splits (as Create ML keeps training and testing data apart).
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections import defaultdict
 from pathlib import Path
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
-from pipeline.formats.base import SPLIT_DIRS, Detection, ExportReport, ImportContext
+from pipeline.core.numbers import is_number
+from pipeline.formats.base import Detection, ExportReport, ImportContext
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
@@ -38,15 +38,12 @@ from pipeline.formats.common import (
     probe_image,
     walk_files,
 )
+from pipeline.formats.splits import split_from_path
 
 NAME = "createml"
 TASK = "detection"
 
 NOT_CREATEML = "JSON files that are not CreateML annotations"
-
-
-def _is_num(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def to_xyxy(coords: dict, where: str, fld: str) -> list[float]:
@@ -56,7 +53,7 @@ def to_xyxy(coords: dict, where: str, fld: str) -> list[float]:
     vals = []
     for key in ("x", "y", "width", "height"):
         v = coords.get(key)
-        if not _is_num(v):
+        if not is_number(v):
             raise DataError(where, "", field=f"{fld}.{key}", expected="a finite number", got=v)
         vals.append(float(v))
     x, y, w, h = vals
@@ -135,13 +132,6 @@ def detect(root: Path) -> Detection | None:
     return Detection(score=60, description=f"CreateML JSON ({len(files)} file(s) of image entries)")
 
 
-def _split(path: str, root: str) -> str | None:
-    for part in reversed(os.path.relpath(os.path.dirname(path), root).split(os.sep)):
-        if part.casefold() in SPLIT_DIRS:
-            return SPLIT_DIRS[part.casefold()]
-    return None
-
-
 def read(root: Path, ctx: ImportContext) -> None:
     root = Path(root)
     if not root.is_dir():
@@ -189,7 +179,8 @@ def read(root: Path, ctx: ImportContext) -> None:
                     fitted = fit_box(box, sw, sh, on_invalid, ctx, where, f"{fld}.coordinates")
                     if fitted is not None:
                         objects.append(Obj(label=labels(label, where, f"{fld}.label"), bbox=fitted))
-                sample = Sample(id=os.path.splitext(rel_image)[0], split=_split(image, root_s), objects=objects,
+                split = split_from_path(os.path.relpath(os.path.dirname(image), root_s))
+                sample = Sample(id=os.path.splitext(rel_image)[0], split=split, objects=objects,
                                 source={"file": where, "image": rel_image})
                 add_image_sample(ctx, image, sample, probe=probe, frame=frame, where=where)
                 ctx.report.counts["objects"] += len(objects)
@@ -199,21 +190,18 @@ def read(root: Path, ctx: ImportContext) -> None:
 
 def sample_entry(sample: Sample, image_name: str, report: ExportReport | None = None) -> dict:
     """The CreateML entry of one sample (boxes; polygons and masks as their boxes)."""
-    from pipeline.core.geometry import polygon_bbox, rle_bbox
+    from pipeline.core.geometry import object_box_source
 
     anns = []
     for o in sample.objects or []:
-        box = o.bbox
-        if box is None and o.polygon:
-            box = polygon_bbox(o.polygon)
-            if report is not None and box is not None:
+        box, source = object_box_source(o, points=False)
+        if report is not None:
+            if source == "polygon":
                 report.converted["polygon -> its bounding box"] += 1
-        elif box is None and o.mask is not None:
-            box = rle_bbox(o.mask)
-            if report is not None and box is not None:
+            elif source == "mask":
                 report.converted["mask -> its bounding box"] += 1
-        elif report is not None and (o.polygon or o.mask is not None):
-            report.dropped["polygons/masks (CreateML boxes only; the box is written)"] += 1
+            elif source == "bbox" and (o.polygon or o.mask is not None):
+                report.dropped["polygons/masks (CreateML boxes only; the box is written)"] += 1
         if report is not None and (o.keypoints or o.polyline):
             report.dropped["keypoints/polylines (CreateML has none)"] += 1
         if box is None:

@@ -44,7 +44,8 @@ from pipeline.core.images import (
     sniff,
 )
 from pipeline.core.paths import natural_key, natural_sorted
-from pipeline.formats.base import SPLIT_DIRS, Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.splits import split_from_path
 
 NAME = "imagefolder"
 TASK = "classification"
@@ -99,9 +100,10 @@ def layout(root: Path) -> list[tuple[str | None, Path]]:
     if not root.is_dir():
         return []
     dirs = _subdirs(root)
-    labelled = [d for d in dirs if d.name.lower() in SPLIT_DIRS and any(_has_image(c) for c in _subdirs(d))]
+    # Only the top folder names the split: the folders below it are classes.
+    labelled = [d for d in dirs if split_from_path(d.name) and any(_has_image(c) for c in _subdirs(d))]
     if labelled:
-        return [(SPLIT_DIRS[d.name.lower()], d) for d in labelled]
+        return [(split_from_path(d.name), d) for d in labelled]
     if any(_has_image(d) for d in dirs):
         return [(None, root)]
     return []
@@ -204,7 +206,7 @@ def _scan(root: Path, found: list[tuple[str | None, Path]], ctx: ImportContext) 
         used = {d for _, d in found}
         for d in _subdirs(root):
             if d not in used:
-                hint = ("no class folders with images" if d.name.lower() in SPLIT_DIRS
+                hint = ("no class folders with images" if split_from_path(d.name)
                         else "outside the train/val/test folders")
                 ctx.warn(f"{ctx.rel(d)}/: {hint}; left out")
         for _, d in found:

@@ -55,6 +55,7 @@ from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.geometry import bbox_union, circle_to_polygon, rle_bbox, rle_decode, rle_encode
 from pipeline.core.images import sniff
+from pipeline.core.numbers import is_number, is_real
 from pipeline.core.paths import sha256_bytes
 from pipeline.formats.base import Detection, ExportReport, ImportContext
 from pipeline.formats.common import (
@@ -78,7 +79,6 @@ SHAPE_TYPES = ("rectangle", "polygon", "circle", "line", "linestrip", "point", "
 MAX_IMAGE_DATA = 64 * 2**20  # characters of base64 (about 48 MB of image); larger embedded images are refused
 _MAX_JSON_EXTRA = 32 * 2**20  # a file may hold this much beside imageData before it is refused unread
 EDGE_TOLERANCE = 1.0  # pixels a point may lie outside the image before --on-invalid applies
-CIRCLE_TOLERANCE = 0.25  # largest distance (px) between the circle and its polygon
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,10 +122,6 @@ class LabelmeFile:
 
 
 _NUMBER = (int, float)
-
-
-def _is_num(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def parse_document(data: object, where: str, *, max_image_data: int = MAX_IMAGE_DATA) -> LabelmeFile:
@@ -196,19 +192,19 @@ def _parse_shape(s: object, i: int, where: str) -> Shape:
         raise DataError(where, "", field=f"{fld}.points", expected="a list of [x, y]", got=points)
     clean: list[list[float]] = []
     for j, p in enumerate(points):
-        # Fast path for the usual [x, y] of ints/floats (bool is excluded: type(True) is bool).
+        # Fast path for the usual [x, y] of ints/floats (bool is excluded: type(True) is bool): the
+        # `is_number` rule inlined, as this loop runs for every point of every file.
         if type(p) is list and len(p) == 2 and type(p[0]) in _NUMBER and type(p[1]) in _NUMBER:
             x, y = float(p[0]), float(p[1])
             if x - x == 0.0 and y - y == 0.0:  # finite: inf - inf and nan - nan are nan
                 clean.append([x, y])
                 continue
-        if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_num(v) for v in p)):
+        if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(is_real(v) for v in p)):
             raise DataError(where, "", field=f"{fld}.points[{j}]", expected="[x, y] numbers", got=p)
-        x, y = float(p[0]), float(p[1])
-        if not (math.isfinite(x) and math.isfinite(y)):
+        if not (is_number(p[0]) and is_number(p[1])):
             raise DataError(where, "", field=f"{fld}.points[{j}]", expected="finite numbers", got=p,
                             fix="fix or delete the shape in labelme")
-        clean.append([x, y])
+        clean.append([float(p[0]), float(p[1])])
     need = _MIN_POINTS[kind]
     if len(clean) < need:
         raise DataError(where, f"a {kind} needs at least {need} points", field=f"{fld}.points",
@@ -236,15 +232,6 @@ def _parse_shape(s: object, i: int, where: str) -> Shape:
 # --------------------------------------------------------------------------------------------
 # Shapes -> objects
 # --------------------------------------------------------------------------------------------
-
-
-def circle_vertices(r: float, tolerance: float = CIRCLE_TOLERANCE) -> int:
-    """Vertices a polygon needs to stay within `tolerance` px of a circle of radius `r` (16..1024, multiple of 4)."""
-    if r <= tolerance:
-        return 16
-    # The sagitta r(1 - cos(pi/n)) must not exceed the tolerance; multiples of 4 keep the extremes exact.
-    n = math.pi / math.acos(1.0 - tolerance / r)
-    return min(1024, max(16, 4 * math.ceil(n / 4)))
 
 
 def _bbox_of(points: list[list[float]]) -> list[float]:
@@ -369,7 +356,7 @@ def shapes_to_objects(
             (cx, cy), (px, py) = shape.points[0], shape.points[1]
             r = math.hypot(px - cx, py - cy)
             ring = [[min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height))]
-                    for x, y in circle_to_polygon(cx, cy, r, circle_vertices(r))]
+                    for x, y in circle_to_polygon(cx, cy, r)]
             g["rings"].append(ring)
             box = [max(0.0, cx - r), max(0.0, cy - r), min(float(width), cx + r), min(float(height), cy + r)]
             g["bbox"] = bbox_union(g["bbox"], box)

@@ -35,11 +35,10 @@ from pipeline.core.dataset import DatasetWriter, Sample
 from pipeline.core.errors import DataError
 from pipeline.core.images import EXT_FOR_FORMAT, JUNK_NAMES, encode_png, open_image_bytes, sniff
 from pipeline.core.paths import natural_sorted, sha256_bytes
+from pipeline.formats.splits import split_from_path
 
 _PIXEL = re.compile(r"^pixel_?(\d+)$", re.IGNORECASE)
 LABEL_COLUMNS = ("label", "labels", "class", "target", "category")
-SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-               "dev": "val", "test": "test", "testing": "test"}
 IGNORED_NAMES = {"readme.md", ".gitattributes", ".gitignore", "dataset_infos.json", "license", "license.txt"}
 
 
@@ -53,15 +52,6 @@ class ImportOutcome:
     problems: list[DataError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
-
-
-def split_from_path(rel: str) -> str | None:
-    """train/val/test from a file path like `data/train-00000-of-00001.parquet` or `fashion-mnist_test.csv`."""
-    for part in reversed(Path(rel.lower()).with_suffix("").parts):
-        for word in re.split(r"[^a-z]+", part):
-            if word in SPLIT_WORDS:
-                return SPLIT_WORDS[word]
-    return None
 
 
 def _image_ext(data: bytes) -> str | None:
@@ -385,7 +375,7 @@ def content_root(root: Path) -> Path:
     root = Path(root)
     for _ in range(8):
         items = _visible(root)
-        if len(items) == 1 and items[0].is_dir() and items[0].name.lower() not in SPLIT_WORDS:
+        if len(items) == 1 and items[0].is_dir() and split_from_path(items[0].name) is None:
             root = items[0]
         else:
             break

@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import posixpath
 from collections import defaultdict
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
@@ -67,6 +68,7 @@ from pipeline.formats.common import (
     unused_images,
     walk_files,
 )
+from pipeline.formats.splits import split_from_path
 
 NAME = "voc"
 TASK = "detection"
@@ -324,19 +326,6 @@ def zero_based_exporter(root: Path, files: list[str]) -> str | None:
     return None
 
 
-FOLDER_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                 "test": "test", "testing": "test"}
-
-
-def _folder_split(rel: str) -> str | None:
-    """Split from a folder name on the way to the file (Roboflow's ``train/``, ``valid/``, ``test/``)."""
-    for part in reversed(rel.split("/")[:-1]):
-        split = FOLDER_SPLITS.get(part.casefold())
-        if split:
-            return split
-    return None
-
-
 def _common_dir(files: list[str]) -> str:
     """The deepest folder holding every file (sample ids are paths relative to it)."""
     dirs = {os.path.dirname(f) for f in files}
@@ -408,7 +397,7 @@ def read(root: Path, ctx: ImportContext) -> None:
                     if attrs.get("difficult") in (1, "1"):
                         difficult += 1
             sid = os.path.splitext(path[base_cut:])[0].replace(os.sep, "/")
-            split = splits.get(stem) if splits else _folder_split(where)
+            split = splits.get(stem) if splits else split_from_path(posixpath.dirname(where))
             sample = Sample(id=sid, split=split, objects=objects,
                             source={"file": where, "image": rel_image})
             add_image_sample(ctx, image, sample, probe=probe, frame=frame, declared_size=parsed.size, where=where)
@@ -452,7 +441,7 @@ def to_xml(sample: Sample, filename: str, depth: int, report: ExportReport | Non
            one_based: bool = True) -> str:
     """The VOC document of one sample: boxes, polygons as supervision writes them (``<polygon><x1>...``);
     a mask alone becomes its box (see the export report)."""
-    from pipeline.core.geometry import polygon_bbox, rle_bbox
+    from pipeline.core.geometry import object_box_source
 
     lines = [
         "<annotation>",
@@ -465,14 +454,10 @@ def to_xml(sample: Sample, filename: str, depth: int, report: ExportReport | Non
         "\t<segmented>0</segmented>",
     ]
     for o in sample.objects or []:
-        box = o.bbox
-        if box is None and o.polygon:
-            box = polygon_bbox(o.polygon)
-        elif box is None and o.mask is not None:
-            box = rle_bbox(o.mask)
-            if report is not None and box is not None:
-                report.converted["mask -> its bounding box"] += 1
-        elif report is not None and o.mask is not None:
+        box, source = object_box_source(o, points=False)
+        if report is not None and source == "mask":
+            report.converted["mask -> its bounding box"] += 1
+        elif report is not None and source == "bbox" and o.mask is not None:
             what = "polygon" if o.polygon else "box"
             report.dropped[f"masks (VOC holds boxes and polygons; the {what} is written)"] += 1
         if report is not None and (o.keypoints or o.polyline):

@@ -55,14 +55,13 @@ from pipeline.formats.common import (
     decide_frame,
     probe_image,
 )
+from pipeline.formats.splits import SPLIT_WORDS, split_from_path
 
 NAME = "yolo"
 TASK = "detection"
 
 CLASS_FILES = ("classes.txt", "obj.names")
 YAML_FILES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-               "test": "test", "testing": "test"}
 NOT_LABELS = {"classes.txt", "train.txt", "val.txt", "valid.txt", "test.txt", "readme.txt", "license.txt",
               "labels.txt", "notes.txt", "obj.names"}
 EPS = 1e-6  # normalised values this far outside [0, 1] are rounding, clipped silently
@@ -284,7 +283,7 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
             if key == "names" and p and os.path.isfile(p):
                 names = parse_names(Path(p).read_text(encoding="utf-8-sig"))
             elif key in ("train", "valid", "test") and p and os.path.isfile(p):
-                _list_file(p, SPLIT_NAMES[key], by_name)
+                _list_file(p, SPLIT_WORDS[key], by_name)
     if names is None and os.path.isfile(os.path.join(root_s, "obj.names")):
         names = parse_names(Path(root_s, "obj.names").read_text(encoding="utf-8-sig"))
     return Layout(images, labels, names, cfg, splits, by_name, upright=kind == "yaml")
@@ -294,7 +293,7 @@ def _list_file(path: str, split: str, by_name: dict[str, str]) -> None:
     for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
         line = line.strip()
         if line:
-            by_name.setdefault(line.replace("\\", "/").rsplit("/", 1)[-1], SPLIT_NAMES.get(split, split))
+            by_name.setdefault(line.replace("\\", "/").rsplit("/", 1)[-1], SPLIT_WORDS.get(split, split))
 
 
 def _split_of(image: str, root: str, lay: Layout) -> str | None:
@@ -306,10 +305,7 @@ def _split_of(image: str, root: str, lay: Layout) -> str | None:
         return lay.by_name[name]
     if lay.splits or lay.by_name:
         return None
-    for part in os.path.relpath(image, root).split(os.sep)[:-1]:
-        if part.casefold() in SPLIT_NAMES:
-            return SPLIT_NAMES[part.casefold()]
-    return None
+    return split_from_path(os.path.relpath(os.path.dirname(image), root))
 
 
 _IMAGES_PART = re.compile(r"(^|[\\/])images([\\/])", re.IGNORECASE)
@@ -494,7 +490,7 @@ def _objects(raw: bytes, where: str, names: list[str] | None, names_file: str | 
 
 def sample_lines(sample: Sample, class_ids: dict[str, int], report: ExportReport | None = None) -> list[str]:
     """The label lines of one sample (polygon rows for objects with a polygon, box rows otherwise)."""
-    from pipeline.core.geometry import polygon_area, polygon_bbox, rle_bbox
+    from pipeline.core.geometry import object_box_source, polygon_area
 
     w, h = float(sample.width), float(sample.height)
     lines: list[str] = []
@@ -509,15 +505,11 @@ def sample_lines(sample: Sample, class_ids: dict[str, int], report: ExportReport
             if o.mask is not None and report is not None:
                 report.dropped["masks of objects with a polygon (polygon written)"] += 1
         else:
-            box = o.bbox
-            if box is None and o.mask is not None:
-                box = rle_bbox(o.mask)
-                if report is not None:
-                    report.converted["mask -> its bounding box"] += 1
-            elif box is not None and o.mask is not None and report is not None:
+            box, source = object_box_source(o, points=False)
+            if report is not None and source == "mask":
+                report.converted["mask -> its bounding box"] += 1
+            elif report is not None and source == "bbox" and o.mask is not None:
                 report.dropped["masks (YOLO boxes/polygons only; the box is written)"] += 1
-            if box is None and o.polygon:
-                box = polygon_bbox(o.polygon)
             if box is None:
                 if report is not None:
                     report.dropped["objects without a box or polygon (keypoints, lines)"] += 1

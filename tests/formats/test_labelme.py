@@ -14,7 +14,7 @@ from PIL import Image
 
 from pipeline.core.dataset import DatasetWriter, Obj, Sample, load_dataset
 from pipeline.core.errors import DataError
-from pipeline.core.geometry import circle_to_polygon, rle_decode, rle_encode
+from pipeline.core.geometry import CIRCLE_TOLERANCE, circle_to_polygon, rle_decode, rle_encode
 from pipeline.core.images import encode_png
 from pipeline.formats import labelme
 from pipeline.formats.base import ExportReport
@@ -85,7 +85,7 @@ def test_primitives_every_shape_type(tmp_path: Path) -> None:
     assert len(ring) >= 16 and len(ring) % 4 == 0
     assert max(abs(math.hypot(x - 195, y - 84) - r) for x, y in ring) < 1e-9
     # the polygon's chords stay within a quarter pixel of the circle
-    assert r * (1 - math.cos(math.pi / len(ring))) <= labelme.CIRCLE_TOLERANCE
+    assert r * (1 - math.cos(math.pi / len(ring))) <= CIRCLE_TOLERANCE
     assert by["polygon"].polygon == [[[69.0, 318.0], [45.0, 403.0], [173.0, 406.0], [198.0, 321.0]]]
     assert by["polygon"].bbox == [45.0, 318.0, 198.0, 406.0]
     assert by["line"].polyline == [[188.0, 178.0], [160.0, 224.0]] and by["line"].bbox is None
@@ -252,14 +252,6 @@ def test_oriented_rectangle(tmp_path: Path, kind: str) -> None:
     o = ds.samples[0].objects[0]
     assert o.polygon == [[[float(x), float(y)] for x, y in pts]] and o.bbox == [5.0, 5.0, 20.0, 20.0]
     assert o.attributes == {"direction": 0.46, "shape_type": kind}
-
-
-def test_circle_points_stay_within_tolerance() -> None:
-    for r in (0.5, 3, 50, 400, 5000):
-        n = labelme.circle_vertices(r)
-        assert 16 <= n <= 1024 and n % 4 == 0
-        if n < 1024:
-            assert r * (1 - math.cos(math.pi / n)) <= labelme.CIRCLE_TOLERANCE + 1e-12
 
 
 def test_exif_rotated_photo_labelled_upright(tmp_path: Path) -> None:
@@ -483,7 +475,7 @@ def test_mask_decode_placement_matches_labelme() -> None:
 
 
 def test_stale_circle_record_writes_the_polygon() -> None:
-    ring = circle_to_polygon(20, 20, 5, labelme.circle_vertices(5))
+    ring = circle_to_polygon(20, 20, 5)
     obj = Obj("c", bbox=[15.0, 15.0, 25.0, 25.0], polygon=[ring], attributes={"circle": [20, 20, 5]})
     assert [s["shape_type"] for s in labelme.object_to_shapes(obj, lambda: 0, width=64, height=48)] == ["circle"]
     moved = Obj("c", bbox=[35.0, 15.0, 45.0, 25.0], polygon=[[[x + 20, y] for x, y in ring]],

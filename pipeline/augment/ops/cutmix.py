@@ -14,6 +14,7 @@ from pipeline.augment import kernels as K
 from pipeline.augment import multi as M
 from pipeline.augment.ops.base import Op, Param, fail
 from pipeline.augment.single import Item
+from pipeline.core.geometry import bbox_area, bbox_minus_rect, hide_keypoints
 
 if TYPE_CHECKING:
     from pipeline.augment.recipe import OpConfig, Recipe
@@ -34,11 +35,11 @@ def cutmix(op: OpConfig, a: Item, partners: list[Item], rng: np.random.Generator
             n = o.copy()
             keep = True
             if n.bbox is not None:
-                box, visible = K.box_minus_rect(n.bbox, rect)
-                keep = visible >= recipe.visibility - 1e-9 and K.box_area(box) >= recipe.min_area and visible > 0
+                box, visible = bbox_minus_rect(n.bbox, rect)
+                keep = visible >= recipe.visibility - 1e-9 and bbox_area(box) >= recipe.min_area and visible > 0
                 n.bbox = box
             if n.keypoints is not None:
-                n.keypoints = K.hide_keypoints(n.keypoints, rect, inside=True, hidden=1)
+                n.keypoints = hide_keypoints(n.keypoints, rect, inside=True, hidden=1)
             if keep:
                 objects.append(n)
         objects += M.crop_objects(b.objects or [], rect, recipe)

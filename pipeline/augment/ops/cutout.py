@@ -15,6 +15,7 @@ from pipeline.augment import kernels as K
 from pipeline.augment import multi as M
 from pipeline.augment.ops.base import Op, Param, fail
 from pipeline.augment.single import Item
+from pipeline.core.geometry import hide_keypoints, polygon_bbox
 
 if TYPE_CHECKING:
     from pipeline.augment.recipe import OpConfig, Recipe
@@ -44,7 +45,7 @@ def cutout(op: OpConfig, a: Item, partners: list[Item], rng: np.random.Generator
     if a.objects is not None:
         objects = []
         for o in a.objects:
-            box = o.bbox if o.bbox is not None else (K.ring_bounds(o.polygon) if o.polygon else None)
+            box = o.bbox if o.bbox is not None else (polygon_bbox(o.polygon) if o.polygon else None)
             if box is not None:
                 x1, y1 = int(np.floor(box[0])), int(np.floor(box[1]))
                 x2, y2 = max(x1 + 1, int(np.ceil(box[2]))), max(y1 + 1, int(np.ceil(box[3])))
@@ -55,7 +56,7 @@ def cutout(op: OpConfig, a: Item, partners: list[Item], rng: np.random.Generator
             n = o.copy()
             if n.keypoints is not None:
                 for rect in rects:
-                    n.keypoints = K.hide_keypoints(n.keypoints, rect, inside=True, hidden=1)
+                    n.keypoints = hide_keypoints(n.keypoints, rect, inside=True, hidden=1)
             objects.append(n)
     out = Item(K.erase(a.image, rects, fills), None if a.soft is None else a.soft.copy(), objects,
                copy.deepcopy(a.params))
