@@ -31,8 +31,8 @@ import yaml
 
 from pipeline.augment.ops import OPS, TARGETS, Op, Param, get
 from pipeline.augment.ops.base import fail as _fail
-from pipeline.augment.ops.base import is_number as _num
 from pipeline.core.errors import ConfigError
+from pipeline.core.numbers import is_number as _num
 
 __all__ = ["OPS", "RECIPE_KEYS", "TARGETS", "OpConfig", "Param", "Recipe", "describe_ops", "load_recipe", "parse_op",
            "parse_recipe"]

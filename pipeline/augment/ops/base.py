@@ -16,12 +16,12 @@ Nothing here imports albumentations or torch: the kernels import what they need 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.core.errors import ConfigError
+from pipeline.core.numbers import is_number
 
 # Label targets a dataset may carry. "label" covers the image-level label and soft label.
 TARGETS = ("label", "boxes", "polygons", "keypoints", "masks", "polylines")
@@ -39,11 +39,6 @@ def fail(where: str, field_: str, expected: str, got: object, fix: str | None = 
     text = repr(got)
     text = text if len(text) <= 60 else text[:57] + "..."
     return ConfigError(f"{where}: {field_}: expected {expected}, got {text}", fix=fix)
-
-
-def is_number(v: object) -> bool:
-    """A finite int or float (not a bool)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass(frozen=True)
