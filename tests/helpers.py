@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,36 @@ def run_cli(args: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+class FakeClock:
+    """A `pipeline.sources.http.Clock` in which time stands still unless told to move.
+
+    Every sleep is recorded (in `sleeps`, thread-safe) and returns at once; `monotonic()` advances
+    by `tick` on each call (0: never), so a deadline can expire on the next read without waiting.
+    `time()` is the epoch time matching `monotonic()` (`epoch` at the start).
+    """
+
+    def __init__(self, *, tick: float = 0.0, epoch: float = 1_700_000_000.0) -> None:
+        self.tick = tick
+        self.epoch = epoch
+        self.now = 0.0
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        """Epoch seconds: `epoch` plus the monotonic time elapsed so far."""
+        with self._lock:
+            return self.epoch + self.now
+
+    def monotonic(self) -> float:
+        """The current time, then one `tick` later for the next call."""
+        with self._lock:
+            now = self.now
+            self.now += self.tick
+            return now
+
+    def sleep(self, seconds: float) -> None:
+        """Record the wait; return at once without moving the clock."""
+        with self._lock:
+            self.sleeps.append(seconds)

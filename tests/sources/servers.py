@@ -2,7 +2,10 @@
 
 Each route is a `Route` (bytes plus behaviour) or a function `(handler) -> None` that writes the
 whole response itself. The server counts requests and body bytes sent per path, so tests can
-prove that a resumed download transferred less than the whole file.
+prove that a resumed download transferred less than the whole file, and lets a test wait for a
+state (bytes sent, responses finished) instead of polling against a deadline. Requests in
+absolute form (`GET http://host:port/path`, as sent to a proxy) are served as their path, so the
+server can stand in as the HTTP proxy of a client whose endpoint is fixed.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -37,12 +41,33 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # quiet
         pass
 
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        self.proxied = None
+        if ok and self.path.startswith(("http://", "https://")):
+            # RFC 9112 3.2.2: a request to a proxy names the whole URL; serve its path
+            parts = urlsplit(self.path)
+            self.proxied = parts.netloc
+            self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return ok
+
     def _dispatch(self, head: bool = False) -> None:
         path = self.path.split("?", 1)[0]
         srv = self.server
         with srv.lock:
             srv.requests[path] += 1
             srv.log.append((self.command, self.path, dict(self.headers)))
+            if self.proxied:
+                srv.proxied.append(self.proxied)
+        try:
+            self._respond(path, head)
+        finally:
+            with srv.changed:
+                srv.finished[path] += 1
+                srv.changed.notify_all()
+
+    def _respond(self, path: str, head: bool) -> None:
+        srv = self.server
         route = srv.routes.get(path)
         if route is None and srv.fallback is not None:
             route = srv.fallback
@@ -100,8 +125,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(block)
                 self.wfile.flush()
                 sent += len(block)
-                with srv.lock:
+                with srv.changed:
                     srv.bytes_sent[path] += len(block)
+                    srv.changed.notify_all()
                 if route.delay:
                     time.sleep(route.delay)
         except (BrokenPipeError, ConnectionResetError):
@@ -143,8 +169,11 @@ class LocalServer(ThreadingHTTPServer):
         self.fallback = None  # a function (handler) -> None for paths without a route
         self.requests: Counter = Counter()
         self.bytes_sent: Counter = Counter()
+        self.finished: Counter = Counter()  # responses whose handler returned, per path
+        self.proxied: list[str] = []  # the host:port named by each request sent as to a proxy
         self.log: list = []
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)  # notified when a count above changes
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
@@ -153,6 +182,12 @@ class LocalServer(ThreadingHTTPServer):
 
     def url(self, path: str) -> str:
         return self.base + path
+
+    def wait_for(self, state, timeout: float = 60.0) -> None:
+        """Block until `state()` (read under the server's lock) holds; `timeout` only guards against a hang."""
+        with self.changed:
+            if not self.changed.wait_for(state, timeout):
+                raise AssertionError(f"the server never reached the awaited state within {timeout:g} s")
 
     def __enter__(self) -> LocalServer:
         self.thread.start()

@@ -11,7 +11,7 @@ from pipeline.cli import main
 from pipeline.core.dataset import load_dataset
 from pipeline.sources.crawl import CrawlOptions, best_srcset, crawl, parse_robots, robots_tag_forbids
 from pipeline.sources.http import HttpOptions
-from tests.helpers import digit_like
+from tests.helpers import FakeClock, digit_like
 from tests.sources.servers import LocalServer, Route
 
 
@@ -78,6 +78,9 @@ def site(srv: LocalServer, robots: Route | None = None) -> None:
     r["/img/fake.png"] = Route(b"<html>error</html>", content_type="image/png")
 
 
+PAGES_READ = 4  # "/", page2.html, noai.html and page4.html (behind /moved); not slow, endless or page3 (depth 2)
+
+
 def opts(**kw) -> HttpOptions:
     base = dict(allow_private=True, backoff=0.01, retries=1, read_timeout=2, connect_timeout=2)
     return HttpOptions(**{**base, **kw})
@@ -91,8 +94,10 @@ def server():
 
 def test_crawl_collects_with_provenance_and_rules(server, tmp_path):
     site(server)
+    # each reading of the clock is 0.4 s after the last: a response read in one or two blocks ends
+    # within the 1 s deadline, the dripping and the endless page run past it on their third block
     report = crawl(server.url("/"), tmp_path / "raw", options=CrawlOptions(depth=1, max_images=50, deadline=1.0),
-                   http=opts())
+                   http=opts(clock=FakeClock(tick=0.4)))
     got = {src["url"].rsplit("/", 1)[-1]: src for _, src in report.images}
     assert set(got) == {"a.png", "b.png", "ok.png", "c.png", "redir"}
     assert got["a.png"]["alt"] == "digit zero" and got["a.png"]["page"] == server.url("/")
@@ -100,18 +105,22 @@ def test_crawl_collects_with_provenance_and_rules(server, tmp_path):
     assert server.requests["/private/secret.png"] == 0 and server.requests["/img/deep.png"] == 0
     assert server.requests["/img/n.png"] == 0 and server.requests["/img/b-small.png"] == 0
     assert report.failures["robots-disallowed"] == 1 and report.failures["noai"] == 1
-    assert report.failures["content-mismatch"] == 1 and report.failures["deadline"] == 1
+    assert report.failures["content-mismatch"] == 1 and report.failures["deadline"] == 2
+    assert server.requests["/slow.html"] == 1 and server.requests["/endless.html"] == 1
     assert report.skipped["duplicate images (same bytes)"] == 1
-    assert report.skipped["pages cut at the byte cap"] == 0 or report.pages >= 1
+    assert report.skipped["pages cut at the byte cap"] == 0
+    assert report.pages == PAGES_READ
     assert (tmp_path / "raw" / "provenance.jsonl").read_text().count("\n") == 5
 
 
 def test_endless_page_is_cut_at_the_byte_cap(server, tmp_path):
     site(server)
-    t0 = time.monotonic()
+    # the clock stands still, so the deadline can never end the read: only the byte cap does
     report = crawl(server.url("/endless.html"), tmp_path / "raw",
-                   options=CrawlOptions(depth=0, page_bytes=100_000, deadline=5), http=opts())
-    assert report.skipped["pages cut at the byte cap"] == 1 and time.monotonic() - t0 < 5
+                   options=CrawlOptions(depth=0, page_bytes=100_000, deadline=5), http=opts(clock=FakeClock()))
+    assert report.skipped["pages cut at the byte cap"] == 1 and report.pages == 1
+    assert not report.failures and not report.images
+    assert server.requests["/endless.html"] == 1
 
 
 @pytest.mark.parametrize("robots, allowed", [
