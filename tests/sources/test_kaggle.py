@@ -1,9 +1,11 @@
-"""`fetch kaggle` through Kaggle's real client (kagglesdk) against a local API on localhost:7777.
+"""`fetch kaggle` through Kaggle's real client (kagglesdk) against a local API on a free port.
 
-`KAGGLE_API_ENVIRONMENT=TEST` makes the client talk to http://localhost:7777 (a fixed port), so
-every Kaggle test lives in this one file and shares one server: parallel workers never both bind it.
-The server speaks the client's RPC style: POST /api/v1/{Service}/{Method} with a JSON body;
-downloads answer with a redirect to the file, as kaggle.com does.
+`KAGGLE_API_ENVIRONMENT=TEST` points the client at http://localhost:7777, a URL kagglesdk fixes
+(`kagglesdk.kaggle_env`). The client's requests session honours the standard proxy variables, so
+`HTTP_PROXY` names our server, on a port the system chose, as the proxy: every request for
+localhost:7777 reaches it, and nothing ever connects to port 7777. The server speaks the client's
+RPC style: POST /api/v1/{Service}/{Method} with a JSON body; downloads answer with a redirect to
+the file, as kaggle.com does.
 """
 
 from __future__ import annotations
@@ -73,27 +75,29 @@ class Api:
         return h.send_simple(404, b'{"code": 404, "message": "Not found"}', "application/json")
 
 
+TEST_ENDPOINT = "localhost:7777"  # kagglesdk's address for KAGGLE_API_ENVIRONMENT=TEST, reached through the proxy
+
+
 @pytest.fixture(scope="module")
 def api():
-    try:
-        srv = LocalServer(port=7777)
-    except OSError as exc:
-        pytest.skip(f"port 7777 is busy ({exc})")
-    with srv:
+    with LocalServer() as srv:  # port 0: a free port
         yield Api(srv)
 
 
 @pytest.fixture
 def env(monkeypatch, tmp_path, api):
     for k in list(os.environ):
-        if k.startswith("KAGGLE_"):
+        if k.startswith("KAGGLE_") or k.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
             monkeypatch.delenv(k)
     monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+    monkeypatch.setenv("HTTP_PROXY", api.srv.base)
+    monkeypatch.setenv("http_proxy", api.srv.base)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
     (tmp_path / "home").mkdir()
     api.reject = False
     api.auth.clear()
+    api.srv.proxied.clear()
     return monkeypatch
 
 
@@ -108,6 +112,7 @@ def test_dataset_with_token_end_to_end_and_rerun(env, api, tmp_path):
     assert entry["params"]["source"] == "kaggle" and entry["params"]["version"] == 3
     assert any(k.startswith("kaggle:team/digits@3/digits.zip") for k in entry["inputs"])
     assert f"Bearer {TOKEN}" in api.auth
+    assert api.srv.proxied and set(api.srv.proxied) == {TEST_ENDPOINT}  # every request came as to a proxy
     served = api.srv.requests["/files/digits-v3.zip"]
     assert served == 1
     assert run(["fetch", "kaggle", "team/digits", "--out", str(out)]) == 0
