@@ -135,7 +135,7 @@ def test_parquet_repo_end_to_end_and_rerun_downloads_nothing(hub_env, tmp_path, 
         out = tmp_path / "ds"
         assert run(["fetch", "hf", REPO, "--out", str(out)]) == 0
         ds = load_dataset(out)
-        assert ds.classes == ["one", "two", "zero"] or sorted(ds.classes) == ["one", "two", "zero"]
+        assert ds.classes == ["zero", "one", "two"]  # the card's class_label order: names by index 0, 1, 2
         assert len(ds.samples) == 12 and ds.splits() == {"train": 9, "test": 3}
         assert {s.label for s in ds.samples if s.source["row"] == 1} == {"one"}
         entry = ds.info.lineage[-1]
