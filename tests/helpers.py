@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 from pathlib import Path
 
@@ -31,6 +32,26 @@ def digit_like(label: int, seed: int, size: int = 28) -> Image.Image:
     col = 2 + (label * (size - 6)) // 9
     arr[4 : size - 4, col : col + 3] = 230
     return Image.fromarray(arr, mode="L")
+
+
+def png(w: int = 64, h: int = 48, color: tuple[int, int, int] = (90, 20, 200)) -> bytes:
+    """A solid-colour RGB PNG of `w` x `h` pixels."""
+    return encode_png(Image.new("RGB", (w, h), color))
+
+
+def digit_png(label: int, seed: int, size: int = 28) -> bytes:
+    """`digit_like(label, seed, size)` as PNG bytes."""
+    return encode_png(digit_like(label, seed, size))
+
+
+def jpeg(w: int, h: int, orientation: int = 1, mode: str = "RGB") -> bytes:
+    """A solid JPEG of `w` x `h` stored pixels; an EXIF orientation tag (0x0112) unless `orientation` is 1."""
+    exif = Image.Exif()
+    if orientation != 1:
+        exif[0x0112] = orientation
+    buf = io.BytesIO()
+    Image.new(mode, (w, h), 128 if mode == "L" else (10, 200, 30)).save(buf, format="JPEG", exif=exif.tobytes())
+    return buf.getvalue()
 
 
 def make_classification_dataset(

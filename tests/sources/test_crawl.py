@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import time
 
 import pytest
@@ -11,14 +10,8 @@ from pipeline.cli import main
 from pipeline.core.dataset import load_dataset
 from pipeline.sources.crawl import CrawlOptions, best_srcset, crawl, parse_robots, robots_tag_forbids
 from pipeline.sources.http import HttpOptions
-from tests.helpers import FakeClock, digit_like
+from tests.helpers import FakeClock, digit_png
 from tests.sources.servers import LocalServer, Route
-
-
-def png(label: int, seed: int) -> bytes:
-    buf = io.BytesIO()
-    digit_like(label, seed).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def html(body: str) -> Route:
@@ -71,10 +64,10 @@ def site(srv: LocalServer, robots: Route | None = None) -> None:
     r["/endless.html"] = endless
     for name, (label, seed) in {"a": (0, 1), "b": (1, 2), "b-small": (1, 3), "c": (2, 4), "d": (3, 5),
                                 "deep": (4, 6), "n": (5, 7)}.items():
-        r[f"/img/{name}.png"] = Route(png(label, seed), content_type="image/png")
-    r["/img/dup.png"] = Route(png(0, 1), content_type="image/png")
-    r["/private/secret.png"] = Route(png(6, 8), content_type="image/png")
-    r["/private/ok.png"] = Route(png(7, 9), content_type="image/png")
+        r[f"/img/{name}.png"] = Route(digit_png(label, seed), content_type="image/png")
+    r["/img/dup.png"] = Route(digit_png(0, 1), content_type="image/png")
+    r["/private/secret.png"] = Route(digit_png(6, 8), content_type="image/png")
+    r["/private/ok.png"] = Route(digit_png(7, 9), content_type="image/png")
     r["/img/fake.png"] = Route(b"<html>error</html>", content_type="image/png")
 
 

@@ -19,18 +19,12 @@ import pytest
 from PIL import Image
 
 from pipeline.core.dataset import load_dataset
-from tests.helpers import digit_like
+from tests.helpers import digit_png
 from tests.helpers import run_cli as run
 from tests.sources.servers import LocalServer
 
 REPO = "team/digits"
 SHA = "a" * 39 + "1"
-
-
-def png(label: int, seed: int) -> bytes:
-    buf = io.BytesIO()
-    digit_like(label, seed).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def parquet_bytes(rows: list[tuple[bytes, int]], names: list[str] | None) -> bytes:
@@ -126,8 +120,8 @@ def hub_env(monkeypatch, tmp_path):
 
 
 def test_parquet_repo_end_to_end_and_rerun_downloads_nothing(hub_env, tmp_path, capsys):
-    train = [(png(i % 3, i), i % 3) for i in range(9)]
-    test = [(png(i % 3, 100 + i), i % 3) for i in range(3)]
+    train = [(digit_png(i % 3, i), i % 3) for i in range(9)]
+    test = [(digit_png(i % 3, 100 + i), i % 3) for i in range(3)]
     files = {"README.md": CARD.encode(), "data/train-00000-of-00001.parquet": parquet_bytes(train, None),
              "data/test-00000-of-00001.parquet": parquet_bytes(test, None)}
     with Hub(files) as hub:
@@ -148,7 +142,7 @@ def test_parquet_repo_end_to_end_and_rerun_downloads_nothing(hub_env, tmp_path, 
 
 
 def test_include_glob_and_schema_metadata_names(hub_env, tmp_path):
-    rows = [(png(i % 2, i), i % 2) for i in range(4)]
+    rows = [(digit_png(i % 2, i), i % 2) for i in range(4)]
     files = {"data/train-00000-of-00001.parquet": parquet_bytes(rows, ["cat", "dog"]),
              "data/test-00000-of-00001.parquet": parquet_bytes(rows, ["cat", "dog"])}
     with Hub(files) as hub:
@@ -161,7 +155,7 @@ def test_include_glob_and_schema_metadata_names(hub_env, tmp_path):
 
 
 def test_imagefolder_repo_with_metadata_jsonl(hub_env, tmp_path):
-    files = {f"train/img{i}.png": png(i % 2, i) for i in range(4)}
+    files = {f"train/img{i}.png": digit_png(i % 2, i) for i in range(4)}
     files["train/metadata.jsonl"] = "\n".join(
         json.dumps({"file_name": f"img{i}.png", "label": ["even", "odd"][i % 2]}) for i in range(4)).encode()
     with Hub(files) as hub:
@@ -173,7 +167,7 @@ def test_imagefolder_repo_with_metadata_jsonl(hub_env, tmp_path):
 
 
 def test_imagefolder_repo_with_class_folders(hub_env, tmp_path):
-    files = {f"data/train/{c}/{i}.png": png(k, i) for k, c in enumerate(["a", "b"]) for i in range(3)}
+    files = {f"data/train/{c}/{i}.png": digit_png(k, i) for k, c in enumerate(["a", "b"]) for i in range(3)}
     with Hub(files) as hub:
         hub_env.setenv("HF_ENDPOINT", hub.server.base)
         out = tmp_path / "ds"
@@ -192,7 +186,7 @@ def test_unknown_repo_and_revision_are_one_line_errors(hub_env, tmp_path, capsys
 
 
 def test_raw_only(hub_env, tmp_path):
-    files = {"train/0.png": png(0, 0)}
+    files = {"train/0.png": digit_png(0, 0)}
     with Hub(files) as hub:
         hub_env.setenv("HF_ENDPOINT", hub.server.base)
         assert run(["fetch", "hf", REPO, "--no-import", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "d")]) == 0
@@ -205,7 +199,7 @@ def test_streams_parquet_in_batches(tmp_path):
     from pipeline.core.dataset import DatasetWriter
     from pipeline.sources.tables import ImportOutcome, parquet_columns, read_parquet
 
-    rows = [(png(i % 2, i), i % 2) for i in range(10)]
+    rows = [(digit_png(i % 2, i), i % 2) for i in range(10)]
     path = tmp_path / "train.parquet"
     path.write_bytes(parquet_bytes(rows, ["a", "b"]))
     cols = parquet_columns(path, {})
