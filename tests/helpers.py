@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import threading
 from pathlib import Path
 
@@ -91,6 +92,23 @@ def make_detection_dataset(root: Path, *, n: int = 6, size: tuple[int, int] = (6
             w.add(Sample(id=f"img-{i:03d}", width=size[0], height=size[1], split=split, objects=objs),
                   data=encode_png(Image.fromarray(arr)), ext="png")
     return root
+
+
+def invoke(*args: object):
+    """`pipeline ARGS` through Click's test runner (output captured, exceptions raised); returns its Result."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def closed_port_url() -> str:
+    """An http:// URL on 127.0.0.1 at a port nothing listens on (taken free from the system, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
 
 
 def run_cli(args: list[str]) -> int:
