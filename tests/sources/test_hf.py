@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,10 +20,7 @@ from PIL import Image
 from pipeline.core.dataset import load_dataset
 from tests.helpers import digit_png
 from tests.helpers import run_cli as run
-from tests.sources.servers import LocalServer
-
-REPO = "team/digits"
-SHA = "a" * 39 + "1"
+from tests.sources.servers import REPO, SHA, Hub
 
 
 def parquet_bytes(rows: list[tuple[bytes, int]], names: list[str] | None) -> bytes:
@@ -54,61 +50,6 @@ dataset_info:
 ---
 # digits
 """
-
-
-class Hub:
-    """A local Hub serving one dataset repo at one commit."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-        self.server = LocalServer()
-        self.server.fallback = self.handle
-
-    def tree(self) -> list[dict]:
-        out = []
-        for path, data in sorted(self.files.items()):
-            entry = {"type": "file", "path": path, "size": len(data),
-                     "oid": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()}
-            if path.endswith(".parquet"):
-                entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 130}
-            out.append(entry)
-        return out
-
-    def handle(self, h) -> None:
-        path = h.path.split("?", 1)[0]
-        m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/revision/([^/]+)", path)
-        if m:
-            if m.group(1) != REPO:
-                return h.send_simple(404, b'{"error": "Repository not found"}', "application/json",
-                                     {"X-Error-Code": "RepoNotFound"})
-            if m.group(2) not in ("main", SHA):
-                return h.send_simple(404, b'{"error": "Invalid rev id"}', "application/json",
-                                     {"X-Error-Code": "RevisionNotFound"})
-            body = {"id": REPO, "sha": SHA, "private": False,
-                    "siblings": [{"rfilename": p} for p in sorted(self.files)]}
-            return h.send_simple(200, json.dumps(body).encode(), "application/json")
-        m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/tree/([^/]+)", path)
-        if m:
-            return h.send_simple(200, json.dumps(self.tree()).encode(), "application/json")
-        m = re.fullmatch(r"/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
-        if m and m.group(3) in self.files:
-            data = self.files[m.group(3)]
-            etag = hashlib.sha256(data).hexdigest() if m.group(3).endswith(".parquet") else \
-                hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-            headers = {"X-Repo-Commit": SHA, "ETag": f'"{etag}"', "Accept-Ranges": "bytes"}
-            if h.command == "GET":
-                with self.server.lock:
-                    self.server.bytes_sent[m.group(3)] += len(data)
-            return h.send_simple(200, data, "application/octet-stream", headers)
-        return h.send_simple(404, b'{"error": "Entry not found"}', "application/json",
-                             {"X-Error-Code": "EntryNotFound"})
-
-    def __enter__(self) -> Hub:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.__exit__(*exc)
 
 
 @pytest.fixture
