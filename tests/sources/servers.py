@@ -6,18 +6,25 @@ prove that a resumed download transferred less than the whole file, and lets a t
 state (bytes sent, responses finished) instead of polling against a deadline. Requests in
 absolute form (`GET http://host:port/path`, as sent to a proxy) are served as their path, so the
 server can stand in as the HTTP proxy of a client whose endpoint is fixed.
+
+On top of it: `Hub`, a Hugging Face Hub serving one dataset repo, and `KaggleApi`, Kaggle's API
+as kagglesdk calls it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import re
 import threading
 import time
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -258,3 +265,76 @@ class Hub:
 
     def __exit__(self, *exc) -> None:
         self.server.__exit__(*exc)
+
+
+def pixel_csv(n: int = 6, labelled: bool = True) -> bytes:
+    head = (["label"] if labelled else []) + [f"pixel{i}" for i in range(16)]
+    lines = [",".join(head)]
+    for r in range(n):
+        px = [str((r * 40 + i * 13) % 256) for i in range(16)]
+        lines.append(",".join(([str(r % 3)] if labelled else []) + px))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+KAGGLE_TEST_ENDPOINT = "localhost:7777"  # kagglesdk's fixed address for KAGGLE_API_ENVIRONMENT=TEST
+
+
+class KaggleApi:
+    """Kaggle's API on a `LocalServer`: dataset and competition downloads (a redirect to the file,
+    as kaggle.com answers), the Authorization header of each call, and a switch to refuse them."""
+
+    def __init__(self, srv: LocalServer) -> None:
+        self.srv = srv
+        self.auth: list[str] = []
+        self.reject = False
+        srv.fallback = self.handle
+        srv.routes["/files/digits-v3.zip"] = Route(zipped({"digits/train.csv": pixel_csv(9),
+                                                           "digits/test.csv": pixel_csv(3, labelled=False)}),
+                                                   content_type="application/zip")
+        srv.routes["/files/comp/train.csv"] = Route(pixel_csv(6), content_type="text/csv")
+        # large single files come wrapped in a zip under the file's own name
+        srv.routes["/files/comp/big.csv"] = Route(zipped({"big.csv": pixel_csv(4)}), content_type="application/zip")
+
+    def point_client_here(self, monkeypatch, home: Path) -> None:
+        """Send kagglesdk's requests here: its TEST endpoint (`KAGGLE_TEST_ENDPOINT`, fixed by the SDK)
+        through this server as the HTTP proxy, so the server keeps the free port it was given. No
+        Kaggle variable, proxy setting or credential of the machine running the tests is seen; HOME is `home`."""
+        for k in list(os.environ):
+            if k.startswith("KAGGLE_") or k.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+                monkeypatch.delenv(k)
+        monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+        monkeypatch.setenv("HTTP_PROXY", self.srv.base)
+        monkeypatch.setenv("http_proxy", self.srv.base)
+        monkeypatch.setenv("HOME", str(home))
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+        home.mkdir(parents=True, exist_ok=True)
+        self.reject = False
+        self.auth.clear()
+        self.srv.proxied.clear()
+
+    def handle(self, h) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        body = json.loads(h.rfile.read(length) or b"{}") if h.command == "POST" else {}
+        self.auth.append(h.headers.get("Authorization", ""))
+        if self.reject:
+            return h.send_simple(401, b'{"code": 401, "message": "Unauthenticated"}', "application/json")
+        path = h.path
+        if path == "/api/v1/datasets.DatasetApiService/GetDataset":
+            if body.get("ownerSlug") != "team" or body.get("datasetSlug") != "digits":
+                return h.send_simple(404, b'{"code": 404, "message": "Not found"}', "application/json")
+            return h.send_simple(200, json.dumps({"ref": "team/digits", "currentVersionNumber": 3}).encode(),
+                                 "application/json")
+        if path == "/api/v1/datasets.DatasetApiService/DownloadDataset":
+            return h.send_simple(302, b"", "text/plain", {"Location": "/files/digits-v3.zip"})
+        if path == "/api/v1/competitions.CompetitionApiService/DownloadDataFile":
+            assert body["competitionName"] == "digit-recognizer"
+            return h.send_simple(302, b"", "text/plain", {"Location": f"/files/comp/{body['fileName']}"})
+        return h.send_simple(404, b'{"code": 404, "message": "Not found"}', "application/json")

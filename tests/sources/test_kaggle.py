@@ -11,71 +11,17 @@ the file, as kaggle.com does.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
-import zipfile
 
 import pytest
 
 from pipeline.core.dataset import load_dataset
 from tests.helpers import run_cli as run
-from tests.sources.servers import LocalServer, Route
+from tests.sources.servers import KAGGLE_TEST_ENDPOINT, LocalServer
+from tests.sources.servers import KaggleApi as Api
 
 TOKEN = "KGAT_secret_token_value_1234"
-
-
-def pixel_csv(n: int = 6, labelled: bool = True) -> bytes:
-    head = (["label"] if labelled else []) + [f"pixel{i}" for i in range(16)]
-    lines = [",".join(head)]
-    for r in range(n):
-        px = [str((r * 40 + i * 13) % 256) for i in range(16)]
-        lines.append(",".join(([str(r % 3)] if labelled else []) + px))
-    return ("\n".join(lines) + "\n").encode()
-
-
-def zipped(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-class Api:
-    def __init__(self, srv: LocalServer) -> None:
-        self.srv = srv
-        self.auth: list[str] = []
-        self.reject = False
-        srv.fallback = self.handle
-        srv.routes["/files/digits-v3.zip"] = Route(zipped({"digits/train.csv": pixel_csv(9),
-                                                           "digits/test.csv": pixel_csv(3, labelled=False)}),
-                                                   content_type="application/zip")
-        srv.routes["/files/comp/train.csv"] = Route(pixel_csv(6), content_type="text/csv")
-        # large single files come wrapped in a zip under the file's own name
-        srv.routes["/files/comp/big.csv"] = Route(zipped({"big.csv": pixel_csv(4)}), content_type="application/zip")
-
-    def handle(self, h) -> None:
-        length = int(h.headers.get("Content-Length") or 0)
-        body = json.loads(h.rfile.read(length) or b"{}") if h.command == "POST" else {}
-        self.auth.append(h.headers.get("Authorization", ""))
-        if self.reject:
-            return h.send_simple(401, b'{"code": 401, "message": "Unauthenticated"}', "application/json")
-        path = h.path
-        if path == "/api/v1/datasets.DatasetApiService/GetDataset":
-            if body.get("ownerSlug") != "team" or body.get("datasetSlug") != "digits":
-                return h.send_simple(404, b'{"code": 404, "message": "Not found"}', "application/json")
-            return h.send_simple(200, json.dumps({"ref": "team/digits", "currentVersionNumber": 3}).encode(),
-                                 "application/json")
-        if path == "/api/v1/datasets.DatasetApiService/DownloadDataset":
-            return h.send_simple(302, b"", "text/plain", {"Location": "/files/digits-v3.zip"})
-        if path == "/api/v1/competitions.CompetitionApiService/DownloadDataFile":
-            assert body["competitionName"] == "digit-recognizer"
-            return h.send_simple(302, b"", "text/plain", {"Location": f"/files/comp/{body['fileName']}"})
-        return h.send_simple(404, b'{"code": 404, "message": "Not found"}', "application/json")
-
-
-TEST_ENDPOINT = "localhost:7777"  # kagglesdk's address for KAGGLE_API_ENVIRONMENT=TEST, reached through the proxy
 
 
 @pytest.fixture(scope="module")
@@ -86,18 +32,7 @@ def api():
 
 @pytest.fixture
 def env(monkeypatch, tmp_path, api):
-    for k in list(os.environ):
-        if k.startswith("KAGGLE_") or k.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
-            monkeypatch.delenv(k)
-    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
-    monkeypatch.setenv("HTTP_PROXY", api.srv.base)
-    monkeypatch.setenv("http_proxy", api.srv.base)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
-    (tmp_path / "home").mkdir()
-    api.reject = False
-    api.auth.clear()
-    api.srv.proxied.clear()
+    api.point_client_here(monkeypatch, tmp_path / "home")
     return monkeypatch
 
 
@@ -112,7 +47,7 @@ def test_dataset_with_token_end_to_end_and_rerun(env, api, tmp_path):
     assert entry["params"]["source"] == "kaggle" and entry["params"]["version"] == 3
     assert any(k.startswith("kaggle:team/digits@3/digits.zip") for k in entry["inputs"])
     assert f"Bearer {TOKEN}" in api.auth
-    assert api.srv.proxied and set(api.srv.proxied) == {TEST_ENDPOINT}  # every request came as to a proxy
+    assert api.srv.proxied and set(api.srv.proxied) == {KAGGLE_TEST_ENDPOINT}  # every request came as to a proxy
     served = api.srv.requests["/files/digits-v3.zip"]
     assert served == 1
     assert run(["fetch", "kaggle", "team/digits", "--out", str(out)]) == 0
