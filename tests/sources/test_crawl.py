@@ -6,8 +6,6 @@ import time
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.core.dataset import load_dataset
 from pipeline.sources.crawl import CrawlOptions, best_srcset, crawl, parse_robots, robots_tag_forbids
 from pipeline.sources.http import HttpOptions
 from tests.helpers import FakeClock, digit_png
@@ -133,30 +131,6 @@ def test_robots_unreachable_means_disallow(tmp_path):
         url = srv.url("/page.html")
     report = crawl(url, tmp_path / "raw", options=CrawlOptions(depth=0), http=opts(retries=0))
     assert report.failures["robots-disallowed"] == 1 and not report.images
-
-
-def test_without_allow_private_nothing_is_requested(server, tmp_path, capsys):
-    site(server)
-    try:
-        main(["crawl", server.url("/"), "--out", str(tmp_path / "ds")])
-    except SystemExit as exc:
-        assert exc.code == 2
-    assert "refused loopback address" in capsys.readouterr().err
-    assert sum(server.requests.values()) == 0
-
-
-def test_crawl_command_writes_a_dataset(server, tmp_path, capsys):
-    site(server)
-    out = tmp_path / "ds"
-    try:
-        main(["crawl", server.url("/page2.html"), "--out", str(out), "--allow-private", "--depth", "0",
-              "--rate", "0", "--label", "digit"])
-    except SystemExit as exc:
-        assert exc.code == 0
-    ds = load_dataset(out)
-    assert len(ds.samples) == 1 and ds.classes == ["digit"]
-    assert ds.samples[0].source["page"] == server.url("/page2.html")
-    assert ds.info.lineage[-1]["stage"] == "crawl"
 
 
 @pytest.mark.parametrize("text, path, allowed", [
