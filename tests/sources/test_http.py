@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sources.guard import AddressGuard, AddressRefused, classify
 from pipeline.sources.http import (
     Fetcher,
     FetchFailure,
@@ -216,52 +215,6 @@ def test_page_read_stops_at_its_byte_cap(server):
     with Fetcher(fast(clock=FakeClock())) as f:  # a clock that stands still: only the cap can stop it
         page = f.get_page(server.url("/endless.bin"), max_bytes=100_000)
     assert page.truncated and len(page.body) == 100_000 and page.status == 200
-
-
-def test_guard_refuses_loopback_before_connecting(server, tmp_path):
-    server.routes["/a.bin"] = Route(BLOB)
-    with Fetcher(fast(allow_private=False)) as f, pytest.raises(AddressRefused):
-        f.download(server.url("/a.bin"), tmp_path / "a.bin")
-    assert server.requests["/a.bin"] == 0 and not (tmp_path / "a.bin").exists()
-
-
-def test_guard_checks_resolved_names_and_redirect_hops(server, tmp_path):
-    # A test name resolving to a private address is refused at connect time (no packet leaves the machine).
-    names = {"public.test": ["127.0.0.1"], "intranet.test": ["10.1.2.3"]}
-    resolver = lambda host, port: names[host]  # noqa: E731
-    server.routes["/a.bin"] = Route(BLOB)
-    guard = AddressGuard(resolver=resolver)
-    with pytest.raises(AddressRefused, match="private"):
-        guard.addresses("intranet.test", 80)
-    with pytest.raises(AddressRefused, match="loopback"):
-        guard.addresses("public.test", 80)
-    # allowed on loopback: a redirect to a name resolving to a private address is refused on that hop
-    port = server.server_address[1]
-    server.routes["/hop"] = Route(b"", status=302, headers={"Location": f"http://intranet.test:{port}/a.bin"})
-    with Fetcher(fast(resolver=lambda h, p: {"site.test": ["127.0.0.1"], **names}[h])) as f:
-        f.guard.allow_private = False
-        f.guard.refusal = lambda ip: None if ip == "127.0.0.1" else classify(ip)  # only our server is allowed
-        with pytest.raises(AddressRefused, match="10.1.2.3"):
-            f.download(f"http://site.test:{port}/hop", tmp_path / "a.bin")
-    assert server.requests["/hop"] == 1 and server.requests["/a.bin"] == 0
-
-
-@pytest.mark.parametrize(
-    "ip, why",
-    [("127.0.0.1", "loopback"), ("10.0.0.1", "private"), ("192.168.1.1", "private"), ("169.254.169.254", "link-local"),
-     ("::1", "loopback"), ("fe80::1", "link-local"), ("::ffff:127.0.0.1", "loopback"), ("224.0.0.1", "multicast"),
-     ("0.0.0.0", "unspecified"), ("100.64.0.1", "non-global"),  # carrier-grade NAT (RFC 6598)
-     ("2002:7f00:1::1", "loopback"),  # 6to4 wrapping 127.0.0.1
-     ("64:ff9b::10.0.0.1", "private"),  # NAT64 wrapping 10.0.0.1
-     ("2001:0::1", "reserved"), ("8.8.8.8", None), ("2606:4700::1111", None)],
-)
-def test_classify_table(ip, why):
-    assert classify(ip) == why
-
-
-def test_guard_refuses_other_schemes():
-    with pytest.raises(AddressRefused, match="scheme"):
-        AddressGuard(allow_private=True).check_url("file:///etc/passwd")
 
 
 @pytest.mark.slow
