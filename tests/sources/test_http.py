@@ -107,6 +107,24 @@ def test_retry_after_http_date_is_honoured(server, tmp_path):
     assert clock.sleeps == [42.0]
 
 
+@pytest.mark.parametrize("value", ["soon", ""])
+def test_unreadable_retry_after_falls_back_to_the_backoff(server, tmp_path, value):
+    server.routes["/a.bin"] = Route(BLOB, fail_first=[(503, {"Retry-After": value})])
+    clock = FakeClock()
+    with Fetcher(fast(clock=clock)) as f:
+        f.download(server.url("/a.bin"), tmp_path / "a.bin")
+    assert clock.sleeps == [0.01]
+
+
+def test_a_past_retry_after_date_waits_nothing(server, tmp_path):
+    clock = FakeClock()
+    server.routes["/a.bin"] = Route(BLOB, fail_first=[(429, {"Retry-After": email.utils.formatdate(
+        clock.time() - 60, usegmt=True)})])
+    with Fetcher(fast(clock=clock)) as f:
+        f.download(server.url("/a.bin"), tmp_path / "a.bin")
+    assert clock.sleeps == [0.0]
+
+
 def test_backoff_doubles_up_to_its_cap(server, tmp_path):
     server.routes["/a.bin"] = Route(BLOB, fail_first=[(500, {}), (502, {}), (503, {}), (504, {})])
     clock = FakeClock()
