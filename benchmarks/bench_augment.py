@@ -98,8 +98,8 @@ def _photos(root: Path, n: int) -> tuple[Path, str]:
     """Real labelled photos when ../shared/data is present (the raccoon VOC set: 200 JPEGs of
     mixed sizes, 217 boxes), generated scenes otherwise."""
     if (RACCOON / "annotations").is_dir():
-        from pipeline.commands.convert import import_dataset
         from pipeline.core import ui
+        from pipeline.formats.ingest import import_dataset
 
         ui.set_quiet(True)
         import_dataset("voc", RACCOON, root / "raccoon")

@@ -68,9 +68,9 @@ def mnist_tree() -> Path:
 
 def mnist_dataset(quick: bool) -> Path:
     """The canonical dataset: 50k train / 10k val (full) or 10k / 2k (quick), fixed by id hashes."""
-    from pipeline.commands.convert import import_dataset
     from pipeline.core.dataset import derive, is_dataset, load_dataset, rewrite_samples
     from pipeline.core.rng import derive_seed
+    from pipeline.formats.ingest import import_dataset
 
     full = bench_root() / "mnist60k"
     if not is_dataset(full):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 def import_files(fmt: str, src: Path, out: Path) -> int:
     """`pipeline import FMT SRC --out OUT` in-process, quiet; the number of samples (no bad files allowed)."""
-    from pipeline.commands.convert import import_dataset
     from pipeline.core import ui
+    from pipeline.formats.ingest import import_dataset
 
     ui.set_quiet(True)
     dataset, report = import_dataset(fmt, src, out)

@@ -72,8 +72,8 @@ def open_classification_dataset(path: str | os.PathLike, *, purpose: str = "trai
 
 def _import_tree(src: Path) -> Dataset:
     """Import an ImageFolder tree into the cache once; re-import only when its files change."""
-    from pipeline.commands.convert import import_dataset
     from pipeline.formats import imagefolder
+    from pipeline.formats.ingest import import_dataset
     from pipeline.tensor_cache import cache_root
 
     if not imagefolder.layout(src):

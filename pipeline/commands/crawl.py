@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.commands.fetch_url import http_options, network_options
+from pipeline.commands.common import http_options, network_options, report_import
 from pipeline.core import ui
-from pipeline.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from pipeline.sources.crawl import CrawlReport
 
 
 @click.command("crawl")
@@ -39,16 +42,28 @@ def crawl(ctx, start_url, out, raw, depth, max_images, same_host, label, deadlin
       pipeline crawl https://example.org/gallery/ --out datasets/gallery --depth 1 --max-images 50 --same-host
       pipeline crawl https://example.org/cats.html --out datasets/cats --label cat --rate 2
     """
-    from pipeline.commands.fetch_url import _report_import, default_raw
+    from pipeline import fetch
     from pipeline.sources.crawl import CrawlOptions
-    from pipeline.sources.crawl import crawl as run_crawl
-    from pipeline.sources.tables import import_images
 
-    raw = Path(raw) if raw else default_raw(out)
     http = http_options(allow_private, rate, timeout, retries, max_size)
     options = CrawlOptions(depth=depth, max_images=max_images, same_host=same_host, deadline=deadline,
                            image_bytes=http.max_bytes or (50 << 20))
-    report = run_crawl(start_url, raw, options=options, http=http)
+    rows: list[tuple[str, object]] = []
+    try:
+        done = fetch.crawl(start_url, out, options=options, http=http, raw=raw, label=label, do_import=not no_import,
+                           on_download=lambda got: rows.extend(crawl_rows(got.report, got.raw)))
+    except fetch.NothingCollected as exc:
+        ui.summary(f"crawled {exc.download.report.pages} pages", rows)
+        raise
+    if done.imported is not None:
+        report_import(done.imported, rows, out)
+    ui.summary(f"crawled {done.download.report.pages} pages", rows)
+    if done.download.report.failures:
+        ctx.exit(1)
+
+
+def crawl_rows(report: CrawlReport, raw: Path) -> list[tuple[str, object]]:
+    """Summary lines of a crawl (its messages also printed as warnings, the first 20)."""
     rows: list[tuple[str, object]] = [("pages", report.pages), ("images", len(report.images))]
     for reason, n in sorted(report.skipped.items()):
         rows.append((f"skipped: {reason}", n))
@@ -57,17 +72,4 @@ def crawl(ctx, start_url, out, raw, depth, max_images, same_host, label, deadlin
     for message in report.messages[:20]:
         ui.warn(message)
     rows.append(("raw", str(raw)))
-    if not no_import:
-        if not report.images:
-            ui.summary(f"crawled {report.pages} pages", rows)
-            raise UsageError(f"{start_url}: no image could be collected", fix="see the failures above")
-        params = {"source": "crawl", "start": start_url, "depth": depth, "max_images": max_images,
-                  "same_host": same_host}
-        from pipeline.core.paths import sha256_file
-
-        inputs = {src["url"]: sha256_file(path) for path, src in report.images}
-        outcome = import_images(report.images, out, stage="crawl", params=params, inputs=inputs, label=label)
-        _report_import(outcome, rows, out)
-    ui.summary(f"crawled {report.pages} pages", rows)
-    if report.failures:
-        ctx.exit(1)
+    return rows

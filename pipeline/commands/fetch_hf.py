@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.common import report_import
 from pipeline.core import ui
+from pipeline.formats.base import ON_ERROR
 
 
 @click.command("hf")
@@ -17,7 +19,7 @@ from pipeline.core import ui
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder of the new dataset.")
 @click.option("--raw", type=click.Path(path_type=Path), help="Folder for the raw download [default: OUT-raw].")
 @click.option("--no-import", is_flag=True, help="Only download (and verify); do not write a dataset.")
-@click.option("--on-error", type=click.Choice(["skip", "error"]), default="skip", show_default=True,
+@click.option("--on-error", type=click.Choice(ON_ERROR), default="skip", show_default=True,
               help="A bad image or row: report it and import the rest, or stop.")
 def hf(repo, revision, include, out, raw, no_import, on_error) -> None:
     """Download dataset REPO from the Hugging Face Hub and import it.
@@ -32,18 +34,13 @@ def hf(repo, revision, include, out, raw, no_import, on_error) -> None:
       pipeline fetch hf ylecun/mnist --out datasets/mnist-hf
       pipeline fetch hf user/digits --revision v1.0 --include 'data/train-*' --out datasets/digits
     """
-    from pipeline.commands.fetch_url import _report_import, default_raw
-    from pipeline.sources import hf as source
-    from pipeline.sources.tables import import_any
+    from pipeline import fetch
 
-    raw = Path(raw) if raw else default_raw(out)
-    got = source.download(repo, raw, revision=revision, include=list(include) or None)
+    done = fetch.fetch_hf(repo, out, revision=revision, include=include, raw=raw, on_error=on_error,
+                          do_import=not no_import)
+    got = done.download.report
     rows: list[tuple[str, object]] = [("repository", repo), ("commit", got.commit), ("files", len(got.files)),
-                                      ("raw", str(raw))]
-    if not no_import:
-        params = {"source": "huggingface", "repo": repo, "revision": got.revision, "commit": got.commit,
-                  "endpoint": got.endpoint, "include": list(include)}
-        inputs = {f"hf://datasets/{repo}@{got.commit}/{p}": h for p, h in got.files.items()}
-        outcome = import_any(raw, out, stage="fetch", params=params, inputs=inputs, on_error=on_error)
-        _report_import(outcome, rows, out)
+                                      ("raw", str(done.download.raw))]
+    if done.imported is not None:
+        report_import(done.imported, rows, out)
     ui.summary(f"fetched {repo}@{got.commit[:12]}", rows)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.common import report_import
 from pipeline.core import ui
+from pipeline.formats.base import ON_ERROR
 
 
 @click.command("kaggle")
@@ -17,7 +19,7 @@ from pipeline.core import ui
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder of the new dataset.")
 @click.option("--raw", type=click.Path(path_type=Path), help="Folder for the raw download [default: OUT-raw].")
 @click.option("--no-import", is_flag=True, help="Only download (and verify); do not write a dataset.")
-@click.option("--on-error", type=click.Choice(["skip", "error"]), default="skip", show_default=True,
+@click.option("--on-error", type=click.Choice(ON_ERROR), default="skip", show_default=True,
               help="A bad image or row: report it and import the rest, or stop.")
 def kaggle(dataset, competition, version, file, out, raw, no_import, on_error) -> None:
     """Download a Kaggle dataset (or --competition) and import it.
@@ -32,35 +34,17 @@ def kaggle(dataset, competition, version, file, out, raw, no_import, on_error) -
       pipeline fetch kaggle --competition digit-recognizer --file train.csv --out datasets/digits
       pipeline fetch kaggle owner/photos --version 3 --out datasets/photos --no-import
     """
-    from pipeline.commands.fetch_url import _report_import, default_raw
-    from pipeline.sources import kaggle as source
-    from pipeline.sources.archive import is_archive_name
-    from pipeline.sources.tables import import_any
-    from pipeline.sources.url import unpack
+    from pipeline import fetch
 
-    raw = Path(raw) if raw else default_raw(out)
-    got = source.download(raw, dataset=dataset, competition=competition, version=version, file=file)
+    done = fetch.fetch_kaggle(out, dataset=dataset, competition=competition, version=version, file=file, raw=raw,
+                              on_error=on_error, do_import=not no_import)
+    got = done.download.report
     ref = dataset or f"competition {competition}"
     rows: list[tuple[str, object]] = [("source", ref)]
     if got.version is not None:
         rows.append(("version", got.version))
     rows += [("downloaded", f"{len(got.files) - got.present} files, {got.transferred} bytes"),
-             ("already present", got.present), ("raw", str(raw))]
-    if not no_import:
-        files = [raw / name for name in sorted(got.files)]
-        params = {"source": "kaggle", "kind": got.kind, "ref": got.ref, "version": got.version, "file": file}
-        inputs = {f"kaggle:{got.ref}" + (f"@{got.version}" if got.version else "") + f"/{name}": digest
-                  for name, digest in sorted(got.files.items())}
-        archives = [f for f in files if is_archive_name(f.name)]
-        if archives:
-            (_a, folder), = unpack(archives[:1], raw)
-        else:
-            folder = raw / ".import"
-            folder.mkdir(exist_ok=True)
-            for f in files:
-                link = folder / f.name
-                link.unlink(missing_ok=True)
-                link.hardlink_to(f)
-        outcome = import_any(folder, out, stage="fetch", params=params, inputs=inputs, on_error=on_error)
-        _report_import(outcome, rows, out)
+             ("already present", got.present), ("raw", str(done.download.raw))]
+    if done.imported is not None:
+        report_import(done.imported, rows, out)
     ui.summary(f"fetched {ref}", rows)

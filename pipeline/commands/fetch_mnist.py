@@ -29,17 +29,10 @@ def mnist(out: Path, embedded: bool, mirrors: tuple[str, ...], raw_dir: Path | N
       pipeline fetch mnist --out datasets/mnist
       pipeline fetch mnist --out datasets/mnist --mirror https://ossci-datasets.s3.amazonaws.com/mnist/
     """
+    from pipeline import fetch
     from pipeline.core import ui
-    from pipeline.core.errors import UsageError
-    from pipeline.sources import mnist as source
 
-    if embedded and (mirrors or raw_dir):
-        raise UsageError("--embedded reads the bundled files; --mirror and --raw do not apply",
-                         fix="drop --mirror/--raw, or drop --embedded to download the real MNIST")
-    if embedded:
-        dataset, report = source.fetch_embedded(out)
-    else:
-        dataset, report = source.fetch_real(out, raw_dir=raw_dir, mirrors=mirrors)
+    dataset, report = fetch.fetch_mnist(out, embedded=embedded, mirrors=mirrors, raw_dir=raw_dir)
     rows: list[tuple[str, object]] = [("source", report.source)]
     rows.append(("samples", f"{len(dataset.samples)} ("
                  + ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items(), key=lambda kv: kv[0] != "train"))

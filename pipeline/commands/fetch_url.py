@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from pipeline.commands.common import http_options, network_options, report_import
 from pipeline.core import ui
-from pipeline.core.errors import UsageError
+from pipeline.formats.base import ON_ERROR
 
-
-def default_raw(out: Path) -> Path:
-    """Where raw downloads go when --raw is not given: beside the dataset, `OUT-raw`."""
-    out = Path(out)
-    return out.with_name(out.name + "-raw")
-
-
-def network_options(f):
-    """Options shared by `fetch url` and `crawl`."""
-    for opt in reversed([
-        click.option("--allow-private", is_flag=True,
-                     help="Allow loopback, private and link-local addresses (refused by default)."),
-        click.option("--rate", type=float, default=0.5, show_default=True,
-                     help="Minimum seconds between two requests to the same host."),
-        click.option("--timeout", type=float, default=30.0, show_default=True,
-                     help="Connect and read timeout in seconds (no byte for this long fails the attempt)."),
-        click.option("--retries", type=click.IntRange(0, 20), default=5, show_default=True,
-                     help="Retries on connection errors, 429 and 5xx (backoff doubles; Retry-After honoured)."),
-        click.option("--max-size", default="4G", show_default=True,
-                     help="Refuse any single response larger than this (K, M, G suffixes)."),
-    ]):
-        f = opt(f)
-    return f
-
-
-def http_options(allow_private: bool, rate: float, timeout: float, retries: int, max_size: str, **extra):
-    from pipeline.sources.http import HttpOptions, parse_size
-
-    return HttpOptions(connect_timeout=min(timeout, 30.0), read_timeout=timeout, retries=retries,
-                       max_bytes=parse_size(max_size), rate=rate, allow_private=allow_private, **extra)
+if TYPE_CHECKING:
+    from pipeline.sources.url import FetchReport
 
 
 @click.command("url")
@@ -54,7 +28,7 @@ def http_options(allow_private: bool, rate: float, timeout: float, retries: int,
               help="Downloads running at the same time (the per-host rate still applies).")
 @network_options
 @click.option("--no-import", is_flag=True, help="Only download (and verify); do not write a dataset.")
-@click.option("--on-error", type=click.Choice(["skip", "error"]), default="skip", show_default=True,
+@click.option("--on-error", type=click.Choice(ON_ERROR), default="skip", show_default=True,
               help="A bad file during import: report it and import the rest, or stop.")
 @click.pass_context
 def url(ctx, urls, list_file, out, raw, sha256, md5, label, concurrency, allow_private, rate, timeout, retries,
@@ -72,30 +46,24 @@ def url(ctx, urls, list_file, out, raw, sha256, md5, label, concurrency, allow_p
       pipeline fetch url --list urls.txt --out datasets/web --label cat --rate 1
       pipeline fetch url https://example.org/a.png https://example.org/b.png --out datasets/ab --no-import
     """
+    from pipeline import fetch
     from pipeline.sources import url as source
-    from pipeline.sources.tables import import_any, import_images
 
-    specs = [source.UrlSpec(u) for u in urls]
-    if list_file:
-        specs += source.parse_list(list_file)
-    if not specs:
-        raise UsageError("no URLs given", fix="pass URLs as arguments or --list FILE")
-    for s in specs[: len(urls)]:
-        from urllib.parse import urlsplit
+    specs = source.build_specs(urls, list_file, sha256=sha256, md5=md5)
+    rows: list[tuple[str, object]] = []
+    done = fetch.fetch_url(specs, out, raw=raw, options=http_options(allow_private, rate, timeout, retries, max_size),
+                           concurrency=concurrency, label=label, on_error=on_error, do_import=not no_import,
+                           on_download=lambda got: rows.extend(download_rows(got.report, got.raw)))
+    if done.imported is not None:
+        report_import(done.imported, rows, out)
+    ui.summary(f"fetched {len(done.download.report.done)} of {len(specs)} URLs", rows)
+    if done.download.report.failures:
+        ctx.exit(1)
 
-        if urlsplit(s.url).scheme.lower() not in ("http", "https"):
-            raise UsageError(f"{s.url}: not an http(s) URL")
-    if sha256 or md5:
-        if len(urls) != 1:
-            raise UsageError("--sha256/--md5 apply to exactly one URL on the command line",
-                             fix="put checksums next to each URL in a --list file")
-        if sha256:
-            specs[0].sha256 = source.parse_checksum(f"sha256:{sha256}", "--sha256")[0]
-        if md5:
-            specs[0].md5 = source.parse_checksum(f"md5:{md5}", "--md5")[1]
-    raw = Path(raw) if raw else default_raw(out)
-    options = http_options(allow_private, rate, timeout, retries, max_size)
-    report = source.fetch_urls(specs, raw, options=options, concurrency=concurrency)
+
+def download_rows(report: FetchReport, raw: Path) -> list[tuple[str, object]]:
+    """Summary lines of a URL download (failures also printed as warnings, one per URL)."""
+    from pipeline.sources import url as source
 
     rows: list[tuple[str, object]] = [
         ("downloaded", report.downloaded),
@@ -114,40 +82,4 @@ def url(ctx, urls, list_file, out, raw, sha256, md5, label, concurrency, allow_p
     for u, _reason, message in report.failures[:20]:
         ui.warn(message if u in message else f"{u}: {message}")
     rows.append(("raw", str(raw)))
-
-    if not no_import and report.done:
-        kind = source.import_kind(report)
-        files = [r.path for r in report.done if r.url not in report.duplicates]
-        params = {"source": "url", "urls": [s.url for s in specs], "raw": str(raw)}
-        inputs = {r.url: r.sha256 for r in report.done}
-        if kind == "images":
-            items = [(r.path, {"url": r.url, **({"final_url": r.final_url} if r.final_url not in ("", r.url) else {})})
-                     for r in report.done if r.url not in report.duplicates]
-            outcome = import_images(items, out, stage="fetch", params=params, inputs=inputs, label=label)
-        elif kind == "archive" and len(files) == 1:
-            (_archive, folder), = source.unpack(files, raw)
-            outcome = import_any(folder, out, stage="fetch", params=params, inputs=inputs, on_error=on_error)
-        elif kind == "data" and len(files) == 1:
-            outcome = import_any(files[0].parent, out, stage="fetch", params=params, inputs=inputs,
-                                 on_error=on_error)
-        else:
-            raise UsageError(
-                f"downloaded {len(files)} files of different kinds ({kind}); not sure how to import them together",
-                fix=f"they are in {raw}; import the right folder with `pipeline import auto`, or use --no-import")
-        _report_import(outcome, rows, out)
-    ui.summary(f"fetched {len(report.done)} of {len(specs)} URLs", rows)
-    if report.failures:
-        ctx.exit(1)
-
-
-def _report_import(outcome, rows: list, out: Path) -> None:
-    for err in outcome.problems[:20]:
-        ui.warn(str(err))
-    if len(outcome.problems) > 20:
-        ui.warn(f"... and {len(outcome.problems) - 20} more bad files")
-    for note in outcome.notes:
-        ui.info(note)
-    rows.append(("imported", f"{outcome.imported} samples ({outcome.kind})"))
-    if outcome.problems:
-        rows.append(("left out (bad files)", len(outcome.problems)))
-    rows.append(("output", str(out)))
+    return rows

@@ -10,6 +10,9 @@ Contract of a format module (see `base.py` for the shared types)::
 
 `read` converts the format's coordinates to absolute-pixel xyxy and `write` converts back; that
 conversion lives in the format module and nowhere else.
+
+Imports and exports go through `ingest.py`: `detect_format`, `import_dataset`, `export_dataset`,
+and `import_any` for whatever a download holds (the table readers of `tables.py` included).
 """
 
 from __future__ import annotations

@@ -35,9 +35,10 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.core import ui
 from pipeline.core.dataset import replace_dir
 from pipeline.core.errors import DataError
-from pipeline.core.paths import fsync_dir, natural_sorted
+from pipeline.core.paths import fsync_dir, natural_sorted, sha256_file
 
 COPY_CHUNK = 1 << 20
 
@@ -275,6 +276,26 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike, limits: Archive
         raise
     files = natural_sorted(writer.files)
     return Extracted(archive=archive, dest=dest, files=files, total=writer.total, links_copied=links)
+
+
+def unpack(files: list[Path], raw: Path) -> list[tuple[Path, Path]]:
+    """Extract each archive in `files` to `raw/extracted/NAME/` unless already done: [(archive, folder)]."""
+    out = []
+    for f in natural_sorted(files, key=lambda p: p.name):
+        if not is_archive_name(f.name):
+            continue
+        stem = f.name
+        for suffix in (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".zip", ".tar", ".gz", ".bz2", ".xz"):
+            if stem.lower().endswith(suffix):
+                stem = stem[: -len(suffix)]
+                break
+        dest = raw / "extracted" / (stem or "archive")
+        digest = sha256_file(f)
+        if extracted_from(dest) != digest:
+            ui.info(f"extracting {f.name}")
+            extract(f, dest, sha256=digest)
+        out.append((f, dest))
+    return out
 
 
 def _extract_zip(archive: Path, writer: _Writer) -> int:

@@ -26,7 +26,8 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 from pipeline.core import ui
 from pipeline.core.errors import PipelineError
-from pipeline.core.paths import atomic_write_text
+from pipeline.core.paths import atomic_write_text, sha256_file
+from pipeline.sources.download import Download
 from pipeline.sources.guard import AddressRefused
 from pipeline.sources.http import Fetcher, FetchFailure, HttpOptions
 
@@ -213,6 +214,22 @@ class CrawlOptions:
     image_bytes: int = 50 << 20
     deadline: float = 30.0  # total seconds per response
     respect_robots: bool = True
+
+
+def fetch(start: str, raw: Path, *, options: CrawlOptions, http: HttpOptions) -> Download[CrawlReport]:
+    """`crawl`, described for the import: the images collected, each with its provenance.
+
+    The lineage (stage `crawl`) records the start URL and the limits, and the sha256 of each image
+    keyed by its URL.
+    """
+    raw = Path(raw)
+    report = crawl(start, raw, options=options, http=http)
+    return Download(
+        source="crawl", raw=raw, kind="images", stage="crawl", report=report, images=report.images,
+        params={"source": "crawl", "start": start, "depth": options.depth, "max_images": options.max_images,
+                "same_host": options.same_host},
+        inputs={src["url"]: sha256_file(path) for path, src in report.images},
+    )
 
 
 def crawl(start: str, raw: Path, *, options: CrawlOptions, http: HttpOptions) -> CrawlReport:

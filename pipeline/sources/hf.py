@@ -22,6 +22,7 @@ from pathlib import Path
 from pipeline.core import ui
 from pipeline.core.errors import NetworkError, UsageError
 from pipeline.core.paths import sha256_file
+from pipeline.sources.download import Download
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -49,6 +50,23 @@ def _git_blob_sha1(path: Path) -> str:
 
 def _matches(path: str, include: list[str] | None) -> bool:
     return not include or any(fnmatch(path, pat) for pat in include)
+
+
+def fetch(repo: str, raw: Path, *, revision: str | None = None, include: list[str] | None = None,
+          endpoint: str | None = None) -> Download[HfDownload]:
+    """`download`, described for the import: the raw folder as it is (parquet, imagefolder, formats).
+
+    The lineage records the repo, the revision asked for, the resolved commit, the endpoint and
+    the include globs, and the sha256 of each file keyed `hf://datasets/REPO@COMMIT/PATH`.
+    """
+    raw = Path(raw)
+    got = download(repo, raw, revision=revision, include=list(include or []) or None, endpoint=endpoint)
+    return Download(
+        source="huggingface", raw=raw, kind="folder", folder=raw, report=got,
+        params={"source": "huggingface", "repo": repo, "revision": got.revision, "commit": got.commit,
+                "endpoint": got.endpoint, "include": list(include or [])},
+        inputs={f"hf://datasets/{repo}@{got.commit}/{p}": h for p, h in got.files.items()},
+    )
 
 
 def download(repo: str, raw: Path, *, revision: str | None = None, include: list[str] | None = None,

@@ -33,7 +33,8 @@ from pathlib import Path
 from pipeline.core import ui
 from pipeline.core.errors import NetworkError, UsageError
 from pipeline.core.paths import atomic_write_text, sha256_file
-from pipeline.sources.archive import archive_kind
+from pipeline.sources.archive import archive_kind, is_archive_name
+from pipeline.sources.download import Download
 from pipeline.sources.http import Fetcher, HttpOptions
 
 MANIFEST = ".kaggle-downloads.json"
@@ -251,6 +252,25 @@ def download(raw: Path, *, dataset: str | None = None, competition: str | None =
                      "version": result.version}
     atomic_write_text(raw / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
     return result
+
+
+def fetch(raw: Path, *, dataset: str | None = None, competition: str | None = None, version: int | None = None,
+          file: str | None = None, options: HttpOptions | None = None) -> Download[KaggleDownload]:
+    """`download`, described for the import: the first archive extracted, else the files together.
+
+    The lineage records the reference, the version (the current one when none is asked for) and
+    the sha256 of each file, keyed `kaggle:OWNER/SLUG@VERSION/FILE`.
+    """
+    raw = Path(raw)
+    got = download(raw, dataset=dataset, competition=competition, version=version, file=file, options=options)
+    files = [raw / name for name in sorted(got.files)]
+    archives = [f for f in files if is_archive_name(f.name)]
+    at = f"@{got.version}" if got.version else ""
+    return Download(
+        source="kaggle", raw=raw, kind="archive" if archives else "files", report=got, files=archives or files,
+        params={"source": "kaggle", "kind": got.kind, "ref": got.ref, "version": got.version, "file": file},
+        inputs={f"kaggle:{got.ref}{at}/{name}": digest for name, digest in sorted(got.files.items())},
+    )
 
 
 def _fetch_redirected(resp, dest: Path, name: str, options: HttpOptions | None):

@@ -26,8 +26,8 @@ from urllib.parse import unquote, urlsplit
 
 from pipeline.core import ui
 from pipeline.core.errors import DataError, PipelineError, UsageError
-from pipeline.core.paths import atomic_write_text, natural_sorted, sha256_file
-from pipeline.sources.archive import extract, extracted_from, is_archive_name
+from pipeline.core.paths import atomic_write_text, sha256_file
+from pipeline.sources.download import Download
 from pipeline.sources.http import DownloadResult, Fetcher, HttpOptions, expected_kind
 
 MANIFEST = ".downloads.json"
@@ -84,6 +84,29 @@ def parse_checksum(text: str, where: str = "checksum") -> tuple[str | None, str 
             raise UsageError(f"{where}: an md5 digest has 32 hex digits, got {len(digest)}")
         return None, digest.lower()
     raise UsageError(f"{where}: a bare digest must have 64 (sha256) or 32 (md5) hex digits, got {len(digest)}")
+
+
+def build_specs(urls: list[str] | tuple[str, ...], list_file: Path | None = None, *, sha256: str | None = None,
+                md5: str | None = None) -> list[UrlSpec]:
+    """The URLs to fetch: those given (checked to be http(s)), then a list file's; `sha256`/`md5`
+    are the expected digests of the one URL given directly."""
+    specs = [UrlSpec(u) for u in urls]
+    if list_file:
+        specs += parse_list(list_file)
+    if not specs:
+        raise UsageError("no URLs given", fix="pass URLs as arguments or --list FILE")
+    for s in specs[: len(urls)]:
+        if urlsplit(s.url).scheme.lower() not in ("http", "https"):
+            raise UsageError(f"{s.url}: not an http(s) URL")
+    if sha256 or md5:
+        if len(urls) != 1:
+            raise UsageError("--sha256/--md5 apply to exactly one URL on the command line",
+                             fix="put checksums next to each URL in a --list file")
+        if sha256:
+            specs[0].sha256 = parse_checksum(f"sha256:{sha256}", "--sha256")[0]
+        if md5:
+            specs[0].md5 = parse_checksum(f"md5:{md5}", "--md5")[1]
+    return specs
 
 
 def parse_list(path: Path) -> list[UrlSpec]:
@@ -211,6 +234,35 @@ def fetch_urls(specs: list[UrlSpec], raw: Path, *, options: HttpOptions | None =
     return report
 
 
+def fetch(specs: list[UrlSpec], raw: Path, *, options: HttpOptions | None = None,
+          concurrency: int = 4) -> Download[FetchReport]:
+    """Download every URL into `raw` and say how to import what arrived (`Download`).
+
+    Images become an image dataset (each with its URL, and the final URL after redirects); a
+    single archive is extracted; a single data file (e.g. a pixel CSV) is imported from its folder.
+    The lineage records the URLs asked for and the sha256 of each file, keyed by its URL.
+    """
+    raw = Path(raw)
+    report = fetch_urls(specs, raw, options=options, concurrency=concurrency)
+    kept = [r for r in report.done if r.url not in report.duplicates]
+    files = [r.path for r in kept]
+    arrived = import_kind(report)
+    got = Download(source="url", raw=raw, kind="mixed", report=report, files=files, arrived=arrived,
+                   params={"source": "url", "urls": [s.url for s in specs], "raw": str(raw)},
+                   inputs={r.url: r.sha256 for r in report.done})
+    if not report.done:
+        got.kind = "none"
+    elif arrived == "images":
+        got.kind = "images"
+        got.images = [(r.path, {"url": r.url, **({"final_url": r.final_url} if r.final_url not in ("", r.url) else {})})
+                      for r in kept]
+    elif arrived == "archive" and len(files) == 1:
+        got.kind = "archive"
+    elif arrived == "data" and len(files) == 1:
+        got.kind, got.folder = "folder", files[0].parent
+    return got
+
+
 def _dedupe(report: FetchReport, manifest: dict[str, dict]) -> None:
     """Keep one file per content: later URLs with the same bytes point at the first file."""
     first: dict[str, DownloadResult] = {}
@@ -224,26 +276,6 @@ def _dedupe(report: FetchReport, manifest: dict[str, dict]) -> None:
             r.path.unlink()
         manifest[r.url] = dict(manifest[kept.url])
         r.path = kept.path
-
-
-def unpack(files: list[Path], raw: Path) -> list[tuple[Path, Path]]:
-    """Extract each archive in `files` to `raw/extracted/NAME/` unless already done: [(archive, folder)]."""
-    out = []
-    for f in natural_sorted(files, key=lambda p: p.name):
-        if not is_archive_name(f.name):
-            continue
-        stem = f.name
-        for suffix in (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".zip", ".tar", ".gz", ".bz2", ".xz"):
-            if stem.lower().endswith(suffix):
-                stem = stem[: -len(suffix)]
-                break
-        dest = raw / "extracted" / (stem or "archive")
-        digest = sha256_file(f)
-        if extracted_from(dest) != digest:
-            ui.info(f"extracting {f.name}")
-            extract(f, dest, sha256=digest)
-        out.append((f, dest))
-    return out
 
 
 def describe_failures(report: FetchReport) -> list[tuple[str, object]]:

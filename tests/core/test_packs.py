@@ -18,7 +18,6 @@ from PIL import Image
 from pipeline.augment.stage import run_augment
 from pipeline.check import check_dataset
 from pipeline.cli import cli
-from pipeline.commands.convert import export_dataset
 from pipeline.core.dataset import (
     Dataset,
     DatasetWriter,
@@ -31,6 +30,7 @@ from pipeline.core.dataset import (
 )
 from pipeline.core.errors import DataError
 from pipeline.core.packs import PACKS_DIR, PackWriter, pack_name, read_member
+from pipeline.formats.ingest import export_dataset
 from tests.helpers import make_classification_dataset, make_detection_dataset
 
 ROOT = Path(__file__).resolve().parents[2]

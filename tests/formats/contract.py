@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 
 from pipeline import formats
-from pipeline.commands.convert import detect_format, export_dataset, import_dataset
 from pipeline.core.dataset import Dataset, DatasetWriter, Obj, Sample, load_dataset
 from pipeline.core.images import encode_png
+from pipeline.formats.ingest import detect_format, export_dataset, import_dataset
 
 TOL = 0.5  # pixels a box corner may move through a round trip
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.commands.convert import export_dataset, import_dataset
 from pipeline.core.errors import DataError
 from pipeline.core.geometry import rle_decode, rle_encode, rle_string_encode
 from pipeline.formats import coco
+from pipeline.formats.ingest import export_dataset, import_dataset
 from tests import helpers
 from tests.formats.contract import (
     BOXES,

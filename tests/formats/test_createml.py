@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.commands.convert import import_dataset
 from pipeline.core.errors import DataError
 from pipeline.formats import createml
+from pipeline.formats.ingest import import_dataset
 from tests import helpers
 from tests.formats.contract import BOXES, EMPTY, SPLITS, FormatContract
 

@@ -18,10 +18,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from pipeline.cli import cli
-from pipeline.commands.convert import export_dataset, import_dataset
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.paths import sha256_file
 from pipeline.formats import imagefolder
+from pipeline.formats.ingest import export_dataset, import_dataset
 from tests.helpers import shared_data
 
 

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.commands.convert import export_dataset, import_dataset
 from pipeline.core.dataset import DatasetWriter, Obj, Sample, load_dataset
 from pipeline.core.errors import DataError
 from pipeline.core.geometry import circle_to_polygon, rle_decode, rle_encode
 from pipeline.formats import labelme
 from pipeline.formats.base import ExportReport
+from pipeline.formats.ingest import export_dataset, import_dataset
 from tests.formats.contract import BOXES, EMPTY, MASKS, POLYGONS, FormatContract
 from tests.helpers import png as png_bytes
 from tests.helpers import shared_data

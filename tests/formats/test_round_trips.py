@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import formats
-from pipeline.commands.convert import export_dataset, import_dataset
+from pipeline.formats.ingest import export_dataset, import_dataset
 from tests.formats.contract import BOXES, EMPTY, MASKS, POLYGONS, SPLITS, assert_same_objects, make_source
 
 HOLDS: dict[str, set[str]] = {

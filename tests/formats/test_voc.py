@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.commands.convert import export_dataset, import_dataset
 from pipeline.core.errors import DataError
 from pipeline.formats import voc
+from pipeline.formats.ingest import export_dataset, import_dataset
 from tests.formats.contract import (
     BOXES,
     EMPTY,

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sources.archive import ArchiveLimits, ArchiveRefused, archive_kind, extract, extracted_from
+from pipeline.sources.archive import (
+    ArchiveLimits,
+    ArchiveRefused,
+    archive_kind,
+    extract,
+    extracted_from,
+    unpack,
+)
 
 
 def files_under(root: Path) -> set[str]:
@@ -156,3 +163,23 @@ def test_corrupt_zip_is_a_data_error(tmp_path):
     with pytest.raises(DataError):
         extract(tmp_path / "bad.zip", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_unpack_extracts_each_archive_once_under_extracted(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    a = make_zip(raw / "b-set.tar.gz.zip", {"x.txt": b"x"})
+    b = raw / "a-set.tar.gz"
+    with tarfile.open(b, "w:gz") as tf:
+        info = tarfile.TarInfo("y.txt")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"y"))
+    (raw / "notes.txt").write_text("not an archive")
+    got = unpack([a, raw / "notes.txt", b], raw)
+    # in name order, non-archives left out, the longest archive suffix taken off the folder name
+    assert got == [(b, raw / "extracted" / "a-set"), (a, raw / "extracted" / "b-set.tar.gz")]
+    assert (raw / "extracted" / "a-set" / "y.txt").read_bytes() == b"y"
+    stamp = (raw / "extracted" / "a-set" / "y.txt").stat().st_mtime_ns
+    assert unpack([b], raw) == [(b, raw / "extracted" / "a-set")]
+    assert (raw / "extracted" / "a-set" / "y.txt").stat().st_mtime_ns == stamp  # the same bytes: not redone
+

@@ -138,7 +138,7 @@ def test_raw_only(hub_env, tmp_path):
 def test_streams_parquet_in_batches(tmp_path):
     # the importer reads record batches, never the whole table: a file with many row groups imports fully
     from pipeline.core.dataset import DatasetWriter
-    from pipeline.sources.tables import ImportOutcome, parquet_columns, read_parquet
+    from pipeline.formats.tables import ImportOutcome, parquet_columns, read_parquet
 
     rows = [(digit_png(i % 2, i), i % 2) for i in range(10)]
     path = tmp_path / "train.parquet"

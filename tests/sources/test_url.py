@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.core.dataset import load_dataset
-from pipeline.sources.url import parse_list, plan_names
+from pipeline.core.errors import UsageError
+from pipeline.sources.url import UrlSpec, build_specs, fetch, parse_list, plan_names
 from tests.helpers import digit_png
 from tests.helpers import run_cli as run
 from tests.sources.servers import LocalServer, Route
@@ -127,3 +128,45 @@ def test_list_parsing_and_names(tmp_path):
     p.write_text("ftp://x.org/a.png\n")
     with pytest.raises(Exception, match="not an http"):
         parse_list(p)
+
+
+def test_build_specs_checks_what_the_command_line_gives(tmp_path):
+    listed = tmp_path / "l.txt"
+    listed.write_text("https://y.org/b.png\n")
+    specs = build_specs(("https://x.org/a.png",), listed, sha256="A" * 64)
+    assert [(s.url, s.sha256) for s in specs] == [("https://x.org/a.png", "a" * 64), ("https://y.org/b.png", None)]
+    assert build_specs(("https://x.org/a.png",), md5="b" * 32)[0].md5 == "b" * 32
+    with pytest.raises(UsageError, match="no URLs given"):
+        build_specs(())
+    with pytest.raises(UsageError, match="ftp://x.org/a.png: not an http"):
+        build_specs(("ftp://x.org/a.png",))
+    with pytest.raises(UsageError, match="exactly one URL"):
+        build_specs(("https://x.org/a.png", "https://x.org/b.png"), sha256="a" * 64)
+
+
+@pytest.mark.parametrize("paths, kind", [
+    (["/a.png", "/b.png"], "images"),  # any number of images
+    (["/t.csv"], "folder"),  # one data file: its folder
+    (["/d.zip"], "archive"),  # one archive
+    (["/d.zip", "/e.zip"], "mixed"),  # two archives are not imported together
+    (["/a.png", "/t.csv"], "mixed"),
+    (["/gone.png"], "none"),  # nothing arrived
+])
+def test_fetch_says_how_to_import_what_arrived(server, tmp_path, paths, kind):
+    server.routes["/a.png"] = Route(digit_png(0, 1), content_type="image/png")
+    server.routes["/b.png"] = Route(digit_png(1, 2), content_type="image/png")
+    server.routes["/t.csv"] = Route(b"label,pixel0,pixel1,pixel2,pixel3\n1,0,0,0,0\n", content_type="text/csv")
+    server.routes["/d.zip"] = Route(zipped({"x/0/a.png": digit_png(0, 1)}), content_type="application/zip")
+    server.routes["/e.zip"] = Route(zipped({"x/1/b.png": digit_png(1, 2)}), content_type="application/zip")
+    from pipeline.sources.http import HttpOptions
+
+    got = fetch([UrlSpec(server.url(p)) for p in paths], tmp_path / "raw",
+                options=HttpOptions(allow_private=True, retries=0))
+    assert got.kind == kind and got.source == "url" and got.stage == "fetch"
+    assert got.params["urls"] == [server.url(p) for p in paths]
+    assert set(got.inputs) == {r.url for r in got.report.done}
+    if kind == "folder":
+        assert got.folder == tmp_path / "raw"
+    if kind == "images":
+        assert [src["url"] for _, src in got.images] == [server.url(p) for p in paths]
+

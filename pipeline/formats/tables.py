@@ -1,5 +1,5 @@
-"""Importers for the shapes datasets take on Kaggle and the Hugging Face Hub, and the dispatcher
-that turns any downloaded folder into a canonical dataset.
+"""Readers for the shapes datasets take on Kaggle and the Hugging Face Hub (`ingest.import_any`
+chooses among them and the annotation formats for a downloaded folder).
 
 - **Pixel tables** (Kaggle digit-recognizer `label,pixel0..pixel783`, Fashion-MNIST CSV
   `label,pixel1..pixel784`): one square grayscale image per row, read row by row.
@@ -12,7 +12,7 @@ that turns any downloaded folder into a canonical dataset.
   class folder.
 - **Loose images** (URL lists, crawls): unlabelled samples or one `--label` for all, with
   provenance in each sample's `source`.
-- Everything else goes to the annotation formats (`pipeline.commands.convert.detect_format`):
+- Everything else goes to the annotation formats (`pipeline.formats.ingest.detect_format`):
   ImageFolder trees, VOC, YOLO, CreateML, labelme, COCO.
 """
 
@@ -32,9 +32,9 @@ from PIL import Image
 
 from pipeline.core import ui
 from pipeline.core.dataset import DatasetWriter, Sample
-from pipeline.core.errors import DataError, UsageError
+from pipeline.core.errors import DataError
 from pipeline.core.images import EXT_FOR_FORMAT, JUNK_NAMES, encode_png, open_image_bytes, sniff
-from pipeline.core.paths import natural_key, natural_sorted, sha256_bytes
+from pipeline.core.paths import natural_sorted, sha256_bytes
 
 _PIXEL = re.compile(r"^pixel_?(\d+)$", re.IGNORECASE)
 LABEL_COLUMNS = ("label", "labels", "class", "target", "category")
@@ -368,7 +368,7 @@ def read_images(items: list[tuple[Path, dict]], writer: DatasetWriter, outcome: 
 
 
 # ----------------------------------------------------------------------------------------------
-# Dispatch
+# Where a download's content starts
 # ----------------------------------------------------------------------------------------------
 
 
@@ -390,99 +390,3 @@ def content_root(root: Path) -> Path:
         else:
             break
     return root
-
-
-def _files(root: Path, pattern: str) -> list[Path]:
-    return natural_sorted([p for p in root.rglob(pattern)
-                           if p.is_file() and not any(x.startswith(".") for x in p.relative_to(root).parts)],
-                          key=lambda p: p.relative_to(root).as_posix())
-
-
-def import_any(root: Path, out: Path, *, stage: str, params: dict, inputs: dict[str, str],
-               on_error: str = "skip") -> ImportOutcome:
-    """Detect what `root` holds and import it into a canonical dataset at `out`.
-
-    `params` and `inputs` (source, version or commit, file hashes) go into the lineage entry.
-    """
-    root = Path(root)
-    readme = root / "README.md"
-    card = card_class_names(readme) if readme.is_file() else {}
-    parquets = []
-    for p in _files(root, "*.parquet"):
-        cols = parquet_columns(p, card)
-        if cols is not None:
-            parquets.append((p, cols))
-    if parquets:
-        return _import_tables(out, "parquet", stage, params, inputs, on_error,
-                              [(p, p.relative_to(root).as_posix(), cols) for p, cols in parquets],
-                              fixed=_common_names([c[2] for _, c in parquets]))
-    tables = [(p, p.relative_to(root).as_posix(), pixel_table_header(p)) for p in _files(root, "*.csv")
-              if p.name != "metadata.csv"]
-    tables = [(p, rel, h) for p, rel, h in tables if h is not None]
-    if tables:
-        labelled = [t for t in tables if t[2][0] is not None]
-        outcome_notes = [f"{rel}: no label column (unlabelled rows); kept in the raw download only"
-                         for _, rel, h in tables if h[0] is None] if labelled else []
-        outcome = _import_tables(out, "pixel-csv", stage, params, inputs, on_error, labelled or tables, fixed=None)
-        outcome.notes.extend(outcome_notes)
-        return outcome
-    base = content_root(root)
-    if any(p.name in ("metadata.jsonl", "metadata.csv") for p in base.rglob("metadata.*")):
-        outcome = ImportOutcome(kind="metadata")
-        with DatasetWriter(out, task="classification", stage=stage, params=params, inputs=inputs) as w:
-            outcome.imported = read_metadata_folder(base, w, outcome)
-            _check_nonempty(outcome, base, on_error)
-            outcome.dataset = w.commit()
-        return outcome
-    from pipeline.commands.convert import detect_format, import_dataset
-
-    fmt, description = detect_format(base)
-    dataset, report = import_dataset(fmt, base, out, on_error=on_error, stage_params=params, lineage_inputs=inputs)
-    outcome = ImportOutcome(kind=fmt, dataset=dataset, imported=len(dataset.samples), problems=list(report.problems),
-                            notes=[f"detected {description}"] + list(report.warnings),
-                            skipped=dict(report.skipped))
-    return outcome
-
-
-def import_images(items: list[tuple[Path, dict]], out: Path, *, stage: str, params: dict,
-                  inputs: dict[str, str], label: str | None = None) -> ImportOutcome:
-    """Import loose image files (with their provenance) as a classification dataset."""
-    outcome = ImportOutcome(kind="images")
-    with DatasetWriter(out, task="classification", stage=stage, params=params, inputs=inputs,
-                       classes=[label] if label else []) as w:
-        outcome.imported = read_images(items, w, outcome, label)
-        if not outcome.imported:
-            raise UsageError("no image could be imported" + (f" (first problem: {outcome.problems[0]})"
-                                                             if outcome.problems else ""))
-        outcome.dataset = w.commit()
-    return outcome
-
-
-def _common_names(names: list[list[str] | None]) -> list[str] | None:
-    known = [n for n in names if n]
-    if known and all(n == known[0] for n in known):
-        return list(known[0])
-    return None
-
-
-def _check_nonempty(outcome: ImportOutcome, where: Path, on_error: str) -> None:
-    if outcome.problems and on_error == "error":
-        raise outcome.problems[0]
-    if not outcome.imported:
-        first = f" (first problem: {outcome.problems[0]})" if outcome.problems else ""
-        raise UsageError(f"{where}: nothing could be imported{first}", fix="check the download (kept in --raw)")
-
-
-def _import_tables(out: Path, kind: str, stage: str, params: dict, inputs: dict[str, str], on_error: str,
-                   items: list, fixed: list[str] | None) -> ImportOutcome:
-    outcome = ImportOutcome(kind=kind)
-    items = sorted(items, key=lambda t: natural_key(t[1]))
-    with DatasetWriter(out, task="classification", stage=stage, params=params, inputs=inputs, classes=fixed) as w:
-        for path, rel, extra in items:
-            if kind == "parquet":
-                outcome.imported += read_parquet(path, w, outcome, rel=rel, columns=extra)
-            else:
-                outcome.imported += read_pixel_csv(path, w, outcome, rel=rel)
-        _check_nonempty(outcome, out, on_error)
-        outcome.dataset = w.commit()
-    return outcome

@@ -1,0 +1,55 @@
+"""What the fetch and crawl commands share: the network options and the import part of their summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from pipeline.core import ui
+
+if TYPE_CHECKING:
+    from pipeline.formats.tables import ImportOutcome
+    from pipeline.sources.http import HttpOptions
+
+
+def network_options(f):
+    """Options shared by `fetch url` and `crawl`."""
+    for opt in reversed([
+        click.option("--allow-private", is_flag=True,
+                     help="Allow loopback, private and link-local addresses (refused by default)."),
+        click.option("--rate", type=float, default=0.5, show_default=True,
+                     help="Minimum seconds between two requests to the same host."),
+        click.option("--timeout", type=float, default=30.0, show_default=True,
+                     help="Connect and read timeout in seconds (no byte for this long fails the attempt)."),
+        click.option("--retries", type=click.IntRange(0, 20), default=5, show_default=True,
+                     help="Retries on connection errors, 429 and 5xx (backoff doubles; Retry-After honoured)."),
+        click.option("--max-size", default="4G", show_default=True,
+                     help="Refuse any single response larger than this (K, M, G suffixes)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def http_options(allow_private: bool, rate: float, timeout: float, retries: int, max_size: str,
+                 **extra) -> HttpOptions:
+    """The `network_options` values as the downloader's options (the connect timeout at most 30 s)."""
+    from pipeline.sources.http import HttpOptions, parse_size
+
+    return HttpOptions(connect_timeout=min(timeout, 30.0), read_timeout=timeout, retries=retries,
+                       max_bytes=parse_size(max_size), rate=rate, allow_private=allow_private, **extra)
+
+
+def report_import(outcome: ImportOutcome, rows: list[tuple[str, object]], out: Path) -> None:
+    """Print an import's bad files and notes, and add its lines to the summary `rows`."""
+    for err in outcome.problems[:20]:
+        ui.warn(str(err))
+    if len(outcome.problems) > 20:
+        ui.warn(f"... and {len(outcome.problems) - 20} more bad files")
+    for note in outcome.notes:
+        ui.info(note)
+    rows.append(("imported", f"{outcome.imported} samples ({outcome.kind})"))
+    if outcome.problems:
+        rows.append(("left out (bad files)", len(outcome.problems)))
+    rows.append(("output", str(out)))

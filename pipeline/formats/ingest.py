@@ -1,0 +1,267 @@
+"""The public ingest API: detect a folder's format, import it as a canonical dataset, export one.
+
+Everything that turns files on disk into a dataset (or a dataset back into files) goes through
+here: `pipeline import`/`pipeline export`, `pipeline fetch` after a download, `pipeline train` on
+an ImageFolder tree, the benchmarks and the tests.
+
+- `detect_format(src)`: the best-scoring format module's `detect` (`--format auto`).
+- `import_dataset(fmt, src, out)`: one annotation format (`formats.FORMATS`) into a dataset.
+- `export_dataset(dataset, fmt, out)`: a dataset into one annotation format.
+- `import_any(root, out)`: whatever a download holds: parquet with an image column, pixel
+  tables, Hub imagefolder metadata (`formats.tables`), else the annotation formats.
+- `import_images(items, out)`: loose image files with their provenance (URL lists, crawls).
+
+Every import writes through `DatasetWriter` (temporary folder, renamed into place when complete),
+so a failed import leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from pipeline import formats
+from pipeline.core import ui
+from pipeline.core.dataset import Dataset, DatasetWriter, is_dataset, load_dataset, replace_dir
+from pipeline.core.errors import UsageError
+from pipeline.core.paths import natural_key, natural_sorted
+from pipeline.formats.base import ExportReport, ImportContext, ImportOptions, ImportReport, read_classes_file
+
+if TYPE_CHECKING:
+    from pipeline.formats.tables import ImportOutcome
+
+
+class ImportResult(NamedTuple):
+    """What `import_dataset` wrote and what it found on the way (unpacks as `dataset, report`)."""
+
+    dataset: Dataset
+    report: ImportReport
+
+
+class ExportResult(NamedTuple):
+    """The dataset `export_dataset` read and what the target format held of it (unpacks as `dataset, report`)."""
+
+    dataset: Dataset
+    report: ExportReport
+
+
+def detect_format(src: Path) -> tuple[str, str]:
+    """The best-matching format of `src` and what was found, or a UsageError naming the layouts tried."""
+    import importlib
+
+    best = None
+    for name in formats.available():
+        module = importlib.import_module(formats.FORMATS[name])
+        found = module.detect(Path(src))
+        if found is not None and (best is None or found.score > best[1].score):
+            best = (name, found)
+    if best is None:
+        raise UsageError(
+            f"{src}: no known layout found (tried {', '.join(formats.available())})",
+            fix="name the format explicitly, e.g. `pipeline import voc SRC --out DIR`; see pipeline import --help",
+        )
+    return best[0], best[1].description
+
+
+def import_dataset(
+    fmt: str,
+    src: Path,
+    out: Path,
+    *,
+    classes_file: Path | None = None,
+    class_map: dict[str, str] | None = None,
+    on_error: str = "skip",
+    on_invalid: str = "error",
+    extra: dict | None = None,
+    stage_params: dict | None = None,
+    lineage_inputs: dict | None = None,
+    parent_lineage: list | None = None,
+) -> ImportResult:
+    """Import `src` in format `fmt` ('auto' detects) into a canonical dataset at `out`.
+
+    `stage_params` are added to the lineage entry's params; `lineage_inputs` replaces its inputs
+    (default: one hash over everything the import read, keyed by `src`). Writing inside `src` is
+    allowed: the writer's temporary folder is dot-named, so no reader sees it.
+    """
+    src = Path(src)
+    if not src.exists():
+        raise UsageError(f"{src}: no such file or folder", fix="check the path")
+    report = ImportReport()
+    if fmt == "auto":
+        fmt, description = detect_format(src)
+        report.detected = f"{fmt}: {description}"
+        ui.info(f"detected {report.detected}")
+    module = formats.get(fmt)
+    options = ImportOptions(
+        classes=read_classes_file(classes_file) if classes_file else None,
+        class_map=dict(class_map or {}),
+        on_error=on_error,
+        on_invalid=on_invalid,
+        extra=dict(extra or {}),
+    )
+    params = {"format": fmt, "src": str(src), "classes": str(classes_file) if classes_file else None,
+              "map": options.class_map, "on_error": on_error, "on_invalid": on_invalid, **(stage_params or {})}
+    with DatasetWriter(
+        out, task=module.TASK, stage="import", classes=options.classes, class_map=options.class_map,
+        params=params, inputs=lineage_inputs or {}, parent_lineage=parent_lineage,
+    ) as writer:
+        ctx = ImportContext(src, writer, options, report)
+        module.read(src, ctx)
+        if lineage_inputs is None:
+            writer.lineage[-1]["inputs"] = {str(src): source_hash(ctx)}
+        if not writer.samples:
+            raise UsageError(
+                f"{src}: nothing imported as {fmt}"
+                + (f" ({len(report.problems)} bad files; first: {report.problems[0]})" if report.problems else ""),
+                fix="check the path and the format (pipeline import --help)",
+            )
+        dataset = writer.commit()
+    return ImportResult(dataset, report)
+
+
+def source_hash(ctx: ImportContext) -> str:
+    """One hash over what an import read: annotation files (as recorded) and every image's bytes."""
+    h = hashlib.sha256()
+    for rel, digest in sorted(ctx.inputs.items()):
+        h.update(f"{rel}\t{digest}\n".encode())
+    for sample in sorted(ctx.writer.samples.values(), key=lambda s: s.id):
+        h.update(f"{sample.source.get('file', sample.id)}\t{sample.sha256}\n".encode())
+    return h.hexdigest()
+
+
+def export_dataset(dataset_path: Path, fmt: str, out: Path, *, overwrite: bool = False,
+                   options: dict | None = None) -> ExportResult:
+    """Export a dataset to `fmt` at `out` (written to a temporary folder, renamed when complete)."""
+    dataset = load_dataset(dataset_path)
+    if not dataset.samples:
+        raise UsageError(f"{dataset_path}: the dataset is empty", fix="import or fetch some data first")
+    module = formats.get(fmt)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not overwrite:
+            raise UsageError(f"{out}: exists and is not empty", fix="choose another --out or add --overwrite")
+        if is_dataset(out):
+            raise UsageError(f"{out}: is a pipeline dataset; refusing to overwrite it with an export",
+                             fix="choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    report = ExportReport()
+    try:
+        module.write(dataset, tmp, report, dict(options or {}))
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(dataset, report)
+
+
+# ----------------------------------------------------------------------------------------------
+# Whatever a download holds
+# ----------------------------------------------------------------------------------------------
+
+
+def import_any(root: Path, out: Path, *, stage: str, params: dict, inputs: dict[str, str],
+               on_error: str = "skip") -> ImportOutcome:
+    """Detect what `root` holds and import it into a canonical dataset at `out`.
+
+    In this order: parquet files with an image column, pixel tables (`label,pixel0..`), Hub
+    imagefolder metadata files, else the annotation format `detect_format` finds. `params` and
+    `inputs` (source, version or commit, file hashes) go into the lineage entry.
+    """
+    from pipeline.formats import tables
+
+    root = Path(root)
+    readme = root / "README.md"
+    card = tables.card_class_names(readme) if readme.is_file() else {}
+    parquets = []
+    for p in _files(root, "*.parquet"):
+        cols = tables.parquet_columns(p, card)
+        if cols is not None:
+            parquets.append((p, cols))
+    if parquets:
+        return _import_tables(out, "parquet", stage, params, inputs, on_error,
+                              [(p, p.relative_to(root).as_posix(), cols) for p, cols in parquets],
+                              fixed=_common_names([c[2] for _, c in parquets]))
+    found = [(p, p.relative_to(root).as_posix(), tables.pixel_table_header(p)) for p in _files(root, "*.csv")
+             if p.name != "metadata.csv"]
+    found = [(p, rel, h) for p, rel, h in found if h is not None]
+    if found:
+        labelled = [t for t in found if t[2][0] is not None]
+        outcome_notes = [f"{rel}: no label column (unlabelled rows); kept in the raw download only"
+                         for _, rel, h in found if h[0] is None] if labelled else []
+        outcome = _import_tables(out, "pixel-csv", stage, params, inputs, on_error, labelled or found, fixed=None)
+        outcome.notes.extend(outcome_notes)
+        return outcome
+    base = tables.content_root(root)
+    if any(p.name in ("metadata.jsonl", "metadata.csv") for p in base.rglob("metadata.*")):
+        outcome = tables.ImportOutcome(kind="metadata")
+        with DatasetWriter(out, task="classification", stage=stage, params=params, inputs=inputs) as w:
+            outcome.imported = tables.read_metadata_folder(base, w, outcome)
+            _check_nonempty(outcome, base, on_error)
+            outcome.dataset = w.commit()
+        return outcome
+    fmt, description = detect_format(base)
+    dataset, report = import_dataset(fmt, base, out, on_error=on_error, stage_params=params, lineage_inputs=inputs)
+    return tables.ImportOutcome(kind=fmt, dataset=dataset, imported=len(dataset.samples),
+                                problems=list(report.problems),
+                                notes=[f"detected {description}"] + list(report.warnings),
+                                skipped=dict(report.skipped))
+
+
+def import_images(items: list[tuple[Path, dict]], out: Path, *, stage: str, params: dict,
+                  inputs: dict[str, str], label: str | None = None) -> ImportOutcome:
+    """Import loose image files (with their provenance) as a classification dataset."""
+    from pipeline.formats import tables
+
+    outcome = tables.ImportOutcome(kind="images")
+    with DatasetWriter(out, task="classification", stage=stage, params=params, inputs=inputs,
+                       classes=[label] if label else []) as w:
+        outcome.imported = tables.read_images(items, w, outcome, label)
+        if not outcome.imported:
+            raise UsageError("no image could be imported" + (f" (first problem: {outcome.problems[0]})"
+                                                             if outcome.problems else ""))
+        outcome.dataset = w.commit()
+    return outcome
+
+
+def _files(root: Path, pattern: str) -> list[Path]:
+    return natural_sorted([p for p in root.rglob(pattern)
+                           if p.is_file() and not any(x.startswith(".") for x in p.relative_to(root).parts)],
+                          key=lambda p: p.relative_to(root).as_posix())
+
+
+def _common_names(names: list[list[str] | None]) -> list[str] | None:
+    known = [n for n in names if n]
+    if known and all(n == known[0] for n in known):
+        return list(known[0])
+    return None
+
+
+def _check_nonempty(outcome: ImportOutcome, where: Path, on_error: str) -> None:
+    if outcome.problems and on_error == "error":
+        raise outcome.problems[0]
+    if not outcome.imported:
+        first = f" (first problem: {outcome.problems[0]})" if outcome.problems else ""
+        raise UsageError(f"{where}: nothing could be imported{first}", fix="check the download (kept in --raw)")
+
+
+def _import_tables(out: Path, kind: str, stage: str, params: dict, inputs: dict[str, str], on_error: str,
+                   items: list, fixed: list[str] | None) -> ImportOutcome:
+    from pipeline.formats import tables
+
+    outcome = tables.ImportOutcome(kind=kind)
+    items = sorted(items, key=lambda t: natural_key(t[1]))
+    with DatasetWriter(out, task="classification", stage=stage, params=params, inputs=inputs, classes=fixed) as writer:
+        for path, rel, extra in items:
+            if kind == "parquet":
+                outcome.imported += tables.read_parquet(path, writer, outcome, rel=rel, columns=extra)
+            else:
+                outcome.imported += tables.read_pixel_csv(path, writer, outcome, rel=rel)
+        _check_nonempty(outcome, out, on_error)
+        outcome.dataset = writer.commit()
+    return outcome
