@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import socket
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,15 @@ def png(w: int = 64, h: int = 48, color: tuple[int, int, int] = (90, 20, 200)) -
 def digit_png(label: int, seed: int, size: int = 28) -> bytes:
     """`digit_like(label, seed, size)` as PNG bytes."""
     return encode_png(digit_like(label, seed, size))
+
+
+def zipped(files: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
+    """A zip archive holding `files` (member name -> bytes), in the given order."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
 
 
 def jpeg(w: int, h: int, orientation: int = 1, mode: str = "RGB") -> bytes:

@@ -14,7 +14,6 @@ as kagglesdk calls it.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -26,6 +25,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from tests.helpers import zipped
 
 
 @dataclass
@@ -276,14 +277,6 @@ def pixel_csv(n: int = 6, labelled: bool = True) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def zipped(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 KAGGLE_TEST_ENDPOINT = "localhost:7777"  # kagglesdk's fixed address for KAGGLE_API_ENVIRONMENT=TEST
 
 
@@ -296,12 +289,13 @@ class KaggleApi:
         self.auth: list[str] = []
         self.reject = False
         srv.fallback = self.handle
-        srv.routes["/files/digits-v3.zip"] = Route(zipped({"digits/train.csv": pixel_csv(9),
-                                                           "digits/test.csv": pixel_csv(3, labelled=False)}),
-                                                   content_type="application/zip")
+        archive = zipped({"digits/train.csv": pixel_csv(9), "digits/test.csv": pixel_csv(3, labelled=False)},
+                         zipfile.ZIP_DEFLATED)
+        srv.routes["/files/digits-v3.zip"] = Route(archive, content_type="application/zip")
         srv.routes["/files/comp/train.csv"] = Route(pixel_csv(6), content_type="text/csv")
         # large single files come wrapped in a zip under the file's own name
-        srv.routes["/files/comp/big.csv"] = Route(zipped({"big.csv": pixel_csv(4)}), content_type="application/zip")
+        srv.routes["/files/comp/big.csv"] = Route(zipped({"big.csv": pixel_csv(4)}, zipfile.ZIP_DEFLATED),
+                                                  content_type="application/zip")
 
     def point_client_here(self, monkeypatch, home: Path) -> None:
         """Send kagglesdk's requests here: its TEST endpoint (`KAGGLE_TEST_ENDPOINT`, fixed by the SDK)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import re
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,17 +11,9 @@ import pytest
 from pipeline.core.dataset import load_dataset
 from pipeline.core.errors import UsageError
 from pipeline.sources.url import UrlSpec, build_specs, fetch, parse_list, plan_names
-from tests.helpers import digit_png
+from tests.helpers import digit_png, zipped
 from tests.helpers import run_cli as run
 from tests.sources.servers import LocalServer, Route
-
-
-def zipped(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 @pytest.fixture
