@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import socket
+import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +34,35 @@ def digit_like(label: int, seed: int, size: int = 28) -> Image.Image:
     col = 2 + (label * (size - 6)) // 9
     arr[4 : size - 4, col : col + 3] = 230
     return Image.fromarray(arr, mode="L")
+
+
+def png(w: int = 64, h: int = 48, color: tuple[int, int, int] = (90, 20, 200)) -> bytes:
+    """A solid-colour RGB PNG of `w` x `h` pixels."""
+    return encode_png(Image.new("RGB", (w, h), color))
+
+
+def digit_png(label: int, seed: int, size: int = 28) -> bytes:
+    """`digit_like(label, seed, size)` as PNG bytes."""
+    return encode_png(digit_like(label, seed, size))
+
+
+def zipped(files: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
+    """A zip archive holding `files` (member name -> bytes), in the given order."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def jpeg(w: int, h: int, orientation: int = 1, mode: str = "RGB") -> bytes:
+    """A solid JPEG of `w` x `h` stored pixels; an EXIF orientation tag (0x0112) unless `orientation` is 1."""
+    exif = Image.Exif()
+    if orientation != 1:
+        exif[0x0112] = orientation
+    buf = io.BytesIO()
+    Image.new(mode, (w, h), 128 if mode == "L" else (10, 200, 30)).save(buf, format="JPEG", exif=exif.tobytes())
+    return buf.getvalue()
 
 
 def make_classification_dataset(
@@ -71,6 +104,23 @@ def make_detection_dataset(root: Path, *, n: int = 6, size: tuple[int, int] = (6
     return root
 
 
+def invoke(*args: object):
+    """`pipeline ARGS` through Click's test runner (output captured, exceptions raised); returns its Result."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def closed_port_url() -> str:
+    """An http:// URL on 127.0.0.1 at a port nothing listens on (taken free from the system, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
 def run_cli(args: list[str]) -> int:
     """`pipeline ARGS` in this process, through the real entry point (its --debug/--quiet handling
     and exit codes); returns the exit status."""
@@ -81,3 +131,36 @@ def run_cli(args: list[str]) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+class FakeClock:
+    """A `pipeline.sources.http.Clock` in which time stands still unless told to move.
+
+    Every sleep is recorded (in `sleeps`, thread-safe) and returns at once; `monotonic()` advances
+    by `tick` on each call (0: never), so a deadline can expire on the next read without waiting.
+    `time()` is the epoch time matching `monotonic()` (`epoch` at the start).
+    """
+
+    def __init__(self, *, tick: float = 0.0, epoch: float = 1_700_000_000.0) -> None:
+        self.tick = tick
+        self.epoch = epoch
+        self.now = 0.0
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        """Epoch seconds: `epoch` plus the monotonic time elapsed so far."""
+        with self._lock:
+            return self.epoch + self.now
+
+    def monotonic(self) -> float:
+        """The current time, then one `tick` later for the next call."""
+        with self._lock:
+            now = self.now
+            self.now += self.tick
+            return now
+
+    def sleep(self, seconds: float) -> None:
+        """Record the wait; return at once without moving the clock."""
+        with self._lock:
+            self.sleeps.append(seconds)

@@ -141,7 +141,7 @@ def test_json_report_is_complete(tmp_path: Path) -> None:
     assert data["summary"]["error"] == sum(1 for f in data["findings"] if f["level"] == ERROR)
     assert data["checks"]["missing-image"] == {"level": "error", "count": 1,
                                                "description": CHECKS["missing-image"][1]}
-    assert data["classes"]["cat"]["train"] >= 1
+    assert data["classes"]["cat"] == {"train": 5, "val": 1}
 
 
 def test_exif_rotated_and_ambiguous_frames_are_reported(tmp_path: Path) -> None:

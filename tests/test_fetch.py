@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,22 +14,8 @@ from pipeline.sources.crawl import CrawlOptions
 from pipeline.sources.download import Download
 from pipeline.sources.http import HttpOptions
 from pipeline.sources.url import UrlSpec
-from tests.helpers import digit_like
+from tests.helpers import digit_png, zipped
 from tests.sources.servers import LocalServer, Route
-
-
-def png(label: int, seed: int) -> bytes:
-    buf = io.BytesIO()
-    digit_like(label, seed).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def zipped(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 def opts() -> HttpOptions:
@@ -45,8 +29,8 @@ def server():
 
 
 def test_url_images_become_a_labelled_dataset_with_provenance(server, tmp_path):
-    server.routes["/a.png"] = Route(png(0, 1), content_type="image/png")
-    server.routes["/b.png"] = Route(png(1, 2), content_type="image/png")
+    server.routes["/a.png"] = Route(digit_png(0, 1), content_type="image/png")
+    server.routes["/b.png"] = Route(digit_png(1, 2), content_type="image/png")
     specs = [UrlSpec(server.url("/a.png")), UrlSpec(server.url("/b.png"))]
     seen: list[Download] = []
     done = fetch.fetch_url(specs, tmp_path / "ds", options=opts(), label="digit", on_download=seen.append)
@@ -58,12 +42,12 @@ def test_url_images_become_a_labelled_dataset_with_provenance(server, tmp_path):
     entry = ds.info.lineage[-1]
     assert entry["stage"] == "fetch"
     assert entry["params"] == {"source": "url", "urls": [s.url for s in specs], "raw": str(tmp_path / "ds-raw")}
-    assert entry["inputs"] == {server.url("/a.png"): hashlib.sha256(png(0, 1)).hexdigest(),
-                               server.url("/b.png"): hashlib.sha256(png(1, 2)).hexdigest()}
+    assert entry["inputs"] == {server.url("/a.png"): hashlib.sha256(digit_png(0, 1)).hexdigest(),
+                               server.url("/b.png"): hashlib.sha256(digit_png(1, 2)).hexdigest()}
 
 
 def test_url_archive_is_extracted_and_its_format_detected(server, tmp_path):
-    tree = {f"digits/train/{c}/{i}.png": png(c, 10 * c + i) for c in (0, 1) for i in range(2)}
+    tree = {f"digits/train/{c}/{i}.png": digit_png(c, 10 * c + i) for c in (0, 1) for i in range(2)}
     server.routes["/d.zip"] = Route(zipped(tree), content_type="application/zip")
     done = fetch.fetch_url([UrlSpec(server.url("/d.zip"))], tmp_path / "ds", raw=tmp_path / "raw", options=opts())
     assert done.download.kind == "archive" and done.imported.kind == "imagefolder"
@@ -72,7 +56,7 @@ def test_url_archive_is_extracted_and_its_format_detected(server, tmp_path):
 
 
 def test_url_files_of_different_kinds_are_refused_after_the_download_is_shown(server, tmp_path):
-    server.routes["/a.png"] = Route(png(0, 1), content_type="image/png")
+    server.routes["/a.png"] = Route(digit_png(0, 1), content_type="image/png")
     server.routes["/t.csv"] = Route(b"label,pixel0,pixel1,pixel2,pixel3\n1,0,0,0,0\n", content_type="text/csv")
     seen: list[Download] = []
     with pytest.raises(UsageError, match="2 files of different kinds"):
@@ -82,7 +66,7 @@ def test_url_files_of_different_kinds_are_refused_after_the_download_is_shown(se
 
 
 def test_url_download_only_imports_nothing(server, tmp_path):
-    server.routes["/a.png"] = Route(png(0, 1), content_type="image/png")
+    server.routes["/a.png"] = Route(digit_png(0, 1), content_type="image/png")
     done = fetch.fetch_url([UrlSpec(server.url("/a.png"))], tmp_path / "ds", options=opts(), do_import=False)
     assert done.imported is None and not (tmp_path / "ds").exists()
     assert done.download.files == [tmp_path / "ds-raw" / "a.png"]
@@ -96,7 +80,7 @@ def test_url_where_every_download_failed_imports_nothing(server, tmp_path):
 
 def test_crawl_imports_the_images_with_stage_crawl(server, tmp_path):
     server.routes["/"] = Route(b'<html><img src="/a.png" alt="zero"></html>', content_type="text/html")
-    server.routes["/a.png"] = Route(png(0, 1), content_type="image/png")
+    server.routes["/a.png"] = Route(digit_png(0, 1), content_type="image/png")
     done = fetch.crawl(server.url("/"), tmp_path / "ds", options=CrawlOptions(depth=0), http=opts())
     ds = load_dataset(tmp_path / "ds")
     assert done.imported.imported == 1 and ds.samples[0].source["alt"] == "zero"
@@ -104,7 +88,7 @@ def test_crawl_imports_the_images_with_stage_crawl(server, tmp_path):
     assert entry["stage"] == "crawl"
     assert entry["params"] == {"source": "crawl", "start": server.url("/"), "depth": 0, "max_images": 100,
                                "same_host": False}
-    assert entry["inputs"] == {server.url("/a.png"): hashlib.sha256(png(0, 1)).hexdigest()}
+    assert entry["inputs"] == {server.url("/a.png"): hashlib.sha256(digit_png(0, 1)).hexdigest()}
 
 
 def test_crawl_without_images_says_so_after_showing_the_crawl(server, tmp_path):

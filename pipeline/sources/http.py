@@ -17,6 +17,9 @@ Follows RFC 9110 (Range / Content-Range / If-Range, Retry-After) with `requests`
   rename: a complete file at its final name is the only thing later stages ever see;
 - a per-host rate limit shared by all worker threads, and every connection checked by the
   address guard (`guard.py`).
+
+Every wait and every elapsed time goes through one `Clock` (`HttpOptions.clock`): the real one by
+default, a recording one in tests, so backoff, Retry-After and rate limits are checked without waiting.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -62,6 +66,38 @@ class FetchFailure(NetworkError):
         super().__init__(message, fix=fix)
 
 
+class Clock(Protocol):
+    """The time source of a `Fetcher`: when now is, and how to wait."""
+
+    def time(self) -> float:
+        """Seconds since the epoch (to turn a Retry-After HTTP date into a delay)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (deadlines, rate-limit slots)."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds` (backoff, Retry-After, rate-limit spacing)."""
+        ...
+
+
+class SystemClock:
+    """The real clock: `time.time`, `time.monotonic`, `time.sleep`."""
+
+    def time(self) -> float:
+        """Seconds since the epoch."""
+        return time.time()
+
+    def monotonic(self) -> float:
+        """`time.monotonic()`."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """`time.sleep(seconds)`."""
+        time.sleep(seconds)
+
+
 @dataclass
 class HttpOptions:
     """Network behaviour of a `Fetcher`; tests shrink the delays, users rarely touch them."""
@@ -78,7 +114,7 @@ class HttpOptions:
     user_agent: str = USER_AGENT
     allow_private: bool = False  # loopback/private/link-local addresses (tests, intranets)
     resolver: Resolver | None = None  # injectable DNS for the address guard
-    sleep: Callable[[float], None] = time.sleep
+    clock: Clock = field(default_factory=SystemClock)  # every wait and elapsed time (tests record them)
 
 
 @dataclass
@@ -120,12 +156,12 @@ class Page:
 class RateLimiter:
     """At most one request per `interval` seconds to each host, shared by all threads."""
 
-    def __init__(self, interval: float, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, interval: float, clock: Clock | None = None) -> None:
         self.interval = max(0.0, float(interval))
         self._next: dict[str, float] = {}
         self._intervals: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._sleep = sleep
+        self._clock = clock or SystemClock()
 
     def set_interval(self, host: str, interval: float) -> None:
         """Slow down one host (e.g. its robots.txt asks for a crawl delay)."""
@@ -133,15 +169,16 @@ class RateLimiter:
             self._intervals[host] = max(self.interval, interval)
 
     def wait(self, host: str) -> None:
+        """Take the next free slot for `host`, sleeping until it comes."""
         interval = self._intervals.get(host, self.interval)
         if interval <= 0:
             return
         with self._lock:
-            now = time.monotonic()
+            now = self._clock.monotonic()
             slot = max(now, self._next.get(host, 0.0))
             self._next[host] = slot + interval
         if slot > now:
-            self._sleep(slot - now)
+            self._clock.sleep(slot - now)
 
 
 def expected_kind(name: str) -> str:
@@ -208,8 +245,8 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), `now` in epoch seconds."""
     if not value:
         return None
     value = value.strip()
@@ -223,7 +260,7 @@ def _retry_after(value: str | None) -> float | None:
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - now)
 
 
 class _Transient(Exception):
@@ -277,7 +314,7 @@ class Fetcher:
     def __init__(self, options: HttpOptions | None = None) -> None:
         self.options = options or HttpOptions()
         self.guard = AddressGuard(allow_private=self.options.allow_private, resolver=self.options.resolver)
-        self.limiter = RateLimiter(self.options.rate, self.options.sleep)
+        self.limiter = RateLimiter(self.options.rate, self.options.clock)
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -356,7 +393,7 @@ class Fetcher:
                 try:
                     if resp.status_code in RETRY_STATUS and retry and attempt <= self.options.retries:
                         raise _Transient(f"http-{resp.status_code}", f"{url}: HTTP {resp.status_code}",
-                                         _retry_after(resp.headers.get("Retry-After")))
+                                         _retry_after(resp.headers.get("Retry-After"), self.options.clock.time()))
                     body, truncated = self._read_capped(resp, max_bytes, deadline, url)
                     return Page(url=resp.url, status=resp.status_code,
                                 headers={k.lower(): v for k, v in resp.headers.items()}, body=body,
@@ -366,11 +403,11 @@ class Fetcher:
             except _Transient as exc:
                 if not retry or attempt > self.options.retries:
                     raise FetchFailure(exc.reason, str(exc)) from exc
-                self.options.sleep(self._delay(attempt, exc.retry_after, url, exc.reason))
+                self.options.clock.sleep(self._delay(attempt, exc.retry_after, url, exc.reason))
 
     def _read_capped(self, resp: requests.Response, max_bytes: int, deadline: float | None,
                      url: str) -> tuple[bytes, bool]:
-        start = time.monotonic()
+        start = self.options.clock.monotonic()
         chunks: list[bytes] = []
         n = 0
         try:
@@ -382,7 +419,7 @@ class Fetcher:
                 n += len(block)
                 if n > max_bytes:
                     return b"".join(chunks)[:max_bytes], True
-                if deadline is not None and time.monotonic() - start > deadline:
+                if deadline is not None and self.options.clock.monotonic() - start > deadline:
                     raise FetchFailure("deadline", f"{url}: the response took longer than {deadline:g} s")
         except FetchFailure:
             raise
@@ -444,7 +481,7 @@ class Fetcher:
                 if attempt > self.options.retries:
                     raise FetchFailure(exc.reason, f"{exc} (gave up after {attempt} attempts)",
                                        fix="run the same command again to continue where it stopped") from exc
-                self.options.sleep(self._delay(attempt, exc.retry_after, url, exc.reason))
+                self.options.clock.sleep(self._delay(attempt, exc.retry_after, url, exc.reason))
             except FetchFailure:
                 raise
         have_sha = hashes.sha.hexdigest()
@@ -493,7 +530,8 @@ class Fetcher:
                 record.unlink(missing_ok=True)
                 raise _RestartWithoutRange()
             if status in RETRY_STATUS:
-                raise _Transient(f"http-{status}", f"{url}: HTTP {status}", _retry_after(resp.headers.get("Retry-After")))
+                wait = _retry_after(resp.headers.get("Retry-After"), self.options.clock.time())
+                raise _Transient(f"http-{status}", f"{url}: HTTP {status}", wait)
             if status >= 400:
                 raise FetchFailure(f"http-{status}", f"{url}: HTTP {status} {resp.reason or ''}".rstrip(),
                                    fix="check the URL" if status in (404, 410) else None)
@@ -535,7 +573,7 @@ class Fetcher:
                     head = fh.read(512)
             checked = not check or offset >= 512
             deadline = self.options.deadline
-            started = time.monotonic()
+            started = self.options.clock.monotonic()
             written = offset
             with open(part, mode) as fh:
                 try:
@@ -559,7 +597,7 @@ class Fetcher:
                         if cap is not None and written > cap:
                             raise FetchFailure("too-large", f"{url}: more than the cap of {cap} bytes",
                                                fix="raise --max-size if you trust the source")
-                        if deadline is not None and time.monotonic() - started > deadline:
+                        if deadline is not None and self.options.clock.monotonic() - started > deadline:
                             raise FetchFailure("deadline", f"{url}: the response took longer than {deadline:g} s")
                 except FetchFailure:
                     fh.close()

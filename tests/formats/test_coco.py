@@ -3,18 +3,18 @@ pycocotools (with COCOeval) and supervision reading our export."""
 
 from __future__ import annotations
 
-import io
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from pipeline.core.errors import DataError
 from pipeline.core.geometry import rle_decode, rle_encode, rle_string_encode
 from pipeline.formats import coco
 from pipeline.formats.ingest import export_dataset, import_dataset
+from tests import helpers
 from tests.formats.contract import (
     BOXES,
     EMPTY,
@@ -27,11 +27,7 @@ from tests.formats.contract import (
 )
 from tests.helpers import shared_data
 
-
-def png(w: int = 40, h: int = 30) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (w, h), (9, 9, 90)).save(buf, format="PNG")
-    return buf.getvalue()
+png = partial(helpers.png, 40, 30)  # this module's images are 40x30
 
 
 class TestCocoContract(FormatContract):

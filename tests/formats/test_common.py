@@ -13,17 +13,8 @@ from PIL import Image, ImageOps
 from pipeline.core.dataset import Obj
 from pipeline.core.errors import DataError
 from pipeline.formats.common import ImageFinder, decide_frame, hint_name, probe_bytes
+from tests.helpers import jpeg as jpeg_bytes
 from tests.helpers import shared_data
-
-
-def jpeg_bytes(w: int, h: int, orientation: int = 1, mode: str = "RGB") -> bytes:
-    img = Image.new(mode, (w, h), 128 if mode == "L" else (10, 200, 30))
-    buf = io.BytesIO()
-    exif = Image.Exif()
-    if orientation != 1:
-        exif[0x0112] = orientation
-    img.save(buf, format="JPEG", exif=exif.tobytes())
-    return buf.getvalue()
 
 
 @pytest.mark.parametrize(

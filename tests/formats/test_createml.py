@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from pipeline.core.errors import DataError
 from pipeline.formats import createml
 from pipeline.formats.ingest import import_dataset
+from tests import helpers
 from tests.formats.contract import BOXES, EMPTY, SPLITS, FormatContract
 
-
-def png(w: int = 80, h: int = 60) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (w, h), (1, 2, 3)).save(buf, format="PNG")
-    return buf.getvalue()
+png = partial(helpers.png, 80, 60)  # this module's images are 80x60
 
 
 def ann(label: str, x: float, y: float, w: float, h: float) -> dict:

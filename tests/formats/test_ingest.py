@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -23,15 +22,9 @@ from pipeline.formats.ingest import (
     import_dataset,
     import_images,
 )
-from tests.helpers import digit_like
+from tests.helpers import digit_png as png
 
 KEYS = {"stage": "fetch", "params": {"source": "test"}, "inputs": {"test://x": "0" * 64}}
-
-
-def png(label: int, seed: int) -> bytes:
-    buf = io.BytesIO()
-    digit_like(label, seed).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def tree(root: Path, classes: tuple[str, ...] = ("cat", "dog"), per_class: int = 2) -> Path:

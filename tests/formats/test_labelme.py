@@ -15,20 +15,16 @@ from PIL import Image
 from pipeline.core.dataset import DatasetWriter, Obj, Sample, load_dataset
 from pipeline.core.errors import DataError
 from pipeline.core.geometry import CIRCLE_TOLERANCE, circle_to_polygon, rle_decode, rle_encode
-from pipeline.core.images import encode_png
 from pipeline.formats import labelme
 from pipeline.formats.base import ExportReport
 from pipeline.formats.ingest import export_dataset, import_dataset
 from tests.formats.contract import BOXES, EMPTY, MASKS, POLYGONS, FormatContract
+from tests.helpers import png as png_bytes
 from tests.helpers import shared_data
 
 # --------------------------------------------------------------------------------------------
 # Fixtures
 # --------------------------------------------------------------------------------------------
-
-
-def png_bytes(w: int = 64, h: int = 48, color: tuple[int, int, int] = (40, 80, 120)) -> bytes:
-    return encode_png(Image.new("RGB", (w, h), color))
 
 
 def shape(label: str, kind: str | None, points: list, **extra) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -23,13 +22,7 @@ from pipeline.formats.tables import (
     read_metadata_folder,
     read_pixel_csv,
 )
-from tests.helpers import digit_like
-
-
-def png(label: int, seed: int) -> bytes:
-    buf = io.BytesIO()
-    digit_like(label, seed).save(buf, format="PNG")
-    return buf.getvalue()
+from tests.helpers import digit_png as png
 
 
 def write(path: Path, text: str) -> Path:

@@ -22,7 +22,7 @@ from tests.formats.contract import (
     make_source,
     supervision_boxes,
 )
-from tests.helpers import shared_data
+from tests.helpers import png, shared_data
 
 
 def xml(filename: str, objects: str, size: str = "<size><width>64</width><height>48</height><depth>3</depth></size>",
@@ -34,12 +34,6 @@ def xml(filename: str, objects: str, size: str = "<size><width>64</width><height
 def obj(name: str, box: tuple, extra: str = "") -> str:
     b = "".join(f"<{t}>{v}</{t}>" for t, v in zip(voc.BOX_TAGS, box, strict=True))
     return f"<object><name>{name}</name>{extra}<bndbox>{b}</bndbox></object>"
-
-
-def png(w: int = 64, h: int = 48) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (w, h), (90, 20, 200)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 class TestVocContract(FormatContract):

@@ -3,15 +3,15 @@ Ultralytics and darknet layouts, unpaired files, and supervision reading our exp
 
 from __future__ import annotations
 
-import io
+from functools import partial
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from pipeline.core.errors import DataError
 from pipeline.formats import yolo
 from pipeline.formats.ingest import export_dataset, import_dataset
+from tests import helpers
 from tests.formats.contract import (
     BOXES,
     EMPTY,
@@ -21,13 +21,10 @@ from tests.formats.contract import (
     make_source,
     supervision_boxes,
 )
+from tests.helpers import jpeg as _rotated_jpeg
 from tests.helpers import shared_data
 
-
-def png(w: int = 100, h: int = 50) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (w, h), (5, 99, 7)).save(buf, format="PNG")
-    return buf.getvalue()
+png = partial(helpers.png, 100, 50)  # this module's images are 100x50
 
 
 class TestYoloContract(FormatContract):
@@ -202,14 +199,6 @@ def test_export_read_by_supervision(tmp_path: Path) -> None:
         assert theirs.classes == ["cat", "dog"]
         total += supervision_boxes(theirs, src)
     assert total == sum(len(s.objects) for s in src.samples)
-
-
-def _rotated_jpeg(w: int, h: int, orientation: int) -> bytes:
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    buf = io.BytesIO()
-    Image.new("RGB", (w, h), (50, 60, 70)).save(buf, format="JPEG", exif=exif.tobytes())
-    return buf.getvalue()
 
 
 def test_exif_frames_labelimg_raw_ultralytics_upright(tmp_path: Path) -> None:

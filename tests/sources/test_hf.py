@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,18 +18,9 @@ import pytest
 from PIL import Image
 
 from pipeline.core.dataset import load_dataset
-from tests.helpers import digit_like
+from tests.helpers import digit_png
 from tests.helpers import run_cli as run
-from tests.sources.servers import LocalServer
-
-REPO = "team/digits"
-SHA = "a" * 39 + "1"
-
-
-def png(label: int, seed: int) -> bytes:
-    buf = io.BytesIO()
-    digit_like(label, seed).save(buf, format="PNG")
-    return buf.getvalue()
+from tests.sources.servers import REPO, SHA, Hub
 
 
 def parquet_bytes(rows: list[tuple[bytes, int]], names: list[str] | None) -> bytes:
@@ -62,61 +52,6 @@ dataset_info:
 """
 
 
-class Hub:
-    """A local Hub serving one dataset repo at one commit."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-        self.server = LocalServer()
-        self.server.fallback = self.handle
-
-    def tree(self) -> list[dict]:
-        out = []
-        for path, data in sorted(self.files.items()):
-            entry = {"type": "file", "path": path, "size": len(data),
-                     "oid": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()}
-            if path.endswith(".parquet"):
-                entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 130}
-            out.append(entry)
-        return out
-
-    def handle(self, h) -> None:
-        path = h.path.split("?", 1)[0]
-        m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/revision/([^/]+)", path)
-        if m:
-            if m.group(1) != REPO:
-                return h.send_simple(404, b'{"error": "Repository not found"}', "application/json",
-                                     {"X-Error-Code": "RepoNotFound"})
-            if m.group(2) not in ("main", SHA):
-                return h.send_simple(404, b'{"error": "Invalid rev id"}', "application/json",
-                                     {"X-Error-Code": "RevisionNotFound"})
-            body = {"id": REPO, "sha": SHA, "private": False,
-                    "siblings": [{"rfilename": p} for p in sorted(self.files)]}
-            return h.send_simple(200, json.dumps(body).encode(), "application/json")
-        m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/tree/([^/]+)", path)
-        if m:
-            return h.send_simple(200, json.dumps(self.tree()).encode(), "application/json")
-        m = re.fullmatch(r"/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
-        if m and m.group(3) in self.files:
-            data = self.files[m.group(3)]
-            etag = hashlib.sha256(data).hexdigest() if m.group(3).endswith(".parquet") else \
-                hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-            headers = {"X-Repo-Commit": SHA, "ETag": f'"{etag}"', "Accept-Ranges": "bytes"}
-            if h.command == "GET":
-                with self.server.lock:
-                    self.server.bytes_sent[m.group(3)] += len(data)
-            return h.send_simple(200, data, "application/octet-stream", headers)
-        return h.send_simple(404, b'{"error": "Entry not found"}', "application/json",
-                             {"X-Error-Code": "EntryNotFound"})
-
-    def __enter__(self) -> Hub:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.__exit__(*exc)
-
-
 @pytest.fixture
 def hub_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
@@ -126,8 +61,8 @@ def hub_env(monkeypatch, tmp_path):
 
 
 def test_parquet_repo_end_to_end_and_rerun_downloads_nothing(hub_env, tmp_path, capsys):
-    train = [(png(i % 3, i), i % 3) for i in range(9)]
-    test = [(png(i % 3, 100 + i), i % 3) for i in range(3)]
+    train = [(digit_png(i % 3, i), i % 3) for i in range(9)]
+    test = [(digit_png(i % 3, 100 + i), i % 3) for i in range(3)]
     files = {"README.md": CARD.encode(), "data/train-00000-of-00001.parquet": parquet_bytes(train, None),
              "data/test-00000-of-00001.parquet": parquet_bytes(test, None)}
     with Hub(files) as hub:
@@ -135,7 +70,7 @@ def test_parquet_repo_end_to_end_and_rerun_downloads_nothing(hub_env, tmp_path, 
         out = tmp_path / "ds"
         assert run(["fetch", "hf", REPO, "--out", str(out)]) == 0
         ds = load_dataset(out)
-        assert ds.classes == ["one", "two", "zero"] or sorted(ds.classes) == ["one", "two", "zero"]
+        assert ds.classes == ["zero", "one", "two"]  # the card's class_label order: names by index 0, 1, 2
         assert len(ds.samples) == 12 and ds.splits() == {"train": 9, "test": 3}
         assert {s.label for s in ds.samples if s.source["row"] == 1} == {"one"}
         entry = ds.info.lineage[-1]
@@ -148,7 +83,7 @@ def test_parquet_repo_end_to_end_and_rerun_downloads_nothing(hub_env, tmp_path, 
 
 
 def test_include_glob_and_schema_metadata_names(hub_env, tmp_path):
-    rows = [(png(i % 2, i), i % 2) for i in range(4)]
+    rows = [(digit_png(i % 2, i), i % 2) for i in range(4)]
     files = {"data/train-00000-of-00001.parquet": parquet_bytes(rows, ["cat", "dog"]),
              "data/test-00000-of-00001.parquet": parquet_bytes(rows, ["cat", "dog"])}
     with Hub(files) as hub:
@@ -161,7 +96,7 @@ def test_include_glob_and_schema_metadata_names(hub_env, tmp_path):
 
 
 def test_imagefolder_repo_with_metadata_jsonl(hub_env, tmp_path):
-    files = {f"train/img{i}.png": png(i % 2, i) for i in range(4)}
+    files = {f"train/img{i}.png": digit_png(i % 2, i) for i in range(4)}
     files["train/metadata.jsonl"] = "\n".join(
         json.dumps({"file_name": f"img{i}.png", "label": ["even", "odd"][i % 2]}) for i in range(4)).encode()
     with Hub(files) as hub:
@@ -173,7 +108,7 @@ def test_imagefolder_repo_with_metadata_jsonl(hub_env, tmp_path):
 
 
 def test_imagefolder_repo_with_class_folders(hub_env, tmp_path):
-    files = {f"data/train/{c}/{i}.png": png(k, i) for k, c in enumerate(["a", "b"]) for i in range(3)}
+    files = {f"data/train/{c}/{i}.png": digit_png(k, i) for k, c in enumerate(["a", "b"]) for i in range(3)}
     with Hub(files) as hub:
         hub_env.setenv("HF_ENDPOINT", hub.server.base)
         out = tmp_path / "ds"
@@ -192,7 +127,7 @@ def test_unknown_repo_and_revision_are_one_line_errors(hub_env, tmp_path, capsys
 
 
 def test_raw_only(hub_env, tmp_path):
-    files = {"train/0.png": png(0, 0)}
+    files = {"train/0.png": digit_png(0, 0)}
     with Hub(files) as hub:
         hub_env.setenv("HF_ENDPOINT", hub.server.base)
         assert run(["fetch", "hf", REPO, "--no-import", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "d")]) == 0
@@ -205,7 +140,7 @@ def test_streams_parquet_in_batches(tmp_path):
     from pipeline.core.dataset import DatasetWriter
     from pipeline.formats.tables import ImportOutcome, parquet_columns, read_parquet
 
-    rows = [(png(i % 2, i), i % 2) for i in range(10)]
+    rows = [(digit_png(i % 2, i), i % 2) for i in range(10)]
     path = tmp_path / "train.parquet"
     path.write_bytes(parquet_bytes(rows, ["a", "b"]))
     cols = parquet_columns(path, {})

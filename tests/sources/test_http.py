@@ -1,19 +1,31 @@
-"""Downloads against a local server: resume, Range ignored, checksums, retries, caps, content checks, guard."""
+"""Downloads against a local server: resume, Range ignored, checksums, retries, caps, content checks, guard.
+
+Waits and deadlines run on a `FakeClock`: the tests check the exact delays the fetcher asked for,
+never how long a test took.
+"""
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from pipeline.sources.guard import AddressGuard, AddressRefused, classify
-from pipeline.sources.http import Fetcher, FetchFailure, HttpOptions, check_content, partial_paths
+from pipeline.sources.http import (
+    Fetcher,
+    FetchFailure,
+    HttpOptions,
+    RateLimiter,
+    SystemClock,
+    check_content,
+    partial_paths,
+)
+from tests.helpers import FakeClock
 from tests.sources.servers import LocalServer, Route
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
@@ -77,12 +89,61 @@ def test_wrong_bytes_fail_checksum_and_are_removed(server, tmp_path):
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_retry_after_is_honoured(server, tmp_path, status):
-    server.routes["/a.bin"] = Route(BLOB, fail_first=[(status, {"Retry-After": "1"})])
-    with Fetcher(fast()) as f:
-        t0 = time.monotonic()
+def test_retry_after_seconds_is_honoured(server, tmp_path, status):
+    server.routes["/a.bin"] = Route(BLOB, fail_first=[(status, {"Retry-After": "7"})])
+    clock = FakeClock()
+    with Fetcher(fast(clock=clock)) as f:
         r = f.download(server.url("/a.bin"), tmp_path / "a.bin")
-    assert time.monotonic() - t0 >= 0.9 and r.attempts == 2
+    assert clock.sleeps == [7.0]  # the server's delay, not the 0.01 s backoff
+    assert r.attempts == 2
+
+
+def test_retry_after_http_date_is_honoured(server, tmp_path):
+    clock = FakeClock()
+    when = email.utils.formatdate(clock.time() + 42, usegmt=True)
+    server.routes["/a.bin"] = Route(BLOB, fail_first=[(503, {"Retry-After": when})])
+    with Fetcher(fast(clock=clock)) as f:
+        f.get_page(server.url("/a.bin"))
+    assert clock.sleeps == [42.0]
+
+
+@pytest.mark.parametrize("value", ["soon", ""])
+def test_unreadable_retry_after_falls_back_to_the_backoff(server, tmp_path, value):
+    server.routes["/a.bin"] = Route(BLOB, fail_first=[(503, {"Retry-After": value})])
+    clock = FakeClock()
+    with Fetcher(fast(clock=clock)) as f:
+        f.download(server.url("/a.bin"), tmp_path / "a.bin")
+    assert clock.sleeps == [0.01]
+
+
+def test_a_past_retry_after_date_waits_nothing(server, tmp_path):
+    clock = FakeClock()
+    server.routes["/a.bin"] = Route(BLOB, fail_first=[(429, {"Retry-After": email.utils.formatdate(
+        clock.time() - 60, usegmt=True)})])
+    with Fetcher(fast(clock=clock)) as f:
+        f.download(server.url("/a.bin"), tmp_path / "a.bin")
+    assert clock.sleeps == [0.0]
+
+
+def test_backoff_doubles_up_to_its_cap(server, tmp_path):
+    server.routes["/a.bin"] = Route(BLOB, fail_first=[(500, {}), (502, {}), (503, {}), (504, {})])
+    clock = FakeClock()
+    with Fetcher(fast(clock=clock, backoff=0.5, max_backoff=1.5, retries=4)) as f:
+        r = f.download(server.url("/a.bin"), tmp_path / "a.bin")
+    assert clock.sleeps == [0.5, 1.0, 1.5, 1.5]
+    assert r.attempts == 5
+
+
+def test_deadline_cuts_a_response_by_the_clock(server, tmp_path):
+    server.routes["/a.bin"] = Route(BLOB)
+    clock = FakeClock(tick=10.0)  # every reading of the clock is 10 s after the last
+    with Fetcher(fast(clock=clock, deadline=5.0)) as f, pytest.raises(FetchFailure) as info:
+        f.download(server.url("/a.bin"), tmp_path / "a.bin")
+    assert info.value.reason == "deadline"
+    assert not any(p.exists() for p in partial_paths(tmp_path / "a.bin"))
+    with Fetcher(fast(clock=FakeClock(tick=10.0))) as f, pytest.raises(FetchFailure) as info:
+        f.get_page(server.url("/a.bin"), deadline=5.0)
+    assert info.value.reason == "deadline"
 
 
 def test_retry_after_too_long_gives_up(server, tmp_path):
@@ -94,11 +155,22 @@ def test_retry_after_too_long_gives_up(server, tmp_path):
 
 def test_5xx_backoff_then_success_and_404_is_final(server, tmp_path):
     server.routes["/a.bin"] = Route(BLOB, fail_first=[(500, {}), (502, {})])
-    with Fetcher(fast()) as f:
+    clock = FakeClock()
+    with Fetcher(fast(clock=clock)) as f:
         assert f.download(server.url("/a.bin"), tmp_path / "a.bin").attempts == 3
         with pytest.raises(FetchFailure) as info:
             f.download(server.url("/missing.bin"), tmp_path / "m.bin")
     assert info.value.reason == "http-404" and server.requests["/missing.bin"] == 1
+    assert clock.sleeps == [0.01, 0.02]  # two retries of a.bin; none for the 404
+
+
+def test_retries_run_out_with_the_last_status(server, tmp_path):
+    server.routes["/a.bin"] = Route(BLOB, fail_first=[(503, {})] * 4)
+    clock = FakeClock()
+    with Fetcher(fast(clock=clock)) as f, pytest.raises(FetchFailure) as info:
+        f.download(server.url("/a.bin"), tmp_path / "a.bin")
+    assert info.value.reason == "http-503" and "gave up after 4 attempts" in str(info.value)
+    assert clock.sleeps == [0.01, 0.02, 0.04] and server.requests["/a.bin"] == 4
 
 
 def test_html_error_page_never_saved_as_image_or_archive(server, tmp_path):
@@ -156,53 +228,11 @@ def test_size_cap(server, tmp_path):
             assert not (tmp_path / name).exists() and not any(p.exists() for p in partial_paths(tmp_path / name))
 
 
-def test_guard_refuses_loopback_before_connecting(server, tmp_path):
-    server.routes["/a.bin"] = Route(BLOB)
-    with Fetcher(fast(allow_private=False)) as f, pytest.raises(AddressRefused):
-        f.download(server.url("/a.bin"), tmp_path / "a.bin")
-    assert server.requests["/a.bin"] == 0 and not (tmp_path / "a.bin").exists()
-
-
-def test_guard_checks_resolved_names_and_redirect_hops(server, tmp_path):
-    # A test name resolving to a private address is refused at connect time (no packet leaves the machine).
-    names = {"public.test": ["127.0.0.1"], "intranet.test": ["10.1.2.3"]}
-    resolver = lambda host, port: names[host]  # noqa: E731
-    server.routes["/a.bin"] = Route(BLOB)
-    guard = AddressGuard(resolver=resolver)
-    with pytest.raises(AddressRefused, match="private"):
-        guard.addresses("intranet.test", 80)
-    with pytest.raises(AddressRefused, match="loopback"):
-        guard.addresses("public.test", 80)
-    # allowed on loopback: a redirect to a name resolving to a private address is refused on that hop
-    port = server.server_address[1]
-    server.routes["/hop"] = Route(b"", status=302, headers={"Location": f"http://intranet.test:{port}/a.bin"})
-    with Fetcher(fast(resolver=lambda h, p: {"site.test": ["127.0.0.1"], **names}[h])) as f:
-        f.guard.allow_private = False
-        f.guard.refusal = lambda ip: None if ip == "127.0.0.1" else classify(ip)  # only our server is allowed
-        with pytest.raises(AddressRefused, match="10.1.2.3"):
-            f.download(f"http://site.test:{port}/hop", tmp_path / "a.bin")
-    assert server.requests["/hop"] == 1 and server.requests["/a.bin"] == 0
-
-
-@pytest.mark.parametrize(
-    "ip, why",
-    [("127.0.0.1", "loopback"), ("10.0.0.1", "private"), ("192.168.1.1", "private"), ("169.254.169.254", "link-local"),
-     ("::1", "loopback"), ("fe80::1", "link-local"), ("::ffff:127.0.0.1", "loopback"), ("224.0.0.1", "multicast"),
-     ("0.0.0.0", "unspecified"), ("100.64.0.1", "private"),
-     ("2002:7f00:1::1", "loopback"), ("64:ff9b::10.0.0.1", "private"), ("2001:0::1", "reserved"), ("8.8.8.8", None), ("2606:4700::1111", None)],
-)
-def test_classify_table(ip, why):
-    got = classify(ip)
-    assert (got is None) == (why is None)
-    if why == "private":
-        assert got in ("private", "non-global")
-    elif why:
-        assert got == why
-
-
-def test_guard_refuses_other_schemes():
-    with pytest.raises(AddressRefused, match="scheme"):
-        AddressGuard(allow_private=True).check_url("file:///etc/passwd")
+def test_page_read_stops_at_its_byte_cap(server):
+    server.routes["/endless.bin"] = _endless
+    with Fetcher(fast(clock=FakeClock())) as f:  # a clock that stands still: only the cap can stop it
+        page = f.get_page(server.url("/endless.bin"), max_bytes=100_000)
+    assert page.truncated and len(page.body) == 100_000 and page.status == 200
 
 
 @pytest.mark.slow
@@ -214,12 +244,10 @@ def test_sigkill_halfway_then_rerun_finishes_with_less_transfer(server, tmp_path
     cmd = [sys.executable, "-m", "pipeline", "fetch", "url", server.url("/big.bin"), "--out", str(tmp_path / "ds"),
            "--raw", str(raw), "--no-import", "--allow-private", "--quiet"]
     proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[2])
-    deadline = time.monotonic() + 20
-    while server.bytes_sent["/big.bin"] < len(blob) // 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    server.wait_for(lambda: server.bytes_sent["/big.bin"] >= len(blob) // 2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    time.sleep(0.3)  # let the server notice the closed connection before counting
+    server.wait_for(lambda: server.finished["/big.bin"] == 1)  # the server saw the closed connection
     first = server.bytes_sent["/big.bin"]
     assert 0 < first < len(blob) and not dest.exists()
     server.routes["/big.bin"].delay = 0
@@ -235,11 +263,32 @@ def test_per_host_rate_limit_spaces_concurrent_downloads(server, tmp_path):
 
     for i in range(4):
         server.routes[f"/{i}.bin"] = Route(BLOB[:1000] + bytes([i]))
-    t0 = time.monotonic()
+    clock = FakeClock()  # time stands still: each request waits for its own slot, whichever thread takes it
     report = fetch_urls([UrlSpec(server.url(f"/{i}.bin")) for i in range(4)], tmp_path / "raw",
-                        options=fast(rate=0.15), concurrency=4)
+                        options=fast(rate=0.15, clock=clock), concurrency=4)
     assert len(report.done) == 4 and not report.failures
-    assert time.monotonic() - t0 >= 0.45  # four requests to one host, 0.15 s apart
+    assert sorted(clock.sleeps) == pytest.approx([0.15, 0.30, 0.45])  # the first goes at once, then 0.15 s apart
+
+
+def test_rate_limit_is_per_host_and_a_host_can_be_slowed():
+    clock = FakeClock()
+    limiter = RateLimiter(0.5, clock)
+    for host in ("a.test", "b.test", "a.test", "b.test"):
+        limiter.wait(host)
+    assert clock.sleeps == [0.5, 0.5]
+    limiter.set_interval("a.test", 2.0)  # e.g. robots.txt's Crawl-delay
+    limiter.wait("a.test")
+    limiter.wait("a.test")
+    assert clock.sleeps == [0.5, 0.5, 1.0, 3.0]  # a.test's next slot was at 1.0; then 2 s later
+    assert RateLimiter(0.0, clock).wait("a.test") is None and len(clock.sleeps) == 4  # no limit: no wait
+
+
+def test_the_real_clock_is_the_default():
+    opts = HttpOptions()
+    assert isinstance(opts.clock, SystemClock) and isinstance(Fetcher().limiter._clock, SystemClock)
+    before = opts.clock.monotonic()
+    opts.clock.sleep(0)
+    assert opts.clock.monotonic() >= before
 
 
 def test_given_response_is_read_then_resumed_from_its_url(server, tmp_path):

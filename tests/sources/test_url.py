@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import re
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,23 +11,9 @@ import pytest
 from pipeline.core.dataset import load_dataset
 from pipeline.core.errors import UsageError
 from pipeline.sources.url import UrlSpec, build_specs, fetch, parse_list, plan_names
-from tests.helpers import digit_like
+from tests.helpers import digit_png, zipped
 from tests.helpers import run_cli as run
 from tests.sources.servers import LocalServer, Route
-
-
-def png(label: int, seed: int) -> bytes:
-    buf = io.BytesIO()
-    digit_like(label, seed).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def zipped(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 @pytest.fixture
@@ -43,7 +27,7 @@ def files_outside(root: Path, allowed: list[Path]) -> list[Path]:
 
 
 def test_imagefolder_zip_end_to_end_and_rerun_downloads_nothing(server, tmp_path, capsys):
-    tree = {f"digits/{split}/{c}/{i}.png": png(c, i + 10 * c) for split in ("train", "test") for c in (0, 1)
+    tree = {f"digits/{split}/{c}/{i}.png": digit_png(c, i + 10 * c) for split in ("train", "test") for c in (0, 1)
             for i in range(3)}
     blob = zipped(tree)
     server.routes["/digits.zip"] = Route(blob, content_type="application/zip")
@@ -63,11 +47,11 @@ def test_imagefolder_zip_end_to_end_and_rerun_downloads_nothing(server, tmp_path
 
 
 def test_url_list_counts_every_failure(server, tmp_path, capsys):
-    server.routes["/a.png"] = Route(png(0, 1), content_type="image/png")
-    server.routes["/b.png"] = Route(png(1, 2), content_type="image/png")
-    server.routes["/copy-of-a.png"] = Route(png(0, 1), content_type="image/png")
+    server.routes["/a.png"] = Route(digit_png(0, 1), content_type="image/png")
+    server.routes["/b.png"] = Route(digit_png(1, 2), content_type="image/png")
+    server.routes["/copy-of-a.png"] = Route(digit_png(0, 1), content_type="image/png")
     server.routes["/login.jpg"] = Route(b"<html>please log in</html>", content_type="text/html")
-    server.routes["/busy.png"] = Route(png(2, 3), fail_first=[(503, {"Retry-After": "0"})] * 10)
+    server.routes["/busy.png"] = Route(digit_png(2, 3), fail_first=[(503, {"Retry-After": "0"})] * 10)
     listing = tmp_path / "urls.txt"
     listing.write_text("\n".join([
         "# images",
@@ -105,7 +89,7 @@ def test_pixel_csv_by_url(server, tmp_path):
 
 
 def test_hostile_zip_by_url_writes_nothing_outside(server, tmp_path, capsys):
-    server.routes["/evil.zip"] = Route(zipped({"ok/0/a.png": png(0, 0), "../../../evil.png": b"x"}),
+    server.routes["/evil.zip"] = Route(zipped({"ok/0/a.png": digit_png(0, 0), "../../../evil.png": b"x"}),
                                        content_type="application/zip")
     work = tmp_path / "work"
     work.mkdir()
@@ -117,7 +101,7 @@ def test_hostile_zip_by_url_writes_nothing_outside(server, tmp_path, capsys):
 
 
 def test_refused_without_allow_private(server, tmp_path, capsys):
-    server.routes["/a.png"] = Route(png(0, 1), content_type="image/png")
+    server.routes["/a.png"] = Route(digit_png(0, 1), content_type="image/png")
     code = run(["fetch", "url", server.url("/a.png"), "--out", str(tmp_path / "ds")])
     assert code == 1 and "failed: refused-address" in capsys.readouterr().out
     assert sum(server.requests.values()) == 0
@@ -159,11 +143,11 @@ def test_build_specs_checks_what_the_command_line_gives(tmp_path):
     (["/gone.png"], "none"),  # nothing arrived
 ])
 def test_fetch_says_how_to_import_what_arrived(server, tmp_path, paths, kind):
-    server.routes["/a.png"] = Route(png(0, 1), content_type="image/png")
-    server.routes["/b.png"] = Route(png(1, 2), content_type="image/png")
+    server.routes["/a.png"] = Route(digit_png(0, 1), content_type="image/png")
+    server.routes["/b.png"] = Route(digit_png(1, 2), content_type="image/png")
     server.routes["/t.csv"] = Route(b"label,pixel0,pixel1,pixel2,pixel3\n1,0,0,0,0\n", content_type="text/csv")
-    server.routes["/d.zip"] = Route(zipped({"x/0/a.png": png(0, 1)}), content_type="application/zip")
-    server.routes["/e.zip"] = Route(zipped({"x/1/b.png": png(1, 2)}), content_type="application/zip")
+    server.routes["/d.zip"] = Route(zipped({"x/0/a.png": digit_png(0, 1)}), content_type="application/zip")
+    server.routes["/e.zip"] = Route(zipped({"x/1/b.png": digit_png(1, 2)}), content_type="application/zip")
     from pipeline.sources.http import HttpOptions
 
     got = fetch([UrlSpec(server.url(p)) for p in paths], tmp_path / "raw",

@@ -1,4 +1,5 @@
-"""NumberModel's variants: one factory, comparable shapes, every variant learns."""
+"""`pipeline.model.number_model`: NumberModel and its variants, one factory, comparable shapes, every
+variant learns."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from torch import nn
 
 from pipeline.core.errors import UsageError
 from pipeline.model import VARIANTS, NumberModel, build_model
-from pipeline.model.autoencoder import ConvAutoencoder
 from pipeline.model.summary import summarize
 from tests.helpers import digit_like
 
@@ -84,21 +84,3 @@ def test_every_variant_learns_a_fixed_batch(variant: str) -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses[::10]
-
-
-def test_autoencoder_reconstructs_its_input_shape_and_learns() -> None:
-    gen = torch.Generator().manual_seed(1)
-    x = torch.rand(8, 1, 32, 32, generator=gen)
-    torch.manual_seed(0)
-    model = ConvAutoencoder(1)
-    assert model.encode(x).shape == (8, 64, 2, 2)
-    assert model(x).shape == x.shape
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first = last = 0.0
-    for step in range(20):
-        opt.zero_grad()
-        loss = nn.functional.mse_loss(model(x), x)
-        loss.backward()
-        opt.step()
-        first, last = (loss.item(), loss.item()) if step == 0 else (first, loss.item())
-    assert last < 0.5 * first

@@ -1,4 +1,5 @@
-"""`pipeline train`, `validate` and `predict` on the command line: outputs, errors (exit 2), kill -9 and resume."""
+"""`pipeline train` on the command line: outputs and saved config, config and data errors (exit 2,
+one line), kill -9 and --resume."""
 
 from __future__ import annotations
 
@@ -7,48 +8,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from pipeline.cli import cli
-from tests.helpers import make_classification_dataset, make_detection_dataset
+from tests.helpers import invoke, make_classification_dataset, make_detection_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-class Done:
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def main(capsys):
-    """The real console entry point (`pipeline.cli.main`: one-line errors, exit codes), in this process."""
-    from pipeline.cli import main as entry
-
-    def run(*args: str) -> Done:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_:
-            entry(list(args))
-        out = capsys.readouterr()
-        return Done(exit_.value.code, out.out, out.err)
-
-    return run
-
-
-def test_train_validate_predict(tmp_path):
+def test_train_writes_the_run_and_its_resolved_config(tmp_path):
     data = make_classification_dataset(tmp_path / "ds", classes=3, per_class=12)
     run = tmp_path / "run"
     result = invoke("train", str(data), "--out", str(run), "--epochs", "2", "--batch-size", "8", "--lr", "0.005",
@@ -57,24 +26,9 @@ def test_train_validate_predict(tmp_path):
     assert "trained standard NumberModel" in result.output and str(run) in result.output
     config = (run / "config.yaml").read_text()
     assert "batch_size: 8" in config and "lr: 0.005" in config and "seed: 3" in config and "threads: 1" in config
-
-    result = invoke("validate", str(run), "--data", str(data), "--json")
-    assert result.exit_code == 0
-    report = json.loads(result.stdout)  # exactly one JSON object on stdout
-    assert report["count"] == 9 and 0 <= report["accuracy"] <= 1 and set(report["per_class"]) == {"0", "1", "2"}
-    assert (run / "validate-test" / "confusion.png").is_file()
-
-    result = invoke("validate", str(run), "--data", str(data), "--split", "val", "--checkpoint", "last")
-    assert result.exit_code == 0 and "accuracy" in result.output and (run / "validate-val" / "report.json").is_file()
-
-    image = data / "images" / "1-000.png"
-    result = invoke("predict", str(run), str(image), "--topk", "2", "--json")
-    assert result.exit_code == 0
-    out = json.loads(result.stdout)
-    assert out["predictions"][0]["image"] == str(image) and len(out["predictions"][0]["topk"]) == 2
-
-    result = invoke("predict", str(run), str(image))
-    assert result.exit_code == 0 and f"{image}: " in result.output and "top-3" in result.output
+    assert (run / "best.pt").is_file() and (run / "last.pt").is_file()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and [h["epoch"] for h in metrics["history"]] == [1, 2]
 
 
 def test_seed_recipe_and_config_file(tmp_path):
@@ -133,29 +87,15 @@ def test_data_errors_exit_2_in_one_line(tmp_path, main, make, message):
     assert len(lines) == 1 and message in lines[0] and "Fix:" in lines[0], proc.stderr
 
 
-def test_run_errors_exit_2(tmp_path, main):
-    data = make_classification_dataset(tmp_path / "ds", classes=2, per_class=4)
-    empty_run = tmp_path / "run"
-    empty_run.mkdir()
-    proc = main("validate", str(empty_run), "--data", str(data))
-    assert proc.returncode == 2 and "not a run folder" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    (empty_run / "run.json").write_text(json.dumps({"format": "pipeline-run", "classes": ["0", "1"],
-                                                    "in_channels": 1, "preprocess": {}}))
-    proc = main("predict", str(empty_run), str(data / "images" / "0-000.png"))
-    assert proc.returncode == 2 and "no checkpoint best.pt" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
-
-
-def test_help_has_runnable_examples():
-    for name in ("train", "validate", "predict"):
-        result = invoke(name, "--help")
-        assert result.exit_code == 0 and "Example" in result.output and f"pipeline {name} " in result.output
-
-
 def test_resume_without_a_run(tmp_path, main):
     data = make_classification_dataset(tmp_path / "ds", classes=2, per_class=4)
     proc = main("train", str(data), "--out", str(tmp_path / "nothing"), "--resume")
     assert proc.returncode == 2 and "no run to resume" in proc.stderr
+
+
+def test_help_has_a_runnable_example():
+    result = invoke("train", "--help")
+    assert result.exit_code == 0 and "Example" in result.output and "pipeline train " in result.output
 
 
 @pytest.mark.slow
@@ -167,14 +107,14 @@ def test_kill_9_mid_epoch_then_resume_completes(tmp_path):
             "--set", "threads=1", "--set", "log_images=0"]
     env = {**os.environ, "PIPELINE_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first_epoch_saved = run / "metrics.json"  # written last, after the epoch's checkpoints
-    deadline = time.monotonic() + 90
-    while not first_epoch_saved.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)  # inside epoch 2: an epoch is 135 steps of batch 2
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # "epoch 1/5: ..." is printed once the epoch's checkpoints and metrics.json are written
+    for line in proc.stderr:
+        if line.startswith("epoch 1/5:"):
+            break
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL, "training finished before it could be interrupted"
     state = json.loads((run / "run.json").read_text())
     assert state["status"] == "running"

@@ -1,0 +1,81 @@
+"""`pipeline import` and `pipeline export` on the command line: detection, summaries, refusals
+(exit 2, one line) and a round trip through a format."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from pipeline.core.dataset import load_dataset
+from tests.helpers import invoke, make_detection_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PIPELINE_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=120)
+
+
+def _one_error_line(proc: subprocess.CompletedProcess) -> str:
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+def test_folder_in_no_known_layout_is_exit_2(tmp_path) -> None:
+    folder = tmp_path / "mess"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("nothing to import here")
+    line = _one_error_line(_run("import", "auto", str(folder), "--out", str(tmp_path / "ds")))
+    assert "no known layout" in line and "Fix:" in line
+    line = _one_error_line(_run("import", "imagefolder", str(folder), "--out", str(tmp_path / "ds")))
+    assert "not an ImageFolder tree" in line
+    assert not (tmp_path / "ds").exists()
+
+
+def test_export_then_import_auto_round_trips_with_summaries(tmp_path) -> None:
+    src = make_detection_dataset(tmp_path / "det", n=4)
+    exported = invoke("export", src, "--format", "yolo", "--out", tmp_path / "yolo")
+    assert exported.exit_code == 0, exported.output
+    assert "exported 4 samples as yolo" in exported.output and str(tmp_path / "yolo") in exported.output
+    imported = invoke("import", "auto", tmp_path / "yolo", "--out", tmp_path / "back")
+    assert imported.exit_code == 0, imported.output
+    assert "imported 4 samples" in imported.output
+    back = load_dataset(tmp_path / "back")
+    assert back.classes == ["green", "red"] and len(back.samples) == 4  # imported classes are sorted by name
+    assert Counter(o.label for s in back.samples for o in s.objects) == Counter(red=4, green=4)
+    assert back.splits() == {"train": 2, "val": 2}
+
+
+def test_export_refuses_a_non_empty_folder_unless_overwrite(tmp_path, main) -> None:
+    src = make_detection_dataset(tmp_path / "det", n=2)
+    out = tmp_path / "voc"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    proc = main("export", src, "--format", "voc", "--out", out)
+    assert proc.returncode == 2 and "exists and is not empty" in proc.stderr
+    assert (out / "keep.txt").read_text() == "mine"
+    assert main("export", src, "--format", "voc", "--out", out, "--overwrite").returncode == 0
+    assert not (out / "keep.txt").exists()
+
+
+def test_export_never_overwrites_a_dataset(tmp_path, main) -> None:
+    src = make_detection_dataset(tmp_path / "det", n=2)
+    other = make_detection_dataset(tmp_path / "other", n=2)
+    proc = main("export", src, "--format", "coco", "--out", other, "--overwrite")
+    assert proc.returncode == 2 and "is a pipeline dataset" in proc.stderr
+    assert len(load_dataset(other).samples) == 2
+
+
+def test_unknown_format_and_bad_map_are_usage_errors(tmp_path) -> None:
+    result = invoke("import", "pascal", tmp_path, "--out", tmp_path / "ds")
+    assert result.exit_code == 2 and "Invalid value for 'FORMAT'" in result.output
+    result = invoke("export", tmp_path, "--format", "auto", "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "Invalid value for '--format'" in result.output

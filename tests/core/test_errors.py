@@ -1,0 +1,49 @@
+"""`pipeline.core.errors`: the one-line message (what, where, expected, got, fix) and exit codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.core.errors import ConfigError, DataError, NetworkError, PipelineError, UsageError
+
+
+@pytest.mark.parametrize("message, fix, text", [
+    ("no such folder", None, "no such folder"),
+    ("no such folder", "check the path", "no such folder. Fix: check the path"),
+    ("the run stopped.", "run it again", "the run stopped. Fix: run it again"),  # no second full stop
+])
+def test_message_and_fix_in_one_line(message: str, fix: str | None, text: str) -> None:
+    err = PipelineError(message, fix=fix)
+    assert str(err) == text and err.message == message and err.fix == fix
+
+
+def test_data_error_names_file_line_field_expected_and_got() -> None:
+    err = DataError("samples.jsonl", "", line=12, field="width", expected="a positive integer", got=-3,
+                    fix="re-import the dataset")
+    assert str(err) == "samples.jsonl:12: width: expected a positive integer, got -3. Fix: re-import the dataset"
+    assert (err.where, err.line, err.field) == ("samples.jsonl", 12, "width")
+
+
+def test_data_error_without_expected_is_where_and_message() -> None:
+    err = DataError("a/b.xml", "not well-formed XML")
+    assert str(err) == "a/b.xml: not well-formed XML" and err.line is None
+
+
+def test_data_error_keeps_its_message_before_expected() -> None:
+    err = DataError("x.txt", "box", line=3, expected="4 numbers", got="1 2 3")
+    assert str(err) == "x.txt:3: box: expected 4 numbers, got '1 2 3'"
+
+
+def test_long_got_values_are_shortened() -> None:
+    err = DataError("f", "", expected="short", got="x" * 500)
+    got = str(err).split("got ", 1)[1]
+    assert len(got) == 60 and got.endswith("...")
+
+
+@pytest.mark.parametrize("cls", [UsageError, DataError, ConfigError, NetworkError])
+def test_every_error_is_a_pipeline_error_with_exit_code_2(cls) -> None:
+    assert issubclass(cls, PipelineError) and cls.exit_code == 2
+
+
+def test_a_config_error_is_a_usage_error() -> None:
+    assert issubclass(ConfigError, UsageError) and not issubclass(NetworkError, UsageError)
