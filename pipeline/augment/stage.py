@@ -55,9 +55,9 @@ from pipeline.core.dataset import (
     DatasetWriter,
     Obj,
     Sample,
-    dumps_sample,
+    dumps_body,
     load_dataset,
-    with_pack,
+    sample_line,
 )
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import decode_array, stored_png
@@ -384,7 +384,7 @@ def _work_batch(batch: list[tuple[str, list[int]]]) -> list[dict] | tuple[str, i
             if not packed:
                 _write(work / rel, data)
             copy = aug.to_sample(s, c, r, rel, sha256_bytes(data))
-            lines.append(dumps_sample(copy))
+            lines.append(dumps_body(copy))  # the line once it is known where the image is (`_commit`)
             names |= copy.labels()
         entry: dict = {"id": sample_id, "lines": lines, "names": sorted(names)}
         if packed:
@@ -446,11 +446,11 @@ def _records(text: str, check: bool = False) -> Iterator[dict]:
                      **({"spool": head["spool"], "with_original": "original" in head} if "spool" in head else {}),
                      **({"pack": head["pack"]} if "pack" in head else {})}
             if check:
-                parsed = [Sample.from_json(json.loads(c)) for c in copies]
-                if len(parsed) != count or [c.id for c in parsed] != [aug_id(entry["id"], k + 1)
-                                                                      for k in range(count)]:
+                parsed = [Sample.from_json({"id": aug_id(entry["id"], k + 1), "image": "", **json.loads(c)})
+                          for k, c in enumerate(copies)]
+                if len(parsed) != count:
                     continue
-                entry["images"], entry["sha256"] = [c.image for c in parsed], [c.sha256 for c in parsed]
+                entry["sha256"] = [c.sha256 for c in parsed]
         except (ValueError, KeyError, TypeError, DataError):
             continue  # torn by a kill: that sample is redone
         i += count
@@ -531,8 +531,8 @@ class _Spools:
                     path.unlink()
 
 
-def _intact(work: Path, spools: _Spools, entry: dict) -> bool:
-    """Whether every image of a logged entry is present with the logged hash."""
+def _intact(work: Path, spools: _Spools, entry: dict, sample: Sample) -> bool:
+    """Whether every image of a logged entry (of `sample`'s copies) is present with the logged hash."""
     if "spool" in entry or "pack" in entry:
         blobs = spools.read(entry)
         if blobs is None:
@@ -540,8 +540,9 @@ def _intact(work: Path, spools: _Spools, entry: dict) -> bool:
         if entry.get("with_original"):
             blobs = blobs[1:]
         return all(sha256_bytes(b) == h for b, h in zip(blobs, entry["sha256"], strict=True))
-    for image, h in zip(entry["images"], entry["sha256"], strict=True):
-        path = work / image
+    stem, ext = _aug_stem(sample), out_ext(sample)
+    for c, h in enumerate(entry["sha256"], start=1):
+        path = work / f"{stem}{c}.{ext}"
         if not path.is_file() or sha256_bytes(path.read_bytes()) != h:
             return False
     return True
@@ -601,15 +602,15 @@ def _run(dataset_path: Path, recipe_path: str | os.PathLike, out: Path, plan: Pl
                          fix="augment the dataset the copies were made from, or pick that dataset's --out again")
     augmenter = Augmenter(dataset, recipe, seed)  # validates targets before any work starts
     fingerprint = {"dataset": dataset.content_hash, "recipe": recipe.hash, "seed": plan.seed, "copies": plan.copies,
-                   "splits": plan.splits, "pack": plan.pack, "format": 3}
+                   "splits": plan.splits, "pack": plan.pack, "format": 4}
     pool.start_early()  # once the checks passed: their start overlaps what follows
     resumed = _prepare_state(work, state, fingerprint)
 
     spools = _Spools(state)
     try:
-        chosen_ids = {s.id for s in chosen}
+        chosen_ids = {s.id: s for s in chosen}
         done = _read_logs(state, copies) if resumed else {}
-        done = {k: v for k, v in done.items() if k in chosen_ids and _intact(work, spools, v)}
+        done = {k: v for k, v in done.items() if k in chosen_ids and _intact(work, spools, v, chosen_ids[k])}
         todo = [(s.id, list(range(1, copies + 1))) for s in chosen if copies and s.id not in done]
         area = sum(s.width * s.height for s in chosen) / max(1, len(chosen)) * copies
         tasks = _tasks(todo, pool.count + 1, area)
@@ -834,7 +835,7 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                         if not (work / image).is_file():
                             raise DataError(work / image, "missing from the work folder",
                                             fix=f"remove {state} and run again")
-                        writer.add_rendered(sample_id, image, line, entry["names"])
+                        writer.add_rendered(sample_id, image, sample_line(sample_id, image, None, line), entry["names"])
                         stored["files"] += 1
                         if stored["files"] <= FSYNC_FILES_MAX:
                             writer.sync_in_background(image)  # (written without fsync by a worker)
@@ -860,7 +861,7 @@ def _commit(dataset: Dataset, dataset_path: Path, recipe: Recipe, recipe_path: s
                 refs = []
                 for (sample_id, image), line, data in zip(copies, entry["lines"], blobs, strict=True):
                     refs.append(packer.add(image, data))
-                    writer.add_rendered(sample_id, image, with_pack(line, refs[-1]), entry["names"])
+                    writer.add_rendered(sample_id, image, sample_line(sample_id, image, refs[-1], line), entry["names"])
                     stored["packed"] += 1
                 packer.sync_if_due()
                 if "blobs" in entry and len({ref["file"] for ref in refs}) == 1:

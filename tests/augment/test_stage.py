@@ -317,14 +317,13 @@ def test_copies_written_as_files_reach_the_disk_before_the_commit(det_data, tmp_
     """A few copies written as files are each fsynced from the writer's sync thread while the run
     goes on; past FSYNC_FILES_MAX, one sync covers the rest."""
     from pipeline.augment import stage
-    from pipeline.core import dataset as dataset_module
 
     synced: list[str] = []
     real_fsync = os.fsync
     monkeypatch.setattr(stage, "FSYNC_FILES_MAX", limit)
-    monkeypatch.setattr(dataset_module.os, "fsync",
+    monkeypatch.setattr(os, "fsync",
                         lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd))[1])
-    monkeypatch.setattr(dataset_module.os, "sync", lambda: synced.append("sync"))
+    monkeypatch.setattr(os, "sync", lambda: synced.append("sync"))
     run_augment(det_data, RECIPES / "detection.yaml", tmp_path / "out", copies=2, seed=1, pack="never")
     copies = [s.image for s in load_dataset(tmp_path / "out").samples if "~aug" in s.id]
     work = tmp_path / ".out.augment-work"
@@ -339,13 +338,12 @@ def test_a_pack_goes_to_the_disk_while_it_fills(det_data, tmp_path, monkeypatch)
     """Every SYNC_EVERY bytes, what a pack holds so far is flushed from the sync thread; the last
     sync after its close covers the rest; the bytes are those of a run without the early syncs."""
     from pipeline.augment import stage
-    from pipeline.core import dataset as dataset_module
 
     run_augment(det_data, RECIPES / "detection.yaml", tmp_path / "reference", copies=3, seed=2, pack="always")
     synced: list[str] = []
     real_fsync = os.fsync
     monkeypatch.setattr(stage, "SYNC_EVERY", 4096)
-    monkeypatch.setattr(dataset_module.os, "fsync",
+    monkeypatch.setattr(os, "fsync",
                         lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd))[1])
     run_augment(det_data, RECIPES / "detection.yaml", tmp_path / "out", copies=3, seed=2, pack="always")
     assert sum(name.endswith("augment-00000.zip") for name in synced) > 3
