@@ -166,8 +166,8 @@ def _seeded_loop(dataset_root: Path, recipe_path: Path, copies: int) -> tuple[fl
     """Our single-sample call on the same preloaded arrays: a generator re-seeded per copy from
     (seed, id, copy) and the parameters each op drew recorded, nothing stored. The difference to
     the bare loop is the price of reproducible, auditable copies, before any I/O."""
+    from pipeline.augment.engine import Augmenter
     from pipeline.augment.recipe import load_recipe
-    from pipeline.augment.stage import Augmenter
     from pipeline.core.dataset import load_dataset
 
     ds = load_dataset(dataset_root)

@@ -1,8 +1,9 @@
-"""The canonical dataset: write → read round trip, validation messages, atomic replacement."""
+"""Writing datasets: temporary folder then rename, class lists, in-place rewrites, packs, syncs."""
 
 from __future__ import annotations
 
-import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,71 +16,9 @@ from pipeline.core.dataset import (
     load_dataset,
     rewrite_samples,
 )
+from pipeline.core.dataset.writer import BackgroundSync, lineage_entry, replace_dir
 from pipeline.core.errors import DataError, UsageError
-from tests.helpers import make_classification_dataset, make_detection_dataset
-
-
-def test_round_trip_classification(tmp_path: Path) -> None:
-    root = make_classification_dataset(tmp_path / "ds", classes=3, per_class=4)
-    ds = load_dataset(root)
-    assert ds.classes == ["0", "1", "2"]
-    assert len(ds) == 12
-    assert [s.id for s in ds.samples] == sorted(s.id for s in ds.samples)
-    assert all(ds.image_path(s).is_file() for s in ds.samples)
-    assert ds.info.lineage[-1]["stage"] == "test-fixture"
-
-
-def test_round_trip_detection_keeps_objects(tmp_path: Path) -> None:
-    root = make_detection_dataset(tmp_path / "det")
-    ds = load_dataset(root)
-    assert ds.task == "detection"
-    assert all(len(s.objects) == 2 for s in ds.samples)
-    line = (root / "samples.jsonl").read_text().splitlines()[0]
-    assert json.loads(line)["objects"][0]["bbox"] == ds.samples[0].objects[0].bbox
-
-
-def test_samples_are_written_sorted_and_byte_stable(tmp_path: Path) -> None:
-    def write(out: Path, order: list[str]) -> bytes:
-        with DatasetWriter(out, task="classification", stage="t") as w:
-            for sid in order:
-                w.add(Sample(id=sid, label="a", width=1, height=1), data=b"\x89PNG\r\n\x1a\n" + sid.encode())
-        return (out / "samples.jsonl").read_bytes()
-
-    assert write(tmp_path / "a", ["b", "a", "c"]) == write(tmp_path / "b", ["c", "b", "a"])
-
-
-@pytest.mark.parametrize(
-    ("mutate", "message"),
-    [
-        (lambda d: d.update(width=-3), "samples.jsonl:1: width: expected a positive integer, got -3"),
-        (lambda d: d.update(split="training"), "split: expected train | val | test | null"),
-        (lambda d: d.update(label="zebra"), "label: expected a class listed in dataset.json, got 'zebra'"),
-        (lambda d: d.update(sha256="xyz"), "sha256: expected 64 lower-case hex digits"),
-        (lambda d: d.update(image="../escape.png"), "image: expected a relative path inside the dataset folder"),
-        (lambda d: d.update(soft_label={"0": 0.5, "1": 0.2}), "soft_label: expected weights summing to 1"),
-        (lambda d: d.update(objects=[{"label": "0", "bbox": [5, 0, 1, 1]}]), "objects[0].bbox: expected x1 <= x2"),
-        (lambda d: d.update(objects=[{"label": "0", "bbox": [0, 0, float("nan"), 1]}]), "bbox: expected [x1, y1, x2, y2] of finite numbers"),
-    ],
-)
-def test_bad_lines_name_line_and_field(tmp_path: Path, mutate, message: str) -> None:
-    root = make_classification_dataset(tmp_path / "ds", classes=2, per_class=1, splits=None)
-    path = root / "samples.jsonl"
-    lines = path.read_text().splitlines()
-    first = json.loads(lines[0])
-    mutate(first)
-    lines[0] = json.dumps(first)
-    path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError) as err:
-        load_dataset(root, check_hash=False)
-    assert message in str(err.value)
-
-
-def test_hash_mismatch_detects_interrupted_update(tmp_path: Path) -> None:
-    root = make_classification_dataset(tmp_path / "ds", classes=2, per_class=2, splits=None)
-    with open(root / "samples.jsonl", "a") as fh:
-        fh.write("\n")
-    with pytest.raises(DataError, match="samples_sha256"):
-        load_dataset(root)
+from tests.helpers import make_classification_dataset
 
 
 def test_failed_writer_leaves_nothing(tmp_path: Path) -> None:
@@ -139,26 +78,6 @@ def test_objects_round_trip_every_geometry(tmp_path: Path) -> None:
     assert back == obj
 
 
-def test_obj_copy_is_deep_and_equal():
-    from pipeline.core.dataset import Obj
-
-    o = Obj(label="a", bbox=[1.0, 2.0, 3.0, 4.0], polygon=[[[1.0, 2.0], [3.0, 2.0], [3.0, 4.0]]],
-            keypoints=[[1.0, 1.0, 2]], polyline=[[0.0, 0.0], [1.0, 1.0]], mask={"size": [2, 2], "counts": [1, 2, 1]},
-            weight=0.5, attributes={"difficult": True, "tags": ["x"]})
-    c = o.copy()
-    assert c.to_json() == o.to_json()
-    c.bbox[0] = 9
-    c.polygon[0][0][0] = 9
-    c.keypoints[0][0] = 9
-    c.polyline[0][0] = 9
-    c.mask["counts"][0] = 9
-    c.attributes["tags"].append("y")
-    assert o.to_json() == Obj(label="a", bbox=[1.0, 2.0, 3.0, 4.0], polygon=[[[1.0, 2.0], [3.0, 2.0], [3.0, 4.0]]],
-                              keypoints=[[1.0, 1.0, 2]], polyline=[[0.0, 0.0], [1.0, 1.0]],
-                              mask={"size": [2, 2], "counts": [1, 2, 1]}, weight=0.5,
-                              attributes={"difficult": True, "tags": ["x"]}).to_json()
-
-
 def test_add_from_two_packed_sources_with_the_same_member_names(tmp_path):
     """Unzipping every pack still puts each image where its `image` path says, clashes included."""
     import zipfile
@@ -169,7 +88,7 @@ def test_add_from_two_packed_sources_with_the_same_member_names(tmp_path):
     from tests.helpers import make_classification_dataset
 
     data = make_classification_dataset(tmp_path / "data", classes=2, per_class=3, splits=None)
-    recipe = Path(__file__).resolve().parents[2] / "configs" / "augment" / "digits.yaml"
+    recipe = Path(__file__).resolve().parents[3] / "configs" / "augment" / "digits.yaml"
     for name, seed in (("a", 1), ("c", 2)):
         run_augment(data, recipe, tmp_path / name, copies=1, splits=["all"], seed=seed, pack="always")
     a, c = load_dataset(tmp_path / "a"), load_dataset(tmp_path / "c")
@@ -193,28 +112,10 @@ def test_add_from_two_packed_sources_with_the_same_member_names(tmp_path):
             assert sha256_bytes((out / s.image).read_bytes()) == s.sha256
 
 
-@pytest.mark.parametrize("sample_id, image", [("a", "images/a.png"), ('q"uote,"width":1', 'images/q"uote.png'),
-                                              ("日本\u2028x", "images/日本.png")])
-@pytest.mark.parametrize("pack", [{"file": "images/packs/augment-00000.zip", "offset": 30, "length": 312},
-                                  {"file": 'images/packs/p"ck.zip', "offset": 0, "length": 1, "extra": [1]}])
-def test_with_pack_equals_rendering_the_packed_sample(sample_id: str, image: str, pack: dict) -> None:
-    from pipeline.core.dataset import dumps_sample, with_pack
-
-    sample = Sample(id=sample_id, image=image, width=3, height=4, sha256="0" * 64, split="train", label="x",
-                    soft_label={"x": 0.7, "y": 0.3}, meta={"augment": {"ops": [{"op": "rotate", "angle": 1.5}]}})
-    line = dumps_sample(sample)
-    sample.pack = pack
-    assert with_pack(line, pack) == dumps_sample(sample)
-
-
 def test_background_syncs_finish_before_the_commit_and_their_errors_stop_it(tmp_path, monkeypatch) -> None:
-    import os
-
-    from pipeline.core import dataset as dataset_module
-
     synced: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(dataset_module.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
     with DatasetWriter(tmp_path / "ok", task="classification", stage="test", classes=["a"]) as w:
         rel, pack = w.new_pack("test")
         pack.add("images/x.png", b"x")
@@ -227,7 +128,7 @@ def test_background_syncs_finish_before_the_commit_and_their_errors_stop_it(tmp_
             raise OSError(5, "Input/output error")
         real_fsync(fd)
 
-    monkeypatch.setattr(dataset_module.os, "fsync", failing)
+    monkeypatch.setattr(os, "fsync", failing)
     with pytest.raises(OSError, match="Input/output"):
         with DatasetWriter(tmp_path / "bad", task="classification", stage="test", classes=["a"]) as w:
             rel, pack = w.new_pack("test")
@@ -276,3 +177,38 @@ def test_rendered_samples_are_written_as_given_and_checked_like_the_others(tmp_p
         w.add_rendered(copy.id, copy.image, dumps_sample(copy), ["y"])
         dataset = w.commit()  # samples added rendered: read back from the committed folder
     assert [s.id for s in dataset.samples] == ["a~1"] and dataset.samples[0].meta == {"note": "rendered elsewhere"}
+
+
+def test_background_sync_flushes_in_order_from_one_thread_and_keeps_the_first_error(tmp_path, monkeypatch) -> None:
+    flushed: list[tuple[str, str]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        flushed.append((name, threading.current_thread().name))
+        if name.startswith("bad"):
+            raise OSError(5, f"cannot flush {name}")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    for name in ("a", "b", "bad1", "bad2"):
+        (tmp_path / name).write_bytes(b"x")
+    sync = BackgroundSync()
+    sync.wait()  # nothing queued: returns at once
+    for name in ("a", "b", "bad1", "bad2"):
+        sync.put(tmp_path / name)
+    with pytest.raises(OSError, match="cannot flush bad1"):
+        sync.wait()
+    assert flushed == [(n, "fsync") for n in ("a", "b", "bad1", "bad2")]
+
+
+def test_replace_dir_swaps_a_finished_folder_in_and_lineage_records_the_stage(tmp_path: Path) -> None:
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "f").write_text("new")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "f").write_text("old")
+    replace_dir(tmp_path / "new", tmp_path / "out")
+    assert (tmp_path / "out" / "f").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    entry = lineage_entry("split", {"path": tmp_path, "ratios": (0.8, 0.2)}, {"in": "h"})
+    assert entry["stage"] == "split" and entry["params"] == {"path": str(tmp_path), "ratios": [0.8, 0.2]}
+    assert entry["inputs"] == {"in": "h"} and entry["tool"].startswith("pipeline ")

@@ -1,0 +1,78 @@
+"""Reading a dataset folder: `load_dataset` (validated, sorted by id), `iter_samples` (streamed),
+`content_hash` and `is_dataset`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline.core.dataset.model import DATASET_JSON, SAMPLES_JSONL, Dataset, DatasetInfo, Sample
+from pipeline.core.dataset.validation import parse_sample_line, read_info
+from pipeline.core.errors import DataError, UsageError
+from pipeline.core.paths import sha256_bytes
+
+
+def is_dataset(path: str | os.PathLike) -> bool:
+    """Whether `path` holds a dataset.json and a samples.jsonl."""
+    return (Path(path) / DATASET_JSON).is_file() and (Path(path) / SAMPLES_JSONL).is_file()
+
+
+def content_hash(root: str | os.PathLike) -> str:
+    """sha256 over dataset.json's task and classes and the bytes of samples.jsonl."""
+    root = Path(root)
+    info = read_info(root)
+    h = hashlib.sha256()
+    h.update(json.dumps({"task": info.task, "classes": info.classes}, sort_keys=True).encode())
+    with open(root / SAMPLES_JSONL, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def iter_samples(root: str | os.PathLike, info: DatasetInfo | None = None) -> Iterator[Sample]:
+    """Stream validated samples from samples.jsonl (errors name the line and the field)."""
+    root = Path(root)
+    info = info or read_info(root)
+    classes = set(info.classes)
+    path = root / SAMPLES_JSONL
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            yield parse_sample_line(line, classes, where=SAMPLES_JSONL, line=lineno, root=root)
+
+
+def load_dataset(root: str | os.PathLike, *, check_hash: bool = True) -> Dataset:
+    """Load and validate a dataset folder. Raises `DataError`/`UsageError` with file:line: field messages."""
+    root = Path(root)
+    info = read_info(root)
+    raw = (root / SAMPLES_JSONL).read_bytes() if (root / SAMPLES_JSONL).is_file() else None
+    if raw is None:
+        raise UsageError(f"{root}: not a pipeline dataset (no {SAMPLES_JSONL})", fix="re-run the stage that wrote it")
+    if check_hash and info.samples_sha256 and sha256_bytes(raw) != info.samples_sha256:
+        raise DataError(
+            root / DATASET_JSON,
+            "does not match samples.jsonl (an update was interrupted, or the file was edited by hand)",
+            field="samples_sha256",
+            fix="re-run the stage that wrote this dataset, or run `pipeline split --redo` / re-import",
+        )
+    classes = set(info.classes)
+    samples: list[Sample] = []
+    seen: dict[str, int] = {}
+    text = raw.decode("utf-8", errors="strict")
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        sample = parse_sample_line(line, classes, where=SAMPLES_JSONL, line=lineno, root=root)
+        if sample.id in seen:
+            raise DataError(
+                SAMPLES_JSONL, "duplicate id", line=lineno, field="id",
+                expected=f"an id not already used on line {seen[sample.id]}", got=sample.id,
+            )
+        seen[sample.id] = lineno
+        samples.append(sample)
+    samples.sort(key=lambda s: s.id)
+    return Dataset(root=root, info=info, samples=samples)

@@ -1,0 +1,484 @@
+"""Writing datasets: `DatasetWriter` (everything into a temporary folder, fsynced, renamed into
+place), `rewrite_samples` (samples.jsonl and dataset.json replaced in place, atomically per file),
+`derive`, `replace_dir` and the lineage records.
+
+Writers never touch the destination until the dataset is complete. The ``samples_sha256``
+recorded in dataset.json lets a reader detect an in-place update cut between its two renames.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import queue
+import shutil
+import threading
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pipeline import __version__
+from pipeline.core.dataset.io import content_hash, is_dataset, load_dataset
+from pipeline.core.dataset.lines import dumps_sample, sorted_lines, write_lines
+from pipeline.core.dataset.model import (
+    DATASET_JSON,
+    IMAGES_DIR,
+    SAMPLES_JSONL,
+    TASKS,
+    Dataset,
+    DatasetInfo,
+    Sample,
+)
+from pipeline.core.errors import DataError, UsageError
+from pipeline.core.packs import PACK_SUFFIX, PackWriter, pack_name
+from pipeline.core.paths import fsync_dir, link_or_copy, natural_sorted, safe_stem, sha256_bytes
+
+
+def now_iso() -> str:
+    """The current UTC time, to the second, in ISO 8601."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def lineage_entry(stage: str, params: dict | None = None, inputs: dict[str, str] | None = None) -> dict:
+    """One lineage record: stage, tool version, parameters, content hashes of inputs, time."""
+    return {
+        "stage": stage,
+        "tool": f"pipeline {__version__}",
+        "params": _jsonable(params or {}),
+        "inputs": dict(inputs or {}),
+        "time": now_iso(),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _write_file(path: Path, data: bytes, *, sync: bool = True) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        if sync:
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _info_bytes(info: DatasetInfo) -> bytes:
+    return (json.dumps(info.to_json(), ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _prepare_destination(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is a file", fix="choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not is_dataset(out):
+        raise UsageError(
+            f"{out}: exists, is not empty and is not a pipeline dataset; refusing to replace it",
+            fix="choose another --out, or remove that folder",
+        )
+
+
+def _sweep_stale(out: Path) -> None:
+    """Remove temporary folders left by killed writers of `out` (their pid no longer runs)."""
+    parent = out.parent
+    if not parent.is_dir():
+        return
+    prefix = f".{out.name}.tmp-"
+    for p in parent.iterdir():
+        if not p.name.startswith(prefix):
+            continue
+        try:
+            pid = int(p.name[len(prefix):].split("-")[0])
+        except ValueError:
+            continue
+        if not _pid_alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Move the finished folder `tmp` to `out`, replacing an existing dataset there."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        os.rename(out, old)
+    os.rename(tmp, out)
+    fsync_dir(out.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class BackgroundSync:
+    """Flushes files to the disk from one thread, in the order they were queued, so the caller's
+    work goes on meanwhile; `wait` returns once every queued flush is done and raises the first
+    error one met. The thread starts with the first file."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue | None = None
+        self._thread: threading.Thread | None = None
+        self._errors: list[OSError] = []
+
+    def put(self, path: Path | None) -> None:
+        """Queue a flush of `path`; `None`: every file (`os.sync`)."""
+        if self._queue is None:
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._loop, args=(self._queue,), daemon=True, name="fsync")
+            self._thread.start()
+        self._queue.put(path)
+
+    def stop(self) -> None:
+        """Let the thread end after the flushes queued so far, without waiting for them."""
+        if self._queue is not None:
+            self._queue.put(_STOP)
+            self._queue = None
+
+    def wait(self) -> None:
+        """Every queued flush done; the first error one met is raised."""
+        if self._thread is not None:
+            self.stop()
+            self._thread.join()
+            self._thread = None
+        if self._errors:
+            raise self._errors[0]
+
+    def _loop(self, jobs: queue.SimpleQueue) -> None:
+        while (path := jobs.get()) is not _STOP:
+            self._fsync(path)
+
+    def _fsync(self, path: Path | None) -> None:
+        try:
+            if path is None:
+                os.sync()
+                return
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._errors.append(exc)
+
+
+_STOP = object()  # ends a BackgroundSync's thread
+
+
+class DatasetWriter:
+    """Writes a new dataset into a temporary folder and renames it into place on success.
+
+    Usage::
+
+        with DatasetWriter(out, task="classification", stage="import", params={...}) as w:
+            w.add(Sample(id="cat/001", label="cat", split=None), src=Path("cat/001.jpg"))
+        # `out` now holds the complete dataset; on an exception nothing at `out` changed.
+
+    `classes=None` takes the natural-sorted union of every label seen; a fixed list makes
+    any other label an error (see `resolve_label`). Images are added from bytes (`data=`), from a
+    file (`src=`, hard-linked when possible) or already in place (`image=` relative path).
+    `workdir` names a persistent temporary folder for resumable stages: files already there
+    are kept.
+    """
+
+    def __init__(
+        self,
+        out: str | os.PathLike,
+        *,
+        task: str,
+        stage: str,
+        classes: list[str] | None = None,
+        class_map: dict[str, str] | None = None,
+        params: dict | None = None,
+        inputs: dict[str, str] | None = None,
+        parent_lineage: list[dict] | None = None,
+        workdir: str | os.PathLike | None = None,
+        render_early: bool = False,
+    ) -> None:
+        if task not in TASKS:
+            raise UsageError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        self.out = Path(out)
+        self.task = task
+        self.fixed_classes = list(classes) if classes is not None else None
+        self.class_map = dict(class_map or {})
+        self.lineage = list(parent_lineage or []) + [lineage_entry(stage, params, inputs)]
+        self.samples: dict[str, Sample] = {}
+        self._names: set[str] = set()
+        self._dirs: set[str] = set()  # folders under tmp already created
+        self._images: set[str] = set()  # image paths already taken, so `_unique` is O(1) per sample
+        self._packs: dict[str, str] = {}  # source pack (resolved path) -> its relative path here
+        self._pack_names: set[str] = set()
+        self._unsynced = False  # image files written without fsync; one os.sync() before commit covers them
+        self._syncer = BackgroundSync()  # flushes what `sync_in_background` queues, in order
+        self._workdir = Path(workdir) if workdir else None
+        # render_early: each samples.jsonl line is rendered when its sample is added (the caller
+        # promises not to change samples after `add`), so a stage that waits on workers renders
+        # while it waits instead of all at once in `commit`.
+        self._lines: dict[str, str] | None = {} if render_early else None
+        self._rendered = 0  # samples added by `add_rendered` (no Sample kept)
+        self.tmp: Path | None = None
+        self.committed = False
+
+    # -- context management --------------------------------------------------------------
+    def __enter__(self) -> DatasetWriter:
+        _prepare_destination(self.out)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_stale(self.out)
+        if self._workdir is not None:
+            self.tmp = self._workdir
+        else:
+            self.tmp = self.out.with_name(f".{self.out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        (self.tmp / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and not self.committed:
+            self.finish()
+            return
+        self._syncer.stop()  # (a flush under way finishes on its own)
+        if exc_type is not None and self._workdir is None and self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- labels ------------------------------------------------------------------------------
+    def resolve_label(self, name: str, where: str | Path = "", field: str = "label") -> str:
+        """Apply --map renames and check the fixed class list; an unknown class is an error naming `where`."""
+        name = self.class_map.get(name, name)
+        if self.fixed_classes is not None and name not in self.fixed_classes:
+            raise DataError(
+                where or "input", "class not in the class list", field=field,
+                expected=f"one of {self.fixed_classes}", got=name,
+                fix="add it to the --classes file, or rename it with --map OLD=NEW",
+            )
+        return name
+
+    # -- images --------------------------------------------------------------------------------
+    def image_relpath(self, sample_id: str, ext: str) -> str:
+        ext = ext.lower().lstrip(".") or "png"
+        return f"{IMAGES_DIR}/{safe_stem(sample_id)}.{ext}"
+
+    def uses_image(self, rel: str) -> bool:
+        """Whether a sample added so far has `rel` as its image path (or pack member name)."""
+        return rel in self._images
+
+    def has_image(self, rel: str) -> bool:
+        assert self.tmp is not None
+        return (self.tmp / rel).is_file()
+
+    def add(
+        self,
+        sample: Sample,
+        *,
+        data: bytes | None = None,
+        src: str | os.PathLike | None = None,
+        ext: str | None = None,
+        line: str | None = None,
+    ) -> Sample:
+        """Add a sample; write its image from `data` or `src`, or trust `sample.image` already in tmp.
+        `line`: the sample's `dumps_sample` line when the caller rendered it already (in a worker)."""
+        assert self.tmp is not None, "use DatasetWriter as a context manager"
+        if sample.id in self.samples or (self._lines is not None and sample.id in self._lines):
+            raise DataError(sample.source.get("file", "input"), "two samples with the same id", field="id",
+                            expected="unique ids", got=sample.id)
+        if data is not None or src is not None:
+            if ext is None:
+                ext = os.path.splitext(src)[1] if src is not None else "png"
+            rel = self.image_relpath(sample.id, ext)
+            rel = self._unique(rel, sample.id)
+            dest = os.path.join(self.tmp, rel)  # strings, not pathlib: this runs once per image
+            parent = os.path.dirname(dest)
+            if parent not in self._dirs:  # one mkdir per folder, not one per image
+                os.makedirs(parent, exist_ok=True)
+                self._dirs.add(parent)
+            if data is not None:
+                _write_file(dest, data, sync=False)  # fsync per file costs ~2 ms; commit syncs once
+                self._unsynced = True
+                if not sample.sha256:
+                    sample.sha256 = sha256_bytes(data)
+            else:
+                if link_or_copy(src, dest, make_parent=False):
+                    self._unsynced = True  # copied across file systems: synced before the commit
+                if not sample.sha256:
+                    from pipeline.core.paths import sha256_file
+
+                    sample.sha256 = sha256_file(dest)
+            sample.image = rel
+        elif not sample.image:
+            raise ValueError("add() needs data=, src= or sample.image")
+        self.samples[sample.id] = sample
+        if self._lines is not None:
+            self._lines[sample.id] = line if line is not None else dumps_sample(sample)
+        self._images.add(sample.image)
+        self._names |= sample.labels()
+        return sample
+
+    def add_rendered(self, sample_id: str, image: str, line: str, labels: Iterable[str] = ()) -> None:
+        """Add a sample known only by its samples.jsonl `line` (a `dumps_sample` rendering, e.g.
+        from a worker process), its image path (already in the temporary folder, or a pack member
+        written here) and the class names it uses. Needs ``render_early``. No `Sample` object is
+        built or kept: a stage that streams many thousands of samples pays neither for building
+        them nor for freeing them, and `finish` (not `commit`) completes the dataset without
+        loading them back."""
+        assert self.tmp is not None, "use DatasetWriter as a context manager"
+        if self._lines is None:
+            raise ValueError("add_rendered() needs a DatasetWriter with render_early=True")
+        if sample_id in self._lines:
+            raise DataError("input", "two samples with the same id", field="id", expected="unique ids", got=sample_id)
+        self._lines[sample_id] = line
+        self._images.add(image)
+        self._names.update(labels)
+        self._rendered += 1
+
+    def add_from(self, dataset: Dataset, source: Sample, sample: Sample | None = None) -> Sample:
+        """Add `sample` (default: a copy of `source`) with `source`'s image from `dataset`: a file is
+        hard-linked (copied across file systems), a pack is linked once and its members kept."""
+        new = sample if sample is not None else Sample.from_json(source.to_json())
+        if source.pack is None:
+            new.image, new.pack = "", None
+            return self.add(new, src=os.path.join(dataset.root, source.image), ext=os.path.splitext(source.image)[1])
+        assert self.tmp is not None, "use DatasetWriter as a context manager"
+        if source.image in self._images:  # the member's name is taken here: store this image as a file
+            new.image, new.pack = "", None  # (a renamed sample would no longer match its member's name)
+            return self.add(new, data=dataset.read_image_bytes(source), ext=Path(source.image).suffix)
+        src = str((dataset.root / source.pack["file"]).resolve())
+        rel = self._packs.get(src)
+        if rel is None:
+            rel = source.pack["file"]
+            if rel in self._pack_names:  # two sources with packs of the same name
+                stem = rel[: -len(PACK_SUFFIX)]
+                rel = next(f"{stem}-{i}{PACK_SUFFIX}" for i in range(1, 1 << 30)
+                           if f"{stem}-{i}{PACK_SUFFIX}" not in self._pack_names)
+            if link_or_copy(src, self.tmp / rel):
+                self._unsynced = True
+            self._packs[src] = rel
+            self._pack_names.add(rel)
+        new.image = source.image
+        new.pack = {"file": rel, "offset": source.pack["offset"], "length": source.pack["length"]}
+        new.sha256 = new.sha256 or source.sha256
+        return self.add(new)
+
+    def new_pack(self, stage: str) -> tuple[str, PackWriter]:
+        """A new, empty pack in this dataset (a name no linked pack uses) and its writer."""
+        assert self.tmp is not None, "use DatasetWriter as a context manager"
+        i = 0
+        while pack_name(stage, i) in self._pack_names:
+            i += 1
+        rel = pack_name(stage, i)
+        self._pack_names.add(rel)
+        return rel, PackWriter(self.tmp / rel)
+
+    def sync_in_background(self, rel: str | None) -> None:
+        """Flush `rel` (written and closed under the temporary folder) to the disk from this
+        writer's sync thread, so the wait overlaps the caller's work; `finish` waits for every
+        queued flush before the rename. `None`: every file (`os.sync`)."""
+        assert self.tmp is not None, "use DatasetWriter as a context manager"
+        self._syncer.put(None if rel is None else self.tmp / rel)
+
+    def _unique(self, rel: str, sample_id: str) -> str:
+        if rel not in self._images:
+            return rel
+        stem, dot, ext = rel.rpartition(".")
+        digest = hashlib.sha1(sample_id.encode()).hexdigest()[:8]
+        return f"{stem}-{digest}.{ext}"
+
+    # -- commit --------------------------------------------------------------------------------
+    def classes(self) -> list[str]:
+        if self.fixed_classes is not None:
+            return list(self.fixed_classes)
+        return natural_sorted(self._names)
+
+    def finish(self) -> DatasetInfo:
+        """Write samples.jsonl and dataset.json, sync, and rename the folder into place."""
+        assert self.tmp is not None
+        classes = self.classes()
+        unknown = self._names - set(classes)
+        if unknown:
+            raise DataError("input", "labels outside the class list", expected=f"one of {classes}",
+                            got=natural_sorted(unknown))
+        if self._lines is not None:
+            lines = [self._lines[i] for i in sorted(self._lines)]
+        else:
+            lines = sorted_lines(self.samples.values())
+        if self._unsynced:
+            os.sync()
+        info = DatasetInfo(task=self.task, classes=classes, lineage=self.lineage,
+                           samples_sha256=write_lines(self.tmp / SAMPLES_JSONL, lines))
+        _write_file(self.tmp / DATASET_JSON, _info_bytes(info))
+        self._syncer.wait()
+        fsync_dir(self.tmp)
+        replace_dir(self.tmp, self.out)
+        self.committed = True
+        return info
+
+    def commit(self) -> Dataset:
+        """`finish`, then the new dataset (read back from disk when samples were added rendered)."""
+        info = self.finish()
+        if self._rendered:
+            return load_dataset(self.out)
+        return Dataset(root=self.out, info=info, samples=sorted(self.samples.values(), key=lambda s: s.id))
+
+
+def rewrite_samples(
+    dataset: Dataset,
+    samples: list[Sample],
+    *,
+    stage: str,
+    params: dict | None = None,
+    classes: list[str] | None = None,
+) -> Dataset:
+    """Replace a dataset's samples.jsonl (and lineage) in place, atomically per file.
+
+    For stages that change metadata only (e.g. `split`); images stay where they are.
+    """
+    root = dataset.root
+    lineage = list(dataset.info.lineage) + [lineage_entry(stage, params, {str(root): content_hash(root)})]
+    tmp = root / f".{SAMPLES_JSONL}.tmp-{os.getpid()}"
+    digest = write_lines(tmp, sorted_lines(samples))
+    os.replace(tmp, root / SAMPLES_JSONL)
+    info = DatasetInfo(task=dataset.info.task, classes=list(classes if classes is not None else dataset.info.classes),
+                       lineage=lineage, samples_sha256=digest)
+    tmp = root / f".{DATASET_JSON}.tmp-{os.getpid()}"
+    _write_file(tmp, _info_bytes(info))
+    os.replace(tmp, root / DATASET_JSON)
+    fsync_dir(root)
+    return Dataset(root=root, info=info, samples=sorted(samples, key=lambda s: s.id))
+
+
+def derive(
+    dataset: Dataset,
+    out: str | os.PathLike,
+    samples: Iterable[Sample],
+    *,
+    stage: str,
+    params: dict | None = None,
+    classes: list[str] | None = None,
+    task: str | None = None,
+) -> Dataset:
+    """Write `samples` (whose images live in `dataset`) as a new dataset at `out`, images hard-linked."""
+    with DatasetWriter(
+        out,
+        task=task or dataset.task,
+        stage=stage,
+        classes=classes if classes is not None else dataset.classes,
+        params=params,
+        inputs={str(dataset.root): dataset.content_hash},
+        parent_lineage=dataset.info.lineage,
+    ) as w:
+        for s in samples:
+            w.add_from(dataset, s)
+        result = w.commit()
+    return result

@@ -1,0 +1,56 @@
+"""The dataset model: objects and samples as JSON, deep copies, images of a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.core.dataset import Obj, Sample, load_dataset
+from pipeline.core.dataset.model import Dataset, DatasetInfo
+from pipeline.core.errors import DataError
+from tests.helpers import make_classification_dataset
+
+
+def test_obj_copy_is_deep_and_equal():
+    o = Obj(label="a", bbox=[1.0, 2.0, 3.0, 4.0], polygon=[[[1.0, 2.0], [3.0, 2.0], [3.0, 4.0]]],
+            keypoints=[[1.0, 1.0, 2]], polyline=[[0.0, 0.0], [1.0, 1.0]], mask={"size": [2, 2], "counts": [1, 2, 1]},
+            weight=0.5, attributes={"difficult": True, "tags": ["x"]})
+    c = o.copy()
+    assert c.to_json() == o.to_json()
+    c.bbox[0] = 9
+    c.polygon[0][0][0] = 9
+    c.keypoints[0][0] = 9
+    c.polyline[0][0] = 9
+    c.mask["counts"][0] = 9
+    c.attributes["tags"].append("y")
+    assert o.to_json() == Obj(label="a", bbox=[1.0, 2.0, 3.0, 4.0], polygon=[[[1.0, 2.0], [3.0, 2.0], [3.0, 4.0]]],
+                              keypoints=[[1.0, 1.0, 2]], polyline=[[0.0, 0.0], [1.0, 1.0]],
+                              mask={"size": [2, 2], "counts": [1, 2, 1]}, weight=0.5,
+                              attributes={"difficult": True, "tags": ["x"]}).to_json()
+
+
+def test_sample_json_keeps_its_key_order_and_round_trips() -> None:
+    sample = Sample(id="a", image="images/a.png", width=3, height=4, sha256="0" * 64, split="train", label="x",
+                    objects=[Obj(label="x", bbox=[0.0, 0.0, 1.0, 1.0])], meta={"m": 1},
+                    pack={"file": "images/packs/p.zip", "offset": 0, "length": 5})
+    data = sample.to_json()
+    assert list(data) == ["id", "image", "pack", "width", "height", "sha256", "split", "label", "objects", "meta"]
+    assert list(sample.body_json()) == list(data)[3:]  # the body: every field after id, image and pack
+    assert Sample.from_json(data) == sample
+    sample.pack = None
+    assert list(sample.to_json())[:3] == ["id", "image", "width"]
+
+
+def test_dataset_reads_its_images_and_names_missing_ones(tmp_path: Path) -> None:
+    ds = load_dataset(make_classification_dataset(tmp_path / "ds", classes=2, per_class=2, splits=None))
+    first = ds.samples[0]
+    assert ds.read_image_bytes(first) == ds.image_path(first).read_bytes()
+    assert ds.image_where(first) == str(ds.root / first.image) and len(ds) == 4
+    assert ds.splits() == {None: 4} and ds.split(None) == ds.samples and ds.split("train") == []
+    ds.image_path(first).unlink()
+    with pytest.raises(DataError, match="image missing"):
+        ds.read_image_bytes(first)
+    packed = Dataset(root=tmp_path, info=DatasetInfo(task="classification", classes=[]),
+                     samples=[Sample(id="p", pack={"file": "images/packs/p.zip", "offset": 7, "length": 1})])
+    assert packed.image_where(packed.samples[0]) == f"{tmp_path / 'images/packs/p.zip'}:7"

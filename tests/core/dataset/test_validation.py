@@ -1,0 +1,83 @@
+"""The strict readers: samples.jsonl lines and dataset.json, errors naming file, line and field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.core.dataset import load_dataset
+from pipeline.core.dataset.validation import parse_sample_line, read_info
+from pipeline.core.errors import DataError, UsageError
+from tests.helpers import make_classification_dataset
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(width=-3), "samples.jsonl:1: width: expected a positive integer, got -3"),
+        (lambda d: d.update(split="training"), "split: expected train | val | test | null"),
+        (lambda d: d.update(label="zebra"), "label: expected a class listed in dataset.json, got 'zebra'"),
+        (lambda d: d.update(sha256="xyz"), "sha256: expected 64 lower-case hex digits"),
+        (lambda d: d.update(image="../escape.png"), "image: expected a relative path inside the dataset folder"),
+        (lambda d: d.update(soft_label={"0": 0.5, "1": 0.2}), "soft_label: expected weights summing to 1"),
+        (lambda d: d.update(objects=[{"label": "0", "bbox": [5, 0, 1, 1]}]), "objects[0].bbox: expected x1 <= x2"),
+        (lambda d: d.update(objects=[{"label": "0", "bbox": [0, 0, float("nan"), 1]}]), "bbox: expected [x1, y1, x2, y2] of finite numbers"),
+    ],
+)
+def test_bad_lines_name_line_and_field(tmp_path: Path, mutate, message: str) -> None:
+    root = make_classification_dataset(tmp_path / "ds", classes=2, per_class=1, splits=None)
+    path = root / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    first = json.loads(lines[0])
+    mutate(first)
+    lines[0] = json.dumps(first)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as err:
+        load_dataset(root, check_hash=False)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(("pack", "message"), [
+    ({"file": "images/packs/p.tar", "offset": 0, "length": 1}, "pack.file: expected a relative path of a .zip pack"),
+    ({"file": "images/packs/p.zip", "offset": -1, "length": 1}, "pack.offset: expected an integer >= 0"),
+    ({"file": "images/packs/p.zip", "offset": 0, "length": 0}, "pack.length: expected an integer >= 1"),
+    ({"file": "images/packs/p.zip", "offset": 0, "length": 1, "crc": 3}, "pack.crc: expected only file, offset"),
+])
+def test_bad_pack_references_name_the_field(pack: dict, message: str) -> None:
+    line = json.dumps({"id": "a", "image": "images/a.png", "pack": pack, "width": 1, "height": 1, "sha256": "0" * 64})
+    with pytest.raises(DataError) as err:
+        parse_sample_line(line, set(), line=7)
+    assert message in str(err.value) and "samples.jsonl:7" in str(err.value)
+
+
+def test_a_good_line_parses_to_its_sample() -> None:
+    line = ('{"id":"a","image":"images/a.png","width":2,"height":3,"sha256":"' + "0" * 64
+            + '","split":"val","label":"x","objects":[{"label":"x","polygon":[[[0,0],[1,0],[1,1]]]}]}')
+    sample = parse_sample_line(line, {"x"})
+    assert (sample.id, sample.split, sample.label, sample.width) == ("a", "val", "x", 2)
+    assert sample.objects[0].polygon == [[[0, 0], [1, 0], [1, 1]]]
+
+
+@pytest.mark.parametrize(("info", "message"), [
+    ({"version": 99, "task": "classification", "classes": []}, "version: expected an integer 1..1, got 99"),
+    ({"version": 1, "task": "regression", "classes": []}, "task: expected classification | detection"),
+    ({"version": 1, "task": "classification", "classes": ["a", "a"]}, "duplicate class names"),
+    ({"format": "other", "version": 1, "task": "classification", "classes": []}, "format: expected"),
+])
+def test_read_info_names_the_bad_field(tmp_path: Path, info: dict, message: str) -> None:
+    (tmp_path / "dataset.json").write_text(json.dumps(info), encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        read_info(tmp_path)
+    assert message in str(err.value)
+
+
+def test_read_info_tells_a_missing_folder_from_a_foreign_one(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no such folder"):
+        read_info(tmp_path / "missing")
+    with pytest.raises(UsageError, match="not a pipeline dataset"):
+        read_info(tmp_path)
+    (tmp_path / "dataset.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(DataError, match="not valid JSON"):
+        read_info(tmp_path)
