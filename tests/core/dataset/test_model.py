@@ -54,3 +54,15 @@ def test_dataset_reads_its_images_and_names_missing_ones(tmp_path: Path) -> None
     packed = Dataset(root=tmp_path, info=DatasetInfo(task="classification", classes=[]),
                      samples=[Sample(id="p", pack={"file": "images/packs/p.zip", "offset": 7, "length": 1})])
     assert packed.image_where(packed.samples[0]) == f"{tmp_path / 'images/packs/p.zip'}:7"
+
+
+def test_every_name_the_code_base_imports_is_in_the_package() -> None:
+    """`from pipeline.core.dataset import X` keeps working for every name the modules split out."""
+    import pipeline.core.dataset as package
+    from pipeline.core.dataset import io, lines, model, validation, writer
+
+    for module in (io, lines, model, validation, writer):
+        public = {n for n in vars(module) if not n.startswith("_") and getattr(vars(module)[n], "__module__", None)
+                  == module.__name__}
+        assert public <= set(package.__all__), (module.__name__, public - set(package.__all__))
+    assert all(getattr(package, n) is not None for n in package.__all__)
