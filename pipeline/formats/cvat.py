@@ -44,7 +44,8 @@ Read here and nowhere else:
 - **Images** are found by ``name`` below ``images/`` beside the XML (or ``images/<subset>/``, or
   beside the XML itself); names may hold folders, spaces and parentheses. A name that is absolute
   or leaves the import folder is looked up by its file name only; nothing outside is opened. A
-  missing image is a problem of that image alone. The declared ``width``/``height`` decide the EXIF
+  missing image is a problem of that image alone; images in ``images/`` that no ``<image>`` names
+  are counted in the report. The declared ``width``/``height`` decide the EXIF
   frame (CVAT shows images upright).
 
 Files are parsed with defusedxml (DTDs, entities and external references refused), one image at a
@@ -575,6 +576,7 @@ def read(root: Path, ctx: ImportContext) -> None:
                 ctx.skip(NOT_CVAT)
                 continue
             ctx.input_file(path, data)
+            state.folders.add(os.path.join(os.path.dirname(path), IMAGES))
             _read_document(ctx, doc, path, where, finder, labels, state)
         except DataError as err:
             ctx.bad(err)
@@ -586,6 +588,8 @@ class _State:
     base: str  # the import folder (the XML's folder when a file was named)
     declared: list[str] = field(default_factory=list)  # labels of every document, in order
     ids: set[str] = field(default_factory=set)
+    used: set[str] = field(default_factory=set)  # image files claimed by an <image> (real paths)
+    folders: set[str] = field(default_factory=set)  # the images/ folders beside the documents
     shapes: int = 0
     tags: int = 0
 
@@ -607,7 +611,10 @@ def _read_document(ctx: ImportContext, doc: Document, path: str, where: str, fin
             if mapped not in state.declared:
                 state.declared.append(mapped)
     ctx.report.counts[f"CVAT {doc.kind or 'unknown'} exports"] += 1
+    xml_dir = os.path.dirname(path)
     for rec in ctx.progress(doc.images, total=len(doc.images), desc=f"import cvat {where}", unit="img"):
+        if rec.name:  # named, even when the image is left out: not an unlisted image
+            state.used.add(os.path.realpath(os.path.join(xml_dir, IMAGES, rec.name)))
         try:
             if rec.error is not None:
                 raise rec.error
@@ -625,6 +632,7 @@ def _read_image(ctx: ImportContext, doc: Document, rec: ImageRecord, path: str, 
         raise DataError(where, "image not found", field=f"{fld}.name",
                         expected=f"the image in {IMAGES}/ beside the XML, inside the import folder", got=rec.name,
                         fix="export the CVAT task with images, or put the images there")
+    state.used.add(os.path.realpath(image))
     rel_image = state.rel(image)
     probe = probe_image(image, rel_image)
     frame = decide_frame((probe.width, probe.height), probe.orientation, (rec.width, rec.height), "upright")
@@ -741,8 +749,24 @@ def to_object(shape: Shape, label: str, w: int, h: int, ctx: ImportContext, wher
     return Obj(label=label, keypoints=[[x, y, 2] for x, y in pts], attributes=attrs)
 
 
+def _unlisted_images(state: _State) -> list[str]:
+    """Images in the ``images/`` folders beside the documents that no ``<image>`` names."""
+    from pipeline.core.images import IMAGE_EXTS
+
+    found: list[str] = []
+    for folder in sorted(state.folders):
+        if os.path.isdir(folder):
+            found += [p for p in walk_files(Path(folder), tuple(sorted(IMAGE_EXTS))) if os.path.realpath(p) not in state.used]
+    return found
+
+
 def _finish(ctx: ImportContext, labels: Labels, state: _State) -> None:
-    """Class order from the documents' labels, and the task of a tags-only document."""
+    """Class order from the documents' labels, the task of a tags-only document, images no document names."""
+    unlisted = _unlisted_images(state)
+    if unlisted:
+        ctx.report.counts["images without an <image> entry (left out)"] += len(unlisted)
+        for p in unlisted[:5]:
+            ctx.warn(f"{state.rel(p)}: image not named by any <image> of the XML; left out")
     if ctx.options.classes is None and state.declared:
         used = set(labels.seen.values())
         ctx.writer.fixed_classes = state.declared + natural_sorted(used - set(state.declared))

@@ -104,6 +104,11 @@ def test_golden_project_labels_of_tasks_and_subsets(tmp_path: Path) -> None:
     assert by_id["a"].source["image"] == "images/Train/a.png"  # images/<subset>/<name>
     assert by_id["b"].split == "val"  # subset="Validation"
     assert by_id["c"].split == "test" and by_id["c"].source["task_id"] == "12"  # from task 12's <subset>
+    bird, line, paw, dog_mask = by_id["c"].objects
+    assert bird.attributes["species"] == "robin" and line.polyline[-1] == [9.0, 2.0]
+    assert paw.keypoints == [[3.0, 3.0, 2]] and paw.attributes["occluded"] == 1
+    assert rle_decode(dog_mask.mask)[20:22, 30:32].all() and dog_mask.bbox == [30.0, 20.0, 32.0, 22.0]
+    assert by_id["c"].label == "cat" and by_id["c"].meta["tags"][0]["attributes"]["mood"] == "calm"
     dog = by_id["b"].objects[0]
     assert dog.attributes["rotation"] == 45.0
     r = 5 * math.sqrt(2)
@@ -237,7 +242,10 @@ def test_project_round_trip(tmp_path: Path) -> None:
     assert sorted(im["subset"] for im in images) == ["Test", "Train", "Validation"]
     back, _ = import_dataset("cvat", tmp_path / "out", tmp_path / "back")
     assert back.classes == first.classes
-    assert sorted((s.split, len(s.objects)) for s in back.samples) == [("test", 1), ("train", 2), ("val", 1)]
+    assert sorted((s.split, len(s.objects)) for s in back.samples) == [("test", 4), ("train", 2), ("val", 1)]
+    for s, t in zip(first.samples, back.samples, strict=True):
+        assert [(o.label, o.attributes) for o in s.objects] == [(o.label, o.attributes) for o in t.objects]
+        assert (s.label, s.meta.get("tags")) == (t.label, t.meta.get("tags"))
 
 
 def _dataset(root: Path, objects: list[Obj], *, label: str | None = None, classes: list[str] | None = None):
@@ -545,3 +553,13 @@ def test_fuzz_mutated_export(data) -> None:
 
 def test_golden_files_are_small() -> None:
     assert all(os.path.getsize(p) < 16_384 for p in GOLDEN.rglob("*.xml"))
+
+
+def test_images_no_image_entry_names_are_counted(tmp_path: Path) -> None:
+    src = golden_export(tmp_path / "src")
+    (src / "images" / "extra.png").write_bytes(helpers.png(10, 10))
+    (src / "images" / "notes.txt").write_text("not an image")
+    ds, report = import_dataset("cvat", src, tmp_path / "ds")
+    assert len(ds.samples) == 3
+    assert report.counts["images without an <image> entry (left out)"] == 1
+    assert report.warnings == ["images/extra.png: image not named by any <image> of the XML; left out"]
