@@ -119,7 +119,6 @@ NOT_CVAT = "XML files that are not CVAT annotations"
 SUBSET_NAMES = {"train": "Train", "val": "Validation", "test": "Test"}
 ROTATION_TOLERANCE = 1e-3  # degrees below which a rotation is none
 
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _ROOT = re.compile(rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*\?>\s*)?(?:(?:<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>)\s*)*"
                    rb"<([A-Za-z_][\w.\-]*)", re.S)
 
@@ -250,17 +249,21 @@ class Document:
 
 
 def _number(text: str | None, where: str, fld: str) -> float:
+    """A decimal number as CVAT writes it (``12.50``, ``-3``, ``1e-2``); NaN, infinities, ``1_0`` and
+    non-ASCII digits (all of which Python's `float` takes) are refused."""
     if text is None:
         raise DataError(where, "missing value", field=fld, expected="a number", got=None,
                         fix="re-export the annotations from CVAT")
-    t = text.strip()
-    if not _NUMBER.fullmatch(t):
-        finite = t.lower().lstrip("+-") not in ("nan", "inf", "infinity")
-        raise DataError(where, "", field=fld, expected="a number" if finite else "a finite number", got=text)
-    value = float(t)
-    if not math.isfinite(value):
-        raise DataError(where, "", field=fld, expected="a finite number", got=text)
-    return value
+    if text.isascii() and "_" not in text:
+        try:
+            value = float(text)
+        except ValueError:
+            pass
+        else:
+            if value - value == 0.0:  # finite (inf - inf and nan - nan are nan)
+                return value
+            raise DataError(where, "", field=fld, expected="a finite number", got=text)
+    raise DataError(where, "", field=fld, expected="a number", got=text)
 
 
 def _integer(text: str | None, where: str, fld: str, *, minimum: int = 0) -> int:
