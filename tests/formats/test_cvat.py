@@ -563,3 +563,20 @@ def test_images_no_image_entry_names_are_counted(tmp_path: Path) -> None:
     assert len(ds.samples) == 3
     assert report.counts["images without an <image> entry (left out)"] == 1
     assert report.warnings == ["images/extra.png: image not named by any <image> of the XML; left out"]
+
+
+def test_command_line_import_and_export(tmp_path: Path) -> None:
+    from tests.helpers import invoke
+
+    src = golden_export(tmp_path / "src")
+    result = invoke("import", "auto", src, "--out", tmp_path / "ds")
+    assert result.exit_code == 0, result.output
+    assert "detected cvat" in result.output and "rotated boxes (4-point polygons, attribute rotation)" in result.output
+    result = invoke("export", tmp_path / "ds", "--format", "cvat", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "exported 3 samples as cvat" in result.output and (tmp_path / "out" / "annotations.xml").is_file()
+    labelme = tmp_path / "labelme-xml"
+    labelme.mkdir()
+    (labelme / "a.xml").write_text(LABELME_XML)
+    result = invoke("import", "auto", labelme, "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "MIT LabelMe XML" in result.output
