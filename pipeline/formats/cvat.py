@@ -49,8 +49,8 @@ Read here and nowhere else:
   frame (CVAT shows images upright).
 
 Files are parsed with defusedxml (DTDs, entities and external references refused), one image at a
-time, within `MAX_DOCUMENT_BYTES`, `MAX_SHAPES`, `MAX_POINTS` and `MAX_DEPTH`; class names are at
-most `MAX_NAME` characters. Anything malformed is a `DataError` naming the file, the field
+time, within `MAX_DOCUMENT_BYTES`, `MAX_SHAPES`, `MAX_IMAGE_SHAPES`, `MAX_POINTS` and `MAX_DEPTH`;
+class names are at most `MAX_NAME` characters. Anything malformed is a `DataError` naming the file, the field
 (``image[3].box[2].xtl``), what was expected and what was found: a broken document is left out
 whole, a broken image alone. Cuboids, skeletons, ellipses and tracks (CVAT for video) are not read:
 an image holding one is reported, never imported without it.
