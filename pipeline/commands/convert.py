@@ -66,14 +66,15 @@ FORMAT_CHOICES = ["auto", *FORMATS]  # `pipeline import FORMAT`: the registry's 
 def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero_based) -> None:
     """Import labelled data from SRC into a canonical dataset.
 
-    FORMAT is one of imagefolder, voc, yolo, createml, labelme, coco, or auto (detect and say what
-    was found).
+    FORMAT is one of imagefolder, voc, yolo, createml, labelme, coco, cvat (CVAT for images 1.1
+    XML: task, project or job exports), or auto (detect and say what was found).
 
     \b
     Examples:
       pipeline import imagefolder photos/ --out datasets/photos
       pipeline import auto labels/ --out datasets/labels --classes classes.txt
       pipeline import voc raccoon/ --out datasets/raccoon --map raccon=raccoon
+      pipeline import cvat cvat-export/ --out datasets/street
     """
     dataset, report = import_dataset(
         fmt, src, out, classes_file=classes_file, class_map=parse_class_map(maps),

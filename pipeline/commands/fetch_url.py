@@ -36,8 +36,8 @@ def url(ctx, urls, list_file, out, raw, sha256, md5, label, concurrency, allow_p
     """Download files from URLs (resumable, verified) and import them.
 
     Archives (zip, tar, tar.gz/bz2/xz, gz) are extracted safely and their content detected
-    (ImageFolder, VOC, YOLO, CreateML, labelme, COCO, pixel CSV, parquet); loose images become
-    an unlabelled dataset (or one class with --label). A re-run downloads only what is missing
+    (ImageFolder, VOC, YOLO, CreateML, labelme, COCO, CVAT XML, pixel CSV, parquet); loose images
+    become an unlabelled dataset (or one class with --label). A re-run downloads only what is missing
     and resumes partial files. Exit status 1 when any URL failed (all are listed in the summary).
 
     \b
