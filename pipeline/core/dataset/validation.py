@@ -6,7 +6,6 @@ field, what was expected and what was found (``samples.jsonl:3: objects[0].bbox:
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -22,6 +21,7 @@ from pipeline.core.dataset.model import (
     Sample,
 )
 from pipeline.core.errors import DataError, UsageError
+from pipeline.core.numbers import is_number
 from pipeline.core.packs import PACK_SUFFIX
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -74,15 +74,11 @@ def _fail(where: str, line: int, fld: str, expected: str, got: object) -> DataEr
     return DataError(where, "", line=line, field=fld, expected=expected, got=got)
 
 
-def _is_num(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _check_points(pts: object, where: str, line: int, fld: str, dims: tuple[int, ...] = (2,)) -> None:
     if not isinstance(pts, list):
         raise _fail(where, line, fld, "a list of points", pts)
     for i, p in enumerate(pts):
-        if not (isinstance(p, list) and len(p) in dims and all(_is_num(v) for v in p)):
+        if not (isinstance(p, list) and len(p) in dims and all(is_number(v) for v in p)):
             want = " or ".join(f"{d} finite numbers" for d in dims)
             raise _fail(where, line, f"{fld}[{i}]", f"a point of {want}", p)
 
@@ -132,7 +128,7 @@ def parse_sample_line(
         for k, v in soft.items():
             if k not in classes:
                 raise _fail(where, ln, f"soft_label.{k}", "a class listed in dataset.json", k)
-            if not _is_num(v) or v < 0:
+            if not is_number(v) or v < 0:
                 raise _fail(where, ln, f"soft_label.{k}", "a weight >= 0", v)
         total = sum(soft.values())
         if abs(total - 1.0) > 1e-3:
@@ -178,7 +174,7 @@ def _check_obj(o: object, classes: set[str], where: str, ln: int, fld: str) -> N
         raise _fail(where, ln, f"{fld}.label", "a class listed in dataset.json", label)
     bbox = o.get("bbox")
     if bbox is not None:
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_num(v) for v in bbox)):
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
             raise _fail(where, ln, f"{fld}.bbox", "[x1, y1, x2, y2] of finite numbers", bbox)
         if bbox[0] > bbox[2] or bbox[1] > bbox[3]:
             raise _fail(where, ln, f"{fld}.bbox", "x1 <= x2 and y1 <= y2", bbox)
@@ -201,7 +197,7 @@ def _check_obj(o: object, classes: set[str], where: str, ln: int, fld: str) -> N
     if all(o.get(k) is None for k in ("bbox", "polygon", "keypoints", "polyline", "mask")):
         raise _fail(where, ln, fld, "at least one of bbox, polygon, keypoints, polyline, mask", o)
     w = o.get("weight")
-    if w is not None and (not _is_num(w) or w < 0):
+    if w is not None and (not is_number(w) or w < 0):
         raise _fail(where, ln, f"{fld}.weight", "a number >= 0", w)
     attrs = o.get("attributes")
     if attrs is not None and not isinstance(attrs, dict):
