@@ -50,6 +50,11 @@ def report_import(outcome: ImportOutcome, rows: list[tuple[str, object]], out: P
     for note in outcome.notes:
         ui.info(note)
     rows.append(("imported", f"{outcome.imported} samples ({outcome.kind})"))
+    from pipeline.core.paths import REFUSALS
+
+    for reason, n in sorted(outcome.skipped.items()):
+        if reason in REFUSALS:  # links out of the download, FIFOs: never opened
+            rows.append((f"skipped: {reason}", n))
     if outcome.problems:
         rows.append(("left out (bad files)", len(outcome.problems)))
     rows.append(("output", str(out)))

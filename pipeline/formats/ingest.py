@@ -28,7 +28,7 @@ from pipeline import formats
 from pipeline.core import ui
 from pipeline.core.dataset import Dataset, DatasetWriter, is_dataset, load_dataset, replace_dir
 from pipeline.core.errors import UsageError
-from pipeline.core.paths import natural_key, natural_sorted
+from pipeline.core.paths import SafeFiles, natural_key
 from pipeline.formats.base import ExportReport, ImportContext, ImportOptions, ImportReport, read_classes_file
 
 if TYPE_CHECKING:
@@ -176,18 +176,20 @@ def import_any(root: Path, out: Path, *, stage: str, params: dict, inputs: dict[
     from pipeline.formats import tables
 
     root = Path(root)
+    outcome_refused = tables.ImportOutcome(kind="")  # links out of `root`, FIFOs: noted, counted
+    safe = tables.safe_files(root, outcome_refused)
     readme = root / "README.md"
     card = tables.card_class_names(readme) if readme.is_file() else {}
     parquets = []
-    for p in _files(root, "*.parquet"):
+    for p in _files(root, ".parquet", safe):
         cols = tables.parquet_columns(p, card)
         if cols is not None:
             parquets.append((p, cols))
     if parquets:
-        return _import_tables(out, "parquet", stage, params, inputs, on_error,
-                              [(p, p.relative_to(root).as_posix(), cols) for p, cols in parquets],
-                              fixed=_common_names([c[2] for _, c in parquets]))
-    found = [(p, p.relative_to(root).as_posix(), tables.pixel_table_header(p)) for p in _files(root, "*.csv")
+        return _refusals(_import_tables(out, "parquet", stage, params, inputs, on_error,
+                                        [(p, p.relative_to(root).as_posix(), cols) for p, cols in parquets],
+                                        fixed=_common_names([c[2] for _, c in parquets])), outcome_refused)
+    found = [(p, p.relative_to(root).as_posix(), tables.pixel_table_header(p)) for p in _files(root, ".csv", safe)
              if p.name != "metadata.csv"]
     found = [(p, rel, h) for p, rel, h in found if h is not None]
     if found:
@@ -196,9 +198,9 @@ def import_any(root: Path, out: Path, *, stage: str, params: dict, inputs: dict[
                          for _, rel, h in found if h[0] is None] if labelled else []
         outcome = _import_tables(out, "pixel-csv", stage, params, inputs, on_error, labelled or found, fixed=None)
         outcome.notes.extend(outcome_notes)
-        return outcome
+        return _refusals(outcome, outcome_refused)
     base = tables.content_root(root)
-    if any(p.name in ("metadata.jsonl", "metadata.csv") for p in base.rglob("metadata.*")):
+    if tables.tree_files(base, lambda name: name in ("metadata.jsonl", "metadata.csv"), SafeFiles([base])):
         outcome = tables.ImportOutcome(kind="metadata")
         with DatasetWriter(out, task="classification", stage=stage, params=params, inputs=inputs) as w:
             outcome.imported = tables.read_metadata_folder(base, w, outcome)
@@ -229,10 +231,18 @@ def import_images(items: list[tuple[Path, dict]], out: Path, *, stage: str, para
     return outcome
 
 
-def _files(root: Path, pattern: str) -> list[Path]:
-    return natural_sorted([p for p in root.rglob(pattern)
-                           if p.is_file() and not any(x.startswith(".") for x in p.relative_to(root).parts)],
-                          key=lambda p: p.relative_to(root).as_posix())
+def _files(root: Path, suffix: str, safe: SafeFiles) -> list[Path]:
+    from pipeline.formats.tables import tree_files
+
+    return tree_files(root, lambda name: name.endswith(suffix), safe)
+
+
+def _refusals(outcome: ImportOutcome, refused: ImportOutcome) -> ImportOutcome:
+    """`outcome` with the paths the table search skipped (links out of the root, FIFOs) added."""
+    outcome.notes.extend(refused.notes)
+    for reason, n in refused.skipped.items():
+        outcome.skipped[reason] = outcome.skipped.get(reason, 0) + n
+    return outcome
 
 
 def _common_names(names: list[list[str] | None]) -> list[str] | None:
