@@ -216,6 +216,9 @@ def dataset_preview(
         try:
             image = dataset.open_image(s)
         except (DataError, OSError) as err:
+            from pipeline.core import ui
+
+            ui.warn(str(err))  # e.g. an image over the pixel limit: the one-line reason, not only a red tile
             image = Image.new("RGB", (tile, tile), (90, 20, 20))
             ImageDraw.Draw(image).text((4, 4), f"unreadable:\\n{s.image}", fill=(255, 255, 255), font=_font(12))
             tiles.append(image)

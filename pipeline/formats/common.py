@@ -234,16 +234,18 @@ def _complete(fmt: str, data: bytes) -> bool:
 
 def probe_bytes(data: bytes, where: str, path: str = "") -> ImageProbe:
     """Size, format and EXIF orientation of an image in memory; truncated or unreadable images raise."""
-    from pipeline.core.images import sniff
+    from pipeline.core.images import check_pixels, sniff
 
     fmt = sniff(data[:16])
     if fmt == "jpeg":
         head = _jpeg_header(data)
         if head is not None and _complete(fmt, data):
+            check_pixels(head[0], head[1], where)  # the pixel limit holds without a decode too
             return ImageProbe(path, data, fmt, head[0], head[1], head[2])
     elif fmt == "png" and len(data) >= 24 and data[12:16] == b"IHDR" and b"eXIf" not in data[:65536]:
         w, h = struct.unpack_from(">II", data, 16)
         if w and h and _complete(fmt, data):
+            check_pixels(w, h, where)
             return ImageProbe(path, data, fmt, w, h, 1)
     from pipeline.core.images import exif_orientation, open_image_bytes
 

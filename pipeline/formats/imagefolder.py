@@ -12,7 +12,7 @@ extension (``train/cat/001``), so ids are deterministic; when two files differ o
 both keep it (``cat/a.jpg``, ``cat/a.png``). Non-images (``.DS_Store``, ``Thumbs.db``, ``._*``,
 text files, ``__MACOSX/``) are skipped and counted. Any Pillow mode is accepted (grayscale, RGB,
 palette, RGBA, 16-bit); the file is kept byte for byte. Unreadable or truncated images and
-decompression bombs (Pillow's ``MAX_IMAGE_PIXELS``) are listed and left out, never a crash. EXIF
+images over the pixel limit (``--max-pixels``; decompression bombs) are listed and left out, never a crash. EXIF
 orientation is applied here, once: a rotated photo is stored upright as PNG and its sample records
 the original orientation in ``meta.exif_orientation``; everything downstream sees upright pixels.
 Files are read ahead by a few threads and decoded in order, so the output never depends on timing.
