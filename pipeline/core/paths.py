@@ -117,9 +117,11 @@ def link_or_copy(src: str | os.PathLike, dest: str | os.PathLike, *, make_parent
     regular file (a FIFO, a socket, a device) is a `DataError` and is never opened."""
     if make_parent:
         Path(dest).parent.mkdir(parents=True, exist_ok=True)
-    src = os.path.realpath(src)
     try:
-        mode = os.stat(src).st_mode
+        mode = os.lstat(src).st_mode
+        if stat.S_ISLNK(mode):  # (only the last part matters: os.link follows links to folders)
+            src = os.path.realpath(src)
+            mode = os.stat(src).st_mode
     except OSError as exc:
         raise DataError(src, f"cannot read ({exc.strerror or exc})", fix="check the file") from exc
     if not stat.S_ISREG(mode):
