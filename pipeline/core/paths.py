@@ -206,9 +206,10 @@ class SafeFiles:
         return any(_within(real, r) for r in self.roots)
 
     def _refuse(self, path: str, reason: str, target: str = "", resolved: str = "") -> None:
-        if path in self._reported:
+        key = os.path.abspath(path)
+        if key in self._reported:
             return
-        self._reported.add(path)
+        self._reported.add(key)
         if self.on_refused is not None:
             self.on_refused(Refused(path, reason, target, resolved))
 
@@ -312,8 +313,8 @@ class SafeFiles:
              onerror: Callable[[OSError], None] | None = None) -> Iterator[tuple[str, list[str], list[str]]]:
         """`os.walk(top)` (top-down; prune by editing the folder list; `onerror` hears of folders
         that cannot be listed) over what may be opened: links into the roots are followed once
-        per walk path, never in a loop."""
-        top = os.path.abspath(top)
+        per walk path, never in a loop. Paths start with `top` as given (relative stays relative)."""
+        top = os.fspath(top)
         if self.check(top) != "dir":
             return
         stack: list[tuple[str, str, tuple[str, ...]]] = [(top, os.path.realpath(top), ())]

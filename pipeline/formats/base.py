@@ -68,7 +68,9 @@ class ImportContext:
 
     def _refused(self, refused) -> None:
         self.skip(refused.reason)
-        self.warn(refused.describe(self.rel(refused.path)))
+        path, root = os.path.abspath(refused.path), os.path.abspath(self.root)
+        shown = os.path.relpath(path, root) if path.startswith(root.rstrip(os.sep) + os.sep) else path
+        self.warn(refused.describe(shown.replace(os.sep, "/")))
 
     def input_file(self, path: str | os.PathLike, data: bytes) -> None:
         """Record an annotation file read (its hash goes into the lineage's input hash)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ def safe_files(root: Path, outcome: ImportOutcome) -> SafeFiles:
     def refused(r) -> None:
         outcome.skipped[r.reason] = outcome.skipped.get(r.reason, 0) + 1
         try:
-            shown = Path(r.path).relative_to(Path(root).absolute()).as_posix()
+            shown = Path(os.path.abspath(r.path)).relative_to(os.path.abspath(root)).as_posix()
         except ValueError:
             shown = r.path
         outcome.notes.append(r.describe(shown))

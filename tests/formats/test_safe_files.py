@@ -255,3 +255,20 @@ def test_fetch_summary_counts_refused_paths(tmp_path: Path, capsys) -> None:
     report_import(outcome, rows, tmp_path)
     assert (f"skipped: {LINK_OUTSIDE}", 2) in rows
     assert all("non-image" not in str(k) for k, _ in rows)  # the usual summary stays as it was
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.timeout(60)
+def test_relative_source_paths(place, tmp_path: Path, monkeypatch, fmt: str) -> None:
+    """The import root given relative to the working folder, as on a command line."""
+    root, outside = place
+    d = _setup(fmt, root)
+    (d / "b.png").symlink_to(os.path.relpath(outside / "secret.png", d))
+    os.mkfifo(d / "c.png")
+    (root / "loop").symlink_to(".")
+    monkeypatch.chdir(tmp_path)
+    ids, skipped, warnings, problems = _import(fmt, Path("root"), Path("out"))
+    assert [i.rsplit("/", 1)[-1] for i in ids] == ["a"]
+    assert skipped.get(LINK_OUTSIDE) == 1 and skipped.get(SPECIAL_FILE) == 1
+    b = "cat/b.png" if fmt == "imagefolder" else "b.png"
+    assert any(w.startswith(f"{b}: a link to ") for w in warnings), warnings
