@@ -272,3 +272,16 @@ def test_relative_source_paths(place, tmp_path: Path, monkeypatch, fmt: str) -> 
     assert skipped.get(LINK_OUTSIDE) == 1 and skipped.get(SPECIAL_FILE) == 1
     b = "cat/b.png" if fmt == "imagefolder" else "b.png"
     assert any(w.startswith(f"{b}: a link to ") for w in warnings), warnings
+
+
+def test_a_dataset_card_linked_from_outside_is_not_read(tmp_path: Path) -> None:
+    root = tmp_path / "dl"
+    for name in ("cat", "dog"):
+        (root / name).mkdir(parents=True)
+        (root / name / "a.png").write_bytes(png(W, H))
+    (tmp_path / "card.md").write_text("---\nsecret: yes\n---\n")
+    (root / "README.md").symlink_to(tmp_path / "card.md")
+    outcome = import_any(root, tmp_path / "out", stage="fetch", params={}, inputs={})
+    assert outcome.imported == 2
+    assert [n for n in outcome.notes if n.startswith("README.md: a link to")] != []  # (once, not twice)
+    assert len([n for n in outcome.notes if "README.md" in n]) == 1 and outcome.skipped[LINK_OUTSIDE] == 1
