@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.common import max_pixels_option
 from pipeline.core import ui
 from pipeline.core.dataset import Dataset
 from pipeline.formats import FORMATS
@@ -63,6 +64,7 @@ FORMAT_CHOICES = ["auto", *FORMATS]  # `pipeline import FORMAT`: the registry's 
 @click.option("--voc-zero-based/--voc-one-based", "voc_zero_based", default=None,
               help="VOC boxes as 0-based edges (datumaro, CVAT, labelme2voc) or the devkit's 1-based pixels "
                    "[default: 1-based unless the folder is one of those exports].")
+@max_pixels_option
 def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero_based) -> None:
     """Import labelled data from SRC into a canonical dataset.
 

@@ -48,14 +48,29 @@ class ImportReport:
 
 
 class ImportContext:
-    """What a format's `read` uses to add samples, resolve classes and report problems."""
+    """What a format's `read` uses to add samples, resolve classes and report problems.
 
-    def __init__(self, root: Path, writer: DatasetWriter, options: ImportOptions, report: ImportReport) -> None:
+    `files` is the one rule for what the import may open (`pipeline.core.paths.SafeFiles`): every
+    directory walk and image lookup of a reader goes through it; a link pointing outside the
+    import folder, a broken link, a loop and a FIFO, socket or device are skipped, counted in the
+    summary and warned about, naming the link and where it points."""
+
+    def __init__(self, root: Path, writer: DatasetWriter, options: ImportOptions, report: ImportReport,
+                 roots: Iterable[str | os.PathLike] = ()) -> None:
+        from pipeline.core.paths import SafeFiles
+
         self.root = Path(root)
         self.writer = writer
         self.options = options
         self.report = report
         self.inputs: dict[str, str] = {}  # annotation files read: path relative to root -> sha256
+        self.files = SafeFiles([self.root, *roots], on_refused=self._refused)
+
+    def _refused(self, refused) -> None:
+        self.skip(refused.reason)
+        path, root = os.path.abspath(refused.path), os.path.abspath(self.root)
+        shown = os.path.relpath(path, root) if path.startswith(root.rstrip(os.sep) + os.sep) else path
+        self.warn(refused.describe(shown.replace(os.sep, "/")))
 
     def input_file(self, path: str | os.PathLike, data: bytes) -> None:
         """Record an annotation file read (its hash goes into the lineage's input hash)."""

@@ -28,7 +28,7 @@ from pipeline import formats
 from pipeline.core import ui
 from pipeline.core.dataset import Dataset, DatasetWriter, is_dataset, load_dataset, replace_dir
 from pipeline.core.errors import UsageError
-from pipeline.core.paths import natural_key, natural_sorted
+from pipeline.core.paths import Refused, SafeFiles, natural_key
 from pipeline.formats.base import ExportReport, ImportContext, ImportOptions, ImportReport, read_classes_file
 
 if TYPE_CHECKING:
@@ -176,18 +176,20 @@ def import_any(root: Path, out: Path, *, stage: str, params: dict, inputs: dict[
     from pipeline.formats import tables
 
     root = Path(root)
+    refused: list[Refused] = []  # links out of `root`, FIFOs: noted and counted in the outcome
+    safe = SafeFiles([root], on_refused=refused.append)
     readme = root / "README.md"
-    card = tables.card_class_names(readme) if readme.is_file() else {}
+    card = tables.card_class_names(readme) if safe.is_file(readme) else {}
     parquets = []
-    for p in _files(root, "*.parquet"):
+    for p in _files(root, ".parquet", safe):
         cols = tables.parquet_columns(p, card)
         if cols is not None:
             parquets.append((p, cols))
     if parquets:
-        return _import_tables(out, "parquet", stage, params, inputs, on_error,
-                              [(p, p.relative_to(root).as_posix(), cols) for p, cols in parquets],
-                              fixed=_common_names([c[2] for _, c in parquets]))
-    found = [(p, p.relative_to(root).as_posix(), tables.pixel_table_header(p)) for p in _files(root, "*.csv")
+        return _refusals(_import_tables(out, "parquet", stage, params, inputs, on_error,
+                                        [(p, p.relative_to(root).as_posix(), cols) for p, cols in parquets],
+                                        fixed=_common_names([c[2] for _, c in parquets])), refused, root)
+    found = [(p, p.relative_to(root).as_posix(), tables.pixel_table_header(p)) for p in _files(root, ".csv", safe)
              if p.name != "metadata.csv"]
     found = [(p, rel, h) for p, rel, h in found if h is not None]
     if found:
@@ -196,21 +198,21 @@ def import_any(root: Path, out: Path, *, stage: str, params: dict, inputs: dict[
                          for _, rel, h in found if h[0] is None] if labelled else []
         outcome = _import_tables(out, "pixel-csv", stage, params, inputs, on_error, labelled or found, fixed=None)
         outcome.notes.extend(outcome_notes)
-        return outcome
+        return _refusals(outcome, refused, root)
     base = tables.content_root(root)
-    if any(p.name in ("metadata.jsonl", "metadata.csv") for p in base.rglob("metadata.*")):
+    if tables.tree_files(base, lambda name: name in ("metadata.jsonl", "metadata.csv"), SafeFiles([base])):
         outcome = tables.ImportOutcome(kind="metadata")
         with DatasetWriter(out, task="classification", stage=stage, params=params, inputs=inputs) as w:
             outcome.imported = tables.read_metadata_folder(base, w, outcome)
             _check_nonempty(outcome, base, on_error)
             outcome.dataset = w.commit()
-        return outcome
+        return _refusals(outcome, refused, root)
     fmt, description = detect_format(base)
     dataset, report = import_dataset(fmt, base, out, on_error=on_error, stage_params=params, lineage_inputs=inputs)
-    return tables.ImportOutcome(kind=fmt, dataset=dataset, imported=len(dataset.samples),
-                                problems=list(report.problems),
-                                notes=[f"detected {description}"] + list(report.warnings),
-                                skipped=dict(report.skipped))
+    return _refusals(tables.ImportOutcome(kind=fmt, dataset=dataset, imported=len(dataset.samples),
+                                          problems=list(report.problems),
+                                          notes=[f"detected {description}"] + list(report.warnings),
+                                          skipped=dict(report.skipped)), refused, root)
 
 
 def import_images(items: list[tuple[Path, dict]], out: Path, *, stage: str, params: dict,
@@ -229,10 +231,23 @@ def import_images(items: list[tuple[Path, dict]], out: Path, *, stage: str, para
     return outcome
 
 
-def _files(root: Path, pattern: str) -> list[Path]:
-    return natural_sorted([p for p in root.rglob(pattern)
-                           if p.is_file() and not any(x.startswith(".") for x in p.relative_to(root).parts)],
-                          key=lambda p: p.relative_to(root).as_posix())
+def _files(root: Path, suffix: str, safe: SafeFiles) -> list[Path]:
+    from pipeline.formats.tables import tree_files
+
+    return tree_files(root, lambda name: name.endswith(suffix), safe)
+
+
+def _refusals(outcome: ImportOutcome, refused: list[Refused], root: Path) -> ImportOutcome:
+    """`outcome` with the paths the search for tables skipped (links out of `root`, FIFOs) noted
+    and counted, each once (the import that followed may have reported it already)."""
+    base = os.path.abspath(root)
+    for r in refused:
+        path = os.path.abspath(r.path)
+        note = r.describe(os.path.relpath(path, base) if path.startswith(base + os.sep) else path)
+        if note not in outcome.notes:
+            outcome.notes.append(note)
+            outcome.skipped[r.reason] = outcome.skipped.get(r.reason, 0) + 1
+    return outcome
 
 
 def _common_names(names: list[list[str] | None]) -> list[str] | None:

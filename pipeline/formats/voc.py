@@ -313,6 +313,8 @@ def _read_splits(root: Path, files: list[str], ctx: ImportContext) -> dict[str, 
     order = ["test", "val", "train"] + ([] if "train" in found or "val" in found else ["trainval"])
     for split in order:
         for p in found.get(split, []):
+            if not ctx.files.is_file(p):  # a link out of the import folder, a FIFO: skipped, reported
+                continue
             text = Path(p).read_text(encoding="utf-8-sig", errors="replace")
             ctx.input_file(p, text.encode("utf-8"))
             for line in text.splitlines():
@@ -353,7 +355,7 @@ def read(root: Path, ctx: ImportContext) -> None:
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"{root}: not a folder", fix="point at the folder holding the VOC .xml files")
-    files = walk_files(root, (".xml",))
+    files = walk_files(root, (".xml",), ctx.files)
     if not files:
         raise UsageError(f"{root}: no .xml files found", fix="point at a folder of Pascal VOC annotations")
     one_based = ctx.options.extra.get("voc_one_based")
@@ -364,7 +366,7 @@ def read(root: Path, ctx: ImportContext) -> None:
             ctx.report.counts[f"VOC boxes read as 0-based edges ({exporter})"] += len(files)
     one_based = bool(one_based)
     splits = _read_splits(root, files, ctx)
-    finder = ImageFinder(root)
+    finder = ImageFinder(root, ctx.files)
     labels = Labels(ctx)
     base = _common_dir(files)
     root_s = os.path.abspath(root)
