@@ -81,7 +81,7 @@ from defusedxml import DefusedXmlException
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
-from pipeline.core.paths import natural_sorted
+from pipeline.core.paths import SafeFiles, natural_sorted
 from pipeline.formats.base import Detection, ExportReport, ImportContext
 from pipeline.formats.common import (
     EDGE_TOLERANCE,
@@ -515,10 +515,10 @@ def _peek(path: str) -> bool:
         return False
 
 
-def _documents(root: Path) -> list[str]:
+def _documents(root: Path, files: SafeFiles | None = None) -> list[str]:
     if root.is_file():
         return [str(root.resolve())]
-    return [f for f in walk_files(root, (".xml",)) if _peek(f)] if root.is_dir() else []
+    return [f for f in walk_files(root, (".xml",), files) if _peek(f)] if root.is_dir() else []
 
 
 def detect(root: Path) -> Detection | None:
@@ -561,12 +561,12 @@ def read(root: Path, ctx: ImportContext) -> None:
     root = Path(root)
     if not root.exists():
         raise UsageError(f"{root}: no such file or folder")
-    files = _documents(root)
+    files = _documents(root, ctx.files)
     if not files:
         raise UsageError(f"{root}: no CVAT for images XML found",
                          fix="point at annotations.xml of a CVAT export, or its folder")
     base = os.path.abspath(root if root.is_dir() else root.resolve().parent)
-    finder = ImageFinder(base)
+    finder = ImageFinder(base, ctx.files)
     labels = Labels(ctx)
     state = _State(base=base)
     for path in files:
@@ -752,20 +752,20 @@ def to_object(shape: Shape, label: str, w: int, h: int, ctx: ImportContext, wher
     return Obj(label=label, keypoints=[[x, y, 2] for x, y in pts], attributes=attrs)
 
 
-def _unlisted_images(state: _State) -> list[str]:
+def _unlisted_images(state: _State, files: SafeFiles) -> list[str]:
     """Images in the ``images/`` folders beside the documents that no ``<image>`` names."""
     from pipeline.core.images import IMAGE_EXTS
 
     found: list[str] = []
     for folder in sorted(state.folders):
         if os.path.isdir(folder):
-            found += [p for p in walk_files(Path(folder), tuple(sorted(IMAGE_EXTS))) if os.path.realpath(p) not in state.used]
+            found += [p for p in walk_files(Path(folder), tuple(sorted(IMAGE_EXTS)), files) if os.path.realpath(p) not in state.used]
     return found
 
 
 def _finish(ctx: ImportContext, labels: Labels, state: _State) -> None:
     """Class order from the documents' labels, the task of a tags-only document, images no document names."""
-    unlisted = _unlisted_images(state)
+    unlisted = _unlisted_images(state, ctx.files)
     if unlisted:
         ctx.report.counts["images without an <image> entry (left out)"] += len(unlisted)
         for p in unlisted[:5]:

@@ -55,6 +55,14 @@ def _coco(root: Path, name: str) -> None:
     path.write_text(json.dumps(doc))
 
 
+def _cvat(root: Path, name: str) -> None:
+    path = root / "annotations.xml"
+    images = path.read_text().split("<meta/>")[1].split("</annotations>")[0] if path.exists() else ""
+    images += (f'<image id="{len(images)}" name="{name}.png" width="{W}" height="{H}">'
+               '<box label="cat" xtl="2" ytl="2" xbr="6" ybr="6" occluded="0" z_order="0"/></image>')
+    path.write_text(f"<annotations><version>1.1</version><meta/>{images}</annotations>")
+
+
 def _imagefolder(root: Path, name: str) -> None:
     (root / "cat").mkdir(exist_ok=True)
 
@@ -67,8 +75,15 @@ def _tables(root: Path, name: str) -> None:
 # format -> (write the annotation of image `name`, the folder its image goes in)
 FORMATS: dict[str, tuple[Callable[[Path, str], None], str]] = {
     "voc": (_voc, "."), "yolo": (_yolo, "."), "createml": (_createml, "."), "labelme": (_labelme, "."),
-    "coco": (_coco, "."), "imagefolder": (_imagefolder, "cat"), "tables": (_tables, "."),
+    "coco": (_coco, "."), "imagefolder": (_imagefolder, "cat"), "tables": (_tables, "."), "cvat": (_cvat, "."),
 }
+
+
+def test_every_format_is_covered() -> None:
+    """A new format joins these cases (and the pixel-limit ones that reuse them)."""
+    from pipeline import formats
+
+    assert set(FORMATS) - {"tables"} == set(formats.available())
 
 
 def _import(fmt: str, src: Path, out: Path):
