@@ -63,21 +63,32 @@ FORMAT_CHOICES = ["auto", *FORMATS]  # `pipeline import FORMAT`: the registry's 
 @click.option("--voc-zero-based/--voc-one-based", "voc_zero_based", default=None,
               help="VOC boxes as 0-based edges (datumaro, CVAT, labelme2voc) or the devkit's 1-based pixels "
                    "[default: 1-based unless the folder is one of those exports].")
-def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero_based) -> None:
+@click.option("--images", "images", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Images are looked up here; nothing outside SRC and DIR is read [default: SRC]. "
+                   "Used by labelstudio (task image URLs are resolved here by file name).")
+@click.option("--annotations", "annotations", type=click.Choice(["newest", "all"]), default=None,
+              help="labelstudio: the newest non-cancelled annotation of each task is the sample's labels; "
+                   "'all' keeps each annotator's annotation beside it [default: newest].")
+def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero_based, images,
+               annotations) -> None:
     """Import labelled data from SRC into a canonical dataset.
 
-    FORMAT is one of imagefolder, voc, yolo, createml, labelme, coco, or auto (detect and say what
-    was found).
+    FORMAT is one of imagefolder, voc, yolo, createml, labelme, coco, labelstudio, or auto (detect
+    and say what was found).
 
     \b
     Examples:
       pipeline import imagefolder photos/ --out datasets/photos
       pipeline import auto labels/ --out datasets/labels --classes classes.txt
       pipeline import voc raccoon/ --out datasets/raccoon --map raccon=raccoon
+      pipeline import labelstudio export.json --images media/ --out datasets/ls --annotations all
     """
+    extra = {"voc_one_based": not voc_zero_based} if voc_zero_based is not None else {}
+    if annotations is not None:
+        extra["annotations"] = annotations
     dataset, report = import_dataset(
         fmt, src, out, classes_file=classes_file, class_map=parse_class_map(maps),
-        on_error=on_error, on_invalid=on_invalid, extra={"voc_one_based": not voc_zero_based} if voc_zero_based is not None else None,
+        on_error=on_error, on_invalid=on_invalid, extra=extra or None, images=images,
     )
     print_import_summary(dataset, report, out)
 

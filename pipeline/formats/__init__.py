@@ -29,6 +29,7 @@ FORMATS: dict[str, str] = {
     "createml": "pipeline.formats.createml",
     "labelme": "pipeline.formats.labelme",
     "coco": "pipeline.formats.coco",
+    "labelstudio": "pipeline.formats.labelstudio",
 }
 
 

@@ -20,6 +20,7 @@ HOLDS: dict[str, set[str]] = {
     "createml": {BOXES, SPLITS, EMPTY},
     "coco": {BOXES, POLYGONS, MASKS, SPLITS, EMPTY},
     "labelme": {BOXES, POLYGONS, MASKS, EMPTY},
+    "labelstudio": {BOXES, POLYGONS, SPLITS, EMPTY},
 }
 
 PAIRS = [(a, b) for a, b in itertools.permutations(sorted(HOLDS), 2)]

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.core.dataset import Obj, Sample, dumps_sample, load_dataset
-from pipeline.core.dataset.model import Annotation, Prediction
-from pipeline.core.dataset.model import Dataset, DatasetInfo
+from pipeline.core.dataset.model import Annotation, Dataset, DatasetInfo, Prediction
 from pipeline.core.errors import DataError
 from tests.helpers import make_classification_dataset
 
