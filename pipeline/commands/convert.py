@@ -73,8 +73,8 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero
                annotations) -> None:
     """Import labelled data from SRC into a canonical dataset.
 
-    FORMAT is one of imagefolder, voc, yolo, createml, labelme, coco, labelstudio, or auto (detect
-    and say what was found).
+    FORMAT is one of imagefolder, voc, yolo, createml, labelme, coco, labelstudio, images (a folder
+    of unlabelled images, only by name), or auto (detect and say what was found).
 
     \b
     Examples:
@@ -82,6 +82,7 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero
       pipeline import auto labels/ --out datasets/labels --classes classes.txt
       pipeline import voc raccoon/ --out datasets/raccoon --map raccon=raccoon
       pipeline import labelstudio export.json --images media/ --out datasets/ls --annotations all
+      pipeline import images photos/ --out datasets/to-label
     """
     extra = {"voc_one_based": not voc_zero_based} if voc_zero_based is not None else {}
     if annotations is not None:

@@ -30,6 +30,7 @@ FORMATS: dict[str, str] = {
     "labelme": "pipeline.formats.labelme",
     "coco": "pipeline.formats.coco",
     "labelstudio": "pipeline.formats.labelstudio",
+    "images": "pipeline.formats.images",  # unlabelled images; never detected, only named
 }
 
 

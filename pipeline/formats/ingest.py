@@ -57,6 +57,8 @@ def detect_format(src: Path) -> tuple[str, str]:
     tried = []
     for name in formats.available():
         module = importlib.import_module(formats.FORMATS[name])
+        if getattr(module, "NAMED_ONLY", False):  # chosen by name only (`pipeline import images`)
+            continue
         tried.append(name)
         found = module.detect(Path(src))
         if found is not None and (best is None or found.score > best[1].score):
