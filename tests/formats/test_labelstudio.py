@@ -442,3 +442,22 @@ def test_hostile_config_is_not_read(tmp_path: Path) -> None:
     assert ds.classes == ["dog", "cat", "bird"]  # first seen, every annotation and prediction in file order
     assert any("label_config.xml: not read as a labelling config" in w for w in report.warnings)
     assert os.path.isfile(tmp_path / "ds" / "dataset.json")
+
+
+def test_augment_keeps_reviews_on_originals_and_leaves_them_off_copies(tmp_path: Path) -> None:
+    from pipeline.augment.stage import run_augment
+    from pipeline.core.dataset import Annotation, Prediction, rewrite_samples
+
+    root = helpers.make_detection_dataset(tmp_path / "det", n=3)
+    ds = load_dataset(root)
+    for s in ds.samples:
+        s.annotations = [Annotation(annotator="1", objects=[o.copy() for o in s.objects], source_id=1)]
+        s.predictions = [Prediction(model_version="m", score=0.5, objects=[o.copy() for o in s.objects])]
+    rewrite_samples(ds, ds.samples, stage="test")
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "augment" / "detection.yaml"
+    run_augment(root, recipe, tmp_path / "aug", copies=1, seed=0)
+    out = load_dataset(tmp_path / "aug")
+    originals = [s for s in out.samples if "~aug" not in s.id]
+    copies = [s for s in out.samples if "~aug" in s.id]
+    assert copies and all(s.annotations is None and s.predictions is None for s in copies)
+    assert [(s.annotations, s.predictions) for s in originals] == [(s.annotations, s.predictions) for s in ds.samples]
