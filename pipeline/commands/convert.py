@@ -109,6 +109,7 @@ def export_cmd(dataset_path, fmt, out, overwrite) -> None:
     Examples:
       pipeline export datasets/mnist-embedded --format imagefolder --out exports/mnist
       pipeline export datasets/raccoon --format coco --out exports/raccoon-coco
+      pipeline export datasets/to-label --format labelstudio --out exports/to-label-ls
     """
     dataset, report = export_dataset(dataset_path, fmt, out, overwrite=overwrite)
     rows: list[tuple[str, object]] = [("samples", report.written), ("files", report.files)]

@@ -411,13 +411,22 @@ class ImageIndex:
 # --------------------------------------------------------------------------------------------
 
 
-def load_document(path: str, where: str) -> object:
-    """A JSON file, size-capped; malformed or too deeply nested text is a `DataError`."""
+def read_document(path: str, where: str) -> bytes:
+    """A JSON file's bytes, size-capped."""
     size = os.path.getsize(path)
     if size > MAX_FILE_BYTES:
         raise DataError(where, "file too large", expected=f"at most {MAX_FILE_BYTES} bytes", got=size,
                         fix="split the export into several files")
-    raw = Path(path).read_bytes()
+    return Path(path).read_bytes()
+
+
+def load_document(path: str, where: str) -> object:
+    """A JSON file, size-capped, parsed (`parse_document`)."""
+    return parse_document(read_document(path, where), where)
+
+
+def parse_document(raw: bytes, where: str) -> object:
+    """JSON text; malformed or too deeply nested text is a `DataError`."""
     try:
         return json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
@@ -661,12 +670,14 @@ def read(root: Path, ctx: ImportContext) -> None:
     for path in ctx.progress(files, total=len(files), desc="import labelstudio", unit="file"):
         where = os.path.relpath(path, base).replace(os.sep, "/")
         try:
-            doc = load_document(path, where) if _peek(path) or root.is_file() else None
+            raw = read_document(path, where) if _peek(path) or root.is_file() else None
+            doc = parse_document(raw, where) if raw is not None else None
             kind = kind_of(doc)
             if kind is None:
                 ctx.skip(NOT_LABEL_STUDIO)
                 continue
-            ctx.input_file(path, Path(path).read_bytes())
+            assert raw is not None
+            ctx.input_file(path, raw)
             assert isinstance(doc, list)
             tasks = tasks_of(doc, kind, where)
         except DataError as err:
