@@ -461,3 +461,70 @@ def test_augment_keeps_reviews_on_originals_and_leaves_them_off_copies(tmp_path:
     copies = [s for s in out.samples if "~aug" in s.id]
     assert copies and all(s.annotations is None and s.predictions is None for s in copies)
     assert [(s.annotations, s.predictions) for s in originals] == [(s.annotations, s.predictions) for s in ds.samples]
+
+
+def test_export_results_match_the_labelling_config(tmp_path: Path) -> None:
+    """Every result names a control of label_config.xml of its kind, with a value that control lists:
+    what Label Studio checks when it imports tasks into a project made with that config."""
+    import defusedxml.ElementTree as DET
+
+    first, _ = import_dataset("labelstudio", write_golden(tmp_path / "src"), tmp_path / "ds", extra={"annotations": "all"})
+    export_dataset(first.root, "labelstudio", tmp_path / "out")
+    config = DET.fromstring((tmp_path / "out" / "label_config.xml").read_bytes())
+    assert config.tag == "View" and config.find("Image").get("name") == "image"
+    controls = {el.get("name"): (el.tag, [c.get("value") for c in el]) for el in config if el.tag != "Image"}
+    kinds = {"rectanglelabels": "RectangleLabels", "polygonlabels": "PolygonLabels",
+             "keypointlabels": "KeyPointLabels", "choices": "Choices"}
+    tasks = json.loads((tmp_path / "out" / "tasks.json").read_text(encoding="utf-8"))
+    n = 0
+    for task in tasks:
+        assert task["data"]["image"].startswith("/data/local-files/?d=images/")
+        assert (tmp_path / "out" / task["data"]["image"].split("?d=", 1)[1]).is_file()
+        for entry in (*task["annotations"], *task.get("predictions", [])):
+            for r in entry["result"]:
+                tag, values = controls[r["from_name"]]
+                assert tag == kinds[r["type"]] and r["to_name"] == "image"
+                assert set(r["value"][r["type"]]) <= set(values), (r, values)
+                n += 1
+    assert n == 9  # a: 1 + 3 + 1 prediction, b: keypoint + choice, c: choice, e: rectangle
+
+
+def test_a_classification_dataset_round_trips_as_choices(tmp_path: Path) -> None:
+    src = helpers.make_classification_dataset(tmp_path / "cls", classes=3, per_class=2)
+    export_dataset(src, "labelstudio", tmp_path / "out")
+    config = (tmp_path / "out" / "label_config.xml").read_text(encoding="utf-8")
+    assert "<Choices name=\"choice\"" in config and "RectangleLabels" not in config
+    back, report = import_dataset("labelstudio", tmp_path / "out", tmp_path / "back")
+    assert not report.problems and back.task == "classification"
+    want = load_dataset(src)
+    assert back.classes == want.classes
+    assert {s.id: (s.label, s.split) for s in back.samples} == {s.id: (s.label, s.split) for s in want.samples}
+
+
+def test_classes_file_overrides_the_config(tmp_path: Path) -> None:
+    (tmp_path / "classes.txt").write_text("bird\ncat\ndog\n")
+    ds, _ = import_dataset("labelstudio", write_golden(tmp_path / "src"), tmp_path / "ds",
+                           classes_file=tmp_path / "classes.txt")
+    assert ds.classes == ["bird", "cat", "dog"]
+
+
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        ((4, 10), [0.0, 0.0, 2.0, 5.0]),  # declared upright (as Label Studio shows it): kept
+        ((10, 4), [2.0, 0.0, 4.0, 5.0]),  # declared raw: turned into the stored upright frame
+    ],
+)
+def test_exif_rotated_photos(tmp_path: Path, declared: tuple[int, int], expected: list[float]) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "p.jpg").write_bytes(helpers.jpeg(10, 4, orientation=6))  # 10x4 stored, 4x10 upright
+    box = rect("r", "dog", 0, 0, 50, 50) | {"original_width": declared[0], "original_height": declared[1]}
+    (src / "t.json").write_text(json.dumps([{"id": 1, "data": {"image": "/p.jpg"},
+                                             "annotations": [{"id": 1, "result": [box]}],
+                                             "predictions": [{"result": [box]}]}]))
+    ds, _ = import_dataset("labelstudio", src, tmp_path / "ds", extra={"annotations": "all"})
+    (s,) = ds.samples
+    assert (s.width, s.height) == (4, 10)
+    assert s.objects[0].bbox == expected
+    assert s.annotations[0].objects[0].bbox == expected and s.predictions[0].objects[0].bbox == expected
