@@ -179,7 +179,7 @@ def count_reviews_not_held(module, dataset: Dataset, report: ExportReport) -> No
         return
     for sample in dataset.samples:
         if sample.annotations:
-            report.dropped[f"annotations of other annotators ({module.NAME} holds one set of labels)"] += len(
+            report.dropped[f"per-annotator annotations ({module.NAME} holds the sample's own labels only)"] += len(
                 sample.annotations)
         if sample.predictions:
             report.dropped[f"predictions ({module.NAME} holds none)"] += len(sample.predictions)

@@ -344,7 +344,7 @@ def test_a_file_over_the_size_cap_is_refused(tmp_path: Path, monkeypatch: pytest
 def test_export_of_other_formats_counts_annotations_and_predictions(tmp_path: Path) -> None:
     first, _ = import_dataset("labelstudio", write_golden(tmp_path / "src"), tmp_path / "ds", extra={"annotations": "all"})
     _, report = export_dataset(first.root, "coco", tmp_path / "coco")
-    assert report.dropped["annotations of other annotators (coco holds one set of labels)"] == 5
+    assert report.dropped["per-annotator annotations (coco holds the sample's own labels only)"] == 5
     assert report.dropped["predictions (coco holds none)"] == 1
 
 
