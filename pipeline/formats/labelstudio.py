@@ -558,7 +558,7 @@ def _time_key(text: str | None) -> tuple:
         return (0, "")
     try:
         return (1, datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
-    except ValueError:
+    except (ValueError, OverflowError):  # not ISO 8601, or outside what a timestamp holds
         return (1, 0.0, text)
 
 

@@ -528,3 +528,58 @@ def test_exif_rotated_photos(tmp_path: Path, declared: tuple[int, int], expected
     assert (s.width, s.height) == (4, 10)
     assert s.objects[0].bbox == expected
     assert s.annotations[0].objects[0].bbox == expected and s.predictions[0].objects[0].bbox == expected
+
+
+_annotation = st.fixed_dictionaries({}, optional={
+    "id": _json, "completed_by": _json, "was_cancelled": st.booleans() | _json,
+    "updated_at": st.sampled_from(["2026-01-01T00:00:00Z", "yesterday", ""]) | _json, "created_at": _json,
+    "result": st.lists(_result, max_size=4) | _json, "score": _number, "model_version": _json,
+})
+_task_doc = st.fixed_dictionaries({}, optional={
+    "id": _json,
+    "data": st.fixed_dictionaries({"image": st.sampled_from(
+        ["/a.png", "/data/upload/1/0a1b2c3d-a.png", "/data/local-files/?d=../a.png", "/data/local-files/?d=a.png",
+         "http://x/a.png?q", "/b.png"]) | _json}, optional={"split": _json, "sample_id": _json}) | _json,
+    "annotations": st.lists(_annotation, max_size=3) | _json,
+    "predictions": st.lists(_annotation, max_size=2) | _json,
+})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=st.lists(_task_doc, min_size=1, max_size=3), mode=st.sampled_from(["newest", "all"]))
+def test_fuzzed_exports_import_or_report_problems(tmp_path_factory, doc, mode: str) -> None:
+    """Whole documents through `read`: samples, or problems naming the file; never another exception."""
+    src = tmp_path_factory.mktemp("src")
+    (src / "a.png").write_bytes(png(1))
+    (src / "t.json").write_text('[{"data": {}, "annotations": []}, ' + json.dumps(doc)[1:])
+    out = tmp_path_factory.mktemp("out") / "ds"
+    report = ImportReport()
+    with DatasetWriter(out, task="detection", stage="test") as writer:
+        ls.read(src, ImportContext(src, writer, ImportOptions(extra={"annotations": mode}), report))
+        n = len(writer.samples)
+        if n:
+            writer.commit()
+    assert all(str(p).startswith("t.json") for p in report.problems), [str(p) for p in report.problems]
+    if n:
+        assert len(load_dataset(out).samples) == n  # what was added is a valid dataset
+
+
+@pytest.mark.parametrize(
+    ("times", "newest"),
+    [
+        (["2026-01-01T10:00:00Z", "2026-01-02T09:00:00+02:00"], 1),
+        (["2026-01-02T10:00:00.123456Z", "2026-01-02T10:00:00Z"], 0),  # fractions of a second count
+        (["0001-01-01T00:00:00", "2026-01-01T00:00:00Z"], 1),  # out of a timestamp's range: still ordered, no crash
+        (["not a time", None], 0),  # a time that is not ISO 8601 beats none; ties go to the later annotation
+        ([None, None], 1),
+    ],
+)
+def test_the_newest_annotation_is_chosen_by_time(tmp_path: Path, times: list, newest: int) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.png").write_bytes(png(1))
+    anns = [{"id": i, "updated_at": t, "result": [rect(f"r{i}", ["dog", "cat"][i], 0, 0, 10, 10)]}
+            for i, t in enumerate(times)]
+    (src / "t.json").write_text(json.dumps([{"id": 1, "data": {"image": "/a.png"}, "annotations": anns}]))
+    ds, report = import_dataset("labelstudio", src, tmp_path / "ds")
+    assert not report.problems and ds.samples[0].source["annotation"] == newest
