@@ -74,7 +74,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import quoteattr
 
-from pipeline.core.dataset import SPLITS, Annotation, Dataset, Obj, Prediction, Sample
+from pipeline.core.dataset import DATASET_JSON, SPLITS, Annotation, Dataset, Obj, Prediction, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import IMAGE_EXTS
 from pipeline.core.numbers import is_number
@@ -372,13 +372,21 @@ def url_candidates(url: str) -> tuple[str | None, list[str]]:
 
 
 class ImageIndex:
-    """Every image file under the images folder, by case-folded file name (listed once)."""
+    """Every image file under the images folder, by case-folded file name (listed once). Hidden
+    folders, ``__MACOSX`` and pipeline datasets inside it (a folder with a ``dataset.json``, such as
+    an earlier import written into SRC) are not entered."""
 
     def __init__(self, root: Path) -> None:
         self.root = os.path.realpath(root)
         self.by_name: dict[str, list[str]] = {}
-        for path in walk_files(Path(self.root), tuple(IMAGE_EXTS)):
-            self.by_name.setdefault(os.path.basename(path).casefold(), []).append(path)
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            if dirpath != self.root and DATASET_JSON in filenames:
+                dirnames[:] = []
+                continue
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d.casefold() != "__macosx")
+            for name in sorted(filenames):
+                if os.path.splitext(name)[1].lower() in IMAGE_EXTS and not name.startswith("._"):
+                    self.by_name.setdefault(name.casefold(), []).append(os.path.join(dirpath, name))
 
     def inside(self, path: str) -> bool:
         real = os.path.realpath(path)
