@@ -557,7 +557,7 @@ def _time(entry: dict) -> str | None:
     for key in ("updated_at", "created_at"):
         v = entry.get(key)
         if isinstance(v, str) and v.strip():
-            return v.strip()
+            return v.strip()[:64]  # ISO 8601 times are far shorter; a longer text is cut, not stored whole
     return None
 
 
@@ -704,7 +704,8 @@ def read(root: Path, ctx: ImportContext) -> None:
 
 
 def _task_where(where: str, task: Task) -> str:
-    return f"{where}: task {task.id}" if task.id is not None else where
+    tid = _source_id(task.id)
+    return f"{where}: task {str(tid)[:64]}" if tid is not None else where
 
 
 def _read_task(ctx: ImportContext, task: Task, where: str, index: ImageIndex, labels: Labels, mode: str,
@@ -720,44 +721,16 @@ def _read_task(ctx: ImportContext, task: Task, where: str, index: ImageIndex, la
     frame = decide_frame((probe.width, probe.height), probe.orientation, _declared_size(task), "upright")
     reader = ResultReader(ctx, labels, frame.source_size)
 
-    kept: list[tuple[tuple, Annotation]] = []
-    for i, ann in enumerate(task.annotations):
-        af = f"{task.fld}.annotations[{i}]"
-        if not isinstance(ann, dict):
-            raise DataError(at, "", field=af, expected="an annotation object", got=ann)
-        if ann.get("was_cancelled") is True:
-            ctx.skip(CANCELLED)
-            continue
-        parsed = _parse(reader, ann.get("result", []), at, f"{af}.result", scores=False)
-        time = _time(ann)
-        kept.append(((_time_key(time), i), Annotation(
-            annotator=_annotator(ann.get("completed_by")), label=parsed.label, objects=parsed.objects, time=time,
-            source_id=_source_id(ann.get("id")))))
-    predictions: list[Prediction] = []
-    for i, pred in enumerate(task.predictions):
-        pf = f"{task.fld}.predictions[{i}]"
-        if not isinstance(pred, dict):
-            raise DataError(at, "", field=pf, expected="a prediction object", got=pred)
-        parsed = _parse(reader, pred.get("result", []), at, f"{pf}.result", scores=True)
-        score = pred.get("score")
-        if score is not None and not is_number(score):
-            raise DataError(at, "", field=f"{pf}.score", expected="a finite number or null", got=score)
-        version = pred.get("model_version")
-        predictions.append(Prediction(
-            model_version=None if version is None else str(version)[:MAX_NAME],
-            score=None if score is None else float(score), label=parsed.label, objects=parsed.objects,
-            source_id=_source_id(pred.get("id"))))
-
-    kept.sort(key=lambda kv: kv[0])
-    anns = [a for _k, a in kept]
+    anns = _annotations(ctx, reader, task, at)
+    predictions = _predictions(reader, task, at)
     newest = anns[-1] if anns else None
     own = [o.copy() for o in newest.objects or []] if newest is not None else None
     if frame.rotate and frame.orientation != 1:  # add_image_sample turns the sample's own objects; these here
         for a in (*anns, *predictions):
             a.objects = [frame.obj(o) for o in a.objects] if a.objects is not None else None
     source: dict[str, Any] = {"file": where, "image": rel_image, "url": task.url}
-    if task.id is not None:
-        source["task"] = task.id if isinstance(task.id, (int, str)) and not isinstance(task.id, bool) else str(task.id)
+    if _source_id(task.id) is not None:
+        source["task"] = task.id
     sample = Sample(id=task.sample_id or os.path.splitext(rel_image)[0], split=task.split, source=source)
     if newest is not None:
         sample.label = newest.label
@@ -785,16 +758,50 @@ def _read_task(ctx: ImportContext, task: Task, where: str, index: ImageIndex, la
         ctx.report.counts["annotations kept"] += len(anns)
 
 
-def _parse(reader: ResultReader, results: object, at: str, fld: str, *, scores: bool = False) -> Parsed:
-    return reader.read(results, at, fld, scores=scores)
+def _annotations(ctx: ImportContext, reader: ResultReader, task: Task, at: str) -> list[Annotation]:
+    """The task's annotations that were not cancelled, oldest first (by `updated_at`, else
+    `created_at`; ties and missing times in file order)."""
+    kept: list[tuple[tuple, Annotation]] = []
+    for i, ann in enumerate(task.annotations):
+        af = f"{task.fld}.annotations[{i}]"
+        if not isinstance(ann, dict):
+            raise DataError(at, "", field=af, expected="an annotation object", got=ann)
+        if ann.get("was_cancelled") is True:
+            ctx.skip(CANCELLED)
+            continue
+        parsed = reader.read(ann.get("result", []), at, f"{af}.result")
+        time = _time(ann)
+        kept.append(((_time_key(time), i), Annotation(
+            annotator=_annotator(ann.get("completed_by")), label=parsed.label, objects=parsed.objects, time=time,
+            source_id=_source_id(ann.get("id")))))
+    kept.sort(key=lambda kv: kv[0])
+    return [a for _k, a in kept]
+
+
+def _predictions(reader: ResultReader, task: Task, at: str) -> list[Prediction]:
+    """The task's predictions, each with its model version, score and region scores."""
+    out: list[Prediction] = []
+    for i, pred in enumerate(task.predictions):
+        pf = f"{task.fld}.predictions[{i}]"
+        if not isinstance(pred, dict):
+            raise DataError(at, "", field=pf, expected="a prediction object", got=pred)
+        parsed = reader.read(pred.get("result", []), at, f"{pf}.result", scores=True)
+        score = pred.get("score")
+        if score is not None and not is_number(score):
+            raise DataError(at, "", field=f"{pf}.score", expected="a finite number or null", got=score)
+        version = pred.get("model_version")
+        out.append(Prediction(
+            model_version=None if version is None else str(version)[:MAX_NAME],
+            score=None if score is None else float(score), label=parsed.label, objects=parsed.objects,
+            source_id=_source_id(pred.get("id"))))
+    return out
 
 
 def _source_id(value: object) -> str | int | None:
-    if isinstance(value, bool) or value is None:
+    """An id as the tool wrote it (a string or an integer); anything else is no id."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
         return None
-    if isinstance(value, (int, str)):
-        return value
-    return None
+    return value
 
 
 def _settle_classes(ctx: ImportContext, order: list[str] | None, labels: Labels) -> None:
