@@ -13,7 +13,9 @@ The **full export** is a list of tasks::
 
 **JSON-MIN** is one flat row per task: the image URL, ``annotator``, ``annotation_id``,
 ``created_at``/``updated_at`` and one key per control tag (``"label": [{"x": .., "rectanglelabels":
-[..], "original_width": ..}]`` for regions, ``"choice": "cat"`` for a choice).
+[..], "original_width": ..}]`` for regions, ``"choice": "cat"`` for a choice). JSON-MIN does not
+name the control type: a text value is read as an image-level choice, and without result ids
+per-region choices cannot be linked.
 
 Coordinates are percent of the image (``x``, ``y``, ``width``, ``height``, polygon ``points``,
 keypoint ``x``/``y``, all 0..100), converted here and nowhere else: ``x_px = x / 100 * width``.
