@@ -54,14 +54,18 @@ def detect_format(src: Path) -> tuple[str, str]:
     import importlib
 
     best = None
+    tried = []
     for name in formats.available():
         module = importlib.import_module(formats.FORMATS[name])
+        if getattr(module, "NAMED_ONLY", False):  # chosen by name only (`pipeline import images`)
+            continue
+        tried.append(name)
         found = module.detect(Path(src))
         if found is not None and (best is None or found.score > best[1].score):
             best = (name, found)
     if best is None:
         raise UsageError(
-            f"{src}: no known layout found (tried {', '.join(formats.available())})",
+            f"{src}: no known layout found (tried {', '.join(tried)})",
             fix="name the format explicitly, e.g. `pipeline import voc SRC --out DIR`; see pipeline import --help",
         )
     return best[0], best[1].description
@@ -77,6 +81,7 @@ def import_dataset(
     on_error: str = "skip",
     on_invalid: str = "error",
     extra: dict | None = None,
+    images: Path | None = None,
     stage_params: dict | None = None,
     lineage_inputs: dict | None = None,
     parent_lineage: list | None = None,
@@ -85,11 +90,14 @@ def import_dataset(
 
     `stage_params` are added to the lineage entry's params; `lineage_inputs` replaces its inputs
     (default: one hash over everything the import read, keyed by `src`). Writing inside `src` is
-    allowed: the writer's temporary folder is dot-named, so no reader sees it.
+    allowed: the writer's temporary folder is dot-named, so no reader sees it. `images` (`--images
+    DIR`): images are looked up there; nothing outside `src` and `images` is read.
     """
     src = Path(src)
     if not src.exists():
         raise UsageError(f"{src}: no such file or folder", fix="check the path")
+    if images is not None and not Path(images).is_dir():
+        raise UsageError(f"--images {images}: no such folder", fix="point --images at the folder holding the images")
     report = ImportReport()
     if fmt == "auto":
         fmt, description = detect_format(src)
@@ -102,9 +110,12 @@ def import_dataset(
         on_error=on_error,
         on_invalid=on_invalid,
         extra=dict(extra or {}),
+        images=Path(images) if images is not None else None,
     )
     params = {"format": fmt, "src": str(src), "classes": str(classes_file) if classes_file else None,
               "map": options.class_map, "on_error": on_error, "on_invalid": on_invalid, **(stage_params or {})}
+    if images is not None:
+        params["images"] = str(images)
     with DatasetWriter(
         out, task=module.TASK, stage="import", classes=options.classes, class_map=options.class_map,
         params=params, inputs=lineage_inputs or {}, parent_lineage=parent_lineage,
@@ -153,11 +164,25 @@ def export_dataset(dataset_path: Path, fmt: str, out: Path, *, overwrite: bool =
     report = ExportReport()
     try:
         module.write(dataset, tmp, report, dict(options or {}))
+        count_reviews_not_held(module, dataset, report)
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ExportResult(dataset, report)
+
+
+def count_reviews_not_held(module, dataset: Dataset, report: ExportReport) -> None:
+    """Per-sample annotations and predictions a format cannot hold (no ``HOLDS_REVIEWS = True`` in
+    its module), counted as not representable: the sample's own label and objects are written."""
+    if getattr(module, "HOLDS_REVIEWS", False):
+        return
+    for sample in dataset.samples:
+        if sample.annotations:
+            report.dropped[f"per-annotator annotations ({module.NAME} holds the sample's own labels only)"] += len(
+                sample.annotations)
+        if sample.predictions:
+            report.dropped[f"predictions ({module.NAME} holds none)"] += len(sample.predictions)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -63,6 +63,21 @@ def _cvat(root: Path, name: str) -> None:
     path.write_text(f"<annotations><version>1.1</version><meta/>{images}</annotations>")
 
 
+def _labelstudio(root: Path, name: str) -> None:
+    path = root / "tasks.json"
+    tasks = json.loads(path.read_text()) if path.exists() else []
+    tasks.append({"id": len(tasks) + 1, "data": {"image": f"/data/local-files/?d={name}.png"}, "annotations": [
+        {"id": len(tasks) + 1, "completed_by": 1, "was_cancelled": False, "result": [
+            {"id": f"r{name}", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+             "original_width": W, "original_height": H,
+             "value": {"x": 20, "y": 20, "width": 40, "height": 40, "rotation": 0, "rectanglelabels": ["cat"]}}]}]})
+    path.write_text(json.dumps(tasks))
+
+
+def _images(root: Path, name: str) -> None:
+    """Unlabelled images: nothing to write beside the image."""
+
+
 def _imagefolder(root: Path, name: str) -> None:
     (root / "cat").mkdir(exist_ok=True)
 
@@ -76,6 +91,7 @@ def _tables(root: Path, name: str) -> None:
 FORMATS: dict[str, tuple[Callable[[Path, str], None], str]] = {
     "voc": (_voc, "."), "yolo": (_yolo, "."), "createml": (_createml, "."), "labelme": (_labelme, "."),
     "coco": (_coco, "."), "imagefolder": (_imagefolder, "cat"), "tables": (_tables, "."), "cvat": (_cvat, "."),
+    "labelstudio": (_labelstudio, "."), "images": (_images, "."),
 }
 
 

@@ -143,7 +143,50 @@ def parse_sample_line(
         v = data.get(key)
         if v is not None and not isinstance(v, dict):
             raise _fail(where, ln, key, "an object", v)
+    for key, fields in (("annotations", _ANNOTATION_KEYS), ("predictions", _PREDICTION_KEYS)):
+        v = data.get(key)
+        if v is not None:
+            _check_reviews(v, fields, classes, where, ln, key)
     return Sample.from_json(data)
+
+
+# The keys of one entry of `annotations` / `predictions` and the check of each value.
+_ANNOTATION_KEYS = ("annotator", "label", "objects", "time", "source_id")
+_PREDICTION_KEYS = ("model_version", "score", "label", "objects", "source_id")
+
+
+def _check_reviews(entries: object, keys: tuple[str, ...], classes: set[str], where: str, ln: int | None,
+                   fld: str) -> None:
+    """`annotations` or `predictions`: a list of objects with only `keys`, each holding a label or objects."""
+    if not isinstance(entries, list):
+        raise _fail(where, ln, fld, "a list", type(entries).__name__)
+    for i, e in enumerate(entries):
+        at = f"{fld}[{i}]"
+        if not isinstance(e, dict):
+            raise _fail(where, ln, at, "an object", e)
+        extra = sorted(set(e) - set(keys))
+        if extra:
+            raise _fail(where, ln, f"{at}.{extra[0]}", f"only {', '.join(keys)}", extra[0])
+        for key in ("annotator", "time", "model_version"):
+            if e.get(key) is not None and not isinstance(e[key], str):
+                raise _fail(where, ln, f"{at}.{key}", "a string or null", e[key])
+        sid = e.get("source_id")
+        if sid is not None and (not isinstance(sid, (str, int)) or isinstance(sid, bool)):
+            raise _fail(where, ln, f"{at}.source_id", "a string, an integer or null", sid)
+        score = e.get("score")
+        if score is not None and not is_number(score):
+            raise _fail(where, ln, f"{at}.score", "a finite number or null", score)
+        label = e.get("label")
+        if label is not None and (not isinstance(label, str) or label not in classes):
+            raise _fail(where, ln, f"{at}.label", "a class listed in dataset.json", label)
+        objs = e.get("objects")
+        if objs is not None:
+            if not isinstance(objs, list):
+                raise _fail(where, ln, f"{at}.objects", "a list", type(objs).__name__)
+            for j, o in enumerate(objs):
+                _check_obj(o, classes, where, ln, f"{at}.objects[{j}]")
+        if label is None and objs is None:
+            raise _fail(where, ln, at, "a label or objects (an empty list for an image with none)", e)
 
 
 def _inside(rel: str) -> bool:
@@ -199,6 +242,9 @@ def _check_obj(o: object, classes: set[str], where: str, ln: int, fld: str) -> N
     w = o.get("weight")
     if w is not None and (not is_number(w) or w < 0):
         raise _fail(where, ln, f"{fld}.weight", "a number >= 0", w)
+    score = o.get("score")
+    if score is not None and not is_number(score):
+        raise _fail(where, ln, f"{fld}.score", "a finite number", score)
     attrs = o.get("attributes")
     if attrs is not None and not isinstance(attrs, dict):
         raise _fail(where, ln, f"{fld}.attributes", "an object", attrs)
