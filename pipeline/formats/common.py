@@ -46,6 +46,7 @@ IMAGE_FOLDERS = ("images", "jpegimages")  # looked for case-insensitively beside
 AMBIGUOUS = "EXIF-rotated images whose annotation frame the declared size cannot tell (format default used)"
 ROTATED = "EXIF-rotated images stored upright"
 MISMATCH = "images whose size differs from the declared size"
+TRUNCATED = "truncated images restored (decodable, stored as PNG)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,6 +169,7 @@ class ImageProbe:
     width: int  # raw pixel array, before EXIF orientation
     height: int
     orientation: int = 1
+    truncated: bool = False  # cut short but decodable: stored restored (`add_image_sample`)
 
     @property
     def upright_size(self) -> tuple[int, int]:
@@ -233,7 +235,8 @@ def _complete(fmt: str, data: bytes) -> bool:
 
 
 def probe_bytes(data: bytes, where: str, path: str = "") -> ImageProbe:
-    """Size, format and EXIF orientation of an image in memory; truncated or unreadable images raise."""
+    """Size, format and EXIF orientation of an image in memory. A file cut short whose rows still
+    decode is marked `truncated`; one that cannot be decoded raises `DataError`."""
     from pipeline.core.images import check_pixels, sniff
 
     fmt = sniff(data[:16])
@@ -247,10 +250,11 @@ def probe_bytes(data: bytes, where: str, path: str = "") -> ImageProbe:
         if w and h and _complete(fmt, data):
             check_pixels(w, h, where)
             return ImageProbe(path, data, fmt, w, h, 1)
-    from pipeline.core.images import exif_orientation, open_image_bytes
+    from pipeline.core.images import exif_orientation, open_image_restoring
 
-    img = open_image_bytes(data, where)  # a full decode: reports truncation and bombs
-    return ImageProbe(path, data, (img.format or fmt or "png").lower(), img.width, img.height, exif_orientation(img))
+    img, truncated = open_image_restoring(data, where)  # a full decode: reports bombs and undecodable files
+    return ImageProbe(path, data, (img.format or fmt or "png").lower(), img.width, img.height, exif_orientation(img),
+                      truncated)
 
 
 def probe_image(path: str | os.PathLike, where: str) -> ImageProbe:
@@ -380,7 +384,9 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
 
     `sample.objects` are in the annotation's frame; they are converted to the stored upright frame.
     The image is hard-linked (or copied) as it is, or re-encoded upright as PNG when its EXIF
-    orientation changes the pixels. Width, height, sha256 and ``meta.exif_orientation`` are set here.
+    orientation changes the pixels or when the file was cut short but decodes (``meta.truncated``,
+    a warning, counted; `check` reports it as ``truncated-image``). Width, height, sha256 and
+    ``meta.exif_orientation`` are set here.
     """
     where = where or str(sample.source.get("file") or image_path)
     if probe is None:
@@ -399,14 +405,21 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
     if sample.objects and frame.rotate and frame.orientation != 1:
         sample.objects = [frame.obj(o) for o in sample.objects]
     sample.width, sample.height = frame.size
-    if frame.orientation != 1:
-        from pipeline.core.images import encode_png, open_image_bytes
+    if frame.orientation != 1 or probe.truncated:
+        from pipeline.core.images import encode_png, open_image_restoring
 
-        img = open_image_bytes(probe.data, where, exif_transpose=True)
+        img, _ = open_image_restoring(probe.data, where, exif_transpose=True)
         if img.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
             img = img.convert("RGB")  # CMYK/YCbCr JPEGs: PNG holds RGB
-        sample.meta["exif_orientation"] = frame.orientation
-        ctx.report.counts[ROTATED] += 1
+        if frame.orientation != 1:
+            sample.meta["exif_orientation"] = frame.orientation
+            ctx.report.counts[ROTATED] += 1
+        if probe.truncated:
+            sample.meta["truncated"] = True
+            ctx.report.counts[TRUNCATED] += 1
+            image = sample.source.get("image") or (os.path.basename(probe.path) if probe.path else "")
+            ctx.warn(f"{where}: image {image or 'file'} is truncated (cut short before its end); kept with "
+                     "the rows that decode, stored as PNG")
         return ctx.add(sample, data=encode_png(img), ext="png")
     sample.sha256 = hashlib.sha256(probe.data).hexdigest()
     ext = os.path.splitext(probe.path)[1] if probe.path else ""
