@@ -7,8 +7,10 @@ Finding images. Annotation files name their image in several ways (VOC ``<filena
 and are never opened as they are: only their file name is used. The image is looked for beside the
 annotation file, in an ``images``/``JPEGImages`` folder beside it or one level up, and at the
 import root, by file name with the extension matched case-insensitively (``IMG_1.JPG`` for
-``img_1.jpg``). Relative paths are tried first when they stay inside the import root; nothing
-outside it is ever opened: listings and lookups go through `SafeFiles` (`pipeline.core.paths`),
+``img_1.jpg``), then anywhere under the root when exactly one image has that name (the common
+layouts: COCO's ``annotations/`` beside ``val2017/``, labels beside an ``images/`` folder). With
+``--images DIR`` images are looked up under DIR alone. Relative paths are tried first when they
+stay inside the roots; nothing outside them is ever opened: listings and lookups go through `SafeFiles` (`pipeline.core.paths`),
 so a link is followed only when its target lies inside the import root, and FIFOs, sockets and
 devices are never opened. Folder listings are cached, so a lookup costs a few dict probes.
 
@@ -60,19 +62,44 @@ def hint_name(hint: str) -> str:
 
 
 class ImageFinder:
-    """Finds images by name under one import root, with cached folder listings."""
+    """Finds images by name under one import root (or under ``--images DIR`` alone when given),
+    with cached folder listings.
 
-    def __init__(self, root: str | os.PathLike, files: SafeFiles | None = None) -> None:
+    Search order for an annotation file: a relative hint inside the roots; then by file name in
+    the annotation's folder, its parent and the root (with ``--images``: the images folder alone),
+    each with its ``images``/``JPEGImages`` subfolder and the `extra_names` subfolders (a split
+    folder such as COCO's ``val2017/``); last, anywhere under the images root, when exactly one
+    image has that name (two of them: an "ambiguous image name" error naming both)."""
+
+    def __init__(self, root: str | os.PathLike, files: SafeFiles | None = None,
+                 images: str | os.PathLike | None = None) -> None:
         self.root = os.path.abspath(root if os.path.isdir(root) else os.path.dirname(os.path.abspath(root)))
-        self.safe = files if files is not None else SafeFiles([self.root])
+        self.images = os.path.abspath(images) if images is not None else None  # --images DIR
+        self.safe = files if files is not None else SafeFiles([self.root, *([self.images] if self.images else [])])
         self._files: dict[str, dict[str, str]] = {}  # folder -> casefolded name -> real name
         self._dirs: dict[str, dict[str, str]] = {}  # folder -> casefolded subfolder name -> real name
         self._stems: dict[str, dict[str, list[str]]] = {}  # folder -> casefolded stem -> image names
-        self._folders: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # search order per annotation folder
+        self._folders: dict[tuple, list[str]] = {}  # search order per annotation folder
+        self._index: dict[str, list[str]] | None = None  # casefolded name -> images anywhere (built on a miss)
+        self._stem_index: dict[str, list[str]] | None = None
+
+    @property
+    def image_root(self) -> str:
+        """Where images are looked up: ``--images DIR``, else the import root."""
+        return self.images or self.root
+
+    def rel(self, image: str) -> str:
+        """An image's path as the user knows it, with ``/``: relative to ``--images DIR`` when it
+        lies there, else to the import root."""
+        base = self.images if self.images and self.inside_images(image) else self.root
+        return os.path.relpath(image, base).replace(os.sep, "/")
+
+    def inside_images(self, path: str) -> bool:
+        return bool(self.images) and (path == self.images or path.startswith(self.images.rstrip(os.sep) + os.sep))
 
     def inside(self, path: str) -> bool:
-        """True when `path` (absolute, normalised) lies inside the import root."""
-        return path == self.root or path.startswith(self.root.rstrip(os.sep) + os.sep)
+        """True when `path` (absolute, normalised) lies inside the import root or the images folder."""
+        return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in (self.root, self.images) if r)
 
     def _list(self, folder: str) -> None:
         files: dict[str, str] = {}
@@ -100,38 +127,72 @@ class ImageFinder:
         real = self._dirs[folder].get(name.casefold())
         return os.path.join(folder, real) if real else None
 
-    def folders(self, ann_dir: str, extra: Iterable[str] = ()) -> list[str]:
+    def folders(self, ann_dir: str, extra: Iterable[str] = (), extra_names: Iterable[str] = ()) -> list[str]:
         """Where the image of an annotation file in `ann_dir` may be, in the order they are tried."""
-        key = (ann_dir, tuple(extra))
+        key = (ann_dir, tuple(extra), tuple(extra_names))
         cached = self._folders.get(key)
         if cached is not None:
             return cached
         out: list[str] = []
-        bases = [ann_dir, os.path.dirname(ann_dir), self.root]
+        bases = [self.images] if self.images else [ann_dir, os.path.dirname(ann_dir), self.root]
         for d in [*extra, *bases]:
             d = os.path.normpath(d)
             if not self.inside(d) or d in out:
                 continue
             out.append(d)
-            for name in IMAGE_FOLDERS:
+            for name in (*extra_names, *IMAGE_FOLDERS):
                 sub = self.subdir(d, name)
                 if sub and sub not in out:
                     out.append(sub)
+                    for inner in extra_names:  # images/val2017/
+                        deeper = self.subdir(sub, inner) if name in IMAGE_FOLDERS else None
+                        if deeper and deeper not in out:
+                            out.append(deeper)
         self._folders[key] = out
         return out
 
+    def _build_index(self) -> None:
+        from pipeline.core.dataset import DATASET_JSON
+
+        by_name: dict[str, list[str]] = {}
+        by_stem: dict[str, list[str]] = {}
+        top = self.image_root
+        for dirpath, dirnames, filenames in self.safe.walk(top):
+            if dirpath != top and DATASET_JSON in filenames:  # a pipeline dataset inside (an earlier import)
+                dirnames[:] = []
+                continue
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d.casefold() != "__macosx")
+            for name in sorted(filenames):
+                key = name.casefold()
+                if os.path.splitext(key)[1] in IMAGE_EXTS and not key.startswith("._"):
+                    by_name.setdefault(key, []).append(os.path.join(dirpath, name))
+                    by_stem.setdefault(os.path.splitext(key)[0], []).append(os.path.join(dirpath, name))
+        self._index, self._stem_index = by_name, by_stem
+
+    def _anywhere(self, key: str, by_stem: bool, shown: str) -> str | None:
+        if self._index is None:
+            self._build_index()
+        found = (self._stem_index if by_stem else self._index).get(key, [])  # type: ignore[union-attr]
+        if len(found) > 1:
+            top = self.image_root
+            names = [os.path.relpath(f, top).replace(os.sep, "/") for f in found[:3]]
+            raise DataError(shown, "ambiguous image name", expected="one image of that name under the images folder",
+                            got=names, fix="keep one of them, or point --images at the folder of this split")
+        return found[0] if found else None
+
     def find(self, ann_path: str | os.PathLike, hints: Sequence[str | None], *, stem: str | None = None,
-             extra_dirs: Iterable[str] = ()) -> str | None:
+             extra_dirs: Iterable[str] = (), extra_names: Iterable[str] = ()) -> str | None:
         """The image for the annotation file `ann_path`: by each hint (relative path, then file name),
-        then by `stem` with any image extension. None when not found."""
+        then by `stem` with any image extension, in the folders of `folders`, then anywhere under
+        the images root when the name is unique there. None when not found."""
         ann_dir = os.path.dirname(os.path.abspath(ann_path))
-        folders = self.folders(ann_dir, extra_dirs)
+        folders = self.folders(ann_dir, extra_dirs, extra_names)
         for hint in hints:
             if not hint:
                 continue
             rel = hint.replace("\\", "/")
             if not rel.startswith("/") and ":" not in rel.split("/", 1)[0] and "/" in rel:
-                for base in (ann_dir, self.root):
+                for base in (self.images,) if self.images else (ann_dir, self.root):
                     cand = os.path.normpath(os.path.join(base, rel))
                     if self.inside(cand) and self.safe.is_file(cand):
                         return cand
@@ -151,6 +212,14 @@ class ImageFinder:
                 names = self._stems[d].get(key)
                 if names:
                     return os.path.join(d, names[0])
+        for hint in hints:
+            name = hint_name(hint) if hint else ""
+            if name and name not in (".", ".."):
+                found = self._anywhere(name.casefold(), False, name)
+                if found:
+                    return found
+        if stem:
+            return self._anywhere(stem.casefold(), True, stem)
         return None
 
 

@@ -566,7 +566,7 @@ def read(root: Path, ctx: ImportContext) -> None:
         raise UsageError(f"{root}: no CVAT for images XML found",
                          fix="point at annotations.xml of a CVAT export, or its folder")
     base = os.path.abspath(root if root.is_dir() else root.resolve().parent)
-    finder = ImageFinder(base, ctx.files)
+    finder = ImageFinder(base, ctx.files, images=ctx.options.images)
     labels = Labels(ctx)
     state = _State(base=base)
     for path in files:
@@ -636,7 +636,7 @@ def _read_image(ctx: ImportContext, doc: Document, rec: ImageRecord, path: str, 
                         expected=f"the image in {IMAGES}/ beside the XML, inside the import folder", got=rec.name,
                         fix="export the CVAT task with images, or put the images there")
     state.used.add(os.path.realpath(image))
-    rel_image = state.rel(image)
+    rel_image = finder.rel(image)
     probe = probe_image(image, rel_image)
     frame = decide_frame((probe.width, probe.height), probe.orientation, (rec.width, rec.height), "upright")
     sw, sh = frame.source_size

@@ -516,7 +516,7 @@ def read(root: Path, ctx: ImportContext) -> None:
     if not files:
         raise UsageError(f"{root}: no .json files found", fix="point at a folder of labelme JSON files")
     base = os.path.abspath(root if root.is_dir() else root.parent)
-    finder = ImageFinder(base, ctx.files)
+    finder = ImageFinder(base, ctx.files, images=ctx.options.images)
     labels = Labels(ctx)
     max_image_data = int(ctx.options.extra.get("max_image_data", MAX_IMAGE_DATA))
     state = {"shapes": 0, "flag_only": 0}
