@@ -575,10 +575,12 @@ def _probe_file(path: str, where: str) -> ImageProbe | None:
 
 def find_image(parsed: LabelmeFile, path: str, base: str, where: str, finder: ImageFinder) -> ImageProbe:
     """The probed image of one labelme file: `imagePath` relative to the JSON, else that file name
-    looked up beside it / in an images folder / at the root, else the embedded `imageData`."""
+    looked up beside it / in an images folder / at the root (with ``--images DIR``: under DIR by
+    that name), else the embedded `imageData`."""
     rejected = ""
     if parsed.image_path:
-        found = resolve_image_path(parsed.image_path, path, base, where, finder.safe)
+        # --images DIR: images are under DIR alone, looked up by imagePath's name there
+        found = None if finder.images else resolve_image_path(parsed.image_path, path, base, where, finder.safe)
         if found is None:
             found = finder.find(path, [hint_name(parsed.image_path)])
         if found is not None:
