@@ -247,9 +247,15 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
         by_image[a.get("image_id")].append((k, a))
     split = split_from_path(os.path.relpath(path, base))  # the file's name, then its folders
     folders = split_folders(path, split)
+    images = doc["images"]
+    listed = {im.get("id") for im in images if isinstance(im, dict)}
+    if by_image and not listed.intersection(by_image):  # every annotation lost: refuse the file
+        raise DataError(where, f"none of the {sum(len(v) for v in by_image.values())} annotations refers to an "
+                               f"image id listed in images ({len(listed)} images)", field="annotations[].image_id",
+                        expected="ids of the images list", got=sorted(map(str, by_image))[:3],
+                        fix="export the annotations and the images list from the same project")
     on_invalid = ctx.options.on_invalid
     seen_ids: set[object] = set()
-    images = doc["images"]
     for i, im in ctx.progress(list(enumerate(images)), total=len(images), desc=f"import coco {where}", unit="img"):
         try:
             fld = f"images[{i}]"

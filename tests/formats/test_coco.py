@@ -280,3 +280,18 @@ def test_real_cvat_street_coco_twin_with_images_folder(tmp_path: Path) -> None:
     assert ds.classes == ["Car", "Person"]
     ds2, _ = import_dataset("coco", folder / "instances.json", tmp_path / "ds2", images=folder / "images")
     assert [s.sha256 for s in ds2.samples] == [s.sha256 for s in ds.samples]
+
+
+def test_annotations_that_meet_no_image_refuse_the_file(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _write_images(src / "images", ["a.jpg", "b.jpg"])
+    doc = _coco_doc(["a.jpg", "b.jpg"])
+    for a in doc["annotations"]:
+        a["image_id"] += 100  # ids of another export
+    (src / "instances_train.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=r"instances_train.json: annotations\[\].image_id: none of the 2 annotations"):
+        import_dataset("coco", src, tmp_path / "ds", on_error="error")
+    from pipeline.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="nothing imported"):  # not two background images, exit 0
+        import_dataset("coco", src, tmp_path / "ds")
