@@ -97,6 +97,11 @@ class ImageFinder:
     def inside_images(self, path: str) -> bool:
         return bool(self.images) and (path == self.images or path.startswith(self.images.rstrip(os.sep) + os.sep))
 
+    def allowed(self, path: str) -> bool:
+        """Whether an image may be looked up at `path`: inside ``--images DIR`` when given, else
+        inside the import root."""
+        return self.inside_images(path) if self.images else self.inside(path)
+
     def inside(self, path: str) -> bool:
         """True when `path` (absolute, normalised) lies inside the import root or the images folder."""
         return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in (self.root, self.images) if r)
@@ -137,7 +142,7 @@ class ImageFinder:
         bases = [self.images] if self.images else [ann_dir, os.path.dirname(ann_dir), self.root]
         for d in [*extra, *bases]:
             d = os.path.normpath(d)
-            if not self.inside(d) or d in out:
+            if not self.allowed(d) or d in out:
                 continue
             out.append(d)
             for name in (*extra_names, *IMAGE_FOLDERS):
@@ -194,7 +199,7 @@ class ImageFinder:
             if not rel.startswith("/") and ":" not in rel.split("/", 1)[0] and "/" in rel:
                 for base in (self.images,) if self.images else (ann_dir, self.root):
                     cand = os.path.normpath(os.path.join(base, rel))
-                    if self.inside(cand) and self.safe.is_file(cand):
+                    if self.allowed(cand) and self.safe.is_file(cand):
                         return cand
             name = hint_name(hint)
             if not name or name in (".", ".."):

@@ -538,7 +538,11 @@ def _inside(path: str, real_root: str) -> bool:
 def find_image(name: str, subset: str | None, xml_path: str, finder: ImageFinder) -> str | None:
     """The image file of ``<image name=...>``: ``images/<name>`` (or ``images/<subset>/<name>``, or
     ``<name>``) beside the XML; a name that is absolute or leaves the import folder by its file name
-    only (`ImageFinder`). Nothing outside the import folder, links included, is returned."""
+    only (`ImageFinder`). Nothing outside the import folder, links included, is returned; with
+    ``--images DIR``, nothing outside DIR."""
+    if finder.images:  # --images DIR: the images are under DIR alone (its subset folder first)
+        found = finder.find(xml_path, [name], extra_names=[subset] if subset else ())
+        return found if found is not None and _inside(found, os.path.realpath(finder.images)) else None
     xml_dir = os.path.dirname(os.path.abspath(xml_path))
     real_root = os.path.realpath(finder.root)
     rel = name.replace("\\", "/")
