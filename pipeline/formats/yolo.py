@@ -444,8 +444,7 @@ def detect(root: Path) -> Detection | None:
     images, labels = _walk(str(root))
     if not images or not labels:
         return None
-    pairing = _Pairing(labels, str(root), str(root))
-    paired = [i for i in images[:200] if pairing.label_of(i)]
+    paired = list(_Pairing(labels, str(root), str(root)).assign(images[:200]))
     if not paired:
         return None
     sample = [ln for ln in labels[:20] if os.path.basename(ln).lower() not in NOT_LABELS]
@@ -520,7 +519,7 @@ class _Pairing:
     (`label_candidates`), then the label file at the same relative path (the ``images``/``labels``
     folders left out; with ``--images``, the image's path under DIR), then the one label file of
     the same stem anywhere under SRC (darknet's ``obj_train_data/`` beside ``images/``). A key or
-    stem that two label files share pairs nothing (no guess)."""
+    stem that two label files (or two images) share pairs nothing (no guess)."""
 
     def __init__(self, labels: list[str], root: str, image_root: str) -> None:
         self.root, self.image_root = root, image_root
@@ -533,15 +532,34 @@ class _Pairing:
             self.by_key[_pair_key(os.path.relpath(lf, root))].append(lf)
             self.by_stem[os.path.splitext(os.path.basename(lf))[0].casefold()].append(lf)
 
-    def label_of(self, image: str) -> str | None:
+    def _direct(self, image: str) -> str | None:
         found = next((c for c in label_candidates(image) if c in self.label_set), None)
         if found is not None:
             return found
         keyed = self.by_key.get(_pair_key(os.path.relpath(image, self.image_root)), [])
-        if len(keyed) == 1:
-            return keyed[0]
-        stemmed = self.by_stem.get(os.path.splitext(os.path.basename(image))[0].casefold(), [])
-        return stemmed[0] if len(stemmed) == 1 and not keyed else None
+        return keyed[0] if len(keyed) == 1 else None
+
+    def assign(self, images: list[str]) -> dict[str, str]:
+        """image -> its label file. The direct rules first, for every image; then the stem rule, only
+        for labels no image took directly and only where the stem names one such label and one
+        such image (so an unlabelled image never takes another image's labels)."""
+        pairs: dict[str, str] = {}
+        taken: set[str] = set()
+        for image in images:
+            found = self._direct(image)
+            if found is not None and found not in taken:
+                pairs[image] = found
+                taken.add(found)
+        waiting: dict[str, list[str]] = defaultdict(list)
+        for image in images:
+            if image not in pairs:
+                waiting[os.path.splitext(os.path.basename(image))[0].casefold()].append(image)
+        for stem, imgs in waiting.items():
+            free = [lf for lf in self.by_stem.get(stem, []) if lf not in taken]
+            if len(imgs) == 1 and len(free) == 1:
+                pairs[imgs[0]] = free[0]
+                taken.add(free[0])
+        return pairs
 
 
 def read(root: Path, ctx: ImportContext) -> None:
@@ -555,16 +573,14 @@ def read(root: Path, ctx: ImportContext) -> None:
         raise UsageError(f"{where}: no images found", fix="point at the folder with the images and their .txt labels")
     classes = _ClassFiles(root_s, lay.names, ctx, default=ctx.options.classes)
     labels = Labels(ctx)
-    pairing = _Pairing(lay.labels, root_s, lay.image_root)
+    pairs = _Pairing(lay.labels, root_s, lay.image_root).assign(lay.images)
     used_labels: set[str] = set()
     on_invalid = ctx.options.on_invalid
     warned_ids = False
     objects_read = 0
     for image in ctx.progress(lay.images, total=len(lay.images), desc="import yolo", unit="img"):
         rel_image = os.path.relpath(image, lay.image_root).replace(os.sep, "/")
-        label_file = pairing.label_of(image)
-        if label_file in used_labels:
-            label_file = None  # two images of one stem: the second is not given the first one's labels
+        label_file = pairs.get(image)
         where = os.path.relpath(label_file, root_s).replace(os.sep, "/") if label_file else rel_image
         try:
             if label_file is not None:

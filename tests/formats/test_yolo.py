@@ -421,3 +421,14 @@ def test_parse_line_fuzz_returns_a_row_or_a_data_error(fields: list[str], shape)
         assert all(k[2] in (0.0, 1.0, 2.0) for k in row.keypoints)
         box, ring = yolo.row_geometry(row, 100, 50, clip=True)
         assert ring is None and all(0 <= v <= 100 for v in box)
+
+
+def test_an_unlabelled_image_never_takes_another_images_labels(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _images(src / "a_background", ["x"])  # sorts first, no label file of its own
+    _images(src / "b", ["x"])
+    _labels(src / "b", ["x"])
+    (src / "classes.txt").write_text("person\nbicycle\ncar\n")
+    ds, report = import_dataset("yolo", src, tmp_path / "ds")
+    objects = {s.id: len(s.objects) for s in ds.samples}
+    assert objects == {"a_background/x": 0, "b/x": 2} and not report.problems
