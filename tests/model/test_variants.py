@@ -102,3 +102,31 @@ def test_autoencoder_reconstructs_its_input_shape_and_learns() -> None:
         opt.step()
         first, last = (loss.item(), loss.item()) if step == 0 else (first, loss.item())
     assert last < 0.5 * first
+
+
+def test_autoencoders_build_through_the_same_factory_and_say_their_task() -> None:
+    from pipeline.model import AUTOENCODERS, model_names, model_task
+
+    assert model_names()[-len(AUTOENCODERS):] == list(AUTOENCODERS)
+    assert model_task("autoencoder") == "reconstruction" and model_task("grouped") == "classification"
+    model = build_model("autoencoder", 3, 10, widths=(8, 16, 24))
+    assert isinstance(model, ConvAutoencoder) and model(torch.zeros(2, 3, 32, 32)).shape == (2, 3, 32, 32)
+    assert [m.out_channels for m in model.encoder if isinstance(m, nn.Conv2d)] == [8, 16, 24, 64]
+
+
+@pytest.mark.parametrize(("variant", "widths", "first"), [
+    ("standard", (12, 32), 12),        # plain convs
+    ("dilated", (4, 8), 4),            # the conv sits inside a block
+    ("grouped", (8, 24), 8),           # both divisible by the default 2 groups
+])
+def test_widths_change_the_conv_channels_and_keep_the_shapes(variant, widths, first) -> None:
+    model = build_model(variant, 1, 10, widths=widths)
+    assert model.widths == widths and model(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
+    assert next(p for p in model.parameters() if p.ndim == 4).shape[0] in (first, 1)
+
+
+def test_bad_widths_name_the_variant_and_count() -> None:
+    with pytest.raises(UsageError, match=r"'autoencoder': widths \[8, 16\] should be 3 positive integers"):
+        build_model("autoencoder", 1, 10, widths=(8, 16))
+    with pytest.raises(UsageError, match="no option widths"):
+        build_model("wide", 1, 10, widths=(8, 16))
