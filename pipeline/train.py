@@ -67,25 +67,29 @@ THRESHOLDS = (0.97, 0.98, 0.99, 0.995)  # metrics.json records when validation a
 
 
 def dataset_folder(path: str | os.PathLike) -> Path:
-    """The dataset folder for `path`: `path` itself, or the cached import of an ImageFolder tree.
+    """The dataset folder for `path`: the cached import of an ImageFolder tree, else `path` itself.
 
     A tree is imported once into the cache and re-imported only when its files change, so every
-    stage can take a curated `<class>/<image>` folder wherever it takes a dataset.
+    stage can take a curated `<class>/<image>` folder wherever it takes a dataset. Anything else is
+    returned as it is, for `load_dataset` to read or to explain (no such folder, not a dataset).
     """
+    from pipeline.formats import imagefolder
+
     path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{path}: no such dataset folder",
-                         fix="check the path, or create one with `pipeline fetch` or `pipeline import`")
-    if is_dataset(path):
-        return path
-    return _import_tree(path).root
+    if path.is_dir() and not is_dataset(path) and imagefolder.layout(path):
+        return _import_tree(path).root
+    return path
 
 
 def open_image_dataset(path: str | os.PathLike) -> Dataset:
     """The dataset at `path` (any task; an ImageFolder tree is imported into the cache first)."""
     path = Path(path)
-    folder = dataset_folder(path)
-    return load_dataset(folder)
+    if not path.exists():
+        raise UsageError(f"{path}: no such dataset folder",
+                         fix="check the path, or create one with `pipeline fetch` or `pipeline import`")
+    if is_dataset(path):
+        return load_dataset(path)
+    return _import_tree(path)
 
 
 def open_classification_dataset(path: str | os.PathLike, *, purpose: str = "train") -> Dataset:
@@ -385,6 +389,14 @@ class Rows:
             self.images = None
             self._mapped = (cache.images, rows)
 
+    def subset(self, idx) -> Rows:
+        """The positions `idx` (a CPU LongTensor) as Rows of their own, held in memory (a few images to show)."""
+        part = Rows.__new__(Rows)
+        part.n, part.device, part.targets, part._mapped = len(idx), self.device, None, None
+        part.labels = self.labels[idx.to(self.labels.device)]
+        part.images = self.images_at(idx)
+        return part
+
     def images_at(self, idx):
         """uint8 (B, C, S, S) for positions `idx` (a CPU LongTensor)."""
         import torch
@@ -671,7 +683,7 @@ def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainCon
     board = Board(out / "tensorboard", config, purge_step=start_epoch if resuming else None)
     if not resuming:
         board.graph(model, normalize(train_data.images_at(torch.arange(min(2, train_data.n)))))
-    # the images each epoch shows: the first validation rows, else the first training rows
+    # the images each epoch shows (autoencoders): validation rows spread over the split, else training rows
     shown = val_data if val_data is not None else train_data
     shown_idx = torch.linspace(0, shown.n - 1, min(max(config.log_images, 1), shown.n)).round().long().unique()
 
@@ -718,7 +730,7 @@ def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainCon
 
     if reconstruct and history:
         originals = shown.images_at(shown_idx).cpu()
-        recon = to_uint8(evaluate_rows(model, _subset(shown, shown_idx), normalize, config.eval_batch_size))
+        recon = to_uint8(evaluate_rows(model, shown.subset(shown_idx), normalize, config.eval_batch_size))
         mse = float(reconstruction_errors(torch.from_numpy(recon).float().div(255.0), originals).mean())
         from pipeline.viz import reconstruction_sheet
 
@@ -762,15 +774,6 @@ def _epoch_line(record: dict, epochs: int) -> str:
     val = f", val acc {record['val_accuracy']:.4f}" if record["val_accuracy"] is not None else ""
     return (f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}, "
             f"train acc {record['train_accuracy']:.4f}{val}, {record['samples_per_second']:.0f} samples/s")
-
-
-def _subset(data: Rows, idx) -> Rows:
-    """The rows `idx` of `data` as a Rows of their own (for evaluating a few images)."""
-    part = Rows.__new__(Rows)
-    part.n, part.device, part.targets, part._mapped = len(idx), data.device, None, None
-    part.labels = data.labels[idx.to(data.labels.device)]
-    part.images = data.images_at(idx)
-    return part
 
 
 class Board:
@@ -836,7 +839,7 @@ class Board:
         if not self.config.log_images or len(idx) == 0:
             return
         originals = data.images_at(idx).float().div(255.0).cpu()
-        recon = evaluate_rows(model, _subset(data, idx), normalize, len(idx)).clamp(0.0, 1.0)
+        recon = evaluate_rows(model, data.subset(idx), normalize, len(idx)).clamp(0.0, 1.0)
         self.writer.add_images("reconstructions", torch.cat([originals, recon]), epoch)
 
     def histograms(self, model, epoch: int) -> None:

@@ -73,10 +73,13 @@ def test_split_keeps_its_splits_in_the_import_where_train_and_augment_find_them(
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["count"] == 6
 
 
-def test_a_folder_that_is_neither_says_so(tmp_path, capsys):
+def test_a_folder_that_is_neither_keeps_the_dataset_errors(tmp_path, capsys):
     (tmp_path / "loose").mkdir()
     (tmp_path / "loose" / "a.txt").write_text("x")
+    assert dataset_folder(tmp_path / "loose") == tmp_path / "loose"
     assert run_cli(["stats", str(tmp_path / "loose")]) == 2
-    assert "neither a pipeline dataset" in capsys.readouterr().err
+    assert "not a pipeline dataset" in capsys.readouterr().err
     assert run_cli(["check", str(tmp_path / "missing")]) == 2
-    assert "no such dataset folder" in capsys.readouterr().err
+    assert "no such folder" in capsys.readouterr().err
+    assert run_cli(["train", str(tmp_path / "loose"), "--out", str(tmp_path / "run")]) == 2
+    assert "neither a pipeline dataset" in capsys.readouterr().err  # train names both layouts it takes
