@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.augment.recipe import load_recipe
 from pipeline.augment.engine import Augmenter
+from pipeline.augment.recipe import load_recipe
 from pipeline.core.dataset import Dataset, Sample
 from pipeline.core.errors import UsageError
 from pipeline.core.paths import atomic_write_bytes

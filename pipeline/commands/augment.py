@@ -34,6 +34,9 @@ def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, se
     parent ids. An interrupted run resumes where it stopped when started again with the same
     arguments. Every stage reads packed images; `pipeline export` writes them out as files.
 
+    DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
+    and re-imported only when its files change.
+
     \b
     Example:
       pipeline augment datasets/mnist-embedded --recipe configs/augment/digits.yaml --copies 2 \\
@@ -45,8 +48,9 @@ def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, se
         start_early()
     from pipeline.augment.stage import run_augment
     from pipeline.core import ui
+    from pipeline.train import dataset_folder
 
-    figures = run_augment(dataset, recipe, out, copies=copies,
+    figures = run_augment(dataset_folder(dataset), recipe, out, copies=copies,
                           splits=[s.strip() for s in splits.split(",") if s.strip()], seed=seed, workers=workers,
                           pack=pack)
     rows = [

@@ -28,6 +28,9 @@ def check(dataset_path: Path, strict: bool, as_json: bool, out_file: Path | None
     Each finding has a level: error, warning or info. With --strict the command exits with
     status 1 when any error-level finding exists (for CI).
 
+    DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
+    and re-imported only when its files change.
+
     \b
     Examples:
       pipeline check datasets/raccoon
@@ -37,8 +40,9 @@ def check(dataset_path: Path, strict: bool, as_json: bool, out_file: Path | None
     from pipeline.core import ui
     from pipeline.core.dataset import load_dataset
     from pipeline.core.paths import atomic_write_text
+    from pipeline.train import dataset_folder
 
-    dataset = load_dataset(dataset_path)
+    dataset = load_dataset(dataset_folder(dataset_path))  # an ImageFolder tree: its cached import
     report = check_dataset(
         dataset, images=not labels_only,
         progress=lambda items: ui.progress(items, total=len(dataset.samples), desc="check", unit="img"),

@@ -109,13 +109,18 @@ def export_cmd(dataset_path, fmt, out, overwrite) -> None:
     What the target format cannot hold (polygons in YOLO boxes, keypoints in VOC) is converted
     where a standard conversion exists, and listed in the summary otherwise; never dropped silently.
 
+    DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
+    and re-imported only when its files change.
+
     \b
     Examples:
       pipeline export datasets/mnist-embedded --format imagefolder --out exports/mnist
       pipeline export datasets/raccoon --format coco --out exports/raccoon-coco
       pipeline export datasets/to-label --format labelstudio --out exports/to-label-ls
     """
-    dataset, report = export_dataset(dataset_path, fmt, out, overwrite=overwrite)
+    from pipeline.train import dataset_folder
+
+    dataset, report = export_dataset(dataset_folder(dataset_path), fmt, out, overwrite=overwrite)
     rows: list[tuple[str, object]] = [("samples", report.written), ("files", report.files)]
     for k, n in sorted(report.converted.items()):
         rows.append((f"converted: {k}", n))

@@ -26,6 +26,9 @@ def crop(dataset_path: Path, out: Path, pad: float, square: bool, min_size: floa
     where they came from (parent id, object index, box, crop). Train on them as on any
     classification dataset.
 
+    DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
+    and re-imported only when its files change.
+
     \b
     Examples:
       pipeline crop datasets/digits-boxed --out datasets/digits-crops --pad 0.1 --square --min-size 8
@@ -34,8 +37,9 @@ def crop(dataset_path: Path, out: Path, pad: float, square: bool, min_size: floa
     from pipeline.core import ui
     from pipeline.core.dataset import load_dataset
     from pipeline.crop import crop_dataset
+    from pipeline.train import dataset_folder
 
-    dataset = load_dataset(dataset_path)
+    dataset = load_dataset(dataset_folder(dataset_path))  # an ImageFolder tree: its cached import
     result, report = crop_dataset(
         dataset, out, pad=pad, square=square, min_size=min_size,
         progress=lambda items: ui.progress(items, total=len(items), desc="crop", unit="img"),

@@ -9,6 +9,7 @@ import click
 
 from pipeline.commands.common import http_options, max_pixels_option, network_options, report_import
 from pipeline.core import ui
+from pipeline.core.errors import NetworkError
 from pipeline.formats.base import ON_ERROR
 
 if TYPE_CHECKING:
@@ -37,9 +38,12 @@ def url(ctx, urls, list_file, out, raw, sha256, md5, label, concurrency, allow_p
     """Download files from URLs (resumable, verified) and import them.
 
     Archives (zip, tar, tar.gz/bz2/xz, gz) are extracted safely and their content detected
-    (ImageFolder, VOC, YOLO, CreateML, labelme, COCO, CVAT XML, pixel CSV, parquet); loose images
-    become an unlabelled dataset (or one class with --label). A re-run downloads only what is missing
-    and resumes partial files. Exit status 1 when any URL failed (all are listed in the summary).
+    (ImageFolder, VOC, YOLO, CreateML, labelme, COCO, CVAT XML, pixel CSV, parquet); loose images become
+    an unlabelled dataset (or one class with --label). A re-run downloads only what is missing
+    and resumes partial files. When a host could not be reached (refused, reset, timed out: a
+    network error) the summary is followed by one error line and exit status 2; any other failed
+    URL (an HTTP error, a checksum, refused by policy) gives exit status 1. All are listed in the
+    summary.
 
     \b
     Examples:
@@ -58,6 +62,11 @@ def url(ctx, urls, list_file, out, raw, sha256, md5, label, concurrency, allow_p
     if done.imported is not None:
         report_import(done.imported, rows, out)
     ui.summary(f"fetched {len(done.download.report.done)} of {len(specs)} URLs", rows)
+    unreachable = done.download.report.unreachable()
+    if unreachable:
+        raise NetworkError(f"{len(unreachable)} of {len(specs)} URLs could not be reached (connection refused, reset or "
+                           f"timed out; each is listed above); first: {unreachable[0][0]}",
+                           fix="check your connection, then run the same command again to continue where it stopped")
     if done.download.report.failures:
         ctx.exit(1)
 

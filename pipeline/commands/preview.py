@@ -25,6 +25,9 @@ def preview(dataset_path: Path, out: Path, n: int, label: str | None, split: str
     """Write a contact sheet of DATASET's samples with boxes, polygons, masks, keypoints, lines and
     class names drawn, so a person can eyeball the labels.
 
+    DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
+    and re-imported only when its files change.
+
     \b
     Examples:
       pipeline preview datasets/raccoon --out raccoon.png --n 12
@@ -35,10 +38,11 @@ def preview(dataset_path: Path, out: Path, n: int, label: str | None, split: str
     from pipeline.core.dataset import load_dataset
     from pipeline.core.errors import UsageError
     from pipeline.core.paths import atomic_write_bytes
+    from pipeline.train import dataset_folder
 
     if out.suffix.lower() != ".png":
         raise UsageError(f"--out {out}: expected a .png file name", fix="e.g. --out preview.png")
-    dataset = load_dataset(dataset_path)
+    dataset = load_dataset(dataset_folder(dataset_path))  # an ImageFolder tree: its cached import
     if recipe is not None:
         try:
             from pipeline.augment.preview import render_recipe_preview

@@ -16,6 +16,9 @@ import click
 def stats(dataset_path: Path, out_png: Path | None, as_json: bool) -> None:
     """Counts per class and split, objects per image and box sizes of DATASET.
 
+    DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
+    and re-imported only when its files change.
+
     \b
     Examples:
       pipeline stats datasets/raccoon
@@ -26,10 +29,11 @@ def stats(dataset_path: Path, out_png: Path | None, as_json: bool) -> None:
     from pipeline.core.dataset import load_dataset
     from pipeline.core.errors import UsageError
     from pipeline.stats import compute_stats, plot_stats, public, render_table
+    from pipeline.train import dataset_folder
 
     if out_png is not None and out_png.suffix.lower() != ".png":
         raise UsageError(f"--out {out_png}: expected a .png file name", fix="e.g. --out stats.png")
-    dataset = load_dataset(dataset_path)
+    dataset = load_dataset(dataset_folder(dataset_path))  # an ImageFolder tree: its cached import
     result = compute_stats(dataset)
     if out_png is not None:
         plot_stats(result, out_png)
