@@ -152,6 +152,7 @@ def _run(dataset_path: Path, recipe_path: str | os.PathLike, out: Path, plan: Pl
             "files": stored["files"], "packed": stored["packed"], "packs": stored["packs"],
             "originals_packed": stored["originals_packed"],
             "resumed": len(done) if resumed else 0,
+            "unsplit": sum(1 for s in chosen if s.split is None) if "all" not in plan.splits else 0,
             "recipe": recipe.name, "recipe_sha256": recipe.hash}
 
 
@@ -164,6 +165,9 @@ def _chosen(dataset: Dataset, dataset_path: Path, out: Path, plan: Plan) -> list
     if out.resolve() == dataset_path.resolve():
         raise UsageError(f"--out {out} is the input dataset", fix="write the augmented version to a new folder")
     chosen = [s for s in dataset.samples if "all" in splits or s.split in splits]
+    if "train" in splits and not any(s.split == "train" for s in dataset.samples):
+        # as `pipeline train` does: without a train split, the samples without a split are what it trains on
+        chosen = [s for s in dataset.samples if s.split in splits or s.split is None]
     if not chosen and copies:
         have = ", ".join(sorted(str(k) for k in dataset.splits()))
         raise UsageError(f"{dataset_path}: no samples in split(s) {', '.join(splits)} (splits present: {have})",

@@ -16,7 +16,8 @@ from pipeline.commands.common import max_pixels_option
 @click.option("--copies", default=1, show_default=True, type=int, help="Augmented copies per sample.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder of the new dataset.")
 @click.option("--splits", default="train", show_default=True,
-              help="Comma-separated splits to augment (train, val, test, or all); the others are copied as they are.")
+              help="Comma-separated splits to augment (train, val, test, or all); the others are copied as they are. "
+                   "Without a train split, train means the samples without a split (as `pipeline train`).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Run seed; the same seed gives the same bytes.")
 @click.option("--workers", default=1, show_default=True, type=int,
               help="Processes augmenting (the one writing the output counts as one); the output does not "
@@ -53,6 +54,9 @@ def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, se
     figures = run_augment(dataset_folder(dataset), recipe, out, copies=copies,
                           splits=[s.strip() for s in splits.split(",") if s.strip()], seed=seed, workers=workers,
                           pack=pack)
+    if figures["unsplit"]:
+        ui.info(f"no `train` split: augmenting the {figures['unsplit']} samples without a split, as `pipeline train` "
+                "trains on them (run `pipeline split` first to hold some out)")
     rows = [
         ("recipe", f"{figures['recipe']} ({figures['recipe_sha256'][:12]})"),
         ("originals", figures["samples"]),
