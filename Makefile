@@ -31,6 +31,7 @@ FORMAT ?= auto
 SRC ?=
 OUT ?=
 IMAGES ?=
+IMAGES_DIR ?=
 RECIPE ?=
 COPIES ?= 2
 SPLITS ?= train
@@ -73,7 +74,7 @@ help: ## list the targets
 	@echo "Variables (defaults): DATA=$(DATA) RUN=$(RUN) CONFIG=$(CONFIG) SPLIT=$(SPLIT) VAL=$(VAL) TEST=$(TEST)"
 	@echo "  SEED=$(SEED) FORMAT=$(FORMAT) COPIES=$(COPIES) SPLITS=$(SPLITS) WORKERS=$(WORKERS) DEPTH=$(DEPTH)"
 	@echo "  MAX_IMAGES=$(MAX_IMAGES) INPUT=$(INPUT) BENCH=$(BENCH); RECIPE (augment: configs/augment/digits.yaml)"
-	@echo "  Unset unless given: VARIANT AUGMENT EPOCHS SET SRC OUT IMAGES REF COMPETITION FILE REPO REVISION"
+	@echo "  Unset unless given: VARIANT AUGMENT EPOCHS SET SRC OUT IMAGES IMAGES_DIR REF COMPETITION FILE REPO REVISION"
 	@echo "  INCLUDE URLS LIST LABEL URL GROUPS WIDTHS"
 	@echo "DATA may be a dataset folder or an ImageFolder tree (<class>/<image>), imported once into the cache."
 
@@ -112,9 +113,9 @@ crawl: $(STAMP) ## collect images from URL [DEPTH MAX_IMAGES LABEL] into OUT
 	@test -n "$(URL)" -a -n "$(OUT)" || { echo "usage: make crawl URL=https://example.org/gallery OUT=datasets/web [DEPTH=1] [MAX_IMAGES=100] [LABEL=cat]"; exit 2; }
 	$(PIPELINE) crawl $(URL) --depth $(DEPTH) --max-images $(MAX_IMAGES) $(LABEL_OPT) --out $(OUT)
 
-import: $(STAMP) ## import SRC (FORMAT=auto|imagefolder|voc|yolo|createml|labelme|coco) into OUT
+import: $(STAMP) ## import SRC (FORMAT=auto|imagefolder|voc|yolo|createml|labelme|coco|cvat|labelstudio|images) into OUT [IMAGES_DIR=folder of the images]
 	@test -n "$(SRC)" -a -n "$(OUT)" || { echo "usage: make import SRC=path/to/labels OUT=datasets/name [FORMAT=auto]"; exit 2; }
-	$(PIPELINE) import $(FORMAT) $(SRC) --out $(OUT)
+	$(PIPELINE) import $(FORMAT) $(SRC) --out $(OUT) $(if $(IMAGES_DIR),--images $(IMAGES_DIR),)
 
 export: $(STAMP) ## export DATA to OUT in FORMAT
 	@test -n "$(OUT)" -a "$(FORMAT)" != auto || { echo "usage: make export DATA=datasets/name FORMAT=coco OUT=exports/name"; exit 2; }
