@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.common import overwrite_option
+
 
 @click.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
@@ -13,6 +15,7 @@ import click
               help="Recipe YAML (see configs/augment/).")
 @click.option("--copies", default=1, show_default=True, type=int, help="Augmented copies per sample.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder of the new dataset.")
+@overwrite_option
 @click.option("--splits", default="train", show_default=True,
               help="Comma-separated splits to augment (train, val, test, or all); the others are copied as they are.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Run seed; the same seed gives the same bytes.")
@@ -23,7 +26,7 @@ import click
               help="Store augmented copies (and their originals up to 16 KiB) in image packs (images/packs/*.zip) "
                    "instead of one file each; auto packs images up to 1024x1024 pixels, where creating a file costs "
                    "a large share of augmenting.")
-def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, seed: int, workers: int,
+def augment(dataset: Path, recipe: Path, copies: int, out: Path, overwrite: bool, splits: str, seed: int, workers: int,
             pack: str) -> None:
     """Write DATASET plus N augmented copies of each sample in the chosen splits to --out.
 
@@ -43,7 +46,7 @@ def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, se
     from pipeline.augment.stage import run_augment
     from pipeline.core import ui
 
-    figures = run_augment(dataset, recipe, out, copies=copies,
+    figures = run_augment(dataset, recipe, out, overwrite=overwrite, copies=copies,
                           splits=[s.strip() for s in splits.split(",") if s.strip()], seed=seed, workers=workers,
                           pack=pack)
     rows = [

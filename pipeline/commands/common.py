@@ -32,6 +32,13 @@ def network_options(f):
     return f
 
 
+def overwrite_option(f):
+    """`--overwrite`: replace an earlier output of the same kind at --out (see pipeline.core.outputs)."""
+    return click.option("--overwrite", is_flag=True,
+                        help="Replace the dataset an earlier run wrote at --out (never a folder of other files, "
+                             "and never an input).")(f)
+
+
 def http_options(allow_private: bool, rate: float, timeout: float, retries: int, max_size: str,
                  **extra) -> HttpOptions:
     """The `network_options` values as the downloader's options (the connect timeout at most 30 s)."""
