@@ -12,6 +12,7 @@ from pathlib import Path
 from pipeline.core.dataset.model import DATASET_JSON, SAMPLES_JSONL, Dataset, DatasetInfo, Sample
 from pipeline.core.dataset.validation import parse_sample_line, read_info
 from pipeline.core.errors import DataError, UsageError
+from pipeline.core.outputs import pid_alive
 from pipeline.core.paths import sha256_bytes
 
 
@@ -23,11 +24,13 @@ def is_dataset(path: str | os.PathLike) -> bool:
 def finish_update(root: Path, samples_sha256: str) -> bool:
     """Complete an in-place update (`rewrite_samples`) that a kill cut between its two renames:
     the new samples.jsonl is in place and the new dataset.json, whose recorded hash matches it,
-    still waits in its temporary file. True when one was renamed into place."""
+    still waits in its temporary file, and its writer no longer runs. True when one was renamed
+    into place."""
     prefix = f".{DATASET_JSON}.tmp-"
     for name in sorted(os.listdir(root)):
-        if not name.startswith(prefix):
-            continue
+        pid = name[len(prefix):]
+        if not name.startswith(prefix) or not pid.isdigit() or pid_alive(int(pid)):
+            continue  # (a running update renames it itself)
         try:
             pending = json.loads((root / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
