@@ -75,8 +75,10 @@ def _finish(got: Download[R], out: Path, *, do_import: bool, on_download: OnDown
     return Fetched(got, import_download(got, out, on_error=on_error, label=label, overwrite=overwrite))
 
 
-def _claim(out: Path, do_import: bool, overwrite: bool) -> None:
-    """Refuse an --out the import could not write before anything is downloaded."""
+def _claim(out: Path, raw: Path, do_import: bool, overwrite: bool) -> None:
+    """Refuse an --out the import could not write, and a --raw inside a dataset, before anything
+    is downloaded."""
+    outputs.check_download_dir(raw)
     if do_import:
         outputs.claim_dir(out, "dataset", overwrite=overwrite)
 
@@ -87,7 +89,7 @@ def fetch_url(specs: list[UrlSpec], out: Path, *, raw: Path | None = None, optio
     """Download URLs into `raw` (default `OUT-raw`) and import them: images, one archive or one data file."""
     from pipeline.sources import url
 
-    _claim(out, do_import, overwrite)
+    _claim(out, Path(raw) if raw else default_raw(out), do_import, overwrite)
     got = url.fetch(specs, Path(raw) if raw else default_raw(out), options=options, concurrency=concurrency)
     return _finish(got, out, do_import=do_import, on_download=on_download, on_error=on_error, label=label,
                    overwrite=overwrite)
@@ -100,7 +102,7 @@ def fetch_kaggle(out: Path, *, dataset: str | None = None, competition: str | No
     """Download a Kaggle dataset (or a competition's files) into `raw` and import it."""
     from pipeline.sources import kaggle
 
-    _claim(out, do_import, overwrite)
+    _claim(out, Path(raw) if raw else default_raw(out), do_import, overwrite)
     got = kaggle.fetch(Path(raw) if raw else default_raw(out), dataset=dataset, competition=competition,
                        version=version, file=file)
     return _finish(got, out, do_import=do_import, on_download=on_download, on_error=on_error, overwrite=overwrite)
@@ -112,7 +114,7 @@ def fetch_hf(repo: str, out: Path, *, revision: str | None = None, include: Sequ
     """Download Hugging Face dataset `repo` at `revision` into `raw` and import it."""
     from pipeline.sources import hf
 
-    _claim(out, do_import, overwrite)
+    _claim(out, Path(raw) if raw else default_raw(out), do_import, overwrite)
     got = hf.fetch(repo, Path(raw) if raw else default_raw(out), revision=revision, include=list(include))
     return _finish(got, out, do_import=do_import, on_download=on_download, on_error=on_error, overwrite=overwrite)
 
@@ -123,7 +125,7 @@ def crawl(start: str, out: Path, *, options: CrawlOptions, http: HttpOptions, ra
     """Crawl from `start` into `raw` and import the images collected; `NothingCollected` when none was."""
     from pipeline.sources import crawl as source
 
-    _claim(out, do_import, overwrite)
+    _claim(out, Path(raw) if raw else default_raw(out), do_import, overwrite)
     got = source.fetch(start, Path(raw) if raw else default_raw(out), options=options, http=http)
     if do_import and not got.images:
         if on_download is not None:

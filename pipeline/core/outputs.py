@@ -46,8 +46,9 @@ from pipeline.core.errors import UsageError
 EXPORT_MARKER = ".pipeline-export"  # written last into every export folder
 RUN_MARKER = "run.json"
 DATASET_FILES = ("dataset.json", "samples.jsonl")
-# what a dataset writer puts at the top of a dataset folder (dot-names: an in-place update's temporaries)
-DATASET_ENTRIES = frozenset({"dataset.json", "samples.jsonl", "images", "packs"})
+# what a dataset writer puts at the top of a dataset folder, and the temporaries of an in-place update
+DATASET_ENTRIES = frozenset({"dataset.json", "samples.jsonl", "images"})
+UPDATE_TEMPORARIES = (".samples.jsonl.tmp-", ".dataset.json.tmp-")
 KINDS = ("dataset", "export", "run")
 REPORTS = {"check": "a check report", "preview": "a preview", "stats": "a statistics plot"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -95,8 +96,15 @@ def _first_foreign(out: Path, kind: str) -> str | None:
     not write, or None."""
     if kind == "dataset":
         for child in sorted(os.listdir(out)):
-            if child not in DATASET_ENTRIES and not child.startswith("."):
+            if child not in DATASET_ENTRIES and not child.startswith(UPDATE_TEMPORARIES):
                 return child
+        listed = _dataset_files(out)
+        for dirpath, dirnames, filenames in os.walk(out / "images"):
+            dirnames.sort()
+            for name in sorted(filenames):
+                rel = Path(dirpath, name).relative_to(out).as_posix()
+                if rel not in listed:
+                    return rel
         return None
     if kind == "export":
         try:
@@ -111,6 +119,25 @@ def _first_foreign(out: Path, kind: str) -> str | None:
                     return rel
         return None
     return None
+
+
+def _dataset_files(root: Path) -> set[str]:
+    """The image files and packs a dataset's samples.jsonl names (unreadable lines name none)."""
+    names = set()
+    with open(root / "samples.jsonl", "rb") as fh:
+        for line in fh:
+            try:
+                sample = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(sample, dict):
+                continue
+            pack = sample.get("pack")
+            if isinstance(pack, dict) and isinstance(pack.get("file"), str):
+                names.add(pack["file"])
+            elif isinstance(sample.get("image"), str):
+                names.add(sample["image"])
+    return names
 
 
 def _holds(path: Path) -> str:
@@ -141,6 +168,15 @@ def check_inputs(out: Path, reads: Iterable[str | os.PathLike], *, option: str =
     if dataset is not None:
         raise UsageError(f"{option} {out}: lies inside the dataset {dataset}; a dataset holds only what its "
                          "writer put there", fix=f"choose an {option} outside {dataset}")
+
+
+def check_download_dir(raw: str | os.PathLike, option: str = "--raw") -> None:
+    """Refuse a download folder that is a dataset or lies inside one (downloads are added to it)."""
+    raw = Path(raw)
+    check_inputs(raw, (), option=option)
+    if is_dataset_dir(raw):
+        raise UsageError(f"{option} {raw}: is a pipeline dataset; downloads would be added to it",
+                         fix=f"choose another {option}")
 
 
 def claim_dir(out: str | os.PathLike, kind: str, *, reads: Iterable[str | os.PathLike] = (),

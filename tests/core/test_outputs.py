@@ -87,6 +87,16 @@ def test_a_dataset_or_export_with_files_its_writer_did_not_write_is_kept(tmp_pat
     (ds / "notes.txt").write_text("mine")
     with pytest.raises(UsageError, match="'notes.txt', which its writer did not write"):
         outputs.claim_dir(ds, "dataset", overwrite=True)
+    (ds / "notes.txt").unlink()
+    (ds / ".git").mkdir()  # hidden, but not the writer's
+    with pytest.raises(UsageError, match="'.git'"):
+        outputs.claim_dir(ds, "dataset", overwrite=True)
+    (ds / ".git").rmdir()
+    (ds / "images" / "mine.png").write_bytes(png())  # beside the images, named by no sample
+    with pytest.raises(UsageError, match="'images/mine.png'"):
+        outputs.claim_dir(ds, "dataset", overwrite=True)
+    (ds / "images" / "mine.png").unlink()
+    assert outputs.claim_dir(ds, "dataset", overwrite=True) is True
     export = tmp_path / "export"
     (export / "a").mkdir(parents=True)
     (export / "a" / "x.txt").write_text("x")
@@ -245,8 +255,12 @@ def test_fetch_refuses_an_existing_dataset_before_downloading(tmp_path, cli):
     url = closed_port_url()  # nothing is asked of it: the refusal comes first
     assert refused(cli("fetch", "url", url + "a.zip", "--out", out, "--allow-private"), "already holds")
     assert refused(cli("crawl", url, "--out", out, "--allow-private"), "already holds")
+    assert refused(cli("fetch", "url", url + "a.zip", "--out", tmp_path / "new", "--raw", out, "--allow-private"),
+                   "is a pipeline dataset")
+    assert refused(cli("crawl", url, "--out", tmp_path / "new", "--raw", out / "raw", "--allow-private"),
+                   "lies inside the dataset")
     assert tree_hash(out) == before
-    assert not (tmp_path / "ds-raw").exists()
+    assert not (tmp_path / "ds-raw").exists() and not (tmp_path / "new").exists()
 
 
 def test_train_never_replaces_a_folder_holding_its_dataset(tmp_path, cli):
