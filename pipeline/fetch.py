@@ -144,5 +144,6 @@ def fetch_mnist(out: Path, *, embedded: bool = False, mirrors: Sequence[str] = (
                          fix="drop --mirror/--raw, or drop --embedded to download the real MNIST")
     if embedded:
         return mnist.fetch_embedded(out, overwrite=overwrite)
+    outputs.check_download_dir(raw_dir if raw_dir is not None else mnist.default_raw_dir(out))
     outputs.claim_dir(out, "dataset", overwrite=overwrite)
     return mnist.fetch_real(out, raw_dir=raw_dir, mirrors=mirrors, overwrite=overwrite)

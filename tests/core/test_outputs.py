@@ -259,6 +259,7 @@ def test_fetch_refuses_an_existing_dataset_before_downloading(tmp_path, cli):
                    "is a pipeline dataset")
     assert refused(cli("crawl", url, "--out", tmp_path / "new", "--raw", out / "raw", "--allow-private"),
                    "lies inside the dataset")
+    assert refused(cli("fetch", "mnist", "--out", tmp_path / "new", "--raw", out), "is a pipeline dataset")
     assert tree_hash(out) == before
     assert not (tmp_path / "ds-raw").exists() and not (tmp_path / "new").exists()
 
