@@ -205,7 +205,6 @@ class _Writer:
                                          got="/".join(parts))
                 self._grow(len(block))
                 out.write(block)
-        os.chmod(target, 0o644)
         self.files["/".join(parts)] = target
 
     def copy(self, parts: list[str], target_parts: list[str]) -> bool:
