@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import overwrite_option
+from pipeline.commands.common import max_pixels_option, overwrite_option
 
 
 @click.command("crop")
@@ -18,6 +18,7 @@ from pipeline.commands.common import overwrite_option
 @click.option("--square", is_flag=True, help="Make crops square around the box centre (edges repeated past the image).")
 @click.option("--min-size", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Skip objects whose box is narrower or lower than this many pixels.")
+@max_pixels_option
 def crop(dataset_path: Path, out: Path, overwrite: bool, pad: float, square: bool, min_size: float) -> None:
     """Turn every labelled object of DATASET into a classification sample.
 

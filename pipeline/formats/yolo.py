@@ -46,7 +46,7 @@ import yaml
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import IMAGE_EXTS, JUNK_NAMES
-from pipeline.core.paths import natural_key
+from pipeline.core.paths import SafeFiles, natural_key
 from pipeline.formats.base import Detection, ExportReport, ImportContext
 from pipeline.formats.common import (
     ExportNames,
@@ -194,10 +194,10 @@ class Layout:
     upright: bool  # Ultralytics applies EXIF orientation; labelImg does not
 
 
-def _walk(root: str) -> tuple[list[str], list[str]]:
+def _walk(root: str, files: SafeFiles | None = None) -> tuple[list[str], list[str]]:
     images: list[tuple] = []
     labels: list[tuple] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in (files if files is not None else SafeFiles([root])).walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d.casefold() != "__macosx"]
         for f in filenames:
             low = f.lower()
@@ -213,13 +213,14 @@ def _walk(root: str) -> tuple[list[str], list[str]]:
     return [p for _, p in sorted(images)], [p for _, p in sorted(labels)]
 
 
-def _config(root: str) -> tuple[str | None, str | None]:
+def _config(root: str, files: SafeFiles | None = None) -> tuple[str | None, str | None]:
+    safe = files if files is not None else SafeFiles([root])
     for name in YAML_FILES:
         p = os.path.join(root, name)
-        if os.path.isfile(p):
+        if safe.is_file(p):
             return "yaml", p
     p = os.path.join(root, "obj.data")
-    if os.path.isfile(p):
+    if safe.is_file(p):
         return "darknet", p
     return None, None
 
@@ -237,8 +238,9 @@ def _resolve(base: str, value: str, root: str) -> str | None:
 
 def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
     root_s = os.path.abspath(root)
-    images, labels = _walk(root_s)
-    kind, cfg = _config(root_s)
+    safe = ctx.files if ctx is not None else SafeFiles([root_s])  # what may be opened (core.paths)
+    images, labels = _walk(root_s, safe)
+    kind, cfg = _config(root_s, safe)
     names: list[str] | None = None
     splits: dict[str, str] = {}
     by_name: dict[str, str] = {}
@@ -269,7 +271,7 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
                 seen[p] = key
                 if os.path.isdir(p):
                     splits[p + os.sep] = key
-                elif os.path.isfile(p):
+                elif safe.is_file(p):
                     _list_file(p, key, by_name)
     elif kind == "darknet" and cfg:
         raw = Path(cfg).read_bytes()
@@ -280,11 +282,11 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
                 continue
             key, value = (s.strip() for s in line.split("=", 1))
             p = _resolve(root_s, value, root_s)
-            if key == "names" and p and os.path.isfile(p):
+            if key == "names" and p and safe.is_file(p):
                 names = parse_names(Path(p).read_text(encoding="utf-8-sig"))
-            elif key in ("train", "valid", "test") and p and os.path.isfile(p):
+            elif key in ("train", "valid", "test") and p and safe.is_file(p):
                 _list_file(p, SPLIT_WORDS[key], by_name)
-    if names is None and os.path.isfile(os.path.join(root_s, "obj.names")):
+    if names is None and safe.is_file(os.path.join(root_s, "obj.names")):
         names = parse_names(Path(root_s, "obj.names").read_text(encoding="utf-8-sig"))
     return Layout(images, labels, names, cfg, splits, by_name, upright=kind == "yaml")
 
@@ -382,7 +384,7 @@ class _ClassFiles:
         found: tuple[list[str] | None, str | None] = (None, None)
         for name in CLASS_FILES:
             p = os.path.join(folder, name)
-            if os.path.isfile(p):
+            if self.ctx.files.is_file(p):
                 raw = Path(p).read_bytes()
                 self.ctx.input_file(p, raw)
                 found = (parse_names(raw.decode("utf-8-sig", errors="replace")), self.ctx.rel(p))
