@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import TrainConfig, dump_yaml, load_config
-from pipeline.core import ui
+from pipeline.core import failpoints, outputs, ui
 from pipeline.core.dataset import Dataset, is_dataset, load_dataset, now_iso
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.paths import atomic_write_text
@@ -121,7 +121,7 @@ def _import_tree(src: Path) -> Dataset:
     if is_dataset(dest) and stamp.is_file() and stamp.read_text().strip() == fingerprint:
         return load_dataset(dest)
     ui.info(f"importing ImageFolder tree {src} into {dest}")
-    dataset, report = import_dataset("imagefolder", src, dest)
+    dataset, report = import_dataset("imagefolder", src, dest, overwrite=True)  # (the cache's own copy)
     for err in report.problems[:20]:
         ui.warn(str(err))
     atomic_write_text(stamp, fingerprint + "\n")
@@ -552,10 +552,10 @@ def is_run(path: Path) -> bool:
     return (path / "run.json").is_file()
 
 
-def prepare_run_folder(out: Path, resume: bool) -> bool:
-    """Make `out` ready; True when there is a resumable state to continue from."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is a file", fix="choose another --out")
+def prepare_run_folder(out: Path, resume: bool, reads: tuple[Path, ...] = ()) -> bool:
+    """Make `out` ready; True when there is a resumable state to continue from. An earlier run
+    there is replaced; anything else, and an input of the run, never (`core.outputs`)."""
+    outputs.claim_dir(out, "run", reads=reads, overwrite=True)
     if resume:
         if not is_run(out):
             raise UsageError(f"{out}: no run to resume (no run.json)", fix="start it without --resume")
@@ -564,9 +564,6 @@ def prepare_run_folder(out: Path, resume: bool) -> bool:
             return False
         return True
     if out.is_dir() and any(out.iterdir()):
-        if not is_run(out):
-            raise UsageError(f"{out}: exists, is not empty and is not a run folder; refusing to replace it",
-                             fix="choose another --out, or remove that folder")
         ui.info(f"{out}: replacing the previous run (use --resume to continue it instead)")
         for child in sorted(out.iterdir()):
             if child.is_dir():
@@ -645,7 +642,7 @@ def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainCon
     model = make_model(config, pre.channels, len(dataset.classes), device)
     optimizer = make_optimizer(config, model)
     scheduler = make_scheduler(config, optimizer, epochs * steps_per_epoch)
-    resuming = prepare_run_folder(out, resume)
+    resuming = prepare_run_folder(out, resume, (Path(data_path),))
     out.mkdir(parents=True, exist_ok=True)
     (out / "checkpoints").mkdir(exist_ok=True)
     history: list[dict] = []
@@ -726,6 +723,7 @@ def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainCon
             "dataset_hash": dataset.content_hash,
         }, out / "resume.pt")
         write_json(out / "metrics.json", _metrics(history, best, epochs, cache.build_seconds, "running"))
+        failpoints.hit("train.epoch")
         ui.info(_epoch_line(record, epochs))
 
     if reconstruct and history:
