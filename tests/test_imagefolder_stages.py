@@ -55,7 +55,7 @@ def test_check_stats_preview_crop_and_export_read_a_tree(tree, tmp_path, capsys)
     assert run_cli(["preview", str(tree), "--out", str(tmp_path / "p.png"), "--n", "4"]) == 0
     assert (tmp_path / "p.png").is_file()
     assert run_cli(["export", str(tree), "--format", "imagefolder", "--out", str(tmp_path / "exported")]) == 0
-    assert sorted(os.listdir(tmp_path / "exported")) == ["digit 0", "digit 1", "digit 2"]
+    assert sorted(os.listdir(tmp_path / "exported")) == [".pipeline-export", "digit 0", "digit 1", "digit 2"]
     assert snapshot(tree) == before  # nothing written into the tree
 
 
