@@ -21,6 +21,10 @@ def print_import_summary(dataset: Dataset, report: ImportReport, out: Path) -> N
         rows.append(("detected", report.detected))
     rows.append(("samples", f"{len(dataset.samples)} ({_split_text(dataset)})"))
     rows.append(("classes", _classes_text(dataset.classes)))
+    ids = dataset.info.class_ids
+    if ids is not None and list(ids.values()) != list(range(len(ids))):
+        pairs = [f"{c}={i}" for c, i in ids.items()]
+        rows.append(("class ids (the source's)", ", ".join(pairs[:12]) + (", ..." if len(pairs) > 12 else "")))
     for key, n in sorted(report.counts.items()):
         rows.append((key, n))
     for reason, n in sorted(report.skipped.items()):
@@ -55,7 +59,8 @@ FORMAT_CHOICES = ["auto", *FORMATS]  # `pipeline import FORMAT`: the registry's 
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder of the new dataset.")
 @click.option("--classes", "classes_file", type=click.Path(path_type=Path),
-              help="Text file fixing class names and order (one per line); other classes are errors.")
+              help="Text file fixing class names and order (one per line; ids are then positions), over the "
+                   "source's own order and ids; other classes are errors.")
 @click.option("--map", "maps", multiple=True, metavar="OLD=NEW", help="Rename or merge a class (repeatable).")
 @click.option("--on-error", type=click.Choice(ON_ERROR), default="skip", show_default=True,
               help="A bad file: report it and import the rest, or stop at the first.")

@@ -223,6 +223,7 @@ def read(root: Path, ctx: ImportContext) -> None:
 def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, finder: ImageFinder,
                labels: Labels, done: dict[str, str]) -> None:
     cats = categories(doc, where)
+    ctx.declare_classes(list(cats.values()), list(cats), where=where)  # the file's order and ids
     anns = doc.get("annotations") or []
     if not isinstance(anns, list):
         raise DataError(where, "", field="annotations", expected="a list", got=type(anns).__name__)
@@ -368,9 +369,11 @@ def annotation(o: Obj, ann_id: int, image_id: int, category_id: int, report: Exp
     return out
 
 
-def document(samples: list[tuple[Sample, str]], classes: list[str], report: ExportReport | None = None) -> dict:
-    """The COCO document of `samples` (each with its exported file name)."""
-    cat_ids = {c: i + 1 for i, c in enumerate(classes)}
+def document(samples: list[tuple[Sample, str]], classes: list[str], report: ExportReport | None = None,
+             class_ids: dict[str, int] | None = None) -> dict:
+    """The COCO document of `samples` (each with its exported file name). Category ids are
+    `class_ids` (the source's, recorded in dataset.json) where given, else positions from 1."""
+    cat_ids = dict(class_ids) if class_ids is not None else {c: i + 1 for i, c in enumerate(classes)}
     images, anns = [], []
     kp_count: dict[str, int] = {}
     for image_id, (s, name) in enumerate(samples, start=1):
@@ -411,7 +414,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
         report.written += 1
         report.files += 1
     for folder, samples in sorted(groups.items()):
-        doc = document(samples, dataset.classes, report)
+        doc = document(samples, dataset.classes, report, dataset.info.class_ids)
         (out / folder).mkdir(parents=True, exist_ok=True)
         text = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         (out / folder / EXPORT_FILE).write_text(text + "\n", encoding="utf-8")

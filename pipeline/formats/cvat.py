@@ -772,7 +772,7 @@ def _finish(ctx: ImportContext, labels: Labels, state: _State) -> None:
             ctx.warn(f"{state.rel(p)}: image not named by any <image> of the XML; left out")
     if ctx.options.classes is None and state.declared:
         used = set(labels.seen.values())
-        ctx.writer.fixed_classes = state.declared + natural_sorted(used - set(state.declared))
+        ctx.writer.declare_classes(state.declared + natural_sorted(used - set(state.declared)))
     if state.tags and not state.shapes and ctx.writer.samples:
         ctx.writer.task = "classification"
         for s in ctx.writer.samples.values():

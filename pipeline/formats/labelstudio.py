@@ -821,7 +821,7 @@ def _settle_classes(ctx: ImportContext, order: list[str] | None, labels: Labels)
     outside = [n for n in dict.fromkeys(labels.seen.values()) if n not in ordered]
     if order is not None and outside:
         ctx.warn(f"classes not in the labelling config, added after its classes: {outside}")
-    ctx.writer.fixed_classes = ordered + outside
+    ctx.writer.declare_classes(ordered + outside)
 
 
 # --------------------------------------------------------------------------------------------

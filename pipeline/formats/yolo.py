@@ -388,6 +388,7 @@ class _ClassFiles:
                 raw = Path(p).read_bytes()
                 self.ctx.input_file(p, raw)
                 found = (parse_names(raw.decode("utf-8-sig", errors="replace")), self.ctx.rel(p))
+                declare_names(self.ctx, found[0], found[1])
                 break
         else:
             parent = os.path.dirname(folder)
@@ -407,7 +408,10 @@ def read(root: Path, ctx: ImportContext) -> None:
     lay = layout(root, ctx)
     if not lay.images:
         raise UsageError(f"{root}: no images found", fix="point at the folder with the images and their .txt labels")
+    if lay.names is not None:
+        declare_names(ctx, lay.names, ctx.rel(lay.config) if lay.config else "obj.names")
     classes = _ClassFiles(root_s, lay.names, ctx, default=ctx.options.classes)
+    bare_ids: set[int] = set()  # class ids used as names (no class file)
     labels = Labels(ctx)
     label_set = set(lay.labels)
     used_labels: set[str] = set()
@@ -434,6 +438,8 @@ def read(root: Path, ctx: ImportContext) -> None:
                 raw = Path(label_file).read_bytes()
                 ctx.input_file(label_file, raw)
                 objects = _objects(raw, where, names, names_file, frame.source_size, on_invalid, labels, ctx)
+                if names is None:
+                    bare_ids.update(int(o.label) for o in objects if o.label.isdigit())
             sid = os.path.splitext(rel_image)[0]
             sample = Sample(id=sid, split=_split_of(image, root_s, lay), objects=objects,
                             source={"file": where, "image": rel_image})
@@ -441,12 +447,22 @@ def read(root: Path, ctx: ImportContext) -> None:
             ctx.report.counts["objects"] += len(objects)
         except DataError as err:
             ctx.bad(err)
+    if bare_ids:  # no class file: each id is its own name, and keeps its number
+        ordered = sorted(bare_ids)
+        ctx.declare_classes([str(i) for i in ordered], ordered)
     for lf in lay.labels:
         if lf in used_labels or os.path.basename(lf).lower() in NOT_LABELS:
             continue
         rel = os.path.relpath(lf, root_s).replace(os.sep, "/")
         ctx.bad(DataError(rel, "label file without an image", expected="an image of the same name beside it "
                           "(or under images/ for labels/)", got=None, fix="add the image or delete the label file"))
+
+
+def declare_names(ctx: ImportContext, names: list[str], where: str) -> None:
+    """A class file's names as the source's classes: each name's id is its line (or key); a blank
+    entry is an unused id."""
+    kept = [(n, i) for i, n in enumerate(names) if n]
+    ctx.declare_classes([n for n, _ in kept], [i for _, i in kept], where=where)
 
 
 def _objects(raw: bytes, where: str, names: list[str] | None, names_file: str | None, size: tuple[int, int],
@@ -528,7 +544,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """Ultralytics layout: ``data.yaml``, ``images/<split>/``, ``labels/<split>/`` (no split folders
     when the dataset has no splits)."""
     out = Path(out)
-    class_ids = {c: i for i, c in enumerate(dataset.classes)}
+    class_ids = dataset.class_ids  # the source's ids where recorded, else positions
     use_splits = any(s.split for s in dataset.samples)
     names = ExportNames()
     split_dirs: dict[str, str] = {}
@@ -561,7 +577,10 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
             report.warnings.append("data.yaml: train and val point at the same folder (the dataset lacks one split)")
     else:
         cfg["train"] = cfg["val"] = "images"
-    cfg["names"] = dict(enumerate(dataset.classes))
+    cfg["names"] = {cid: name for name, cid in sorted(class_ids.items(), key=lambda kv: kv[1])}
+    if sorted(class_ids.values()) != list(range(len(class_ids))):
+        report.warnings.append("data.yaml: the class ids kept from the source are not 0..N-1 "
+                               f"({sorted(class_ids.values())[:8]}...); Ultralytics training expects 0..N-1")
     text = yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
     (out / "data.yaml").write_text(text, encoding="utf-8")
     report.files += 1
