@@ -82,7 +82,8 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero
 
     FORMAT is one of imagefolder, voc, yolo, createml, labelme, coco, cvat (CVAT for images 1.1
     XML: task, project or job exports), labelstudio (Label Studio JSON and JSON-MIN exports), images
-    (a folder of unlabelled images, only by name), or auto (detect and say what was found).
+    (a folder of unlabelled images, only by name), or auto (detect and say what was found; refused,
+    with the candidates, when two formats each cover a part of SRC: see `pipeline detect SRC`).
 
     \b
     Examples:

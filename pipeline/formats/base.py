@@ -20,10 +20,23 @@ ON_INVALID = ("error", "clip", "skip")
 
 @dataclass
 class Detection:
-    """What `detect` found: a confidence (higher wins) and a one-line description for the user."""
+    """What `detect` found: a confidence (higher wins), a one-line description for the user, and
+    the annotation files it recognised (relative to the root, ``/``-separated; those it looked at,
+    which for a large tree may be a first part): `pipeline detect` shows them and `--format auto`
+    refuses a tree where two formats each recognise files of their own."""
 
     score: float
     description: str
+    files: list[str] = field(default_factory=list)
+
+
+def relative_files(root: Path, files: list[str]) -> list[str]:
+    """`files` (absolute or relative to the working folder) relative to `root`, with ``/``; the
+    file's own name when `root` is that file."""
+    base = os.path.abspath(root)
+    if os.path.isfile(base):
+        return [os.path.basename(base)]
+    return [os.path.relpath(os.path.abspath(f), base).replace(os.sep, "/") for f in files]
 
 
 @dataclass

@@ -35,7 +35,7 @@ from pathlib import Path
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.numbers import is_number
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
@@ -49,6 +49,7 @@ from pipeline.formats.common import (
 from pipeline.formats.splits import split_from_path
 
 NAME = "coco"
+LOOKS_FOR = 'JSON file with "images" and "annotations" or "categories" (COCO instances)'
 TASK = "detection"
 
 EXPORT_FILE = "_annotations.coco.json"
@@ -169,7 +170,8 @@ def detect(root: Path) -> Detection | None:
     found = [f for f in files[:500] if _peek(f)]
     if not found:
         return None
-    return Detection(score=75, description=f"COCO instances JSON ({len(found)} file(s))")
+    return Detection(score=75, description=f"COCO instances JSON ({len(found)} file(s))",
+                     files=relative_files(root, found))
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from pathlib import Path
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.numbers import is_number
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
@@ -41,6 +41,7 @@ from pipeline.formats.common import (
 from pipeline.formats.splits import split_from_path
 
 NAME = "createml"
+LOOKS_FOR = "JSON list of {image, annotations} entries (CreateML)"
 TASK = "detection"
 
 NOT_CREATEML = "JSON files that are not CreateML annotations"
@@ -129,7 +130,8 @@ def detect(root: Path) -> Detection | None:
     files = [f for f in walk_files(root, (".json",))[:200] if _peek(f)]
     if not files:
         return None
-    return Detection(score=60, description=f"CreateML JSON ({len(files)} file(s) of image entries)")
+    return Detection(score=60, description=f"CreateML JSON ({len(files)} file(s) of image entries)",
+                     files=relative_files(root, files))
 
 
 def read(root: Path, ctx: ImportContext) -> None:

@@ -82,7 +82,7 @@ from defusedxml import DefusedXmlException
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.paths import SafeFiles, natural_sorted
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     EDGE_TOLERANCE,
     OUTSIDE_CLIPPED,
@@ -99,6 +99,7 @@ from pipeline.formats.common import (
 from pipeline.formats.splits import split_from_path
 
 NAME = "cvat"
+LOOKS_FOR = "XML file whose root <annotations> holds <version> or <meta> (CVAT for images 1.1)"
 TASK = "detection"
 
 EXPORT_FILE = "annotations.xml"
@@ -527,7 +528,8 @@ def detect(root: Path) -> Detection | None:
     found = [f for f in files[:200] if _peek(f)]
     if not found:
         return None
-    return Detection(score=80, description=f"CVAT for images XML ({len(found)} file(s))")
+    return Detection(score=80, description=f"CVAT for images XML ({len(found)} file(s))",
+                     files=relative_files(root, found))
 
 
 def _inside(path: str, real_root: str) -> bool:

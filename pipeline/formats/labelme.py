@@ -57,7 +57,7 @@ from pipeline.core.geometry import bbox_union, circle_to_polygon, rle_bbox, rle_
 from pipeline.core.images import sniff
 from pipeline.core.numbers import is_number, is_real
 from pipeline.core.paths import SafeFiles, sha256_bytes
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
@@ -71,6 +71,7 @@ from pipeline.formats.common import (
 )
 
 NAME = "labelme"
+LOOKS_FOR = 'JSON file with "shapes" (labelme)'
 TASK = "detection"
 
 # "rotation" is X-AnyLabeling's rotated box in the same files: four corners, read as oriented_rectangle.
@@ -441,7 +442,7 @@ def detect(root: Path) -> Detection | None:
     files = _candidates(root)
     if not files:
         return None
-    hits = 0
+    found: list[str] = []
     checked = 0
     for path in files[:50]:
         checked += 1
@@ -451,12 +452,14 @@ def detect(root: Path) -> Detection | None:
         except OSError:
             continue
         if _looks_like_labelme(head):
-            hits += 1
+            found.append(path)
+    hits = len(found)
     if hits == 0:
         return None
     total = len(files)
     return Detection(score=40 + 10 * hits / checked,
-                     description=f"labelme JSON ({hits} of the first {checked} of {total} JSON files have shapes)")
+                     description=f"labelme JSON ({hits} of the first {checked} of {total} JSON files have shapes)",
+                     files=relative_files(root, [str(f) for f in found]))
 
 
 def _read_json(path: str | os.PathLike, where: str, max_image_data: int) -> tuple[bytes, object]:

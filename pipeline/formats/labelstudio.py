@@ -81,7 +81,7 @@ from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import IMAGE_EXTS
 from pipeline.core.numbers import is_number
 from pipeline.core.paths import SafeFiles
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     EDGE_TOLERANCE,
     OUTSIDE_CLIPPED,
@@ -96,6 +96,7 @@ from pipeline.formats.common import (
 )
 
 NAME = "labelstudio"
+LOOKS_FOR = "JSON list of tasks with data.image (Label Studio export)"
 TASK = "detection"  # classification when the tasks hold image-level choices only
 HOLDS_REVIEWS = True  # keeps per-sample annotations and predictions (see ingest.count_reviews_not_held)
 
@@ -535,11 +536,13 @@ def detect(root: Path) -> Detection | None:
     root = Path(root)
     files = [str(root)] if root.is_file() and root.suffix.lower() == ".json" else (
         walk_files(root, (".json",))[:200] if root.is_dir() else [])
-    kinds = [k for k in (_peek(f) for f in files) if k]
+    peeked = [(f, _peek(f)) for f in files]
+    kinds = [k for _, k in peeked if k]
     if not kinds:
         return None
     what = "full export" if "full" in kinds else "JSON-MIN"
-    return Detection(score=70, description=f"Label Studio JSON {what} ({len(kinds)} file(s) of tasks)")
+    return Detection(score=70, description=f"Label Studio JSON {what} ({len(kinds)} file(s) of tasks)",
+                     files=relative_files(root, [f for f, k in peeked if k]))
 
 
 # --------------------------------------------------------------------------------------------

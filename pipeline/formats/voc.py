@@ -56,7 +56,7 @@ from defusedxml import DefusedXmlException
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
@@ -71,6 +71,7 @@ from pipeline.formats.common import (
 from pipeline.formats.splits import split_from_path
 
 NAME = "voc"
+LOOKS_FOR = "Pascal VOC XML file (<annotation> with <object>)"
 TASK = "detection"
 
 SPLIT_FILES = ("train", "val", "test", "trainval")
@@ -284,7 +285,8 @@ def detect(root: Path) -> Detection | None:
     splits = _find_split_files(root, files)
     desc = f"Pascal VOC XML: {len(files)} .xml files" + (f", splits from {', '.join(sorted({s for s in splits}))}"
                                                         if splits else "")
-    return Detection(score=60, description=desc)
+    voc = [f for f, k in zip(files[:len(kinds)], kinds, strict=True) if k == "voc"] + files[len(kinds):]
+    return Detection(score=60, description=desc, files=relative_files(root, voc))
 
 
 def _find_split_files(root: Path, files: list[str]) -> dict[str, list[str]]:

@@ -47,7 +47,7 @@ from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import IMAGE_EXTS, JUNK_NAMES
 from pipeline.core.paths import SafeFiles, natural_key
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     Labels,
@@ -58,6 +58,7 @@ from pipeline.formats.common import (
 from pipeline.formats.splits import SPLIT_WORDS, split_from_path
 
 NAME = "yolo"
+LOOKS_FOR = "images with .txt label rows beside them or under labels/, data.yaml, or obj.data/obj.names (YOLO)"
 TASK = "detection"
 
 CLASS_FILES = ("classes.txt", "obj.names")
@@ -330,9 +331,11 @@ def detect(root: Path) -> Detection | None:
         return None
     kind, cfg = _config(str(root))
     if kind == "yaml":
-        return Detection(score=70, description=f"YOLO (Ultralytics layout, {os.path.basename(cfg or '')})")
+        return Detection(score=70, description=f"YOLO (Ultralytics layout, {os.path.basename(cfg or '')})",
+                         files=relative_files(root, [cfg] if cfg else []))
     if kind == "darknet":
-        return Detection(score=70, description="YOLO (darknet obj.data / obj.names)")
+        return Detection(score=70, description="YOLO (darknet obj.data / obj.names)",
+                         files=relative_files(root, [cfg] if cfg else []))
     images, labels = _walk(str(root))
     if not images or not labels:
         return None
@@ -357,7 +360,8 @@ def detect(root: Path) -> Detection | None:
     has_classes = any(os.path.basename(p).lower() in CLASS_FILES for p in labels) or os.path.isfile(
         os.path.join(root, "obj.names"))
     what = "labelImg layout with classes.txt" if has_classes else "txt labels beside images"
-    return Detection(score=55 if has_classes else 40, description=f"YOLO ({what}, {len(paired)}+ labelled images)")
+    return Detection(score=55 if has_classes else 40, description=f"YOLO ({what}, {len(paired)}+ labelled images)",
+                     files=relative_files(root, [ln for ln in labels if os.path.basename(ln).lower() not in NOT_LABELS]))
 
 
 # --------------------------------------------------------------------------------------------
