@@ -41,6 +41,7 @@ from pipeline.formats.common import (
     ImageFinder,
     Labels,
     add_image_sample,
+    count_attributes,
     decide_frame,
     fit_box,
     probe_image,
@@ -366,6 +367,7 @@ def annotation(o: Obj, ann_id: int, image_id: int, category_id: int, report: Exp
         out["keypoints"] = kps
         out["num_keypoints"] = sum(1 for i in range(2, len(kps), 3) if kps[i] > 0)
     simple = {k: v for k, v in attrs.items() if isinstance(v, (str, int, float, bool))}
+    count_attributes(report, o, "COCO", kept=("iscrowd", *simple))  # (lists and objects)
     if simple:
         out["attributes"] = simple
     return out
@@ -404,7 +406,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """``_annotations.coco.json`` beside the images; one folder per split when the dataset has splits."""
     out = Path(out)
     use_splits = any(s.split for s in dataset.samples)
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     groups: dict[str, list[tuple[Sample, str]]] = defaultdict(list)
     for s in dataset.samples:
         folder = (s.split or "train") if use_splits else ""

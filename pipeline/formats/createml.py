@@ -33,6 +33,7 @@ from pipeline.formats.common import (
     ImageFinder,
     Labels,
     add_image_sample,
+    count_attributes,
     decide_frame,
     fit_box,
     probe_image,
@@ -206,6 +207,7 @@ def sample_entry(sample: Sample, image_name: str, report: ExportReport | None = 
                 report.dropped["polygons/masks (CreateML boxes only; the box is written)"] += 1
         if report is not None and (o.keypoints or o.polyline):
             report.dropped["keypoints/polylines (CreateML has none)"] += 1
+        count_attributes(report, o, "CreateML")
         if box is None:
             continue
         anns.append({"label": o.label, "coordinates": from_xyxy(box)})
@@ -216,7 +218,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """``annotations.json`` beside the images; one folder per split when the dataset has splits."""
     out = Path(out)
     use_splits = any(s.split for s in dataset.samples)
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     entries: dict[str, list[dict]] = defaultdict(list)
     for s in dataset.samples:
         folder = (s.split or "train") if use_splits else ""

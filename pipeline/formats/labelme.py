@@ -69,6 +69,7 @@ from pipeline.formats.common import (
     probe_bytes,
     walk_files,
 )
+from pipeline.formats.splits import split_from_path
 
 NAME = "labelme"
 LOOKS_FOR = 'JSON file with "shapes" (labelme)'
@@ -625,7 +626,8 @@ def _import_one(ctx: ImportContext, path: str, base: str, where: str, parsed: La
                         fix="check that imagePath names the image that was labelled, or re-save the file in labelme")
     sid = where[: -len(".json")] if where.lower().endswith(".json") else where
     image_label, soft = _image_label(parsed.flags, ctx, where, labels)
-    sample = Sample(id=sid, label=image_label, soft_label=soft, source={"file": where})
+    sample = Sample(id=sid, label=image_label, soft_label=soft, split=split_from_path(posixpath.dirname(where)),
+                    source={"file": where})
     if parsed.flags:
         sample.meta["flags"] = dict(parsed.flags)
     width, height = frame.source_size
@@ -766,12 +768,19 @@ def sample_to_document(sample: Sample, image_name: str, report: ExportReport | N
 def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> None:
     """One JSON per sample beside a copy of its image (``imagePath`` relative, ``imageData`` null).
 
-    Sample ids become the file paths (``scene/001`` -> ``scene/001.json`` + ``scene/001.png``).
+    Sample ids become the file paths (``scene/001`` -> ``scene/001.json`` + ``scene/001.png``),
+    under a folder named after the sample's split (``val/scene/001.json``) unless the id's own
+    folders name it already; the import reads the split back from the folders.
     """
     out = Path(out)
     names = ExportNames()
     for s in dataset.samples:
         stem = names.stem(s, flat=False)
+        named = split_from_path(posixpath.dirname(stem))
+        if s.split is not None and named != s.split:
+            stem = f"{s.split}/{stem}"
+        elif s.split is None and named is not None:
+            report.converted[f"samples without a split in a folder named {named!r} -> {named}"] += 1
         ext = os.path.splitext(s.image)[1].lower() or ".png"
         dataset.copy_image(s, out / (stem + ext))
         if s.soft_label and len([v for v in s.soft_label.values() if v > 0]) > 1:

@@ -1012,7 +1012,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     from urllib.parse import quote
 
     out = Path(out)
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     writer = TaskWriter(report)
     tasks = []
     (out / "images").mkdir(parents=True, exist_ok=True)

@@ -62,6 +62,7 @@ from pipeline.formats.common import (
     ImageFinder,
     Labels,
     add_image_sample,
+    count_attributes,
     decide_frame,
     fit_box,
     probe_image,
@@ -491,6 +492,7 @@ def to_xml(sample: Sample, filename: str, depth: int, report: ExportReport | Non
             lines.append(f"\t\t<occluded>{escape(str(attrs['occluded']))}</occluded>")
         others = {k: v for k, v in attrs.items() if k not in ATTRIBUTE_TAGS and isinstance(v, (str, int, float))
                   and not isinstance(v, bool)}
+        count_attributes(report, o, "VOC", kept=(*ATTRIBUTE_TAGS, *others))  # (lists, objects and booleans)
         if others:
             lines.append("\t\t<attributes>")
             for k, v in sorted(others.items()):
@@ -514,7 +516,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """``Annotations/<name>.xml``, ``JPEGImages/<name>.<ext>``, ``ImageSets/Main/<split>.txt``."""
     out = Path(out)
     one_based = bool(options.get("one_based", True))
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     splits: dict[str, list[str]] = defaultdict(list)
     (out / "Annotations").mkdir(parents=True, exist_ok=True)
     for s in dataset.samples:

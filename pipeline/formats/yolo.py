@@ -52,6 +52,7 @@ from pipeline.formats.common import (
     ExportNames,
     Labels,
     add_image_sample,
+    count_attributes,
     decide_frame,
     probe_image,
 )
@@ -518,6 +519,7 @@ def sample_lines(sample: Sample, class_ids: dict[str, int], report: ExportReport
     lines: list[str] = []
     for o in sample.objects or []:
         cid = class_ids[o.label]
+        count_attributes(report, o, "YOLO")
         rings = [r for r in (o.polygon or []) if len(r) >= 3]
         if rings:
             ring = max(rings, key=lambda r: polygon_area([r]))
@@ -534,7 +536,7 @@ def sample_lines(sample: Sample, class_ids: dict[str, int], report: ExportReport
                 report.dropped["masks (YOLO boxes/polygons only; the box is written)"] += 1
             if box is None:
                 if report is not None:
-                    report.dropped["objects without a box or polygon (keypoints, lines)"] += 1
+                    report.dropped["objects without a box or polygon (keypoints, polylines)"] += 1
                 continue
             x1, y1, x2, y2 = box
             # YOLO: centre and size normalised by the image size.
@@ -550,7 +552,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     out = Path(out)
     class_ids = dataset.class_ids  # the source's ids where recorded, else positions
     use_splits = any(s.split for s in dataset.samples)
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     split_dirs: dict[str, str] = {}
     counts: dict[str, int] = defaultdict(int)
     for s in dataset.samples:

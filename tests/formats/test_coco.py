@@ -146,7 +146,7 @@ def test_pycocotools_reads_export_and_cocoeval_runs(tmp_path: Path) -> None:
     assert names == {1: "cat", 2: "dog"}
     by_file = {im["file_name"]: im for im in gt.loadImgs(gt.getImgIds())}
     for s in src.samples:
-        im = next(v for k, v in by_file.items() if Path(k).stem == s.id.replace("/", "__"))
+        im = next(v for k, v in by_file.items() if Path(k).stem == s.id.rsplit("/", 1)[-1])  # the source stem
         anns = gt.loadAnns(gt.getAnnIds(imgIds=[im["id"]]))
         got = sorted((names[a["category_id"]], [a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
                                                 a["bbox"][1] + a["bbox"][3]]) for a in anns)
