@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.core.dataset import load_dataset
 from pipeline.core.dataset.validation import parse_sample_line, read_info
@@ -134,3 +136,29 @@ def test_class_ids_are_read_in_class_order_and_optional(tmp_path: Path) -> None:
     (tmp_path / "dataset.json").write_text(json.dumps(base), encoding="utf-8")
     info = read_info(tmp_path)  # a dataset written before class ids: ids are positions
     assert info.class_ids is None and info.ids() == {"b": 0, "a": 1}
+
+
+# -- class_ids: any JSON value reads as valid ids or fails with a DataError naming the field ---------
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 2**70) | st.floats(allow_nan=True)
+                     | st.text(max_size=5), lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.text(max_size=3), inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(classes=st.lists(st.text(min_size=1, max_size=3), max_size=4, unique=True),
+       ids=_JSON | st.dictionaries(st.text(min_size=1, max_size=3), _JSON, max_size=4)
+       | st.dictionaries(st.text(min_size=1, max_size=3), st.integers(-2, 5), max_size=4))
+def test_fuzzed_class_ids_are_read_or_refused_by_field(tmp_path: Path, classes: list[str], ids: object) -> None:
+    info = {"version": 1, "task": "detection", "classes": classes, "class_ids": ids}
+    (tmp_path / "dataset.json").write_text(json.dumps(info), encoding="utf-8")
+    try:
+        read = read_info(tmp_path)
+    except DataError as err:
+        assert "class_ids" in str(err)
+        return
+    if ids is None:
+        assert read.class_ids is None
+        return
+    assert list(read.class_ids) == classes and len(set(read.class_ids.values())) == len(classes)
+    assert all(type(v) is int and v >= 0 for v in read.class_ids.values())
