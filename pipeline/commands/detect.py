@@ -15,12 +15,13 @@ import click
 def detect(src: Path, as_json: bool) -> None:
     """List the formats SRC could be imported as, best first, and why each other format was rejected.
 
-    Each candidate shows its score (higher wins), what it found and the annotation files it
-    recognised. `pipeline import auto` takes the best one, and refuses when another candidate
+    Each candidate shows its score (higher wins), what it found, a cheap count of what it would
+    import (images, objects, classes: its annotation files parsed, no image opened) and the
+    annotation files it recognised. `pipeline import auto` takes the best one, and refuses when another candidate
     recognises annotation files of its own (a labelme folder with a COCO file beside its JSONs):
     name the format, or point SRC at one format's folder. Exit 0 when a format fits, 2 when none
     does. With --json: {"src", "auto" (the format `import auto` takes, null when it refuses),
-    "candidates": [{"format", "accepted", "description", "score", "files"}]}.
+    "candidates": [{"format", "accepted", "description", "score", "files", "counts", "note"}]}.
 
     \b
     Examples:
@@ -31,7 +32,7 @@ def detect(src: Path, as_json: bool) -> None:
     from pipeline.core.errors import UsageError
     from pipeline.formats.detect import rivals, survey
 
-    candidates = survey(src)
+    candidates = survey(src, count=True)
     accepted = [c for c in candidates if c.accepted]
     clash = rivals(candidates)
     auto = accepted[0].format if accepted and not clash else None
@@ -42,6 +43,10 @@ def detect(src: Path, as_json: bool) -> None:
         rows: list[tuple[str, object]] = []
         for c in accepted:
             rows.append((c.format, f"score {c.score:g}: {c.description}"))
+            if c.counts:
+                rows.append(("", "would import: " + ", ".join(f"{n} {k}" for k, n in c.counts.items())))
+            elif c.note:
+                rows.append(("", c.note))
             shown = ", ".join(c.files[:3]) + (f", ... ({len(c.files)} in all)" if len(c.files) > 3 else "")
             if shown:
                 rows.append(("", f"files: {shown}"))

@@ -11,6 +11,8 @@ Contract of a format module (see `base.py` for the shared types)::
                                     # (else the export counts them as not representable)
     NAMED_ONLY: bool = False        # optional: True when --format auto never tries it (`images`)
     LOOKS_FOR: str                  # what `detect` looks for, as `pipeline detect` says when it is not found
+    def count(root: Path, paths: list[Path]) -> dict[str, int]   # optional: images, objects, classes in
+                                    # the files `detect` recognised, for `pipeline detect` (no image opened)
 
 `detect` returns None when the folder is not in the format (`pipeline detect` then says
 "no LOOKS_FOR found"), or raises a UsageError whose message is the reason (e.g. MIT LabelMe XML).

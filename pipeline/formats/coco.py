@@ -175,6 +175,18 @@ def detect(root: Path) -> Detection | None:
                      files=relative_files(root, found))
 
 
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised)."""
+    images = objects = 0
+    classes: set[str] = set()
+    for path in paths:
+        doc = json.loads(path.read_bytes())
+        images += len(doc.get("images") or [])
+        objects += len(doc.get("annotations") or [])
+        classes |= {str(c.get("name")) for c in doc.get("categories") or [] if isinstance(c, dict)}
+    return {"images": images, "objects": objects, "classes": len(classes)}
+
+
 # --------------------------------------------------------------------------------------------
 # Import
 # --------------------------------------------------------------------------------------------

@@ -135,6 +135,19 @@ def detect(root: Path) -> Detection | None:
                      files=relative_files(root, files))
 
 
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised)."""
+    images = objects = 0
+    classes: set[str] = set()
+    for path in paths:
+        entries = [e for e in json.loads(path.read_bytes()) if isinstance(e, dict)]
+        images += len(entries)
+        anns = [a for e in entries for a in e.get("annotations") or [] if isinstance(a, dict)]
+        objects += len(anns)
+        classes |= {str(a.get("label")) for a in anns}
+    return {"images": images, "objects": objects, "classes": len(classes)}
+
+
 def read(root: Path, ctx: ImportContext) -> None:
     root = Path(root)
     if not root.is_dir():

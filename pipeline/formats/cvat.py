@@ -532,6 +532,25 @@ def detect(root: Path) -> Detection | None:
                      files=relative_files(root, found))
 
 
+SHAPE_TAGS = ("box", "polygon", "polyline", "points", "mask")
+
+
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised)."""
+    images = objects = 0
+    classes: set[str] = set()
+    for path in paths:
+        doc = DET.fromstring(path.read_bytes(), forbid_dtd=True)
+        for image in doc.iter("image"):
+            images += 1
+            shapes = [child for child in image if child.tag in SHAPE_TAGS]
+            objects += len(shapes)
+            classes |= {child.get("label") or "" for child in shapes}
+        classes |= {(label.findtext("name") or "").strip() for label in doc.iter("label")}
+    classes.discard("")
+    return {"images": images, "objects": objects, "classes": len(classes)}
+
+
 def _inside(path: str, real_root: str) -> bool:
     real = os.path.realpath(path)
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)

@@ -20,6 +20,7 @@ from pipeline import formats
 from pipeline.core.errors import UsageError
 
 SHOWN_FILES = 3  # files named per candidate in messages
+COUNT_MAX_BYTES = 256 << 20  # annotation files larger than this in all are not counted (`pipeline detect`)
 
 
 @dataclass
@@ -31,6 +32,8 @@ class Candidate:
     description: str  # what was found, or why not
     score: float | None = None
     files: list[str] = field(default_factory=list)  # annotation files recognised, relative to SRC
+    counts: dict[str, int] = field(default_factory=dict)  # images, objects, classes (`survey(count=True)`)
+    note: str | None = None  # why there are no counts
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -43,9 +46,11 @@ class Candidate:
         return f"{self.format}: {self.description}" + (f" [{shown}]" if shown else "")
 
 
-def survey(src: Path) -> list[Candidate]:
+def survey(src: Path, *, count: bool = False) -> list[Candidate]:
     """Every format `--format auto` tries, on `src`: accepted ones first (best score first), then
-    the rejected ones, each in the registry's order."""
+    the rejected ones, each in the registry's order. `count`: each accepted format's cheap count
+    of images, objects and classes (its module's optional `count`, a parse of the recognised
+    files without images), as `pipeline detect` shows."""
     src = Path(src)
     if not src.exists():
         raise UsageError(f"{src}: no such file or folder", fix="check the path")
@@ -64,8 +69,37 @@ def survey(src: Path) -> list[Candidate]:
             rejected.append(Candidate(name, False, f"no {module.LOOKS_FOR} found"))
         else:
             accepted.append(Candidate(name, True, found.description, found.score, list(found.files)))
+            if count:
+                _count(module, src, accepted[-1])
     accepted.sort(key=lambda c: -(c.score or 0))  # (stable: the registry's order among equal scores)
     return accepted + rejected
+
+
+def _count(module, src: Path, candidate: Candidate) -> None:
+    """Fill `candidate.counts` from `module.count`, or say in `candidate.note` why not."""
+    from xml.etree.ElementTree import ParseError
+
+    from defusedxml import DefusedXmlException
+
+    from pipeline.core.errors import DataError
+
+    counter = getattr(module, "count", None)
+    if counter is None:
+        return
+    paths = [src] if src.is_file() else [src / f for f in candidate.files]
+    try:
+        size = sum(p.stat().st_size for p in paths)
+    except OSError as exc:
+        candidate.note = f"not counted ({exc.strerror})"
+        return
+    if size > COUNT_MAX_BYTES:
+        candidate.note = f"not counted ({size >> 20} MiB of annotation files; the import reads them)"
+        return
+    try:
+        candidate.counts = counter(src, paths)
+    except (OSError, ValueError, TypeError, AttributeError, KeyError, ParseError, DefusedXmlException,
+            DataError, RecursionError) as exc:
+        candidate.note = f"not counted: {type(exc).__name__} in a recognised file (the import names it)"
 
 
 def rivals(candidates: list[Candidate]) -> list[Candidate]:

@@ -463,6 +463,17 @@ def detect(root: Path) -> Detection | None:
                      files=relative_files(root, [str(f) for f in found]))
 
 
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, shapes and classes in `paths` (the files `detect` recognised)."""
+    objects = 0
+    classes: set[str] = set()
+    for path in paths:
+        shapes = json.loads(path.read_bytes()).get("shapes") or []
+        objects += len(shapes)
+        classes |= {str(s.get("label")) for s in shapes if isinstance(s, dict)}
+    return {"images": len(paths), "shapes": objects, "classes": len(classes)}  # (grouped shapes make one object)
+
+
 def _read_json(path: str | os.PathLike, where: str, max_image_data: int) -> tuple[bytes, object]:
     limit = max_image_data + _MAX_JSON_EXTRA
     try:

@@ -365,6 +365,20 @@ def detect(root: Path) -> Detection | None:
                      files=relative_files(root, [ln for ln in labels if os.path.basename(ln).lower() not in NOT_LABELS]))
 
 
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised). For a data.yaml or obj.data layout, its label files."""
+    lay = layout(Path(root))
+    labels = [Path(p) for p in lay.labels if os.path.basename(p).lower() not in NOT_LABELS]
+    objects = 0
+    ids: set[str] = set()
+    for path in labels:
+        rows = [ln.split()[0] for ln in path.read_text(encoding="utf-8-sig", errors="replace").splitlines() if ln.split()]
+        objects += len(rows)
+        ids.update(rows)
+    classes = len([n for n in lay.names if n]) if lay.names is not None else len(ids)
+    return {"images": len(lay.images), "objects": objects, "classes": classes}
+
+
 # --------------------------------------------------------------------------------------------
 # Import
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ def test_one_format_is_listed_with_its_files_and_the_others_with_reasons(tmp_pat
     lines = result.output.splitlines()
     assert lines[0] == f"formats of {tmp_path / 'voc'}"
     assert lines[1].split()[:3] == ["voc", "score", "60:"]
-    assert lines[2].strip().startswith("files: Annotations/")
+    assert lines[2].strip() == "would import: 3 images, 4 objects, 2 classes"
+    assert lines[3].strip().startswith("files: Annotations/")
     assert any(ln.split()[:2] == ["coco", "rejected:"] for ln in lines)
     assert lines[-1].split() == ["import", "auto", "voc"]
 
@@ -35,7 +36,8 @@ def test_json_lists_every_candidate(tmp_path: Path) -> None:
     by_name = {c["format"]: c for c in data["candidates"]}
     assert by_name["coco"]["accepted"] and by_name["coco"]["files"] == ["instances.json"]
     assert by_name["labelme"]["accepted"] and by_name["yolo"]["accepted"] is False
-    assert set(by_name["yolo"]) == {"format", "accepted", "description", "score", "files"}
+    assert set(by_name["yolo"]) == {"format", "accepted", "description", "score", "files", "counts", "note"}
+    assert by_name["coco"]["counts"]["images"] == 3 and by_name["labelme"]["counts"]["images"] == 3
     table = invoke("detect", tmp_path / "mixed")
     assert "refused: coco, labelme each cover a part of the folder" in table.output
 

@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline import formats
 from pipeline.core.errors import UsageError
@@ -110,3 +112,59 @@ def test_labelme_examples_with_labelmes_own_exports_beside_them(tmp_path: Path) 
     assert choose(seg / "data_annotated")[0] == "labelme"
     assert choose(seg / "data_dataset_coco")[0] == "coco"
     assert choose(root / "bbox_detection" / "data_dataset_voc")[0] == "voc"
+
+
+@pytest.mark.parametrize("fmt", [n for n in DETECTED if n != "imagefolder"])
+def test_counts_of_each_format_alone(tmp_path: Path, source: Path, fmt: str) -> None:
+    from pipeline.core.dataset import load_dataset
+
+    export_dataset(source, fmt, tmp_path / "out")
+    best = survey(tmp_path / "out", count=True)[0]
+    ds = load_dataset(source)
+    assert best.format == fmt and best.counts["images"] == len(ds.samples), best
+    objects = sum(len(s.objects or []) for s in ds.samples)
+    if fmt != "labelstudio":  # (tasks only: objects and classes need the import)
+        assert best.counts.get("objects", best.counts.get("shapes")) == objects
+        assert best.counts["classes"] == len({o.label for s in ds.samples for o in s.objects or []})
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        (("raccoon-voc",), ("voc", {"images": 200, "objects": 217, "classes": 1})),
+        (("cvat-street",), ("cvat", {"images": 12, "objects": 125, "classes": 5})),
+        (("labelme-examples", "instance_segmentation", "data_dataset_coco"),
+         ("coco", {"images": 3, "objects": 12, "classes": 21})),  # (labelme2coco lists its 21 VOC names)
+    ],
+)
+def test_counts_of_real_exports(parts: tuple[str, ...], expected: tuple[str, dict]) -> None:
+    best = survey(shared_data(*parts), count=True)[0]
+    assert (best.format, best.counts) == expected
+
+
+def test_a_recognised_file_that_does_not_parse_is_not_counted_and_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text('{"images": [1, 2], "annotations": [')  # cut short
+    best = survey(tmp_path, count=True)[0]
+    assert best.format == "coco" and best.counts == {} and best.note.startswith("not counted: JSONDecodeError")
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=4),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                         st.sampled_from(["images", "annotations", "categories", "shapes", "name", "label", "data",
+                                          "image"]), inner, max_size=4), max_leaves=10)
+
+
+@settings(max_examples=120, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=_JSON, head=st.sampled_from([b"", b'{"images": [], "annotations": [], ', b'[{"data": {}, "annotations": ']),
+       cut=st.integers(0, 40))
+def test_fuzzed_files_are_surveyed_without_a_crash(tmp_path: Path, doc: object, head: bytes, cut: int) -> None:
+    import json
+
+    for old in tmp_path.iterdir():
+        old.unlink()
+    body = json.dumps(doc).encode()
+    (tmp_path / "a.json").write_bytes(head + body[: len(body) - cut] if head else body)
+    (tmp_path / "b.xml").write_bytes(b"<annotations><version>1.1</version><image name='x'><box label='a'/>"[:cut + 20])
+    for c in survey(tmp_path, count=True):
+        assert all(isinstance(n, int) and n >= 0 for n in c.counts.values())
+        assert c.counts or c.note is None or c.note.startswith("not counted")
