@@ -109,19 +109,25 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero
 @click.option("--format", "fmt", required=True, type=click.Choice(list(FORMATS)), help="Target format.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty --out folder.")
-def export_cmd(dataset_path, fmt, out, overwrite) -> None:
+@click.option("--ids", "ids", type=click.Choice(["source", "positions"]), default="source", show_default=True,
+              help="Class ids written by YOLO and COCO: the source's own (dataset.json class_ids), or positions "
+                   "in the class list (YOLO 0..N-1, COCO 1..N; e.g. COCO's gapped ids for Ultralytics training).")
+def export_cmd(dataset_path, fmt, out, overwrite, ids) -> None:
     """Export DATASET to another format.
 
     What the target format cannot hold (polygons in YOLO boxes, keypoints in VOC) is converted
     where a standard conversion exists, and listed in the summary otherwise; never dropped silently.
+    YOLO and COCO write the class ids the source had (YOLO's names order, COCO's category ids)
+    unless --ids positions.
 
     \b
     Examples:
       pipeline export datasets/mnist-embedded --format imagefolder --out exports/mnist
       pipeline export datasets/raccoon --format coco --out exports/raccoon-coco
       pipeline export datasets/to-label --format labelstudio --out exports/to-label-ls
+      pipeline export datasets/coco-val --format yolo --out exports/val-yolo --ids positions
     """
-    dataset, report = export_dataset(dataset_path, fmt, out, overwrite=overwrite)
+    dataset, report = export_dataset(dataset_path, fmt, out, overwrite=overwrite, options={"ids": ids})
     rows: list[tuple[str, object]] = [("samples", report.written), ("files", report.files)]
     for k, n in sorted(report.converted.items()):
         rows.append((f"converted: {k}", n))

@@ -430,7 +430,8 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
         report.written += 1
         report.files += 1
     for folder, samples in sorted(groups.items()):
-        doc = document(samples, dataset.classes, report, dataset.info.class_ids)
+        ids = dataset.info.class_ids if options.get("ids", "source") == "source" else None  # None: 1..N
+        doc = document(samples, dataset.classes, report, ids)
         (out / folder).mkdir(parents=True, exist_ok=True)
         text = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         (out / folder / EXPORT_FILE).write_text(text + "\n", encoding="utf-8")

@@ -564,7 +564,9 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """Ultralytics layout: ``data.yaml``, ``images/<split>/``, ``labels/<split>/`` (no split folders
     when the dataset has no splits)."""
     out = Path(out)
-    class_ids = dataset.class_ids  # the source's ids where recorded, else positions
+    # the source's ids where recorded, else (or with options ids=positions) positions
+    class_ids = dataset.class_ids if options.get("ids", "source") == "source" else {
+        c: i for i, c in enumerate(dataset.classes)}
     use_splits = any(s.split for s in dataset.samples)
     names = ExportNames(dataset.samples)
     split_dirs: dict[str, str] = {}
@@ -600,7 +602,8 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     cfg["names"] = {cid: name for name, cid in sorted(class_ids.items(), key=lambda kv: kv[1])}
     if sorted(class_ids.values()) != list(range(len(class_ids))):
         report.warnings.append("data.yaml: the class ids kept from the source are not 0..N-1 "
-                               f"({sorted(class_ids.values())[:8]}...); Ultralytics training expects 0..N-1")
+                               f"({sorted(class_ids.values())[:8]}...); Ultralytics training expects 0..N-1: "
+                               "export with --ids positions for those")
     text = yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
     (out / "data.yaml").write_text(text, encoding="utf-8")
     report.files += 1

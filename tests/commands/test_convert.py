@@ -97,3 +97,24 @@ def test_import_summary_shows_the_source_class_ids(tmp_path) -> None:
     assert imported.exit_code == 0, imported.output
     assert "class ids (the source's)" in imported.output and "car=3, person=1" in imported.output
     assert load_dataset(tmp_path / "ds").classes == ["car", "person"]
+
+
+def test_export_writes_the_source_ids_or_positions(tmp_path) -> None:
+    import json
+
+    from tests.helpers import png
+
+    src = tmp_path / "coco"
+    src.mkdir()
+    (src / "a.png").write_bytes(png())
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 5, "bbox": [1, 1, 5, 5]}],
+           "categories": [{"id": 5, "name": "car"}]}
+    (src / "instances.json").write_text(json.dumps(doc))
+    assert invoke("import", "coco", src, "--out", tmp_path / "ds").exit_code == 0
+    for ids, expected in (("source", 5), ("positions", 1)):
+        result = invoke("export", tmp_path / "ds", "--format", "coco", "--out", tmp_path / ids, "--ids", ids)
+        assert result.exit_code == 0, result.output
+        written = json.loads(next((tmp_path / ids).rglob("*.json")).read_text())
+        assert [c["id"] for c in written["categories"]] == [expected]
+        assert [a["category_id"] for a in written["annotations"]] == [expected]

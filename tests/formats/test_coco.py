@@ -244,3 +244,10 @@ def test_category_ids_that_disagree_between_files_are_warned_about(tmp_path: Pat
     # the annotations still go by name: val's image shows a dog
     val = next(s for s in ds.samples if s.split == "val")
     assert [o.label for o in val.objects] == ["dog"]
+
+
+def test_ids_positions_writes_1_to_n(tmp_path: Path) -> None:
+    _coco_file(tmp_path / "src", [{"id": 9, "name": "b"}, {"id": 4, "name": "a"}], [9, 4])
+    ds, _ = import_dataset("coco", tmp_path / "src", tmp_path / "ds")
+    export_dataset(ds.root, "coco", tmp_path / "out", options={"ids": "positions"})
+    assert _categories(tmp_path / "out") == [(1, "b"), (2, "a")]

@@ -302,3 +302,20 @@ def test_classes_file_overrides_the_source_ids(tmp_path: Path) -> None:
     ds, _ = import_dataset("yolo", src, tmp_path / "ds", classes_file=tmp_path / "mine.txt")
     assert ds.classes == ["car", "person"] and ds.info.class_ids is None  # ids are the file's positions
     assert ds.samples[0].objects[0].label == "car"
+
+
+def test_ids_positions_writes_0_to_n(tmp_path: Path) -> None:
+    import yaml
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "data.yaml").write_text("train: .\nval: .\nnames:\n  3: dog\n  7: car\n")
+    (src / "a.png").write_bytes(png())
+    (src / "a.txt").write_text("7 0.5 0.5 0.2 0.2\n")
+    ds, _ = import_dataset("yolo", src, tmp_path / "ds")
+    _, report = export_dataset(ds.root, "yolo", tmp_path / "out", options={"ids": "positions"})
+    assert yaml.safe_load((tmp_path / "out" / "data.yaml").read_text())["names"] == {0: "dog", 1: "car"}
+    assert next((tmp_path / "out" / "labels").rglob("*.txt")).read_text().split()[0] == "1"
+    assert not report.warnings
+    _, report = export_dataset(ds.root, "yolo", tmp_path / "kept")
+    assert any("--ids positions" in w for w in report.warnings)
