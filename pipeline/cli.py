@@ -23,6 +23,7 @@ from pipeline.core.errors import PipelineError
 COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("pipeline.commands.fetch:fetch", "Download a dataset (MNIST, Kaggle, Hugging Face, URLs) into a dataset."),
     "crawl": ("pipeline.commands.crawl:crawl", "Collect images from web pages, politely (robots.txt, rate limits)."),
+    "detect": ("pipeline.commands.detect:detect", "List the formats a folder could be imported as, and why others were rejected."),
     "import": ("pipeline.commands.convert:import_cmd", "Import labelled data (ImageFolder, VOC, YOLO, CreateML, labelme, COCO, CVAT)."),
     "export": ("pipeline.commands.convert:export_cmd", "Export a dataset to ImageFolder, VOC, YOLO, CreateML, labelme, COCO or CVAT."),
     "split": ("pipeline.commands.split:split", "Assign train/val/test splits, stratified and leak-free."),

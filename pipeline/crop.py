@@ -106,7 +106,8 @@ def crop_dataset(
     report = CropReport()
     params = {"pad": pad, "square": square, "min_size": min_size}
     with DatasetWriter(
-        out, task="classification", stage="crop", classes=dataset.classes, params=params,
+        out, task="classification", stage="crop", classes=dataset.classes,
+        class_ids=dataset.info.class_ids, params=params,
         inputs={str(dataset.root): dataset.content_hash}, parent_lineage=dataset.info.lineage,
         reads=[dataset.root], overwrite=overwrite,
     ) as writer:

@@ -96,3 +96,13 @@ def test_mask_only_objects_are_cropped_by_their_mask_bounds(tmp_path: Path) -> N
     crop_dataset(load_dataset(tmp_path / "d"), tmp_path / "c")
     (s,) = load_dataset(tmp_path / "c").samples
     assert s.source["crop"] == [20, 5, 32, 15] and (s.width, s.height) == (12, 10)
+
+
+def test_crops_keep_the_source_class_ids(tmp_path: Path) -> None:
+    import json
+
+    det = make_detection_dataset(tmp_path / "det", n=2)
+    info = json.loads((det / "dataset.json").read_text())
+    (det / "dataset.json").write_text(json.dumps({**info, "class_ids": {"red": 7, "green": 3}}))
+    out, _ = crop_dataset(load_dataset(det), tmp_path / "crops")
+    assert out.classes == ["red", "green"] and load_dataset(tmp_path / "crops").info.class_ids == {"red": 7, "green": 3}

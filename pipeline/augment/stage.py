@@ -191,6 +191,7 @@ def _commit(job: Commit, done: dict[str, Record], fresh: Iterator[Record], spool
     folder, packed copies go into packs in id order (the same bytes for any number of workers)."""
     dataset, plan, recipe = job.dataset, job.plan, job.recipe
     with DatasetWriter(job.out, task=dataset.task, stage="augment", classes=dataset.classes,
+                       class_ids=dataset.info.class_ids,
                        params={"recipe": recipe.name, "recipe_sha256": recipe.hash, "recipe_file": job.recipe_file,
                                "copies": plan.copies, "splits": plan.splits, "seed": plan.seed, "pack": plan.pack},
                        inputs={plan.dataset: dataset.content_hash}, parent_lineage=dataset.info.lineage,

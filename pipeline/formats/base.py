@@ -20,15 +20,28 @@ ON_INVALID = ("error", "clip", "skip")
 
 @dataclass
 class Detection:
-    """What `detect` found: a confidence (higher wins) and a one-line description for the user."""
+    """What `detect` found: a confidence (higher wins), a one-line description for the user, and
+    the annotation files it recognised (relative to the root, ``/``-separated; those it looked at,
+    which for a large tree may be a first part): `pipeline detect` shows them and `--format auto`
+    refuses a tree where two formats each recognise files of their own."""
 
     score: float
     description: str
+    files: list[str] = field(default_factory=list)
+
+
+def relative_files(root: Path, files: list[str]) -> list[str]:
+    """`files` (absolute or relative to the working folder) relative to `root`, with ``/``; the
+    file's own name when `root` is that file."""
+    base = os.path.abspath(root)
+    if os.path.isfile(base):
+        return [os.path.basename(base)]
+    return [os.path.relpath(os.path.abspath(f), base).replace(os.sep, "/") for f in files]
 
 
 @dataclass
 class ImportOptions:
-    classes: list[str] | None = None  # fixed names and order (--classes FILE); None = sorted union
+    classes: list[str] | None = None  # fixed names and order (--classes FILE); None = the source's, then sorted
     class_map: dict[str, str] = field(default_factory=dict)  # --map old=new
     on_error: str = "skip"  # a bad file: report and go on (skip) or stop at the first (error)
     on_invalid: str = "error"  # out-of-range coordinates: error | clip | skip
@@ -90,6 +103,14 @@ class ImportContext:
     def label(self, name: str, where: str | os.PathLike = "", field: str = "label") -> str:
         """Map and check a class name against the registry (an unknown class in a fixed list is an error)."""
         return self.writer.resolve_label(str(name), where=self.rel(where), field=field)
+
+    def declare_classes(self, names: Iterable[str], ids: Iterable[int] | None = None, where: str = "") -> None:
+        """The source's own class list (names as the file writes them, --map applied here), in its
+        order and with its ids where it has them: recorded in dataset.json so that exports write
+        the same ids (`DatasetWriter.declare_classes`). An id that cannot be kept is warned about."""
+        names = [self.writer.class_map.get(str(n), str(n)) for n in names]
+        for note in self.writer.declare_classes(names, ids):
+            self.warn(f"{where}: {note}" if where else note)
 
     def rel(self, path: str | os.PathLike) -> str:
         """A path as the user knows it: relative to the import root when inside it."""

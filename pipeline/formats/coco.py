@@ -35,12 +35,13 @@ from pathlib import Path
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.numbers import is_number
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
     Labels,
     add_image_sample,
+    count_attributes,
     decide_frame,
     fit_box,
     probe_image,
@@ -49,6 +50,7 @@ from pipeline.formats.common import (
 from pipeline.formats.splits import split_from_path
 
 NAME = "coco"
+LOOKS_FOR = 'JSON file with "images" and "annotations" or "categories" (COCO instances)'
 TASK = "detection"
 
 EXPORT_FILE = "_annotations.coco.json"
@@ -181,7 +183,20 @@ def detect(root: Path) -> Detection | None:
     found = [f for f in files[:500] if _peek(f)]
     if not found:
         return None
-    return Detection(score=75, description=f"COCO instances JSON ({len(found)} file(s))")
+    return Detection(score=75, description=f"COCO instances JSON ({len(found)} file(s))",
+                     files=relative_files(root, found))
+
+
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised)."""
+    images = objects = 0
+    classes: set[str] = set()
+    for path in paths:
+        doc = json.loads(path.read_bytes())
+        images += len(doc.get("images") or [])
+        objects += len(doc.get("annotations") or [])
+        classes |= {str(c.get("name")) for c in doc.get("categories") or [] if isinstance(c, dict)}
+    return {"images": images, "objects": objects, "classes": len(classes)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,6 +250,7 @@ def read(root: Path, ctx: ImportContext) -> None:
 def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, finder: ImageFinder,
                labels: Labels, done: dict[str, str]) -> None:
     cats = categories(doc, where)
+    ctx.declare_classes(list(cats.values()), list(cats), where=where)  # the file's order and ids
     anns = doc.get("annotations") or []
     if not isinstance(anns, list):
         raise DataError(where, "", field="annotations", expected="a list", got=type(anns).__name__)
@@ -375,14 +391,17 @@ def annotation(o: Obj, ann_id: int, image_id: int, category_id: int, report: Exp
         out["keypoints"] = kps
         out["num_keypoints"] = sum(1 for i in range(2, len(kps), 3) if kps[i] > 0)
     simple = {k: v for k, v in attrs.items() if isinstance(v, (str, int, float, bool))}
+    count_attributes(report, o, "COCO", kept=("iscrowd", *simple))  # (lists and objects)
     if simple:
         out["attributes"] = simple
     return out
 
 
-def document(samples: list[tuple[Sample, str]], classes: list[str], report: ExportReport | None = None) -> dict:
-    """The COCO document of `samples` (each with its exported file name)."""
-    cat_ids = {c: i + 1 for i, c in enumerate(classes)}
+def document(samples: list[tuple[Sample, str]], classes: list[str], report: ExportReport | None = None,
+             class_ids: dict[str, int] | None = None) -> dict:
+    """The COCO document of `samples` (each with its exported file name). Category ids are
+    `class_ids` (the source's, recorded in dataset.json) where given, else positions from 1."""
+    cat_ids = dict(class_ids) if class_ids is not None else {c: i + 1 for i, c in enumerate(classes)}
     images, anns = [], []
     kp_count: dict[str, int] = {}
     for image_id, (s, name) in enumerate(samples, start=1):
@@ -411,7 +430,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """``_annotations.coco.json`` beside the images; one folder per split when the dataset has splits."""
     out = Path(out)
     use_splits = any(s.split for s in dataset.samples)
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     groups: dict[str, list[tuple[Sample, str]]] = defaultdict(list)
     for s in dataset.samples:
         folder = (s.split or "train") if use_splits else ""
@@ -423,7 +442,8 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
         report.written += 1
         report.files += 1
     for folder, samples in sorted(groups.items()):
-        doc = document(samples, dataset.classes, report)
+        ids = dataset.info.class_ids if options.get("ids", "source") == "source" else None  # None: 1..N
+        doc = document(samples, dataset.classes, report, ids)
         (out / folder).mkdir(parents=True, exist_ok=True)
         text = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         (out / folder / EXPORT_FILE).write_text(text + "\n", encoding="utf-8")

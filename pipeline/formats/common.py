@@ -39,7 +39,7 @@ from pipeline.core.paths import (
     link_or_copy,  # noqa: F401 - re-exported for the format modules
     read_regular,
 )
-from pipeline.formats.base import ImportContext
+from pipeline.formats.base import ExportReport, ImportContext
 
 IMAGE_FOLDERS = ("images", "jpegimages")  # looked for case-insensitively beside and above annotation files
 
@@ -437,21 +437,48 @@ class Labels:
 
 
 class ExportNames:
-    """Unique, safe, case-insensitively distinct file stems for exported samples."""
+    """Unique, safe, case-insensitively distinct file stems for exported samples.
 
-    def __init__(self) -> None:
+    Flat stems keep the source file's own stem (the last part of the sample id: ``2007_000027``
+    for ``obj_train_data/2007_000027``) when no other sample of `samples` has it; otherwise the
+    whole id with ``__`` for ``/`` (``train__a`` beside ``val__a``), and a hash of the id when
+    even that is taken. Without `samples`, every flat stem is the whole id."""
+
+    def __init__(self, samples: Iterable[Sample] = ()) -> None:
         self._used: set[str] = set()
+        counts: dict[str, int] = {}
+        for s in samples:
+            key = _own_stem(s.id).casefold()
+            counts[key] = counts.get(key, 0) + 1
+        self._alone = {k for k, n in counts.items() if n == 1}
 
     def stem(self, sample: Sample, flat: bool = True) -> str:
         from pipeline.core.paths import safe_stem
 
         stem = safe_stem(sample.id)
         if flat:
-            stem = stem.replace("/", "__")
+            own = _own_stem(sample.id)
+            stem = own if own.casefold() in self._alone else stem.replace("/", "__")
         if stem.casefold() in self._used:
             stem = f"{stem}-{hashlib.sha1(sample.id.encode()).hexdigest()[:8]}"
         self._used.add(stem.casefold())
         return stem
+
+
+def _own_stem(sample_id: str) -> str:
+    from pipeline.core.paths import safe_stem
+
+    return safe_stem(sample_id).rsplit("/", 1)[-1]
+
+
+def count_attributes(report: ExportReport | None, obj: Obj, fmt: str, kept: Iterable[str] = ()) -> None:
+    """Count in the export summary each attribute of `obj` that format `fmt` cannot hold (all but `kept`)."""
+    if report is None:
+        return
+    keep = set(kept)
+    for key in obj.attributes or {}:
+        if key not in keep:
+            report.dropped[f"object attribute {key!r} ({fmt} holds no such attribute)"] += 1
 
 
 def split_of(sample: Sample) -> str:

@@ -27,12 +27,13 @@ from pathlib import Path
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.numbers import is_number
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
     Labels,
     add_image_sample,
+    count_attributes,
     decide_frame,
     fit_box,
     probe_image,
@@ -41,6 +42,7 @@ from pipeline.formats.common import (
 from pipeline.formats.splits import split_from_path
 
 NAME = "createml"
+LOOKS_FOR = "JSON list of {image, annotations} entries (CreateML)"
 TASK = "detection"
 
 NOT_CREATEML = "JSON files that are not CreateML annotations"
@@ -129,7 +131,21 @@ def detect(root: Path) -> Detection | None:
     files = [f for f in walk_files(root, (".json",))[:200] if _peek(f)]
     if not files:
         return None
-    return Detection(score=60, description=f"CreateML JSON ({len(files)} file(s) of image entries)")
+    return Detection(score=60, description=f"CreateML JSON ({len(files)} file(s) of image entries)",
+                     files=relative_files(root, files))
+
+
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised)."""
+    images = objects = 0
+    classes: set[str] = set()
+    for path in paths:
+        entries = [e for e in json.loads(path.read_bytes()) if isinstance(e, dict)]
+        images += len(entries)
+        anns = [a for e in entries for a in e.get("annotations") or [] if isinstance(a, dict)]
+        objects += len(anns)
+        classes |= {str(a.get("label")) for a in anns}
+    return {"images": images, "objects": objects, "classes": len(classes)}
 
 
 def read(root: Path, ctx: ImportContext) -> None:
@@ -204,6 +220,7 @@ def sample_entry(sample: Sample, image_name: str, report: ExportReport | None = 
                 report.dropped["polygons/masks (CreateML boxes only; the box is written)"] += 1
         if report is not None and (o.keypoints or o.polyline):
             report.dropped["keypoints/polylines (CreateML has none)"] += 1
+        count_attributes(report, o, "CreateML")
         if box is None:
             continue
         anns.append({"label": o.label, "coordinates": from_xyxy(box)})
@@ -214,7 +231,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """``annotations.json`` beside the images; one folder per split when the dataset has splits."""
     out = Path(out)
     use_splits = any(s.split for s in dataset.samples)
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     entries: dict[str, list[dict]] = defaultdict(list)
     for s in dataset.samples:
         folder = (s.split or "train") if use_splits else ""

@@ -82,7 +82,7 @@ from defusedxml import DefusedXmlException
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.paths import SafeFiles, natural_sorted
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     EDGE_TOLERANCE,
     OUTSIDE_CLIPPED,
@@ -99,6 +99,7 @@ from pipeline.formats.common import (
 from pipeline.formats.splits import split_from_path
 
 NAME = "cvat"
+LOOKS_FOR = "XML file whose root <annotations> holds <version> or <meta> (CVAT for images 1.1)"
 TASK = "detection"
 
 EXPORT_FILE = "annotations.xml"
@@ -527,7 +528,27 @@ def detect(root: Path) -> Detection | None:
     found = [f for f in files[:200] if _peek(f)]
     if not found:
         return None
-    return Detection(score=80, description=f"CVAT for images XML ({len(found)} file(s))")
+    return Detection(score=80, description=f"CVAT for images XML ({len(found)} file(s))",
+                     files=relative_files(root, found))
+
+
+SHAPE_TAGS = ("box", "polygon", "polyline", "points", "mask")
+
+
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised)."""
+    images = objects = 0
+    classes: set[str] = set()
+    for path in paths:
+        doc = DET.fromstring(path.read_bytes(), forbid_dtd=True)
+        for image in doc.iter("image"):
+            images += 1
+            shapes = [child for child in image if child.tag in SHAPE_TAGS]
+            objects += len(shapes)
+            classes |= {child.get("label") or "" for child in shapes}
+        classes |= {(label.findtext("name") or "").strip() for label in doc.iter("label")}
+    classes.discard("")
+    return {"images": images, "objects": objects, "classes": len(classes)}
 
 
 def _inside(path: str, real_root: str) -> bool:
@@ -772,7 +793,7 @@ def _finish(ctx: ImportContext, labels: Labels, state: _State) -> None:
             ctx.warn(f"{state.rel(p)}: image not named by any <image> of the XML; left out")
     if ctx.options.classes is None and state.declared:
         used = set(labels.seen.values())
-        ctx.writer.fixed_classes = state.declared + natural_sorted(used - set(state.declared))
+        ctx.writer.declare_classes(state.declared + natural_sorted(used - set(state.declared)))
     if state.tags and not state.shapes and ctx.writer.samples:
         ctx.writer.task = "classification"
         for s in ctx.writer.samples.values():

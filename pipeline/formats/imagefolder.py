@@ -47,6 +47,7 @@ from pipeline.formats.base import Detection, ExportReport, ImportContext
 from pipeline.formats.splits import split_from_path
 
 NAME = "imagefolder"
+LOOKS_FOR = "class folders of images (ImageFolder: ROOT/<class>/*.jpg, or ROOT/<split>/<class>/*.jpg)"
 TASK = "classification"
 
 SKIP_DIRS = {"__macosx", "@eadir", "$recycle.bin", "system volume information"}  # archive/NAS/OS debris

@@ -4,7 +4,8 @@ Everything that turns files on disk into a dataset (or a dataset back into files
 here: `pipeline import`/`pipeline export`, `pipeline fetch` after a download, `pipeline train` on
 an ImageFolder tree, the benchmarks and the tests.
 
-- `detect_format(src)`: the best-scoring format module's `detect` (`--format auto`).
+- `detect_format(src)`: the best-scoring format module's `detect` (`--format auto`); refused
+  when two formats each cover a part of the folder (`formats/detect.py`, `pipeline detect`).
 - `import_dataset(fmt, src, out)`: one annotation format (`formats.FORMATS`) into a dataset.
 - `export_dataset(dataset, fmt, out)`: a dataset into one annotation format.
 - `import_any(root, out)`: whatever a download holds: parquet with an image column, pixel
@@ -49,25 +50,12 @@ class ExportResult(NamedTuple):
 
 
 def detect_format(src: Path) -> tuple[str, str]:
-    """The best-matching format of `src` and what was found, or a UsageError naming the layouts tried."""
-    import importlib
+    """The best-matching format of `src` and what was found; a UsageError naming the layouts tried
+    and why each said no, or the candidates when two formats each cover a part of `src`
+    (`formats.detect.choose`; `formats.detect.survey` lists every candidate)."""
+    from pipeline.formats.detect import choose
 
-    best = None
-    tried = []
-    for name in formats.available():
-        module = importlib.import_module(formats.FORMATS[name])
-        if getattr(module, "NAMED_ONLY", False):  # chosen by name only (`pipeline import images`)
-            continue
-        tried.append(name)
-        found = module.detect(Path(src))
-        if found is not None and (best is None or found.score > best[1].score):
-            best = (name, found)
-    if best is None:
-        raise UsageError(
-            f"{src}: no known layout found (tried {', '.join(tried)})",
-            fix="name the format explicitly, e.g. `pipeline import voc SRC --out DIR`; see pipeline import --help",
-        )
-    return best[0], best[1].description
+    return choose(Path(src))
 
 
 def import_dataset(

@@ -57,7 +57,7 @@ from pipeline.core.geometry import bbox_union, circle_to_polygon, rle_bbox, rle_
 from pipeline.core.images import sniff
 from pipeline.core.numbers import is_number, is_real
 from pipeline.core.paths import SafeFiles, sha256_bytes
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
@@ -69,8 +69,10 @@ from pipeline.formats.common import (
     probe_bytes,
     walk_files,
 )
+from pipeline.formats.splits import split_from_path
 
 NAME = "labelme"
+LOOKS_FOR = 'JSON file with "shapes" (labelme)'
 TASK = "detection"
 
 # "rotation" is X-AnyLabeling's rotated box in the same files: four corners, read as oriented_rectangle.
@@ -441,7 +443,7 @@ def detect(root: Path) -> Detection | None:
     files = _candidates(root)
     if not files:
         return None
-    hits = 0
+    found: list[str] = []
     checked = 0
     for path in files[:50]:
         checked += 1
@@ -451,12 +453,25 @@ def detect(root: Path) -> Detection | None:
         except OSError:
             continue
         if _looks_like_labelme(head):
-            hits += 1
+            found.append(path)
+    hits = len(found)
     if hits == 0:
         return None
     total = len(files)
     return Detection(score=40 + 10 * hits / checked,
-                     description=f"labelme JSON ({hits} of the first {checked} of {total} JSON files have shapes)")
+                     description=f"labelme JSON ({hits} of the first {checked} of {total} JSON files have shapes)",
+                     files=relative_files(root, [str(f) for f in found]))
+
+
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, shapes and classes in `paths` (the files `detect` recognised)."""
+    objects = 0
+    classes: set[str] = set()
+    for path in paths:
+        shapes = json.loads(path.read_bytes()).get("shapes") or []
+        objects += len(shapes)
+        classes |= {str(s.get("label")) for s in shapes if isinstance(s, dict)}
+    return {"images": len(paths), "shapes": objects, "classes": len(classes)}  # (grouped shapes make one object)
 
 
 def _read_json(path: str | os.PathLike, where: str, max_image_data: int) -> tuple[bytes, object]:
@@ -622,7 +637,8 @@ def _import_one(ctx: ImportContext, path: str, base: str, where: str, parsed: La
                         fix="check that imagePath names the image that was labelled, or re-save the file in labelme")
     sid = where[: -len(".json")] if where.lower().endswith(".json") else where
     image_label, soft = _image_label(parsed.flags, ctx, where, labels)
-    sample = Sample(id=sid, label=image_label, soft_label=soft, source={"file": where})
+    sample = Sample(id=sid, label=image_label, soft_label=soft, split=split_from_path(posixpath.dirname(where)),
+                    source={"file": where})
     if parsed.flags:
         sample.meta["flags"] = dict(parsed.flags)
     width, height = frame.source_size
@@ -763,12 +779,19 @@ def sample_to_document(sample: Sample, image_name: str, report: ExportReport | N
 def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> None:
     """One JSON per sample beside a copy of its image (``imagePath`` relative, ``imageData`` null).
 
-    Sample ids become the file paths (``scene/001`` -> ``scene/001.json`` + ``scene/001.png``).
+    Sample ids become the file paths (``scene/001`` -> ``scene/001.json`` + ``scene/001.png``),
+    under a folder named after the sample's split (``val/scene/001.json``) unless the id's own
+    folders name it already; the import reads the split back from the folders.
     """
     out = Path(out)
     names = ExportNames()
     for s in dataset.samples:
         stem = names.stem(s, flat=False)
+        named = split_from_path(posixpath.dirname(stem))
+        if s.split is not None and named != s.split:
+            stem = f"{s.split}/{stem}"
+        elif s.split is None and named is not None:
+            report.converted[f"samples without a split in a folder named {named!r} -> {named}"] += 1
         ext = os.path.splitext(s.image)[1].lower() or ".png"
         dataset.copy_image(s, out / (stem + ext))
         if s.soft_label and len([v for v in s.soft_label.values() if v > 0]) > 1:

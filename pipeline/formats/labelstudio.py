@@ -81,7 +81,7 @@ from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import IMAGE_EXTS
 from pipeline.core.numbers import is_number
 from pipeline.core.paths import SafeFiles
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     EDGE_TOLERANCE,
     OUTSIDE_CLIPPED,
@@ -96,6 +96,7 @@ from pipeline.formats.common import (
 )
 
 NAME = "labelstudio"
+LOOKS_FOR = "JSON list of tasks with data.image (Label Studio export)"
 TASK = "detection"  # classification when the tasks hold image-level choices only
 HOLDS_REVIEWS = True  # keeps per-sample annotations and predictions (see ingest.count_reviews_not_held)
 
@@ -490,6 +491,12 @@ def _peek(path: str) -> str | None:
     return None
 
 
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: the tasks (one image each) in `paths`; objects and classes
+    need the import."""
+    return {"images": sum(len(json.loads(p.read_bytes())) for p in paths)}
+
+
 def config_classes(root: Path, ctx: ImportContext | None = None) -> list[str] | None:
     """Class names in the order of a labelling config (`<View>` XML at the top of `root`), or None."""
     from xml.etree.ElementTree import ParseError
@@ -535,11 +542,13 @@ def detect(root: Path) -> Detection | None:
     root = Path(root)
     files = [str(root)] if root.is_file() and root.suffix.lower() == ".json" else (
         walk_files(root, (".json",))[:200] if root.is_dir() else [])
-    kinds = [k for k in (_peek(f) for f in files) if k]
+    peeked = [(f, _peek(f)) for f in files]
+    kinds = [k for _, k in peeked if k]
     if not kinds:
         return None
     what = "full export" if "full" in kinds else "JSON-MIN"
-    return Detection(score=70, description=f"Label Studio JSON {what} ({len(kinds)} file(s) of tasks)")
+    return Detection(score=70, description=f"Label Studio JSON {what} ({len(kinds)} file(s) of tasks)",
+                     files=relative_files(root, [f for f, k in peeked if k]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -821,7 +830,7 @@ def _settle_classes(ctx: ImportContext, order: list[str] | None, labels: Labels)
     outside = [n for n in dict.fromkeys(labels.seen.values()) if n not in ordered]
     if order is not None and outside:
         ctx.warn(f"classes not in the labelling config, added after its classes: {outside}")
-    ctx.writer.fixed_classes = ordered + outside
+    ctx.writer.declare_classes(ordered + outside)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1009,7 +1018,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     from urllib.parse import quote
 
     out = Path(out)
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     writer = TaskWriter(report)
     tasks = []
     (out / "images").mkdir(parents=True, exist_ok=True)

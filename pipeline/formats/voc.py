@@ -56,12 +56,13 @@ from defusedxml import DefusedXmlException
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
     Labels,
     add_image_sample,
+    count_attributes,
     decide_frame,
     fit_box,
     probe_image,
@@ -71,6 +72,7 @@ from pipeline.formats.common import (
 from pipeline.formats.splits import split_from_path
 
 NAME = "voc"
+LOOKS_FOR = "Pascal VOC XML file (<annotation> with <object>)"
 TASK = "detection"
 
 SPLIT_FILES = ("train", "val", "test", "trainval")
@@ -284,7 +286,19 @@ def detect(root: Path) -> Detection | None:
     splits = _find_split_files(root, files)
     desc = f"Pascal VOC XML: {len(files)} .xml files" + (f", splits from {', '.join(sorted({s for s in splits}))}"
                                                         if splits else "")
-    return Detection(score=60, description=desc)
+    voc = [f for f, k in zip(files[:len(kinds)], kinds, strict=True) if k == "voc"] + files[len(kinds):]
+    return Detection(score=60, description=desc, files=relative_files(root, voc))
+
+
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised)."""
+    objects = 0
+    classes: set[str] = set()
+    for path in paths:
+        names = [(o.findtext("name") or "").strip() for o in DET.fromstring(path.read_bytes(), forbid_dtd=True).iter("object")]
+        objects += len(names)
+        classes.update(names)
+    return {"images": len(paths), "objects": objects, "classes": len(classes)}
 
 
 def _find_split_files(root: Path, files: list[str]) -> dict[str, list[str]]:
@@ -489,6 +503,7 @@ def to_xml(sample: Sample, filename: str, depth: int, report: ExportReport | Non
             lines.append(f"\t\t<occluded>{escape(str(attrs['occluded']))}</occluded>")
         others = {k: v for k, v in attrs.items() if k not in ATTRIBUTE_TAGS and isinstance(v, (str, int, float))
                   and not isinstance(v, bool)}
+        count_attributes(report, o, "VOC", kept=(*ATTRIBUTE_TAGS, *others))  # (lists, objects and booleans)
         if others:
             lines.append("\t\t<attributes>")
             for k, v in sorted(others.items()):
@@ -512,7 +527,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """``Annotations/<name>.xml``, ``JPEGImages/<name>.<ext>``, ``ImageSets/Main/<split>.txt``."""
     out = Path(out)
     one_based = bool(options.get("one_based", True))
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     splits: dict[str, list[str]] = defaultdict(list)
     (out / "Annotations").mkdir(parents=True, exist_ok=True)
     for s in dataset.samples:

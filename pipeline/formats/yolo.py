@@ -47,17 +47,19 @@ from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import IMAGE_EXTS, JUNK_NAMES
 from pipeline.core.paths import SafeFiles, natural_key
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     Labels,
     add_image_sample,
+    count_attributes,
     decide_frame,
     probe_image,
 )
 from pipeline.formats.splits import SPLIT_WORDS, split_from_path
 
 NAME = "yolo"
+LOOKS_FOR = "images with .txt label rows beside them or under labels/, data.yaml, or obj.data/obj.names (YOLO)"
 TASK = "detection"
 
 CLASS_FILES = ("classes.txt", "obj.names")
@@ -330,9 +332,11 @@ def detect(root: Path) -> Detection | None:
         return None
     kind, cfg = _config(str(root))
     if kind == "yaml":
-        return Detection(score=70, description=f"YOLO (Ultralytics layout, {os.path.basename(cfg or '')})")
+        return Detection(score=70, description=f"YOLO (Ultralytics layout, {os.path.basename(cfg or '')})",
+                         files=relative_files(root, [cfg] if cfg else []))
     if kind == "darknet":
-        return Detection(score=70, description="YOLO (darknet obj.data / obj.names)")
+        return Detection(score=70, description="YOLO (darknet obj.data / obj.names)",
+                         files=relative_files(root, [cfg] if cfg else []))
     images, labels = _walk(str(root))
     if not images or not labels:
         return None
@@ -357,7 +361,22 @@ def detect(root: Path) -> Detection | None:
     has_classes = any(os.path.basename(p).lower() in CLASS_FILES for p in labels) or os.path.isfile(
         os.path.join(root, "obj.names"))
     what = "labelImg layout with classes.txt" if has_classes else "txt labels beside images"
-    return Detection(score=55 if has_classes else 40, description=f"YOLO ({what}, {len(paired)}+ labelled images)")
+    return Detection(score=55 if has_classes else 40, description=f"YOLO ({what}, {len(paired)}+ labelled images)",
+                     files=relative_files(root, [ln for ln in labels if os.path.basename(ln).lower() not in NOT_LABELS]))
+
+
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised). For a data.yaml or obj.data layout, its label files."""
+    lay = layout(Path(root))
+    labels = [Path(p) for p in lay.labels if os.path.basename(p).lower() not in NOT_LABELS]
+    objects = 0
+    ids: set[str] = set()
+    for path in labels:
+        rows = [ln.split()[0] for ln in path.read_text(encoding="utf-8-sig", errors="replace").splitlines() if ln.split()]
+        objects += len(rows)
+        ids.update(rows)
+    classes = len([n for n in lay.names if n]) if lay.names is not None else len(ids)
+    return {"images": len(lay.images), "objects": objects, "classes": classes}
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,6 +407,7 @@ class _ClassFiles:
                 raw = Path(p).read_bytes()
                 self.ctx.input_file(p, raw)
                 found = (parse_names(raw.decode("utf-8-sig", errors="replace")), self.ctx.rel(p))
+                declare_names(self.ctx, found[0], found[1])
                 break
         else:
             parent = os.path.dirname(folder)
@@ -407,7 +427,10 @@ def read(root: Path, ctx: ImportContext) -> None:
     lay = layout(root, ctx)
     if not lay.images:
         raise UsageError(f"{root}: no images found", fix="point at the folder with the images and their .txt labels")
+    if lay.names is not None:
+        declare_names(ctx, lay.names, ctx.rel(lay.config) if lay.config else "obj.names")
     classes = _ClassFiles(root_s, lay.names, ctx, default=ctx.options.classes)
+    bare_ids: set[int] = set()  # class ids used as names (no class file)
     labels = Labels(ctx)
     label_set = set(lay.labels)
     used_labels: set[str] = set()
@@ -434,6 +457,8 @@ def read(root: Path, ctx: ImportContext) -> None:
                 raw = Path(label_file).read_bytes()
                 ctx.input_file(label_file, raw)
                 objects = _objects(raw, where, names, names_file, frame.source_size, on_invalid, labels, ctx)
+                if names is None:
+                    bare_ids.update(int(o.label) for o in objects if o.label.isdigit())
             sid = os.path.splitext(rel_image)[0]
             sample = Sample(id=sid, split=_split_of(image, root_s, lay), objects=objects,
                             source={"file": where, "image": rel_image})
@@ -441,12 +466,22 @@ def read(root: Path, ctx: ImportContext) -> None:
             ctx.report.counts["objects"] += len(objects)
         except DataError as err:
             ctx.bad(err)
+    if bare_ids:  # no class file: each id is its own name, and keeps its number
+        ordered = sorted(bare_ids)
+        ctx.declare_classes([str(i) for i in ordered], ordered)
     for lf in lay.labels:
         if lf in used_labels or os.path.basename(lf).lower() in NOT_LABELS:
             continue
         rel = os.path.relpath(lf, root_s).replace(os.sep, "/")
         ctx.bad(DataError(rel, "label file without an image", expected="an image of the same name beside it "
                           "(or under images/ for labels/)", got=None, fix="add the image or delete the label file"))
+
+
+def declare_names(ctx: ImportContext, names: list[str], where: str) -> None:
+    """A class file's names as the source's classes: each name's id is its line (or key); a blank
+    entry is an unused id."""
+    kept = [(n, i) for i, n in enumerate(names) if n]
+    ctx.declare_classes([n for n, _ in kept], [i for _, i in kept], where=where)
 
 
 def _objects(raw: bytes, where: str, names: list[str] | None, names_file: str | None, size: tuple[int, int],
@@ -498,6 +533,7 @@ def sample_lines(sample: Sample, class_ids: dict[str, int], report: ExportReport
     lines: list[str] = []
     for o in sample.objects or []:
         cid = class_ids[o.label]
+        count_attributes(report, o, "YOLO")
         rings = [r for r in (o.polygon or []) if len(r) >= 3]
         if rings:
             ring = max(rings, key=lambda r: polygon_area([r]))
@@ -514,7 +550,7 @@ def sample_lines(sample: Sample, class_ids: dict[str, int], report: ExportReport
                 report.dropped["masks (YOLO boxes/polygons only; the box is written)"] += 1
             if box is None:
                 if report is not None:
-                    report.dropped["objects without a box or polygon (keypoints, lines)"] += 1
+                    report.dropped["objects without a box or polygon (keypoints, polylines)"] += 1
                 continue
             x1, y1, x2, y2 = box
             # YOLO: centre and size normalised by the image size.
@@ -528,9 +564,11 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """Ultralytics layout: ``data.yaml``, ``images/<split>/``, ``labels/<split>/`` (no split folders
     when the dataset has no splits)."""
     out = Path(out)
-    class_ids = {c: i for i, c in enumerate(dataset.classes)}
+    # the source's ids where recorded, else (or with options ids=positions) positions
+    class_ids = dataset.class_ids if options.get("ids", "source") == "source" else {
+        c: i for i, c in enumerate(dataset.classes)}
     use_splits = any(s.split for s in dataset.samples)
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     split_dirs: dict[str, str] = {}
     counts: dict[str, int] = defaultdict(int)
     for s in dataset.samples:
@@ -561,7 +599,11 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
             report.warnings.append("data.yaml: train and val point at the same folder (the dataset lacks one split)")
     else:
         cfg["train"] = cfg["val"] = "images"
-    cfg["names"] = dict(enumerate(dataset.classes))
+    cfg["names"] = {cid: name for name, cid in sorted(class_ids.items(), key=lambda kv: kv[1])}
+    if sorted(class_ids.values()) != list(range(len(class_ids))):
+        report.warnings.append("data.yaml: the class ids kept from the source are not 0..N-1 "
+                               f"({sorted(class_ids.values())[:8]}...); Ultralytics training expects 0..N-1: "
+                               "export with --ids positions for those")
     text = yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
     (out / "data.yaml").write_text(text, encoding="utf-8")
     report.files += 1

@@ -50,7 +50,7 @@ def test_export_then_import_auto_round_trips_with_summaries(tmp_path) -> None:
     assert imported.exit_code == 0, imported.output
     assert "imported 4 samples" in imported.output
     back = load_dataset(tmp_path / "back")
-    assert back.classes == ["green", "red"] and len(back.samples) == 4  # imported classes are sorted by name
+    assert back.classes == ["red", "green"] and len(back.samples) == 4  # the source's order, through data.yaml
     assert Counter(o.label for s in back.samples for o in s.objects) == Counter(red=4, green=4)
     assert back.splits() == {"train": 2, "val": 2}
 
@@ -85,3 +85,42 @@ def test_unknown_format_and_bad_map_are_usage_errors(tmp_path) -> None:
     assert result.exit_code == 2 and "Invalid value for 'FORMAT'" in result.output
     result = invoke("export", tmp_path, "--format", "auto", "--out", tmp_path / "x")
     assert result.exit_code == 2 and "Invalid value for '--format'" in result.output
+
+
+def test_import_summary_shows_the_source_class_ids(tmp_path) -> None:
+    import json
+
+    from tests.helpers import png
+
+    src = tmp_path / "coco"
+    src.mkdir()
+    (src / "a.png").write_bytes(png())
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 5, 5]}],
+           "categories": [{"id": 3, "name": "car"}, {"id": 1, "name": "person"}]}
+    (src / "instances.json").write_text(json.dumps(doc))
+    imported = invoke("import", "coco", src, "--out", tmp_path / "ds")
+    assert imported.exit_code == 0, imported.output
+    assert "class ids (the source's)" in imported.output and "car=3, person=1" in imported.output
+    assert load_dataset(tmp_path / "ds").classes == ["car", "person"]
+
+
+def test_export_writes_the_source_ids_or_positions(tmp_path) -> None:
+    import json
+
+    from tests.helpers import png
+
+    src = tmp_path / "coco"
+    src.mkdir()
+    (src / "a.png").write_bytes(png())
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 5, "bbox": [1, 1, 5, 5]}],
+           "categories": [{"id": 5, "name": "car"}]}
+    (src / "instances.json").write_text(json.dumps(doc))
+    assert invoke("import", "coco", src, "--out", tmp_path / "ds").exit_code == 0
+    for ids, expected in (("source", 5), ("positions", 1)):
+        result = invoke("export", tmp_path / "ds", "--format", "coco", "--out", tmp_path / ids, "--ids", ids)
+        assert result.exit_code == 0, result.output
+        written = json.loads(next((tmp_path / ids).rglob("*.json")).read_text())
+        assert [c["id"] for c in written["categories"]] == [expected]
+        assert [a["category_id"] for a in written["annotations"]] == [expected]

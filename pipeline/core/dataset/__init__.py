@@ -2,7 +2,7 @@
 
 A dataset is a folder::
 
-    dataset.json     format version, task, ordered classes, lineage, hash of samples.jsonl
+    dataset.json     format version, task, ordered classes (and their source ids), lineage, hash of samples.jsonl
     samples.jsonl    one sample per line, sorted by id
     images/          the image files the samples point at (small ones may live in image packs,
                      images/packs/*.zip: see `pipeline.core.packs`)
@@ -41,6 +41,7 @@ from pipeline.core.dataset.model import (
     Obj,
     Prediction,
     Sample,
+    class_ids_for,
 )
 from pipeline.core.dataset.validation import parse_sample_line, read_info
 from pipeline.core.dataset.writer import (
@@ -56,7 +57,7 @@ from pipeline.core.dataset.writer import (
 __all__ = [
     "DATASET_JSON", "FORMAT_NAME", "FORMAT_VERSION", "IMAGES_DIR", "SAMPLES_JSONL", "SPLITS", "TASKS",
     "Annotation", "BackgroundSync", "Dataset", "DatasetInfo", "DatasetWriter", "Obj", "Prediction", "Sample",
-    "content_hash", "derive", "dumps_body", "dumps_sample", "finish_update", "is_dataset", "iter_samples", "lineage_entry",
+    "class_ids_for", "content_hash", "derive", "dumps_body", "dumps_sample", "finish_update", "is_dataset", "iter_samples", "lineage_entry",
     "load_dataset", "now_iso", "parse_sample_line", "read_info", "replace_dir", "rewrite_samples", "sample_line",
     "sorted_lines", "write_lines",
 ]

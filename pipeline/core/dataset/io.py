@@ -42,11 +42,14 @@ def finish_update(root: Path, samples_sha256: str) -> bool:
 
 
 def content_hash(root: str | os.PathLike) -> str:
-    """sha256 over dataset.json's task and classes and the bytes of samples.jsonl."""
+    """sha256 over dataset.json's task, classes and class ids and the bytes of samples.jsonl."""
     root = Path(root)
     info = read_info(root)
     h = hashlib.sha256()
-    h.update(json.dumps({"task": info.task, "classes": info.classes}, sort_keys=True).encode())
+    head: dict = {"task": info.task, "classes": info.classes}
+    if info.class_ids is not None:  # (absent: the hash of a dataset without ids is as it always was)
+        head["class_ids"] = info.class_ids
+    h.update(json.dumps(head, sort_keys=True).encode())
     with open(root / SAMPLES_JSONL, "rb") as fh:
         while block := fh.read(1 << 20):
             h.update(block)

@@ -32,6 +32,7 @@ from pipeline.core.dataset.model import (
     Dataset,
     DatasetInfo,
     Sample,
+    class_ids_for,
 )
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.packs import PACK_SUFFIX, PackWriter, pack_name
@@ -189,8 +190,10 @@ class DatasetWriter:
             w.add(Sample(id="cat/001", label="cat", split=None), src=Path("cat/001.jpg"))
         # `out` now holds the complete dataset; on an exception nothing at `out` changed.
 
-    `classes=None` takes the natural-sorted union of every label seen; a fixed list makes
-    any other label an error (see `resolve_label`). Images are added from bytes (`data=`), from a
+    `classes=None` takes the classes a reader declared (`declare_classes`: the source's own order
+    and ids) followed by the natural-sorted union of every other label seen; a fixed list (e.g.
+    ``--classes``) makes any other label an error (see `resolve_label`) and wins over declarations.
+    `class_ids` are the source ids of a fixed list's classes (a derived dataset keeps its input's). Images are added from bytes (`data=`), from a
     file (`src=`, hard-linked when possible) or already in place (`image=` relative path).
     `workdir` names a persistent temporary folder for resumable stages: files already there
     are kept. `reads`: the folders the stage reads (`out` may be none of them, nor hold or lie
@@ -204,6 +207,7 @@ class DatasetWriter:
         task: str,
         stage: str,
         classes: list[str] | None = None,
+        class_ids: dict[str, int] | None = None,
         class_map: dict[str, str] | None = None,
         params: dict | None = None,
         inputs: dict[str, str] | None = None,
@@ -218,6 +222,8 @@ class DatasetWriter:
         self.out = Path(out)
         self.task = task
         self.fixed_classes = list(classes) if classes is not None else None
+        self.declared: list[str] = []  # the source's own class order (`declare_classes`)
+        self.known_ids: dict[str, int] = dict(class_ids or {})  # class -> the source's id
         self.class_map = dict(class_map or {})
         self.lineage = list(parent_lineage or []) + [lineage_entry(stage, params, inputs)]
         self.samples: dict[str, Sample] = {}
@@ -269,6 +275,36 @@ class DatasetWriter:
                 fix="add it to the --classes file, or rename it with --map OLD=NEW",
             )
         return name
+
+    def declare_classes(self, names: Iterable[str], ids: Iterable[int] | None = None) -> list[str]:
+        """Record the source's own classes (after --map) in its order, with its ids where it has
+        them (YOLO: the line or key of each name; COCO: category ids). Classes declared by several
+        calls keep their first place and id. Ignored when the class list is fixed (--classes
+        overrides the source). Returns one message per id that could not be kept (a class given
+        two ids, or an id given to two classes): the first wins, the later is renumbered."""
+        if self.fixed_classes is not None:
+            return []
+        names = list(names)
+        id_list = list(ids) if ids is not None else None
+        if id_list is not None and len(id_list) != len(names):
+            raise ValueError("declare_classes: one id per name")
+        notes: list[str] = []
+        owner = {cid: name for name, cid in self.known_ids.items()}
+        for i, name in enumerate(names):
+            if name not in self.declared:
+                self.declared.append(name)
+            if id_list is None:
+                continue
+            cid = id_list[i]
+            if name in self.known_ids:
+                if self.known_ids[name] != cid:
+                    notes.append(f"class {name!r} has id {self.known_ids[name]} and {cid}: id {self.known_ids[name]} kept")
+            elif cid in owner:
+                notes.append(f"id {cid} names {owner[cid]!r} and {name!r}: {name!r} gets a new id")
+            else:
+                self.known_ids[name] = cid
+                owner[cid] = name
+        return notes
 
     # -- images --------------------------------------------------------------------------------
     def image_relpath(self, sample_id: str, ext: str) -> str:
@@ -389,9 +425,16 @@ class DatasetWriter:
 
     # -- commit --------------------------------------------------------------------------------
     def classes(self) -> list[str]:
+        """The fixed list; else the declared classes, then every other label seen, natural-sorted."""
         if self.fixed_classes is not None:
             return list(self.fixed_classes)
-        return natural_sorted(self._names)
+        declared = set(self.declared)
+        return list(self.declared) + natural_sorted(n for n in self._names if n not in declared)
+
+    def class_ids(self) -> dict[str, int] | None:
+        """The ids recorded in dataset.json: the known source ids (others numbered after them), or
+        None when the source had none (ids are then positions)."""
+        return class_ids_for(self.classes(), self.known_ids)
 
     def finish(self) -> DatasetInfo:
         """Write samples.jsonl and dataset.json, sync, and rename the folder into place."""
@@ -408,7 +451,8 @@ class DatasetWriter:
         if self._unsynced:
             os.sync()
         info = DatasetInfo(task=self.task, classes=classes, lineage=self.lineage,
-                           samples_sha256=write_lines(self.tmp / SAMPLES_JSONL, lines))
+                           samples_sha256=write_lines(self.tmp / SAMPLES_JSONL, lines),
+                           class_ids=class_ids_for(classes, self.known_ids))
         _write_file(self.tmp / DATASET_JSON, _info_bytes(info))
         self._syncer.wait()
         fsync_dir(self.tmp)
@@ -442,8 +486,9 @@ def rewrite_samples(
     lineage = list(dataset.info.lineage) + [lineage_entry(stage, params, {str(root): content_hash(root)})]
     new_samples = root / f".{SAMPLES_JSONL}.tmp-{os.getpid()}"
     digest = write_lines(new_samples, sorted_lines(samples))
-    info = DatasetInfo(task=dataset.info.task, classes=list(classes if classes is not None else dataset.info.classes),
-                       lineage=lineage, samples_sha256=digest)
+    kept = list(classes if classes is not None else dataset.info.classes)
+    info = DatasetInfo(task=dataset.info.task, classes=kept, lineage=lineage, samples_sha256=digest,
+                       class_ids=class_ids_for(kept, dataset.info.class_ids))
     new_info = root / f".{DATASET_JSON}.tmp-{os.getpid()}"
     _write_file(new_info, _info_bytes(info))  # both complete before either replaces its file: a kill
     failpoints.hit("rewrite.samples")  # between the renames is finished by the next `load_dataset`
@@ -474,12 +519,14 @@ def derive(
     overwrite: bool = False,
 ) -> Dataset:
     """Write `samples` (whose images live in `dataset`) as a new dataset at `out`, images hard-linked
-    (an earlier dataset there replaced only with `overwrite`)."""
+    (an earlier dataset there replaced only with `overwrite`).;
+    the classes keep their source ids."""
     with DatasetWriter(
         out,
         task=task or dataset.task,
         stage=stage,
         classes=classes if classes is not None else dataset.classes,
+        class_ids=dataset.info.class_ids,
         params=params,
         inputs={str(dataset.root): dataset.content_hash},
         parent_lineage=dataset.info.lineage,
