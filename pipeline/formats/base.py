@@ -56,6 +56,8 @@ class ImportContext:
         self.options = options
         self.report = report
         self.inputs: dict[str, str] = {}  # annotation files read: path relative to root -> sha256
+        # The fix a bad file's error gets when its reader named none (each reader sets its own).
+        self.default_fix = "correct the named field or line, or move the file out of the import folder"
 
     def input_file(self, path: str | os.PathLike, data: bytes) -> None:
         """Record an annotation file read (its hash goes into the lineage's input hash)."""
@@ -64,8 +66,13 @@ class ImportContext:
         self.inputs[self.rel(path)] = sha256_bytes(data)
 
     def label(self, name: str, where: str | os.PathLike = "", field: str = "label") -> str:
-        """Map and check a class name against the registry (an unknown class in a fixed list is an error)."""
-        return self.writer.resolve_label(str(name), where=self.rel(where), field=field)
+        """Map and check a class name against the registry (an unknown class in a fixed list is an error);
+        a name longer than `MAX_CLASS_NAME` or holding control characters is an error too."""
+        from pipeline.core.limits import check_class_name
+
+        rel = self.rel(where) if where else ""
+        check_class_name(str(name), rel or "input", field)
+        return check_class_name(self.writer.resolve_label(str(name), where=rel, field=field), rel or "input", field)
 
     def rel(self, path: str | os.PathLike) -> str:
         """A path as the user knows it: relative to the import root when inside it."""
@@ -83,6 +90,8 @@ class ImportContext:
 
     def bad(self, error: DataError) -> None:
         """A bad file: stop (`--on-error error`) or record it and go on (`skip`, the default)."""
+        if not error.fix:
+            error.fix = self.default_fix
         if self.options.on_error == "error":
             raise error
         self.report.problems.append(error)

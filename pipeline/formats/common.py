@@ -26,11 +26,12 @@ import hashlib
 import os
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.core import ui
 from pipeline.core.dataset import Obj, Sample
-from pipeline.core.errors import DataError
+from pipeline.core.errors import DataError, printable
 from pipeline.core.images import IMAGE_EXTS
 from pipeline.core.paths import link_or_copy  # noqa: F401 - re-exported for the format modules
 from pipeline.formats.base import ImportContext
@@ -170,6 +171,7 @@ class ImageProbe:
     width: int  # raw pixel array, before EXIF orientation
     height: int
     orientation: int = 1
+    warnings: list[str] = field(default_factory=list)  # library warnings raised while reading it
 
     @property
     def upright_size(self) -> tuple[int, int]:
@@ -249,8 +251,11 @@ def probe_bytes(data: bytes, where: str, path: str = "") -> ImageProbe:
             return ImageProbe(path, data, fmt, w, h, 1)
     from pipeline.core.images import exif_orientation, open_image_bytes
 
-    img = open_image_bytes(data, where)  # a full decode: reports truncation and bombs
-    return ImageProbe(path, data, (img.format or fmt or "png").lower(), img.width, img.height, exif_orientation(img))
+    with ui.library_warnings() as caught:
+        img = open_image_bytes(data, where)  # a full decode: reports truncation and bombs
+        orientation = exif_orientation(img)
+    return ImageProbe(path, data, (img.format or fmt or "png").lower(), img.width, img.height, orientation,
+                      warnings=caught)
 
 
 def probe_image(path: str | os.PathLike, where: str) -> ImageProbe:
@@ -387,12 +392,15 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
     orientation changes the pixels. Width, height, sha256 and ``meta.exif_orientation`` are set here.
     """
     where = where or str(sample.source.get("file") or image_path)
+    check_names(sample, where)
     if probe is None:
         if image_path is None:
             raise ValueError("add_image_sample needs image_path or probe")
         probe = probe_image(image_path, where)
     if frame is None:
         frame = decide_frame((probe.width, probe.height), probe.orientation, declared_size, default_frame)
+    for text in probe.warnings:
+        ctx.warn(f"{where}: image {os.path.basename(probe.path) or 'data'}: {text}")
     if frame.mismatch and declared_size is not None:
         ctx.report.counts[MISMATCH] += 1
         ctx.warn(f"{where}: declared size {declared_size[0]}x{declared_size[1]} but the image is "
@@ -406,7 +414,9 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
     if frame.orientation != 1:
         from pipeline.core.images import encode_png, open_image_bytes
 
-        img = open_image_bytes(probe.data, where, exif_transpose=True)
+        with ui.library_warnings() as caught:
+            img = open_image_bytes(probe.data, where, exif_transpose=True)
+        probe.warnings.extend(w for w in caught if w not in probe.warnings)
         if img.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
             img = img.convert("RGB")  # CMYK/YCbCr JPEGs: PNG holds RGB
         sample.meta["exif_orientation"] = frame.orientation
@@ -419,6 +429,24 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
     return ctx.add(sample, data=probe.data, ext={"jpeg": "jpg"}.get(probe.fmt, probe.fmt))
 
 
+def check_names(sample: Sample, where: str) -> None:
+    """A `DataError` when the sample's id or source paths hold a file name that is not UTF-8 (the
+    dataset's files are UTF-8 JSON); the name is shown with its undecodable bytes escaped."""
+    for key, value in (("id", sample.id), *sorted(sample.source.items())):
+        if isinstance(value, str) and not _utf8(value):
+            raise DataError(where, f"file name is not UTF-8 ({printable(value)})",
+                            field=f"source.{key}" if key != "id" else "id",
+                            fix="rename the file (e.g. `convmv -f latin1 -t utf8`) and import again")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Labels:
     """Class names through the registry (``--map``, ``--classes``), each name checked once."""
 
@@ -428,8 +456,9 @@ class Labels:
 
     def __call__(self, name: str, where: str, field: str = "label") -> str:
         found = self.seen.get(name)
-        if found is None:
-            found = self.seen[name] = self.ctx.writer.resolve_label(name, where=where, field=field)
+        if found is None:  # a bad name is never cached: every file that uses it is reported
+            found = self.ctx.label(name, where, field)
+            self.seen[name] = found
         return found
 
 

@@ -55,6 +55,7 @@ from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.geometry import bbox_union, circle_to_polygon, rle_bbox, rle_decode, rle_encode
 from pipeline.core.images import sniff
+from pipeline.core.limits import MAX_OBJECTS, MAX_POINTS, check_count, load_json
 from pipeline.core.numbers import is_number, is_real
 from pipeline.core.paths import sha256_bytes
 from pipeline.formats.base import Detection, ExportReport, ImportContext
@@ -132,7 +133,9 @@ def parse_document(data: object, where: str, *, max_image_data: int = MAX_IMAGE_
     if shapes_raw is None:
         shapes_raw = []
     if not isinstance(shapes_raw, list):
-        raise DataError(where, "", field="shapes", expected="a list of shapes", got=type(shapes_raw).__name__)
+        raise DataError(where, "", field="shapes", expected="a list of shapes", got=type(shapes_raw).__name__,
+                        fix=FIX)
+    check_count(len(shapes_raw), MAX_OBJECTS, where, "shapes", field="shapes")
     shapes = [_parse_shape(s, i, where) for i, s in enumerate(shapes_raw)]
 
     flags_raw = data.get("flags") or {}
@@ -172,7 +175,10 @@ def parse_document(data: object, where: str, *, max_image_data: int = MAX_IMAGE_
     )
 
 
-_MIN_POINTS = {"rectangle": 2, "polygon": 1, "circle": 2, "line": 2, "linestrip": 2, "point": 1, "mask": 2,
+FIX = "fix or delete the shape in labelme"
+
+# A polygon needs 3 points to enclose an area (labelme itself refuses fewer when drawing).
+_MIN_POINTS = {"rectangle": 2, "polygon": 3, "circle": 2, "line": 2, "linestrip": 2, "point": 1, "mask": 2,
                "oriented_rectangle": 4, "rotation": 4}
 
 
@@ -189,7 +195,8 @@ def _parse_shape(s: object, i: int, where: str) -> Shape:
                         got=kind, fix="convert the shape in labelme, or remove it")
     points = s.get("points")
     if not isinstance(points, list):
-        raise DataError(where, "", field=f"{fld}.points", expected="a list of [x, y]", got=points)
+        raise DataError(where, "", field=f"{fld}.points", expected="a list of [x, y]", got=points, fix=FIX)
+    check_count(len(points), MAX_POINTS, where, "points", field=f"{fld}.points")
     clean: list[list[float]] = []
     for j, p in enumerate(points):
         # Fast path for the usual [x, y] of ints/floats (bool is excluded: type(True) is bool): the
@@ -208,7 +215,7 @@ def _parse_shape(s: object, i: int, where: str) -> Shape:
     need = _MIN_POINTS[kind]
     if len(clean) < need:
         raise DataError(where, f"a {kind} needs at least {need} points", field=f"{fld}.points",
-                        expected=f">= {need} points", got=len(clean))
+                        expected=f">= {need} points", got=len(clean), fix=FIX)
     flags = s.get("flags") or {}
     if not isinstance(flags, dict):
         raise DataError(where, "", field=f"{fld}.flags", expected="an object", got=flags)
@@ -470,18 +477,8 @@ def _read_json(path: str | os.PathLike, where: str, max_image_data: int) -> tupl
                                 fix="save the image beside the JSON and set imageData to null")
             raw = fh.read()
     except OSError as exc:
-        raise DataError(where, f"unreadable ({exc.strerror})") from exc
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(where, f"not UTF-8 text (byte {exc.start})") from exc
-    try:
-        return raw, json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(where, f"malformed JSON ({exc.msg})", line=exc.lineno,
-                        fix="re-save the file in labelme, or repair it") from exc
-    except RecursionError as exc:
-        raise DataError(where, "malformed JSON (nested too deeply)") from exc
+        raise DataError(where, f"unreadable ({exc.strerror})", fix="check the file's permissions") from exc
+    return raw, load_json(raw, where, limit=limit, fix="re-save the file in labelme, or repair it")
 
 
 def resolve_image_path(image_path: str, json_path: str | os.PathLike, root: str | os.PathLike,
@@ -518,6 +515,7 @@ def read(root: Path, ctx: ImportContext) -> None:
     labels = Labels(ctx)
     max_image_data = int(ctx.options.extra.get("max_image_data", MAX_IMAGE_DATA))
     state = {"shapes": 0, "flag_only": 0}
+    ctx.default_fix = "fix the file in labelme (or the JSON), or move it out of the import folder"
     for path in ctx.progress(files, total=len(files), desc="import labelme", unit="file"):
         where = (path[len(base) + 1:] if path.startswith(base + os.sep) else os.path.relpath(path, base))
         where = where.replace(os.sep, "/")
