@@ -32,7 +32,7 @@ BENCH ?= quick
 
 EPOCHS_OPT := $(if $(EPOCHS),--epochs $(EPOCHS),)
 
-.PHONY: help venv run fetch import export split train validate predict augment preview check stats crop bench test lint clean
+.PHONY: help venv run fetch import export split train validate predict augment preview check stats crop bench test fuzz lint clean
 
 help: ## list the targets
 	@echo "pipeline: staged commands from raw data to a trained NumberModel"
@@ -104,6 +104,9 @@ bench: $(STAMP) ## benchmarks (BENCH=quick|full), results in benchmarks/results/
 
 test: $(STAMP) ## the test suite
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+fuzz: $(STAMP) ## long fuzz run of every parser (HYPOTHESIS_PROFILE=long: 2,000 examples each)
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -n 2 --dist loadfile tests/formats/test_fuzz.py
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check pipeline tests benchmarks

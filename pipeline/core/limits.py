@@ -17,6 +17,7 @@ limit                       default        applies to
 `MAX_TEXT_BYTES`            64 MiB         a per-image annotation file (VOC XML, YOLO txt),
                                            class files and list files
 `MAX_YAML_BYTES`            4 MiB          ``data.yaml``, training configs, augment recipes
+`MAX_YAML_DEPTH`            100            nesting levels of those YAML files
 ==========================  =============  ==================================================
 
 YAML is read with PyYAML's safe loader and **without aliases**: an alias (``*name``) is refused
@@ -44,6 +45,7 @@ MAX_CLASSES = 100_000  # ImageNet-21k has 21,841 classes
 MAX_DOCUMENT_BYTES = 2**30
 MAX_TEXT_BYTES = 64 * 2**20
 MAX_YAML_BYTES = 4 * 2**20
+MAX_YAML_DEPTH = 100  # nesting levels of a YAML document (configs use three or four)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -143,12 +145,21 @@ def _no_alias_loader():
     class NoAliasLoader(yaml.SafeLoader):
         """PyYAML's safe loader refusing aliases where they appear (before anything is expanded)."""
 
+        depth = 0
+
         def compose_node(self, parent, index):  # type: ignore[override]
             if self.check_event(yaml.AliasEvent):
                 event = self.peek_event()
                 raise yaml.composer.ComposerError(None, None, f"alias *{event.anchor} (aliases are not allowed)",
                                                   event.start_mark)
-            return super().compose_node(parent, index)
+            if self.depth >= MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
     return NoAliasLoader
 
@@ -164,6 +175,7 @@ def load_yaml(text: str, where: str, *, fix: str = "fix the YAML syntax") -> Any
     if len(text.encode("utf-8", "surrogatepass")) > MAX_YAML_BYTES:
         raise DataError(where, "YAML file too large", expected=f"at most {_mib(MAX_YAML_BYTES)}",
                         got=_mib(len(text.encode("utf-8", "surrogatepass"))), fix="this should be a short config file")
+    _check_flow_depth(text, where, fix)
     if not _LOADER:
         _LOADER.append(_no_alias_loader())
     try:
@@ -182,6 +194,26 @@ def load_yaml(text: str, where: str, *, fix: str = "fix the YAML syntax") -> Any
     except ValueError as exc:  # an integer over Python's digit limit, a bad date or base-60 number
         raise DataError(where, f"not valid YAML (a value Python cannot hold: {str(exc).split(':', 1)[0]})",
                         fix=fix) from None
+
+
+_FLOW_TOKENS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"\\]|\\.)*"|#[^\n]*|[\[\]{}]""")
+
+
+def _check_flow_depth(text: str, where: str, fix: str) -> None:
+    """Refuse ``[[[[...`` nesting before PyYAML's scanner, which slows down with the square of it."""
+    if text.count("[") + text.count("{") <= MAX_YAML_DEPTH:
+        return
+    depth = 0
+    for m in _FLOW_TOKENS.finditer(text):
+        token = m.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                line = text.count("\n", 0, m.start()) + 1
+                raise DataError(where, f"not valid YAML (nested deeper than {MAX_YAML_DEPTH} levels)", line=line,
+                                fix=fix)
+        elif token in "]}":
+            depth = max(0, depth - 1)
 
 
 def read_yaml_file(path: str | os.PathLike, where: str | None = None, *, fix: str = "fix the YAML syntax") -> Any:

@@ -86,9 +86,10 @@ def test_yaml_without_aliases_loads_safe_types_only() -> None:
     [
         ("names: [a, b\ntrain: x\n", r"d.yaml:2: not valid YAML \(expected ',' or '\]', but got ':' at column 6\)"),
         ("nc: " + "9" * 5000 + "\n", r"d.yaml: not valid YAML \(a value Python cannot hold"),
-        ("[" * 5000 + "]" * 5000, r"d.yaml: not valid YAML"),
+        ("[" * 5000 + "]" * 5000, r"d.yaml:1: not valid YAML \(nested deeper than 100 levels\)"),
+        ("a:\n" + "".join(" " * i + "b:\n" for i in range(1, 300)), r"d.yaml:100: not valid YAML \(nested deeper"),
     ],
-    ids=["syntax", "huge-int", "deep"],
+    ids=["syntax", "huge-int", "deep-flow", "deep-block"],
 )
 def test_yaml_errors_are_one_line_with_file_and_line(text: str, pattern: str) -> None:
     with pytest.raises(DataError, match=pattern) as err:
