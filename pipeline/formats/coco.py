@@ -229,7 +229,7 @@ def read(root: Path, ctx: ImportContext) -> None:
         try:
             raw, doc = _load(path, where)
             if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-                if named:
+                if named or (isinstance(doc, dict) and "images" in doc):  # named, or COCO with broken images
                     raise _not_coco(doc, where)
                 ctx.skip(NOT_COCO)
                 continue

@@ -399,8 +399,7 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
         probe = probe_image(image_path, where)
     if frame is None:
         frame = decide_frame((probe.width, probe.height), probe.orientation, declared_size, default_frame)
-    for text in probe.warnings:
-        ctx.warn(f"{where}: image {os.path.basename(probe.path) or 'data'}: {text}")
+    _library_warnings(ctx, where, probe, probe.warnings)
     if frame.mismatch and declared_size is not None:
         ctx.report.counts[MISMATCH] += 1
         ctx.warn(f"{where}: declared size {declared_size[0]}x{declared_size[1]} but the image is "
@@ -416,7 +415,7 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
 
         with ui.library_warnings() as caught:
             img = open_image_bytes(probe.data, where, exif_transpose=True)
-        probe.warnings.extend(w for w in caught if w not in probe.warnings)
+        _library_warnings(ctx, where, probe, [w for w in caught if w not in probe.warnings])
         if img.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
             img = img.convert("RGB")  # CMYK/YCbCr JPEGs: PNG holds RGB
         sample.meta["exif_orientation"] = frame.orientation
@@ -445,6 +444,12 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _library_warnings(ctx: ImportContext, where: str, probe: ImageProbe, texts: list[str]) -> None:
+    """Warnings a library raised while reading the image, as our own lines naming the file (once each)."""
+    for text in dict.fromkeys(texts):
+        ctx.warn(f"{where}: image {os.path.basename(probe.path) or 'data'}: {text}")
 
 
 class Labels:

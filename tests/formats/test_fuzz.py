@@ -335,7 +335,8 @@ def test_coco_import(raw: bytes) -> None:
 @given(coco_documents())
 def test_coco_parsers(doc: dict) -> None:
     cats = _bounded(coco.categories, doc, "a.json")
-    for k, a in enumerate(doc.get("annotations") or []):
+    anns = doc.get("annotations")
+    for k, a in enumerate(anns if isinstance(anns, list) else []):
         if isinstance(a, dict):
             _bounded(coco.parse_segmentation, a.get("segmentation"), 12, 16, "a.json", f"annotations[{k}]")
             _bounded(coco.parse_keypoints, a.get("keypoints"), "a.json", f"annotations[{k}]")
