@@ -126,7 +126,7 @@ def parse_class_map(pairs: Iterable[str]) -> dict[str, str]:
             raise UsageError(f"--map {pair!r}: expected OLD=NEW", fix="e.g. --map raccon=raccoon")
         old, new = pair.split("=", 1)
         if not old or not new:
-            raise UsageError(f"--map {pair!r}: both OLD and NEW must be non-empty")
+            raise UsageError(f"--map {pair!r}: both OLD and NEW must be non-empty", fix="e.g. --map raccon=raccoon")
         out[old] = new
     return out
 
@@ -142,5 +142,5 @@ def read_classes_file(path: str | os.PathLike) -> list[str]:
         raise DataError(p, "no class names", fix="one class name per line")
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise DataError(p, "duplicate class names", expected="unique names", got=dup)
+        raise DataError(p, "duplicate class names", expected="unique names", got=dup, fix="one class name per line, each once")
     return names

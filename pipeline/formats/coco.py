@@ -72,13 +72,13 @@ FIX = "fix the entry in the JSON, or re-export the annotations from the labellin
 def bbox_to_xyxy(bbox: object, where: str, fld: str) -> list[float]:
     """COCO ``[x, y, width, height]`` (top-left corner and size) -> ``[x1, y1, x2, y2]``."""
     if not (isinstance(bbox, list) and len(bbox) == 4):
-        raise DataError(where, "", field=fld, expected="[x, y, width, height]", got=bbox)
+        raise DataError(where, "", field=fld, expected="[x, y, width, height]", got=bbox, fix=FIX)
     for k, v in enumerate(bbox):
         if not is_number(v):
-            raise DataError(where, "", field=f"{fld}[{k}]", expected="a finite number", got=v)
+            raise DataError(where, "", field=f"{fld}[{k}]", expected="a finite number", got=v, fix=FIX)
     x, y, w, h = (float(v) for v in bbox)
     if w < 0 or h < 0:
-        raise DataError(where, "negative size", field=fld, expected="width >= 0 and height >= 0", got=bbox)
+        raise DataError(where, "negative size", field=fld, expected="width >= 0 and height >= 0", got=bbox, fix=FIX)
     return [x, y, x + w, y + h]
 
 
@@ -104,29 +104,29 @@ def parse_segmentation(seg: object, height: int, width: int, where: str, fld: st
                 check_count(len(flat) // 2, MAX_POINTS, where, "polygon points", field=f"{fld}[{k}]")
             if not (isinstance(flat, list) and len(flat) % 2 == 0 and all(is_number(v) for v in flat)):
                 raise DataError(where, "", field=f"{fld}[{k}]", expected="a flat list of x, y numbers",
-                                got=flat)
+                                got=flat, fix=FIX)
             if len(flat) >= 6:
                 rings.append(flat_to_ring(flat))
         return (rings or None), None
     if isinstance(seg, dict):
         size, counts = seg.get("size"), seg.get("counts")
         if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
-            raise DataError(where, "", field=f"{fld}.size", expected="[height, width]", got=size)
+            raise DataError(where, "", field=f"{fld}.size", expected="[height, width]", got=size, fix=FIX)
         if isinstance(counts, str):
             try:
                 counts = rle_string_decode(counts)
             except ValueError as exc:
-                raise DataError(where, f"bad compressed RLE ({exc})", field=f"{fld}.counts") from None
+                raise DataError(where, f"bad compressed RLE ({exc})", field=f"{fld}.counts", fix=FIX) from None
         if not (isinstance(counts, list) and all(isinstance(c, int) and c >= 0 for c in counts)):
             raise DataError(where, "", field=f"{fld}.counts", expected="run lengths >= 0 or a COCO RLE string",
-                            got=counts)
+                            got=counts, fix=FIX)
         if sum(counts) != size[0] * size[1]:
             raise DataError(where, "RLE does not cover the image", field=f"{fld}.counts",
-                            expected=f"counts summing to {size[0]} x {size[1]}", got=sum(counts))
+                            expected=f"counts summing to {size[0]} x {size[1]}", got=sum(counts), fix=FIX)
         if list(size) != [height, width]:
-            raise DataError(where, "", field=f"{fld}.size", expected=f"the image size [{height}, {width}]", got=size)
+            raise DataError(where, "", field=f"{fld}.size", expected=f"the image size [{height}, {width}]", got=size, fix=FIX)
         return None, {"size": [int(size[0]), int(size[1])], "counts": counts}
-    raise DataError(where, "", field=fld, expected="polygons or an RLE object", got=type(seg).__name__)
+    raise DataError(where, "", field=fld, expected="polygons or an RLE object", got=type(seg).__name__, fix=FIX)
 
 
 def parse_keypoints(kps: object, where: str, fld: str) -> list[list[float]] | None:
@@ -135,7 +135,7 @@ def parse_keypoints(kps: object, where: str, fld: str) -> list[list[float]] | No
     if isinstance(kps, list):
         check_count(len(kps) // 3, MAX_POINTS, where, "keypoints", field=fld)
     if not (isinstance(kps, list) and len(kps) % 3 == 0 and all(is_number(v) for v in kps)):
-        raise DataError(where, "", field=fld, expected="x, y, v triples of numbers", got=kps)
+        raise DataError(where, "", field=fld, expected="x, y, v triples of numbers", got=kps, fix=FIX)
     pts = [[float(kps[i]), float(kps[i + 1]), float(kps[i + 2])] for i in range(0, len(kps), 3)]
     return pts if any(p[2] > 0 for p in pts) else None
 
@@ -146,17 +146,17 @@ def categories(doc: dict, where: str) -> dict[int, str]:
     if cats is None:
         cats = []
     if not isinstance(cats, list):
-        raise DataError(where, "", field="categories", expected="a list", got=type(cats).__name__)
+        raise DataError(where, "", field="categories", expected="a list", got=type(cats).__name__, fix=FIX)
     out: dict[int, str] = {}
     for i, c in enumerate(cats):
         if not isinstance(c, dict) or not isinstance(c.get("id"), int) or isinstance(c.get("id"), bool):
-            raise DataError(where, "", field=f"categories[{i}]", expected='{"id": integer, "name": text}', got=c)
+            raise DataError(where, "", field=f"categories[{i}]", expected='{"id": integer, "name": text}', got=c, fix=FIX)
         name = c.get("name")
         if not isinstance(name, str) or not name.strip():
-            raise DataError(where, "", field=f"categories[{i}].name", expected="a class name", got=name)
+            raise DataError(where, "", field=f"categories[{i}].name", expected="a class name", got=name, fix=FIX)
         if c["id"] in out:
             raise DataError(where, "duplicate category id", field=f"categories[{i}].id", expected="unique ids",
-                            got=c["id"])
+                            got=c["id"], fix=FIX)
         out[c["id"]] = name.strip()
     return out
 
@@ -213,7 +213,7 @@ def read(root: Path, ctx: ImportContext) -> None:
     elif root.is_dir():
         files, base = walk_files(root, (".json",)), root
     else:
-        raise UsageError(f"{root}: no such file or folder")
+        raise UsageError(f"{root}: no such file or folder", fix="point at a COCO instances JSON or its folder")
     base_s = os.path.abspath(base)
     finder = ImageFinder(base)
     labels = Labels(ctx)
@@ -268,15 +268,15 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
         try:
             fld = f"images[{i}]"
             if not isinstance(im, dict):
-                raise DataError(where, "", field=fld, expected="an object", got=im)
+                raise DataError(where, "", field=fld, expected="an object", got=im, fix=FIX)
             iid, name = im.get("id"), im.get("file_name")
             if not _is_id(iid):
                 raise DataError(where, "", field=f"{fld}.id", expected="an image id (integer or text)", got=iid, fix=FIX)
             if iid in seen_ids:
-                raise DataError(where, "duplicate image id", field=f"{fld}.id", expected="unique ids", got=iid)
+                raise DataError(where, "duplicate image id", field=f"{fld}.id", expected="unique ids", got=iid, fix=FIX)
             seen_ids.add(iid)
             if not isinstance(name, str) or not name.strip():
-                raise DataError(where, "", field=f"{fld}.file_name", expected="an image file name", got=name)
+                raise DataError(where, "", field=f"{fld}.file_name", expected="an image file name", got=name, fix=FIX)
             declared = None
             if isinstance(im.get("width"), int) and isinstance(im.get("height"), int) and im["width"] > 0 < im["height"]:
                 declared = (im["width"], im["height"])
@@ -335,7 +335,7 @@ def _object(a: dict, k: int, cats: dict[int, str], labels: Labels, where: str, w
         box = object_box(Obj(label, polygon=rings, mask=mask), points=False)
     if box is None and rings is None and mask is None and keypoints is None:
         raise DataError(where, "annotation without geometry", field=fld,
-                        expected="bbox, segmentation or keypoints", got=None)
+                        expected="bbox, segmentation or keypoints", got=None, fix=FIX)
     if box is not None:
         box = fit_box(box, w, h, on_invalid, ctx, where, f"{fld}.bbox")
         if box is None:

@@ -172,7 +172,7 @@ def read(root: Path, ctx: ImportContext) -> None:
                                     fix="put the image there")
                 if image in seen:
                     raise DataError(where, "image listed twice", field=f"[{i}].image",
-                                    expected="one entry per image", got=f"{name} (also in {seen[image]})")
+                                    expected="one entry per image", got=f"{name} (also in {seen[image]})", fix=FIX)
                 seen[image] = where
                 rel_image = os.path.relpath(image, root_s).replace(os.sep, "/")
                 probe = probe_image(image, rel_image)

@@ -128,7 +128,7 @@ _NUMBER = (int, float)
 def parse_document(data: object, where: str, *, max_image_data: int = MAX_IMAGE_DATA) -> LabelmeFile:
     """Validate a decoded labelme document; errors name the file and the field (``shapes[2].points[1]``)."""
     if not isinstance(data, dict):
-        raise DataError(where, "not a labelme file", expected="a JSON object", got=type(data).__name__)
+        raise DataError(where, "not a labelme file", expected="a JSON object", got=type(data).__name__, fix=FILE_FIX)
     shapes_raw = data.get("shapes")
     if shapes_raw is None:
         shapes_raw = []
@@ -140,19 +140,19 @@ def parse_document(data: object, where: str, *, max_image_data: int = MAX_IMAGE_
 
     flags_raw = data.get("flags") or {}
     if not isinstance(flags_raw, dict):
-        raise DataError(where, "", field="flags", expected="an object of name: true/false", got=flags_raw)
+        raise DataError(where, "", field="flags", expected="an object of name: true/false", got=flags_raw, fix=FILE_FIX)
     flags: dict[str, bool] = {}
     for name, value in flags_raw.items():
         if not isinstance(value, bool):
-            raise DataError(where, "", field=f"flags.{name}", expected="true or false", got=value)
+            raise DataError(where, "", field=f"flags.{name}", expected="true or false", got=value, fix=FILE_FIX)
         flags[str(name)] = value
 
     image_path = data.get("imagePath")
     if image_path is not None and not isinstance(image_path, str):
-        raise DataError(where, "", field="imagePath", expected="a path string", got=image_path)
+        raise DataError(where, "", field="imagePath", expected="a path string", got=image_path, fix=FILE_FIX)
     image_data = data.get("imageData")
     if image_data is not None and not isinstance(image_data, str):
-        raise DataError(where, "", field="imageData", expected="base64 text or null", got=type(image_data).__name__)
+        raise DataError(where, "", field="imageData", expected="base64 text or null", got=type(image_data).__name__, fix=FILE_FIX)
     if image_data is not None and len(image_data) > max_image_data:
         raise DataError(
             where, "embedded image too large", field="imageData",
@@ -166,7 +166,7 @@ def parse_document(data: object, where: str, *, max_image_data: int = MAX_IMAGE_
             if isinstance(value, float) and value.is_integer() and value > 0:
                 value = int(value)
             else:
-                raise DataError(where, "", field=key, expected="a positive integer", got=value)
+                raise DataError(where, "", field=key, expected="a positive integer", got=value, fix=FILE_FIX)
         size[key] = value
     version = data.get("version")
     return LabelmeFile(
@@ -176,6 +176,7 @@ def parse_document(data: object, where: str, *, max_image_data: int = MAX_IMAGE_
 
 
 FIX = "fix or delete the shape in labelme"
+FILE_FIX = "fix the file in labelme (or the JSON), or move it out of the import folder"
 
 # A polygon needs 3 points to enclose an area (labelme itself refuses fewer when drawing).
 _MIN_POINTS = {"rectangle": 2, "polygon": 3, "circle": 2, "line": 2, "linestrip": 2, "point": 1, "mask": 2,
@@ -185,10 +186,10 @@ _MIN_POINTS = {"rectangle": 2, "polygon": 3, "circle": 2, "line": 2, "linestrip"
 def _parse_shape(s: object, i: int, where: str) -> Shape:
     fld = f"shapes[{i}]"
     if not isinstance(s, dict):
-        raise DataError(where, "", field=fld, expected="an object", got=type(s).__name__)
+        raise DataError(where, "", field=fld, expected="an object", got=type(s).__name__, fix=FIX)
     label = s.get("label")
     if not isinstance(label, str) or not label.strip():
-        raise DataError(where, "", field=f"{fld}.label", expected="a non-empty class name", got=label)
+        raise DataError(where, "", field=f"{fld}.label", expected="a non-empty class name", got=label, fix=FIX)
     kind = s.get("shape_type") or "polygon"  # files before labelme 3 have no shape_type: polygons
     if kind not in SHAPE_TYPES:
         raise DataError(where, "unknown shape type", field=f"{fld}.shape_type", expected=" | ".join(SHAPE_TYPES),
@@ -207,7 +208,7 @@ def _parse_shape(s: object, i: int, where: str) -> Shape:
                 clean.append([x, y])
                 continue
         if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(is_real(v) for v in p)):
-            raise DataError(where, "", field=f"{fld}.points[{j}]", expected="[x, y] numbers", got=p)
+            raise DataError(where, "", field=f"{fld}.points[{j}]", expected="[x, y] numbers", got=p, fix=FIX)
         if not (is_number(p[0]) and is_number(p[1])):
             raise DataError(where, "", field=f"{fld}.points[{j}]", expected="finite numbers", got=p,
                             fix="fix or delete the shape in labelme")
@@ -218,19 +219,19 @@ def _parse_shape(s: object, i: int, where: str) -> Shape:
                         expected=f">= {need} points", got=len(clean), fix=FIX)
     flags = s.get("flags") or {}
     if not isinstance(flags, dict):
-        raise DataError(where, "", field=f"{fld}.flags", expected="an object", got=flags)
+        raise DataError(where, "", field=f"{fld}.flags", expected="an object", got=flags, fix=FIX)
     description = s.get("description") or ""
     if not isinstance(description, str):
-        raise DataError(where, "", field=f"{fld}.description", expected="text", got=description)
+        raise DataError(where, "", field=f"{fld}.description", expected="text", got=description, fix=FIX)
     mask_b64 = s.get("mask")
     if kind == "mask":
         if not isinstance(mask_b64, str) or not mask_b64:
-            raise DataError(where, "", field=f"{fld}.mask", expected="a base64 PNG", got=mask_b64)
+            raise DataError(where, "", field=f"{fld}.mask", expected="a base64 PNG", got=mask_b64, fix=FIX)
     else:
         mask_b64 = None
     group_id = s.get("group_id")
     if group_id is not None and not isinstance(group_id, (int, str)):
-        raise DataError(where, "", field=f"{fld}.group_id", expected="an integer or null", got=group_id)
+        raise DataError(where, "", field=f"{fld}.group_id", expected="an integer or null", got=group_id, fix=FIX)
     extra = {} if SHAPE_KEYS.issuperset(s) else {k: v for k, v in s.items() if k not in SHAPE_KEYS}
     return Shape(index=i, label=label, kind=kind, points=clean, group_id=group_id, flags=dict(flags),
                  description=description, mask_b64=mask_b64, extra=extra)
@@ -255,7 +256,7 @@ def decode_mask(shape: Shape, width: int, height: int, where: str) -> np.ndarray
     try:
         raw = base64.b64decode(shape.mask_b64 or "", validate=False)
     except (binascii.Error, ValueError) as exc:
-        raise DataError(where, f"not base64 ({exc})", field=fld) from exc
+        raise DataError(where, f"not base64 ({exc})", field=fld, fix=FIX) from exc
     img = open_image_bytes(raw, f"{where}: {fld}")
     part = np.asarray(img.convert("L")) > 0
     (x1, y1), (x2, y2) = shape.points[0], shape.points[1]
@@ -515,7 +516,7 @@ def read(root: Path, ctx: ImportContext) -> None:
     labels = Labels(ctx)
     max_image_data = int(ctx.options.extra.get("max_image_data", MAX_IMAGE_DATA))
     state = {"shapes": 0, "flag_only": 0}
-    ctx.default_fix = "fix the file in labelme (or the JSON), or move it out of the import folder"
+    ctx.default_fix = FILE_FIX
     for path in ctx.progress(files, total=len(files), desc="import labelme", unit="file"):
         where = (path[len(base) + 1:] if path.startswith(base + os.sep) else os.path.relpath(path, base))
         where = where.replace(os.sep, "/")
@@ -559,7 +560,7 @@ def _probe_file(path: str, where: str) -> ImageProbe | None:
         with open(path, "rb") as fh:
             blob = fh.read()
     except OSError as exc:
-        raise DataError(where, f"image {path}: {exc.strerror}", field="imagePath") from exc
+        raise DataError(where, f"image {path}: {exc.strerror}", field="imagePath", fix="check that the image is readable") from exc
     if sniff(blob[:16]) is None and not path.lower().endswith((".webp", ".pbm")):
         return None
     try:
@@ -594,7 +595,7 @@ def find_image(parsed: LabelmeFile, path: str, base: str, where: str, finder: Im
     try:
         data = base64.b64decode(parsed.image_data, validate=False)
     except (binascii.Error, ValueError) as exc:
-        raise DataError(where, f"not base64 ({exc})", field="imageData") from exc
+        raise DataError(where, f"not base64 ({exc})", field="imageData", fix="re-save the file in labelme with the image data, or put the image beside the JSON") from exc
     try:
         return probe_bytes(data, "imageData")
     except DataError as err:
