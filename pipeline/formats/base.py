@@ -136,8 +136,16 @@ def read_classes_file(path: str | os.PathLike) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"{p}: no such file", fix="point --classes at a text file with one class name per line")
-    names = [line.strip() for line in p.read_text(encoding="utf-8-sig").splitlines()]
+    from pipeline.core.limits import decode_text, read_capped
+
+    text = decode_text(read_capped(p, str(p), what="class list file"), str(p), fix="save the class list as UTF-8")
+    names = [line.strip() for line in text.splitlines()]
     names = [n for n in names if n]
+    from pipeline.core.limits import MAX_CLASSES, check_class_name, check_count
+
+    check_count(len(names), MAX_CLASSES, str(p), "classes")
+    for i, n in enumerate(names, start=1):
+        check_class_name(n, str(p), "class", line=i)
     if not names:
         raise DataError(p, "no class names", fix="one class name per line")
     dup = sorted({n for n in names if names.count(n) > 1})

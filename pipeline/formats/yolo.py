@@ -441,10 +441,8 @@ def detect(root: Path) -> Detection | None:
     for ln in sample[:5]:  # one bad file must not hide the format: at least one that parses
         try:
             with open(ln, encoding="utf-8", errors="replace") as fh:
-                for i, text in enumerate(fh, 1):
-                    _parse_line(text, ln, i)
-                    if i > 5:
-                        break
+                for i in range(1, 7):  # at most one line over the cap is read, and refused
+                    _parse_line(fh.readline(MAX_LINE_CHARS + 1), ln, i)
             good += 1
         except DataError:
             continue
