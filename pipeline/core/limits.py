@@ -35,7 +35,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.errors import DataError
+from pipeline.core.errors import DataError, printable
 
 MAX_LINE_CHARS = 2**20  # a YOLO polygon of 50,000 points is about 900 KB of text
 MAX_POINTS = 50_000  # dense mask-to-polygon tracings stay in the low thousands
@@ -123,6 +123,11 @@ def check_class_name(name: str, where: str, field: str = "label", line: int | No
     if _CONTROL.search(name):
         raise DataError(where, "control characters in a class name", line=line, field=field,
                         expected="printable text", got=name, fix="rename the class in the labelling tool")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a folder name that is not UTF-8 (ImageFolder), decoded with surrogate escapes
+        raise DataError(where, f"class name is not UTF-8 ({printable(name)})", line=line, field=field,
+                        fix="rename the folder or class (e.g. `convmv -f latin1 -t utf8`)") from None
     return name
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.core import ui
 from pipeline.core.dataset import DatasetWriter, Sample
-from pipeline.core.errors import DataError, UsageError
+from pipeline.core.errors import DataError, UsageError, printable
 
 ON_ERROR = ("skip", "error")
 
@@ -84,6 +84,8 @@ class ImportContext:
 
     def add(self, sample: Sample, *, data: bytes | None = None, src: str | os.PathLike | None = None,
             ext: str | None = None) -> Sample:
+        """Add a sample (its image from `data` or `src`); a file name that is not UTF-8 is a `DataError`."""
+        check_names(sample, str(sample.source.get("file") or sample.id))
         self.writer.add(sample, data=data, src=src, ext=ext)
         self.report.imported += 1
         return sample
@@ -116,6 +118,24 @@ class ExportReport:
     converted: Counter = field(default_factory=Counter)  # e.g. "polygon -> bbox": 12
     dropped: Counter = field(default_factory=Counter)  # e.g. "keypoints (VOC has none)": 3
     warnings: list[str] = field(default_factory=list)
+
+
+def check_names(sample: Sample, where: str) -> None:
+    """A `DataError` when the sample's id or source paths hold a file name that is not UTF-8 (the
+    dataset's files are UTF-8 JSON); the name is shown with its undecodable bytes escaped."""
+    for key, value in (("id", sample.id), *sorted(sample.source.items())):
+        if isinstance(value, str) and not _utf8(value):
+            raise DataError(where, f"file name is not UTF-8 ({printable(value)})",
+                            field=f"source.{key}" if key != "id" else "id",
+                            fix="rename the file (e.g. `convmv -f latin1 -t utf8`) and import again")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_class_map(pairs: Iterable[str]) -> dict[str, str]:

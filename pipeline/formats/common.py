@@ -31,7 +31,7 @@ from pathlib import Path
 
 from pipeline.core import ui
 from pipeline.core.dataset import Obj, Sample
-from pipeline.core.errors import DataError, printable
+from pipeline.core.errors import DataError
 from pipeline.core.images import IMAGE_EXTS
 from pipeline.core.paths import link_or_copy  # noqa: F401 - re-exported for the format modules
 from pipeline.formats.base import ImportContext
@@ -392,7 +392,6 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
     orientation changes the pixels. Width, height, sha256 and ``meta.exif_orientation`` are set here.
     """
     where = where or str(sample.source.get("file") or image_path)
-    check_names(sample, where)
     if probe is None:
         if image_path is None:
             raise ValueError("add_image_sample needs image_path or probe")
@@ -426,24 +425,6 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
     if probe.path:
         return ctx.add(sample, src=probe.path, ext=ext or "." + probe.fmt)
     return ctx.add(sample, data=probe.data, ext={"jpeg": "jpg"}.get(probe.fmt, probe.fmt))
-
-
-def check_names(sample: Sample, where: str) -> None:
-    """A `DataError` when the sample's id or source paths hold a file name that is not UTF-8 (the
-    dataset's files are UTF-8 JSON); the name is shown with its undecodable bytes escaped."""
-    for key, value in (("id", sample.id), *sorted(sample.source.items())):
-        if isinstance(value, str) and not _utf8(value):
-            raise DataError(where, f"file name is not UTF-8 ({printable(value)})",
-                            field=f"source.{key}" if key != "id" else "id",
-                            fix="rename the file (e.g. `convmv -f latin1 -t utf8`) and import again")
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _library_warnings(ctx: ImportContext, where: str, probe: ImageProbe, texts: list[str]) -> None:

@@ -122,3 +122,10 @@ def test_counts_over_their_limit_name_file_line_and_field() -> None:
 
 def test_int_digit_limit_is_the_one_load_json_names() -> None:
     assert sys.get_int_max_str_digits() in (0, 4300)  # the message promises Python's default
+
+
+def test_class_names_that_are_not_utf8_are_refused_with_their_bytes_escaped() -> None:
+    name = os.fsdecode(b"b\xffird")  # an ImageFolder class folder named in latin-1
+    with pytest.raises(DataError, match=r"class name is not UTF-8 \(b\\xffird\)") as err:
+        limits.check_class_name(name, "b\\xffird", "folder")
+    str(err.value).encode("utf-8")

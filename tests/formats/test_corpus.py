@@ -105,7 +105,14 @@ def _createml(src: Path, bad: bytes) -> str:
     return "createml"
 
 
+def _imagefolder(src: Path, bad: bytes) -> str:
+    _put(src, "cat/good.png", png(16, 12))
+    _put(src, "dog/a.png", bad)
+    return "imagefolder"
+
+
 LAYOUTS = {
+    "imagefolder": _imagefolder,
     "voc": _voc,
     "voc-image": _voc_image,
     "voc-image-png": lambda src, bad: _voc_image(src, bad, "png"),
@@ -160,8 +167,20 @@ def voc_non_utf8_name(src: Path) -> bytes:
     return VOC_GOOD.format(name="a.png").encode()
 
 
+def imagefolder_non_utf8_names(src: Path) -> bytes:
+    """A class folder and an image whose names are not UTF-8, beside good ones."""
+    base = os.fsencode(src)
+    os.makedirs(os.path.join(base, b"b\xffird"))
+    os.makedirs(os.path.join(base, b"cat"), exist_ok=True)
+    for rel in (b"b\xffird/x.png", b"cat/b\xff.png"):
+        with open(os.path.join(base, rel), "wb") as fh:
+            fh.write(png(16, 12))
+    return png(16, 12)
+
+
 GENERATORS = {f.__name__: f for f in (yolo_long_line, yolo_many_points, yolo_many_objects, voc_megabyte_name,
-                                      labelme_many_points, non_utf8_name, voc_non_utf8_name)}
+                                      labelme_many_points, non_utf8_name, voc_non_utf8_name,
+                                      imagefolder_non_utf8_names)}
 
 
 def _can_name_non_utf8(tmp: Path) -> bool:
@@ -191,7 +210,7 @@ def test_corpus_case_through_the_cli(case: str, tmp_path: Path, capsys) -> None:
     entry = EXPECTED[case]
     src = tmp_path / "src"
     if "generate" in entry:
-        if entry["generate"] in ("non_utf8_name", "voc_non_utf8_name") and not _can_name_non_utf8(tmp_path):
+        if "non_utf8" in entry["generate"] and not _can_name_non_utf8(tmp_path):
             pytest.skip("this file system does not take file names that are not UTF-8")
         bad = GENERATORS[entry["generate"]](src)
     else:
