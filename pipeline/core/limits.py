@@ -118,7 +118,7 @@ def check_class_name(name: str, where: str, field: str = "label", line: int | No
     """`name` when it is a usable class name: at most `MAX_CLASS_NAME` characters, no control characters."""
     if len(name) > MAX_CLASS_NAME:
         raise DataError(where, "class name too long", line=line, field=field,
-                        expected=f"at most {MAX_CLASS_NAME} characters", got=f"{len(name)} characters",
+                        expected=f"at most {MAX_CLASS_NAME} characters", got=f"{len(name):,} characters",
                         fix="shorten the class name (or rename it with --map OLD=NEW)")
     if _CONTROL.search(name):
         raise DataError(where, "control characters in a class name", line=line, field=field,
