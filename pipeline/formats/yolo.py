@@ -298,10 +298,15 @@ def _resolve_entry(base: str, value: str, root: str) -> tuple[str | None, str]:
     return None, "outside" if outside or os.path.isabs(text) else "missing"
 
 
-def _report_entry(ctx: ImportContext | None, cfg: str, key: str, value: str, why: str) -> None:
+def _report_entry(ctx: ImportContext | None, cfg: str, key: str, value: object, why: str) -> None:
+    """Count and warn about a config entry that is ignored: outside SRC, naming nothing, or not a path."""
     if ctx is None:
         return
-    if why == "outside":
+    if why == "type":
+        shown = repr(value)
+        ctx.report.counts[MISSING_ENTRIES] += 1
+        ctx.warn(f"{ctx.rel(cfg)}: {key}: {shown if len(shown) <= 60 else shown[:57] + '...'} is not a path; ignored")
+    elif why == "outside":
         ctx.report.counts[OUTSIDE_ENTRIES] += 1
         ctx.warn(f"{ctx.rel(cfg)}: {key}: {value!r} points outside the import folder; ignored")
     else:
@@ -333,6 +338,8 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
             values = data.get(key)
             for v in values if isinstance(values, list) else [values]:
                 if not isinstance(v, str):
+                    if v is not None:
+                        _report_entry(ctx, cfg, key, v, "type")
                     continue
                 p, why = _resolve_entry(base, v, root_s)
                 if p is None:
