@@ -67,11 +67,11 @@ class ImportContext:
 
     def label(self, name: str, where: str | os.PathLike = "", field: str = "label") -> str:
         """Map and check a class name against the registry (an unknown class in a fixed list is an error);
-        a name longer than `MAX_CLASS_NAME` or holding control characters is an error too."""
+        a name (after --map) longer than `MAX_CLASS_NAME`, not UTF-8 or holding control characters is an
+        error too."""
         from pipeline.core.limits import check_class_name
 
         rel = self.rel(where) if where else ""
-        check_class_name(str(name), rel or "input", field)
         return check_class_name(self.writer.resolve_label(str(name), where=rel, field=field), rel or "input", field)
 
     def rel(self, path: str | os.PathLike) -> str:
@@ -156,13 +156,11 @@ def read_classes_file(path: str | os.PathLike) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"{p}: no such file", fix="point --classes at a text file with one class name per line")
-    from pipeline.core.limits import decode_text, read_capped
+    from pipeline.core.limits import MAX_CLASSES, check_class_name, check_count, decode_text, read_capped
 
     text = decode_text(read_capped(p, str(p), what="class list file"), str(p), fix="save the class list as UTF-8")
     names = [line.strip() for line in text.splitlines()]
     names = [n for n in names if n]
-    from pipeline.core.limits import MAX_CLASSES, check_class_name, check_count
-
     check_count(len(names), MAX_CLASSES, str(p), "classes")
     for i, n in enumerate(names, start=1):
         check_class_name(n, str(p), "class", line=i)
