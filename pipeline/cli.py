@@ -23,8 +23,8 @@ from pipeline.core.errors import PipelineError
 COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("pipeline.commands.fetch:fetch", "Download a dataset (MNIST, Kaggle, Hugging Face, URLs) into a dataset."),
     "crawl": ("pipeline.commands.crawl:crawl", "Collect images from web pages, politely (robots.txt, rate limits)."),
-    "import": ("pipeline.commands.convert:import_cmd", "Import labelled data (ImageFolder, VOC, YOLO, CreateML, labelme, COCO)."),
-    "export": ("pipeline.commands.convert:export_cmd", "Export a dataset to ImageFolder, VOC, YOLO, CreateML, labelme or COCO."),
+    "import": ("pipeline.commands.convert:import_cmd", "Import labelled data (ImageFolder, VOC, YOLO, CreateML, labelme, COCO, CVAT)."),
+    "export": ("pipeline.commands.convert:export_cmd", "Export a dataset to ImageFolder, VOC, YOLO, CreateML, labelme, COCO or CVAT."),
     "split": ("pipeline.commands.split:split", "Assign train/val/test splits, stratified and leak-free."),
     "check": ("pipeline.commands.check:check", "Check labels: missing images, bad boxes, duplicates, leakage."),
     "preview": ("pipeline.commands.preview:preview", "Contact sheet of samples with their labels (or a recipe's output)."),

@@ -100,7 +100,7 @@ def _tree_fingerprint(root: Path) -> str:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
-            st = os.stat(os.path.join(dirpath, name))
+            st = os.stat(os.path.join(dirpath, name), follow_symlinks=False)  # a broken link is no crash
             rel = os.path.relpath(os.path.join(dirpath, name), root)
             h.update(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     return h.hexdigest()

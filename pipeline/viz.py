@@ -45,8 +45,11 @@ def draw_sample(
     size: int | None = 256,
     caption: str | None = None,
 ) -> Image.Image:
-    """A copy of `image` scaled to fit `size` (longest side), with the sample's labels drawn."""
-    img = image.convert("RGB")
+    """A copy of `image` scaled to fit `size` (longest side), with the sample's labels drawn
+    (16-bit grey scaled to 8 bits by its range, not clipped)."""
+    from pipeline.core.images import to_8bit
+
+    img = to_8bit(image).convert("RGB")
     w, h = img.size
     scale = 1.0
     if size:
@@ -147,8 +150,10 @@ def contact_sheet(
     cap_h = 16 if captions and any(captions) else 0
     title_h = 22 if title else 0
     scaled: list[Image.Image] = []
+    from pipeline.core.images import to_8bit
+
     for t in tiles:
-        im = t.convert("RGB")
+        im = to_8bit(t).convert("RGB")
         s = tile / max(im.size)
         if s != 1:
             im = im.resize((max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s))),
@@ -216,6 +221,9 @@ def dataset_preview(
         try:
             image = dataset.open_image(s)
         except (DataError, OSError) as err:
+            from pipeline.core import ui
+
+            ui.warn(str(err))  # e.g. an image over the pixel limit: the one-line reason, not only a red tile
             image = Image.new("RGB", (tile, tile), (90, 20, 20))
             ImageDraw.Draw(image).text((4, 4), f"unreadable:\\n{s.image}", fill=(255, 255, 255), font=_font(12))
             tiles.append(image)

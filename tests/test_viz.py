@@ -73,3 +73,40 @@ def test_dataset_preview_marks_unreadable_images(tmp_path: Path) -> None:
     ds.image_path(ds.samples[0]).write_bytes(b"not an image")
     sheet, shown = dataset_preview(ds, n=2, tile=64)
     assert len(shown) == 2 and sheet.size[0] >= 2 * 64
+
+
+def _sixteen_bit_png(path: Path) -> np.ndarray:
+    """A 64x32 16-bit grey PNG (mode I;16) whose values all lie above 255: a ramp 1000..61000."""
+    ramp = np.linspace(1000, 61000, 64).astype(np.uint16)
+    arr = np.tile(ramp, (32, 1))
+    Image.fromarray(arr).save(path)
+    with Image.open(path) as check:
+        assert check.mode in ("I;16", "I")
+    return arr
+
+
+def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path: Path) -> None:
+    _sixteen_bit_png(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as img:
+        drawn = np.asarray(draw_sample(img, None, size=None))
+    row = drawn[16, :, 0].astype(int)
+    assert row.min() == 0 and row.max() == 255  # the darkest value black, the brightest white
+    assert (np.diff(row) >= 0).all() and len(set(row.tolist())) > 32  # the ramp survives
+    sheet = np.asarray(contact_sheet([Image.open(tmp_path / "deep.png")], tile=64))
+    assert len(set(sheet[:, :, 0].ravel().tolist())) > 32  # not one white block
+
+
+def test_preview_command_scales_a_sixteen_bit_dataset(tmp_path: Path) -> None:
+    from pipeline.core.dataset import DatasetWriter
+    from tests.helpers import invoke
+
+    _sixteen_bit_png(tmp_path / "deep.png")
+    with DatasetWriter(tmp_path / "ds", task="classification", stage="test", classes=["x"]) as w:
+        w.add(Sample(id="deep", label="x", width=64, height=32), src=tmp_path / "deep.png")
+    result = invoke("preview", tmp_path / "ds", "--out", tmp_path / "sheet.png", "--tile", "64")
+    assert result.exit_code == 0, result.output
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("L"))
+    title_h = 22
+    tile = sheet[title_h + 4:title_h + 4 + 32, 4:4 + 64]  # the image, below the title, inside the padding
+    values = sorted(set(tile.ravel().tolist()))
+    assert values[0] < 10 and values[-1] > 245 and len(values) > 32

@@ -42,7 +42,7 @@ class RecordError(ValueError):
     """A record that cannot be trusted: cut short by a kill, of another version, or malformed."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Spooled:
     """Where a worker's spool file holds a sample's images: one run of bytes from `offset`."""
 
@@ -51,7 +51,7 @@ class Spooled:
     lengths: list[int]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Packed:
     """Where a pack of an earlier run (kept in the state folder) holds a sample's copies."""
 
@@ -60,7 +60,7 @@ class Packed:
     lengths: list[int]
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """The augmented copies of one sample: their samples.jsonl bodies (`dumps_body`; the line is
     completed where the image is stored) and the class names they use; for packed copies, where
@@ -112,10 +112,10 @@ class Record:
             bodies = lines[:count]
             if len(bodies) != count:
                 raise RecordError(f"{len(bodies)} of {count} copies")
-            return cls(id=sample_id, bodies=bodies, names=names,
-                       spool=Spooled(spool[0], int(spool[1]), list(spool[2])) if spool is not None else None,
-                       with_original=bool(head.get("original")),
-                       pack=Packed(pack[0], list(pack[1]), list(pack[2])) if pack is not None else None)
+            return cls(sample_id, bodies, names,
+                       Spooled(spool[0], spool[1], spool[2]) if spool is not None else None,
+                       head.get("original") is True,
+                       Packed(pack[0], pack[1], pack[2]) if pack is not None else None)
         except (KeyError, TypeError, IndexError, ValueError) as exc:
             raise RecordError(f"malformed head ({exc})") from exc
 
@@ -150,7 +150,7 @@ def read_records(text: str, *, check: bool = False) -> Iterator[Record]:
     lines = text.split("\n")
     i = 0
     while i < len(lines):
-        head = _head(lines[i])
+        head = _head(lines[i]) if lines[i] else None  # (a log ends with an empty "line")
         i += 1
         if head is None:
             continue  # (only in a log torn by a kill: the rest of a sample whose head was cut)

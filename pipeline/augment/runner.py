@@ -234,8 +234,7 @@ class Workers:
         if self.count < 1 or self.thread is not None or self.pool is not None:
             return
         if self.can_fork():
-            import pipeline.augment.fastgeom  # noqa: F401 - imported once here (with albumentations), inherited
-            import pipeline.augment.fastpixel  # noqa: F401
+            import pipeline.augment.albu  # noqa: F401 - imported once here (with albumentations), inherited
 
             self._create(mp.get_context("fork"), augmenter)  # (a forked worker's arguments are not pickled)
         else:

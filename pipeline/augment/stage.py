@@ -120,25 +120,12 @@ class Commit:
 
 def _run(dataset_path: Path, recipe_path: str | os.PathLike, out: Path, plan: Plan, work: Path, state: Path,
          pool: Workers) -> dict:
-    copies, splits, seed = plan.copies, plan.splits, plan.seed
+    """Plan (check the inputs, keep or clear an earlier run's state), run and commit."""
+    copies = plan.copies
     dataset = load_dataset(dataset_path)
     recipe = load_recipe(recipe_path)
-    bad = [s for s in splits if s not in (*SPLITS, "all")]
-    if bad:
-        raise UsageError(f"--splits: unknown split {bad[0]!r}", fix="use train, val, test or all")
-    if out.resolve() == dataset_path.resolve():
-        raise UsageError(f"--out {out} is the input dataset", fix="write the augmented version to a new folder")
-    chosen = [s for s in dataset.samples if "all" in splits or s.split in splits]
-    if not chosen and copies:
-        have = ", ".join(sorted(str(k) for k in dataset.splits()))
-        raise UsageError(f"{dataset_path}: no samples in split(s) {', '.join(splits)} (splits present: {have})",
-                         fix="run `pipeline split` first, or pass --splits all")
-    ids = {s.id for s in dataset.samples}
-    clash = next((aug_id(s.id, c) for s in chosen for c in range(1, copies + 1) if aug_id(s.id, c) in ids), None)
-    if clash is not None:
-        raise UsageError(f"{dataset_path}: already holds a sample {clash!r}, the id a new copy would get",
-                         fix="augment the dataset the copies were made from, or pick that dataset's --out again")
-    augmenter = Augmenter(dataset, recipe, seed)  # validates targets before any work starts
+    chosen = _chosen(dataset, dataset_path, out, plan)
+    augmenter = Augmenter(dataset, recipe, plan.seed)  # validates targets before any work starts
     fingerprint = {"dataset": dataset.content_hash, "recipe": recipe.hash, "seed": plan.seed, "copies": plan.copies,
                    "splits": plan.splits, "pack": plan.pack, "format": 4}
     pool.start_early()  # once the checks passed: their start overlaps what follows
@@ -166,6 +153,27 @@ def _run(dataset_path: Path, recipe_path: str | os.PathLike, out: Path, plan: Pl
             "originals_packed": stored["originals_packed"],
             "resumed": len(done) if resumed else 0,
             "recipe": recipe.name, "recipe_sha256": recipe.hash}
+
+
+def _chosen(dataset: Dataset, dataset_path: Path, out: Path, plan: Plan) -> list[Sample]:
+    """The samples that get copies; a `UsageError` for splits, an output or ids the run cannot take."""
+    copies, splits = plan.copies, plan.splits
+    bad = [s for s in splits if s not in (*SPLITS, "all")]
+    if bad:
+        raise UsageError(f"--splits: unknown split {bad[0]!r}", fix="use train, val, test or all")
+    if out.resolve() == dataset_path.resolve():
+        raise UsageError(f"--out {out} is the input dataset", fix="write the augmented version to a new folder")
+    chosen = [s for s in dataset.samples if "all" in splits or s.split in splits]
+    if not chosen and copies:
+        have = ", ".join(sorted(str(k) for k in dataset.splits()))
+        raise UsageError(f"{dataset_path}: no samples in split(s) {', '.join(splits)} (splits present: {have})",
+                         fix="run `pipeline split` first, or pass --splits all")
+    ids = {s.id for s in dataset.samples}
+    clash = next((aug_id(s.id, c) for s in chosen for c in range(1, copies + 1) if aug_id(s.id, c) in ids), None)
+    if clash is not None:
+        raise UsageError(f"{dataset_path}: already holds a sample {clash!r}, the id a new copy would get",
+                         fix="augment the dataset the copies were made from, or pick that dataset's --out again")
+    return chosen
 
 
 def _commit(job: Commit, done: dict[str, Record], fresh: Iterator[Record], spools: Spools, journal: Journal) -> None:

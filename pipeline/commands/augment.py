@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.common import max_pixels_option
+
 
 @click.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
@@ -23,6 +25,7 @@ import click
               help="Store augmented copies (and their originals up to 16 KiB) in image packs (images/packs/*.zip) "
                    "instead of one file each; auto packs images up to 1024x1024 pixels, where creating a file costs "
                    "a large share of augmenting.")
+@max_pixels_option
 def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, seed: int, workers: int,
             pack: str) -> None:
     """Write DATASET plus N augmented copies of each sample in the chosen splits to --out.

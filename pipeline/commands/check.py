@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.common import max_pixels_option
+
 
 @click.command("check")
 @click.argument("dataset_path", metavar="DATASET", type=click.Path(path_type=Path))
@@ -16,6 +18,7 @@ import click
 @click.option("--labels-only", is_flag=True, help="Skip reading image files (no missing/unreadable/duplicate checks "
               "beyond the recorded hashes).")
 @click.option("--examples", default=3, show_default=True, type=click.IntRange(1), help="Findings shown per check.")
+@max_pixels_option
 def check(dataset_path: Path, strict: bool, as_json: bool, out_file: Path | None, labels_only: bool,
           examples: int) -> None:
     """Check DATASET: missing or unreadable images, boxes outside the image or without area,

@@ -1,4 +1,5 @@
-"""What the fetch and crawl commands share: the network options and the import part of their summary."""
+"""What commands share: the network options of fetch and crawl, the import part of their summary,
+and `--max-pixels` on every command that decodes images."""
 
 from __future__ import annotations
 
@@ -32,6 +33,27 @@ def network_options(f):
     return f
 
 
+def _apply_max_pixels(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from pipeline.core.errors import UsageError
+    from pipeline.core.images import parse_max_pixels, set_max_pixels
+
+    try:
+        set_max_pixels(parse_max_pixels(value))
+    except UsageError as err:
+        raise click.BadParameter(err.message.split(": ", 1)[-1], ctx=ctx, param=param) from None
+    return value
+
+
+def max_pixels_option(f):
+    """`--max-pixels N|none`: the one limit on an image's decoded size (`pipeline.core.images`), set
+    for this command and its worker processes."""
+    return click.option(
+        "--max-pixels", default="89478485", show_default=True, metavar="N|none", expose_value=False,
+        callback=_apply_max_pixels,
+        help="Refuse images of more pixels (width x height) than this before decoding them (decompression "
+             "bombs), as a bad file; 0 or none: no limit. The default is Pillow's.")(f)
+
+
 def http_options(allow_private: bool, rate: float, timeout: float, retries: int, max_size: str,
                  **extra) -> HttpOptions:
     """The `network_options` values as the downloader's options (the connect timeout at most 30 s)."""
@@ -50,6 +72,11 @@ def report_import(outcome: ImportOutcome, rows: list[tuple[str, object]], out: P
     for note in outcome.notes:
         ui.info(note)
     rows.append(("imported", f"{outcome.imported} samples ({outcome.kind})"))
+    from pipeline.core.paths import REFUSALS
+
+    for reason, n in sorted(outcome.skipped.items()):
+        if reason in REFUSALS:  # links out of the download, FIFOs: never opened
+            rows.append((f"skipped: {reason}", n))
     if outcome.problems:
         rows.append(("left out (bad files)", len(outcome.problems)))
     rows.append(("output", str(out)))

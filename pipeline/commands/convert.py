@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.common import max_pixels_option
 from pipeline.core import ui
 from pipeline.core.dataset import Dataset
 from pipeline.formats import FORMATS
@@ -63,11 +64,20 @@ FORMAT_CHOICES = ["auto", *FORMATS]  # `pipeline import FORMAT`: the registry's 
 @click.option("--voc-zero-based/--voc-one-based", "voc_zero_based", default=None,
               help="VOC boxes as 0-based edges (datumaro, CVAT, labelme2voc) or the devkit's 1-based pixels "
                    "[default: 1-based unless the folder is one of those exports].")
-def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero_based) -> None:
+@max_pixels_option
+@click.option("--images", "images", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Images are looked up here; nothing outside SRC and DIR is read [default: SRC]. "
+                   "Used by labelstudio (task image URLs are resolved here by file name).")
+@click.option("--annotations", "annotations", type=click.Choice(["newest", "all"]), default=None,
+              help="labelstudio: the newest non-cancelled annotation of each task is the sample's labels; "
+                   "'all' keeps each annotator's annotation beside it [default: newest].")
+def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero_based, images,
+               annotations) -> None:
     """Import labelled data from SRC into a canonical dataset.
 
-    FORMAT is one of imagefolder, voc, yolo, createml, labelme, coco, or auto (detect and say what
-    was found).
+    FORMAT is one of imagefolder, voc, yolo, createml, labelme, coco, cvat (CVAT for images 1.1
+    XML: task, project or job exports), labelstudio (Label Studio JSON and JSON-MIN exports), images
+    (a folder of unlabelled images, only by name), or auto (detect and say what was found).
 
     A bad file (malformed, NaN, a number of over 4,300 digits, a name that is not UTF-8, past a
     parsing limit: 1 MiB per label line, 50,000 points per shape, 100,000 objects per image,
@@ -79,10 +89,16 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero
       pipeline import imagefolder photos/ --out datasets/photos
       pipeline import auto labels/ --out datasets/labels --classes classes.txt
       pipeline import voc raccoon/ --out datasets/raccoon --map raccon=raccoon
+      pipeline import cvat cvat-export/ --out datasets/street
+      pipeline import labelstudio export.json --images media/ --out datasets/ls --annotations all
+      pipeline import images photos/ --out datasets/to-label
     """
+    extra = {"voc_one_based": not voc_zero_based} if voc_zero_based is not None else {}
+    if annotations is not None:
+        extra["annotations"] = annotations
     dataset, report = import_dataset(
         fmt, src, out, classes_file=classes_file, class_map=parse_class_map(maps),
-        on_error=on_error, on_invalid=on_invalid, extra={"voc_one_based": not voc_zero_based} if voc_zero_based is not None else None,
+        on_error=on_error, on_invalid=on_invalid, extra=extra or None, images=images,
     )
     print_import_summary(dataset, report, out)
 
@@ -102,6 +118,7 @@ def export_cmd(dataset_path, fmt, out, overwrite) -> None:
     Examples:
       pipeline export datasets/mnist-embedded --format imagefolder --out exports/mnist
       pipeline export datasets/raccoon --format coco --out exports/raccoon-coco
+      pipeline export datasets/to-label --format labelstudio --out exports/to-label-ls
     """
     dataset, report = export_dataset(dataset_path, fmt, out, overwrite=overwrite)
     rows: list[tuple[str, object]] = [("samples", report.written), ("files", report.files)]

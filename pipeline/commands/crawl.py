@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.commands.common import http_options, network_options, report_import
+from pipeline.commands.common import http_options, max_pixels_option, network_options, report_import
 from pipeline.core import ui
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
               help="Total seconds allowed per response (slow or endless servers are cut off).")
 @network_options
 @click.option("--no-import", is_flag=True, help="Only collect images and provenance; do not write a dataset.")
+@max_pixels_option
 @click.pass_context
 def crawl(ctx, start_url, out, raw, depth, max_images, same_host, label, deadline, allow_private, rate, timeout,
           retries, max_size, no_import) -> None:

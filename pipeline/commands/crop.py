@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.common import max_pixels_option
+
 
 @click.command("crop")
 @click.argument("dataset_path", metavar="DATASET", type=click.Path(path_type=Path))
@@ -15,6 +17,7 @@ import click
 @click.option("--square", is_flag=True, help="Make crops square around the box centre (edges repeated past the image).")
 @click.option("--min-size", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Skip objects whose box is narrower or lower than this many pixels.")
+@max_pixels_option
 def crop(dataset_path: Path, out: Path, pad: float, square: bool, min_size: float) -> None:
     """Turn every labelled object of DATASET into a classification sample.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import report_import
+from pipeline.commands.common import max_pixels_option, report_import
 from pipeline.core import ui
 from pipeline.formats.base import ON_ERROR
 
@@ -21,6 +21,7 @@ from pipeline.formats.base import ON_ERROR
 @click.option("--no-import", is_flag=True, help="Only download (and verify); do not write a dataset.")
 @click.option("--on-error", type=click.Choice(ON_ERROR), default="skip", show_default=True,
               help="A bad image or row: report it and import the rest, or stop.")
+@max_pixels_option
 def hf(repo, revision, include, out, raw, no_import, on_error) -> None:
     """Download dataset REPO from the Hugging Face Hub and import it.
 

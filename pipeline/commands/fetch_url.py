@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.commands.common import http_options, network_options, report_import
+from pipeline.commands.common import http_options, max_pixels_option, network_options, report_import
 from pipeline.core import ui
 from pipeline.formats.base import ON_ERROR
 
@@ -30,14 +30,15 @@ if TYPE_CHECKING:
 @click.option("--no-import", is_flag=True, help="Only download (and verify); do not write a dataset.")
 @click.option("--on-error", type=click.Choice(ON_ERROR), default="skip", show_default=True,
               help="A bad file during import: report it and import the rest, or stop.")
+@max_pixels_option
 @click.pass_context
 def url(ctx, urls, list_file, out, raw, sha256, md5, label, concurrency, allow_private, rate, timeout, retries,
         max_size, no_import, on_error) -> None:
     """Download files from URLs (resumable, verified) and import them.
 
     Archives (zip, tar, tar.gz/bz2/xz, gz) are extracted safely and their content detected
-    (ImageFolder, VOC, YOLO, CreateML, labelme, COCO, pixel CSV, parquet); loose images become
-    an unlabelled dataset (or one class with --label). A re-run downloads only what is missing
+    (ImageFolder, VOC, YOLO, CreateML, labelme, COCO, CVAT XML, pixel CSV, parquet); loose images
+    become an unlabelled dataset (or one class with --label). A re-run downloads only what is missing
     and resumes partial files. Exit status 1 when any URL failed (all are listed in the summary).
 
     \b

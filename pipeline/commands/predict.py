@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.common import max_pixels_option
 from pipeline.core import ui
 from pipeline.core.errors import PipelineError
 
@@ -18,6 +19,7 @@ from pipeline.core.errors import PipelineError
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="best.pt or last.pt.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@max_pixels_option
 def predict(run, images, topk, checkpoint, as_json) -> None:
     """Classify IMAGES with the model in RUN, preprocessed exactly as in training.
 

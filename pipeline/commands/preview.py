@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.common import max_pixels_option
+
 
 @click.command("preview")
 @click.argument("dataset_path", metavar="DATASET", type=click.Path(path_type=Path))
@@ -17,6 +19,7 @@ import click
 @click.option("--tile", default=256, show_default=True, type=click.IntRange(32, 1024), help="Tile size in pixels.")
 @click.option("--recipe", type=click.Path(path_type=Path),
               help="Show an augmentation recipe's output on the samples instead (see `pipeline augment`).")
+@max_pixels_option
 def preview(dataset_path: Path, out: Path, n: int, label: str | None, split: str | None, seed: int, tile: int,
             recipe: Path | None) -> None:
     """Write a contact sheet of DATASET's samples with boxes, polygons, masks, keypoints, lines and

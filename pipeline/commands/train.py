@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.common import max_pixels_option
 from pipeline.core import ui
 
 
@@ -27,6 +28,7 @@ from pipeline.core import ui
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any config key, e.g. --set warmup=0.3 --set val_split=null (repeatable).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last finished epoch.")
+@max_pixels_option
 def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed, augment, device, sets, resume) -> None:
     """Train NumberModel on DATASET (a classification dataset or an ImageFolder tree).
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.common import max_pixels_option
 from pipeline.core import ui
 
 
@@ -19,6 +20,7 @@ from pipeline.core import ui
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="best.pt (best validation accuracy) or last.pt (last epoch).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of the summary.")
+@max_pixels_option
 def validate(run, data, split, checkpoint, as_json) -> None:
     """Evaluate the model in RUN on DATASET with the run's own preprocessing.
 

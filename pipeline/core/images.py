@@ -1,8 +1,16 @@
 """Image helpers: sniffing, safe decoding (decompression bombs, truncation), EXIF orientation.
 
-Every importer opens images through `open_image` so the same rules hold everywhere:
-Pillow's decompression-bomb limit is an error (never a warning), a truncated file is an error,
-and EXIF orientation is applied exactly once, on import.
+Every reader and stage decodes images through `open_image`, `open_image_bytes` or `decode_array`
+(or checks a header's size with `check_pixels` before it decodes), so the same rules hold
+everywhere: an image of more pixels than the one limit (`max_pixels`, default Pillow's
+89,478,485; `--max-pixels N|none` on the commands that read images) is refused before any pixel
+is decoded, with one line naming the file, its size, the limit and the fix; a truncated file is
+an error; EXIF orientation is applied exactly once, on import.
+
+The limit is ours, not Pillow's: Pillow's own check (`Image.MAX_IMAGE_PIXELS`, a warning above
+the limit and an error above twice it, worded as Pillow's) is turned off when this module is
+imported, so its text never reaches the user. The limit travels to worker processes through the
+``PIPELINE_MAX_PIXELS`` environment variable (0 lifts it).
 """
 
 from __future__ import annotations
@@ -14,7 +22,62 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipeline.core.errors import DataError
+from pipeline.core.errors import DataError, UsageError
+
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's MAX_IMAGE_PIXELS: a 24-bit image of 256 MiB
+MAX_PIXELS_ENV = "PIPELINE_MAX_PIXELS"  # how the limit reaches worker processes (0: no limit)
+
+Image.MAX_IMAGE_PIXELS = None  # the limit is `check_pixels`, with our message (see the module docstring)
+
+
+def parse_max_pixels(value: str | int | None) -> int | None:
+    """A `--max-pixels` value as a limit: a positive integer, or None for 0 / ``none`` (no limit)."""
+    if value is None:
+        return None
+    text = str(value).strip().replace("_", "").replace(",", "")
+    if text.lower() in ("none", "0"):
+        return None
+    if not text.isdigit():
+        raise UsageError(f"--max-pixels {value!r}: expected a number of pixels, 0 or none",
+                         fix=f"e.g. --max-pixels 200000000 (the default is {DEFAULT_MAX_PIXELS:,})")
+    return int(text)
+
+
+def _limit_from_env() -> int | None:
+    raw = os.environ.get(MAX_PIXELS_ENV)
+    if raw is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        return parse_max_pixels(raw)
+    except UsageError:
+        return DEFAULT_MAX_PIXELS
+
+
+_LIMIT: list[int | None] = [_limit_from_env()]
+
+
+def max_pixels() -> int | None:
+    """The largest image (width x height) any reader decodes; None: no limit."""
+    return _LIMIT[0]
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """Set the pixel limit for this process and the worker processes it starts (None: no limit)."""
+    if limit is not None and limit <= 0:
+        limit = None
+    _LIMIT[0] = limit
+    os.environ[MAX_PIXELS_ENV] = str(limit or 0)
+
+
+def check_pixels(width: int, height: int, where: str | os.PathLike) -> None:
+    """Refuse an image of `width` x `height` over the pixel limit, before it is decoded."""
+    limit = _LIMIT[0]
+    pixels = int(width) * int(height)
+    if limit is not None and pixels > limit:
+        raise DataError(where, f"image of {width}x{height} = {pixels:,} pixels, over the limit of {limit:,} "
+                               "pixels (a decompression bomb?)",
+                        fix="check the file; if you trust it, raise the limit with --max-pixels N "
+                            "(or --max-pixels none)")
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 
@@ -61,14 +124,15 @@ def is_image_name(path: str | os.PathLike) -> bool:
 
 def _decode(opener, where: str | os.PathLike) -> Image.Image:
     with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # (off; the limit is check_pixels)
         try:
-            img = opener()
+            img = opener()  # the header only
+            check_pixels(img.width, img.height, where)
             img.load()
             return img
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-            raise DataError(where, f"refused as a decompression bomb ({exc})",
-                            fix="check the file; raise the limit only for images you trust") from exc
+        except Image.DecompressionBombError as exc:  # Pillow's limit set again by someone else
+            raise DataError(where, "over Pillow's decompression-bomb limit (a decompression bomb?)",
+                            fix="check the file; if you trust it, raise the limit with --max-pixels N") from exc
         except UnidentifiedImageError as exc:
             raise DataError(where, "not an image Pillow can read", fix="remove or replace the file") from exc
         except (OSError, SyntaxError, ValueError) as exc:
@@ -84,6 +148,25 @@ def open_image(path: str | os.PathLike, *, exif_transpose: bool = False) -> Imag
 def open_image_bytes(data: bytes, where: str, *, exif_transpose: bool = False) -> Image.Image:
     img = _decode(lambda: Image.open(io.BytesIO(data)), where)
     return ImageOps.exif_transpose(img) if exif_transpose else img
+
+
+_WIDE_GREY = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # 16- and 32-bit grey modes
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """`img` with 8-bit channels for showing to a person: 16- and 32-bit grey (modes ``I;16``,
+    ``I``, ``F``) scaled from the image's actual range (its darkest pixel black, its brightest
+    white) instead of clipped at 255; other modes are returned as they are. A grey image of one
+    value keeps that value, clipped to 0..255."""
+    if img.mode not in _WIDE_GREY:
+        return img
+    import numpy as np
+
+    a = np.asarray(img).astype(np.float64)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if hi > lo:
+        a = (a - lo) * (255.0 / (hi - lo))
+    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), mode="L")
 
 
 def exif_orientation(img: Image.Image) -> int:
@@ -146,17 +229,19 @@ def encode_png(img: Image.Image) -> bytes:
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
 
-def _png_kind(data: bytes) -> str | None:
-    """'L' or 'RGB' for an 8-bit grey or RGB PNG (tRNS or not), else None."""
+def _png_kind(data: bytes) -> tuple[str, int, int] | None:
+    """('L' or 'RGB', width, height) for an 8-bit grey or RGB PNG (tRNS or not), else None."""
     if len(data) < 26 or not data.startswith(_PNG_SIG) or data[12:16] != b"IHDR" or data[24] != 8:
         return None
     if data[-8:-4] != b"IEND":  # truncated: Pillow says so, OpenCV might not
         return None
-    return {0: "L", 2: "RGB"}.get(data[25])
+    kind = {0: "L", 2: "RGB"}.get(data[25])
+    return (kind, int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) if kind else None
 
 
-def _jpeg_kind(data: bytes) -> str | None:
-    """'L' or 'RGB' for an 8-bit baseline/progressive JPEG of 1 or 3 components, else None (CMYK, 12-bit)."""
+def _jpeg_kind(data: bytes) -> tuple[str, int, int] | None:
+    """('L' or 'RGB', width, height) for an 8-bit baseline/progressive JPEG of 1 or 3 components,
+    else None (CMYK, 12-bit)."""
     if not data.startswith(b"\xff\xd8") or not data.rstrip(b"\0").endswith(b"\xff\xd9"):
         return None  # not a JPEG, or truncated (Pillow says so, OpenCV fills in grey)
     i, n = 2, len(data)
@@ -173,7 +258,9 @@ def _jpeg_kind(data: bytes) -> str | None:
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start-of-frame
             if i + 10 > n or data[i + 4] != 8:
                 return None
-            return {1: "L", 3: "RGB"}.get(data[i + 9])
+            kind = {1: "L", 3: "RGB"}.get(data[i + 9])
+            height, width = int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+            return (kind, width, height) if kind else None
         if marker == 0xDA:  # start of scan before any frame header: not a JPEG we know
             return None
         i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
@@ -185,13 +272,16 @@ def decode_array(data: bytes, where: str | os.PathLike):
 
     8-bit grey/RGB PNGs and JPEGs go through OpenCV (several times faster than Pillow on small
     images); anything else (palettes, 16 bits, alpha, CMYK, GIF, ...) through Pillow, converted.
+    Either way the pixel limit (`check_pixels`) is applied to the header's size first.
     """
     import numpy as np
 
-    kind = _png_kind(data) or _jpeg_kind(data)
-    if kind is not None:
+    found = _png_kind(data) or _jpeg_kind(data)
+    if found is not None:
         import cv2
 
+        kind, width, height = found
+        check_pixels(width, height, where)
         flags = (cv2.IMREAD_GRAYSCALE if kind == "L" else cv2.IMREAD_COLOR_RGB) | cv2.IMREAD_IGNORE_ORIENTATION
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
         if arr is not None:

@@ -1,4 +1,12 @@
-"""Small filesystem helpers: natural sort, hashing, safe relative paths, atomic writes."""
+"""Small filesystem helpers: natural sort, hashing, safe relative paths, atomic writes, and the one
+rule for which files an import may open (`SafeFiles`).
+
+The rule: an import opens only regular files and folders that lie inside its roots (SRC, and
+folders named like ``--images``). A link, to a file or a folder, is followed only when its
+target resolves inside the roots; a link pointing elsewhere, a broken link, a link back to a
+folder being walked (a loop), and FIFOs, sockets and devices are skipped without being opened,
+each reported once (`Refused`) so the import summary counts it and warns with the link's target.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +14,13 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+from pipeline.core.errors import DataError
 
 _NUM = re.compile(r"(\d+)")
 
@@ -96,11 +108,24 @@ def fsync_dir(path: Path) -> None:
 
 
 def link_or_copy(src: str | os.PathLike, dest: str | os.PathLike, *, make_parent: bool = True) -> bool:
-    """Hard-link `src` to `dest` (a copy across file systems), replacing `dest`; the folder is created
-    unless the caller already did (`make_parent=False`). Returns True when it copied (the new bytes
-    are not on the disk yet)."""
+    """Hard-link the regular file `src` to `dest` (a copy across file systems), replacing `dest`; the
+    folder is created unless the caller already did (`make_parent=False`). Returns True when it
+    copied (the new bytes are not on the disk yet).
+
+    A link `src` is resolved first, so `dest` is always a real file: a hard link to the target,
+    never to the link itself (which would dangle or point outside the dataset). Anything but a
+    regular file (a FIFO, a socket, a device) is a `DataError` and is never opened."""
     if make_parent:
         Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = os.lstat(src).st_mode
+        if stat.S_ISLNK(mode):  # (only the last part matters: os.link follows links to folders)
+            src = os.path.realpath(src)
+            mode = os.stat(src).st_mode
+    except OSError as exc:
+        raise DataError(src, f"cannot read ({exc.strerror or exc})", fix="check the file") from exc
+    if not stat.S_ISREG(mode):
+        raise DataError(src, f"{_kind(src)}, not a regular file", fix="remove it or replace it with a file")
     try:
         os.link(src, dest)
     except FileExistsError:
@@ -110,3 +135,218 @@ def link_or_copy(src: str | os.PathLike, dest: str | os.PathLike, *, make_parent
         shutil.copyfile(src, dest)
         return True
     return False
+
+
+# --------------------------------------------------------------------------------------------
+# Which files an import may open
+# --------------------------------------------------------------------------------------------
+
+LINK_OUTSIDE = "links pointing outside the import folder"
+LINK_BROKEN = "broken links"
+LINK_LOOP = "links to a folder that holds them (loops)"
+SPECIAL_FILE = "special files (FIFOs, sockets, devices)"
+REFUSALS = (LINK_OUTSIDE, LINK_BROKEN, LINK_LOOP, SPECIAL_FILE)  # every reason a path is not opened
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A path an import skipped without opening it: why (one of the reasons above) and, for a
+    link, where it points (as written in the link)."""
+
+    path: str
+    reason: str
+    target: str = ""
+    resolved: str = ""  # where the link ends up, when that differs from `target`
+
+    def describe(self, shown: str) -> str:
+        """One line for the user, `shown` being the path as they know it."""
+        if self.reason == SPECIAL_FILE:
+            return f"{shown}: {_kind(self.path)}, not a regular file; skipped without opening it"
+        what = {LINK_OUTSIDE: "outside the import folder", LINK_BROKEN: "which does not exist",
+                LINK_LOOP: "a folder that holds the link (a loop)"}.get(self.reason, self.reason)
+        via = f" (resolving to {self.resolved})" if self.resolved and self.resolved != self.target else ""
+        return f"{shown}: a link to {self.target}{via}, {what}; skipped"
+
+
+def _kind(path: str) -> str:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "a special file"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class SafeFiles:
+    """The files an import may open: regular files and folders inside `roots`, links followed only
+    when their target resolves inside them (see the module docstring). `on_refused` hears about
+    each skipped path once."""
+
+    def __init__(self, roots: Iterable[str | os.PathLike],
+                 on_refused: Callable[[Refused], None] | None = None) -> None:
+        real = []
+        for r in roots:
+            r = os.path.abspath(r)
+            real.append(os.path.realpath(r if os.path.isdir(r) else os.path.dirname(r)))
+        self.roots = real
+        self.on_refused = on_refused
+        self._reported: set[str] = set()
+
+    def inside(self, real: str) -> bool:
+        """True when the resolved path `real` lies inside one of the roots."""
+        return any(_within(real, r) for r in self.roots)
+
+    def _refuse(self, path: str, reason: str, target: str = "", resolved: str = "") -> None:
+        key = os.path.abspath(path)
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        if self.on_refused is not None:
+            self.on_refused(Refused(path, reason, target, resolved))
+
+    def _link(self, path: str) -> tuple[str, os.stat_result] | None:
+        """A link's resolved target and its stat when it may be followed; None (reported) otherwise."""
+        try:
+            written = os.readlink(path)
+        except OSError:
+            written = "?"
+        real = os.path.realpath(path)
+        if not self.inside(real):
+            self._refuse(path, LINK_OUTSIDE, written, real)
+            return None
+        try:
+            st = os.stat(real)
+        except OSError:  # broken, or a loop of links
+            self._refuse(path, LINK_BROKEN, written)
+            return None
+        return real, st
+
+    def check(self, path: str | os.PathLike) -> str | None:
+        """'file' or 'dir' when `path` may be opened (links resolved inside the roots), else None.
+        A path that does not exist is None without a report; any other refusal is reported."""
+        path = os.path.abspath(path)
+        try:
+            lst = os.lstat(path)
+        except OSError:
+            return None
+        real = os.path.realpath(path)
+        if not self.inside(real):  # the path itself, or a folder on the way, links out
+            self._refuse(path, LINK_OUTSIDE, os.readlink(path) if stat.S_ISLNK(lst.st_mode) else real, real)
+            return None
+        if stat.S_ISLNK(lst.st_mode):
+            found = self._link(path)
+            if found is None:
+                return None
+            lst = found[1]
+        if stat.S_ISREG(lst.st_mode):
+            return "file"
+        if stat.S_ISDIR(lst.st_mode):
+            return "dir"
+        self._refuse(path, SPECIAL_FILE)
+        return None
+
+    def is_file(self, path: str | os.PathLike) -> bool:
+        """A regular file (or a link to one) inside the roots."""
+        return self.check(path) == "file"
+
+    def is_dir(self, path: str | os.PathLike) -> bool:
+        """A folder (or a link to one) inside the roots."""
+        return self.check(path) == "dir"
+
+    def scan(self, folder: str | os.PathLike, real: str | None = None, chain: tuple[str, ...] = (),
+             onerror: Callable[[OSError], None] | None = None) -> tuple[list[str], list[str], dict[str, str]]:
+        """The (sub-folder names, file names, sub-folder name -> resolved path) of one folder,
+        sorted by name: regular files and folders, and links whose target may be followed; links
+        to a folder in `chain` (the resolved folders above, `real` included) are loops. A folder
+        that cannot be listed is empty (`onerror` hears why)."""
+        folder = os.fspath(folder)
+        real = real or os.path.realpath(folder)
+        dirs: list[str] = []
+        files: list[str] = []
+        reals: dict[str, str] = {}
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            if onerror is not None:
+                onerror(exc)
+            return dirs, files, reals
+        walked = (*chain, real)
+        for e in entries:
+            try:
+                if e.is_symlink():
+                    found = self._link(e.path)
+                    if found is None:
+                        continue
+                    target, st = found
+                    if stat.S_ISDIR(st.st_mode):
+                        if any(_within(c, target) for c in walked):
+                            self._refuse(e.path, LINK_LOOP, os.readlink(e.path))
+                            continue
+                        dirs.append(e.name)
+                        reals[e.name] = target
+                    elif stat.S_ISREG(st.st_mode):
+                        files.append(e.name)
+                    else:
+                        self._refuse(e.path, SPECIAL_FILE)
+                elif e.is_dir(follow_symlinks=False):
+                    dirs.append(e.name)
+                    reals[e.name] = os.path.join(real, e.name)
+                elif e.is_file(follow_symlinks=False):
+                    files.append(e.name)
+                else:
+                    self._refuse(e.path, SPECIAL_FILE)
+            except OSError:
+                continue
+        return dirs, files, reals
+
+    def walk(self, top: str | os.PathLike,
+             onerror: Callable[[OSError], None] | None = None) -> Iterator[tuple[str, list[str], list[str]]]:
+        """`os.walk(top)` (top-down; prune by editing the folder list; `onerror` hears of folders
+        that cannot be listed) over what may be opened: links into the roots are followed once
+        per walk path, never in a loop. Paths start with `top` as given (relative stays relative)."""
+        top = os.fspath(top)
+        if self.check(top) != "dir":
+            return
+        stack: list[tuple[str, str, tuple[str, ...]]] = [(top, os.path.realpath(top), ())]
+        while stack:
+            folder, real, chain = stack.pop()
+            dirs, files, reals = self.scan(folder, real, chain, onerror)
+            yield folder, dirs, files
+            for name in reversed(dirs):
+                if name in reals:
+                    stack.append((os.path.join(folder, name), reals[name], (*chain, real)))
+
+    def read_bytes(self, path: str | os.PathLike, where: str | os.PathLike | None = None) -> bytes:
+        """The bytes of `path` when `check` allows it, else a `DataError` naming `where`."""
+        if self.check(path) != "file":
+            raise DataError(where or path, "not a regular file inside the import folder (a link pointing "
+                                           "outside it, a FIFO, a socket or a device) or missing",
+                            fix="copy the file itself into the import folder")
+        return read_regular(path, where)
+
+
+def read_regular(path: str | os.PathLike, where: str | os.PathLike | None = None) -> bytes:
+    """The bytes of a regular file (a link to one is followed); a FIFO, socket or device is a
+    `DataError` and is never opened, so a FIFO named ``b.jpg`` cannot hang a reader."""
+    where = where or path
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(where, f"{_kind(os.fspath(path))}, not a regular file", fix="remove it or replace it with a file")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # swapped since the stat
+                raise DataError(where, "not a regular file", fix="remove it or replace it with a file")
+            return fh.read()
+    except OSError as exc:
+        raise DataError(where, f"cannot read ({exc.strerror or exc})", fix="check the file and its permissions") from exc

@@ -7,6 +7,9 @@ Contract of a format module (see `base.py` for the shared types)::
     def detect(root: Path) -> Detection | None         # for --format auto
     def read(root: Path, ctx: ImportContext) -> None   # adds samples through ctx
     def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> None
+    HOLDS_REVIEWS: bool = False     # optional: True when write keeps samples' annotations/predictions
+                                    # (else the export counts them as not representable)
+    NAMED_ONLY: bool = False        # optional: True when --format auto never tries it (`images`)
 
 `read` converts the format's coordinates to absolute-pixel xyxy and `write` converts back; that
 conversion lives in the format module and nowhere else.
@@ -29,6 +32,9 @@ FORMATS: dict[str, str] = {
     "createml": "pipeline.formats.createml",
     "labelme": "pipeline.formats.labelme",
     "coco": "pipeline.formats.coco",
+    "cvat": "pipeline.formats.cvat",
+    "labelstudio": "pipeline.formats.labelstudio",
+    "images": "pipeline.formats.images",  # unlabelled images; never detected, only named
 }
 
 

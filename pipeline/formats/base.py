@@ -33,6 +33,7 @@ class ImportOptions:
     on_error: str = "skip"  # a bad file: report and go on (skip) or stop at the first (error)
     on_invalid: str = "error"  # out-of-range coordinates: error | clip | skip
     extra: dict[str, Any] = field(default_factory=dict)  # format-specific options
+    images: Path | None = None  # --images DIR: images are looked up here; None = the import root (SRC)
 
 
 @dataclass
@@ -48,9 +49,17 @@ class ImportReport:
 
 
 class ImportContext:
-    """What a format's `read` uses to add samples, resolve classes and report problems."""
+    """What a format's `read` uses to add samples, resolve classes and report problems.
 
-    def __init__(self, root: Path, writer: DatasetWriter, options: ImportOptions, report: ImportReport) -> None:
+    `files` is the one rule for what the import may open (`pipeline.core.paths.SafeFiles`): every
+    directory walk and image lookup of a reader goes through it; a link pointing outside the
+    import folder, a broken link, a loop and a FIFO, socket or device are skipped, counted in the
+    summary and warned about, naming the link and where it points."""
+
+    def __init__(self, root: Path, writer: DatasetWriter, options: ImportOptions, report: ImportReport,
+                 roots: Iterable[str | os.PathLike] = ()) -> None:
+        from pipeline.core.paths import SafeFiles
+
         self.root = Path(root)
         self.writer = writer
         self.options = options
@@ -58,6 +67,21 @@ class ImportContext:
         self.inputs: dict[str, str] = {}  # annotation files read: path relative to root -> sha256
         # The fix a bad file's error gets when its reader named none (each reader sets its own).
         self.default_fix = "correct the named field or line, or move the file out of the import folder"
+        images = [options.images] if options.images is not None else []  # --images DIR: a second root
+        self.files = SafeFiles([self.root, *images, *roots], on_refused=self._refused)
+
+    def _refused(self, refused) -> None:
+        self.skip(refused.reason)
+        path, root = os.path.abspath(refused.path), os.path.abspath(self.root)
+        shown = os.path.relpath(path, root) if path.startswith(root.rstrip(os.sep) + os.sep) else path
+        self.warn(refused.describe(shown.replace(os.sep, "/")))
+
+    @property
+    def images_root(self) -> Path:
+        """Where images are looked up: `--images DIR`, else the import root (its folder for a file)."""
+        if self.options.images is not None:
+            return Path(self.options.images)
+        return self.root if self.root.is_dir() else self.root.parent
 
     def input_file(self, path: str | os.PathLike, data: bytes) -> None:
         """Record an annotation file read (its hash goes into the lineage's input hash)."""

@@ -211,11 +211,11 @@ def read(root: Path, ctx: ImportContext) -> None:
     if root.is_file():
         files, base = [str(root.resolve())], root.resolve().parent
     elif root.is_dir():
-        files, base = walk_files(root, (".json",)), root
+        files, base = walk_files(root, (".json",), ctx.files), root
     else:
         raise UsageError(f"{root}: no such file or folder", fix="point at a COCO instances JSON or its folder")
     base_s = os.path.abspath(base)
-    finder = ImageFinder(base)
+    finder = ImageFinder(base, ctx.files)
     labels = Labels(ctx)
     done: dict[str, str] = {}
     coco_files = 0

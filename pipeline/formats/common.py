@@ -8,7 +8,9 @@ and are never opened as they are: only their file name is used. The image is loo
 annotation file, in an ``images``/``JPEGImages`` folder beside it or one level up, and at the
 import root, by file name with the extension matched case-insensitively (``IMG_1.JPG`` for
 ``img_1.jpg``). Relative paths are tried first when they stay inside the import root; nothing
-outside it is ever opened. Folder listings are cached, so a lookup costs a few dict probes.
+outside it is ever opened: listings and lookups go through `SafeFiles` (`pipeline.core.paths`),
+so a link is followed only when its target lies inside the import root, and FIFOs, sockets and
+devices are never opened. Folder listings are cached, so a lookup costs a few dict probes.
 
 EXIF frames. We store images upright (EXIF orientation applied, re-encoded as PNG when it changed
 anything, as the ImageFolder importer does). Annotation tools disagree on which frame they label:
@@ -33,7 +35,11 @@ from pipeline.core import ui
 from pipeline.core.dataset import Obj, Sample
 from pipeline.core.errors import DataError
 from pipeline.core.images import IMAGE_EXTS
-from pipeline.core.paths import link_or_copy  # noqa: F401 - re-exported for the format modules
+from pipeline.core.paths import (
+    SafeFiles,
+    link_or_copy,  # noqa: F401 - re-exported for the format modules
+    read_regular,
+)
 from pipeline.formats.base import ImportContext
 
 IMAGE_FOLDERS = ("images", "jpegimages")  # looked for case-insensitively beside and above annotation files
@@ -56,8 +62,9 @@ def hint_name(hint: str) -> str:
 class ImageFinder:
     """Finds images by name under one import root, with cached folder listings."""
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, files: SafeFiles | None = None) -> None:
         self.root = os.path.abspath(root if os.path.isdir(root) else os.path.dirname(os.path.abspath(root)))
+        self.safe = files if files is not None else SafeFiles([self.root])
         self._files: dict[str, dict[str, str]] = {}  # folder -> casefolded name -> real name
         self._dirs: dict[str, dict[str, str]] = {}  # folder -> casefolded subfolder name -> real name
         self._stems: dict[str, dict[str, list[str]]] = {}  # folder -> casefolded stem -> image names
@@ -71,24 +78,15 @@ class ImageFinder:
         files: dict[str, str] = {}
         dirs: dict[str, str] = {}
         stems: dict[str, list[str]] = {}
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-                for e in entries:
-                    try:
-                        is_dir = e.is_dir()
-                    except OSError:
-                        continue
-                    key = e.name.casefold()
-                    if is_dir:
-                        dirs.setdefault(key, e.name)
-                        continue
-                    files.setdefault(key, e.name)
-                    stem, ext = os.path.splitext(key)
-                    if ext in IMAGE_EXTS and not key.startswith("._"):
-                        stems.setdefault(stem, []).append(e.name)
-        except OSError:
-            pass
+        sub, names, _reals = self.safe.scan(folder) if self.safe.is_dir(folder) else ([], [], {})
+        for name in sub:
+            dirs.setdefault(name.casefold(), name)
+        for name in names:
+            key = name.casefold()
+            files.setdefault(key, name)
+            stem, ext = os.path.splitext(key)
+            if ext in IMAGE_EXTS and not key.startswith("._"):
+                stems.setdefault(stem, []).append(name)
         self._files[folder], self._dirs[folder], self._stems[folder] = files, dirs, stems
 
     def files(self, folder: str) -> dict[str, str]:
@@ -135,7 +133,7 @@ class ImageFinder:
             if not rel.startswith("/") and ":" not in rel.split("/", 1)[0] and "/" in rel:
                 for base in (ann_dir, self.root):
                     cand = os.path.normpath(os.path.join(base, rel))
-                    if self.inside(cand) and os.path.isfile(cand):
+                    if self.inside(cand) and self.safe.is_file(cand):
                         return cand
             name = hint_name(hint)
             if not name or name in (".", ".."):
@@ -238,16 +236,18 @@ def _complete(fmt: str, data: bytes) -> bool:
 
 def probe_bytes(data: bytes, where: str, path: str = "") -> ImageProbe:
     """Size, format and EXIF orientation of an image in memory; truncated or unreadable images raise."""
-    from pipeline.core.images import sniff
+    from pipeline.core.images import check_pixels, sniff
 
     fmt = sniff(data[:16])
     if fmt == "jpeg":
         head = _jpeg_header(data)
         if head is not None and _complete(fmt, data):
+            check_pixels(head[0], head[1], where)  # the pixel limit holds without a decode too
             return ImageProbe(path, data, fmt, head[0], head[1], head[2])
     elif fmt == "png" and len(data) >= 24 and data[12:16] == b"IHDR" and b"eXIf" not in data[:65536]:
         w, h = struct.unpack_from(">II", data, 16)
         if w and h and _complete(fmt, data):
+            check_pixels(w, h, where)
             return ImageProbe(path, data, fmt, w, h, 1)
     from pipeline.core.images import exif_orientation, open_image_bytes
 
@@ -259,13 +259,9 @@ def probe_bytes(data: bytes, where: str, path: str = "") -> ImageProbe:
 
 
 def probe_image(path: str | os.PathLike, where: str) -> ImageProbe:
-    """Read an image file once: its bytes (for hashing) and header facts."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise DataError(where, f"cannot read image {path} ({exc.strerror or exc})", fix="check the file") from exc
-    return probe_bytes(data, where, str(path))
+    """Read an image file once: its bytes (for hashing) and header facts. Only a regular file is
+    opened (`read_regular`: a FIFO, socket or device is a `DataError`)."""
+    return probe_bytes(read_regular(path, where), where, str(path))
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,15 +474,17 @@ def split_of(sample: Sample) -> str:
     return sample.split or "train"
 
 
-def walk_files(root: Path, suffixes: tuple[str, ...]) -> list[str]:
+def walk_files(root: Path, suffixes: tuple[str, ...], files: SafeFiles | None = None) -> list[str]:
     """Files under `root` whose lower-cased name ends in one of `suffixes`, natural-sorted, skipping
-    hidden folders and macOS ``._`` companions. Paths are absolute strings."""
+    hidden folders and macOS ``._`` companions. Paths are absolute strings. Only what `files` (an
+    import's `ctx.files`; default: the rule for `root` alone) allows is listed."""
     from pipeline.core.paths import natural_key
 
     out: list[tuple[tuple, str]] = []
     base = os.path.abspath(root)
     cut = len(base.rstrip(os.sep)) + 1
-    for dirpath, dirnames, filenames in os.walk(base):
+    safe = files if files is not None else SafeFiles([base])
+    for dirpath, dirnames, filenames in safe.walk(base):
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d.casefold() != "__macosx"]
         for f in filenames:
             low = f.lower()

@@ -138,8 +138,8 @@ def read(root: Path, ctx: ImportContext) -> None:
     if not root.is_dir():
         raise UsageError(f"{root}: not a folder", fix="point at the folder holding the CreateML .json files")
     root_s = os.path.abspath(root)
-    files = walk_files(root, (".json",))
-    finder = ImageFinder(root)
+    files = walk_files(root, (".json",), ctx.files)
+    finder = ImageFinder(root, ctx.files)
     labels = Labels(ctx)
     on_invalid = ctx.options.on_invalid
     seen: dict[str, str] = {}

@@ -12,7 +12,7 @@ extension (``train/cat/001``), so ids are deterministic; when two files differ o
 both keep it (``cat/a.jpg``, ``cat/a.png``). Non-images (``.DS_Store``, ``Thumbs.db``, ``._*``,
 text files, ``__MACOSX/``) are skipped and counted. Any Pillow mode is accepted (grayscale, RGB,
 palette, RGBA, 16-bit); the file is kept byte for byte. Unreadable or truncated images and
-decompression bombs (Pillow's ``MAX_IMAGE_PIXELS``) are listed and left out, never a crash. EXIF
+images over the pixel limit (``--max-pixels``; decompression bombs) are listed and left out, never a crash. EXIF
 orientation is applied here, once: a rotated photo is stored upright as PNG and its sample records
 the original orientation in ``meta.exif_orientation``; everything downstream sees upright pixels.
 Files are read ahead by a few threads and decoded in order, so the output never depends on timing.
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -43,7 +42,7 @@ from pipeline.core.images import (
     open_image_bytes,
     sniff,
 )
-from pipeline.core.paths import natural_key, natural_sorted
+from pipeline.core.paths import SafeFiles, natural_key, natural_sorted, read_regular
 from pipeline.formats.base import Detection, ExportReport, ImportContext
 from pipeline.formats.splits import split_from_path
 
@@ -70,17 +69,16 @@ def _skip_dir(name: str) -> bool:
     return name.startswith(".") or name.lower() in SKIP_DIRS
 
 
-def _subdirs(path: Path) -> list[Path]:
-    try:
-        entries = list(path.iterdir())
-    except OSError:
-        return []
-    return natural_sorted((p for p in entries if p.is_dir() and not _skip_dir(p.name)), key=lambda p: p.name)
+def _subdirs(path: Path, files: SafeFiles | None = None) -> list[Path]:
+    """The class (or split) folders in `path`: folders, and links to folders inside the import root."""
+    safe = files if files is not None else SafeFiles([path])
+    dirs = safe.scan(path)[0] if safe.is_dir(path) else []
+    return natural_sorted((path / d for d in dirs if not _skip_dir(d)), key=lambda p: p.name)
 
 
-def _has_image(path: Path, limit: int = 2000) -> bool:
+def _has_image(path: Path, safe: SafeFiles, limit: int = 2000) -> bool:
     seen = 0
-    for _dirpath, dirnames, files in os.walk(path):
+    for _dirpath, dirnames, files in safe.walk(path):
         dirnames[:] = [d for d in dirnames if not _skip_dir(d)]
         for f in files:
             if Path(f).suffix.lower() in IMAGE_EXTS and not f.startswith("._"):
@@ -91,29 +89,32 @@ def _has_image(path: Path, limit: int = 2000) -> bool:
     return False
 
 
-def layout(root: Path) -> list[tuple[str | None, Path]]:
+def layout(root: Path, files: SafeFiles | None = None) -> list[tuple[str | None, Path]]:
     """The (split, folder-of-class-folders) pairs of an ImageFolder tree; [] when it is none.
 
     A split layout is recognised when at least one of train/val/test (or their aliases) holds
     class folders with images; otherwise any folder of class folders with images is one tree.
+    Only what `files` (default: the rule for `root`) allows is looked at.
     """
     if not root.is_dir():
         return []
-    dirs = _subdirs(root)
+    safe = files if files is not None else SafeFiles([root])
+    dirs = _subdirs(root, safe)
     # Only the top folder names the split: the folders below it are classes.
-    labelled = [d for d in dirs if split_from_path(d.name) and any(_has_image(c) for c in _subdirs(d))]
+    labelled = [d for d in dirs if split_from_path(d.name) and any(_has_image(c, safe) for c in _subdirs(d, safe))]
     if labelled:
         return [(split_from_path(d.name), d) for d in labelled]
-    if any(_has_image(d) for d in dirs):
+    if any(_has_image(d, safe) for d in dirs):
         return [(None, root)]
     return []
 
 
 def detect(root: Path) -> Detection | None:
-    found = layout(root)
+    safe = SafeFiles([root])
+    found = layout(root, safe)
     if not found:
         return None
-    classes = {c.name for _, d in found for c in _subdirs(d)}
+    classes = {c.name for _, d in found for c in _subdirs(d, safe)}
     splits = [s for s, _ in found if s]
     desc = f"ImageFolder tree with {len(classes)} class folders" + (f" in splits {', '.join(splits)}" if splits else "")
     # Weak evidence: any tree of folders with images matches, so annotation formats win ties.
@@ -163,7 +164,7 @@ def _walk_images(class_dir: Path, ctx: ImportContext) -> list[Path]:
         ctx.bad(DataError(ctx.rel(err.filename or class_dir), f"cannot list folder ({err.strerror or err})",
                           fix="check its permissions"))
 
-    for dirpath, dirnames, filenames in os.walk(class_dir, onerror=unreadable):
+    for dirpath, dirnames, filenames in ctx.files.walk(class_dir, onerror=unreadable):
         kept = [d for d in dirnames if not _skip_dir(d)]
         if len(kept) != len(dirnames):
             ctx.skip(SKIPPED_DIRS, len(dirnames) - len(kept))
@@ -180,14 +181,11 @@ def _walk_images(class_dir: Path, ctx: ImportContext) -> list[Path]:
 
 def _count_loose(folder: Path, ctx: ImportContext) -> None:
     """Count the files sitting directly in a folder that should hold only class folders."""
-    try:
-        entries = sorted(folder.iterdir(), key=lambda p: p.name)
-    except OSError:
-        return
-    for p in entries:
-        if p.is_file():
-            _count_file(p.name, ctx, outside=True)
-        elif p.is_dir() and _skip_dir(p.name) and ".tmp-" not in p.name:  # not our own writer's temp folder
+    dirs, files, _reals = ctx.files.scan(folder)
+    for name in files:
+        _count_file(name, ctx, outside=True)
+    for name in dirs:
+        if _skip_dir(name) and ".tmp-" not in name:  # not our own writer's temp folder
             ctx.skip(SKIPPED_DIRS)
 
 
@@ -204,7 +202,7 @@ def _scan(root: Path, found: list[tuple[str | None, Path]], ctx: ImportContext) 
     _count_loose(root, ctx)
     if found[0][0] is not None:
         used = {d for _, d in found}
-        for d in _subdirs(root):
+        for d in _subdirs(root, ctx.files):
             if d not in used:
                 hint = ("no class folders with images" if split_from_path(d.name)
                         else "outside the train/val/test folders")
@@ -213,7 +211,7 @@ def _scan(root: Path, found: list[tuple[str | None, Path]], ctx: ImportContext) 
             _count_loose(d, ctx)
     jobs: list[_Job] = []
     for split, base in found:
-        for class_dir in _subdirs(base):
+        for class_dir in _subdirs(base, ctx.files):
             if is_dataset(class_dir):  # e.g. an earlier import written inside the tree
                 ctx.warn(f"{ctx.rel(class_dir)}/: a pipeline dataset, not a class folder; left out")
                 continue
@@ -234,14 +232,14 @@ def _scan(root: Path, found: list[tuple[str | None, Path]], ctx: ImportContext) 
 _PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
 
 
-def _read(path: Path) -> bytes | OSError:
+def _read(path: Path) -> bytes | DataError:
     try:
-        return path.read_bytes()
-    except OSError as exc:
+        return read_regular(path)  # never a FIFO or a device (the walk left them out already)
+    except DataError as exc:
         return exc
 
 
-def _prefetch(paths: list[Path], threads: int | None = None, chunk: int = 32) -> Iterator[bytes | OSError]:
+def _prefetch(paths: list[Path], threads: int | None = None, chunk: int = 32) -> Iterator[bytes | DataError]:
     """The bytes of each file, in order, read ahead by a few threads in chunks (file reads release
     the GIL, so a cold disk or a network share is read in parallel while this thread decodes)."""
     threads = READ_THREADS if threads is None else threads
@@ -258,10 +256,10 @@ def _prefetch(paths: list[Path], threads: int | None = None, chunk: int = 32) ->
             yield from window.popleft().result()
 
 
-def _probe(data: bytes | OSError, where: str) -> _Probe:
+def _probe(data: bytes | DataError, where: str) -> _Probe:
     try:
-        if isinstance(data, OSError):
-            raise DataError(where, f"cannot read ({data.strerror or data})", fix="check the file's permissions")
+        if isinstance(data, DataError):
+            raise DataError(where, data.message.rsplit(": ", 1)[-1], fix="check the file's permissions")
         head = data[:16]
         if sniff(head) is None and head[:2] not in (b"P1", b"P2", b"P3", b"P4"):
             raise DataError(where, "not an image (unknown file signature)", fix="remove the file or fix its extension")
@@ -282,7 +280,7 @@ def _probe(data: bytes | OSError, where: str) -> _Probe:
 
 def read(root: Path, ctx: ImportContext) -> None:
     root = Path(root)
-    found = layout(root)
+    found = layout(root, ctx.files)
     if not found:
         raise UsageError(
             f"{root}: not an ImageFolder tree (expected <class>/<image> or train|val|test/<class>/<image>)",

@@ -28,7 +28,7 @@ from pipeline import formats
 from pipeline.core import ui
 from pipeline.core.dataset import Dataset, DatasetWriter, is_dataset, load_dataset, replace_dir
 from pipeline.core.errors import UsageError
-from pipeline.core.paths import natural_key, natural_sorted
+from pipeline.core.paths import Refused, SafeFiles, natural_key
 from pipeline.formats.base import ExportReport, ImportContext, ImportOptions, ImportReport, read_classes_file
 
 if TYPE_CHECKING:
@@ -54,14 +54,18 @@ def detect_format(src: Path) -> tuple[str, str]:
     import importlib
 
     best = None
+    tried = []
     for name in formats.available():
         module = importlib.import_module(formats.FORMATS[name])
+        if getattr(module, "NAMED_ONLY", False):  # chosen by name only (`pipeline import images`)
+            continue
+        tried.append(name)
         found = module.detect(Path(src))
         if found is not None and (best is None or found.score > best[1].score):
             best = (name, found)
     if best is None:
         raise UsageError(
-            f"{src}: no known layout found (tried {', '.join(formats.available())})",
+            f"{src}: no known layout found (tried {', '.join(tried)})",
             fix="name the format explicitly, e.g. `pipeline import voc SRC --out DIR`; see pipeline import --help",
         )
     return best[0], best[1].description
@@ -77,6 +81,7 @@ def import_dataset(
     on_error: str = "skip",
     on_invalid: str = "error",
     extra: dict | None = None,
+    images: Path | None = None,
     stage_params: dict | None = None,
     lineage_inputs: dict | None = None,
     parent_lineage: list | None = None,
@@ -85,11 +90,14 @@ def import_dataset(
 
     `stage_params` are added to the lineage entry's params; `lineage_inputs` replaces its inputs
     (default: one hash over everything the import read, keyed by `src`). Writing inside `src` is
-    allowed: the writer's temporary folder is dot-named, so no reader sees it.
+    allowed: the writer's temporary folder is dot-named, so no reader sees it. `images` (`--images
+    DIR`): images are looked up there; nothing outside `src` and `images` is read.
     """
     src = Path(src)
     if not src.exists():
         raise UsageError(f"{src}: no such file or folder", fix="check the path")
+    if images is not None and not Path(images).is_dir():
+        raise UsageError(f"--images {images}: no such folder", fix="point --images at the folder holding the images")
     report = ImportReport()
     if fmt == "auto":
         fmt, description = detect_format(src)
@@ -102,9 +110,12 @@ def import_dataset(
         on_error=on_error,
         on_invalid=on_invalid,
         extra=dict(extra or {}),
+        images=Path(images) if images is not None else None,
     )
     params = {"format": fmt, "src": str(src), "classes": str(classes_file) if classes_file else None,
               "map": options.class_map, "on_error": on_error, "on_invalid": on_invalid, **(stage_params or {})}
+    if images is not None:
+        params["images"] = str(images)
     with DatasetWriter(
         out, task=module.TASK, stage="import", classes=options.classes, class_map=options.class_map,
         params=params, inputs=lineage_inputs or {}, parent_lineage=parent_lineage,
@@ -153,11 +164,25 @@ def export_dataset(dataset_path: Path, fmt: str, out: Path, *, overwrite: bool =
     report = ExportReport()
     try:
         module.write(dataset, tmp, report, dict(options or {}))
+        count_reviews_not_held(module, dataset, report)
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ExportResult(dataset, report)
+
+
+def count_reviews_not_held(module, dataset: Dataset, report: ExportReport) -> None:
+    """Per-sample annotations and predictions a format cannot hold (no ``HOLDS_REVIEWS = True`` in
+    its module), counted as not representable: the sample's own label and objects are written."""
+    if getattr(module, "HOLDS_REVIEWS", False):
+        return
+    for sample in dataset.samples:
+        if sample.annotations:
+            report.dropped[f"per-annotator annotations ({module.NAME} holds the sample's own labels only)"] += len(
+                sample.annotations)
+        if sample.predictions:
+            report.dropped[f"predictions ({module.NAME} holds none)"] += len(sample.predictions)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -176,18 +201,20 @@ def import_any(root: Path, out: Path, *, stage: str, params: dict, inputs: dict[
     from pipeline.formats import tables
 
     root = Path(root)
+    refused: list[Refused] = []  # links out of `root`, FIFOs: noted and counted in the outcome
+    safe = SafeFiles([root], on_refused=refused.append)
     readme = root / "README.md"
-    card = tables.card_class_names(readme) if readme.is_file() else {}
+    card = tables.card_class_names(readme) if safe.is_file(readme) else {}
     parquets = []
-    for p in _files(root, "*.parquet"):
+    for p in _files(root, ".parquet", safe):
         cols = tables.parquet_columns(p, card)
         if cols is not None:
             parquets.append((p, cols))
     if parquets:
-        return _import_tables(out, "parquet", stage, params, inputs, on_error,
-                              [(p, p.relative_to(root).as_posix(), cols) for p, cols in parquets],
-                              fixed=_common_names([c[2] for _, c in parquets]))
-    found = [(p, p.relative_to(root).as_posix(), tables.pixel_table_header(p)) for p in _files(root, "*.csv")
+        return _refusals(_import_tables(out, "parquet", stage, params, inputs, on_error,
+                                        [(p, p.relative_to(root).as_posix(), cols) for p, cols in parquets],
+                                        fixed=_common_names([c[2] for _, c in parquets])), refused, root)
+    found = [(p, p.relative_to(root).as_posix(), tables.pixel_table_header(p)) for p in _files(root, ".csv", safe)
              if p.name != "metadata.csv"]
     found = [(p, rel, h) for p, rel, h in found if h is not None]
     if found:
@@ -196,21 +223,21 @@ def import_any(root: Path, out: Path, *, stage: str, params: dict, inputs: dict[
                          for _, rel, h in found if h[0] is None] if labelled else []
         outcome = _import_tables(out, "pixel-csv", stage, params, inputs, on_error, labelled or found, fixed=None)
         outcome.notes.extend(outcome_notes)
-        return outcome
+        return _refusals(outcome, refused, root)
     base = tables.content_root(root)
-    if any(p.name in ("metadata.jsonl", "metadata.csv") for p in base.rglob("metadata.*")):
+    if tables.tree_files(base, lambda name: name in ("metadata.jsonl", "metadata.csv"), SafeFiles([base])):
         outcome = tables.ImportOutcome(kind="metadata")
         with DatasetWriter(out, task="classification", stage=stage, params=params, inputs=inputs) as w:
             outcome.imported = tables.read_metadata_folder(base, w, outcome)
             _check_nonempty(outcome, base, on_error)
             outcome.dataset = w.commit()
-        return outcome
+        return _refusals(outcome, refused, root)
     fmt, description = detect_format(base)
     dataset, report = import_dataset(fmt, base, out, on_error=on_error, stage_params=params, lineage_inputs=inputs)
-    return tables.ImportOutcome(kind=fmt, dataset=dataset, imported=len(dataset.samples),
-                                problems=list(report.problems),
-                                notes=[f"detected {description}"] + list(report.warnings),
-                                skipped=dict(report.skipped))
+    return _refusals(tables.ImportOutcome(kind=fmt, dataset=dataset, imported=len(dataset.samples),
+                                          problems=list(report.problems),
+                                          notes=[f"detected {description}"] + list(report.warnings),
+                                          skipped=dict(report.skipped)), refused, root)
 
 
 def import_images(items: list[tuple[Path, dict]], out: Path, *, stage: str, params: dict,
@@ -229,10 +256,23 @@ def import_images(items: list[tuple[Path, dict]], out: Path, *, stage: str, para
     return outcome
 
 
-def _files(root: Path, pattern: str) -> list[Path]:
-    return natural_sorted([p for p in root.rglob(pattern)
-                           if p.is_file() and not any(x.startswith(".") for x in p.relative_to(root).parts)],
-                          key=lambda p: p.relative_to(root).as_posix())
+def _files(root: Path, suffix: str, safe: SafeFiles) -> list[Path]:
+    from pipeline.formats.tables import tree_files
+
+    return tree_files(root, lambda name: name.endswith(suffix), safe)
+
+
+def _refusals(outcome: ImportOutcome, refused: list[Refused], root: Path) -> ImportOutcome:
+    """`outcome` with the paths the search for tables skipped (links out of `root`, FIFOs) noted
+    and counted, each once (the import that followed may have reported it already)."""
+    base = os.path.abspath(root)
+    for r in refused:
+        path = os.path.abspath(r.path)
+        note = r.describe(os.path.relpath(path, base) if path.startswith(base + os.sep) else path)
+        if note not in outcome.notes:
+            outcome.notes.append(note)
+            outcome.skipped[r.reason] = outcome.skipped.get(r.reason, 0) + 1
+    return outcome
 
 
 def _common_names(names: list[list[str] | None]) -> list[str] | None:

@@ -57,7 +57,7 @@ from pipeline.core.geometry import bbox_union, circle_to_polygon, rle_bbox, rle_
 from pipeline.core.images import sniff
 from pipeline.core.limits import MAX_OBJECTS, MAX_POINTS, check_count, load_json
 from pipeline.core.numbers import is_number, is_real
-from pipeline.core.paths import sha256_bytes
+from pipeline.core.paths import SafeFiles, sha256_bytes
 from pipeline.formats.base import Detection, ExportReport, ImportContext
 from pipeline.formats.common import (
     ExportNames,
@@ -432,10 +432,10 @@ def shapes_to_objects(
 # --------------------------------------------------------------------------------------------
 
 
-def _candidates(root: Path) -> list[str]:
+def _candidates(root: Path, files: SafeFiles | None = None) -> list[str]:
     if root.is_file():
         return [os.path.abspath(root)] if root.suffix.lower() == ".json" else []
-    return walk_files(root, (".json",))
+    return walk_files(root, (".json",), files)
 
 
 def _looks_like_labelme(head: bytes) -> bool:
@@ -483,10 +483,12 @@ def _read_json(path: str | os.PathLike, where: str, max_image_data: int) -> tupl
 
 
 def resolve_image_path(image_path: str, json_path: str | os.PathLike, root: str | os.PathLike,
-                       where: str) -> str | None:
+                       where: str, files: SafeFiles | None = None) -> str | None:
     """The file a relative `imagePath` names (relative to the JSON file), or None when absent.
 
-    Backslashes (labelme on Windows) are path separators. A relative path that leaves `root` is a
+    Only a regular file inside `root` is returned (`files`, default: the rule for `root`): a link
+    out of it or a FIFO is None, reported through `files`. Backslashes (labelme on Windows) are
+    path separators. A relative path that leaves `root` is a
     `DataError` naming the file and field; an absolute path (written on another machine) is never
     opened as it is (None: the caller looks its file name up instead).
     """
@@ -503,16 +505,16 @@ def resolve_image_path(image_path: str, json_path: str | os.PathLike, root: str 
             where, "points outside the import folder", field="imagePath", expected=f"a path inside {root_abs}",
             got=image_path, fix="import a folder that holds both the JSON files and the images",
         )
-    return joined if os.path.isfile(joined) else None
+    return joined if (files if files is not None else SafeFiles([root_abs])).is_file(joined) else None
 
 
 def read(root: Path, ctx: ImportContext) -> None:
     root = Path(root)
-    files = _candidates(root)
+    files = _candidates(root, ctx.files)
     if not files:
         raise UsageError(f"{root}: no .json files found", fix="point at a folder of labelme JSON files")
     base = os.path.abspath(root if root.is_dir() else root.parent)
-    finder = ImageFinder(base)
+    finder = ImageFinder(base, ctx.files)
     labels = Labels(ctx)
     max_image_data = int(ctx.options.extra.get("max_image_data", MAX_IMAGE_DATA))
     state = {"shapes": 0, "flag_only": 0}
@@ -575,7 +577,7 @@ def find_image(parsed: LabelmeFile, path: str, base: str, where: str, finder: Im
     looked up beside it / in an images folder / at the root, else the embedded `imageData`."""
     rejected = ""
     if parsed.image_path:
-        found = resolve_image_path(parsed.image_path, path, base, where)
+        found = resolve_image_path(parsed.image_path, path, base, where, finder.safe)
         if found is None:
             found = finder.find(path, [hint_name(parsed.image_path)])
         if found is not None:

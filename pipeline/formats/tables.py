@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from pipeline.core.dataset import DatasetWriter, Sample
 from pipeline.core.errors import DataError
 from pipeline.core.images import EXT_FOR_FORMAT, JUNK_NAMES, encode_png, open_image_bytes, sniff
 from pipeline.core.limits import load_yaml
-from pipeline.core.paths import natural_sorted, sha256_bytes
+from pipeline.core.paths import SafeFiles, natural_sorted, read_regular, sha256_bytes
 from pipeline.formats.splits import split_from_path
 
 _PIXEL = re.compile(r"^pixel_?(\d+)$", re.IGNORECASE)
@@ -52,6 +53,32 @@ class ImportOutcome:
     problems: list[DataError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+
+
+def safe_files(root: Path, outcome: ImportOutcome) -> SafeFiles:
+    """The rule for what an import of `root` may open (`pipeline.core.paths.SafeFiles`), its
+    refusals (links out of `root`, FIFOs, ...) counted in `outcome.skipped` and noted."""
+
+    def refused(r) -> None:
+        outcome.skipped[r.reason] = outcome.skipped.get(r.reason, 0) + 1
+        try:
+            shown = Path(os.path.abspath(r.path)).relative_to(os.path.abspath(root)).as_posix()
+        except ValueError:
+            shown = r.path
+        outcome.notes.append(r.describe(shown))
+
+    return SafeFiles([root], on_refused=refused)
+
+
+def tree_files(root: Path, match, safe: SafeFiles) -> list[Path]:
+    """Files under `root` whose name `match`es, natural-sorted by relative path, skipping anything
+    whose path has a part starting with a dot; only what `safe` allows is listed."""
+    root = Path(root)
+    found = []
+    for dirpath, dirnames, filenames in safe.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found += [Path(dirpath, f) for f in filenames if not f.startswith(".") and match(f)]
+    return natural_sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
 def _image_ext(data: bytes) -> str | None:
@@ -283,9 +310,8 @@ def _metadata_rows(path: Path) -> Iterable[tuple[int, dict]]:
 def read_metadata_folder(root: Path, writer: DatasetWriter, outcome: ImportOutcome) -> int:
     """Add the images listed by every `metadata.jsonl`/`metadata.csv` under `root`."""
     added = 0
-    files = natural_sorted([p for p in root.rglob("metadata.*") if p.name in ("metadata.jsonl", "metadata.csv")
-                            and not any(part.startswith(".") for part in p.relative_to(root).parts)],
-                           key=lambda p: p.relative_to(root).as_posix())
+    safe = safe_files(root, outcome)
+    files = tree_files(root, lambda name: name in ("metadata.jsonl", "metadata.csv"), safe)
     for meta in files:
         base = meta.parent
         mrel = meta.relative_to(root).as_posix()
@@ -302,7 +328,7 @@ def read_metadata_folder(root: Path, writer: DatasetWriter, outcome: ImportOutco
                                                   got=name))
                 continue
             rel = target.relative_to(root).as_posix()
-            if not target.is_file():
+            if not safe.is_file(target):  # (a link out of the root or a FIFO is also noted)
                 outcome.problems.append(DataError(mrel, "no such image", line=lineno, field="file_name", got=name))
                 continue
             label = None
@@ -313,7 +339,7 @@ def read_metadata_folder(root: Path, writer: DatasetWriter, outcome: ImportOutco
             if label is None and Path(name).parent != Path("."):
                 label = Path(name).parent.name
             try:
-                data = target.read_bytes()
+                data = read_regular(target, rel)
                 ext = _image_ext(data)
                 if ext is None:
                     raise DataError(rel, "not an image (unknown file signature)")
@@ -340,9 +366,9 @@ def read_images(items: list[tuple[Path, dict]], writer: DatasetWriter, outcome: 
     """Add image files with their provenance (`source`): URL, page, alt text."""
     added = 0
     for path, source in items:
-        data = path.read_bytes()
-        ext = _image_ext(data)
         try:
+            data = read_regular(path, path.name)
+            ext = _image_ext(data)
             if ext is None:
                 raise DataError(path.name, "not an image (unknown file signature)")
             img = open_image_bytes(data, path.name)
@@ -375,7 +401,8 @@ def content_root(root: Path) -> Path:
     root = Path(root)
     for _ in range(8):
         items = _visible(root)
-        if len(items) == 1 and items[0].is_dir() and split_from_path(items[0].name) is None:
+        if (len(items) == 1 and items[0].is_dir() and not items[0].is_symlink()  # never through a link
+                and split_from_path(items[0].name) is None):
             root = items[0]
         else:
             break

@@ -257,22 +257,34 @@ def parse_xml(data: bytes, where: str) -> VocFile | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _is_voc(path: str) -> bool:
+def _xml_kind(path: str) -> str | None:
+    """What an XML file's first bytes are: "voc" (root ``<annotation>``), "labelme-xml" (MIT LabelMe:
+    root ``<annotation>`` with ``<object><polygon><pt>`` and no ``<bndbox>``), or None (another root,
+    e.g. CVAT's ``<annotations>``, which `pipeline.formats.cvat` reads)."""
+    from pipeline.formats.cvat import root_tag
+
     try:
         with open(path, "rb") as fh:
-            head = fh.read(2048)
+            head = fh.read(65536)
     except OSError:
-        return False
-    return b"<annotation" in head
+        return None
+    if root_tag(head) != "annotation":
+        return None
+    return "labelme-xml" if b"<pt>" in head and b"<bndbox>" not in head else "voc"
 
 
 def detect(root: Path) -> Detection | None:
+    """Pascal VOC files under `root`; None when there are none. A folder whose XML files are all MIT
+    LabelMe's (polygons as ``<pt>`` points, no boxes) is refused with a UsageError saying so."""
     root = Path(root)
     if not root.is_dir():
         return None
     files = walk_files(root, (".xml",))
-    voc = [f for f in files[:20] if _is_voc(f)]
-    if not voc:
+    kinds = [_xml_kind(f) for f in files[:20]]
+    if "voc" not in kinds:
+        if "labelme-xml" in kinds:
+            raise UsageError(f"{root}: MIT LabelMe XML (<object><polygon><pt>), not Pascal VOC; this format is not read",
+                             fix="convert the files to labelme JSON, COCO or VOC first")
         return None
     splits = _find_split_files(root, files)
     desc = f"Pascal VOC XML: {len(files)} .xml files" + (f", splits from {', '.join(sorted({s for s in splits}))}"
@@ -306,6 +318,8 @@ def _read_splits(root: Path, files: list[str], ctx: ImportContext) -> dict[str, 
     order = ["test", "val", "train"] + ([] if "train" in found or "val" in found else ["trainval"])
     for split in order:
         for p in found.get(split, []):
+            if not ctx.files.is_file(p):  # a link out of the import folder, a FIFO: skipped, reported
+                continue
             text = Path(p).read_text(encoding="utf-8-sig", errors="replace")
             ctx.input_file(p, text.encode("utf-8"))
             for line in text.splitlines():
@@ -346,7 +360,7 @@ def read(root: Path, ctx: ImportContext) -> None:
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"{root}: not a folder", fix="point at the folder holding the VOC .xml files")
-    files = walk_files(root, (".xml",))
+    files = walk_files(root, (".xml",), ctx.files)
     if not files:
         raise UsageError(f"{root}: no .xml files found", fix="point at a folder of Pascal VOC annotations")
     one_based = ctx.options.extra.get("voc_one_based")
@@ -357,7 +371,7 @@ def read(root: Path, ctx: ImportContext) -> None:
             ctx.report.counts[f"VOC boxes read as 0-based edges ({exporter})"] += len(files)
     one_based = bool(one_based)
     splits = _read_splits(root, files, ctx)
-    finder = ImageFinder(root)
+    finder = ImageFinder(root, ctx.files)
     labels = Labels(ctx)
     base = _common_dir(files)
     root_s = os.path.abspath(root)

@@ -57,7 +57,7 @@ from pipeline.core.limits import (
     load_yaml,
     read_capped,
 )
-from pipeline.core.paths import natural_key
+from pipeline.core.paths import SafeFiles, natural_key
 from pipeline.formats.base import Detection, ExportReport, ImportContext
 from pipeline.formats.common import (
     ExportNames,
@@ -240,10 +240,10 @@ class Layout:
     upright: bool  # Ultralytics applies EXIF orientation; labelImg does not
 
 
-def _walk(root: str) -> tuple[list[str], list[str]]:
+def _walk(root: str, files: SafeFiles | None = None) -> tuple[list[str], list[str]]:
     images: list[tuple] = []
     labels: list[tuple] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in (files if files is not None else SafeFiles([root])).walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d.casefold() != "__macosx"]
         for f in filenames:
             low = f.lower()
@@ -259,13 +259,14 @@ def _walk(root: str) -> tuple[list[str], list[str]]:
     return [p for _, p in sorted(images)], [p for _, p in sorted(labels)]
 
 
-def _config(root: str) -> tuple[str | None, str | None]:
+def _config(root: str, files: SafeFiles | None = None) -> tuple[str | None, str | None]:
+    safe = files if files is not None else SafeFiles([root])
     for name in YAML_FILES:
         p = os.path.join(root, name)
-        if os.path.isfile(p):
+        if safe.is_file(p):
             return "yaml", p
     p = os.path.join(root, "obj.data")
-    if os.path.isfile(p):
+    if safe.is_file(p):
         return "darknet", p
     return None, None
 
@@ -316,8 +317,9 @@ def _report_entry(ctx: ImportContext | None, cfg: str, key: str, value: object, 
 
 def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
     root_s = os.path.abspath(root)
-    images, labels = _walk(root_s)
-    kind, cfg = _config(root_s)
+    safe = ctx.files if ctx is not None else SafeFiles([root_s])  # what may be opened (core.paths)
+    images, labels = _walk(root_s, safe)
+    kind, cfg = _config(root_s, safe)
     names: list[str] | None = None
     splits: dict[str, str] = {}
     by_name: dict[str, str] = {}
@@ -351,7 +353,7 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
                 seen[p] = key
                 if os.path.isdir(p):
                     splits[p + os.sep] = key
-                elif os.path.isfile(p):
+                elif safe.is_file(p):
                     _list_file(p, key, by_name, ctx, root_s)
     elif kind == "darknet" and cfg:
         cfg_name = os.path.basename(cfg)
@@ -367,11 +369,11 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
             p, why = _resolve_entry(root_s, value, root_s)
             if p is None:
                 _report_entry(ctx, cfg, key, value, why)
-            elif key == "names" and os.path.isfile(p):
+            elif key == "names" and safe.is_file(p):
                 names = _read_names(p, root_s)
-            elif key in ("train", "valid", "test") and os.path.isfile(p):
+            elif key in ("train", "valid", "test") and safe.is_file(p):
                 _list_file(p, SPLIT_WORDS[key], by_name, ctx, root_s)
-    if names is None and os.path.isfile(os.path.join(root_s, "obj.names")):
+    if names is None and safe.is_file(os.path.join(root_s, "obj.names")):
         names = _read_names(os.path.join(root_s, "obj.names"), root_s)
     if ctx is not None and by_name:
         have = {os.path.basename(i) for i in images}
@@ -485,7 +487,7 @@ class _ClassFiles:
         found: tuple[list[str] | None, str | None] = (None, None)
         for name in CLASS_FILES:
             p = os.path.join(folder, name)
-            if os.path.isfile(p):
+            if self.ctx.files.is_file(p):
                 raw = read_capped(p, self.ctx.rel(p), what="class file")
                 self.ctx.input_file(p, raw)
                 found = (parse_names(raw.decode("utf-8-sig", errors="replace")), self.ctx.rel(p))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -139,7 +141,7 @@ def _logged(records: Path) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("pack", ["auto", "never"])  # copies in packs (96x96 images) or as files
-def test_resume_after_kill_gives_identical_output(tmp_path, pack, tree_bytes):
+def test_resume_after_kill_gives_identical_output(tmp_path, pack, tree_bytes, request):
     data = make_classification_dataset(tmp_path / "data", classes=3, per_class=40, size=96, splits=None)
     recipe = tmp_path / "slow.yaml"
     recipe.write_text("ops:\n  - {op: elastic, alpha: 20, sigma: 4}\n  - {op: perspective}\n  - {op: sharpen}\n",
@@ -150,15 +152,19 @@ def test_resume_after_kill_gives_identical_output(tmp_path, pack, tree_bytes):
     assert CliRunner().invoke(cli, [*args, "--out", str(reference)]).exit_code == 0
 
     out = tmp_path / "out"
-    (tmp_path / "tmp").mkdir()  # what the killed process cannot clean up (multiprocessing's folder) stays here
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()  # what the killed process cannot clean up (multiprocessing's folder) stays here,
+    short = Path(tempfile.mkdtemp(prefix="aug-")) / "tmp"  # reached by a short path: the fork server's socket
+    short.symlink_to(tmp_path / "tmp")  # lives there, and a socket's path has at most 107 bytes
+    request.addfinalizer(lambda: shutil.rmtree(short.parent))
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "TMPDIR": str(short)}
     records = tmp_path / ".out.augment-state" / "records"
     with open(tmp_path / "stderr.txt", "wb") as stderr:  # (a pipe nobody reads could fill and stall the run)
         proc = subprocess.Popen([sys.executable, "-c", PAUSED_CLI, str(records), *args, "--out", str(out),
                                  "--workers", "2"],
                                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
         said = proc.stdout.readline()  # the run has logged 10 samples and waits there (or it ended: no line)
-    assert said == b"paused\n", "the run finished before it could be interrupted"
+    assert said == b"paused\n", ("the run ended before it could be interrupted: "
+                                  + (tmp_path / "stderr.txt").read_text(errors="replace")[-2000:])
     os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its workers, like kill -9 on the process group
     proc.wait()
     proc.stdout.close()

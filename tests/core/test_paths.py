@@ -105,3 +105,190 @@ def test_link_or_copy_copies_where_links_fail(tmp_path: Path, monkeypatch) -> No
     monkeypatch.setattr(os, "link", no_links)
     assert link_or_copy(src, tmp_path / "copy.bin") is True
     assert (tmp_path / "copy.bin").read_bytes() == b"bytes" and not os.path.samefile(src, tmp_path / "copy.bin")
+
+
+# --------------------------------------------------------------------------------------------
+# SafeFiles: what an import may open
+# --------------------------------------------------------------------------------------------
+
+from pipeline.core.errors import DataError  # noqa: E402
+from pipeline.core.paths import (  # noqa: E402
+    LINK_BROKEN,
+    LINK_LOOP,
+    LINK_OUTSIDE,
+    SPECIAL_FILE,
+    SafeFiles,
+    read_regular,
+)
+
+
+def _guard(root: Path) -> tuple[SafeFiles, list]:
+    heard: list = []
+    return SafeFiles([root], on_refused=heard.append), heard
+
+
+def _all_files(guard: SafeFiles, root: Path) -> list[str]:
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _dirs, files in guard.walk(root) for f in files)
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> tuple[Path, Path]:
+    """root/ with a file and a folder, outside/ beside it with a secret file and folder."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.jpg").write_bytes(b"a")
+    (root / "sub" / "b.jpg").write_bytes(b"b")
+    (outside / "dir").mkdir(parents=True)
+    (outside / "secret.jpg").write_bytes(b"secret")
+    (outside / "dir" / "c.jpg").write_bytes(b"c")
+    return root, outside
+
+
+@pytest.mark.parametrize("link, target, allowed", [
+    ("rel.jpg", "a.jpg", True),  # relative, inside
+    ("sub/up.jpg", "../a.jpg", True),  # relative, inside, through ..
+    ("abs_in.jpg", "{root}/sub/b.jpg", True),  # absolute, inside
+    ("rel_out.jpg", "../outside/secret.jpg", False),  # relative, escaping the root
+    ("abs_out.jpg", "{outside}/secret.jpg", False),  # absolute, escaping the root
+    ("chain.jpg", "abs_out.jpg", False),  # a link to a link that leaves
+])
+def test_file_links_followed_only_inside_the_root(box, link: str, target: str, allowed: bool) -> None:
+    root, outside = box
+    if link == "chain.jpg":
+        (root / "abs_out.jpg").symlink_to(outside / "secret.jpg")
+    (root / link).symlink_to(target.format(root=root, outside=outside))
+    guard, heard = _guard(root)
+    assert guard.is_file(root / link) is allowed
+    assert (link in _all_files(guard, root)) is allowed
+    if allowed:
+        assert not heard
+        assert guard.read_bytes(root / link) in (b"a", b"b")
+    else:
+        assert heard and heard[0].reason == LINK_OUTSIDE and heard[0].path == str(root / link)
+        assert "outside the import folder" in heard[0].describe(link) and "secret.jpg" in heard[0].describe(link)
+        with pytest.raises(DataError, match="outside"):
+            guard.read_bytes(root / link, link)
+
+
+def test_folder_links_inside_followed_outside_skipped(box) -> None:
+    root, outside = box
+    (root / "in_dir").symlink_to("sub")  # a folder link inside: walked
+    (root / "out_dir").symlink_to(outside / "dir")  # a folder link out: not walked, reported
+    guard, heard = _guard(root)
+    assert _all_files(guard, root) == ["a.jpg", "in_dir/b.jpg", "sub/b.jpg"]
+    assert [(r.path, r.reason, r.target) for r in heard] == [(str(root / "out_dir"), LINK_OUTSIDE, str(outside / "dir"))]
+    assert guard.is_dir(root / "in_dir") and not guard.is_dir(root / "out_dir")
+    assert not guard.is_file(root / "out_dir" / "c.jpg")  # a path through the link is outside too
+
+
+@pytest.mark.parametrize("where, target", [
+    ("sub/loop", ".."),  # back to the root
+    ("sub/self", "."),  # to its own folder
+    ("sub/top", "{root}"),  # absolute, to the root
+])
+def test_folder_link_loops_end(box, where: str, target: str) -> None:
+    root, _ = box
+    (root / where).symlink_to(target.format(root=root))
+    guard, heard = _guard(root)
+    assert _all_files(guard, root) == ["a.jpg", "sub/b.jpg"]
+    assert [r.reason for r in heard] == [LINK_LOOP]
+
+
+def test_crossed_folder_links_end(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    (root / "a" / "x.png").write_bytes(b"x")
+    (root / "a" / "to_b").symlink_to("../b")
+    (root / "b" / "to_a").symlink_to("../a")
+    guard, heard = _guard(root)
+    files = _all_files(guard, root)  # each folder once per walk path, never round and round
+    assert files == ["a/x.png", "b/to_a/x.png"]
+    assert {r.reason for r in heard} == {LINK_LOOP}
+
+
+def test_broken_link_skipped_and_reported(box) -> None:
+    root, _ = box
+    (root / "gone.jpg").symlink_to("nowhere.jpg")
+    guard, heard = _guard(root)
+    assert _all_files(guard, root) == ["a.jpg", "sub/b.jpg"]
+    assert [(r.reason, r.target) for r in heard] == [(LINK_BROKEN, "nowhere.jpg")]
+
+
+def test_fifo_is_skipped_without_being_opened(box) -> None:
+    root, _ = box
+    os.mkfifo(root / "b.jpg")  # opening it for reading would block until a writer comes
+    guard, heard = _guard(root)
+    assert _all_files(guard, root) == ["a.jpg", "sub/b.jpg"]
+    assert [r.reason for r in heard] == [SPECIAL_FILE] and "a FIFO" in heard[0].describe("b.jpg")
+    assert not guard.is_file(root / "b.jpg")
+    with pytest.raises(DataError, match="b.jpg: a FIFO, not a regular file"):
+        read_regular(root / "b.jpg", "b.jpg")
+    (root / "link.jpg").symlink_to("b.jpg")  # a link to it: the same
+    with pytest.raises(DataError, match="not a regular file"):
+        read_regular(root / "link.jpg", "link.jpg")
+    with pytest.raises(DataError, match="not a regular file"):
+        link_or_copy(root / "link.jpg", root / "copy.jpg")
+
+
+def test_socket_is_skipped(tmp_path: Path) -> None:
+    import socket
+
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / "ok.png").write_bytes(b"x")
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(root / "s.png"))
+        guard, heard = _guard(root)
+        assert _all_files(guard, root) == ["ok.png"]
+        assert [r.reason for r in heard] == [SPECIAL_FILE] and "a socket" in heard[0].describe("s.png")
+    finally:
+        sock.close()
+
+
+def test_device_is_skipped(tmp_path: Path) -> None:
+    import stat
+
+    root = tmp_path / "r"
+    root.mkdir()
+    try:
+        os.mknod(root / "dev.jpg", stat.S_IFCHR | 0o600, os.makedev(1, 3))  # /dev/null's numbers
+    except (PermissionError, OSError):
+        dev = Path("/dev/null")  # without the right to make one: a link to the system's
+        (root / "dev.jpg").symlink_to(dev)
+        guard, heard = _guard(root)
+        assert _all_files(guard, root) == [] and heard[0].reason == LINK_OUTSIDE
+        return
+    guard, heard = _guard(root)
+    assert _all_files(guard, root) == []
+    assert [r.reason for r in heard] == [SPECIAL_FILE] and "a device" in heard[0].describe("dev.jpg")
+
+
+def test_each_refusal_reported_once(box) -> None:
+    root, outside = box
+    (root / "out.jpg").symlink_to(outside / "secret.jpg")
+    guard, heard = _guard(root)
+    for _ in range(3):
+        guard.is_file(root / "out.jpg")
+        _all_files(guard, root)
+    assert len(heard) == 1
+
+
+def test_a_linked_root_is_its_target(box) -> None:
+    root, _ = box
+    alias = root.parent / "alias"
+    alias.symlink_to(root)
+    guard, heard = _guard(alias)
+    assert _all_files(guard, alias) == ["a.jpg", "sub/b.jpg"] and not heard
+
+
+def test_link_or_copy_stores_the_target_not_the_link(tmp_path: Path) -> None:
+    (tmp_path / "img.png").write_bytes(b"pixels")
+    (tmp_path / "rel.png").symlink_to("img.png")
+    (tmp_path / "abs.png").symlink_to(tmp_path / "img.png")
+    for name in ("rel.png", "abs.png"):
+        dest = tmp_path / "out" / name
+        link_or_copy(tmp_path / name, dest)
+        assert dest.is_file() and not dest.is_symlink() and dest.read_bytes() == b"pixels"
+        assert os.path.samefile(dest, tmp_path / "img.png")  # a hard link to the real file

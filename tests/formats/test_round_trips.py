@@ -20,6 +20,8 @@ HOLDS: dict[str, set[str]] = {
     "createml": {BOXES, SPLITS, EMPTY},
     "coco": {BOXES, POLYGONS, MASKS, SPLITS, EMPTY},
     "labelme": {BOXES, POLYGONS, MASKS, EMPTY},
+    "cvat": {BOXES, POLYGONS, MASKS, SPLITS, EMPTY},
+    "labelstudio": {BOXES, POLYGONS, SPLITS, EMPTY},
 }
 
 PAIRS = [(a, b) for a, b in itertools.permutations(sorted(HOLDS), 2)]

@@ -34,9 +34,11 @@ from pipeline.core.dataset.model import (
     SAMPLES_JSONL,
     SPLITS,
     TASKS,
+    Annotation,
     Dataset,
     DatasetInfo,
     Obj,
+    Prediction,
     Sample,
 )
 from pipeline.core.dataset.validation import parse_sample_line, read_info
@@ -52,7 +54,7 @@ from pipeline.core.dataset.writer import (
 
 __all__ = [
     "DATASET_JSON", "FORMAT_NAME", "FORMAT_VERSION", "IMAGES_DIR", "SAMPLES_JSONL", "SPLITS", "TASKS",
-    "BackgroundSync", "Dataset", "DatasetInfo", "DatasetWriter", "Obj", "Sample",
+    "Annotation", "BackgroundSync", "Dataset", "DatasetInfo", "DatasetWriter", "Obj", "Prediction", "Sample",
     "content_hash", "derive", "dumps_body", "dumps_sample", "is_dataset", "iter_samples", "lineage_entry",
     "load_dataset", "now_iso", "parse_sample_line", "read_info", "replace_dir", "rewrite_samples", "sample_line",
     "sorted_lines", "write_lines",

@@ -38,10 +38,11 @@ class Obj:
     mask: dict | None = None  # full-image uncompressed COCO RLE: {"size": [h, w], "counts": [...]}
     weight: float | None = None  # e.g. Mixup's lambda for this box; absent means 1
     attributes: dict[str, Any] = field(default_factory=dict)  # difficult, truncated, iscrowd, ...
+    score: float | None = None  # a model's confidence in this object (predictions); absent for labels
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {"label": self.label}
-        for key in ("bbox", "polygon", "keypoints", "polyline", "mask", "weight"):
+        for key in ("bbox", "polygon", "keypoints", "polyline", "mask", "weight", "score"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -64,6 +65,7 @@ class Obj:
             mask=None if self.mask is None else {k: list(v) if isinstance(v, list) else v for k, v in self.mask.items()},
             weight=self.weight,
             attributes=copy.deepcopy(self.attributes) if self.attributes else {},
+            score=self.score,
         )
 
     @classmethod
@@ -77,7 +79,81 @@ class Obj:
             mask=data.get("mask"),
             weight=data.get("weight"),
             attributes=dict(data.get("attributes") or {}),
+            score=data.get("score"),
         )
+
+
+def _objects_json(objects: list[Obj] | None) -> list[dict] | None:
+    return None if objects is None else [o.to_json() for o in objects]
+
+
+def _objects_from(data: list | None) -> list[Obj] | None:
+    return None if data is None else [Obj.from_json(o) for o in data]
+
+
+@dataclass
+class Annotation:
+    """One annotator's labels of a sample, kept beside the sample's own (Label Studio's several
+    annotations per task). `label` and `objects` as on `Sample`; `time` as the tool wrote it;
+    `source_id` the annotation's id in the tool."""
+
+    annotator: str | None = None
+    label: str | None = None
+    objects: list[Obj] | None = None
+    time: str | None = None
+    source_id: str | int | None = None
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {}
+        for key in ("annotator", "label"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.objects is not None:
+            out["objects"] = _objects_json(self.objects)
+        for key in ("time", "source_id"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> Annotation:
+        return cls(annotator=data.get("annotator"), label=data.get("label"),
+                   objects=_objects_from(data.get("objects")), time=data.get("time"),
+                   source_id=data.get("source_id"))
+
+    def labels(self) -> set[str]:
+        return ({self.label} if self.label is not None else set()) | {o.label for o in self.objects or ()}
+
+
+@dataclass
+class Prediction:
+    """One model's labels of a sample (pre-annotations to review): the model's version, its overall
+    score, and `label` and/or `objects` (each object with its own `score` where the model gave one)."""
+
+    model_version: str | None = None
+    score: float | None = None
+    label: str | None = None
+    objects: list[Obj] | None = None
+    source_id: str | int | None = None
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {}
+        for key in ("model_version", "score", "label"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.objects is not None:
+            out["objects"] = _objects_json(self.objects)
+        if self.source_id is not None:
+            out["source_id"] = self.source_id
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> Prediction:
+        return cls(model_version=data.get("model_version"), score=data.get("score"), label=data.get("label"),
+                   objects=_objects_from(data.get("objects")), source_id=data.get("source_id"))
+
+    def labels(self) -> set[str]:
+        return ({self.label} if self.label is not None else set()) | {o.label for o in self.objects or ()}
 
 
 @dataclass
@@ -96,6 +172,8 @@ class Sample:
     source: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)  # stage records: augmentation params, EXIF flags, ...
     pack: dict[str, Any] | None = None  # {"file", "offset", "length"} when the image is a member of a pack
+    annotations: list[Annotation] | None = None  # each annotator's own labels (optional; label/objects hold the chosen one)
+    predictions: list[Prediction] | None = None  # models' labels to review (optional)
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {"id": self.id, "image": self.image}
@@ -118,6 +196,10 @@ class Sample:
             out["soft_label"] = self.soft_label
         if self.objects is not None:
             out["objects"] = [o.to_json() for o in self.objects]
+        if self.annotations is not None:
+            out["annotations"] = [a.to_json() for a in self.annotations]
+        if self.predictions is not None:
+            out["predictions"] = [p.to_json() for p in self.predictions]
         if self.source:
             out["source"] = self.source
         if self.meta:
@@ -127,6 +209,8 @@ class Sample:
     @classmethod
     def from_json(cls, data: dict) -> Sample:
         objs = data.get("objects")
+        anns = data.get("annotations")
+        preds = data.get("predictions")
         return cls(
             id=data["id"],
             image=data["image"],
@@ -140,6 +224,8 @@ class Sample:
             source=dict(data.get("source") or {}),
             meta=dict(data.get("meta") or {}),
             pack=dict(data["pack"]) if data.get("pack") is not None else None,
+            annotations=[Annotation.from_json(a) for a in anns] if anns is not None else None,
+            predictions=[Prediction.from_json(p) for p in preds] if preds is not None else None,
         )
 
     def labels(self) -> set[str]:
@@ -151,6 +237,8 @@ class Sample:
             names.update(self.soft_label)
         for obj in self.objects or ():
             names.add(obj.label)
+        for other in (*(self.annotations or ()), *(self.predictions or ())):
+            names |= other.labels()
         return names
 
 

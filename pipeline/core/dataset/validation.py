@@ -6,7 +6,6 @@ field, what was expected and what was found (``samples.jsonl:3: objects[0].bbox:
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -22,6 +21,7 @@ from pipeline.core.dataset.model import (
     Sample,
 )
 from pipeline.core.errors import DataError, UsageError
+from pipeline.core.numbers import is_number
 from pipeline.core.packs import PACK_SUFFIX
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -74,15 +74,11 @@ def _fail(where: str, line: int, fld: str, expected: str, got: object) -> DataEr
     return DataError(where, "", line=line, field=fld, expected=expected, got=got)
 
 
-def _is_num(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _check_points(pts: object, where: str, line: int, fld: str, dims: tuple[int, ...] = (2,)) -> None:
     if not isinstance(pts, list):
         raise _fail(where, line, fld, "a list of points", pts)
     for i, p in enumerate(pts):
-        if not (isinstance(p, list) and len(p) in dims and all(_is_num(v) for v in p)):
+        if not (isinstance(p, list) and len(p) in dims and all(is_number(v) for v in p)):
             want = " or ".join(f"{d} finite numbers" for d in dims)
             raise _fail(where, line, f"{fld}[{i}]", f"a point of {want}", p)
 
@@ -135,7 +131,7 @@ def parse_sample_line(
         for k, v in soft.items():
             if k not in classes:
                 raise _fail(where, ln, f"soft_label.{k}", "a class listed in dataset.json", k)
-            if not _is_num(v) or v < 0:
+            if not is_number(v) or v < 0:
                 raise _fail(where, ln, f"soft_label.{k}", "a weight >= 0", v)
         total = sum(soft.values())
         if abs(total - 1.0) > 1e-3:
@@ -150,7 +146,50 @@ def parse_sample_line(
         v = data.get(key)
         if v is not None and not isinstance(v, dict):
             raise _fail(where, ln, key, "an object", v)
+    for key, fields in (("annotations", _ANNOTATION_KEYS), ("predictions", _PREDICTION_KEYS)):
+        v = data.get(key)
+        if v is not None:
+            _check_reviews(v, fields, classes, where, ln, key)
     return Sample.from_json(data)
+
+
+# The keys of one entry of `annotations` / `predictions` and the check of each value.
+_ANNOTATION_KEYS = ("annotator", "label", "objects", "time", "source_id")
+_PREDICTION_KEYS = ("model_version", "score", "label", "objects", "source_id")
+
+
+def _check_reviews(entries: object, keys: tuple[str, ...], classes: set[str], where: str, ln: int | None,
+                   fld: str) -> None:
+    """`annotations` or `predictions`: a list of objects with only `keys`, each holding a label or objects."""
+    if not isinstance(entries, list):
+        raise _fail(where, ln, fld, "a list", type(entries).__name__)
+    for i, e in enumerate(entries):
+        at = f"{fld}[{i}]"
+        if not isinstance(e, dict):
+            raise _fail(where, ln, at, "an object", e)
+        extra = sorted(set(e) - set(keys))
+        if extra:
+            raise _fail(where, ln, f"{at}.{extra[0]}", f"only {', '.join(keys)}", extra[0])
+        for key in ("annotator", "time", "model_version"):
+            if e.get(key) is not None and not isinstance(e[key], str):
+                raise _fail(where, ln, f"{at}.{key}", "a string or null", e[key])
+        sid = e.get("source_id")
+        if sid is not None and (not isinstance(sid, (str, int)) or isinstance(sid, bool)):
+            raise _fail(where, ln, f"{at}.source_id", "a string, an integer or null", sid)
+        score = e.get("score")
+        if score is not None and not is_number(score):
+            raise _fail(where, ln, f"{at}.score", "a finite number or null", score)
+        label = e.get("label")
+        if label is not None and (not isinstance(label, str) or label not in classes):
+            raise _fail(where, ln, f"{at}.label", "a class listed in dataset.json", label)
+        objs = e.get("objects")
+        if objs is not None:
+            if not isinstance(objs, list):
+                raise _fail(where, ln, f"{at}.objects", "a list", type(objs).__name__)
+            for j, o in enumerate(objs):
+                _check_obj(o, classes, where, ln, f"{at}.objects[{j}]")
+        if label is None and objs is None:
+            raise _fail(where, ln, at, "a label or objects (an empty list for an image with none)", e)
 
 
 def _inside(rel: str) -> bool:
@@ -181,7 +220,7 @@ def _check_obj(o: object, classes: set[str], where: str, ln: int, fld: str) -> N
         raise _fail(where, ln, f"{fld}.label", "a class listed in dataset.json", label)
     bbox = o.get("bbox")
     if bbox is not None:
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_num(v) for v in bbox)):
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
             raise _fail(where, ln, f"{fld}.bbox", "[x1, y1, x2, y2] of finite numbers", bbox)
         if bbox[0] > bbox[2] or bbox[1] > bbox[3]:
             raise _fail(where, ln, f"{fld}.bbox", "x1 <= x2 and y1 <= y2", bbox)
@@ -204,8 +243,11 @@ def _check_obj(o: object, classes: set[str], where: str, ln: int, fld: str) -> N
     if all(o.get(k) is None for k in ("bbox", "polygon", "keypoints", "polyline", "mask")):
         raise _fail(where, ln, fld, "at least one of bbox, polygon, keypoints, polyline, mask", o)
     w = o.get("weight")
-    if w is not None and (not _is_num(w) or w < 0):
+    if w is not None and (not is_number(w) or w < 0):
         raise _fail(where, ln, f"{fld}.weight", "a number >= 0", w)
+    score = o.get("score")
+    if score is not None and not is_number(score):
+        raise _fail(where, ln, f"{fld}.score", "a finite number", score)
     attrs = o.get("attributes")
     if attrs is not None and not isinstance(attrs, dict):
         raise _fail(where, ln, f"{fld}.attributes", "an object", attrs)

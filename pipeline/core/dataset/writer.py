@@ -180,6 +180,39 @@ class BackgroundSync:
 _STOP = object()  # ends a BackgroundSync's thread
 
 
+class _Packs:
+    """The packs of a dataset being written: each source pack linked in once, under its own name
+    or, when another pack here has that name, ``NAME-N.zip``; new packs named so that no linked
+    one is overwritten."""
+
+    def __init__(self) -> None:
+        self.linked: dict[str, str] = {}  # source pack (resolved path) -> its relative path here
+        self.names: set[str] = set()
+
+    def link(self, src: str, rel: str, tmp: Path) -> tuple[str, bool]:
+        """Where the pack `src` (a resolved path; `rel` in its own dataset) is in `tmp`, linked now
+        if it is not yet; and whether it was copied (across file systems) rather than linked."""
+        if src in self.linked:
+            return self.linked[src], False
+        if rel in self.names:  # two sources with packs of the same name
+            stem = rel[: -len(PACK_SUFFIX)]
+            rel = next(f"{stem}-{i}{PACK_SUFFIX}" for i in range(1, 1 << 30)
+                       if f"{stem}-{i}{PACK_SUFFIX}" not in self.names)
+        copied = link_or_copy(src, tmp / rel)
+        self.linked[src] = rel
+        self.names.add(rel)
+        return rel, bool(copied)
+
+    def new_name(self, stage: str) -> str:
+        """The relative path of a new pack of `stage`, taken now."""
+        i = 0
+        while pack_name(stage, i) in self.names:
+            i += 1
+        rel = pack_name(stage, i)
+        self.names.add(rel)
+        return rel
+
+
 class DatasetWriter:
     """Writes a new dataset into a temporary folder and renames it into place on success.
 
@@ -221,8 +254,7 @@ class DatasetWriter:
         self._names: set[str] = set()
         self._dirs: set[str] = set()  # folders under tmp already created
         self._images: set[str] = set()  # image paths already taken, so `_unique` is O(1) per sample
-        self._packs: dict[str, str] = {}  # source pack (resolved path) -> its relative path here
-        self._pack_names: set[str] = set()
+        self._packs = _Packs()
         self._unsynced = False  # image files written without fsync; one os.sync() before commit covers them
         self._syncer = BackgroundSync()  # flushes what `sync_in_background` queues, in order
         self._workdir = Path(workdir) if workdir else None
@@ -354,18 +386,9 @@ class DatasetWriter:
         if source.image in self._images:  # the member's name is taken here: store this image as a file
             new.image, new.pack = "", None  # (a renamed sample would no longer match its member's name)
             return self.add(new, data=dataset.read_image_bytes(source), ext=Path(source.image).suffix)
-        src = str((dataset.root / source.pack["file"]).resolve())
-        rel = self._packs.get(src)
-        if rel is None:
-            rel = source.pack["file"]
-            if rel in self._pack_names:  # two sources with packs of the same name
-                stem = rel[: -len(PACK_SUFFIX)]
-                rel = next(f"{stem}-{i}{PACK_SUFFIX}" for i in range(1, 1 << 30)
-                           if f"{stem}-{i}{PACK_SUFFIX}" not in self._pack_names)
-            if link_or_copy(src, self.tmp / rel):
-                self._unsynced = True
-            self._packs[src] = rel
-            self._pack_names.add(rel)
+        rel, copied = self._packs.link(str((dataset.root / source.pack["file"]).resolve()), source.pack["file"],
+                                       self.tmp)
+        self._unsynced |= copied
         new.image = source.image
         new.pack = {"file": rel, "offset": source.pack["offset"], "length": source.pack["length"]}
         new.sha256 = new.sha256 or source.sha256
@@ -374,11 +397,7 @@ class DatasetWriter:
     def new_pack(self, stage: str) -> tuple[str, PackWriter]:
         """A new, empty pack in this dataset (a name no linked pack uses) and its writer."""
         assert self.tmp is not None, "use DatasetWriter as a context manager"
-        i = 0
-        while pack_name(stage, i) in self._pack_names:
-            i += 1
-        rel = pack_name(stage, i)
-        self._pack_names.add(rel)
+        rel = self._packs.new_name(stage)
         return rel, PackWriter(self.tmp / rel)
 
     def sync_in_background(self, rel: str | None) -> None:

@@ -25,7 +25,10 @@ def test_samples_are_written_sorted_and_byte_stable(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sample_id, image", [("a", "images/a.png"), ('q"uote,"width":1', 'images/q"uote.png'),
                                               ("日本\u2028x", "images/日本.png")])
 @pytest.mark.parametrize("pack", [{"file": "images/packs/augment-00000.zip", "offset": 30, "length": 312},
-                                  {"file": 'images/packs/p"ck.zip', "offset": 0, "length": 1, "extra": [1]}, None])
+                                  {"file": 'images/packs/p"ck.zip', "offset": 0, "length": 1, "extra": [1]},
+                                  {"offset": 5, "file": "images/packs/a.zip", "length": 2},  # another key order
+                                  {"file": "images/packs/a.zip", "offset": True, "length": 2.0},  # not ints
+                                  None])
 def test_a_line_from_its_body_equals_rendering_the_whole_sample(sample_id: str, image: str, pack: dict | None) -> None:
     """A body rendered before the pack was known, completed with the pack as data, gives the
     bytes `json.dumps` gives for the whole packed sample."""

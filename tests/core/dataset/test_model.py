@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.core.dataset import Obj, Sample, load_dataset
-from pipeline.core.dataset.model import Dataset, DatasetInfo
+from pipeline.core.dataset import Obj, Sample, dumps_sample, load_dataset
+from pipeline.core.dataset.model import Annotation, Dataset, DatasetInfo, Prediction
 from pipeline.core.errors import DataError
 from tests.helpers import make_classification_dataset
 
@@ -54,3 +54,46 @@ def test_dataset_reads_its_images_and_names_missing_ones(tmp_path: Path) -> None
     packed = Dataset(root=tmp_path, info=DatasetInfo(task="classification", classes=[]),
                      samples=[Sample(id="p", pack={"file": "images/packs/p.zip", "offset": 7, "length": 1})])
     assert packed.image_where(packed.samples[0]) == f"{tmp_path / 'images/packs/p.zip'}:7"
+
+
+def test_every_name_the_code_base_imports_is_in_the_package() -> None:
+    """`from pipeline.core.dataset import X` keeps working for every name the modules split out."""
+    import pipeline.core.dataset as package
+    from pipeline.core.dataset import io, lines, model, validation, writer
+
+    for module in (io, lines, model, validation, writer):
+        public = {n for n in vars(module) if not n.startswith("_") and getattr(vars(module)[n], "__module__", None)
+                  == module.__name__}
+        assert public <= set(package.__all__), (module.__name__, public - set(package.__all__))
+    assert all(getattr(package, n) is not None for n in package.__all__)
+def _reviewed() -> Sample:
+    return Sample(
+        id="r", image="images/r.png", width=10, height=10, sha256="0" * 64, label=None,
+        objects=[Obj(label="cat", bbox=[1.0, 1.0, 5.0, 5.0])],
+        annotations=[Annotation(annotator="ann@example.org", objects=[Obj(label="cat", bbox=[1.0, 1.0, 5.0, 5.0])],
+                                time="2026-01-02T03:04:05Z", source_id=7),
+                     Annotation(annotator="12", label="dog", time=None, source_id="a-8")],
+        predictions=[Prediction(model_version="v1", score=0.5,
+                                objects=[Obj(label="bird", bbox=[0.0, 0.0, 2.0, 2.0], score=0.25)])],
+        source={"file": "tasks.json"})
+
+
+def test_annotations_and_predictions_round_trip_after_the_objects() -> None:
+    sample = _reviewed()
+    data = sample.to_json()
+    assert list(data) == ["id", "image", "width", "height", "sha256", "split", "label", "objects", "annotations",
+                          "predictions", "source"]
+    assert data["annotations"][1] == {"annotator": "12", "label": "dog", "source_id": "a-8"}  # None left out
+    assert data["predictions"][0]["objects"][0] == {"label": "bird", "bbox": [0.0, 0.0, 2.0, 2.0], "score": 0.25}
+    assert Sample.from_json(data) == sample
+    assert sample.labels() == {"cat", "dog", "bird"}  # every class it refers to, reviews included
+
+
+def test_a_sample_without_reviews_keeps_its_old_json() -> None:
+    """Datasets written before annotations/predictions existed render to the same bytes."""
+    plain = Sample(id="p", image="images/p.png", width=1, height=1, sha256="0" * 64, label="x",
+                   objects=[Obj(label="x", bbox=[0.0, 0.0, 1.0, 1.0], weight=0.5)])
+    assert dumps_sample(plain) == ('{"id":"p","image":"images/p.png","width":1,"height":1,"sha256":"' + "0" * 64
+                                   + '","split":null,"label":"x","objects":[{"label":"x","bbox":[0.0,0.0,1.0,1.0],'
+                                   '"weight":0.5}]}')
+    assert Obj(label="x", bbox=[0.0, 0.0, 1.0, 1.0], score=0.9).copy().score == 0.9

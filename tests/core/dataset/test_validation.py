@@ -81,3 +81,38 @@ def test_read_info_tells_a_missing_folder_from_a_foreign_one(tmp_path: Path) -> 
     (tmp_path / "dataset.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(DataError, match="not valid JSON"):
         read_info(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"annotations": {}}, "annotations: expected a list"),
+        ({"annotations": [{"annotator": "a"}]}, "annotations[0]: expected a label or objects"),
+        ({"annotations": [{"label": "0", "who": "a"}]}, "annotations[0].who: expected only annotator, label"),
+        ({"annotations": [{"label": "zebra"}]}, "annotations[0].label: expected a class listed in dataset.json"),
+        ({"annotations": [{"label": "0", "annotator": 3}]}, "annotations[0].annotator: expected a string or null"),
+        ({"annotations": [{"label": "0", "source_id": True}]}, "annotations[0].source_id: expected a string, an integer"),
+        ({"annotations": [{"objects": [{"label": "0", "bbox": [3, 0, 1, 1]}]}]},
+         "annotations[0].objects[0].bbox: expected x1 <= x2"),
+        ({"predictions": [{"label": "0", "score": float("inf")}]}, "predictions[0].score: expected a finite number"),
+        ({"predictions": [{"label": "0", "annotator": "a"}]}, "predictions[0].annotator: expected only model_version"),
+        ({"predictions": [{"objects": [{"label": "1", "bbox": [0, 0, 1, 1], "score": "high"}]}]},
+         "predictions[0].objects[0].score: expected a finite number"),
+    ],
+)
+def test_bad_annotations_and_predictions_name_the_field(extra: dict, message: str) -> None:
+    line = {"id": "a", "image": "images/a.png", "width": 2, "height": 2, "sha256": "0" * 64, "label": "0", **extra}
+    with pytest.raises(DataError) as err:
+        parse_sample_line(json.dumps(line), {"0", "1"}, line=4)
+    assert str(err.value).startswith("samples.jsonl:4: ") and message in str(err.value)
+
+
+def test_good_annotations_and_predictions_parse() -> None:
+    line = {"id": "a", "image": "images/a.png", "width": 2, "height": 2, "sha256": "0" * 64, "label": "0",
+            "annotations": [{"annotator": "x", "label": "1", "time": "t", "source_id": 3},
+                            {"objects": []}],
+            "predictions": [{"model_version": "m", "score": 0.3,
+                             "objects": [{"label": "1", "bbox": [0, 0, 1, 1], "score": 0.3}]}]}
+    sample = parse_sample_line(json.dumps(line), {"0", "1"})
+    assert sample.annotations[0].label == "1" and sample.annotations[1].objects == []
+    assert sample.predictions[0].objects[0].score == 0.3 and sample.to_json() == line | {"split": None}

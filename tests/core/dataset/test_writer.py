@@ -16,6 +16,7 @@ from pipeline.core.dataset import (
     load_dataset,
     rewrite_samples,
 )
+from pipeline.core.dataset.model import Dataset, DatasetInfo
 from pipeline.core.dataset.writer import BackgroundSync, lineage_entry, replace_dir
 from pipeline.core.errors import DataError, UsageError
 from tests.helpers import make_classification_dataset
@@ -212,3 +213,23 @@ def test_replace_dir_swaps_a_finished_folder_in_and_lineage_records_the_stage(tm
     entry = lineage_entry("split", {"path": tmp_path, "ratios": (0.8, 0.2)}, {"in": "h"})
     assert entry["stage"] == "split" and entry["params"] == {"path": str(tmp_path), "ratios": [0.8, 0.2]}
     assert entry["inputs"] == {"in": "h"} and entry["tool"].startswith("pipeline ")
+
+
+def test_a_new_pack_never_takes_the_name_of_a_linked_one(tmp_path: Path) -> None:
+    from pipeline.core.packs import PackWriter
+
+    src = tmp_path / "src"
+    (src / "images" / "packs").mkdir(parents=True)
+    writer = PackWriter(src / "images" / "packs" / "augment-00000.zip")
+    offset = writer.add("images/a.png", b"a")
+    writer.close()
+    source = Sample(id="a", image="images/a.png", width=1, height=1, sha256="0" * 64,
+                    pack={"file": "images/packs/augment-00000.zip", "offset": offset, "length": 1})
+    dataset = Dataset(root=src, info=DatasetInfo(task="classification", classes=[]), samples=[source])
+    with DatasetWriter(tmp_path / "out", task="classification", stage="t") as w:
+        added = w.add_from(dataset, source)
+        again = w.add_from(dataset, source, Sample(id="b", image="", width=1, height=1))  # its name is taken
+        rel, pack = w.new_pack("augment")
+        pack.close()
+    assert added.pack["file"] == "images/packs/augment-00000.zip" and rel == "images/packs/augment-00001.zip"
+    assert again.pack is None and (tmp_path / "out" / again.image).read_bytes() == b"a"
