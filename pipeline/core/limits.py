@@ -8,7 +8,7 @@ line or field) instead of gigabytes of memory, minutes of work or a traceback:
 limit                       default        applies to
 ==========================  =============  ==================================================
 `MAX_LINE_CHARS`            1 MiB          one line of a text label file (YOLO labels)
-`MAX_POINTS`                50,000         vertices of one polygon, line, ring or keypoint list
+`MAX_POINTS`                100,000        vertices of one polygon, line, ring or keypoint list
 `MAX_OBJECTS`               100,000        objects of one image (one label file, one entry)
 `MAX_CLASS_NAME`            256            characters of a class name (no control characters)
 `MAX_CLASSES`               100,000        class ids of a class list (``nc``, ``names``)
@@ -18,6 +18,9 @@ limit                       default        applies to
                                            class files and list files
 `MAX_YAML_BYTES`            4 MiB          ``data.yaml``, training configs, augment recipes
 `MAX_YAML_DEPTH`            100            nesting levels of those YAML files
+`MAX_DOCUMENT_ENTRIES`      2,000,000      images, tasks or shapes of one CVAT / Label Studio file
+`MAX_XML_DEPTH`             32             element nesting of a CVAT document
+`MAX_LABEL_CONFIG_BYTES`    1 MiB          a Label Studio labelling config
 ==========================  =============  ==================================================
 
 YAML is read with PyYAML's safe loader and **without aliases**: an alias (``*name``) is refused
@@ -37,14 +40,17 @@ from typing import Any
 
 from pipeline.core.errors import DataError, printable
 
-MAX_LINE_CHARS = 2**20  # a YOLO polygon of 50,000 points is about 900 KB of text
-MAX_POINTS = 50_000  # dense mask-to-polygon tracings stay in the low thousands
+MAX_LINE_CHARS = 2**20  # a YOLO polygon of 100,000 points at 4 decimals is about 1.2 MB: the line cap comes first
+MAX_POINTS = 100_000  # dense mask-to-polygon tracings stay in the low thousands; also runs of one CVAT mask
 MAX_OBJECTS = 100_000  # crowded scenes (SKU-110K, crowd counting) stay below a few thousand per image
 MAX_CLASS_NAME = 256  # characters; names are printed in summaries and written into every export
 MAX_CLASSES = 100_000  # ImageNet-21k has 21,841 classes
 MAX_DOCUMENT_BYTES = 2**30
 MAX_TEXT_BYTES = 64 * 2**20
 MAX_YAML_BYTES = 4 * 2**20
+MAX_DOCUMENT_ENTRIES = 2_000_000  # images, tasks or shapes of one document (COCO train2017: 860k annotations)
+MAX_XML_DEPTH = 32  # element nesting of a CVAT document (CVAT's own go 6 deep)
+MAX_LABEL_CONFIG_BYTES = 2**20  # a Label Studio labelling config (XML)
 MAX_YAML_DEPTH = 100  # nesting levels of a YAML document (configs use three or four)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -79,6 +79,7 @@ from xml.sax.saxutils import escape, quoteattr
 import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
+from pipeline.core import limits
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.paths import SafeFiles, natural_sorted
@@ -105,12 +106,13 @@ EXPORT_FILE = "annotations.xml"
 IMAGES = "images"
 VERSION = "1.1"
 
-MAX_DOCUMENT_BYTES = 512 << 20  # an annotations.xml larger than this is refused (CVAT's own run far below)
-MAX_SHAPES = 2_000_000  # shapes and tags in one document
-MAX_IMAGE_SHAPES = 100_000  # shapes and tags of one image
-MAX_POINTS = 100_000  # vertices of one shape, and runs of one mask
-MAX_DEPTH = 32  # element nesting (CVAT's own go 6 deep)
-MAX_NAME = 256  # characters of a class name
+# The caps, from the one place every reader takes them (`pipeline.core.limits`).
+MAX_DOCUMENT_BYTES = limits.MAX_DOCUMENT_BYTES  # an annotations.xml larger than this is refused
+MAX_SHAPES = limits.MAX_DOCUMENT_ENTRIES  # shapes and tags in one document
+MAX_IMAGE_SHAPES = limits.MAX_OBJECTS  # shapes and tags of one image
+MAX_POINTS = limits.MAX_POINTS  # vertices of one shape, and runs of one mask
+MAX_DEPTH = limits.MAX_XML_DEPTH  # element nesting (CVAT's own go 6 deep)
+MAX_NAME = limits.MAX_CLASS_NAME  # characters of a class name
 
 SHAPES = ("box", "polygon", "polyline", "points", "mask")
 NOT_READ = ("cuboid", "skeleton", "ellipse")

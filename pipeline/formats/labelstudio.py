@@ -76,6 +76,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import quoteattr
 
+from pipeline.core import limits
 from pipeline.core.dataset import DATASET_JSON, SPLITS, Annotation, Dataset, Obj, Prediction, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import IMAGE_EXTS
@@ -99,12 +100,13 @@ NAME = "labelstudio"
 TASK = "detection"  # classification when the tasks hold image-level choices only
 HOLDS_REVIEWS = True  # keeps per-sample annotations and predictions (see ingest.count_reviews_not_held)
 
-MAX_FILE_BYTES = 512 * 1024 * 1024  # a JSON export larger than this is refused
-MAX_CONFIG_BYTES = 1024 * 1024  # a labelling config larger than this is ignored with a warning
-MAX_TASKS = 2_000_000  # tasks (rows) per file
-MAX_RESULTS = 100_000  # results per annotation or prediction
-MAX_POINTS = 100_000  # points per polygon
-MAX_NAME = 256  # characters of a class name or a control name
+# The caps, from the one place every reader takes them (`pipeline.core.limits`).
+MAX_FILE_BYTES = limits.MAX_DOCUMENT_BYTES  # a JSON export larger than this is refused
+MAX_CONFIG_BYTES = limits.MAX_LABEL_CONFIG_BYTES  # a labelling config larger than this is ignored with a warning
+MAX_TASKS = limits.MAX_DOCUMENT_ENTRIES  # tasks (rows) per file
+MAX_RESULTS = limits.MAX_OBJECTS  # results per annotation or prediction
+MAX_POINTS = limits.MAX_POINTS  # points per polygon
+MAX_NAME = limits.MAX_CLASS_NAME  # characters of a class name or a control name
 
 NOT_LABEL_STUDIO = "JSON files that are not Label Studio exports"
 CANCELLED = "cancelled annotations left out"
@@ -438,16 +440,10 @@ def load_document(path: str, where: str) -> object:
 
 
 def parse_document(raw: bytes, where: str) -> object:
-    """JSON text; malformed or too deeply nested text is a `DataError`."""
-    try:
-        return json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise DataError(where, "not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(where, f"not valid JSON ({exc.msg} at column {exc.colno})", line=exc.lineno,
-                        fix="export the project again from Label Studio") from None
-    except RecursionError:
-        raise DataError(where, "JSON nested too deeply", fix="export the project again from Label Studio") from None
+    """JSON text; malformed or too deeply nested text, or a number over Python's digit limit, is a
+    `DataError` (`pipeline.core.limits.load_json`)."""
+    return limits.load_json(raw, where, limit=MAX_FILE_BYTES,
+                            fix="export the project again from Label Studio")
 
 
 def kind_of(doc: object) -> str | None:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pipeline.core.dataset import load_dataset
+from pipeline.core.limits import MAX_POINTS
 from tests.helpers import png, run_cli
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
@@ -132,7 +133,7 @@ def yolo_long_line(src: Path) -> bytes:
 
 
 def yolo_many_points(src: Path) -> bytes:
-    return ("0" + " 0.5 0.5" * 50_001 + "\n").encode()
+    return ("0" + " 0.5 0.5" * (MAX_POINTS + 1) + "\n").encode()
 
 
 def yolo_many_objects(src: Path) -> bytes:
@@ -144,7 +145,7 @@ def voc_megabyte_name(src: Path) -> bytes:
 
 
 def labelme_many_points(src: Path) -> bytes:
-    shape = {"label": "cat", "points": [[1, 1]] * 50_001, "shape_type": "polygon"}
+    shape = {"label": "cat", "points": [[1, 1]] * (MAX_POINTS + 1), "shape_type": "polygon"}
     return json.dumps({**LABELME_GOOD, "imagePath": "a.png", "shapes": [shape]}).encode()
 
 
