@@ -1,5 +1,6 @@
 """Property-based fuzzing of every parser: VOC XML, YOLO (label lines, data.yaml, obj.data, list
-files), labelme JSON, COCO JSON, CreateML JSON and our own samples.jsonl.
+files), labelme JSON, COCO JSON, CreateML JSON, CVAT for images XML, Label Studio JSON and our own
+samples.jsonl.
 
 Whatever the input -- valid documents with fields mutated, valid bytes with bytes mutated, or raw
 bytes -- a parser ends in a clean result or in one of our own errors (`PipelineError`), within the
@@ -26,7 +27,7 @@ from hypothesis import strategies as st
 from pipeline.core.dataset.validation import parse_sample_line
 from pipeline.core.errors import PipelineError
 from pipeline.core.limits import load_json, load_yaml
-from pipeline.formats import coco, createml, labelme, voc, yolo
+from pipeline.formats import coco, createml, cvat, labelme, labelstudio, voc, yolo
 from pipeline.formats.ingest import import_dataset
 from tests.helpers import png
 
@@ -374,6 +375,111 @@ def test_createml_import(raw: bytes) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# CVAT for images XML
+# --------------------------------------------------------------------------------------------
+
+CVAT_VALID = (b'<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version><meta><task><labels>'
+              b"<label><name>cat</name></label></labels></task></meta>"
+              b'<image id="0" name="a.png" width="16" height="12">'
+              b'<box label="cat" xtl="1" ytl="2" xbr="10" ybr="9" occluded="0" z_order="0"/>'
+              b'<polygon label="cat" points="1,1;9,1;5,8" occluded="0" z_order="0"/></image></annotations>')
+CVAT_ATTRS = st.dictionaries(st.sampled_from(["label", "xtl", "ytl", "xbr", "ybr", "points", "rotation", "occluded",
+                                              "z_order", "rle", "left", "top", "width", "height", "source"]),
+                             st.one_of(NUMBER_TEXT, NAMES, st.sampled_from(["1,1;2,2", "1,1", ";;", "a,b;c,d"])),
+                             max_size=8)
+
+
+@st.composite
+def cvat_documents(draw) -> bytes:
+    shapes = []
+    for _ in range(draw(st.integers(0, 4))):
+        tag = draw(st.sampled_from(["box", "polygon", "polyline", "points", "mask", "tag", "cuboid", "track"]))
+        attrs = " ".join(f'{k}="{escape(v, {chr(34): "&quot;"})}"' for k, v in draw(CVAT_ATTRS).items())
+        shapes.append(f"<{tag} {attrs}/>")
+    image = draw(st.fixed_dictionaries({"id": NUMBER_TEXT, "name": st.one_of(st.just("a.png"), NAMES),
+                                        "width": NUMBER_TEXT, "height": NUMBER_TEXT}))
+    head = " ".join(f'{k}="{escape(v, {chr(34): "&quot;"})}"' for k, v in image.items())
+    text = ('<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version><meta><task><labels>'
+            f"<label><name>{escape(draw(NAMES))}</name></label></labels></task></meta>"
+            f"<image {head}>{''.join(shapes)}</image></annotations>")
+    return text.encode("utf-8", "surrogatepass")
+
+
+@FUZZ
+@given(st.one_of(cvat_documents(), documents(CVAT_VALID)))
+def test_cvat_parser(data: bytes) -> None:
+    _bounded(cvat.parse_document, data, "annotations.xml")
+
+
+@IMPORTS
+@given(st.one_of(cvat_documents(), mutated(CVAT_VALID)))
+def test_cvat_import(data: bytes) -> None:
+    _import("cvat", {"bad/annotations.xml": data, "bad/a.png": png(16, 12),
+                     "good/annotations.xml": CVAT_VALID.replace(b"a.png", b"good.png"), "good/good.png": png(16, 12)},
+            image=None)
+
+
+# --------------------------------------------------------------------------------------------
+# Label Studio JSON
+# --------------------------------------------------------------------------------------------
+
+LS_VALID = [{"id": 1, "data": {"image": "/data/upload/1/a.png"}, "annotations": [{"id": 11, "completed_by": 1, "result": [
+    {"id": "r1", "type": "rectanglelabels", "from_name": "label", "to_name": "image", "original_width": 16,
+     "original_height": 12, "value": {"x": 10, "y": 20, "width": 30, "height": 40, "rotation": 0,
+                                      "rectanglelabels": ["cat"]}},
+    {"id": "r2", "type": "polygonlabels", "from_name": "polygon", "to_name": "image", "original_width": 16,
+     "original_height": 12, "value": {"points": [[0, 0], [50, 0], [50, 50]], "polygonlabels": ["cat"]}}]}]}]
+LS_RESULTS = st.fixed_dictionaries({}, optional={
+    "id": JSON_SCALARS, "from_name": st.one_of(st.just("label"), NAMES, JSON_SCALARS), "to_name": JSON_SCALARS,
+    "type": st.one_of(st.sampled_from(["rectanglelabels", "polygonlabels", "keypointlabels", "choices", "labels",
+                                       "rectangle", "brushlabels", "textarea"]), JSON_SCALARS),
+    "original_width": JSON_SCALARS, "original_height": JSON_SCALARS, "score": JSON_SCALARS,
+    "value": st.one_of(JSON_VALUES, st.fixed_dictionaries({}, optional={
+        "x": JSON_SCALARS, "y": JSON_SCALARS, "width": JSON_SCALARS, "height": JSON_SCALARS, "rotation": JSON_SCALARS,
+        "points": POINTS, "rectanglelabels": st.lists(NAMES, max_size=2), "choices": JSON_VALUES}))})
+
+
+@st.composite
+def labelstudio_documents(draw) -> list:
+    doc = json.loads(json.dumps(LS_VALID))
+    task = doc[0]
+    where = draw(st.sampled_from(["result", "annotation", "task", "data"]))
+    if where == "result":
+        task["annotations"][0]["result"] = draw(st.lists(LS_RESULTS, max_size=4))
+    elif where == "annotation":
+        task["annotations"] = draw(st.lists(st.fixed_dictionaries({}, optional={
+            "id": JSON_SCALARS, "completed_by": JSON_VALUES, "was_cancelled": JSON_SCALARS, "updated_at": JSON_SCALARS,
+            "result": st.one_of(JSON_VALUES, st.lists(LS_RESULTS, max_size=2))}), max_size=3))
+    elif where == "task":
+        for key, value in draw(st.dictionaries(st.sampled_from(["id", "data", "annotations", "predictions"]),
+                                               JSON_VALUES, max_size=2)).items():
+            task[key] = value
+    else:
+        task["data"] = draw(st.one_of(JSON_VALUES, st.fixed_dictionaries({"image": st.one_of(NAMES, JSON_SCALARS)})))
+    return doc
+
+
+@FUZZ
+@given(st.one_of(labelstudio_documents().map(_dumps), documents(_dumps(LS_VALID))))
+def test_labelstudio_parser(raw: bytes) -> None:
+    doc = _bounded(labelstudio.parse_document, raw, "export.json")
+    if isinstance(doc, PipelineError):
+        return
+    kind = labelstudio.kind_of(doc)
+    if kind is not None:
+        _bounded(labelstudio.tasks_of, doc, kind, "export.json")
+
+
+@IMPORTS
+@given(st.one_of(labelstudio_documents().map(_dumps), mutated(_dumps(LS_VALID))))
+def test_labelstudio_import(raw: bytes) -> None:
+    good = json.loads(json.dumps(LS_VALID))
+    good[0]["data"]["image"] = "/data/upload/1/good.png"
+    _import("labelstudio", {"bad/export.json": raw, "bad/a.png": png(16, 12), "good/export.json": _dumps(good),
+                            "good/good.png": png(16, 12)}, image=None)
+
+
+# --------------------------------------------------------------------------------------------
 # samples.jsonl (our own dataset format)
 # --------------------------------------------------------------------------------------------
 
@@ -390,7 +496,7 @@ def test_samples_jsonl_line(text: str) -> None:
     _bounded(parse_sample_line, text, {"cat", "dog"}, line=1)
 
 
-@pytest.mark.parametrize("parser", ["voc", "yolo", "labelme", "coco", "createml"])
+@pytest.mark.parametrize("parser", ["voc", "yolo", "labelme", "coco", "createml", "cvat", "labelstudio"])
 def test_every_format_module_is_fuzzed(parser: str) -> None:
     from pipeline import formats
 
