@@ -106,6 +106,33 @@ def _createml(src: Path, bad: bytes) -> str:
     return "createml"
 
 
+CVAT_GOOD = ('<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version><meta><task><labels>'
+             "<label><name>cat</name></label></labels></task></meta>"
+             '<image id="0" name="good.png" width="16" height="12">'
+             '<box label="cat" xtl="1" ytl="2" xbr="10" ybr="9" occluded="0" z_order="0"/></image></annotations>')
+LABELSTUDIO_GOOD = [{"id": 1, "data": {"image": "/data/upload/1/good.png"}, "annotations": [
+    {"id": 11, "completed_by": 1, "result": [
+        {"id": "r1", "type": "rectanglelabels", "from_name": "label", "to_name": "image", "original_width": 16,
+         "original_height": 12, "value": {"x": 10, "y": 20, "width": 30, "height": 40, "rotation": 0,
+                                          "rectanglelabels": ["cat"]}}]}]}]
+
+
+def _cvat(src: Path, bad: bytes) -> str:
+    _put(src, "bad/annotations.xml", bad)
+    _put(src, "bad/a.png", png(16, 12))
+    _put(src, "good/annotations.xml", CVAT_GOOD)
+    _put(src, "good/good.png", png(16, 12))
+    return "cvat"
+
+
+def _labelstudio(src: Path, bad: bytes) -> str:
+    _put(src, "bad/export.json", bad)
+    _put(src, "bad/a.png", png(16, 12))
+    _put(src, "good/export.json", json.dumps(LABELSTUDIO_GOOD))
+    _put(src, "good/good.png", png(16, 12))
+    return "labelstudio"
+
+
 def _imagefolder(src: Path, bad: bytes) -> str:
     _put(src, "cat/good.png", png(16, 12))
     _put(src, "dog/a.png", bad)
@@ -114,6 +141,8 @@ def _imagefolder(src: Path, bad: bytes) -> str:
 
 LAYOUTS = {
     "imagefolder": _imagefolder,
+    "cvat": _cvat,
+    "labelstudio": _labelstudio,
     "voc": _voc,
     "voc-image": _voc_image,
     "voc-image-png": lambda src, bad: _voc_image(src, bad, "png"),
