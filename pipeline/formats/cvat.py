@@ -490,6 +490,9 @@ def parse_document(data: bytes, where: str) -> Document | None:
     except DefusedXmlException as exc:
         raise DataError(where, f"refused: {type(exc).__name__} (DTDs, entities and external references are not "
                         "allowed in annotation files)", fix="remove the <!DOCTYPE ...> block") from None
+    except (LookupError, ValueError) as exc:  # an unknown or multi-byte encoding in the XML declaration
+        raise DataError(where, f"unsupported XML encoding ({exc})", line=1,
+                        fix="re-export the annotations from CVAT (UTF-8)") from None
     return doc
 
 

@@ -219,6 +219,9 @@ def parse_xml(data: bytes, where: str) -> VocFile | None:
     except DefusedXmlException as exc:
         raise DataError(where, f"refused: {type(exc).__name__} (DTDs, entities and external references are not "
                         "allowed in annotation files)", fix="remove the <!DOCTYPE ...> block") from None
+    except (LookupError, ValueError) as exc:  # an unknown or multi-byte encoding in the XML declaration
+        raise DataError(where, f"unsupported XML encoding ({exc})", line=1,
+                        fix="re-save the file as UTF-8 from the labelling tool") from None
     if root.tag != "annotation":
         return None
     objects: list[tuple[str, list[float], dict, list | None]] = []

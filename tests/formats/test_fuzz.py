@@ -133,6 +133,10 @@ VOC_VALID = (b"<annotation><filename>a.png</filename><size><width>16</width><hei
              b"</polygon></object></annotation>")
 
 
+XML_ENCODINGS = st.one_of(st.sampled_from(["latin-1", "utf-16", "utf-32", "euc-jp", "shift_jis", "tf-8", "ebcdic",
+                                           "cp037", "utf-7", ""]), st.text(max_size=8))
+
+
 @st.composite
 def voc_documents(draw) -> bytes:
     objects = []
@@ -143,8 +147,8 @@ def voc_documents(draw) -> bytes:
                                       "<polygon><x1>1</x1><y1>1</y1></polygon>"]))
         objects.append(f"<object><name>{escape(draw(NAMES))}</name>{extra}<bndbox>{box}</bndbox></object>")
     size = f"<size><width>{escape(draw(NUMBER_TEXT))}</width><height>{escape(draw(NUMBER_TEXT))}</height></size>"
-    head = draw(st.sampled_from(["", '<?xml version="1.0"?>', '<?xml version="1.0" encoding="latin-1"?>',
-                                 '<!DOCTYPE a [<!ENTITY x "y">]>', '<?xml version="1.0" encoding="utf-16"?>']))
+    head = draw(st.one_of(st.sampled_from(["", '<?xml version="1.0"?>', '<!DOCTYPE a [<!ENTITY x "y">]>']),
+                          XML_ENCODINGS.map(lambda e: f'<?xml version="1.0" encoding="{e}"?>')))
     text = f"{head}<annotation><filename>{escape(draw(NAMES))}</filename>{size}{''.join(objects)}</annotation>"
     return text.encode("utf-8", "surrogatepass")
 
@@ -399,7 +403,8 @@ def cvat_documents(draw) -> bytes:
     image = draw(st.fixed_dictionaries({"id": NUMBER_TEXT, "name": st.one_of(st.just("a.png"), NAMES),
                                         "width": NUMBER_TEXT, "height": NUMBER_TEXT}))
     head = " ".join(f'{k}="{escape(v, {chr(34): "&quot;"})}"' for k, v in image.items())
-    text = ('<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version><meta><task><labels>'
+    encoding = escape(draw(st.one_of(st.just("utf-8"), XML_ENCODINGS)), {chr(34): "&quot;"})
+    text = (f'<?xml version="1.0" encoding="{encoding}"?><annotations><version>1.1</version><meta><task><labels>'
             f"<label><name>{escape(draw(NAMES))}</name></label></labels></task></meta>"
             f"<image {head}>{''.join(shapes)}</image></annotations>")
     return text.encode("utf-8", "surrogatepass")
