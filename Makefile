@@ -106,7 +106,7 @@ test: $(STAMP) ## the test suite
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 fuzz: $(STAMP) ## long fuzz run of every parser (HYPOTHESIS_PROFILE=long: 2,000 examples each)
-	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -n 2 --dist loadfile tests/formats/test_fuzz.py
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -n 2 --dist load tests/formats/test_fuzz.py
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check pipeline tests benchmarks
