@@ -4,24 +4,24 @@ Every annotation reader, the YOLO ``data.yaml`` reader and the config and recipe
 numbers and functions, so a hostile or broken file ends in one `DataError` naming the file (and
 line or field) instead of gigabytes of memory, minutes of work or a traceback:
 
-==========================  =============  ==================================================
-limit                       default        applies to
-==========================  =============  ==================================================
-`MAX_LINE_CHARS`            1 MiB          one line of a text label file (YOLO labels)
-`MAX_POINTS`                100,000        vertices of one polygon, line, ring or keypoint list
-`MAX_OBJECTS`               100,000        objects of one image (one label file, one entry)
-`MAX_CLASS_NAME`            256            characters of a class name (no control characters)
-`MAX_CLASSES`               100,000        class ids of a class list (``nc``, ``names``)
-`MAX_DOCUMENT_BYTES`        1 GiB          a JSON document read whole (COCO train2017's
-                                           instances file is 448 MB)
-`MAX_TEXT_BYTES`            64 MiB         a per-image annotation file (VOC XML, YOLO txt),
-                                           class files and list files
-`MAX_YAML_BYTES`            4 MiB          ``data.yaml``, training configs, augment recipes
-`MAX_YAML_DEPTH`            100            nesting levels of those YAML files
-`MAX_DOCUMENT_ENTRIES`      2,000,000      images, tasks or shapes of one CVAT / Label Studio file
-`MAX_XML_DEPTH`             32             element nesting of a CVAT document
-`MAX_LABEL_CONFIG_BYTES`    1 MiB          a Label Studio labelling config
-==========================  =============  ==================================================
+===========================  =========  =========================================================
+limit                        default    applies to
+===========================  =========  =========================================================
+`MAX_LINE_CHARS`             1 MiB      one line of a text label file (YOLO labels)
+`MAX_POINTS`                 100,000    vertices of one polygon, line, ring or keypoint list
+`MAX_OBJECTS`                100,000    objects of one image (one label file, one entry)
+`MAX_CLASS_NAME`             256        characters of a class name (UTF-8, no control characters)
+`MAX_CLASSES`                100,000    class ids of a class list (``nc``, ``names``)
+`MAX_DOCUMENT_BYTES`         1 GiB      a document read whole: COCO, CreateML, CVAT, Label Studio
+`MAX_DOCUMENT_ENTRIES`       2,000,000  images, tasks or shapes of one CVAT / Label Studio file
+`MAX_TEXT_BYTES`             64 MiB     a VOC XML or YOLO txt file, class files and list files
+`MAX_EMBEDDED_IMAGE_CHARS`   64 Mi      base64 characters of a labelme ``imageData``
+`MAX_ANNOTATION_JSON_BYTES`  32 MiB     a labelme file beside its embedded image
+`MAX_XML_DEPTH`              32         element nesting of a CVAT document
+`MAX_LABEL_CONFIG_BYTES`     1 MiB      a Label Studio labelling config
+`MAX_YAML_BYTES`             4 MiB      ``data.yaml``, training configs, augment recipes
+`MAX_YAML_DEPTH`             100        nesting levels of those YAML files
+===========================  =========  =========================================================
 
 YAML is read with PyYAML's safe loader and **without aliases**: an alias (``*name``) is refused
 where it appears, so a "billion laughs" document fails at its first alias instead of expanding.
@@ -48,6 +48,8 @@ MAX_CLASSES = 100_000  # ImageNet-21k has 21,841 classes
 MAX_DOCUMENT_BYTES = 2**30
 MAX_TEXT_BYTES = 64 * 2**20
 MAX_YAML_BYTES = 4 * 2**20
+MAX_EMBEDDED_IMAGE_CHARS = 64 * 2**20  # base64 of an image inside an annotation (labelme imageData): ~48 MB
+MAX_ANNOTATION_JSON_BYTES = 32 * 2**20  # a per-image JSON annotation (labelme) beside its embedded image
 MAX_DOCUMENT_ENTRIES = 2_000_000  # images, tasks or shapes of one document (COCO train2017: 860k annotations)
 MAX_XML_DEPTH = 32  # element nesting of a CVAT document (CVAT's own go 6 deep)
 MAX_LABEL_CONFIG_BYTES = 2**20  # a Label Studio labelling config (XML)

@@ -55,7 +55,14 @@ from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.geometry import bbox_union, circle_to_polygon, rle_bbox, rle_decode, rle_encode
 from pipeline.core.images import sniff
-from pipeline.core.limits import MAX_OBJECTS, MAX_POINTS, check_count, load_json
+from pipeline.core.limits import (
+    MAX_ANNOTATION_JSON_BYTES,
+    MAX_EMBEDDED_IMAGE_CHARS,
+    MAX_OBJECTS,
+    MAX_POINTS,
+    check_count,
+    load_json,
+)
 from pipeline.core.numbers import is_number, is_real
 from pipeline.core.paths import SafeFiles, sha256_bytes
 from pipeline.formats.base import Detection, ExportReport, ImportContext
@@ -77,8 +84,8 @@ TASK = "detection"
 # "rotation" is X-AnyLabeling's rotated box in the same files: four corners, read as oriented_rectangle.
 SHAPE_TYPES = ("rectangle", "polygon", "circle", "line", "linestrip", "point", "mask", "oriented_rectangle",
                "rotation")
-MAX_IMAGE_DATA = 64 * 2**20  # characters of base64 (about 48 MB of image); larger embedded images are refused
-_MAX_JSON_EXTRA = 32 * 2**20  # a file may hold this much beside imageData before it is refused unread
+MAX_IMAGE_DATA = MAX_EMBEDDED_IMAGE_CHARS  # characters of base64 (about 48 MB of image); larger ones are refused
+_MAX_JSON_EXTRA = MAX_ANNOTATION_JSON_BYTES  # a file may hold this much beside imageData before it is refused unread
 EDGE_TOLERANCE = 1.0  # pixels a point may lie outside the image before --on-invalid applies
 
 
