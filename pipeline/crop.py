@@ -90,8 +90,10 @@ def crop_dataset(
     square: bool = False,
     min_size: float = 0.0,
     progress=None,
+    overwrite: bool = False,
 ) -> tuple[Dataset, CropReport]:
-    """Write one classification sample per labelled object of `dataset` into a new dataset at `out`."""
+    """Write one classification sample per labelled object of `dataset` into a new dataset at `out`
+    (an earlier dataset there replaced only with `overwrite`)."""
     from pipeline.core.images import encode_png, open_image
 
     if pad < 0:
@@ -106,6 +108,7 @@ def crop_dataset(
     with DatasetWriter(
         out, task="classification", stage="crop", classes=dataset.classes, params=params,
         inputs={str(dataset.root): dataset.content_hash}, parent_lineage=dataset.info.lineage,
+        reads=[dataset.root], overwrite=overwrite,
     ) as writer:
         samples = [s for s in dataset.samples if s.objects]
         for parent in progress(samples) if progress else samples:

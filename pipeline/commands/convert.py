@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import max_pixels_option
+from pipeline.commands.common import max_pixels_option, overwrite_option
 from pipeline.core import ui
 from pipeline.core.dataset import Dataset
 from pipeline.formats import FORMATS
@@ -61,6 +61,7 @@ FORMAT_CHOICES = ["auto", *FORMATS]  # `pipeline import FORMAT`: the registry's 
               help="A bad file: report it and import the rest, or stop at the first.")
 @click.option("--on-invalid", type=click.Choice(ON_INVALID), default="error", show_default=True,
               help="Coordinates outside the image (YOLO values outside [0,1]): reject the file, clip, or drop the object.")
+@overwrite_option
 @click.option("--voc-zero-based/--voc-one-based", "voc_zero_based", default=None,
               help="VOC boxes as 0-based edges (datumaro, CVAT, labelme2voc) or the devkit's 1-based pixels "
                    "[default: 1-based unless the folder is one of those exports].")
@@ -71,13 +72,14 @@ FORMAT_CHOICES = ["auto", *FORMATS]  # `pipeline import FORMAT`: the registry's 
 @click.option("--annotations", "annotations", type=click.Choice(["newest", "all"]), default=None,
               help="labelstudio: the newest non-cancelled annotation of each task is the sample's labels; "
                    "'all' keeps each annotator's annotation beside it [default: newest].")
-def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero_based, images,
+def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, overwrite, voc_zero_based, images,
                annotations) -> None:
     """Import labelled data from SRC into a canonical dataset.
 
     FORMAT is one of imagefolder, voc, yolo, createml, labelme, coco, cvat (CVAT for images 1.1
     XML: task, project or job exports), labelstudio (Label Studio JSON and JSON-MIN exports), images
-    (a folder of unlabelled images, only by name), or auto (detect and say what was found).
+    (a folder of unlabelled images, only by name), or auto (detect and say what was found). An
+    existing dataset at --out is replaced only with --overwrite.
 
     A bad file (malformed, NaN, a number of over 4,300 digits, a name that is not UTF-8, past a
     parsing limit: 1 MiB per label line, 100,000 points per shape, 100,000 objects per image,
@@ -99,6 +101,7 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero
     dataset, report = import_dataset(
         fmt, src, out, classes_file=classes_file, class_map=parse_class_map(maps),
         on_error=on_error, on_invalid=on_invalid, extra=extra or None, images=images,
+        overwrite=overwrite,
     )
     print_import_summary(dataset, report, out)
 
@@ -107,12 +110,19 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero
 @click.argument("dataset_path", metavar="DATASET", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", required=True, type=click.Choice(list(FORMATS)), help="Target format.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing non-empty --out folder.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier export at --out (recognised by its .pipeline-export; never a folder "
+                   "of other files, a dataset, or one holding the input).")
 def export_cmd(dataset_path, fmt, out, overwrite) -> None:
     """Export DATASET to another format.
 
     What the target format cannot hold (polygons in YOLO boxes, keypoints in VOC) is converted
     where a standard conversion exists, and listed in the summary otherwise; never dropped silently.
+    The export folder gets a .pipeline-export naming the format, the source and every file
+    written, so --overwrite can tell an earlier export from anything else.
+
+    DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
+    and re-imported only when its files change.
 
     \b
     Examples:
@@ -120,7 +130,9 @@ def export_cmd(dataset_path, fmt, out, overwrite) -> None:
       pipeline export datasets/raccoon --format coco --out exports/raccoon-coco
       pipeline export datasets/to-label --format labelstudio --out exports/to-label-ls
     """
-    dataset, report = export_dataset(dataset_path, fmt, out, overwrite=overwrite)
+    from pipeline.train import dataset_folder
+
+    dataset, report = export_dataset(dataset_folder(dataset_path), fmt, out, overwrite=overwrite)
     rows: list[tuple[str, object]] = [("samples", report.written), ("files", report.files)]
     for k, n in sorted(report.converted.items()):
         rows.append((f"converted: {k}", n))

@@ -6,25 +6,29 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import max_pixels_option
+from pipeline.commands.common import max_pixels_option, overwrite_option
 
 
 @click.command("crop")
 @click.argument("dataset_path", metavar="DATASET", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder of the new classification dataset.")
+@overwrite_option
 @click.option("--pad", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Grow each box by this fraction of its width/height on every side.")
 @click.option("--square", is_flag=True, help="Make crops square around the box centre (edges repeated past the image).")
 @click.option("--min-size", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Skip objects whose box is narrower or lower than this many pixels.")
 @max_pixels_option
-def crop(dataset_path: Path, out: Path, pad: float, square: bool, min_size: float) -> None:
+def crop(dataset_path: Path, out: Path, overwrite: bool, pad: float, square: bool, min_size: float) -> None:
     """Turn every labelled object of DATASET into a classification sample.
 
     Each object with an area (its box, or the bounds of its polygon or mask) becomes one image
     labelled with the object's class, in the split of its source image. The new samples record
     where they came from (parent id, object index, box, crop). Train on them as on any
     classification dataset.
+
+    DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
+    and re-imported only when its files change.
 
     \b
     Examples:
@@ -34,10 +38,11 @@ def crop(dataset_path: Path, out: Path, pad: float, square: bool, min_size: floa
     from pipeline.core import ui
     from pipeline.core.dataset import load_dataset
     from pipeline.crop import crop_dataset
+    from pipeline.train import dataset_folder
 
-    dataset = load_dataset(dataset_path)
+    dataset = load_dataset(dataset_folder(dataset_path))  # an ImageFolder tree: its cached import
     result, report = crop_dataset(
-        dataset, out, pad=pad, square=square, min_size=min_size,
+        dataset, out, overwrite=overwrite, pad=pad, square=square, min_size=min_size,
         progress=lambda items: ui.progress(items, total=len(items), desc="crop", unit="img"),
     )
     for problem in report.problems[:20]:

@@ -167,13 +167,25 @@ def categories(doc: dict, where: str) -> dict[int, str]:
 
 
 def _peek(path: str) -> bool:
+    """A JSON object with an ``images`` key and an ``annotations`` or ``categories`` key. COCO's own
+    files list thousands of images before their annotations and end with the categories, so past
+    the first 64 KiB the keys are looked for in the whole file (mapped, not read into memory)."""
+    import mmap
+
     try:
         with open(path, "rb") as fh:
             head = fh.read(1 << 16)
-    except OSError:
+            if not head.lstrip().startswith(b"{"):
+                return False
+            if b'"images"' in head and (b'"annotations"' in head or b'"categories"' in head):
+                return True
+            if len(head) < 1 << 16:
+                return False
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as whole:
+                return whole.find(b'"images"') >= 0 and (whole.find(b'"annotations"') >= 0
+                                                         or whole.find(b'"categories"') >= 0)
+    except (OSError, ValueError):
         return False
-    head = head.lstrip()
-    return head.startswith(b"{") and b'"images"' in head and (b'"annotations"' in head or b'"categories"' in head)
 
 
 def detect(root: Path) -> Detection | None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,23 +55,28 @@ def test_export_then_import_auto_round_trips_with_summaries(tmp_path) -> None:
     assert back.splits() == {"train": 2, "val": 2}
 
 
-def test_export_refuses_a_non_empty_folder_unless_overwrite(tmp_path, main) -> None:
+def test_export_replaces_only_an_earlier_export_and_only_with_overwrite(tmp_path, main) -> None:
     src = make_detection_dataset(tmp_path / "det", n=2)
     out = tmp_path / "voc"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    proc = main("export", src, "--format", "voc", "--out", out)
-    assert proc.returncode == 2 and "exists and is not empty" in proc.stderr
-    assert (out / "keep.txt").read_text() == "mine"
-    assert main("export", src, "--format", "voc", "--out", out, "--overwrite").returncode == 0
-    assert not (out / "keep.txt").exists()
+    for extra in ((), ("--overwrite",)):  # someone else's folder: refused, with or without --overwrite
+        proc = main("export", src, "--format", "voc", "--out", out, *extra)
+        assert proc.returncode == 2 and "files no pipeline stage wrote" in proc.stderr
+        assert (out / "keep.txt").read_text() == "mine"
+    other = tmp_path / "voc2"
+    assert main("export", src, "--format", "voc", "--out", other).returncode == 0
+    proc = main("export", src, "--format", "voc", "--out", other)
+    assert proc.returncode == 2 and "already holds a pipeline export" in proc.stderr and "--overwrite" in proc.stderr
+    assert main("export", src, "--format", "coco", "--out", other, "--overwrite").returncode == 0
+    assert json.loads((other / ".pipeline-export").read_text())["format"] == "coco"
 
 
 def test_export_never_overwrites_a_dataset(tmp_path, main) -> None:
     src = make_detection_dataset(tmp_path / "det", n=2)
     other = make_detection_dataset(tmp_path / "other", n=2)
     proc = main("export", src, "--format", "coco", "--out", other, "--overwrite")
-    assert proc.returncode == 2 and "is a pipeline dataset" in proc.stderr
+    assert proc.returncode == 2 and "holds a pipeline dataset" in proc.stderr
     assert len(load_dataset(other).samples) == 2
 
 

@@ -175,3 +175,17 @@ def test_supervision_reads_export(tmp_path: Path) -> None:
         assert theirs.classes == ["cat", "dog"]
         total += supervision_boxes(theirs, src)
     assert total == sum(len(s.objects) for s in src.samples)
+
+
+def test_detected_when_the_images_list_fills_the_first_64_kib(tmp_path: Path) -> None:
+    """COCO's own files list thousands of images before "annotations" and end with "categories"."""
+    from pipeline.formats import coco
+
+    images = [{"id": i, "file_name": f"{i:012d}.jpg", "width": 640, "height": 480} for i in range(2000)]
+    doc = {"info": {}, "images": images, "annotations": [], "categories": [{"id": 1, "name": "person"}]}
+    path = tmp_path / "instances_val2017.json"
+    path.write_text(json.dumps(doc))
+    assert path.read_bytes()[: 1 << 16].find(b'"annotations"') < 0
+    assert coco.detect(tmp_path) is not None
+    (tmp_path / "other.json").write_text(json.dumps({"images": images}))  # no annotations or categories
+    assert coco._peek(str(tmp_path / "other.json")) is False

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.core.dataset.io import content_hash, is_dataset, load_dataset
+from pipeline.core import failpoints, outputs
+from pipeline.core.dataset.io import content_hash, load_dataset
 from pipeline.core.dataset.lines import dumps_sample, sorted_lines, write_lines
 from pipeline.core.dataset.model import (
     DATASET_JSON,
@@ -77,49 +78,15 @@ def _info_bytes(info: DatasetInfo) -> bytes:
     return (json.dumps(info.to_json(), ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def _prepare_destination(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is a file", fix="choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not is_dataset(out):
-        raise UsageError(
-            f"{out}: exists, is not empty and is not a pipeline dataset; refusing to replace it",
-            fix="choose another --out, or remove that folder",
-        )
-
-
-def _sweep_stale(out: Path) -> None:
-    """Remove temporary folders left by killed writers of `out` (their pid no longer runs)."""
-    parent = out.parent
-    if not parent.is_dir():
-        return
-    prefix = f".{out.name}.tmp-"
-    for p in parent.iterdir():
-        if not p.name.startswith(prefix):
-            continue
-        try:
-            pid = int(p.name[len(prefix):].split("-")[0])
-        except ValueError:
-            continue
-        if not _pid_alive(pid):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def replace_dir(tmp: Path, out: Path) -> None:
-    """Move the finished folder `tmp` to `out`, replacing an existing dataset there."""
+    """Move the finished folder `tmp` to `out`, replacing the earlier output there (which the
+    caller checked with `outputs.claim_dir`); a kill between the two renames leaves it beside
+    `out`, where `outputs.sweep_stale` puts it back."""
     old = None
     if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        old = outputs.temp_name(out, "old")
         os.rename(out, old)
+        failpoints.hit("replace_dir")
     os.rename(tmp, out)
     fsync_dir(out.parent)
     if old is not None:
@@ -226,7 +193,8 @@ class DatasetWriter:
     any other label an error (see `resolve_label`). Images are added from bytes (`data=`), from a
     file (`src=`, hard-linked when possible) or already in place (`image=` relative path).
     `workdir` names a persistent temporary folder for resumable stages: files already there
-    are kept.
+    are kept. `reads`: the folders the stage reads (`out` may be none of them, nor hold or lie
+    inside one); `overwrite`: replace an earlier dataset at `out` (see `pipeline.core.outputs`).
     """
 
     def __init__(
@@ -242,6 +210,8 @@ class DatasetWriter:
         parent_lineage: list[dict] | None = None,
         workdir: str | os.PathLike | None = None,
         render_early: bool = False,
+        reads: Iterable[str | os.PathLike] = (),
+        overwrite: bool = False,
     ) -> None:
         if task not in TASKS:
             raise UsageError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -258,6 +228,8 @@ class DatasetWriter:
         self._unsynced = False  # image files written without fsync; one os.sync() before commit covers them
         self._syncer = BackgroundSync()  # flushes what `sync_in_background` queues, in order
         self._workdir = Path(workdir) if workdir else None
+        self._reads = [Path(r) for r in reads]
+        self._overwrite = overwrite
         # render_early: each samples.jsonl line is rendered when its sample is added (the caller
         # promises not to change samples after `add`), so a stage that waits on workers renders
         # while it waits instead of all at once in `commit`.
@@ -268,9 +240,9 @@ class DatasetWriter:
 
     # -- context management --------------------------------------------------------------
     def __enter__(self) -> DatasetWriter:
-        _prepare_destination(self.out)
+        outputs.sweep_stale(self.out)
+        outputs.claim_dir(self.out, "dataset", reads=self._reads, overwrite=self._overwrite)
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        _sweep_stale(self.out)
         if self._workdir is not None:
             self.tmp = self._workdir
         else:
@@ -349,6 +321,7 @@ class DatasetWriter:
 
                     sample.sha256 = sha256_file(dest)
             sample.image = rel
+            failpoints.hit("writer.add")
         elif not sample.image:
             raise ValueError("add() needs data=, src= or sample.image")
         self.samples[sample.id] = sample
@@ -439,6 +412,7 @@ class DatasetWriter:
         _write_file(self.tmp / DATASET_JSON, _info_bytes(info))
         self._syncer.wait()
         fsync_dir(self.tmp)
+        failpoints.hit("writer.commit")
         replace_dir(self.tmp, self.out)
         self.committed = True
         return info
@@ -464,17 +438,28 @@ def rewrite_samples(
     For stages that change metadata only (e.g. `split`); images stay where they are.
     """
     root = dataset.root
+    _sweep_updates(root)
     lineage = list(dataset.info.lineage) + [lineage_entry(stage, params, {str(root): content_hash(root)})]
-    tmp = root / f".{SAMPLES_JSONL}.tmp-{os.getpid()}"
-    digest = write_lines(tmp, sorted_lines(samples))
-    os.replace(tmp, root / SAMPLES_JSONL)
+    new_samples = root / f".{SAMPLES_JSONL}.tmp-{os.getpid()}"
+    digest = write_lines(new_samples, sorted_lines(samples))
     info = DatasetInfo(task=dataset.info.task, classes=list(classes if classes is not None else dataset.info.classes),
                        lineage=lineage, samples_sha256=digest)
-    tmp = root / f".{DATASET_JSON}.tmp-{os.getpid()}"
-    _write_file(tmp, _info_bytes(info))
-    os.replace(tmp, root / DATASET_JSON)
+    new_info = root / f".{DATASET_JSON}.tmp-{os.getpid()}"
+    _write_file(new_info, _info_bytes(info))  # both complete before either replaces its file: a kill
+    failpoints.hit("rewrite.samples")  # between the renames is finished by the next `load_dataset`
+    os.replace(new_samples, root / SAMPLES_JSONL)
+    failpoints.hit("rewrite.info")
+    os.replace(new_info, root / DATASET_JSON)
     fsync_dir(root)
     return Dataset(root=root, info=info, samples=sorted(samples, key=lambda s: s.id))
+
+
+def _sweep_updates(root: Path) -> None:
+    """Remove what an in-place update killed before its first rename left (its pid no longer runs)."""
+    for name in sorted(os.listdir(root)):
+        for prefix in (f".{SAMPLES_JSONL}.tmp-", f".{DATASET_JSON}.tmp-"):
+            if name.startswith(prefix) and name[len(prefix):].isdigit() and not outputs.pid_alive(int(name[len(prefix):])):
+                (root / name).unlink(missing_ok=True)
 
 
 def derive(
@@ -486,8 +471,10 @@ def derive(
     params: dict | None = None,
     classes: list[str] | None = None,
     task: str | None = None,
+    overwrite: bool = False,
 ) -> Dataset:
-    """Write `samples` (whose images live in `dataset`) as a new dataset at `out`, images hard-linked."""
+    """Write `samples` (whose images live in `dataset`) as a new dataset at `out`, images hard-linked
+    (an earlier dataset there replaced only with `overwrite`)."""
     with DatasetWriter(
         out,
         task=task or dataset.task,
@@ -496,6 +483,8 @@ def derive(
         params=params,
         inputs={str(dataset.root): dataset.content_hash},
         parent_lineage=dataset.info.lineage,
+        reads=[dataset.root],
+        overwrite=overwrite,
     ) as w:
         for s in samples:
             w.add_from(dataset, s)

@@ -34,13 +34,16 @@ def test_failed_writer_leaves_nothing(tmp_path: Path) -> None:
 
 def test_writer_replaces_dataset_but_not_foreign_folder(tmp_path: Path) -> None:
     root = make_classification_dataset(tmp_path / "ds", classes=2, per_class=1, splits=None)
-    make_classification_dataset(root, classes=2, per_class=2, splits=None)
+    with pytest.raises(UsageError, match="already holds a pipeline dataset"):  # not without overwrite
+        make_classification_dataset(root, classes=2, per_class=2, splits=None)
+    assert len(load_dataset(root)) == 2
+    make_classification_dataset(root, classes=2, per_class=2, splits=None, overwrite=True)
     assert len(load_dataset(root)) == 4
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(UsageError, match="not a pipeline dataset"):
-        make_classification_dataset(foreign)
+    with pytest.raises(UsageError, match="files no pipeline stage wrote"):
+        make_classification_dataset(foreign, overwrite=True)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
