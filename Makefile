@@ -61,7 +61,7 @@ LABEL_OPT := $(if $(LABEL),--label '$(LABEL)',)
 FETCH_OUT = $(or $(OUT),$(1))
 
 .PHONY: help venv run fetch fetch-mnist fetch-kaggle fetch-hf fetch-url crawl import export split train validate \
-	predict augment preview check stats crop model bench test lint clean
+	predict augment preview check stats crop model bench test fuzz lint clean
 
 help: ## list the targets
 	@echo "pipeline: staged commands from raw data to a trained NumberModel"
@@ -162,6 +162,9 @@ bench: $(STAMP) ## benchmarks (BENCH=quick|full), results in benchmarks/results/
 
 test: $(STAMP) ## the test suite
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+fuzz: $(STAMP) ## long fuzz run of every parser (HYPOTHESIS_PROFILE=long: 2,000 examples each)
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -n 2 --dist load tests/formats/test_fuzz.py
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check pipeline tests benchmarks

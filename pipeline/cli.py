@@ -132,6 +132,7 @@ def _main(argv: list[str] | None) -> None:
     _STATE.update(debug=False, argv_debug="--debug" in args[1:], argv_quiet="--quiet" in args[1:])
     args = args[:1] + [a for a in args[1:] if a not in ("--debug", "--quiet")]
     debug = _STATE["argv_debug"] or "--debug" in args or bool(os.environ.get("PIPELINE_DEBUG"))
+    ui.route_library_warnings()  # a library's warning prints as our one-line warning, without its path
     try:
         rc = cli.main(args=args, prog_name="pipeline", standalone_mode=False)
         if isinstance(rc, int) and not isinstance(rc, bool) and rc:

@@ -207,20 +207,16 @@ def recipe(name: str) -> TrainConfig:
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """A config file's mapping (`yaml.safe_load`); bad YAML names the file and line."""
-    import yaml
+    from pipeline.core.errors import DataError
+    from pipeline.core.limits import read_yaml_file
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file", fix="check the path (recipes live in configs/train/)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}{line}: not valid YAML ({problem})", fix="fix the YAML syntax") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file", fix="point --config at a YAML file") from None
+    try:  # safe types only, no aliases, a size cap (`pipeline.core.limits`)
+        data = read_yaml_file(path, fix="fix the YAML syntax (aliases and anchors are not allowed)")
+    except DataError as err:
+        raise ConfigError(err.message, fix=err.fix) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -87,6 +87,11 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, overwrit
     with the candidates, when two formats each cover a part of SRC: see `pipeline detect SRC`). An existing
     dataset at --out is replaced only with --overwrite.
 
+    A bad file (malformed, NaN, a number of over 4,300 digits, a name that is not UTF-8, past a
+    parsing limit: 1 MiB per label line, 100,000 points per shape, 100,000 objects per image,
+    256-character class names) is reported with its file, line or field and a fix; the rest
+    imports. YAML files (data.yaml) are read without aliases. Limits: docs/formats.md.
+
     \b
     Examples:
       pipeline import imagefolder photos/ --out datasets/photos

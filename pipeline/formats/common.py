@@ -28,9 +28,10 @@ import hashlib
 import os
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.core import ui
 from pipeline.core.dataset import Obj, Sample
 from pipeline.core.errors import DataError
 from pipeline.core.images import IMAGE_EXTS
@@ -168,6 +169,7 @@ class ImageProbe:
     width: int  # raw pixel array, before EXIF orientation
     height: int
     orientation: int = 1
+    warnings: list[str] = field(default_factory=list)  # library warnings raised while reading it
 
     @property
     def upright_size(self) -> tuple[int, int]:
@@ -249,8 +251,11 @@ def probe_bytes(data: bytes, where: str, path: str = "") -> ImageProbe:
             return ImageProbe(path, data, fmt, w, h, 1)
     from pipeline.core.images import exif_orientation, open_image_bytes
 
-    img = open_image_bytes(data, where)  # a full decode: reports truncation and bombs
-    return ImageProbe(path, data, (img.format or fmt or "png").lower(), img.width, img.height, exif_orientation(img))
+    with ui.library_warnings() as caught:
+        img = open_image_bytes(data, where)  # a full decode: reports truncation and bombs
+        orientation = exif_orientation(img)
+    return ImageProbe(path, data, (img.format or fmt or "png").lower(), img.width, img.height, orientation,
+                      warnings=caught)
 
 
 def probe_image(path: str | os.PathLike, where: str) -> ImageProbe:
@@ -389,6 +394,7 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
         probe = probe_image(image_path, where)
     if frame is None:
         frame = decide_frame((probe.width, probe.height), probe.orientation, declared_size, default_frame)
+    _library_warnings(ctx, where, probe, probe.warnings)
     if frame.mismatch and declared_size is not None:
         ctx.report.counts[MISMATCH] += 1
         ctx.warn(f"{where}: declared size {declared_size[0]}x{declared_size[1]} but the image is "
@@ -402,7 +408,9 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
     if frame.orientation != 1:
         from pipeline.core.images import encode_png, open_image_bytes
 
-        img = open_image_bytes(probe.data, where, exif_transpose=True)
+        with ui.library_warnings() as caught:
+            img = open_image_bytes(probe.data, where, exif_transpose=True)
+        _library_warnings(ctx, where, probe, [w for w in caught if w not in probe.warnings])
         if img.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
             img = img.convert("RGB")  # CMYK/YCbCr JPEGs: PNG holds RGB
         sample.meta["exif_orientation"] = frame.orientation
@@ -415,6 +423,12 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
     return ctx.add(sample, data=probe.data, ext={"jpeg": "jpg"}.get(probe.fmt, probe.fmt))
 
 
+def _library_warnings(ctx: ImportContext, where: str, probe: ImageProbe, texts: list[str]) -> None:
+    """Warnings a library raised while reading the image, as our own lines naming the file (once each)."""
+    for text in dict.fromkeys(texts):
+        ctx.warn(f"{where}: image {os.path.basename(probe.path) or 'data'}: {text}")
+
+
 class Labels:
     """Class names through the registry (``--map``, ``--classes``), each name checked once."""
 
@@ -424,8 +438,9 @@ class Labels:
 
     def __call__(self, name: str, where: str, field: str = "label") -> str:
         found = self.seen.get(name)
-        if found is None:
-            found = self.seen[name] = self.ctx.writer.resolve_label(name, where=where, field=field)
+        if found is None:  # a bad name is never cached: every file that uses it is reported
+            found = self.ctx.label(name, where, field)
+            self.seen[name] = found
         return found
 
 

@@ -128,9 +128,9 @@ def source_hash(ctx: ImportContext) -> str:
     """One hash over what an import read: annotation files (as recorded) and every image's bytes."""
     h = hashlib.sha256()
     for rel, digest in sorted(ctx.inputs.items()):
-        h.update(f"{rel}\t{digest}\n".encode())
+        h.update(f"{rel}\t{digest}\n".encode("utf-8", "surrogateescape"))  # names that are not UTF-8 too
     for sample in sorted(ctx.writer.samples.values(), key=lambda s: s.id):
-        h.update(f"{sample.source.get('file', sample.id)}\t{sample.sha256}\n".encode())
+        h.update(f"{sample.source.get('file', sample.id)}\t{sample.sha256}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 

@@ -56,6 +56,7 @@ from defusedxml import DefusedXmlException
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
+from pipeline.core.limits import MAX_OBJECTS, MAX_POINTS, check_count, read_capped
 from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
@@ -79,6 +80,7 @@ SPLIT_FILES = ("train", "val", "test", "trainval")
 ATTRIBUTE_TAGS = ("difficult", "truncated", "occluded", "pose")
 BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
 NOT_VOC = "XML files that are not VOC annotations"
+FIX = "fix the object in labelImg (or the XML), or delete it"
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,7 +144,7 @@ def _number(text: str | None, where: str, fld: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise DataError(where, "", field=fld, expected="a number", got=text) from None
+        raise DataError(where, "", field=fld, expected="a number", got=text, fix=FIX) from None
     if not math.isfinite(value):
         raise DataError(where, "", field=fld, expected="a finite number", got=text,
                         fix="fix the box in labelImg, or delete the object")
@@ -151,9 +153,10 @@ def _number(text: str | None, where: str, fld: str) -> float:
 
 def _polygon(el, where: str, fld: str) -> list[list[float]]:
     """``<polygon><x1>..</x1><y1>..</y1>...</polygon>`` (supervision's VOC polygons) as [x, y] points."""
+    check_count(len(el) // 2, MAX_POINTS, where, "polygon points", field=fld)
     values = [_number((c.text or "").strip() or None, where, f"{fld}.{c.tag}") for c in el]
     if len(values) % 2:
-        raise DataError(where, "", field=fld, expected="x, y pairs", got=f"{len(values)} values")
+        raise DataError(where, "", field=fld, expected="x, y pairs", got=f"{len(values)} values", fix=FIX)
     return [[values[i], values[i + 1]] for i in range(0, len(values), 2)]
 
 
@@ -178,7 +181,8 @@ def _size(el, where: str) -> tuple[int, int] | None:
     try:
         wv, hv = float(w), float(h)
     except ValueError:
-        raise DataError(where, "", field="size", expected="numbers", got=f"{w} x {h}") from None
+        raise DataError(where, "", field="size", expected="numbers", got=f"{w} x {h}",
+                        fix="correct <size> or delete it (the size is then read from the image)") from None
     if not (math.isfinite(wv) and math.isfinite(hv)) or wv <= 0 or hv <= 0:
         return None  # labelImg writes 0 x 0 when it could not read the image: read the size from the file
     return int(round(wv)), int(round(hv))
@@ -217,14 +221,18 @@ def parse_xml(data: bytes, where: str) -> VocFile | None:
     except DefusedXmlException as exc:
         raise DataError(where, f"refused: {type(exc).__name__} (DTDs, entities and external references are not "
                         "allowed in annotation files)", fix="remove the <!DOCTYPE ...> block") from None
+    except (LookupError, ValueError) as exc:  # an unknown or multi-byte encoding in the XML declaration
+        raise DataError(where, f"unsupported XML encoding ({exc})", line=1,
+                        fix="re-save the file as UTF-8 from the labelling tool") from None
     if root.tag != "annotation":
         return None
     objects: list[tuple[str, list[float], dict, list | None]] = []
     for i, obj in enumerate(root.iter("object")):
         fld = f"object[{i}]"
+        check_count(i + 1, MAX_OBJECTS, where, "objects", field=fld)
         name = _text(obj, "name")
         if name is None:
-            raise DataError(where, "", field=f"{fld}.name", expected="a class name", got=None)
+            raise DataError(where, "", field=f"{fld}.name", expected="a class name", got=None, fix=FIX)
         box = obj.find("bndbox")
         if box is None:
             raise DataError(where, "object without a box", field=f"{fld}.bndbox", expected="<bndbox>", got=None,
@@ -389,11 +397,11 @@ def read(root: Path, ctx: ImportContext) -> None:
     on_invalid = ctx.options.on_invalid
     seen = labels.seen
     n_objects = difficult = 0
+    ctx.default_fix = FIX
     for path in ctx.progress(files, total=len(files), desc="import voc", unit="file"):
         where = path[cut:].replace(os.sep, "/")
         try:
-            with open(path, "rb") as fh:
-                data = fh.read()
+            data = read_capped(path, where, what="VOC XML file")
             parsed = parse_xml(data, where)
             if parsed is None:
                 ctx.skip(NOT_VOC)

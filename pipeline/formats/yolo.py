@@ -46,6 +46,17 @@ import yaml
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import IMAGE_EXTS, JUNK_NAMES
+from pipeline.core.limits import (
+    MAX_CLASSES,
+    MAX_LINE_CHARS,
+    MAX_OBJECTS,
+    MAX_POINTS,
+    MAX_YAML_BYTES,
+    check_count,
+    decode_text,
+    load_yaml,
+    read_capped,
+)
 from pipeline.core.paths import SafeFiles, natural_key
 from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
@@ -70,6 +81,10 @@ EPS = 1e-6  # normalised values this far outside [0, 1] are rounding, clipped si
 
 OUT_OF_RANGE = "label lines with values outside [0, 1]"
 BACKGROUND = "images without a label file (imported as background, no objects)"
+OUTSIDE_ENTRIES = "config entries outside the import folder (ignored)"
+MISSING_ENTRIES = "config entries naming nothing in the import folder (ignored)"
+UNMATCHED_LIST = "list-file entries with no image in the import folder (ignored)"
+FIX = "fix or delete the line"
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,10 +104,14 @@ class Row:
 
 def _parse_line(text: str, where: str, line: int) -> Row | None:
     """One label line; None for a blank line. Errors name ``where:line`` and the field."""
+    if len(text) > MAX_LINE_CHARS:
+        raise DataError(where, "label line too long", line=line, expected=f"at most {MAX_LINE_CHARS:,} characters",
+                        got=f"{len(text):,} characters", fix=FIX)
     fields = text.split()
     if not fields:
         return None
     n = len(fields)
+    check_count((n - 1) // 2, MAX_POINTS, where, "polygon points", line=line)
     if n != 5 and (n < 7 or n % 2 == 0):
         raise DataError(where, f"unexpected field count {n}", line=line,
                         expected="5 fields (class cx cy w h) or 1 + 2n fields (class x1 y1 ... xn yn, n >= 3)",
@@ -100,15 +119,18 @@ def _parse_line(text: str, where: str, line: int) -> Row | None:
     try:
         cid = float(fields[0])
     except ValueError:
-        raise DataError(where, "", line=line, field="class", expected="an integer class id", got=fields[0]) from None
+        raise DataError(where, "", line=line, field="class", expected="an integer class id", got=fields[0],
+                        fix=FIX) from None
     if not math.isfinite(cid) or cid != int(cid) or cid < 0:
-        raise DataError(where, "", line=line, field="class", expected="an integer class id >= 0", got=fields[0])
+        raise DataError(where, "", line=line, field="class", expected="an integer class id >= 0", got=fields[0],
+                        fix=FIX)
     values: list[float] = []
     for k, f in enumerate(fields[1:], start=1):
         try:
             v = float(f)
         except ValueError:
-            raise DataError(where, "", line=line, field=f"field {k + 1}", expected="a number", got=f) from None
+            raise DataError(where, "", line=line, field=f"field {k + 1}", expected="a number", got=f,
+                            fix=FIX) from None
         if not math.isfinite(v):
             raise DataError(where, "", line=line, field=f"field {k + 1}", expected="a finite number", got=f,
                             fix="fix or delete the line")
@@ -118,7 +140,7 @@ def _parse_line(text: str, where: str, line: int) -> Row | None:
         cx, cy, w, h = values
         if w < 0 or h < 0:
             raise DataError(where, "negative size", line=line, field="w h", expected="w >= 0 and h >= 0",
-                            got=[w, h])
+                            got=[w, h], fix=FIX)
         out = out or cx - w / 2 < -EPS or cx + w / 2 > 1 + EPS or cy - h / 2 < -EPS or cy + h / 2 > 1 + EPS
         return Row(int(cid), box=values, out_of_range=out)
     return Row(int(cid), points=[[values[i], values[i + 1]] for i in range(0, len(values), 2)], out_of_range=out)
@@ -157,27 +179,51 @@ def parse_names(text: str) -> list[str]:
     return [] if lines == [""] else lines
 
 
+_NAMES_FIX = "write names as a list ([cat, dog]) or as {0: cat, 1: dog}"
+
+
 def _names_from_yaml(data: object, where: str) -> list[str] | None:
     if not isinstance(data, dict):
-        raise DataError(where, "", expected="a YAML mapping (path, train, val, names)", got=type(data).__name__)
+        raise DataError(where, "", expected="a YAML mapping (path, train, val, names)", got=type(data).__name__,
+                        fix="write data.yaml as Ultralytics does: path, train, val and names keys")
     names = data.get("names")
     if names is None:
         nc = data.get("nc")
-        return [str(i) for i in range(int(nc))] if isinstance(nc, int) else None
+        if isinstance(nc, int) and not isinstance(nc, bool):
+            if not 0 <= nc <= MAX_CLASSES:
+                raise DataError(where, "", field="nc", expected=f"0..{MAX_CLASSES:,} classes", got=nc, fix=_NAMES_FIX)
+            return [str(i) for i in range(nc)]
+        return None
     if isinstance(names, list):
-        return [str(n) for n in names]
+        check_count(len(names), MAX_CLASSES, where, "classes", field="names")
+        return [_name(n, where, f"names[{i}]") for i, n in enumerate(names)]
     if isinstance(names, dict):
         try:
-            ids = {int(k): str(v) for k, v in names.items()}
+            ids = {_class_id(k): _name(v, where, f"names.{k}") for k, v in names.items()}
         except (TypeError, ValueError):
-            raise DataError(where, "", field="names", expected="{id: name} with integer ids", got=names) from None
+            raise DataError(where, "", field="names", expected="{id: name} with integer ids", got=names,
+                            fix=_NAMES_FIX) from None
+        for k in ids:
+            if not 0 <= k < MAX_CLASSES:
+                raise DataError(where, "", field="names", expected=f"ids 0..{MAX_CLASSES - 1:,}", got=k, fix=_NAMES_FIX)
         out = [""] * (max(ids) + 1 if ids else 0)
         for k, v in ids.items():
-            if k < 0:
-                raise DataError(where, "", field="names", expected="ids >= 0", got=k)
             out[k] = v
         return out
-    raise DataError(where, "", field="names", expected="a list or {id: name}", got=names)
+    raise DataError(where, "", field="names", expected="a list or {id: name}", got=names, fix=_NAMES_FIX)
+
+
+def _class_id(key: object) -> int:
+    if isinstance(key, bool) or not isinstance(key, (int, str)):
+        raise TypeError(key)
+    return int(key)
+
+
+def _name(value: object, where: str, field: str) -> str:
+    """A class name from data.yaml: text or a number (YAML reads ``0: 1`` as an int), nothing nested."""
+    if isinstance(value, (list, dict)) or value is None:
+        raise DataError(where, "", field=field, expected="a class name", got=value, fix=_NAMES_FIX)
+    return str(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,12 +276,45 @@ def _config(root: str, files: SafeFiles | None = None) -> tuple[str | None, str 
 def _resolve(base: str, value: str, root: str) -> str | None:
     """An existing path named in a config file, inside the root; else the same name at the root
     (config files often carry paths of the machine they were made on)."""
-    for b, v in ((base, value.replace("\\", "/")), (root, value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1])):
+    return _resolve_entry(base, value, root)[0]
+
+
+def _resolve_entry(base: str, value: str, root: str) -> tuple[str | None, str]:
+    """(path, "") for an existing path a config entry names inside the root, else (None, why): "outside"
+    when it points out of the import folder, "missing" when it names nothing there. Tried in order:
+    the path as written (from `base`), without its leading ``../`` (Roboflow's ``../train/images``
+    beside the export's own ``train/``), and its last name at the root."""
+    text = value.replace("\\", "/")
+    stripped = text
+    while stripped.startswith(("../", "./")):
+        stripped = stripped.split("/", 1)[1]
+    outside = False
+    for b, v in ((base, text), (root, stripped), (root, text.rstrip("/").rsplit("/", 1)[-1])):
+        if not v:
+            continue
         p = os.path.normpath(os.path.join(b, v))
         inside = p == root or p.startswith(root.rstrip(os.sep) + os.sep)
-        if inside and os.path.exists(p):
-            return p
-    return None
+        if not inside:
+            outside = True
+        elif os.path.exists(p):
+            return p, ""
+    return None, "outside" if outside or os.path.isabs(text) else "missing"
+
+
+def _report_entry(ctx: ImportContext | None, cfg: str, key: str, value: object, why: str) -> None:
+    """Count and warn about a config entry that is ignored: outside SRC, naming nothing, or not a path."""
+    if ctx is None:
+        return
+    if why == "type":
+        shown = repr(value)
+        ctx.report.counts[MISSING_ENTRIES] += 1
+        ctx.warn(f"{ctx.rel(cfg)}: {key}: {shown if len(shown) <= 60 else shown[:57] + '...'} is not a path; ignored")
+    elif why == "outside":
+        ctx.report.counts[OUTSIDE_ENTRIES] += 1
+        ctx.warn(f"{ctx.rel(cfg)}: {key}: {value!r} points outside the import folder; ignored")
+    else:
+        ctx.report.counts[MISSING_ENTRIES] += 1
+        ctx.warn(f"{ctx.rel(cfg)}: {key}: {value!r} names nothing in the import folder; ignored")
 
 
 def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
@@ -247,14 +326,14 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
     splits: dict[str, str] = {}
     by_name: dict[str, str] = {}
     if kind == "yaml" and cfg:
-        raw = Path(cfg).read_bytes()
+        cfg_name = os.path.basename(cfg)
+        raw = read_capped(cfg, cfg_name, MAX_YAML_BYTES, what="YAML file", fix="data.yaml is a short config file")
         if ctx is not None:
             ctx.input_file(cfg, raw)
-        try:
-            data = yaml.safe_load(raw.decode("utf-8-sig")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise DataError(os.path.basename(cfg), f"not valid YAML ({exc})") from None
-        names = _names_from_yaml(data, os.path.basename(cfg))
+        data = load_yaml(decode_text(raw, cfg_name), cfg_name,
+                         fix="fix the YAML (aliases and anchors are not allowed in data.yaml)")
+        data = {} if data is None else data
+        names = _names_from_yaml(data, cfg_name)
         base = root_s
         if isinstance(data.get("path"), str) and not os.path.isabs(data["path"]):
             base = _resolve(root_s, data["path"], root_s) or root_s
@@ -263,9 +342,12 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
             values = data.get(key)
             for v in values if isinstance(values, list) else [values]:
                 if not isinstance(v, str):
+                    if v is not None:
+                        _report_entry(ctx, cfg, key, v, "type")
                     continue
-                p = _resolve(base, v, root_s)
+                p, why = _resolve_entry(base, v, root_s)
                 if p is None:
+                    _report_entry(ctx, cfg, key, v, why)
                     continue
                 if p in seen and seen[p] != key:  # the same folder for train and val: no split
                     splits.pop(p + os.sep, None)
@@ -274,27 +356,50 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
                 if os.path.isdir(p):
                     splits[p + os.sep] = key
                 elif safe.is_file(p):
-                    _list_file(p, key, by_name)
+                    _list_file(p, key, by_name, ctx, root_s)
     elif kind == "darknet" and cfg:
-        raw = Path(cfg).read_bytes()
+        cfg_name = os.path.basename(cfg)
+        raw = read_capped(cfg, cfg_name, MAX_YAML_BYTES, what="obj.data file", fix="obj.data is a short config file")
         if ctx is not None:
             ctx.input_file(cfg, raw)
         for line in raw.decode("utf-8", errors="replace").splitlines():
             if "=" not in line:
                 continue
             key, value = (s.strip() for s in line.split("=", 1))
-            p = _resolve(root_s, value, root_s)
-            if key == "names" and p and safe.is_file(p):
-                names = parse_names(Path(p).read_text(encoding="utf-8-sig"))
-            elif key in ("train", "valid", "test") and p and safe.is_file(p):
-                _list_file(p, SPLIT_WORDS[key], by_name)
+            if key not in ("names", "train", "valid", "test"):
+                continue
+            p, why = _resolve_entry(root_s, value, root_s)
+            if p is None:
+                _report_entry(ctx, cfg, key, value, why)
+            elif key == "names" and safe.is_file(p):
+                names = _read_names(p, root_s)
+            elif key in ("train", "valid", "test") and safe.is_file(p):
+                _list_file(p, SPLIT_WORDS[key], by_name, ctx, root_s)
     if names is None and safe.is_file(os.path.join(root_s, "obj.names")):
-        names = parse_names(Path(root_s, "obj.names").read_text(encoding="utf-8-sig"))
+        names = _read_names(os.path.join(root_s, "obj.names"), root_s)
+    if ctx is not None and by_name:
+        have = {os.path.basename(i) for i in images}
+        unmatched = sorted(n for n in by_name if n not in have)
+        if unmatched:
+            ctx.report.counts[UNMATCHED_LIST] += len(unmatched)
+            ctx.warn(f"{len(unmatched)} list-file entr{'y' if len(unmatched) == 1 else 'ies'} name no image in the "
+                     f"import folder (first: {unmatched[0]!r}); ignored")
     return Layout(images, labels, names, cfg, splits, by_name, upright=kind == "yaml")
 
 
-def _list_file(path: str, split: str, by_name: dict[str, str]) -> None:
-    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+def _read_names(path: str, root: str) -> list[str]:
+    rel = os.path.relpath(path, root).replace(os.sep, "/")
+    return parse_names(read_capped(path, rel, what="class file").decode("utf-8-sig", errors="replace"))
+
+
+def _list_file(path: str, split: str, by_name: dict[str, str], ctx: ImportContext | None = None,
+               root: str = "") -> None:
+    """Image names of a darknet/Ultralytics list file (``train.txt``): each line's file name gives its split."""
+    rel = os.path.relpath(path, root).replace(os.sep, "/") if root else os.path.basename(path)
+    raw = read_capped(path, rel, what="list file")
+    if ctx is not None:
+        ctx.input_file(path, raw)
+    for line in raw.decode("utf-8", errors="replace").splitlines():
         line = line.strip()
         if line:
             by_name.setdefault(line.replace("\\", "/").rsplit("/", 1)[-1], SPLIT_WORDS.get(split, split))
@@ -349,10 +454,8 @@ def detect(root: Path) -> Detection | None:
     for ln in sample[:5]:  # one bad file must not hide the format: at least one that parses
         try:
             with open(ln, encoding="utf-8", errors="replace") as fh:
-                for i, text in enumerate(fh, 1):
-                    _parse_line(text, ln, i)
-                    if i > 5:
-                        break
+                for i in range(1, 7):  # at most one line over the cap is read, and refused
+                    _parse_line(fh.readline(MAX_LINE_CHARS + 1), ln, i)
             good += 1
         except DataError:
             continue
@@ -404,7 +507,7 @@ class _ClassFiles:
         for name in CLASS_FILES:
             p = os.path.join(folder, name)
             if self.ctx.files.is_file(p):
-                raw = Path(p).read_bytes()
+                raw = read_capped(p, self.ctx.rel(p), what="class file")
                 self.ctx.input_file(p, raw)
                 found = (parse_names(raw.decode("utf-8-sig", errors="replace")), self.ctx.rel(p))
                 declare_names(self.ctx, found[0], found[1])
@@ -435,6 +538,7 @@ def read(root: Path, ctx: ImportContext) -> None:
     label_set = set(lay.labels)
     used_labels: set[str] = set()
     on_invalid = ctx.options.on_invalid
+    ctx.default_fix = "fix or delete the line, or move the label file out of the import folder"
     warned_ids = False
     for image in ctx.progress(lay.images, total=len(lay.images), desc="import yolo", unit="img"):
         rel_image = os.path.relpath(image, root_s).replace(os.sep, "/")
@@ -454,7 +558,7 @@ def read(root: Path, ctx: ImportContext) -> None:
                 if names is None and not warned_ids:
                     ctx.warn("no classes.txt, obj.names or data.yaml: class ids are used as class names")
                     warned_ids = True
-                raw = Path(label_file).read_bytes()
+                raw = read_capped(label_file, where, what="label file")
                 ctx.input_file(label_file, raw)
                 objects = _objects(raw, where, names, names_file, frame.source_size, on_invalid, labels, ctx)
                 if names is None:
@@ -486,15 +590,13 @@ def declare_names(ctx: ImportContext, names: list[str], where: str) -> None:
 
 def _objects(raw: bytes, where: str, names: list[str] | None, names_file: str | None, size: tuple[int, int],
              on_invalid: str, labels: Labels, ctx: ImportContext) -> list[Obj]:
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError(where, "not UTF-8 text", fix="re-save the label file as UTF-8") from None
+    text = decode_text(raw, where, fix="re-save the label file as UTF-8")
     rows: list[tuple[int, Row]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         row = _parse_line(line, where, lineno)
         if row is not None:
             rows.append((lineno, row))
+            check_count(len(rows), MAX_OBJECTS, where, "objects", line=lineno)
     bad = [ln for ln, r in rows if r.out_of_range]
     if bad:
         ctx.report.counts[OUT_OF_RANGE] += len(bad)

@@ -314,7 +314,7 @@ def test_image_found_by_name_when_image_path_is_wrong(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("malformed", "bad.json:1: malformed JSON"),
+        ("malformed", "bad.json:1: not valid JSON"),
         ("nan", "bad.json: shapes[0].points[1]: expected finite numbers, got [nan, 2]"),
         ("escape", "bad.json: imagePath: points outside the import folder"),
         ("oversized", "bad.json: imageData: embedded image too large"),

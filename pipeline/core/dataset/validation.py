@@ -114,6 +114,9 @@ def parse_sample_line(
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(where, f"not valid JSON ({exc.msg} at column {exc.colno})", line=ln) from exc
+    except (RecursionError, ValueError) as exc:  # nested too deeply; a number over Python's 4300-digit limit
+        raise DataError(where, f"not valid JSON ({'nested too deeply' if isinstance(exc, RecursionError) else exc})",
+                        line=ln, fix="restore the file or re-run the stage that wrote it") from None
     if not isinstance(data, dict):
         raise _fail(where, ln, "line", "a JSON object", type(data).__name__)
     sid = data.get("id")
