@@ -14,10 +14,15 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 # --- knobs: point any stage at another dataset, run or config -------------
+# Every DATA may be a pipeline dataset or a curated ImageFolder tree (<class>/<image>): the stages
+# import a tree once into the cache and re-import it only when its files change.
 DATA ?= datasets/mnist-embedded
 RUN ?= runs/mnist-embedded
 CONFIG ?= configs/train/default.yaml
+VARIANT ?=
+AUGMENT ?=
 EPOCHS ?=
+SET ?=
 SPLIT ?= test
 VAL ?= 0.1
 TEST ?= 0.1
@@ -26,13 +31,37 @@ FORMAT ?= auto
 SRC ?=
 OUT ?=
 IMAGES ?=
-RECIPE ?= configs/augment/digits.yaml
+IMAGES_DIR ?=
+RECIPE ?=
 COPIES ?= 2
+SPLITS ?= train
+WORKERS ?= 1
+REF ?=
+COMPETITION ?=
+FILE ?=
+REPO ?=
+REVISION ?=
+INCLUDE ?=
+URLS ?=
+LIST ?=
+LABEL ?=
+URL ?=
+DEPTH ?= 1
+MAX_IMAGES ?= 100
+GROUPS ?=
+WIDTHS ?=
+INPUT ?= 1x32x32
 BENCH ?= quick
 
+AUGMENT_RECIPE := $(or $(RECIPE),configs/augment/digits.yaml)
 EPOCHS_OPT := $(if $(EPOCHS),--epochs $(EPOCHS),)
+TRAIN_OPTS := $(EPOCHS_OPT) $(if $(VARIANT),--variant $(VARIANT),) $(if $(AUGMENT),--augment $(AUGMENT),) \
+	$(foreach kv,$(SET),--set $(kv))
+LABEL_OPT := $(if $(LABEL),--label '$(LABEL)',)
+FETCH_OUT = $(or $(OUT),$(1))
 
-.PHONY: help venv run fetch import export split train validate predict augment preview check stats crop bench test lint clean
+.PHONY: help venv run fetch fetch-mnist fetch-kaggle fetch-hf fetch-url crawl import export split train validate \
+	predict augment preview check stats crop model bench test fuzz lint clean
 
 help: ## list the targets
 	@echo "pipeline: staged commands from raw data to a trained NumberModel"
@@ -40,9 +69,14 @@ help: ## list the targets
 	@echo "  make run       whole path on the embedded MNIST subset, offline (fetch → split → train → validate)"
 	@echo "  make test      the test suite (creates .venv when missing)"
 	@echo
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-13s %s\n", $$1, $$2}'
 	@echo
-	@echo "Variables: DATA=$(DATA) RUN=$(RUN) CONFIG=$(CONFIG) SPLIT=$(SPLIT) FORMAT=$(FORMAT) SRC=… OUT=… IMAGES=… RECIPE=$(RECIPE) BENCH=$(BENCH)"
+	@echo "Variables (defaults): DATA=$(DATA) RUN=$(RUN) CONFIG=$(CONFIG) SPLIT=$(SPLIT) VAL=$(VAL) TEST=$(TEST)"
+	@echo "  SEED=$(SEED) FORMAT=$(FORMAT) COPIES=$(COPIES) SPLITS=$(SPLITS) WORKERS=$(WORKERS) DEPTH=$(DEPTH)"
+	@echo "  MAX_IMAGES=$(MAX_IMAGES) INPUT=$(INPUT) BENCH=$(BENCH); RECIPE (augment: configs/augment/digits.yaml)"
+	@echo "  Unset unless given: VARIANT AUGMENT EPOCHS SET SRC OUT IMAGES IMAGES_DIR REF COMPETITION FILE REPO REVISION"
+	@echo "  INCLUDE URLS LIST LABEL URL GROUPS WIDTHS"
+	@echo "DATA may be a dataset folder or an ImageFolder tree (<class>/<image>), imported once into the cache."
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,37 +91,57 @@ run: $(STAMP) ## whole pipeline on the embedded data, offline
 	$(PIPELINE) train $(DATA) --out $(RUN) --config $(CONFIG) $(EPOCHS_OPT)
 	$(PIPELINE) validate $(RUN) --data $(DATA) --split test
 
-fetch: $(STAMP) ## embedded MNIST subset into DATA (use `pipeline fetch --help` for other sources)
+fetch: $(STAMP) ## embedded MNIST subset (offline) into DATA
 	$(PIPELINE) fetch mnist --embedded --out $(DATA)
 
-import: $(STAMP) ## import SRC (FORMAT=auto|imagefolder|voc|yolo|createml|labelme|coco) into OUT
+fetch-mnist: $(STAMP) ## the real MNIST (70,000 images, verified) into OUT [datasets/mnist]
+	$(PIPELINE) fetch mnist --out $(call FETCH_OUT,datasets/mnist)
+
+fetch-kaggle: $(STAMP) ## Kaggle dataset REF=owner/slug (or COMPETITION=name) [FILE=] into OUT
+	@test -n "$(REF)$(COMPETITION)" -a -n "$(OUT)" || { echo "usage: make fetch-kaggle REF=oddrationale/mnist-in-csv OUT=datasets/mnist-csv [FILE=train.csv] (or COMPETITION=digit-recognizer FILE=train.csv)"; exit 2; }
+	$(PIPELINE) fetch kaggle $(if $(COMPETITION),--competition $(COMPETITION),$(REF)) $(if $(FILE),--file $(FILE),) --out $(OUT)
+
+fetch-hf: $(STAMP) ## Hugging Face dataset REPO=owner/name [REVISION= INCLUDE=glob] into OUT
+	@test -n "$(REPO)" -a -n "$(OUT)" || { echo "usage: make fetch-hf REPO=ylecun/mnist OUT=datasets/mnist-hf [REVISION=main] [INCLUDE='*/train-*.parquet']"; exit 2; }
+	$(PIPELINE) fetch hf $(REPO) $(if $(REVISION),--revision $(REVISION),) $(if $(INCLUDE),--include '$(INCLUDE)',) --out $(OUT)
+
+fetch-url: $(STAMP) ## download URLS='a b' (or LIST=file) [LABEL=] and import them into OUT
+	@test -n "$(URLS)$(LIST)" -a -n "$(OUT)" || { echo "usage: make fetch-url URLS='https://example.org/digits.zip' OUT=datasets/digits [LIST=urls.txt] [LABEL=cat]"; exit 2; }
+	$(PIPELINE) fetch url $(URLS) $(if $(LIST),--list $(LIST),) $(LABEL_OPT) --out $(OUT)
+
+crawl: $(STAMP) ## collect images from URL [DEPTH MAX_IMAGES LABEL] into OUT
+	@test -n "$(URL)" -a -n "$(OUT)" || { echo "usage: make crawl URL=https://example.org/gallery OUT=datasets/web [DEPTH=1] [MAX_IMAGES=100] [LABEL=cat]"; exit 2; }
+	$(PIPELINE) crawl $(URL) --depth $(DEPTH) --max-images $(MAX_IMAGES) $(LABEL_OPT) --out $(OUT)
+
+import: $(STAMP) ## import SRC (FORMAT=auto|imagefolder|voc|yolo|createml|labelme|coco|cvat|labelstudio|images) into OUT [IMAGES_DIR=folder of the images]
 	@test -n "$(SRC)" -a -n "$(OUT)" || { echo "usage: make import SRC=path/to/labels OUT=datasets/name [FORMAT=auto]"; exit 2; }
-	$(PIPELINE) import $(FORMAT) $(SRC) --out $(OUT)
+	$(PIPELINE) import $(FORMAT) $(SRC) --out $(OUT) $(if $(IMAGES_DIR),--images $(IMAGES_DIR),)
 
 export: $(STAMP) ## export DATA to OUT in FORMAT
 	@test -n "$(OUT)" -a "$(FORMAT)" != auto || { echo "usage: make export DATA=datasets/name FORMAT=coco OUT=exports/name"; exit 2; }
 	$(PIPELINE) export $(DATA) --format $(FORMAT) --out $(OUT)
 
-split: $(STAMP) ## stratified, leak-free split of DATA (VAL, TEST fractions)
+split: $(STAMP) ## stratified, leak-free split of DATA (VAL, TEST fractions, SEED)
 	$(PIPELINE) split $(DATA) --val $(VAL) --test $(TEST) --seed $(SEED)
 
-train: $(STAMP) ## train NumberModel on DATA into RUN with CONFIG
-	$(PIPELINE) train $(DATA) --out $(RUN) --config $(CONFIG) $(EPOCHS_OPT)
+train: $(STAMP) ## train on DATA into RUN with CONFIG [VARIANT=autoencoder|grouped|... AUGMENT=recipe EPOCHS SET='groups=4 …']
+	$(PIPELINE) train $(DATA) --out $(RUN) --config $(CONFIG) $(TRAIN_OPTS)
 
-validate: $(STAMP) ## accuracy, per-class metrics and confusion matrix of RUN on DATA's SPLIT
+validate: $(STAMP) ## accuracy and confusion matrix (autoencoder: reconstruction error) of RUN on DATA's SPLIT
 	$(PIPELINE) validate $(RUN) --data $(DATA) --split $(SPLIT)
 
-predict: $(STAMP) ## classify IMAGES with RUN
-	@test -n "$(IMAGES)" || { echo "usage: make predict RUN=runs/name IMAGES='a.png b.jpg'"; exit 2; }
-	$(PIPELINE) predict $(RUN) $(IMAGES)
+predict: $(STAMP) ## classify IMAGES with RUN (autoencoder: reconstructions into OUT)
+	@test -n "$(IMAGES)" || { echo "usage: make predict RUN=runs/name IMAGES='a.png b.jpg' [OUT=reconstructions/]"; exit 2; }
+	$(PIPELINE) predict $(RUN) $(IMAGES) $(if $(OUT),--out $(OUT),)
 
-augment: $(STAMP) ## write DATA plus COPIES augmented copies with RECIPE into OUT
-	@test -n "$(OUT)" || { echo "usage: make augment DATA=datasets/name RECIPE=configs/augment/digits.yaml COPIES=2 OUT=datasets/name-aug"; exit 2; }
-	$(PIPELINE) augment $(DATA) --recipe $(RECIPE) --copies $(COPIES) --out $(OUT) --seed $(SEED)
+augment: $(STAMP) ## DATA plus COPIES augmented copies of SPLITS with RECIPE into OUT [WORKERS SEED]
+	@test -n "$(OUT)" || { echo "usage: make augment DATA=datasets/name OUT=datasets/name-aug [RECIPE=configs/augment/digits.yaml] [COPIES=2] [SPLITS=train] [WORKERS=1]"; exit 2; }
+	$(PIPELINE) augment $(DATA) --recipe $(AUGMENT_RECIPE) --copies $(COPIES) --splits $(SPLITS) \
+		--workers $(WORKERS) --out $(OUT) --seed $(SEED)
 
-preview: $(STAMP) ## contact sheet of DATA's labels into OUT (a .png)
-	@test -n "$(OUT)" || { echo "usage: make preview DATA=datasets/name OUT=preview.png"; exit 2; }
-	$(PIPELINE) preview $(DATA) --out $(OUT)
+preview: $(STAMP) ## contact sheet of DATA's labels into OUT (a .png) [RECIPE: augmented previews]
+	@test -n "$(OUT)" || { echo "usage: make preview DATA=datasets/name OUT=preview.png [RECIPE=configs/augment/digits.yaml]"; exit 2; }
+	$(PIPELINE) preview $(DATA) --out $(OUT) $(if $(RECIPE),--recipe $(RECIPE),)
 
 check: $(STAMP) ## label checks on DATA
 	$(PIPELINE) check $(DATA)
@@ -99,11 +153,18 @@ crop: $(STAMP) ## every labelled object of DATA as a classification sample in OU
 	@test -n "$(OUT)" || { echo "usage: make crop DATA=datasets/name OUT=datasets/name-crops"; exit 2; }
 	$(PIPELINE) crop $(DATA) --out $(OUT)
 
+model: $(STAMP) ## layers, parameters and MACs of VARIANT (all: one line each) [GROUPS WIDTHS INPUT]
+	$(PIPELINE) model summary --variant $(or $(VARIANT),all) --input $(INPUT) \
+		$(if $(GROUPS),--groups $(GROUPS),) $(if $(WIDTHS),--widths $(WIDTHS),)
+
 bench: $(STAMP) ## benchmarks (BENCH=quick|full), results in benchmarks/results/
 	BENCH=$(BENCH) $(PY) -m benchmarks.run
 
 test: $(STAMP) ## the test suite
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+fuzz: $(STAMP) ## long fuzz run of every parser (HYPOTHESIS_PROFILE=long: 2,000 examples each)
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -n 2 --dist load tests/formats/test_fuzz.py
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check pipeline tests benchmarks

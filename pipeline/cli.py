@@ -23,6 +23,7 @@ from pipeline.core.errors import PipelineError
 COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("pipeline.commands.fetch:fetch", "Download a dataset (MNIST, Kaggle, Hugging Face, URLs) into a dataset."),
     "crawl": ("pipeline.commands.crawl:crawl", "Collect images from web pages, politely (robots.txt, rate limits)."),
+    "detect": ("pipeline.commands.detect:detect", "List the formats a folder could be imported as, and why others were rejected."),
     "import": ("pipeline.commands.convert:import_cmd", "Import labelled data (ImageFolder, VOC, YOLO, CreateML, labelme, COCO, CVAT)."),
     "export": ("pipeline.commands.convert:export_cmd", "Export a dataset to ImageFolder, VOC, YOLO, CreateML, labelme, COCO or CVAT."),
     "split": ("pipeline.commands.split:split", "Assign train/val/test splits, stratified and leak-free."),
@@ -131,6 +132,7 @@ def _main(argv: list[str] | None) -> None:
     _STATE.update(debug=False, argv_debug="--debug" in args[1:], argv_quiet="--quiet" in args[1:])
     args = args[:1] + [a for a in args[1:] if a not in ("--debug", "--quiet")]
     debug = _STATE["argv_debug"] or "--debug" in args or bool(os.environ.get("PIPELINE_DEBUG"))
+    ui.route_library_warnings()  # a library's warning prints as our one-line warning, without its path
     try:
         rc = cli.main(args=args, prog_name="pipeline", standalone_mode=False)
         if isinstance(rc, int) and not isinstance(rc, bool) and rc:

@@ -27,7 +27,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 class TrainConfig:
     """Everything that decides how NumberModel is trained. Defaults are the `default` recipe."""
 
-    variant: str = "standard"  # NumberModel variant; `pipeline model summary` lists them
+    variant: str = "standard"  # NumberModel variant or `autoencoder`; `pipeline model summary --variant all` lists them
+    groups: int | None = None  # groups of the `grouped` variant's second conv; null = its default (2)
+    widths: str | None = None  # conv output channels, "W1,W2" (NumberModel) or "W1,W2,W3" (autoencoder); null = defaults
     epochs: int | None = None  # None = auto: enough passes to show the model `min_samples` samples
     min_samples: int = 150_000  # auto epochs: 50-60k MNIST gets 3 passes (about 99.0% on 10k held out), a 3.6k subset 42
     min_epochs: int = 3  # auto epochs never go below this: one-cycle needs room to warm up and anneal
@@ -48,10 +50,21 @@ class TrainConfig:
     threads: int = 0  # 0 = one per idle core: busy cores make OpenMP threads wait for each other
     channels_last: bool = True  # max-pool and convolutions run about 1.4x faster in NHWC on CPU
     eval_batch_size: int = 1000  # evaluation has no gradients, so big batches are cheap
-    log_images: int = 16  # training images shown in TensorBoard (0 = none)
+    log_images: int = 16  # images of the batch the model sees (after augmentation) shown in TensorBoard (0 = none)
+    histogram_every: int = 1  # weight and gradient histograms in TensorBoard every N epochs (0 = never)
+    log_graph: bool = True  # the model graph in TensorBoard (one traced forward pass)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def model_options(self) -> dict[str, Any]:
+        """The options `build_model` gets: only those set, so each variant keeps its own defaults."""
+        options: dict[str, Any] = {}
+        if self.groups is not None:
+            options["groups"] = self.groups
+        if self.widths is not None:
+            options["widths"] = parse_widths(self.widths, "widths")
+        return options
 
     def resolved_epochs(self, n_train: int) -> int:
         """The number of epochs: `epochs` when set, else enough to show the model `min_samples` samples."""
@@ -78,9 +91,23 @@ def _field_types() -> dict[str, str]:
     return {f.name: str(f.type) for f in fields(TrainConfig)}
 
 
+def parse_widths(text: str, where: str) -> tuple[int, ...]:
+    """'8,16' -> (8, 16): comma-separated positive channel counts."""
+    try:
+        values = tuple(int(part) for part in str(text).replace(" ", "").split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise ConfigError(f"{where}: expected comma-separated positive integers such as 8,16, got {text!r}",
+                          fix="e.g. widths=12,32 (NumberModel) or widths=16,32,64 (autoencoder)")
+    return values
+
+
 def _coerce(key: str, value: Any, where: str) -> Any:
     """Check (and gently convert) one value against the field's type; errors name where it came from."""
     kind = _field_types()[key]
+    if key == "widths" and isinstance(value, (list, tuple)):  # YAML `widths: [8, 16]`
+        value = ",".join(str(v) for v in value)
     optional = "None" in kind
     if value is None:
         if optional:
@@ -138,7 +165,11 @@ def _check_range(key: str, value: Any, where: str) -> None:
     if key in ("epochs", "batch_size", "min_epochs", "min_samples", "eval_batch_size", "image_size") and value is not None:
         if value < 1:
             raise fail("a positive integer")
-    if key in ("threads", "log_images") and value < 0:
+    if key == "groups" and value is not None and value < 1:
+        raise fail("a positive integer")
+    if key == "widths" and value is not None:
+        parse_widths(value, f"{where}: widths")
+    if key in ("threads", "log_images", "histogram_every") and value < 0:
         raise fail("an integer >= 0")
     if key == "lr" and not value > 0:
         raise fail("a positive number")
@@ -176,20 +207,16 @@ def recipe(name: str) -> TrainConfig:
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """A config file's mapping (`yaml.safe_load`); bad YAML names the file and line."""
-    import yaml
+    from pipeline.core.errors import DataError
+    from pipeline.core.limits import read_yaml_file
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file", fix="check the path (recipes live in configs/train/)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}{line}: not valid YAML ({problem})", fix="fix the YAML syntax") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file", fix="point --config at a YAML file") from None
+    try:  # safe types only, no aliases, a size cap (`pipeline.core.limits`)
+        data = read_yaml_file(path, fix="fix the YAML syntax (aliases and anchors are not allowed)")
+    except DataError as err:
+        raise ConfigError(err.message, fix=err.fix) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -100,8 +100,10 @@ def crop_dataset(
     min_size: float = 0.0,
     encode: str = "auto",
     progress=None,
+    overwrite: bool = False,
 ) -> tuple[Dataset, CropReport]:
-    """Write one classification sample per labelled object of `dataset` into a new dataset at `out`.
+    """Write one classification sample per labelled object of `dataset` into a new dataset at `out`
+    (an earlier dataset there replaced only with `overwrite`).
 
     `encode`: ``"auto"`` (JPEG crops of JPEG sources, PNG of the others) or ``"png"`` (PNG always)."""
     if encode not in ENCODINGS:
@@ -116,8 +118,10 @@ def crop_dataset(
     report = CropReport()
     params = {"pad": pad, "square": square, "min_size": min_size}
     with DatasetWriter(
-        out, task="classification", stage="crop", classes=dataset.classes, params=params,
+        out, task="classification", stage="crop", classes=dataset.classes,
+        class_ids=dataset.info.class_ids, params=params,
         inputs={str(dataset.root): dataset.content_hash}, parent_lineage=dataset.info.lineage,
+        reads=[dataset.root], overwrite=overwrite,
     ) as writer:
         samples = [s for s in dataset.samples if s.objects]
         for parent in progress(samples) if progress else samples:

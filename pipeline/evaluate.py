@@ -2,17 +2,21 @@
 
 `validate_run` evaluates a checkpoint on one split of a dataset (through the same tensor cache as
 training) and writes `RUN/validate-<split>/report.json` (accuracy, per-class precision, recall and
-F1, the confusion matrix) and `confusion.png`.
+F1, the confusion matrix) and `confusion.png`; for an autoencoder the report holds the reconstruction
+error (mean squared error on [0, 1] pixels and PSNR) and `reconstructions.png` shows originals above
+their reconstructions.
 
 `predict_images` classifies image files: decode (EXIF orientation applied), grayscale, resize,
 normalize with the run's mean/std. A photo whose background is the opposite of the training
 images' (a dark digit on white paper for MNIST's white-on-black) is inverted first, decided by the
 brightness of its border pixels, and its levels are stretched so the paper matches the training
-background.
+background. `reconstruct_images` runs an autoencoder on image files the same way and writes each
+reconstruction as a PNG.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -56,8 +60,9 @@ def load_model(run: str | os.PathLike, checkpoint: str = "best", device: str = "
         raise DataError(path, f"not a readable checkpoint ({type(exc).__name__})",
                         fix="re-train, or use --checkpoint last") from exc
     classes = list(info["classes"])
-    model = build_model(info.get("variant", "standard"), int(info["in_channels"]), len(classes))
-    outputs = _output_count(state)
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in info.get("model_options", {}).items()}
+    model = build_model(info.get("variant", "standard"), int(info["in_channels"]), len(classes), **options)
+    outputs = _output_count(state) if run_task(info) == "classification" else None
     if outputs is not None and outputs != len(classes):
         raise UsageError(
             f"{path}: the checkpoint has {outputs} outputs but {run / 'run.json'} lists {len(classes)} classes",
@@ -72,6 +77,11 @@ def load_model(run: str | os.PathLike, checkpoint: str = "best", device: str = "
                          fix="check run.json's variant, or re-train") from None
     model.to(device).eval()
     return model, info, Preprocess.from_json(info["preprocess"])
+
+
+def run_task(info: dict[str, Any]) -> str:
+    """`classification` or `reconstruction`: what the run's model learned (runs before autoencoders: classification)."""
+    return str(info.get("task", "classification"))
 
 
 def _output_count(state: dict) -> int | None:
@@ -171,17 +181,24 @@ def validate_run(run: str | os.PathLike, data: str | os.PathLike, *, split: str 
     import torch
 
     from pipeline.tensor_cache import load_or_build
-    from pipeline.train import Rows, evaluate_rows, normalizer, open_classification_dataset
+    from pipeline.train import (
+        Rows,
+        evaluate_rows,
+        normalizer,
+        open_classification_dataset,
+        open_image_dataset,
+    )
 
     run = Path(run)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     model, info, pre = load_model(run, checkpoint, device=str(dev))
-    dataset = open_classification_dataset(data, purpose="validate")
+    reconstruct = run_task(info) == "reconstruction"
+    dataset = open_image_dataset(data) if reconstruct else open_classification_dataset(data, purpose="validate")
     if not dataset.samples:
         raise UsageError(f"{data}: the dataset is empty", fix="point --data at a dataset with images")
-    mapping = class_mapping(info["classes"], dataset.classes, str(data))
-    cache = load_or_build(dataset, size=pre.size, grayscale=pre.grayscale)
+    mapping = None if reconstruct else class_mapping(info["classes"], dataset.classes, str(data))
+    cache = load_or_build(dataset, size=pre.size, grayscale=pre.grayscale, labels=not reconstruct)
     note = None
     if split == "all":
         rows = np.arange(len(cache))
@@ -201,6 +218,8 @@ def validate_run(run: str | os.PathLike, data: str | os.PathLike, *, split: str 
                 )
     rows_data = Rows(cache, rows, dev, soft=False)
     logits = evaluate_rows(model, rows_data, normalizer(pre, dev), batch_size, channels_last=False)
+    if reconstruct:
+        return _reconstruction_report(run, data, dataset, split, checkpoint, note, cache.images[rows], logits)
     pred = logits.argmax(1).numpy()
     true = mapping[cache.labels[rows]]
     classes = list(info["classes"])
@@ -216,6 +235,35 @@ def validate_run(run: str | os.PathLike, data: str | os.PathLike, *, split: str 
     atomic_write_text(folder / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     title = f"{run.name} on {Path(data).name} [{split}]: accuracy {report['accuracy']:.4f} (n={report['count']})"
     atomic_write_bytes(folder / "confusion.png", confusion_png(cm, classes, title))
+    return report
+
+
+def _reconstruction_report(run: Path, data, dataset, split: str, checkpoint: str, note: str | None,
+                           images: np.ndarray, outputs) -> dict[str, Any]:
+    """An autoencoder's validation: mean squared error and PSNR, and a sheet of reconstructions."""
+    from pipeline.train import psnr, reconstruction_errors, to_uint8
+    from pipeline.viz import reconstruction_sheet
+
+    errors = reconstruction_errors(outputs, images)
+    mse = float(errors.mean()) if len(errors) else float("nan")
+    folder = run / f"validate-{split}"
+    folder.mkdir(parents=True, exist_ok=True)
+    report = {
+        "task": "reconstruction", "count": int(len(errors)), "mse": mse, "psnr": psnr(mse),
+        "mse_median": float(np.median(errors)) if len(errors) else float("nan"),
+        "mse_worst": float(errors.max()) if len(errors) else float("nan"),
+        "split": split, "checkpoint": CHECKPOINTS.get(checkpoint, checkpoint), "run": str(run),
+        "data": str(dataset.root), "data_content_hash": dataset.content_hash, "note": note,
+        "outputs": {"report": str(folder / "report.json"), "reconstructions_png": str(folder / "reconstructions.png")},
+    }
+    atomic_write_text(folder / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    shown = min(16, len(errors))
+    title = (f"{run.name} on {Path(data).name} [{split}]: MSE {mse:.5f}, PSNR {report['psnr']:.1f} dB "
+             f"(n={len(errors)}); originals above reconstructions")
+    sheet = reconstruction_sheet(np.asarray(images[:shown]), to_uint8(outputs[:shown]), title=title)
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    atomic_write_bytes(folder / "reconstructions.png", buf.getvalue())
     return report
 
 
@@ -263,13 +311,33 @@ def predict_images(run: str | os.PathLike, images: list[str | os.PathLike], *, t
     """Top-k classes and probabilities per image, and the images that could not be read."""
     import torch
 
-    from pipeline.core.images import open_image
     from pipeline.train import normalizer
 
     model, info, pre = load_model(run, checkpoint)
+    if run_task(info) == "reconstruction":
+        raise UsageError(f"{run}: an autoencoder run; it reconstructs images instead of classifying them",
+                         fix="use `pipeline predict RUN IMAGES` (it writes reconstructions for such runs)")
     classes = list(info["classes"])
     k = max(1, min(topk, len(classes)))
     results: list[dict[str, Any]] = []
+    arrays, kept, errors = _decode_inputs(images, pre)
+    if arrays:
+        normalize = normalizer(pre, torch.device("cpu"))
+        with torch.no_grad():
+            probs = torch.softmax(model(normalize(torch.from_numpy(np.stack(arrays)))).float(), dim=1)
+        top_p, top_i = probs.topk(k, dim=1)
+        for (path, inverted), ps, ix in zip(kept, top_p.tolist(), top_i.tolist(), strict=True):
+            results.append({
+                "image": path, "class": classes[ix[0]], "probability": ps[0], "inverted": inverted,
+                "topk": [{"class": classes[i], "probability": p} for p, i in zip(ps, ix, strict=True)],
+            })
+    return results, errors
+
+
+def _decode_inputs(images: list[str | os.PathLike], pre: Preprocess):
+    """(uint8 arrays, (path, inverted) of each, errors) of image files prepared as in training."""
+    from pipeline.core.images import open_image
+
     errors: list[DataError] = []
     arrays, kept = [], []
     for path in images:
@@ -284,14 +352,51 @@ def predict_images(run: str | os.PathLike, images: list[str | os.PathLike], *, t
             continue
         arrays.append(arr)
         kept.append((str(path), inverted))
-    if arrays:
-        normalize = normalizer(pre, torch.device("cpu"))
-        with torch.no_grad():
-            probs = torch.softmax(model(normalize(torch.from_numpy(np.stack(arrays)))).float(), dim=1)
-        top_p, top_i = probs.topk(k, dim=1)
-        for (path, inverted), ps, ix in zip(kept, top_p.tolist(), top_i.tolist(), strict=True):
-            results.append({
-                "image": path, "class": classes[ix[0]], "probability": ps[0], "inverted": inverted,
-                "topk": [{"class": classes[i], "probability": p} for p, i in zip(ps, ix, strict=True)],
-            })
+    return arrays, kept, errors
+
+
+def reconstruct_images(run: str | os.PathLike, images: list[str | os.PathLike], out: str | os.PathLike | None = None,
+                       *, checkpoint: str = "best") -> tuple[list[dict[str, Any]], list[DataError]]:
+    """An autoencoder run's reconstruction of each image, written as `OUT/<name>.png` (default
+    RUN/predict/), with its mean squared error and PSNR; and the images that could not be read.
+
+    Reconstructions have the model's input size and channels (e.g. 32x32 grayscale), as the images
+    are prepared exactly as in training (inverted to the training background when needed).
+    """
+    import torch
+    from PIL import Image
+
+    from pipeline.train import normalizer, psnr, reconstruction_errors, to_uint8
+
+    model, info, pre = load_model(run, checkpoint)
+    if run_task(info) != "reconstruction":
+        raise UsageError(f"{run}: a classifier run; only autoencoder runs reconstruct images",
+                         fix="use `pipeline predict RUN IMAGES` to classify them")
+    folder = Path(out) if out is not None else Path(run) / "predict"
+    arrays, kept, errors = _decode_inputs(images, pre)
+    results: list[dict[str, Any]] = []
+    if not arrays:
+        return results, errors
+    batch = torch.from_numpy(np.stack(arrays))
+    with torch.no_grad():
+        outputs = model(normalizer(pre, torch.device("cpu"))(batch)).float()
+    mse = reconstruction_errors(outputs, batch)
+    recon = to_uint8(outputs)
+    folder.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for (path, inverted), arr, err in zip(kept, recon, mse, strict=True):
+        name = Path(path).stem
+        target = name
+        n = 1
+        while target in used:  # two inputs with the same name from different folders
+            n += 1
+            target = f"{name}-{n}"
+        used.add(target)
+        dest = folder / f"{target}.png"
+        img = Image.fromarray(arr[0], mode="L") if arr.shape[0] == 1 else Image.fromarray(arr.transpose(1, 2, 0))
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        atomic_write_bytes(dest, buf.getvalue())
+        results.append({"image": path, "reconstruction": str(dest), "mse": float(err), "psnr": psnr(float(err)),
+                        "inverted": inverted})
     return results, errors

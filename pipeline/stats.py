@@ -156,6 +156,7 @@ def plot_stats(stats: dict[str, Any], out: Path) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    from pipeline.core.outputs import mark_png
     from pipeline.core.paths import atomic_write_bytes
 
     per, what = _counted(stats)
@@ -244,5 +245,5 @@ def plot_stats(stats: dict[str, Any], out: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    atomic_write_bytes(Path(out), buf.getvalue())
+    atomic_write_bytes(Path(out), mark_png(buf.getvalue(), "stats"))  # (`pipeline stats --out` knows its own)
     return Path(out)

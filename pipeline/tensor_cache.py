@@ -9,7 +9,7 @@ Cache layout (under `cache_root()`, i.e. `$PIPELINE_CACHE_DIR`, else `$XDG_CACHE
 else `~/.cache/pipeline`)::
 
     tensors/<key>/images.npy    uint8 (N, C, S, S)
-    tensors/<key>/labels.npy    int64 (N,)  hard label index (argmax of a soft label)
+    tensors/<key>/labels.npy    int64 (N,)  hard label index (argmax of a soft label); -1 unlabelled
     tensors/<key>/soft.npy      float32 (N, K), only when some sample has a soft_label
     tensors/<key>/splits.npy    int8 (N,)   0 train, 1 val, 2 test, -1 none
     tensors/<key>/meta.json     ids, classes, source sizes, the dataset's path and content hash
@@ -120,18 +120,35 @@ def cache_key(content_hash: str, size: int, grayscale: bool) -> str:
 
 
 def load_or_build(dataset: Dataset, *, size: int = 32, grayscale: bool = True, root: Path | None = None,
-                  workers: int | None = None) -> TensorCache:
-    """The dataset's tensor cache: read it when present, otherwise decode every image once and write it."""
+                  workers: int | None = None, labels: bool = True) -> TensorCache:
+    """The dataset's tensor cache: read it when present, otherwise decode every image once and write it.
+
+    With `labels` (classifiers) every sample must have a class; without (autoencoders, which learn
+    from the pixels alone) unlabelled samples get label -1.
+    """
     root = Path(root) if root is not None else cache_root()
     content = dataset.content_hash
     key = cache_key(content, size, grayscale)
     folder = root / "tensors" / key
+    cache = None
     if (folder / "meta.json").is_file():
         try:
-            return _open(folder, None)
+            cache = _open(folder, None)
         except (OSError, ValueError, KeyError, json.JSONDecodeError):
             shutil.rmtree(folder, ignore_errors=True)  # damaged by hand; rebuilt below
-    return _build(dataset, folder, content, size, grayscale, workers)
+    if cache is None:
+        cache = _build(dataset, folder, content, size, grayscale, workers)
+    if labels:
+        unlabelled = np.flatnonzero(cache.labels < 0)
+        if len(unlabelled):
+            raise _unlabelled(dataset, cache.ids[int(unlabelled[0])])
+    return cache
+
+
+def _unlabelled(dataset: Dataset, sample_id: str) -> DataError:
+    return DataError(dataset.root / "samples.jsonl", "sample without a label", field="label",
+                     expected="a class name (classification)", got=sample_id,
+                     fix="label it, or remove it from the dataset")
 
 
 def _open(folder: Path, build_seconds: float | None) -> TensorCache:
@@ -177,9 +194,7 @@ def _build(dataset: Dataset, folder: Path, content: str, size: int, grayscale: b
                 if soft is not None:
                     soft[i, labels[i]] = 1.0
             else:
-                raise DataError(dataset.root / "samples.jsonl", "sample without a label", field="label",
-                                expected="a class name (classification)", got=s.id,
-                                fix="label it, or remove it from the dataset")
+                labels[i] = -1  # unlabelled: fine for an autoencoder; load_or_build refuses it for a classifier
 
         def decode(i: int) -> None:
             images[i] = to_array(dataset.open_image(samples[i]), size, grayscale)

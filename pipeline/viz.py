@@ -1,7 +1,9 @@
 """Pictures people would rather look at: samples with their labels drawn, and contact sheets.
 
 `draw_sample` draws boxes, polygons, polylines, keypoints and class names on an image;
-`contact_sheet` lays captioned tiles out on a grid. Both are pure PIL and never modify inputs.
+`contact_sheet` lays captioned tiles out on a grid; `reconstruction_sheet` puts an autoencoder's outputs
+under their originals; `confusion_image` draws a confusion matrix quickly. All are pure PIL and never
+modify inputs.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import colorsys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.core.dataset import Obj, Sample
@@ -237,3 +240,51 @@ def dataset_preview(
     title = f"{name}: {len(chosen)} of {pool} samples" + (f", split {split}" if split else "") + (
         f", class {label}" if label else "")
     return contact_sheet(tiles, captions, tile=tile, title=title), chosen
+
+
+def array_tiles(images: np.ndarray) -> list[Image.Image]:
+    """uint8 images (N, C, H, W) with 1 or 3 channels as PIL images."""
+    tiles = []
+    for arr in np.asarray(images, dtype=np.uint8):
+        tiles.append(Image.fromarray(arr[0], mode="L") if arr.shape[0] == 1
+                     else Image.fromarray(np.ascontiguousarray(arr.transpose(1, 2, 0)), mode="RGB"))
+    return tiles
+
+
+def reconstruction_sheet(originals: np.ndarray, reconstructions: np.ndarray, *, title: str | None = None,
+                         tile: int = 64) -> Image.Image:
+    """Originals on the first row, each one's reconstruction under it (uint8 (N, C, H, W) arrays)."""
+    n = len(originals)
+    if len(reconstructions) != n:
+        raise ValueError(f"{n} originals but {len(reconstructions)} reconstructions")
+    tiles = array_tiles(originals) + array_tiles(reconstructions)
+    return contact_sheet(tiles, cols=max(1, n), tile=tile, title=title)
+
+
+def confusion_image(cm: np.ndarray, classes: Sequence[str], *, cell: int = 28) -> Image.Image:
+    """A confusion matrix (rows true, columns predicted) as a small picture: each cell shaded by its
+    share of the row, with its count; class names along the top and left. Pure PIL, a few milliseconds
+    (it is drawn every epoch for TensorBoard; `pipeline validate` draws the full matplotlib figure)."""
+    cm = np.asarray(cm, dtype=np.int64)
+    k = len(classes)
+    font = _font(10)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    margin = int(max([probe.textlength(str(c)[:12], font=font) for c in classes] + [10])) + 8
+    side = margin + k * cell + 2
+    img = Image.new("RGB", (side, side), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
+    for i in range(k):
+        draw.text((2, margin + i * cell + cell // 3), str(classes[i])[:12], fill=(0, 0, 0), font=font)
+        draw.text((margin + i * cell + 2, 2), str(classes[i])[:4], fill=(0, 0, 0), font=font)
+        for j in range(k):
+            level = int(round(255 * (1.0 - share[i, j])))
+            x0, y0 = margin + j * cell, margin + i * cell
+            draw.rectangle((x0, y0, x0 + cell - 1, y0 + cell - 1), fill=(level, level, 255),
+                           outline=(220, 220, 220))
+            if cm[i, j] and cell >= 16:
+                text = str(cm[i, j]) if cm[i, j] < 1000 else f"{cm[i, j] / 1000:.0f}k"
+                draw.text((x0 + 3, y0 + cell // 3), text, fill=(255, 255, 255) if share[i, j] > 0.5 else (0, 0, 0),
+                          font=font)
+    return img

@@ -67,11 +67,11 @@ def jpeg(w: int, h: int, orientation: int = 1, mode: str = "RGB") -> bytes:
 
 def make_classification_dataset(
     root: Path, *, classes: int = 3, per_class: int = 8, size: int = 28,
-    splits: tuple[float, float] | None = (0.25, 0.25), seed: int = 0,
+    splits: tuple[float, float] | None = (0.25, 0.25), seed: int = 0, overwrite: bool = False,
 ) -> Path:
     """Write a small canonical classification dataset of synthetic digit-like images."""
     with DatasetWriter(root, task="classification", stage="test-fixture",
-                       classes=[str(c) for c in range(classes)]) as w:
+                       classes=[str(c) for c in range(classes)], overwrite=overwrite) as w:
         for c in range(classes):
             for i in range(per_class):
                 split = None

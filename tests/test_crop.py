@@ -186,3 +186,13 @@ def test_crop_command_encode_png(tmp_path: Path) -> None:
     result = invoke("crop", tmp_path / "d", "--out", tmp_path / "c", "--encode", "png")
     assert result.exit_code == 0, result.output
     assert all(s.image.endswith(".png") for s in load_dataset(tmp_path / "c").samples)
+
+
+def test_crops_keep_the_source_class_ids(tmp_path: Path) -> None:
+    import json
+
+    det = make_detection_dataset(tmp_path / "det", n=2)
+    info = json.loads((det / "dataset.json").read_text())
+    (det / "dataset.json").write_text(json.dumps({**info, "class_ids": {"red": 7, "green": 3}}))
+    out, _ = crop_dataset(load_dataset(det), tmp_path / "crops")
+    assert out.classes == ["red", "green"] and load_dataset(tmp_path / "crops").info.class_ids == {"red": 7, "green": 3}

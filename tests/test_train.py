@@ -146,7 +146,7 @@ def test_refuses_to_replace_a_folder_that_is_not_a_run(tmp_path):
     data = make_classification_dataset(tmp_path / "ds", classes=2, per_class=4)
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "precious.txt").write_text("keep")
-    with pytest.raises(UsageError, match="not a run folder"):
+    with pytest.raises(UsageError, match="files no pipeline stage wrote"):
         train(data, tmp_path / "run", small_config(epochs=1))
     assert (tmp_path / "run" / "precious.txt").is_file()
 

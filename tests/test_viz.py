@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from pipeline.core.dataset import Obj, Sample, load_dataset
@@ -110,3 +111,29 @@ def test_preview_command_scales_a_sixteen_bit_dataset(tmp_path: Path) -> None:
     tile = sheet[title_h + 4:title_h + 4 + 32, 4:4 + 64]  # the image, below the title, inside the padding
     values = sorted(set(tile.ravel().tolist()))
     assert values[0] < 10 and values[-1] > 245 and len(values) > 32
+def test_reconstruction_sheet_puts_reconstructions_under_their_originals():
+    from pipeline.viz import reconstruction_sheet
+
+    originals = np.zeros((3, 1, 8, 8), dtype=np.uint8)
+    recon = np.full((3, 1, 8, 8), 255, dtype=np.uint8)
+    before = recon.copy()
+    sheet = reconstruction_sheet(originals, recon, tile=16)
+    arr = np.asarray(sheet.convert("L"))
+    assert sheet.size == (3 * 20 + 4, 2 * 20 + 4)  # 3 columns, 2 rows of 16-pixel tiles with 4-pixel gaps
+    assert arr[4 + 8, 4 + 8] == 0 and arr[4 + 20 + 8, 4 + 8] == 255
+    assert np.array_equal(recon, before)  # inputs untouched
+    with pytest.raises(ValueError, match="3 originals but 2"):
+        reconstruction_sheet(originals, recon[:2])
+
+
+def test_confusion_image_shades_rows_by_share():
+    from pipeline.viz import confusion_image
+
+    cm = np.array([[9, 1], [0, 10]])
+    img = confusion_image(cm, ["cat", "dog"], cell=20)
+    arr = np.asarray(img)
+    side = img.size[0]
+    margin = side - 2 - 2 * 20
+    assert img.size[0] == img.size[1] and img.mode == "RGB"
+    dark, light = arr[margin + 2, margin + 2], arr[margin + 2, margin + 20 + 2]  # (cat, cat) 90 %, (cat, dog) 10 %
+    assert dark[0] < light[0] and dark[2] == light[2] == 255

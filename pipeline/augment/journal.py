@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.core import failpoints
 from pipeline.core.dataset import Sample
 from pipeline.core.errors import DataError
 from pipeline.core.packs import PACK_SUFFIX, PACKS_DIR
@@ -195,6 +196,7 @@ class Journal:
         offset = entry[2]
         os.write(entry[0], data)
         entry[2] += len(data)
+        failpoints.hit(f"journal.{kind}")
         return entry[1], offset
 
     def _open(self, kind: str) -> list:

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pipeline.augment.engine import Augmenter
 from pipeline.augment.recipe import load_recipe
-from pipeline.augment.stage import Augmenter
 from pipeline.core.dataset import Dataset, Sample
 from pipeline.core.errors import UsageError
+from pipeline.core.outputs import mark_png
 from pipeline.core.paths import atomic_write_bytes
 from pipeline.core.rng import rng_for
 
@@ -73,7 +74,7 @@ def render_recipe_preview(dataset: Dataset, recipe_path: Path, out: Path, n: int
 
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
-    atomic_write_bytes(out, buf.getvalue())
+    atomic_write_bytes(out, mark_png(buf.getvalue(), "preview"))
     return out
 
 

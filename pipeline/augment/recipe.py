@@ -27,8 +27,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.augment.ops import OPS, TARGETS, Op, Param, get
 from pipeline.augment.ops.base import fail as _fail
 from pipeline.core.errors import ConfigError
@@ -173,10 +171,13 @@ def load_recipe(path: str | Path) -> Recipe:
         shipped = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "configs" / "augment").glob("*.yaml"))
         raise ConfigError(f"{path}: no such recipe file",
                           fix="point --recipe at a YAML file" + (f", e.g. configs/augment/{shipped[0]}" if shipped else ""))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})".replace("\n", " "), fix="fix the syntax") from exc
+    from pipeline.core.errors import DataError
+    from pipeline.core.limits import read_yaml_file
+
+    try:  # safe types only, no aliases, a size cap (`pipeline.core.limits`)
+        data = read_yaml_file(path, fix="fix the syntax (aliases and anchors are not allowed)")
+    except DataError as err:
+        raise ConfigError(err.message, fix=err.fix) from None
     return parse_recipe(data, str(path), default_name=path.stem)
 
 

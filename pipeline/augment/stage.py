@@ -55,6 +55,7 @@ from pipeline.augment.journal import (
 )
 from pipeline.augment.recipe import Recipe, load_recipe
 from pipeline.augment.runner import Plan, Work, WorkerContext, Workers, make_tasks, quiet_gc
+from pipeline.core import outputs
 from pipeline.core.dataset import SPLITS, Dataset, DatasetWriter, Sample, load_dataset, sample_line
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.packs import MAX_BYTES, MAX_MEMBERS
@@ -74,10 +75,12 @@ def run_augment(
     seed: int = 0,
     workers: int = 1,
     pack: str = "auto",
+    overwrite: bool = False,
 ) -> dict:
     """Write `out`: every sample of `dataset_path` plus `copies` augmented copies of each sample in
     `splits` (default train; "all" for every sample). `pack`: auto (copies of images up to 1024x1024
-    go into image packs), always or never. Returns figures for the summary."""
+    go into image packs), always or never. An earlier dataset at `out` is replaced only with
+    `overwrite` (`pipeline.core.outputs`). Returns figures for the summary."""
     if copies < 0:
         raise UsageError(f"--copies must be >= 0, got {copies}")
     if workers < 1:
@@ -91,7 +94,8 @@ def run_augment(
     state = out.with_name(f".{out.name}.augment-state")
     pool = Workers(workers - 1, plan, work, state)
     try:
-        return _run(dataset_path, recipe_path, out, plan, work, state, pool)
+        outputs.claim_dir(out, "dataset", reads=[dataset_path], overwrite=overwrite)
+        return _run(dataset_path, recipe_path, out, plan, work, state, pool, overwrite)
     finally:
         pool.stop(error=True)  # (a no-op once the run has stopped them: only after an error)
 
@@ -110,6 +114,7 @@ class Commit:
     out: Path
     work: Path
     state: Path
+    overwrite: bool
     stored: dict[str, int] = field(default_factory=lambda: {"files": 0, "packed": 0, "packs": 0,
                                                             "originals_packed": 0})
 
@@ -119,7 +124,7 @@ class Commit:
 
 
 def _run(dataset_path: Path, recipe_path: str | os.PathLike, out: Path, plan: Plan, work: Path, state: Path,
-         pool: Workers) -> dict:
+         pool: Workers, overwrite: bool) -> dict:
     """Plan (check the inputs, keep or clear an earlier run's state), run and commit."""
     copies = plan.copies
     dataset = load_dataset(dataset_path)
@@ -131,7 +136,7 @@ def _run(dataset_path: Path, recipe_path: str | os.PathLike, out: Path, plan: Pl
     pool.start_early()  # once the checks passed: their start overlaps what follows
     resumed = prepare_state(work, state, fingerprint)
 
-    job = Commit(dataset, recipe, str(recipe_path), plan, chosen, out, work, state)
+    job = Commit(dataset, recipe, str(recipe_path), plan, chosen, out, work, state, overwrite)
     spools = Spools(state)
     try:
         by_id = {s.id: s for s in chosen}
@@ -152,6 +157,7 @@ def _run(dataset_path: Path, recipe_path: str | os.PathLike, out: Path, plan: Pl
             "files": stored["files"], "packed": stored["packed"], "packs": stored["packs"],
             "originals_packed": stored["originals_packed"],
             "resumed": len(done) if resumed else 0,
+            "unsplit": sum(1 for s in chosen if s.split is None) if "all" not in plan.splits else 0,
             "recipe": recipe.name, "recipe_sha256": recipe.hash}
 
 
@@ -164,6 +170,9 @@ def _chosen(dataset: Dataset, dataset_path: Path, out: Path, plan: Plan) -> list
     if out.resolve() == dataset_path.resolve():
         raise UsageError(f"--out {out} is the input dataset", fix="write the augmented version to a new folder")
     chosen = [s for s in dataset.samples if "all" in splits or s.split in splits]
+    if "train" in splits and not any(s.split == "train" for s in dataset.samples):
+        # as `pipeline train` does: without a train split, the samples without a split are what it trains on
+        chosen = [s for s in dataset.samples if s.split in splits or s.split is None]
     if not chosen and copies:
         have = ", ".join(sorted(str(k) for k in dataset.splits()))
         raise UsageError(f"{dataset_path}: no samples in split(s) {', '.join(splits)} (splits present: {have})",
@@ -182,10 +191,12 @@ def _commit(job: Commit, done: dict[str, Record], fresh: Iterator[Record], spool
     folder, packed copies go into packs in id order (the same bytes for any number of workers)."""
     dataset, plan, recipe = job.dataset, job.plan, job.recipe
     with DatasetWriter(job.out, task=dataset.task, stage="augment", classes=dataset.classes,
+                       class_ids=dataset.info.class_ids,
                        params={"recipe": recipe.name, "recipe_sha256": recipe.hash, "recipe_file": job.recipe_file,
                                "copies": plan.copies, "splits": plan.splits, "seed": plan.seed, "pack": plan.pack},
                        inputs={plan.dataset: dataset.content_hash}, parent_lineage=dataset.info.lineage,
-                       workdir=job.work, render_early=True) as writer:
+                       workdir=job.work, render_early=True, reads=[plan.dataset],
+                       overwrite=job.overwrite) as writer:
         # The originals (up to ORIGINAL_PACK_MAX bytes) of images whose copies are packed go into
         # the pack beside their copies (copying a few hundred bytes costs less than a hard link's
         # metadata update); the others, and images already in a pack, are linked (no second copy

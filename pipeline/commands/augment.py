@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import max_pixels_option
+from pipeline.commands.common import max_pixels_option, overwrite_option
 
 
 @click.command()
@@ -15,8 +15,10 @@ from pipeline.commands.common import max_pixels_option
               help="Recipe YAML (see configs/augment/).")
 @click.option("--copies", default=1, show_default=True, type=int, help="Augmented copies per sample.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder of the new dataset.")
+@overwrite_option
 @click.option("--splits", default="train", show_default=True,
-              help="Comma-separated splits to augment (train, val, test, or all); the others are copied as they are.")
+              help="Comma-separated splits to augment (train, val, test, or all); the others are copied as they are. "
+                   "Without a train split, train means the samples without a split (as `pipeline train`).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Run seed; the same seed gives the same bytes.")
 @click.option("--workers", default=1, show_default=True, type=int,
               help="Processes augmenting (the one writing the output counts as one); the output does not "
@@ -26,13 +28,16 @@ from pipeline.commands.common import max_pixels_option
                    "instead of one file each; auto packs images up to 1024x1024 pixels, where creating a file costs "
                    "a large share of augmenting.")
 @max_pixels_option
-def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, seed: int, workers: int,
+def augment(dataset: Path, recipe: Path, copies: int, out: Path, overwrite: bool, splits: str, seed: int, workers: int,
             pack: str) -> None:
     """Write DATASET plus N augmented copies of each sample in the chosen splits to --out.
 
     Every copy records the recipe name and hash, the parameters each op drew, its seed and its
     parent ids. An interrupted run resumes where it stopped when started again with the same
     arguments. Every stage reads packed images; `pipeline export` writes them out as files.
+
+    DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
+    and re-imported only when its files change.
 
     \b
     Example:
@@ -45,10 +50,14 @@ def augment(dataset: Path, recipe: Path, copies: int, out: Path, splits: str, se
         start_early()
     from pipeline.augment.stage import run_augment
     from pipeline.core import ui
+    from pipeline.train import dataset_folder
 
-    figures = run_augment(dataset, recipe, out, copies=copies,
+    figures = run_augment(dataset_folder(dataset), recipe, out, overwrite=overwrite, copies=copies,
                           splits=[s.strip() for s in splits.split(",") if s.strip()], seed=seed, workers=workers,
                           pack=pack)
+    if figures["unsplit"]:
+        ui.info(f"no `train` split: augmenting the {figures['unsplit']} samples without a split, as `pipeline train` "
+                "trains on them (run `pipeline split` first to hold some out)")
     rows = [
         ("recipe", f"{figures['recipe']} ({figures['recipe_sha256'][:12]})"),
         ("originals", figures["samples"]),

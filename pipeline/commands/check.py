@@ -28,24 +28,36 @@ def check(dataset_path: Path, strict: bool, as_json: bool, out_file: Path | None
     Each finding has a level: error, warning or info. With --strict the command exits with
     status 1 when any error-level finding exists (for CI).
 
+    DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
+    and re-imported only when its files change.
+
     \b
     Examples:
       pipeline check datasets/raccoon
       pipeline check datasets/raccoon --strict --json > check.json
+      pipeline check datasets/raccoon --out reports/raccoon-check.json
+
+    --out never writes inside a dataset folder, and replaces only a report `pipeline check` wrote
+    (its "written_by" key); any other file there is left alone with an error.
     """
     from pipeline.check import ERROR, INFO, WARNING, check_dataset, render_table
     from pipeline.core import ui
     from pipeline.core.dataset import load_dataset
+    from pipeline.core.outputs import claim_file
     from pipeline.core.paths import atomic_write_text
+    from pipeline.train import dataset_folder
 
-    dataset = load_dataset(dataset_path)
+    if out_file is not None:
+        claim_file(out_file, "check", reads=[dataset_path])
+    dataset = load_dataset(dataset_folder(dataset_path))  # an ImageFolder tree: its cached import
     report = check_dataset(
         dataset, images=not labels_only,
         progress=lambda items: ui.progress(items, total=len(dataset.samples), desc="check", unit="img"),
     )
     payload = json.dumps(report.to_json(), ensure_ascii=False, indent=2)
     if out_file is not None:
-        atomic_write_text(out_file, payload + "\n")
+        written = {"written_by": "pipeline check", **report.to_json()}  # how a later --out knows its own file
+        atomic_write_text(out_file, json.dumps(written, ensure_ascii=False, indent=2) + "\n")
     if as_json:
         click.echo(payload)
     else:

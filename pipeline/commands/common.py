@@ -33,6 +33,13 @@ def network_options(f):
     return f
 
 
+def overwrite_option(f):
+    """`--overwrite`: replace an earlier output of the same kind at --out (see pipeline.core.outputs)."""
+    return click.option("--overwrite", is_flag=True,
+                        help="Replace the dataset an earlier run wrote at --out (never a folder of other files, "
+                             "and never an input).")(f)
+
+
 def _apply_max_pixels(ctx: click.Context, param: click.Parameter, value: str) -> str:
     from pipeline.core.errors import UsageError
     from pipeline.core.images import parse_max_pixels, set_max_pixels

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import max_pixels_option
+from pipeline.commands.common import max_pixels_option, overwrite_option
 from pipeline.core import ui
 from pipeline.core.dataset import Dataset
 from pipeline.formats import FORMATS
@@ -21,6 +21,10 @@ def print_import_summary(dataset: Dataset, report: ImportReport, out: Path) -> N
         rows.append(("detected", report.detected))
     rows.append(("samples", f"{len(dataset.samples)} ({_split_text(dataset)})"))
     rows.append(("classes", _classes_text(dataset.classes)))
+    ids = dataset.info.class_ids
+    if ids is not None and list(ids.values()) != list(range(len(ids))):
+        pairs = [f"{c}={i}" for c, i in ids.items()]
+        rows.append(("class ids (the source's)", ", ".join(pairs[:12]) + (", ..." if len(pairs) > 12 else "")))
     for key, n in sorted(report.counts.items()):
         rows.append((key, n))
     for reason, n in sorted(report.skipped.items()):
@@ -55,12 +59,14 @@ FORMAT_CHOICES = ["auto", *FORMATS]  # `pipeline import FORMAT`: the registry's 
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder of the new dataset.")
 @click.option("--classes", "classes_file", type=click.Path(path_type=Path),
-              help="Text file fixing class names and order (one per line); other classes are errors.")
+              help="Text file fixing class names and order (one per line; ids are then positions), over the "
+                   "source's own order and ids; other classes are errors.")
 @click.option("--map", "maps", multiple=True, metavar="OLD=NEW", help="Rename or merge a class (repeatable).")
 @click.option("--on-error", type=click.Choice(ON_ERROR), default="skip", show_default=True,
               help="A bad file: report it and import the rest, or stop at the first.")
 @click.option("--on-invalid", type=click.Choice(ON_INVALID), default="error", show_default=True,
               help="Coordinates outside the image (YOLO values outside [0,1]): reject the file, clip, or drop the object.")
+@overwrite_option
 @click.option("--voc-zero-based/--voc-one-based", "voc_zero_based", default=None,
               help="VOC boxes as 0-based edges (datumaro, CVAT, labelme2voc) or the devkit's 1-based pixels "
                    "[default: 1-based unless the folder is one of those exports].")
@@ -71,13 +77,20 @@ FORMAT_CHOICES = ["auto", *FORMATS]  # `pipeline import FORMAT`: the registry's 
 @click.option("--annotations", "annotations", type=click.Choice(["newest", "all"]), default=None,
               help="labelstudio: the newest non-cancelled annotation of each task is the sample's labels; "
                    "'all' keeps each annotator's annotation beside it [default: newest].")
-def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero_based, images,
+def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, overwrite, voc_zero_based, images,
                annotations) -> None:
     """Import labelled data from SRC into a canonical dataset.
 
     FORMAT is one of imagefolder, voc, yolo, createml, labelme, coco, cvat (CVAT for images 1.1
     XML: task, project or job exports), labelstudio (Label Studio JSON and JSON-MIN exports), images
-    (a folder of unlabelled images, only by name), or auto (detect and say what was found).
+    (a folder of unlabelled images, only by name), or auto (detect and say what was found; refused,
+    with the candidates, when two formats each cover a part of SRC: see `pipeline detect SRC`). An existing
+    dataset at --out is replaced only with --overwrite.
+
+    A bad file (malformed, NaN, a number of over 4,300 digits, a name that is not UTF-8, past a
+    parsing limit: 1 MiB per label line, 100,000 points per shape, 100,000 objects per image,
+    256-character class names) is reported with its file, line or field and a fix; the rest
+    imports. YAML files (data.yaml) are read without aliases. Limits: docs/formats.md.
 
     \b
     Examples:
@@ -94,6 +107,7 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero
     dataset, report = import_dataset(
         fmt, src, out, classes_file=classes_file, class_map=parse_class_map(maps),
         on_error=on_error, on_invalid=on_invalid, extra=extra or None, images=images,
+        overwrite=overwrite,
     )
     print_import_summary(dataset, report, out)
 
@@ -102,20 +116,36 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, voc_zero
 @click.argument("dataset_path", metavar="DATASET", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", required=True, type=click.Choice(list(FORMATS)), help="Target format.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing non-empty --out folder.")
-def export_cmd(dataset_path, fmt, out, overwrite) -> None:
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier export at --out (recognised by its .pipeline-export; never a folder "
+                   "of other files, a dataset, or one holding the input).")
+@click.option("--ids", "ids", type=click.Choice(["source", "positions"]), default="source", show_default=True,
+              help="Class ids written by YOLO and COCO: the source's own (dataset.json class_ids), or positions "
+                   "in the class list (YOLO 0..N-1, COCO 1..N; e.g. COCO's gapped ids for Ultralytics training).")
+def export_cmd(dataset_path, fmt, out, overwrite, ids) -> None:
     """Export DATASET to another format.
 
     What the target format cannot hold (polygons in YOLO boxes, keypoints in VOC) is converted
     where a standard conversion exists, and listed in the summary otherwise; never dropped silently.
+    The export folder gets a .pipeline-export naming the format, the source and every file
+    written, so --overwrite can tell an earlier export from anything else.
+
+    DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
+    and re-imported only when its files change.
+
+    YOLO and COCO write the class ids the source had (YOLO's names order, COCO's category ids)
+    unless --ids positions.
 
     \b
     Examples:
       pipeline export datasets/mnist-embedded --format imagefolder --out exports/mnist
       pipeline export datasets/raccoon --format coco --out exports/raccoon-coco
       pipeline export datasets/to-label --format labelstudio --out exports/to-label-ls
+      pipeline export datasets/coco-val --format yolo --out exports/val-yolo --ids positions
     """
-    dataset, report = export_dataset(dataset_path, fmt, out, overwrite=overwrite)
+    from pipeline.train import dataset_folder
+
+    dataset, report = export_dataset(dataset_folder(dataset_path), fmt, out, overwrite=overwrite, options={"ids": ids})
     rows: list[tuple[str, object]] = [("samples", report.written), ("files", report.files)]
     for k, n in sorted(report.converted.items()):
         rows.append((f"converted: {k}", n))

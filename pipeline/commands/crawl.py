@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline.commands.common import http_options, max_pixels_option, network_options, report_import
+from pipeline.commands.common import (
+    http_options,
+    max_pixels_option,
+    network_options,
+    overwrite_option,
+    report_import,
+)
 from pipeline.core import ui
 
 if TYPE_CHECKING:
@@ -17,6 +23,7 @@ if TYPE_CHECKING:
 @click.command("crawl")
 @click.argument("start_url", metavar="URL")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder of the new dataset.")
+@overwrite_option
 @click.option("--raw", type=click.Path(path_type=Path), help="Folder for the images and provenance [default: OUT-raw].")
 @click.option("--depth", type=click.IntRange(0, 10), default=1, show_default=True,
               help="Links followed from the start page (0: the start page only).")
@@ -29,7 +36,7 @@ if TYPE_CHECKING:
 @click.option("--no-import", is_flag=True, help="Only collect images and provenance; do not write a dataset.")
 @max_pixels_option
 @click.pass_context
-def crawl(ctx, start_url, out, raw, depth, max_images, same_host, label, deadline, allow_private, rate, timeout,
+def crawl(ctx, start_url, out, overwrite, raw, depth, max_images, same_host, label, deadline, allow_private, rate, timeout,
           retries, max_size, no_import) -> None:
     """Collect <img> images (srcset included) from URL and the pages it links to.
 
@@ -51,7 +58,7 @@ def crawl(ctx, start_url, out, raw, depth, max_images, same_host, label, deadlin
                            image_bytes=http.max_bytes or (50 << 20))
     rows: list[tuple[str, object]] = []
     try:
-        done = fetch.crawl(start_url, out, options=options, http=http, raw=raw, label=label, do_import=not no_import,
+        done = fetch.crawl(start_url, out, overwrite=overwrite, options=options, http=http, raw=raw, label=label, do_import=not no_import,
                            on_download=lambda got: rows.extend(crawl_rows(got.report, got.raw)))
     except fetch.NothingCollected as exc:
         ui.summary(f"crawled {exc.download.report.pages} pages", rows)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import max_pixels_option
+from pipeline.commands.common import max_pixels_option, overwrite_option
 
 
 @click.command("crop")
 @click.argument("dataset_path", metavar="DATASET", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder of the new classification dataset.")
+@overwrite_option
 @click.option("--pad", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Grow each box by this fraction of its width/height on every side.")
 @click.option("--square", is_flag=True, help="Make crops square around the box centre (edges repeated past the image).")
@@ -20,7 +21,8 @@ from pipeline.commands.common import max_pixels_option
 @click.option("--encode", type=click.Choice(["auto", "png"]), default="auto", show_default=True,
               help="auto: JPEG crops (quality 95) of JPEG photos, PNG of lossless images; png: PNG always.")
 @max_pixels_option
-def crop(dataset_path: Path, out: Path, pad: float, square: bool, min_size: float, encode: str) -> None:
+def crop(dataset_path: Path, out: Path, overwrite: bool, pad: float, square: bool, min_size: float,
+         encode: str) -> None:
     """Turn every labelled object of DATASET into a classification sample.
 
     Each object with an area (its box, or the bounds of its polygon or mask) becomes one image
@@ -28,6 +30,9 @@ def crop(dataset_path: Path, out: Path, pad: float, square: bool, min_size: floa
     where they came from (parent id, object index, box, crop). Train on them as on any
     classification dataset. Crops of JPEG photos are written as JPEG (quality 95), crops of
     lossless images as PNG (--encode png: PNG always).
+
+    DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
+    and re-imported only when its files change.
 
     \b
     Examples:
@@ -37,10 +42,11 @@ def crop(dataset_path: Path, out: Path, pad: float, square: bool, min_size: floa
     from pipeline.core import ui
     from pipeline.core.dataset import load_dataset
     from pipeline.crop import crop_dataset
+    from pipeline.train import dataset_folder
 
-    dataset = load_dataset(dataset_path)
+    dataset = load_dataset(dataset_folder(dataset_path))  # an ImageFolder tree: its cached import
     result, report = crop_dataset(
-        dataset, out, pad=pad, square=square, min_size=min_size, encode=encode,
+        dataset, out, overwrite=overwrite, pad=pad, square=square, min_size=min_size, encode=encode,
         progress=lambda items: ui.progress(items, total=len(items), desc="crop", unit="img"),
     )
     for problem in report.problems[:20]:

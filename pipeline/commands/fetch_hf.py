@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import max_pixels_option, report_import
+from pipeline.commands.common import max_pixels_option, overwrite_option, report_import
 from pipeline.core import ui
 from pipeline.formats.base import ON_ERROR
 
@@ -17,12 +17,13 @@ from pipeline.formats.base import ON_ERROR
 @click.option("--include", "include", multiple=True, metavar="GLOB",
               help="Only files matching this glob, e.g. 'data/train-*.parquet' (repeatable).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder of the new dataset.")
+@overwrite_option
 @click.option("--raw", type=click.Path(path_type=Path), help="Folder for the raw download [default: OUT-raw].")
 @click.option("--no-import", is_flag=True, help="Only download (and verify); do not write a dataset.")
 @click.option("--on-error", type=click.Choice(ON_ERROR), default="skip", show_default=True,
               help="A bad image or row: report it and import the rest, or stop.")
 @max_pixels_option
-def hf(repo, revision, include, out, raw, no_import, on_error) -> None:
+def hf(repo, revision, include, out, overwrite, raw, no_import, on_error) -> None:
     """Download dataset REPO from the Hugging Face Hub and import it.
 
     Reads parquet files with an image column and a ClassLabel (names from the parquet metadata
@@ -37,7 +38,7 @@ def hf(repo, revision, include, out, raw, no_import, on_error) -> None:
     """
     from pipeline import fetch
 
-    done = fetch.fetch_hf(repo, out, revision=revision, include=include, raw=raw, on_error=on_error,
+    done = fetch.fetch_hf(repo, out, overwrite=overwrite, revision=revision, include=include, raw=raw, on_error=on_error,
                           do_import=not no_import)
     got = done.download.report
     rows: list[tuple[str, object]] = [("repository", repo), ("commit", got.commit), ("files", len(got.files)),

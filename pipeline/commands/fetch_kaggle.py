@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import max_pixels_option, report_import
+from pipeline.commands.common import max_pixels_option, overwrite_option, report_import
 from pipeline.core import ui
 from pipeline.formats.base import ON_ERROR
 
@@ -17,12 +17,13 @@ from pipeline.formats.base import ON_ERROR
 @click.option("--version", type=click.IntRange(1), help="Dataset version [default: the current one, recorded].")
 @click.option("--file", "file", help="Only this file of the dataset or competition.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder of the new dataset.")
+@overwrite_option
 @click.option("--raw", type=click.Path(path_type=Path), help="Folder for the raw download [default: OUT-raw].")
 @click.option("--no-import", is_flag=True, help="Only download (and verify); do not write a dataset.")
 @click.option("--on-error", type=click.Choice(ON_ERROR), default="skip", show_default=True,
               help="A bad image or row: report it and import the rest, or stop.")
 @max_pixels_option
-def kaggle(dataset, competition, version, file, out, raw, no_import, on_error) -> None:
+def kaggle(dataset, competition, version, file, out, overwrite, raw, no_import, on_error) -> None:
     """Download a Kaggle dataset (or --competition) and import it.
 
     Credentials: KAGGLE_API_TOKEN, ~/.kaggle/access_token, or kaggle.json (see docs/sources.md).
@@ -37,7 +38,7 @@ def kaggle(dataset, competition, version, file, out, raw, no_import, on_error) -
     """
     from pipeline import fetch
 
-    done = fetch.fetch_kaggle(out, dataset=dataset, competition=competition, version=version, file=file, raw=raw,
+    done = fetch.fetch_kaggle(out, overwrite=overwrite, dataset=dataset, competition=competition, version=version, file=file, raw=raw,
                               on_error=on_error, do_import=not no_import)
     got = done.download.report
     ref = dataset or f"competition {competition}"

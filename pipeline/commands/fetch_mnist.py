@@ -6,9 +6,12 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.common import overwrite_option
+
 
 @click.command("mnist")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder of the new dataset.")
+@overwrite_option
 @click.option("--embedded", is_flag=True,
               help="Use the 5,000-image subset shipped in datasets/embedded (offline; train 4,000 / test 1,000).")
 @click.option("--mirror", "mirrors", multiple=True, metavar="URL",
@@ -16,7 +19,7 @@ import click
                    "Default: $PIPELINE_MNIST_MIRRORS (comma-separated), else torchvision's mirrors.")
 @click.option("--raw", "raw_dir", type=click.Path(path_type=Path),
               help="Folder for the downloaded .gz files (kept, verified, reused). Default: .downloads/mnist beside --out.")
-def mnist(out: Path, embedded: bool, mirrors: tuple[str, ...], raw_dir: Path | None) -> None:
+def mnist(out: Path, embedded: bool, mirrors: tuple[str, ...], raw_dir: Path | None, overwrite: bool) -> None:
     """Fetch MNIST as a canonical dataset: 28x28 PNGs, labels 0..9, the official split.
 
     Without --embedded the four IDX files (train 60,000 + test 10,000) are downloaded by
@@ -32,7 +35,7 @@ def mnist(out: Path, embedded: bool, mirrors: tuple[str, ...], raw_dir: Path | N
     from pipeline import fetch
     from pipeline.core import ui
 
-    dataset, report = fetch.fetch_mnist(out, embedded=embedded, mirrors=mirrors, raw_dir=raw_dir)
+    dataset, report = fetch.fetch_mnist(out, embedded=embedded, mirrors=mirrors, raw_dir=raw_dir, overwrite=overwrite)
     rows: list[tuple[str, object]] = [("source", report.source)]
     rows.append(("samples", f"{len(dataset.samples)} ("
                  + ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items(), key=lambda kv: kv[0] != "train"))

@@ -26,8 +26,13 @@ def model() -> None:
               help="Input shape of one image; C is the model's input channels.")
 @click.option("--classes", default=10, show_default=True, type=click.IntRange(min=1), help="Number of classes.")
 @click.option("--groups", type=click.IntRange(min=1), help="Groups of the `grouped` variant's second conv (default 2).")
+@click.option("--widths", metavar="W1,W2[,W3]",
+              help="Output channels of the convs: two for the NumberModel variants (default 6,16; grouped 8,16), "
+                   "three for the autoencoder's encoder (default 16,32,64). `pipeline train --set widths=...` "
+                   "takes the same.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout instead of the table.")
-def summary(variant: str, input_text: str, classes: int, groups: int | None, as_json: bool) -> None:
+def summary(variant: str, input_text: str, classes: int, groups: int | None, widths: str | None,
+            as_json: bool) -> None:
     """Each layer's output shape, weight shape, parameters and multiply-adds, and the totals.
 
     Counts come from the layers' settings (see docs/model.md for the formulas); MACs are per image.
@@ -37,9 +42,11 @@ def summary(variant: str, input_text: str, classes: int, groups: int | None, as_
       pipeline model summary
       pipeline model summary --variant depthwise-separable --input 3x32x32 --classes 43
       pipeline model summary --variant grouped --groups 4 --json
+      pipeline model summary --variant standard --widths 12,32
       pipeline model summary --variant autoencoder
       pipeline model summary --variant all
     """
+    from pipeline.config import parse_widths
     from pipeline.core import ui
     from pipeline.core.errors import UsageError
     from pipeline.model.summary import parse_input, summarize, summary_model
@@ -48,6 +55,8 @@ def summary(variant: str, input_text: str, classes: int, groups: int | None, as_
     if variant == "all":
         if groups is not None:
             raise UsageError("--groups applies to --variant grouped only", fix="drop --groups with --variant all")
+        if widths is not None:
+            raise UsageError("--widths applies to one variant", fix="drop --widths with --variant all")
         _print_compare(shape, classes, timed=False, as_json=as_json)
         return
     options = {}
@@ -55,6 +64,8 @@ def summary(variant: str, input_text: str, classes: int, groups: int | None, as_
         if variant != "grouped":
             raise UsageError(f"--groups applies to --variant grouped, not {variant!r}", fix="drop --groups")
         options["groups"] = groups
+    if widths is not None:
+        options["widths"] = parse_widths(widths, "--widths")
     net = summary_model(variant, shape[0], classes, **options)
     result = summarize(net, shape, variant=variant)
     if as_json:

@@ -25,20 +25,29 @@ def preview(dataset_path: Path, out: Path, n: int, label: str | None, split: str
     """Write a contact sheet of DATASET's samples with boxes, polygons, masks, keypoints, lines and
     class names drawn, so a person can eyeball the labels.
 
+    DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
+    and re-imported only when its files change.
+
     \b
     Examples:
       pipeline preview datasets/raccoon --out raccoon.png --n 12
       pipeline preview datasets/labelme --out person.png --class person --seed 1
       pipeline preview datasets/mnist-embedded --out aug.png --recipe configs/augment/digits.yaml
+
+    --out never writes inside a dataset folder, and replaces only a sheet `pipeline preview` wrote
+    (recognised by the PNG's Software text); any other file there is left alone with an error.
     """
     from pipeline.core import ui
     from pipeline.core.dataset import load_dataset
     from pipeline.core.errors import UsageError
+    from pipeline.core.outputs import claim_file, mark_png
     from pipeline.core.paths import atomic_write_bytes
+    from pipeline.train import dataset_folder
 
     if out.suffix.lower() != ".png":
         raise UsageError(f"--out {out}: expected a .png file name", fix="e.g. --out preview.png")
-    dataset = load_dataset(dataset_path)
+    claim_file(out, "preview", reads=[dataset_path])
+    dataset = load_dataset(dataset_folder(dataset_path))  # an ImageFolder tree: its cached import
     if recipe is not None:
         try:
             from pipeline.augment.preview import render_recipe_preview
@@ -58,7 +67,7 @@ def preview(dataset_path: Path, out: Path, n: int, label: str | None, split: str
     if not shown:
         raise UsageError(f"{dataset_path}: no samples match" + (f" --split {split}" if split else "")
                          + (f" --class {label}" if label else ""), fix="drop or change the filters")
-    atomic_write_bytes(out, encode_png(sheet))
+    atomic_write_bytes(out, mark_png(encode_png(sheet), "preview"))
     objects = sum(len(s.objects or []) for s in shown)
     ui.summary(f"preview of {len(shown)} samples", [("samples", len(shown)), ("objects drawn", objects),
                                                      ("size", f"{sheet.size[0]}x{sheet.size[1]}"), ("output", str(out))])

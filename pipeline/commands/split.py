@@ -18,6 +18,10 @@ import click
 def split(dataset_path: Path, val: float, test: float, seed: int, redo: bool) -> None:
     """Assign train/val/test splits to DATASET, in place.
 
+    DATASET may be an ImageFolder tree (<class>/<image>): it is imported once into the cache
+    (re-imported when its files change) and the splits are kept in that import, where `train`,
+    `augment` and the other stages given the same tree find them. The tree itself is not touched.
+
     Stratified by class (a detection image counts as its most frequent object class); images
     with identical content always land in the same split, so nothing leaks between train and
     test. Existing splits are kept unless --redo: unsplit samples are assigned, and when every
@@ -33,8 +37,10 @@ def split(dataset_path: Path, val: float, test: float, seed: int, redo: bool) ->
     from pipeline.core import ui
     from pipeline.core.dataset import load_dataset, rewrite_samples
     from pipeline.split import split_dataset
+    from pipeline.train import dataset_folder
 
-    dataset = load_dataset(dataset_path)
+    folder = dataset_folder(dataset_path)  # an ImageFolder tree: its cached import, which keeps the splits
+    dataset = load_dataset(folder)
     samples, report = split_dataset(dataset, val=val, test=test, seed=seed, redo=redo)
     if report.changed:
         rewrite_samples(dataset, samples, stage="split",
@@ -57,7 +63,8 @@ def split(dataset_path: Path, val: float, test: float, seed: int, redo: bool) ->
     if report.leaks:
         ui.warn(f"{report.leaks} groups of identical images sit in different kept splits; "
                 "re-run with --redo to put each group in one split")
-    rows.append(("output", f"{dataset_path} (updated in place)" if report.changed else str(dataset_path)))
+    where = str(dataset_path) if folder == dataset_path else f"{folder} (the cached import of the tree {dataset_path})"
+    rows.append(("output", f"{where} (updated in place)" if report.changed else where))
     ui.summary(f"split {sum(sum(c.values()) for c in report.counts.values())} samples", rows)
 
 

@@ -16,20 +16,30 @@ import click
 def stats(dataset_path: Path, out_png: Path | None, as_json: bool) -> None:
     """Counts per class and split, objects per image and box sizes of DATASET.
 
+    DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
+    and re-imported only when its files change.
+
     \b
     Examples:
       pipeline stats datasets/raccoon
       pipeline stats datasets/raccoon --out raccoon-stats.png
       pipeline stats datasets/raccoon --json > stats.json
+
+    --out never writes inside a dataset folder, and replaces only a plot `pipeline stats` wrote
+    (recognised by the PNG's Software text); any other file there is left alone with an error.
     """
     from pipeline.core import ui
     from pipeline.core.dataset import load_dataset
     from pipeline.core.errors import UsageError
+    from pipeline.core.outputs import claim_file
     from pipeline.stats import compute_stats, plot_stats, public, render_table
+    from pipeline.train import dataset_folder
 
     if out_png is not None and out_png.suffix.lower() != ".png":
         raise UsageError(f"--out {out_png}: expected a .png file name", fix="e.g. --out stats.png")
-    dataset = load_dataset(dataset_path)
+    if out_png is not None:
+        claim_file(out_png, "stats", reads=[dataset_path])
+    dataset = load_dataset(dataset_folder(dataset_path))  # an ImageFolder tree: its cached import
     result = compute_stats(dataset)
     if out_png is not None:
         plot_stats(result, out_png)

@@ -1,4 +1,4 @@
-"""`pipeline train DATASET --out RUN`: train NumberModel (the loop lives in pipeline/train.py)."""
+"""`pipeline train DATASET --out RUN`: train NumberModel or the autoencoder (the loop lives in pipeline/train.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from pipeline.core import ui
               help="YAML config (keys as in configs/train/default.yaml); applied over the recipe.")
 @click.option("--recipe", type=click.Choice(["default", "seed"]), default="default", show_default=True,
               help="default: one-cycle, batch 96, fast; seed: the seed's exact settings (batch 32, Adam 1e-3, 10 epochs).")
-@click.option("--variant", help="NumberModel variant (see `pipeline model summary`).")
+@click.option("--variant", help="NumberModel variant, or `autoencoder` to learn reconstructions "
+                               "(`pipeline model summary --variant all` lists the classifiers).")
 @click.option("--epochs", type=int, help="Epochs (default: auto, enough passes to see 200k samples, at least 3).")
 @click.option("--batch-size", type=int, help="Batch size.")
 @click.option("--lr", type=float, help="Learning rate (the one-cycle peak for the default recipe).")
@@ -34,7 +35,14 @@ def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed,
 
     Images are decoded once into a cached uint8 array; each epoch shuffles it by index and
     normalizes whole batches. The run folder gets config.yaml, run.json, metrics.json, a checkpoint
-    per epoch plus best.pt/last.pt, and TensorBoard logs (tensorboard --logdir RUN).
+    per epoch plus best.pt/last.pt, and TensorBoard logs (tensorboard --logdir RUN/tensorboard:
+    scalars, the model graph, weight and gradient histograms, the augmented batches, a confusion
+    matrix per epoch, hyperparameters).
+
+    With --variant autoencoder the transposed-convolution autoencoder learns to reconstruct the
+    images (mean squared error; labels are not needed, any image dataset works) and the run also
+    gets reconstructions.png. Model options are config keys: --set groups=4 (grouped),
+    --set widths=12,32 (NumberModel) or widths=16,32,64 (autoencoder).
 
     \b
     Examples:
@@ -42,6 +50,8 @@ def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed,
       pipeline train datasets/mnist-embedded --out runs/seed --recipe seed
       pipeline train photos/ --out runs/photos --epochs 20 --set val_split=test
       pipeline train datasets/mnist-embedded --out runs/mnist --resume
+      pipeline train datasets/mnist-embedded --out runs/ae --variant autoencoder
+      pipeline train datasets/mnist-embedded --out runs/g4 --variant grouped --set groups=4
     """
     from pipeline.config import load_config, parse_set
     from pipeline.train import is_run, resume_config
@@ -61,16 +71,25 @@ def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed,
     final = result.history[-1] if result.history else {}
     rows: list[tuple[str, object]] = [("dataset", str(data)), ("device", result.device)]
     rows.append(("epochs", f"{len(result.history)} of {result.epochs}"))
-    if final:
+    if final and result.task == "reconstruction":
+        rows.append(("train error", f"MSE {final['train_loss']:.5f}"))
+        if final.get("val_loss") is not None:
+            rows.append(("reconstruction error", f"MSE {final['val_loss']:.5f}, PSNR {final['val_psnr']:.1f} dB "
+                                                 f"(validation; best epoch {result.best['epoch']})"))
+    elif final:
         rows.append(("train accuracy", f"{final['train_accuracy']:.4f} (loss {final['train_loss']:.4f})"))
         if final.get("val_accuracy") is not None:
             rows.append(("val accuracy", f"{final['val_accuracy']:.4f} (best {result.best['val_accuracy']:.4f}, "
                                          f"epoch {result.best['epoch']})"))
+    if final:
         seconds = sum(h["train_seconds"] for h in result.history)
         rows.append(("training time", f"{seconds:.1f} s, {sum(h['samples_per_second'] * h['train_seconds'] for h in result.history) / max(seconds, 1e-9):.0f} samples/s"))
     if result.cache_seconds is not None:
         rows.append(("tensor cache", f"built in {result.cache_seconds:.1f} s"))
     for note in result.notes:
         rows.append(("note", note))
-    rows.append(("output", f"{out} (best.pt, metrics.json, tensorboard/)"))
-    ui.summary(f"trained {config.variant} NumberModel", rows)
+    pictures = "reconstructions.png, " if result.task == "reconstruction" else ""
+    rows.append(("output", f"{out} (best.pt, metrics.json, {pictures}tensorboard/)"))
+    rows.append(("tensorboard", f"tensorboard --logdir {out / 'tensorboard'}"))
+    model_name = "autoencoder" if result.task == "reconstruction" else f"{config.variant} NumberModel"
+    ui.summary(f"trained {model_name}", rows)

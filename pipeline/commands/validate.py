@@ -1,4 +1,5 @@
-"""`pipeline validate RUN --data DATASET`: accuracy, per-class metrics and a confusion matrix."""
+"""`pipeline validate RUN --data DATASET`: accuracy, per-class metrics and a confusion matrix (classifiers),
+reconstruction error (autoencoders)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ def validate(run, data, split, checkpoint, as_json) -> None:
     """Evaluate the model in RUN on DATASET with the run's own preprocessing.
 
     Writes RUN/validate-SPLIT/report.json (accuracy, per-class precision/recall/F1, confusion
-    matrix) and RUN/validate-SPLIT/confusion.png.
+    matrix) and RUN/validate-SPLIT/confusion.png. For an autoencoder run the report holds the
+    reconstruction error (mean squared error on [0, 1] pixels, PSNR in dB) and
+    RUN/validate-SPLIT/reconstructions.png shows originals above their reconstructions.
 
     \b
     Examples:
@@ -37,6 +40,16 @@ def validate(run, data, split, checkpoint, as_json) -> None:
     report = validate_run(run, data, split=split, checkpoint=checkpoint)
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False))
+        return
+    if report.get("task") == "reconstruction":
+        rows = [("reconstruction error", f"MSE {report['mse']:.5f}, PSNR {report['psnr']:.1f} dB "
+                                         f"({report['count']} images, split {split})"),
+                ("median / worst MSE", f"{report['mse_median']:.5f} / {report['mse_worst']:.5f}"),
+                ("checkpoint", report["checkpoint"])]
+        if report.get("note"):
+            rows.append(("note", report["note"]))
+        rows += [("report", report["outputs"]["report"]), ("reconstructions", report["outputs"]["reconstructions_png"])]
+        ui.summary(f"validated {run} on {data}", rows)
         return
     width = max(len(c) for c in report["per_class"])
     ui.info(f"{'class'.ljust(width)}  precision  recall  f1      support")

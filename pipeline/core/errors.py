@@ -8,7 +8,26 @@ and what to do about it, e.g.::
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on one line: control characters and the undecodable bytes of a file
+    name that is not UTF-8 (surrogate escapes) as backslash escapes, e.g. ``b\\xff.jpg``."""
+    if not _UNPRINTABLE.search(text):
+        return text
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(m: re.Match) -> str:
+    ch = m.group()
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's surrogateescape of a byte
+        return f"\\x{code - 0xDC00:02x}"
+    return ch.encode("unicode_escape").decode("ascii") if code < 0xD800 else f"\\u{code:04x}"
 
 
 class PipelineError(Exception):
@@ -17,8 +36,8 @@ class PipelineError(Exception):
     exit_code = 2
 
     def __init__(self, message: str, *, fix: str | None = None) -> None:
-        self.message = message
-        self.fix = fix
+        self.message = printable(message)
+        self.fix = printable(fix) if fix else fix
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
@@ -45,7 +64,7 @@ class DataError(PipelineError):
         got: object = None,
         fix: str | None = None,
     ) -> None:
-        self.where = str(where)
+        self.where = printable(str(where))
         self.line = line
         self.field = field
         loc = self.where + (f":{line}" if line is not None else "")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import click
+
+from pipeline.core.errors import printable
 
 _state = {"quiet": False}
 
@@ -36,7 +40,39 @@ def info(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
+    """One warning line on stderr (control characters and undecodable file-name bytes escaped)."""
+    click.echo(f"warning: {printable(str(message))}", err=True)
+
+
+def library_warning_text(w: warnings.WarningMessage) -> str:
+    """A library's warning as our text: its message on one line, without the library's file and line."""
+    return " ".join(str(w.message).split())
+
+
+@contextlib.contextmanager
+def library_warnings() -> Iterator[list[str]]:
+    """Collect the warnings libraries raise inside the block (Pillow's "Corrupt EXIF data", ...) as
+    one-line texts, instead of letting Python print them with a library path. The caller reports them
+    with the file they concern."""
+    caught: list[str] = []
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        try:
+            yield caught
+        finally:
+            for w in records:
+                if not issubclass(w.category, DeprecationWarning):
+                    caught.append(library_warning_text(w))
+
+
+def route_library_warnings() -> None:
+    """Print any library warning not collected by `library_warnings` as our own one-line warning."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001 - Python's signature
+        if not issubclass(category, DeprecationWarning):
+            warn(" ".join(str(message).split()))
+
+    warnings.showwarning = show
 
 
 def summary(title: str, rows: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:

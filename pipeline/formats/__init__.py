@@ -10,6 +10,12 @@ Contract of a format module (see `base.py` for the shared types)::
     HOLDS_REVIEWS: bool = False     # optional: True when write keeps samples' annotations/predictions
                                     # (else the export counts them as not representable)
     NAMED_ONLY: bool = False        # optional: True when --format auto never tries it (`images`)
+    LOOKS_FOR: str                  # what `detect` looks for, as `pipeline detect` says when it is not found
+    def count(root: Path, paths: list[Path]) -> dict[str, int]   # optional: images, objects, classes in
+                                    # the files `detect` recognised, for `pipeline detect` (no image opened)
+
+`detect` returns None when the folder is not in the format (`pipeline detect` then says
+"no LOOKS_FOR found"), or raises a UsageError whose message is the reason (e.g. MIT LabelMe XML).
 
 `read` converts the format's coordinates to absolute-pixel xyxy and `write` converts back; that
 conversion lives in the format module and nowhere else.

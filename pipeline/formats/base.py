@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.core import ui
 from pipeline.core.dataset import DatasetWriter, Sample
-from pipeline.core.errors import DataError, UsageError
+from pipeline.core.errors import DataError, UsageError, printable
 
 ON_ERROR = ("skip", "error")
 
@@ -20,15 +20,28 @@ ON_INVALID = ("error", "clip", "skip")
 
 @dataclass
 class Detection:
-    """What `detect` found: a confidence (higher wins) and a one-line description for the user."""
+    """What `detect` found: a confidence (higher wins), a one-line description for the user, and
+    the annotation files it recognised (relative to the root, ``/``-separated; those it looked at,
+    which for a large tree may be a first part): `pipeline detect` shows them and `--format auto`
+    refuses a tree where two formats each recognise files of their own."""
 
     score: float
     description: str
+    files: list[str] = field(default_factory=list)
+
+
+def relative_files(root: Path, files: list[str]) -> list[str]:
+    """`files` (absolute or relative to the working folder) relative to `root`, with ``/``; the
+    file's own name when `root` is that file."""
+    base = os.path.abspath(root)
+    if os.path.isfile(base):
+        return [os.path.basename(base)]
+    return [os.path.relpath(os.path.abspath(f), base).replace(os.sep, "/") for f in files]
 
 
 @dataclass
 class ImportOptions:
-    classes: list[str] | None = None  # fixed names and order (--classes FILE); None = sorted union
+    classes: list[str] | None = None  # fixed names and order (--classes FILE); None = the source's, then sorted
     class_map: dict[str, str] = field(default_factory=dict)  # --map old=new
     on_error: str = "skip"  # a bad file: report and go on (skip) or stop at the first (error)
     on_invalid: str = "error"  # out-of-range coordinates: error | clip | skip
@@ -65,6 +78,8 @@ class ImportContext:
         self.options = options
         self.report = report
         self.inputs: dict[str, str] = {}  # annotation files read: path relative to root -> sha256
+        # The fix a bad file's error gets when its reader named none (each reader sets its own).
+        self.default_fix = "correct the named field or line, or move the file out of the import folder"
         images = [options.images] if options.images is not None else []  # --images DIR: a second root
         self.files = SafeFiles([self.root, *images, *roots], on_refused=self._refused)
 
@@ -88,8 +103,21 @@ class ImportContext:
         self.inputs[self.rel(path)] = sha256_bytes(data)
 
     def label(self, name: str, where: str | os.PathLike = "", field: str = "label") -> str:
-        """Map and check a class name against the registry (an unknown class in a fixed list is an error)."""
-        return self.writer.resolve_label(str(name), where=self.rel(where), field=field)
+        """Map and check a class name against the registry (an unknown class in a fixed list is an error);
+        a name (after --map) longer than `MAX_CLASS_NAME`, not UTF-8 or holding control characters is an
+        error too."""
+        from pipeline.core.limits import check_class_name
+
+        rel = self.rel(where) if where else ""
+        return check_class_name(self.writer.resolve_label(str(name), where=rel, field=field), rel or "input", field)
+
+    def declare_classes(self, names: Iterable[str], ids: Iterable[int] | None = None, where: str = "") -> None:
+        """The source's own class list (names as the file writes them, --map applied here), in its
+        order and with its ids where it has them: recorded in dataset.json so that exports write
+        the same ids (`DatasetWriter.declare_classes`). An id that cannot be kept is warned about."""
+        names = [self.writer.class_map.get(str(n), str(n)) for n in names]
+        for note in self.writer.declare_classes(names, ids):
+            self.warn(f"{where}: {note}" if where else note)
 
     def rel(self, path: str | os.PathLike) -> str:
         """A path as the user knows it: relative to the import root when inside it."""
@@ -101,12 +129,16 @@ class ImportContext:
 
     def add(self, sample: Sample, *, data: bytes | None = None, src: str | os.PathLike | None = None,
             ext: str | None = None) -> Sample:
+        """Add a sample (its image from `data` or `src`); a file name that is not UTF-8 is a `DataError`."""
+        check_names(sample, str(sample.source.get("file") or sample.id))
         self.writer.add(sample, data=data, src=src, ext=ext)
         self.report.imported += 1
         return sample
 
     def bad(self, error: DataError) -> None:
         """A bad file: stop (`--on-error error`) or record it and go on (`skip`, the default)."""
+        if not error.fix:
+            error.fix = self.default_fix
         if self.options.on_error == "error":
             raise error
         self.report.problems.append(error)
@@ -133,6 +165,24 @@ class ExportReport:
     warnings: list[str] = field(default_factory=list)
 
 
+def check_names(sample: Sample, where: str) -> None:
+    """A `DataError` when the sample's id or source paths hold a file name that is not UTF-8 (the
+    dataset's files are UTF-8 JSON); the name is shown with its undecodable bytes escaped."""
+    for key, value in (("id", sample.id), *sorted(sample.source.items())):
+        if isinstance(value, str) and not _utf8(value):
+            raise DataError(where, f"file name is not UTF-8 ({printable(value)})",
+                            field=f"source.{key}" if key != "id" else "id",
+                            fix="rename the file (e.g. `convmv -f latin1 -t utf8`) and import again")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_class_map(pairs: Iterable[str]) -> dict[str, str]:
     """`--map old=new` options into a dict (old names may repeat to merge several into one)."""
     out: dict[str, str] = {}
@@ -141,7 +191,7 @@ def parse_class_map(pairs: Iterable[str]) -> dict[str, str]:
             raise UsageError(f"--map {pair!r}: expected OLD=NEW", fix="e.g. --map raccon=raccoon")
         old, new = pair.split("=", 1)
         if not old or not new:
-            raise UsageError(f"--map {pair!r}: both OLD and NEW must be non-empty")
+            raise UsageError(f"--map {pair!r}: both OLD and NEW must be non-empty", fix="e.g. --map raccon=raccoon")
         out[old] = new
     return out
 
@@ -151,11 +201,17 @@ def read_classes_file(path: str | os.PathLike) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"{p}: no such file", fix="point --classes at a text file with one class name per line")
-    names = [line.strip() for line in p.read_text(encoding="utf-8-sig").splitlines()]
+    from pipeline.core.limits import MAX_CLASSES, check_class_name, check_count, decode_text, read_capped
+
+    text = decode_text(read_capped(p, str(p), what="class list file"), str(p), fix="save the class list as UTF-8")
+    names = [line.strip() for line in text.splitlines()]
     names = [n for n in names if n]
+    check_count(len(names), MAX_CLASSES, str(p), "classes")
+    for i, n in enumerate(names, start=1):
+        check_class_name(n, str(p), "class", line=i)
     if not names:
         raise DataError(p, "no class names", fix="one class name per line")
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise DataError(p, "duplicate class names", expected="unique names", got=dup)
+        raise DataError(p, "duplicate class names", expected="unique names", got=dup, fix="one class name per line, each once")
     return names

@@ -36,13 +36,22 @@ from pathlib import Path
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
+from pipeline.core.limits import (
+    MAX_DOCUMENT_BYTES,
+    MAX_OBJECTS,
+    MAX_POINTS,
+    check_count,
+    load_json,
+    read_capped,
+)
 from pipeline.core.numbers import is_number
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
     Labels,
     add_image_sample,
+    count_attributes,
     decide_frame,
     fit_box,
     probe_image,
@@ -51,10 +60,12 @@ from pipeline.formats.common import (
 from pipeline.formats.splits import SPLIT_WORDS, split_from_path
 
 NAME = "coco"
+LOOKS_FOR = 'JSON file with "images" and "annotations" or "categories" (COCO instances)'
 TASK = "detection"
 
 EXPORT_FILE = "_annotations.coco.json"
 NOT_COCO = "JSON files that are not COCO annotations"
+FIX = "fix the entry in the JSON, or re-export the annotations from the labelling tool"
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,13 +76,13 @@ NOT_COCO = "JSON files that are not COCO annotations"
 def bbox_to_xyxy(bbox: object, where: str, fld: str) -> list[float]:
     """COCO ``[x, y, width, height]`` (top-left corner and size) -> ``[x1, y1, x2, y2]``."""
     if not (isinstance(bbox, list) and len(bbox) == 4):
-        raise DataError(where, "", field=fld, expected="[x, y, width, height]", got=bbox)
+        raise DataError(where, "", field=fld, expected="[x, y, width, height]", got=bbox, fix=FIX)
     for k, v in enumerate(bbox):
         if not is_number(v):
-            raise DataError(where, "", field=f"{fld}[{k}]", expected="a finite number", got=v)
+            raise DataError(where, "", field=f"{fld}[{k}]", expected="a finite number", got=v, fix=FIX)
     x, y, w, h = (float(v) for v in bbox)
     if w < 0 or h < 0:
-        raise DataError(where, "negative size", field=fld, expected="width >= 0 and height >= 0", got=bbox)
+        raise DataError(where, "negative size", field=fld, expected="width >= 0 and height >= 0", got=bbox, fix=FIX)
     return [x, y, x + w, y + h]
 
 
@@ -93,38 +104,42 @@ def parse_segmentation(seg: object, height: int, width: int, where: str, fld: st
     if isinstance(seg, list):
         rings = []
         for k, flat in enumerate(seg):
+            if isinstance(flat, list):
+                check_count(len(flat) // 2, MAX_POINTS, where, "polygon points", field=f"{fld}[{k}]")
             if not (isinstance(flat, list) and len(flat) % 2 == 0 and all(is_number(v) for v in flat)):
                 raise DataError(where, "", field=f"{fld}[{k}]", expected="a flat list of x, y numbers",
-                                got=flat)
+                                got=flat, fix=FIX)
             if len(flat) >= 6:
                 rings.append(flat_to_ring(flat))
         return (rings or None), None
     if isinstance(seg, dict):
         size, counts = seg.get("size"), seg.get("counts")
         if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
-            raise DataError(where, "", field=f"{fld}.size", expected="[height, width]", got=size)
+            raise DataError(where, "", field=f"{fld}.size", expected="[height, width]", got=size, fix=FIX)
         if isinstance(counts, str):
             try:
                 counts = rle_string_decode(counts)
             except ValueError as exc:
-                raise DataError(where, f"bad compressed RLE ({exc})", field=f"{fld}.counts") from None
+                raise DataError(where, f"bad compressed RLE ({exc})", field=f"{fld}.counts", fix=FIX) from None
         if not (isinstance(counts, list) and all(isinstance(c, int) and c >= 0 for c in counts)):
             raise DataError(where, "", field=f"{fld}.counts", expected="run lengths >= 0 or a COCO RLE string",
-                            got=counts)
+                            got=counts, fix=FIX)
         if sum(counts) != size[0] * size[1]:
             raise DataError(where, "RLE does not cover the image", field=f"{fld}.counts",
-                            expected=f"counts summing to {size[0]} x {size[1]}", got=sum(counts))
+                            expected=f"counts summing to {size[0]} x {size[1]}", got=sum(counts), fix=FIX)
         if list(size) != [height, width]:
-            raise DataError(where, "", field=f"{fld}.size", expected=f"the image size [{height}, {width}]", got=size)
+            raise DataError(where, "", field=f"{fld}.size", expected=f"the image size [{height}, {width}]", got=size, fix=FIX)
         return None, {"size": [int(size[0]), int(size[1])], "counts": counts}
-    raise DataError(where, "", field=fld, expected="polygons or an RLE object", got=type(seg).__name__)
+    raise DataError(where, "", field=fld, expected="polygons or an RLE object", got=type(seg).__name__, fix=FIX)
 
 
 def parse_keypoints(kps: object, where: str, fld: str) -> list[list[float]] | None:
     if kps is None or kps == []:
         return None
+    if isinstance(kps, list):
+        check_count(len(kps) // 3, MAX_POINTS, where, "keypoints", field=fld)
     if not (isinstance(kps, list) and len(kps) % 3 == 0 and all(is_number(v) for v in kps)):
-        raise DataError(where, "", field=fld, expected="x, y, v triples of numbers", got=kps)
+        raise DataError(where, "", field=fld, expected="x, y, v triples of numbers", got=kps, fix=FIX)
     pts = [[float(kps[i]), float(kps[i + 1]), float(kps[i + 2])] for i in range(0, len(kps), 3)]
     return pts if any(p[2] > 0 for p in pts) else None
 
@@ -135,17 +150,17 @@ def categories(doc: dict, where: str) -> dict[int, str]:
     if cats is None:
         cats = []
     if not isinstance(cats, list):
-        raise DataError(where, "", field="categories", expected="a list", got=type(cats).__name__)
+        raise DataError(where, "", field="categories", expected="a list", got=type(cats).__name__, fix=FIX)
     out: dict[int, str] = {}
     for i, c in enumerate(cats):
         if not isinstance(c, dict) or not isinstance(c.get("id"), int) or isinstance(c.get("id"), bool):
-            raise DataError(where, "", field=f"categories[{i}]", expected='{"id": integer, "name": text}', got=c)
+            raise DataError(where, "", field=f"categories[{i}]", expected='{"id": integer, "name": text}', got=c, fix=FIX)
         name = c.get("name")
         if not isinstance(name, str) or not name.strip():
-            raise DataError(where, "", field=f"categories[{i}].name", expected="a class name", got=name)
+            raise DataError(where, "", field=f"categories[{i}].name", expected="a class name", got=name, fix=FIX)
         if c["id"] in out:
             raise DataError(where, "duplicate category id", field=f"categories[{i}].id", expected="unique ids",
-                            got=c["id"])
+                            got=c["id"], fix=FIX)
         out[c["id"]] = name.strip()
     return out
 
@@ -156,13 +171,25 @@ def categories(doc: dict, where: str) -> dict[int, str]:
 
 
 def _peek(path: str) -> bool:
+    """A JSON object with an ``images`` key and an ``annotations`` or ``categories`` key. COCO's own
+    files list thousands of images before their annotations and end with the categories, so past
+    the first 64 KiB the keys are looked for in the whole file (mapped, not read into memory)."""
+    import mmap
+
     try:
         with open(path, "rb") as fh:
             head = fh.read(1 << 16)
-    except OSError:
+            if not head.lstrip().startswith(b"{"):
+                return False
+            if b'"images"' in head and (b'"annotations"' in head or b'"categories"' in head):
+                return True
+            if len(head) < 1 << 16:
+                return False
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as whole:
+                return whole.find(b'"images"') >= 0 and (whole.find(b'"annotations"') >= 0
+                                                         or whole.find(b'"categories"') >= 0)
+    except (OSError, ValueError):
         return False
-    head = head.lstrip()
-    return head.startswith(b"{") and b'"images"' in head and (b'"annotations"' in head or b'"categories"' in head)
 
 
 def detect(root: Path) -> Detection | None:
@@ -171,7 +198,20 @@ def detect(root: Path) -> Detection | None:
     found = [f for f in files[:500] if _peek(f)]
     if not found:
         return None
-    return Detection(score=75, description=f"COCO instances JSON ({len(found)} file(s))")
+    return Detection(score=75, description=f"COCO instances JSON ({len(found)} file(s))",
+                     files=relative_files(root, found))
+
+
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised)."""
+    images = objects = 0
+    classes: set[str] = set()
+    for path in paths:
+        doc = json.loads(path.read_bytes())
+        images += len(doc.get("images") or [])
+        objects += len(doc.get("annotations") or [])
+        classes |= {str(c.get("name")) for c in doc.get("categories") or [] if isinstance(c, dict)}
+    return {"images": images, "objects": objects, "classes": len(classes)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,14 +220,19 @@ def detect(root: Path) -> Detection | None:
 
 
 def _load(path: str, where: str) -> tuple[bytes, object]:
-    raw = Path(path).read_bytes()
-    try:
-        return raw, json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise DataError(where, "not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(where, f"not valid JSON ({exc.msg} at column {exc.colno})", line=exc.lineno,
-                        fix="re-export the file") from None
+    raw = read_capped(path, where, MAX_DOCUMENT_BYTES, what="COCO JSON file", fix="split the file by split or by image")
+    return raw, load_json(raw, where, fix="re-export the file")
+
+
+def _not_coco(doc: object, where: str) -> DataError:
+    """Why a JSON document named as COCO is not a COCO instances file, naming the field."""
+    if not isinstance(doc, dict):
+        return DataError(where, "not a COCO instances file", expected="a JSON object with images, annotations and "
+                         "categories", got=type(doc).__name__, fix="point at a COCO instances JSON or its folder")
+    images = doc.get("images")
+    return DataError(where, "not a COCO instances file", field="images", expected="a list of image entries",
+                     got="no images key" if images is None else type(images).__name__,
+                     fix="point at a COCO instances JSON (images, annotations, categories) or its folder")
 
 
 def read(root: Path, ctx: ImportContext) -> None:
@@ -197,26 +242,32 @@ def read(root: Path, ctx: ImportContext) -> None:
     elif root.is_dir():
         files, base = walk_files(root, (".json",), ctx.files), root
     else:
-        raise UsageError(f"{root}: no such file or folder")
+        raise UsageError(f"{root}: no such file or folder", fix="point at a COCO instances JSON or its folder")
     base_s = os.path.abspath(base)
     finder = ImageFinder(base, ctx.files, images=ctx.options.images)
     labels = Labels(ctx)
     done: dict[str, str] = {}
     coco_files = 0
+    ctx.default_fix = FIX
+    named = root.is_file()  # a file given by name is COCO or an error, never skipped
     for path in files:
         where = os.path.relpath(path, base_s).replace(os.sep, "/")
-        if not _peek(path):
+        if not named and not _peek(path):
             ctx.skip(NOT_COCO)
             continue
         try:
             raw, doc = _load(path, where)
             if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+                if named or (isinstance(doc, dict) and "images" in doc):  # named, or COCO with broken images
+                    raise _not_coco(doc, where)
                 ctx.skip(NOT_COCO)
                 continue
             ctx.input_file(path, raw)
             coco_files += 1
             _read_file(ctx, path, where, doc, base_s, finder, labels, done)
         except DataError as err:
+            if named:  # the only file: its error is the import's
+                raise
             ctx.bad(err)
     if coco_files == 0 and not ctx.report.problems:
         raise UsageError(f"{root}: no COCO annotation file found", fix="point at a COCO instances JSON or its folder")
@@ -236,13 +287,18 @@ def split_folders(path: str, split: str | None) -> list[str]:
 def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, finder: ImageFinder,
                labels: Labels, done: dict[str, str]) -> None:
     cats = categories(doc, where)
+    ctx.declare_classes(list(cats.values()), list(cats), where=where)  # the file's order and ids
     anns = doc.get("annotations") or []
     if not isinstance(anns, list):
-        raise DataError(where, "", field="annotations", expected="a list", got=type(anns).__name__)
+        raise DataError(where, "", field="annotations", expected="a list", got=type(anns).__name__, fix=FIX)
     by_image: dict[object, list[tuple[int, dict]]] = defaultdict(list)
     for k, a in enumerate(anns):
         if not isinstance(a, dict):
-            ctx.bad(DataError(where, "", field=f"annotations[{k}]", expected="an object", got=a))
+            ctx.bad(DataError(where, "", field=f"annotations[{k}]", expected="an object", got=a, fix=FIX))
+            continue
+        if not _is_id(a.get("image_id")):
+            ctx.bad(DataError(where, "", field=f"annotations[{k}].image_id", expected="an image id (integer or text)",
+                              got=a.get("image_id"), fix=FIX))
             continue
         by_image[a.get("image_id")].append((k, a))
     split = split_from_path(os.path.relpath(path, base))  # the file's name, then its folders
@@ -260,13 +316,15 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
         try:
             fld = f"images[{i}]"
             if not isinstance(im, dict):
-                raise DataError(where, "", field=fld, expected="an object", got=im)
+                raise DataError(where, "", field=fld, expected="an object", got=im, fix=FIX)
             iid, name = im.get("id"), im.get("file_name")
+            if not _is_id(iid):
+                raise DataError(where, "", field=f"{fld}.id", expected="an image id (integer or text)", got=iid, fix=FIX)
             if iid in seen_ids:
-                raise DataError(where, "duplicate image id", field=f"{fld}.id", expected="unique ids", got=iid)
+                raise DataError(where, "duplicate image id", field=f"{fld}.id", expected="unique ids", got=iid, fix=FIX)
             seen_ids.add(iid)
             if not isinstance(name, str) or not name.strip():
-                raise DataError(where, "", field=f"{fld}.file_name", expected="an image file name", got=name)
+                raise DataError(where, "", field=f"{fld}.file_name", expected="an image file name", got=name, fix=FIX)
             declared = None
             if isinstance(im.get("width"), int) and isinstance(im.get("height"), int) and im["width"] > 0 < im["height"]:
                 declared = (im["width"], im["height"])
@@ -281,6 +339,7 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
                 raise DataError(where, "image already imported", field=f"{fld}.file_name",
                                 expected="each image in one file", got=f"{name} (from {done[image]})",
                                 fix="import one annotation file per split (not instances and keypoints together)")
+            check_count(len(by_image.get(iid, ())), MAX_OBJECTS, where, "objects", field=f"{fld} (annotations)")
             probe = probe_image(image, rel_image)
             frame = decide_frame((probe.width, probe.height), probe.orientation, declared, "upright")
             sw, sh = frame.source_size
@@ -302,13 +361,18 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
         ctx.warn(f"{where}: {orphans} annotation(s) refer to image ids not listed in images")
 
 
+def _is_id(value: object) -> bool:
+    """An id COCO files use: an integer or a string (never a bool, a float or a list)."""
+    return (type(value) is int or type(value) is str) and value != ""
+
+
 def _object(a: dict, k: int, cats: dict[int, str], labels: Labels, where: str, w: int, h: int,
             on_invalid: str, ctx: ImportContext) -> Obj | None:
     from pipeline.core.geometry import object_box
 
     fld = f"annotations[{k}]"
     cid = a.get("category_id")
-    if cid not in cats:
+    if not _is_id(cid) or cid not in cats:
         raise DataError(where, "unknown category", field=f"{fld}.category_id",
                         expected=f"one of the category ids {sorted(cats)[:12]}", got=cid,
                         fix="add the category to the categories list")
@@ -320,7 +384,7 @@ def _object(a: dict, k: int, cats: dict[int, str], labels: Labels, where: str, w
         box = object_box(Obj(label, polygon=rings, mask=mask), points=False)
     if box is None and rings is None and mask is None and keypoints is None:
         raise DataError(where, "annotation without geometry", field=fld,
-                        expected="bbox, segmentation or keypoints", got=None)
+                        expected="bbox, segmentation or keypoints", got=None, fix=FIX)
     if box is not None:
         box = fit_box(box, w, h, on_invalid, ctx, where, f"{fld}.bbox")
         if box is None:
@@ -384,14 +448,17 @@ def annotation(o: Obj, ann_id: int, image_id: int, category_id: int, report: Exp
         out["keypoints"] = kps
         out["num_keypoints"] = sum(1 for i in range(2, len(kps), 3) if kps[i] > 0)
     simple = {k: v for k, v in attrs.items() if isinstance(v, (str, int, float, bool))}
+    count_attributes(report, o, "COCO", kept=("iscrowd", *simple))  # (lists and objects)
     if simple:
         out["attributes"] = simple
     return out
 
 
-def document(samples: list[tuple[Sample, str]], classes: list[str], report: ExportReport | None = None) -> dict:
-    """The COCO document of `samples` (each with its exported file name)."""
-    cat_ids = {c: i + 1 for i, c in enumerate(classes)}
+def document(samples: list[tuple[Sample, str]], classes: list[str], report: ExportReport | None = None,
+             class_ids: dict[str, int] | None = None) -> dict:
+    """The COCO document of `samples` (each with its exported file name). Category ids are
+    `class_ids` (the source's, recorded in dataset.json) where given, else positions from 1."""
+    cat_ids = dict(class_ids) if class_ids is not None else {c: i + 1 for i, c in enumerate(classes)}
     images, anns = [], []
     kp_count: dict[str, int] = {}
     for image_id, (s, name) in enumerate(samples, start=1):
@@ -420,7 +487,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """``_annotations.coco.json`` beside the images; one folder per split when the dataset has splits."""
     out = Path(out)
     use_splits = any(s.split for s in dataset.samples)
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     groups: dict[str, list[tuple[Sample, str]]] = defaultdict(list)
     for s in dataset.samples:
         folder = (s.split or "train") if use_splits else ""
@@ -432,7 +499,8 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
         report.written += 1
         report.files += 1
     for folder, samples in sorted(groups.items()):
-        doc = document(samples, dataset.classes, report)
+        ids = dataset.info.class_ids if options.get("ids", "source") == "source" else None  # None: 1..N
+        doc = document(samples, dataset.classes, report, ids)
         (out / folder).mkdir(parents=True, exist_ok=True)
         text = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         (out / folder / EXPORT_FILE).write_text(text + "\n", encoding="utf-8")

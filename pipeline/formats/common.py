@@ -30,9 +30,10 @@ import hashlib
 import os
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.core import ui
 from pipeline.core.dataset import Obj, Sample
 from pipeline.core.errors import DataError
 from pipeline.core.images import IMAGE_EXTS
@@ -41,7 +42,7 @@ from pipeline.core.paths import (
     link_or_copy,  # noqa: F401 - re-exported for the format modules
     read_regular,
 )
-from pipeline.formats.base import ImportContext
+from pipeline.formats.base import ExportReport, ImportContext
 
 IMAGE_FOLDERS = ("images", "jpegimages")  # looked for case-insensitively beside and above annotation files
 
@@ -244,6 +245,7 @@ class ImageProbe:
     height: int
     orientation: int = 1
     truncated: bool = False  # cut short but decodable: stored restored (`add_image_sample`)
+    warnings: list[str] = field(default_factory=list)  # library warnings raised while reading it
 
     @property
     def upright_size(self) -> tuple[int, int]:
@@ -326,9 +328,11 @@ def probe_bytes(data: bytes, where: str, path: str = "") -> ImageProbe:
             return ImageProbe(path, data, fmt, w, h, 1)
     from pipeline.core.images import exif_orientation, open_image_restoring
 
-    img, truncated = open_image_restoring(data, where)  # a full decode: reports bombs and undecodable files
-    return ImageProbe(path, data, (img.format or fmt or "png").lower(), img.width, img.height, exif_orientation(img),
-                      truncated)
+    with ui.library_warnings() as caught:
+        img, truncated = open_image_restoring(data, where)  # a full decode: reports bombs and undecodable files
+        orientation = exif_orientation(img)
+    return ImageProbe(path, data, (img.format or fmt or "png").lower(), img.width, img.height, orientation,
+                      truncated, warnings=caught)
 
 
 def probe_image(path: str | os.PathLike, where: str) -> ImageProbe:
@@ -469,6 +473,7 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
         probe = probe_image(image_path, where)
     if frame is None:
         frame = decide_frame((probe.width, probe.height), probe.orientation, declared_size, default_frame)
+    _library_warnings(ctx, where, probe, probe.warnings)
     if frame.mismatch and declared_size is not None:
         ctx.report.counts[MISMATCH] += 1
         ctx.warn(f"{where}: declared size {declared_size[0]}x{declared_size[1]} but the image is "
@@ -482,7 +487,9 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
     if frame.orientation != 1 or probe.truncated:
         from pipeline.core.images import encode_png, open_image_restoring
 
-        img, _ = open_image_restoring(probe.data, where, exif_transpose=True)
+        with ui.library_warnings() as caught:
+            img, _ = open_image_restoring(probe.data, where, exif_transpose=True)
+        _library_warnings(ctx, where, probe, [w for w in caught if w not in probe.warnings])
         if img.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
             img = img.convert("RGB")  # CMYK/YCbCr JPEGs: PNG holds RGB
         if frame.orientation != 1:
@@ -502,6 +509,12 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
     return ctx.add(sample, data=probe.data, ext={"jpeg": "jpg"}.get(probe.fmt, probe.fmt))
 
 
+def _library_warnings(ctx: ImportContext, where: str, probe: ImageProbe, texts: list[str]) -> None:
+    """Warnings a library raised while reading the image, as our own lines naming the file (once each)."""
+    for text in dict.fromkeys(texts):
+        ctx.warn(f"{where}: image {os.path.basename(probe.path) or 'data'}: {text}")
+
+
 class Labels:
     """Class names through the registry (``--map``, ``--classes``), each name checked once."""
 
@@ -511,8 +524,9 @@ class Labels:
 
     def __call__(self, name: str, where: str, field: str = "label") -> str:
         found = self.seen.get(name)
-        if found is None:
-            found = self.seen[name] = self.ctx.writer.resolve_label(name, where=where, field=field)
+        if found is None:  # a bad name is never cached: every file that uses it is reported
+            found = self.ctx.label(name, where, field)
+            self.seen[name] = found
         return found
 
 
@@ -524,21 +538,48 @@ class Labels:
 
 
 class ExportNames:
-    """Unique, safe, case-insensitively distinct file stems for exported samples."""
+    """Unique, safe, case-insensitively distinct file stems for exported samples.
 
-    def __init__(self) -> None:
+    Flat stems keep the source file's own stem (the last part of the sample id: ``2007_000027``
+    for ``obj_train_data/2007_000027``) when no other sample of `samples` has it; otherwise the
+    whole id with ``__`` for ``/`` (``train__a`` beside ``val__a``), and a hash of the id when
+    even that is taken. Without `samples`, every flat stem is the whole id."""
+
+    def __init__(self, samples: Iterable[Sample] = ()) -> None:
         self._used: set[str] = set()
+        counts: dict[str, int] = {}
+        for s in samples:
+            key = _own_stem(s.id).casefold()
+            counts[key] = counts.get(key, 0) + 1
+        self._alone = {k for k, n in counts.items() if n == 1}
 
     def stem(self, sample: Sample, flat: bool = True) -> str:
         from pipeline.core.paths import safe_stem
 
         stem = safe_stem(sample.id)
         if flat:
-            stem = stem.replace("/", "__")
+            own = _own_stem(sample.id)
+            stem = own if own.casefold() in self._alone else stem.replace("/", "__")
         if stem.casefold() in self._used:
             stem = f"{stem}-{hashlib.sha1(sample.id.encode()).hexdigest()[:8]}"
         self._used.add(stem.casefold())
         return stem
+
+
+def _own_stem(sample_id: str) -> str:
+    from pipeline.core.paths import safe_stem
+
+    return safe_stem(sample_id).rsplit("/", 1)[-1]
+
+
+def count_attributes(report: ExportReport | None, obj: Obj, fmt: str, kept: Iterable[str] = ()) -> None:
+    """Count in the export summary each attribute of `obj` that format `fmt` cannot hold (all but `kept`)."""
+    if report is None:
+        return
+    keep = set(kept)
+    for key in obj.attributes or {}:
+        if key not in keep:
+            report.dropped[f"object attribute {key!r} ({fmt} holds no such attribute)"] += 1
 
 
 def split_of(sample: Sample) -> str:

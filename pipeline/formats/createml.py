@@ -26,13 +26,15 @@ from pathlib import Path
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
+from pipeline.core.limits import MAX_DOCUMENT_BYTES, MAX_OBJECTS, check_count, load_json, read_capped
 from pipeline.core.numbers import is_number
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
     Labels,
     add_image_sample,
+    count_attributes,
     decide_frame,
     fit_box,
     probe_image,
@@ -41,24 +43,27 @@ from pipeline.formats.common import (
 from pipeline.formats.splits import split_from_path
 
 NAME = "createml"
+LOOKS_FOR = "JSON list of {image, annotations} entries (CreateML)"
 TASK = "detection"
 
 NOT_CREATEML = "JSON files that are not CreateML annotations"
+FIX = "fix the entry in the JSON (labelImg writes a list of {image, annotations}), or delete it"
 
 
 def to_xyxy(coords: dict, where: str, fld: str) -> list[float]:
     """CreateML ``{"x", "y", "width", "height"}`` (centre and size, pixels) -> ``[x1, y1, x2, y2]``."""
     if not isinstance(coords, dict):
-        raise DataError(where, "", field=fld, expected='{"x", "y", "width", "height"}', got=coords)
+        raise DataError(where, "", field=fld, expected='{"x", "y", "width", "height"}', got=coords, fix=FIX)
     vals = []
     for key in ("x", "y", "width", "height"):
         v = coords.get(key)
         if not is_number(v):
-            raise DataError(where, "", field=f"{fld}.{key}", expected="a finite number", got=v)
+            raise DataError(where, "", field=f"{fld}.{key}", expected="a finite number", got=v, fix=FIX)
         vals.append(float(v))
     x, y, w, h = vals
     if w < 0 or h < 0:
-        raise DataError(where, "negative size", field=fld, expected="width >= 0 and height >= 0", got=[w, h])
+        raise DataError(where, "negative size", field=fld, expected="width >= 0 and height >= 0", got=[w, h],
+                        fix=FIX)
     return [x - w / 2, y - h / 2, x + w / 2, y + h / 2]
 
 
@@ -77,35 +82,30 @@ def parse_entry(entry: object, where: str, i: int) -> tuple[str, list[tuple[str,
     """One image entry -> (image name, [(label, box)]). Errors name the file and ``[i]....`` field."""
     fld = f"[{i}]"
     if not isinstance(entry, dict):
-        raise DataError(where, "", field=fld, expected="an object with image and annotations", got=entry)
+        raise DataError(where, "", field=fld, expected="an object with image and annotations", got=entry, fix=FIX)
     image = entry.get("image")
     if not isinstance(image, str) or not image.strip():
-        raise DataError(where, "", field=f"{fld}.image", expected="an image file name", got=image)
+        raise DataError(where, "", field=f"{fld}.image", expected="an image file name", got=image, fix=FIX)
     anns = entry.get("annotations")
     anns = [] if anns is None else anns
     if not isinstance(anns, list):
-        raise DataError(where, "", field=f"{fld}.annotations", expected="a list", got=type(anns).__name__)
+        raise DataError(where, "", field=f"{fld}.annotations", expected="a list", got=type(anns).__name__, fix=FIX)
+    check_count(len(anns), MAX_OBJECTS, where, "objects", field=f"{fld}.annotations")
     objs: list[tuple[str, list[float]]] = []
     for j, a in enumerate(anns):
         af = f"{fld}.annotations[{j}]"
         if not isinstance(a, dict):
-            raise DataError(where, "", field=af, expected="an object with label and coordinates", got=a)
+            raise DataError(where, "", field=af, expected="an object with label and coordinates", got=a, fix=FIX)
         label = a.get("label")
         if not isinstance(label, str) or not label.strip():
-            raise DataError(where, "", field=f"{af}.label", expected="a class name", got=label)
+            raise DataError(where, "", field=f"{af}.label", expected="a class name", got=label, fix=FIX)
         objs.append((label.strip(), to_xyxy(a.get("coordinates"), where, f"{af}.coordinates")))
     return image.strip(), objs
 
 
-def _load(path: str, where: str) -> object:
-    raw = Path(path).read_bytes()
-    try:
-        return json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise DataError(where, "not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(where, f"not valid JSON ({exc.msg} at column {exc.colno})", line=exc.lineno,
-                        fix="re-save the file from the labelling tool") from None
+def _load(path: str, where: str) -> tuple[bytes, object]:
+    raw = read_capped(path, where, MAX_DOCUMENT_BYTES, what="CreateML JSON file", fix="split the file")
+    return raw, load_json(raw, where, fix="re-save the file from the labelling tool")
 
 
 def _looks_like(doc: object) -> bool:
@@ -113,13 +113,16 @@ def _looks_like(doc: object) -> bool:
             and "image" in doc[0] and "annotations" in doc[0])
 
 
-def _peek(path: str) -> bool:
+def _peek(path: str, lists_only: bool = True) -> bool:
+    """A cheap look at the head: a JSON list of ``image``/``annotations`` entries (or, with
+    `lists_only` False, also a single such entry not wrapped in a list)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(4096).lstrip()
     except OSError:
         return False
-    return head.startswith(b"[") and b'"image"' in head and b'"annotations"' in head
+    start = (b"[",) if lists_only else (b"[", b"{")
+    return head.startswith(start) and b'"image"' in head and b'"annotations"' in head
 
 
 def detect(root: Path) -> Detection | None:
@@ -129,7 +132,21 @@ def detect(root: Path) -> Detection | None:
     files = [f for f in walk_files(root, (".json",))[:200] if _peek(f)]
     if not files:
         return None
-    return Detection(score=60, description=f"CreateML JSON ({len(files)} file(s) of image entries)")
+    return Detection(score=60, description=f"CreateML JSON ({len(files)} file(s) of image entries)",
+                     files=relative_files(root, files))
+
+
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised)."""
+    images = objects = 0
+    classes: set[str] = set()
+    for path in paths:
+        entries = [e for e in json.loads(path.read_bytes()) if isinstance(e, dict)]
+        images += len(entries)
+        anns = [a for e in entries for a in e.get("annotations") or [] if isinstance(a, dict)]
+        objects += len(anns)
+        classes |= {str(a.get("label")) for a in anns}
+    return {"images": images, "objects": objects, "classes": len(classes)}
 
 
 def read(root: Path, ctx: ImportContext) -> None:
@@ -142,17 +159,21 @@ def read(root: Path, ctx: ImportContext) -> None:
     labels = Labels(ctx)
     on_invalid = ctx.options.on_invalid
     seen: dict[str, str] = {}
+    ctx.default_fix = FIX
     for path in ctx.progress(files, total=len(files), desc="import createml", unit="file"):
         where = os.path.relpath(path, root_s).replace(os.sep, "/")
         try:
-            if not _peek(path):
+            if not _peek(path, lists_only=False):
                 ctx.skip(NOT_CREATEML)
                 continue
-            doc = _load(path, where)
+            raw, doc = _load(path, where)
+            if isinstance(doc, dict) and "image" in doc and "annotations" in doc:
+                raise DataError(where, "not a CreateML file", field="(top level)", expected="a JSON list of image "
+                                "entries", got="one entry (an object)", fix="wrap the entry in [ ] to make a list")
             if not _looks_like(doc):
                 ctx.skip(NOT_CREATEML)
                 continue
-            ctx.input_file(path, Path(path).read_bytes())
+            ctx.input_file(path, raw)
         except DataError as err:
             ctx.bad(err)
             continue
@@ -167,7 +188,7 @@ def read(root: Path, ctx: ImportContext) -> None:
                                     fix="put the image there")
                 if image in seen:
                     raise DataError(where, "image listed twice", field=f"[{i}].image",
-                                    expected="one entry per image", got=f"{name} (also in {seen[image]})")
+                                    expected="one entry per image", got=f"{name} (also in {seen[image]})", fix=FIX)
                 seen[image] = where
                 rel_image = finder.rel(image)
                 probe = probe_image(image, rel_image)
@@ -204,6 +225,7 @@ def sample_entry(sample: Sample, image_name: str, report: ExportReport | None = 
                 report.dropped["polygons/masks (CreateML boxes only; the box is written)"] += 1
         if report is not None and (o.keypoints or o.polyline):
             report.dropped["keypoints/polylines (CreateML has none)"] += 1
+        count_attributes(report, o, "CreateML")
         if box is None:
             continue
         anns.append({"label": o.label, "coordinates": from_xyxy(box)})
@@ -214,7 +236,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """``annotations.json`` beside the images; one folder per split when the dataset has splits."""
     out = Path(out)
     use_splits = any(s.split for s in dataset.samples)
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     entries: dict[str, list[dict]] = defaultdict(list)
     for s in dataset.samples:
         folder = (s.split or "train") if use_splits else ""

@@ -79,10 +79,11 @@ from xml.sax.saxutils import escape, quoteattr
 import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
+from pipeline.core import limits
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.paths import SafeFiles, natural_sorted
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     EDGE_TOLERANCE,
     OUTSIDE_CLIPPED,
@@ -99,19 +100,22 @@ from pipeline.formats.common import (
 from pipeline.formats.splits import split_from_path
 
 NAME = "cvat"
+LOOKS_FOR = "XML file whose root <annotations> holds <version> or <meta> (CVAT for images 1.1)"
 TASK = "detection"
 
 EXPORT_FILE = "annotations.xml"
 IMAGES = "images"
 VERSION = "1.1"
 
-MAX_DOCUMENT_BYTES = 512 << 20  # an annotations.xml larger than this is refused (CVAT's own run far below)
-MAX_SHAPES = 2_000_000  # shapes and tags in one document
-MAX_IMAGE_SHAPES = 100_000  # shapes and tags of one image
-MAX_POINTS = 100_000  # vertices of one shape, and runs of one mask
-MAX_DEPTH = 32  # element nesting (CVAT's own go 6 deep)
-MAX_NAME = 256  # characters of a class name
+# The caps, from the one place every reader takes them (`pipeline.core.limits`).
+MAX_DOCUMENT_BYTES = limits.MAX_DOCUMENT_BYTES  # an annotations.xml larger than this is refused
+MAX_SHAPES = limits.MAX_DOCUMENT_ENTRIES  # shapes and tags in one document
+MAX_IMAGE_SHAPES = limits.MAX_OBJECTS  # shapes and tags of one image
+MAX_POINTS = limits.MAX_POINTS  # vertices of one shape, and runs of one mask
+MAX_DEPTH = limits.MAX_XML_DEPTH  # element nesting (CVAT's own go 6 deep)
+MAX_NAME = limits.MAX_CLASS_NAME  # characters of a class name
 
+FIX = "fix the element in the XML, or re-export the annotations from CVAT"
 SHAPES = ("box", "polygon", "polyline", "points", "mask")
 NOT_READ = ("cuboid", "skeleton", "ellipse")
 OWN_ATTRIBUTES = ("occluded", "z_order", "group_id", "source", "rotation")  # XML attributes, not <attribute>
@@ -262,21 +266,21 @@ def _number(text: str | None, where: str, fld: str) -> float:
         else:
             if value - value == 0.0:  # finite (inf - inf and nan - nan are nan)
                 return value
-            raise DataError(where, "", field=fld, expected="a finite number", got=text)
-    raise DataError(where, "", field=fld, expected="a number", got=text)
+            raise DataError(where, "", field=fld, expected="a finite number", got=text, fix=FIX)
+    raise DataError(where, "", field=fld, expected="a number", got=text, fix=FIX)
 
 
 def _integer(text: str | None, where: str, fld: str, *, minimum: int = 0) -> int:
     value = _number(text, where, fld)
     if value != int(value) or value < minimum or value > 1 << 31:
-        raise DataError(where, "", field=fld, expected=f"an integer >= {minimum}", got=text)
+        raise DataError(where, "", field=fld, expected=f"an integer >= {minimum}", got=text, fix=FIX)
     return int(value)
 
 
 def _name(text: str | None, where: str, fld: str) -> str:
     name = (text or "").strip()
     if not name:
-        raise DataError(where, "", field=fld, expected="a label name", got=text)
+        raise DataError(where, "", field=fld, expected="a label name", got=text, fix=FIX)
     if len(name) > MAX_NAME:
         raise DataError(where, "label name too long", field=fld, expected=f"at most {MAX_NAME} characters",
                         got=f"{len(name)} characters", fix="shorten the label in CVAT")
@@ -286,18 +290,18 @@ def _name(text: str | None, where: str, fld: str) -> str:
 def parse_points(text: str | None, where: str, fld: str, minimum: int = 1) -> list[list[float]]:
     """CVAT ``points="x,y;x,y;..."`` as ``[[x, y], ...]`` (at least `minimum`, at most `MAX_POINTS`)."""
     if text is None or not text.strip():
-        raise DataError(where, "", field=fld, expected="x,y;x,y;... points", got=text)
+        raise DataError(where, "", field=fld, expected="x,y;x,y;... points", got=text, fix=FIX)
     pairs = text.strip().split(";")
     if len(pairs) > MAX_POINTS:
-        raise DataError(where, "too many points", field=fld, expected=f"at most {MAX_POINTS}", got=len(pairs))
+        raise DataError(where, "too many points", field=fld, expected=f"at most {MAX_POINTS}", got=len(pairs), fix=FIX)
     out = []
     for k, pair in enumerate(pairs):
         xy = pair.split(",")
         if len(xy) != 2:
-            raise DataError(where, "", field=f"{fld}[{k}]", expected="x,y", got=pair)
+            raise DataError(where, "", field=f"{fld}[{k}]", expected="x,y", got=pair, fix=FIX)
         out.append([_number(xy[0], where, f"{fld}[{k}].x"), _number(xy[1], where, f"{fld}[{k}].y")])
     if len(out) < minimum:
-        raise DataError(where, "", field=fld, expected=f"at least {minimum} points", got=len(out))
+        raise DataError(where, "", field=fld, expected=f"at least {minimum} points", got=len(out), fix=FIX)
     return out
 
 
@@ -305,13 +309,13 @@ def parse_rle(text: str | None, width: int, height: int, where: str, fld: str) -
     """CVAT's mask ``rle="a, b, c"``: run lengths >= 0 covering ``width`` x ``height`` pixels."""
     parts = (text or "").replace(",", " ").split()
     if not parts:
-        raise DataError(where, "", field=fld, expected="run lengths, e.g. rle=\"5, 3, 7\"", got=text)
+        raise DataError(where, "", field=fld, expected="run lengths, e.g. rle=\"5, 3, 7\"", got=text, fix=FIX)
     if len(parts) > MAX_POINTS:
-        raise DataError(where, "too many runs", field=fld, expected=f"at most {MAX_POINTS}", got=len(parts))
+        raise DataError(where, "too many runs", field=fld, expected=f"at most {MAX_POINTS}", got=len(parts), fix=FIX)
     counts = []
     for k, p in enumerate(parts):
         if not p.isdigit() or not p.isascii():
-            raise DataError(where, "", field=f"{fld}[{k}]", expected="a run length (an integer >= 0)", got=p)
+            raise DataError(where, "", field=f"{fld}[{k}]", expected="a run length (an integer >= 0)", got=p, fix=FIX)
         counts.append(int(p))
     if sum(counts) != width * height:
         raise DataError(where, "runs do not cover the mask", field=fld,
@@ -327,7 +331,7 @@ def _own_attributes(attrib: dict, where: str, fld: str) -> dict[str, Any]:
             minimum = -(1 << 31) if key == "z_order" else 0
             value = _number(attrib[key], where, f"{fld}.{key}")
             if value != int(value) or value < minimum:
-                raise DataError(where, "", field=f"{fld}.{key}", expected="an integer", got=attrib[key])
+                raise DataError(where, "", field=f"{fld}.{key}", expected="an integer", got=attrib[key], fix=FIX)
             out[key] = int(value)
     if attrib.get("source"):
         out["source"] = attrib["source"]
@@ -342,13 +346,13 @@ def parse_shape(el, k: int, where: str, fld: str) -> Shape:
     for j, child in enumerate(el):
         if child.tag != "attribute":
             raise DataError(where, "unexpected element", field=f"{fld}.{child.tag}", expected="<attribute>",
-                            got=child.tag)
+                            got=child.tag, fix=FIX)
         key = (child.get("name") or "").strip()
         if not key:
-            raise DataError(where, "", field=f"{fld}.attribute[{j}].name", expected="an attribute name", got=None)
+            raise DataError(where, "", field=f"{fld}.attribute[{j}].name", expected="an attribute name", got=None, fix=FIX)
         if key in OWN_ATTRIBUTES:
             raise DataError(where, "attribute name taken by CVAT", field=f"{fld}.attribute[{j}].name",
-                            expected=f"a name other than {', '.join(OWN_ATTRIBUTES)}", got=key)
+                            expected=f"a name other than {', '.join(OWN_ATTRIBUTES)}", got=key, fix=FIX)
         shape.attributes[key] = child.text or ""
     if el.tag == "box":
         shape.box = [_number(a.get(t), where, f"{fld}.{t}") for t in ("xtl", "ytl", "xbr", "ybr")]
@@ -374,7 +378,7 @@ def parse_image(el, index: int, where: str) -> ImageRecord:
     a = el.attrib
     name = (a.get("name") or "").strip()
     if not name:
-        raise DataError(where, "", field=f"{fld}.name", expected="an image file name", got=a.get("name"))
+        raise DataError(where, "", field=f"{fld}.name", expected="an image file name", got=a.get("name"), fix=FIX)
     rec = ImageRecord(index=index, name=name, width=_integer(a.get("width"), where, f"{fld}.width", minimum=1),
                       height=_integer(a.get("height"), where, f"{fld}.height", minimum=1),
                       subset=(a.get("subset") or "").strip() or None, task_id=(a.get("task_id") or "").strip() or None)
@@ -386,7 +390,7 @@ def parse_image(el, index: int, where: str) -> ImageRecord:
                             fix=f"delete the {child.tag}s in CVAT, or convert them to polygons or points")
         if child.tag not in SHAPES and child.tag != "tag":
             raise DataError(where, "unexpected element", field=f"{fld}.{child.tag}",
-                            expected="<box>, <polygon>, <polyline>, <points>, <mask> or <tag>", got=child.tag)
+                            expected="<box>, <polygon>, <polyline>, <points>, <mask> or <tag>", got=child.tag, fix=FIX)
         k = seen[child.tag]
         seen[child.tag] += 1
         rec.shapes.append(parse_shape(child, k, where, f"{fld}.{child.tag}[{k}]"))
@@ -452,7 +456,7 @@ def parse_document(data: bytes, where: str) -> Document | None:
                     root = el
                 elif depth > MAX_DEPTH:
                     raise DataError(where, "elements nested too deep", field=el.tag,
-                                    expected=f"at most {MAX_DEPTH} levels", got=depth)
+                                    expected=f"at most {MAX_DEPTH} levels", got=depth, fix=FIX)
                 elif depth == 2 and el.tag == "image":
                     in_image = 0
                 elif depth == 3 and in_image is not None:  # a shape or tag, counted before its image is built
@@ -487,6 +491,9 @@ def parse_document(data: bytes, where: str) -> Document | None:
     except DefusedXmlException as exc:
         raise DataError(where, f"refused: {type(exc).__name__} (DTDs, entities and external references are not "
                         "allowed in annotation files)", fix="remove the <!DOCTYPE ...> block") from None
+    except (LookupError, ValueError) as exc:  # an unknown or multi-byte encoding in the XML declaration
+        raise DataError(where, f"unsupported XML encoding ({exc})", line=1,
+                        fix="re-export the annotations from CVAT (UTF-8)") from None
     return doc
 
 
@@ -527,7 +534,27 @@ def detect(root: Path) -> Detection | None:
     found = [f for f in files[:200] if _peek(f)]
     if not found:
         return None
-    return Detection(score=80, description=f"CVAT for images XML ({len(found)} file(s))")
+    return Detection(score=80, description=f"CVAT for images XML ({len(found)} file(s))",
+                     files=relative_files(root, found))
+
+
+SHAPE_TAGS = ("box", "polygon", "polyline", "points", "mask")
+
+
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised)."""
+    images = objects = 0
+    classes: set[str] = set()
+    for path in paths:
+        doc = DET.fromstring(path.read_bytes(), forbid_dtd=True)
+        for image in doc.iter("image"):
+            images += 1
+            shapes = [child for child in image if child.tag in SHAPE_TAGS]
+            objects += len(shapes)
+            classes |= {child.get("label") or "" for child in shapes}
+        classes |= {(label.findtext("name") or "").strip() for label in doc.iter("label")}
+    classes.discard("")
+    return {"images": images, "objects": objects, "classes": len(classes)}
 
 
 def _inside(path: str, real_root: str) -> bool:
@@ -564,7 +591,8 @@ def find_image(name: str, subset: str | None, xml_path: str, finder: ImageFinder
 def read(root: Path, ctx: ImportContext) -> None:
     root = Path(root)
     if not root.exists():
-        raise UsageError(f"{root}: no such file or folder")
+        raise UsageError(f"{root}: no such file or folder", fix="point at a CVAT for images annotations.xml or its folder")
+    ctx.default_fix = FIX
     files = _documents(root, ctx.files)
     if not files:
         raise UsageError(f"{root}: no CVAT for images XML found",
@@ -659,7 +687,7 @@ def _read_image(ctx: ImportContext, doc: Document, rec: ImageRecord, path: str, 
     if sid in state.ids:
         sid = f"task{rec.task_id}/{sid}" if rec.task_id else f"{sid}-{rec.index}"
     if sid in state.ids:
-        raise DataError(where, "image listed twice", field=f"{fld}.name", expected="unique names", got=rec.name)
+        raise DataError(where, "image listed twice", field=f"{fld}.name", expected="unique names", got=rec.name, fix=FIX)
     state.ids.add(sid)
     split = split_from_path(subset) if subset else None
     source: dict[str, Any] = {"file": where, "image": rel_image, "name": rec.name}
@@ -776,7 +804,7 @@ def _finish(ctx: ImportContext, labels: Labels, state: _State) -> None:
             ctx.warn(f"{state.rel(p)}: image not named by any <image> of the XML; left out")
     if ctx.options.classes is None and state.declared:
         used = set(labels.seen.values())
-        ctx.writer.fixed_classes = state.declared + natural_sorted(used - set(state.declared))
+        ctx.writer.declare_classes(state.declared + natural_sorted(used - set(state.declared)))
     if state.tags and not state.shapes and ctx.writer.samples:
         ctx.writer.task = "classification"
         for s in ctx.writer.samples.values():

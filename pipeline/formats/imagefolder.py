@@ -50,6 +50,7 @@ from pipeline.formats.common import TRUNCATED
 from pipeline.formats.splits import split_from_path
 
 NAME = "imagefolder"
+LOOKS_FOR = "class folders of images (ImageFolder: ROOT/<class>/*.jpg, or ROOT/<split>/<class>/*.jpg)"
 TASK = "classification"
 
 SKIP_DIRS = {"__macosx", "@eadir", "$recycle.bin", "system volume information"}  # archive/NAS/OS debris
@@ -219,7 +220,11 @@ def _scan(root: Path, found: list[tuple[str | None, Path]], ctx: ImportContext) 
             if is_dataset(class_dir):  # e.g. an earlier import written inside the tree
                 ctx.warn(f"{ctx.rel(class_dir)}/: a pipeline dataset, not a class folder; left out")
                 continue
-            label = ctx.label(class_dir.name, where=class_dir, field="folder")
+            try:
+                label = ctx.label(class_dir.name, where=class_dir, field="folder")
+            except DataError as err:  # a folder name that cannot be a class name: reported, the others go on
+                ctx.bad(err)
+                continue
             files = _walk_images(class_dir, ctx)
             if not files:
                 ctx.warn(f"{ctx.rel(class_dir)}/: no images; class {class_dir.name!r} left out")
@@ -300,18 +305,21 @@ def read(root: Path, ctx: ImportContext) -> None:
                 continue
             sample = Sample(id=job.sid, split=job.split, label=job.label, width=probe.width, height=probe.height,
                             sha256=probe.sha256, source={"file": job.rel})
-            if probe.blob is not None:
-                if probe.orientation != 1:
-                    sample.meta["exif_orientation"] = probe.orientation
-                    ctx.report.counts["EXIF-rotated images stored upright"] += 1
-                if probe.truncated:
-                    sample.meta["truncated"] = True
-                    ctx.report.counts[TRUNCATED] += 1
-                    ctx.warn(f"{job.rel}: the image is truncated (cut short before its end); kept with the rows "
-                             "that decode, stored as PNG")
-                ctx.add(sample, data=probe.blob, ext="png")
-            else:
-                ctx.add(sample, src=job.path, ext=job.path.suffix)
+            try:
+                if probe.blob is not None:
+                    if probe.orientation != 1:
+                        sample.meta["exif_orientation"] = probe.orientation
+                        ctx.report.counts["EXIF-rotated images stored upright"] += 1
+                    if probe.truncated:
+                        sample.meta["truncated"] = True
+                        ctx.report.counts[TRUNCATED] += 1
+                        ctx.warn(f"{job.rel}: the image is truncated (cut short before its end); kept with the rows "
+                                 "that decode, stored as PNG")
+                    ctx.add(sample, data=probe.blob, ext="png")
+                else:
+                    ctx.add(sample, src=job.path, ext=job.path.suffix)
+            except DataError as err:  # e.g. a file name that is not UTF-8
+                ctx.bad(err)
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from pipeline.formats.common import add_image_sample, probe_image
 from pipeline.formats.splits import split_from_path
 
 NAME = "images"
+LOOKS_FOR = "nothing: named only (pipeline import images DIR)"
 TASK = "classification"
 NAMED_ONLY = True  # `detect_format` never tries it: every folder of images would match
 

@@ -4,7 +4,8 @@ Everything that turns files on disk into a dataset (or a dataset back into files
 here: `pipeline import`/`pipeline export`, `pipeline fetch` after a download, `pipeline train` on
 an ImageFolder tree, the benchmarks and the tests.
 
-- `detect_format(src)`: the best-scoring format module's `detect` (`--format auto`).
+- `detect_format(src)`: the best-scoring format module's `detect` (`--format auto`); refused
+  when two formats each cover a part of the folder (`formats/detect.py`, `pipeline detect`).
 - `import_dataset(fmt, src, out)`: one annotation format (`formats.FORMATS`) into a dataset.
 - `export_dataset(dataset, fmt, out)`: a dataset into one annotation format.
 - `import_any(root, out)`: whatever a download holds: parquet with an image column, pixel
@@ -20,13 +21,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from pipeline import formats
-from pipeline.core import ui
-from pipeline.core.dataset import Dataset, DatasetWriter, is_dataset, load_dataset, replace_dir
+from pipeline.core import failpoints, outputs, ui
+from pipeline.core.dataset import Dataset, DatasetWriter, load_dataset, replace_dir
 from pipeline.core.errors import UsageError
 from pipeline.core.paths import Refused, SafeFiles, natural_key
 from pipeline.formats import unsupported
@@ -51,25 +51,12 @@ class ExportResult(NamedTuple):
 
 
 def detect_format(src: Path) -> tuple[str, str]:
-    """The best-matching format of `src` and what was found, or a UsageError naming the layouts tried."""
-    import importlib
+    """The best-matching format of `src` and what was found; a UsageError naming the layouts tried
+    and why each said no, or the candidates when two formats each cover a part of `src`
+    (`formats.detect.choose`; `formats.detect.survey` lists every candidate)."""
+    from pipeline.formats.detect import choose
 
-    best = None
-    tried = []
-    for name in formats.available():
-        module = importlib.import_module(formats.FORMATS[name])
-        if getattr(module, "NAMED_ONLY", False):  # chosen by name only (`pipeline import images`)
-            continue
-        tried.append(name)
-        found = module.detect(Path(src))
-        if found is not None and (best is None or found.score > best[1].score):
-            best = (name, found)
-    if best is None:
-        raise UsageError(
-            f"{src}: no known layout found (tried {', '.join(tried)})",
-            fix="name the format explicitly, e.g. `pipeline import voc SRC --out DIR`; see pipeline import --help",
-        )
-    return best[0], best[1].description
+    return choose(Path(src))
 
 
 def import_dataset(
@@ -86,13 +73,15 @@ def import_dataset(
     stage_params: dict | None = None,
     lineage_inputs: dict | None = None,
     parent_lineage: list | None = None,
+    overwrite: bool = False,
 ) -> ImportResult:
     """Import `src` in format `fmt` ('auto' detects) into a canonical dataset at `out`.
 
     `stage_params` are added to the lineage entry's params; `lineage_inputs` replaces its inputs
     (default: one hash over everything the import read, keyed by `src`). Writing inside `src` is
     allowed: the writer's temporary folder is dot-named, so no reader sees it. `images` (`--images
-    DIR`): images are looked up there; nothing outside `src` and `images` is read.
+    DIR`): images are looked up there; nothing outside `src` and `images` is read. An existing
+    dataset at `out` is replaced only with `overwrite` (`core.outputs`).
     """
     src = Path(src)
     if not src.exists():
@@ -122,6 +111,7 @@ def import_dataset(
     with DatasetWriter(
         out, task=module.TASK, stage="import", classes=options.classes, class_map=options.class_map,
         params=params, inputs=lineage_inputs or {}, parent_lineage=parent_lineage,
+        reads=[src] + ([Path(images)] if images is not None else []), overwrite=overwrite,
     ) as writer:
         ctx = ImportContext(src, writer, options, report)
         module.read(src, ctx)
@@ -141,32 +131,34 @@ def source_hash(ctx: ImportContext) -> str:
     """One hash over what an import read: annotation files (as recorded) and every image's bytes."""
     h = hashlib.sha256()
     for rel, digest in sorted(ctx.inputs.items()):
-        h.update(f"{rel}\t{digest}\n".encode())
+        h.update(f"{rel}\t{digest}\n".encode("utf-8", "surrogateescape"))  # names that are not UTF-8 too
     for sample in sorted(ctx.writer.samples.values(), key=lambda s: s.id):
-        h.update(f"{sample.source.get('file', sample.id)}\t{sample.sha256}\n".encode())
+        h.update(f"{sample.source.get('file', sample.id)}\t{sample.sha256}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 
 def export_dataset(dataset_path: Path, fmt: str, out: Path, *, overwrite: bool = False,
                    options: dict | None = None) -> ExportResult:
-    """Export a dataset to `fmt` at `out` (written to a temporary folder, renamed when complete)."""
+    """Export a dataset to `fmt` at `out` (written to a temporary folder, renamed when complete).
+
+    `out` gets an `outputs.EXPORT_MARKER` listing what it holds; `overwrite` replaces only an
+    earlier export holding nothing else (`core.outputs.claim_dir`)."""
     dataset = load_dataset(dataset_path)
     if not dataset.samples:
         raise UsageError(f"{dataset_path}: the dataset is empty", fix="import or fetch some data first")
     module = formats.get(fmt)
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not overwrite:
-            raise UsageError(f"{out}: exists and is not empty", fix="choose another --out or add --overwrite")
-        if is_dataset(out):
-            raise UsageError(f"{out}: is a pipeline dataset; refusing to overwrite it with an export",
-                             fix="choose another --out")
+    outputs.sweep_stale(out)
+    outputs.claim_dir(out, "export", reads=[dataset_path], overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = outputs.temp_name(out)
     tmp.mkdir()
     report = ExportReport()
     try:
         module.write(dataset, tmp, report, dict(options or {}))
+        outputs.write_export_marker(tmp, fmt=fmt, source=dataset_path)
+        os.sync()  # the exported files on the disk before the rename makes them the export
+        failpoints.hit("export.written")
         count_reviews_not_held(module, dataset, report)
         replace_dir(tmp, out)
     except BaseException:
@@ -194,12 +186,13 @@ def count_reviews_not_held(module, dataset: Dataset, report: ExportReport) -> No
 
 
 def import_any(root: Path, out: Path, *, stage: str, params: dict, inputs: dict[str, str],
-               on_error: str = "skip") -> ImportOutcome:
+               on_error: str = "skip", overwrite: bool = False) -> ImportOutcome:
     """Detect what `root` holds and import it into a canonical dataset at `out`.
 
     In this order: parquet files with an image column, pixel tables (`label,pixel0..`), Hub
     imagefolder metadata files, else the annotation format `detect_format` finds. `params` and
-    `inputs` (source, version or commit, file hashes) go into the lineage entry.
+    `inputs` (source, version or commit, file hashes) go into the lineage entry. An earlier
+    dataset at `out` is replaced only with `overwrite`.
     """
     from pipeline.formats import tables
 
@@ -214,7 +207,7 @@ def import_any(root: Path, out: Path, *, stage: str, params: dict, inputs: dict[
         if cols is not None:
             parquets.append((p, cols))
     if parquets:
-        return _refusals(_import_tables(out, "parquet", stage, params, inputs, on_error,
+        return _refusals(_import_tables(out, "parquet", stage, params, inputs, on_error, (root, overwrite),
                                         [(p, p.relative_to(root).as_posix(), cols) for p, cols in parquets],
                                         fixed=_common_names([c[2] for _, c in parquets])), refused, root)
     found = [(p, p.relative_to(root).as_posix(), tables.pixel_table_header(p)) for p in _files(root, ".csv", safe)
@@ -224,19 +217,22 @@ def import_any(root: Path, out: Path, *, stage: str, params: dict, inputs: dict[
         labelled = [t for t in found if t[2][0] is not None]
         outcome_notes = [f"{rel}: no label column (unlabelled rows); kept in the raw download only"
                          for _, rel, h in found if h[0] is None] if labelled else []
-        outcome = _import_tables(out, "pixel-csv", stage, params, inputs, on_error, labelled or found, fixed=None)
+        outcome = _import_tables(out, "pixel-csv", stage, params, inputs, on_error, (root, overwrite),
+                                 labelled or found, fixed=None)
         outcome.notes.extend(outcome_notes)
         return _refusals(outcome, refused, root)
     base = tables.content_root(root)
     if tables.tree_files(base, lambda name: name in ("metadata.jsonl", "metadata.csv"), SafeFiles([base])):
         outcome = tables.ImportOutcome(kind="metadata")
-        with DatasetWriter(out, task="classification", stage=stage, params=params, inputs=inputs) as w:
+        with DatasetWriter(out, task="classification", stage=stage, params=params, inputs=inputs, reads=[root],
+                           overwrite=overwrite) as w:
             outcome.imported = tables.read_metadata_folder(base, w, outcome)
             _check_nonempty(outcome, base, on_error)
             outcome.dataset = w.commit()
         return _refusals(outcome, refused, root)
     fmt, description = detect_format(base)
-    dataset, report = import_dataset(fmt, base, out, on_error=on_error, stage_params=params, lineage_inputs=inputs)
+    dataset, report = import_dataset(fmt, base, out, on_error=on_error, stage_params=params, lineage_inputs=inputs,
+                                     overwrite=overwrite)
     return _refusals(tables.ImportOutcome(kind=fmt, dataset=dataset, imported=len(dataset.samples),
                                           problems=list(report.problems),
                                           notes=[f"detected {description}"] + list(report.warnings),
@@ -244,13 +240,13 @@ def import_any(root: Path, out: Path, *, stage: str, params: dict, inputs: dict[
 
 
 def import_images(items: list[tuple[Path, dict]], out: Path, *, stage: str, params: dict,
-                  inputs: dict[str, str], label: str | None = None) -> ImportOutcome:
+                  inputs: dict[str, str], label: str | None = None, overwrite: bool = False) -> ImportOutcome:
     """Import loose image files (with their provenance) as a classification dataset."""
     from pipeline.formats import tables
 
     outcome = tables.ImportOutcome(kind="images")
     with DatasetWriter(out, task="classification", stage=stage, params=params, inputs=inputs,
-                       classes=[label] if label else []) as w:
+                       classes=[label] if label else [], reads=[p for p, _ in items], overwrite=overwrite) as w:
         outcome.imported = tables.read_images(items, w, outcome, label)
         if not outcome.imported:
             raise UsageError("no image could be imported" + (f" (first problem: {outcome.problems[0]})"
@@ -294,12 +290,14 @@ def _check_nonempty(outcome: ImportOutcome, where: Path, on_error: str) -> None:
 
 
 def _import_tables(out: Path, kind: str, stage: str, params: dict, inputs: dict[str, str], on_error: str,
-                   items: list, fixed: list[str] | None) -> ImportOutcome:
+                   claim: tuple[Path, bool], items: list, fixed: list[str] | None) -> ImportOutcome:
     from pipeline.formats import tables
 
     outcome = tables.ImportOutcome(kind=kind)
     items = sorted(items, key=lambda t: natural_key(t[1]))
-    with DatasetWriter(out, task="classification", stage=stage, params=params, inputs=inputs, classes=fixed) as writer:
+    root, overwrite = claim
+    with DatasetWriter(out, task="classification", stage=stage, params=params, inputs=inputs, classes=fixed,
+                       reads=[root], overwrite=overwrite) as writer:
         for path, rel, extra in items:
             if kind == "parquet":
                 outcome.imported += tables.read_parquet(path, writer, outcome, rel=rel, columns=extra)

@@ -55,9 +55,17 @@ from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.geometry import bbox_union, circle_to_polygon, rle_bbox, rle_decode, rle_encode
 from pipeline.core.images import sniff
+from pipeline.core.limits import (
+    MAX_ANNOTATION_JSON_BYTES,
+    MAX_EMBEDDED_IMAGE_CHARS,
+    MAX_OBJECTS,
+    MAX_POINTS,
+    check_count,
+    load_json,
+)
 from pipeline.core.numbers import is_number, is_real
 from pipeline.core.paths import SafeFiles, sha256_bytes
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
@@ -69,15 +77,17 @@ from pipeline.formats.common import (
     probe_bytes,
     walk_files,
 )
+from pipeline.formats.splits import split_from_path
 
 NAME = "labelme"
+LOOKS_FOR = 'JSON file with "shapes" (labelme)'
 TASK = "detection"
 
 # "rotation" is X-AnyLabeling's rotated box in the same files: four corners, read as oriented_rectangle.
 SHAPE_TYPES = ("rectangle", "polygon", "circle", "line", "linestrip", "point", "mask", "oriented_rectangle",
                "rotation")
-MAX_IMAGE_DATA = 64 * 2**20  # characters of base64 (about 48 MB of image); larger embedded images are refused
-_MAX_JSON_EXTRA = 32 * 2**20  # a file may hold this much beside imageData before it is refused unread
+MAX_IMAGE_DATA = MAX_EMBEDDED_IMAGE_CHARS  # characters of base64 (about 48 MB of image); larger ones are refused
+_MAX_JSON_EXTRA = MAX_ANNOTATION_JSON_BYTES  # a file may hold this much beside imageData before it is refused unread
 EDGE_TOLERANCE = 1.0  # pixels a point may lie outside the image before --on-invalid applies
 
 
@@ -127,29 +137,31 @@ _NUMBER = (int, float)
 def parse_document(data: object, where: str, *, max_image_data: int = MAX_IMAGE_DATA) -> LabelmeFile:
     """Validate a decoded labelme document; errors name the file and the field (``shapes[2].points[1]``)."""
     if not isinstance(data, dict):
-        raise DataError(where, "not a labelme file", expected="a JSON object", got=type(data).__name__)
+        raise DataError(where, "not a labelme file", expected="a JSON object", got=type(data).__name__, fix=FILE_FIX)
     shapes_raw = data.get("shapes")
     if shapes_raw is None:
         shapes_raw = []
     if not isinstance(shapes_raw, list):
-        raise DataError(where, "", field="shapes", expected="a list of shapes", got=type(shapes_raw).__name__)
+        raise DataError(where, "", field="shapes", expected="a list of shapes", got=type(shapes_raw).__name__,
+                        fix=FIX)
+    check_count(len(shapes_raw), MAX_OBJECTS, where, "shapes", field="shapes")
     shapes = [_parse_shape(s, i, where) for i, s in enumerate(shapes_raw)]
 
     flags_raw = data.get("flags") or {}
     if not isinstance(flags_raw, dict):
-        raise DataError(where, "", field="flags", expected="an object of name: true/false", got=flags_raw)
+        raise DataError(where, "", field="flags", expected="an object of name: true/false", got=flags_raw, fix=FILE_FIX)
     flags: dict[str, bool] = {}
     for name, value in flags_raw.items():
         if not isinstance(value, bool):
-            raise DataError(where, "", field=f"flags.{name}", expected="true or false", got=value)
+            raise DataError(where, "", field=f"flags.{name}", expected="true or false", got=value, fix=FILE_FIX)
         flags[str(name)] = value
 
     image_path = data.get("imagePath")
     if image_path is not None and not isinstance(image_path, str):
-        raise DataError(where, "", field="imagePath", expected="a path string", got=image_path)
+        raise DataError(where, "", field="imagePath", expected="a path string", got=image_path, fix=FILE_FIX)
     image_data = data.get("imageData")
     if image_data is not None and not isinstance(image_data, str):
-        raise DataError(where, "", field="imageData", expected="base64 text or null", got=type(image_data).__name__)
+        raise DataError(where, "", field="imageData", expected="base64 text or null", got=type(image_data).__name__, fix=FILE_FIX)
     if image_data is not None and len(image_data) > max_image_data:
         raise DataError(
             where, "embedded image too large", field="imageData",
@@ -163,7 +175,7 @@ def parse_document(data: object, where: str, *, max_image_data: int = MAX_IMAGE_
             if isinstance(value, float) and value.is_integer() and value > 0:
                 value = int(value)
             else:
-                raise DataError(where, "", field=key, expected="a positive integer", got=value)
+                raise DataError(where, "", field=key, expected="a positive integer", got=value, fix=FILE_FIX)
         size[key] = value
     version = data.get("version")
     return LabelmeFile(
@@ -172,24 +184,29 @@ def parse_document(data: object, where: str, *, max_image_data: int = MAX_IMAGE_
     )
 
 
-_MIN_POINTS = {"rectangle": 2, "polygon": 1, "circle": 2, "line": 2, "linestrip": 2, "point": 1, "mask": 2,
+FIX = "fix or delete the shape in labelme"
+FILE_FIX = "fix the file in labelme (or the JSON), or move it out of the import folder"
+
+# A polygon needs 3 points to enclose an area (labelme itself refuses fewer when drawing).
+_MIN_POINTS = {"rectangle": 2, "polygon": 3, "circle": 2, "line": 2, "linestrip": 2, "point": 1, "mask": 2,
                "oriented_rectangle": 4, "rotation": 4}
 
 
 def _parse_shape(s: object, i: int, where: str) -> Shape:
     fld = f"shapes[{i}]"
     if not isinstance(s, dict):
-        raise DataError(where, "", field=fld, expected="an object", got=type(s).__name__)
+        raise DataError(where, "", field=fld, expected="an object", got=type(s).__name__, fix=FIX)
     label = s.get("label")
     if not isinstance(label, str) or not label.strip():
-        raise DataError(where, "", field=f"{fld}.label", expected="a non-empty class name", got=label)
+        raise DataError(where, "", field=f"{fld}.label", expected="a non-empty class name", got=label, fix=FIX)
     kind = s.get("shape_type") or "polygon"  # files before labelme 3 have no shape_type: polygons
     if kind not in SHAPE_TYPES:
         raise DataError(where, "unknown shape type", field=f"{fld}.shape_type", expected=" | ".join(SHAPE_TYPES),
                         got=kind, fix="convert the shape in labelme, or remove it")
     points = s.get("points")
     if not isinstance(points, list):
-        raise DataError(where, "", field=f"{fld}.points", expected="a list of [x, y]", got=points)
+        raise DataError(where, "", field=f"{fld}.points", expected="a list of [x, y]", got=points, fix=FIX)
+    check_count(len(points), MAX_POINTS, where, "points", field=f"{fld}.points")
     clean: list[list[float]] = []
     for j, p in enumerate(points):
         # Fast path for the usual [x, y] of ints/floats (bool is excluded: type(True) is bool): the
@@ -200,7 +217,7 @@ def _parse_shape(s: object, i: int, where: str) -> Shape:
                 clean.append([x, y])
                 continue
         if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(is_real(v) for v in p)):
-            raise DataError(where, "", field=f"{fld}.points[{j}]", expected="[x, y] numbers", got=p)
+            raise DataError(where, "", field=f"{fld}.points[{j}]", expected="[x, y] numbers", got=p, fix=FIX)
         if not (is_number(p[0]) and is_number(p[1])):
             raise DataError(where, "", field=f"{fld}.points[{j}]", expected="finite numbers", got=p,
                             fix="fix or delete the shape in labelme")
@@ -208,22 +225,22 @@ def _parse_shape(s: object, i: int, where: str) -> Shape:
     need = _MIN_POINTS[kind]
     if len(clean) < need:
         raise DataError(where, f"a {kind} needs at least {need} points", field=f"{fld}.points",
-                        expected=f">= {need} points", got=len(clean))
+                        expected=f">= {need} points", got=len(clean), fix=FIX)
     flags = s.get("flags") or {}
     if not isinstance(flags, dict):
-        raise DataError(where, "", field=f"{fld}.flags", expected="an object", got=flags)
+        raise DataError(where, "", field=f"{fld}.flags", expected="an object", got=flags, fix=FIX)
     description = s.get("description") or ""
     if not isinstance(description, str):
-        raise DataError(where, "", field=f"{fld}.description", expected="text", got=description)
+        raise DataError(where, "", field=f"{fld}.description", expected="text", got=description, fix=FIX)
     mask_b64 = s.get("mask")
     if kind == "mask":
         if not isinstance(mask_b64, str) or not mask_b64:
-            raise DataError(where, "", field=f"{fld}.mask", expected="a base64 PNG", got=mask_b64)
+            raise DataError(where, "", field=f"{fld}.mask", expected="a base64 PNG", got=mask_b64, fix=FIX)
     else:
         mask_b64 = None
     group_id = s.get("group_id")
     if group_id is not None and not isinstance(group_id, (int, str)):
-        raise DataError(where, "", field=f"{fld}.group_id", expected="an integer or null", got=group_id)
+        raise DataError(where, "", field=f"{fld}.group_id", expected="an integer or null", got=group_id, fix=FIX)
     extra = {} if SHAPE_KEYS.issuperset(s) else {k: v for k, v in s.items() if k not in SHAPE_KEYS}
     return Shape(index=i, label=label, kind=kind, points=clean, group_id=group_id, flags=dict(flags),
                  description=description, mask_b64=mask_b64, extra=extra)
@@ -248,7 +265,7 @@ def decode_mask(shape: Shape, width: int, height: int, where: str) -> np.ndarray
     try:
         raw = base64.b64decode(shape.mask_b64 or "", validate=False)
     except (binascii.Error, ValueError) as exc:
-        raise DataError(where, f"not base64 ({exc})", field=fld) from exc
+        raise DataError(where, f"not base64 ({exc})", field=fld, fix=FIX) from exc
     img = open_image_bytes(raw, f"{where}: {fld}")
     part = np.asarray(img.convert("L")) > 0
     (x1, y1), (x2, y2) = shape.points[0], shape.points[1]
@@ -441,7 +458,7 @@ def detect(root: Path) -> Detection | None:
     files = _candidates(root)
     if not files:
         return None
-    hits = 0
+    found: list[str] = []
     checked = 0
     for path in files[:50]:
         checked += 1
@@ -451,12 +468,25 @@ def detect(root: Path) -> Detection | None:
         except OSError:
             continue
         if _looks_like_labelme(head):
-            hits += 1
+            found.append(path)
+    hits = len(found)
     if hits == 0:
         return None
     total = len(files)
     return Detection(score=40 + 10 * hits / checked,
-                     description=f"labelme JSON ({hits} of the first {checked} of {total} JSON files have shapes)")
+                     description=f"labelme JSON ({hits} of the first {checked} of {total} JSON files have shapes)",
+                     files=relative_files(root, [str(f) for f in found]))
+
+
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, shapes and classes in `paths` (the files `detect` recognised)."""
+    objects = 0
+    classes: set[str] = set()
+    for path in paths:
+        shapes = json.loads(path.read_bytes()).get("shapes") or []
+        objects += len(shapes)
+        classes |= {str(s.get("label")) for s in shapes if isinstance(s, dict)}
+    return {"images": len(paths), "shapes": objects, "classes": len(classes)}  # (grouped shapes make one object)
 
 
 def _read_json(path: str | os.PathLike, where: str, max_image_data: int) -> tuple[bytes, object]:
@@ -470,18 +500,8 @@ def _read_json(path: str | os.PathLike, where: str, max_image_data: int) -> tupl
                                 fix="save the image beside the JSON and set imageData to null")
             raw = fh.read()
     except OSError as exc:
-        raise DataError(where, f"unreadable ({exc.strerror})") from exc
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(where, f"not UTF-8 text (byte {exc.start})") from exc
-    try:
-        return raw, json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(where, f"malformed JSON ({exc.msg})", line=exc.lineno,
-                        fix="re-save the file in labelme, or repair it") from exc
-    except RecursionError as exc:
-        raise DataError(where, "malformed JSON (nested too deeply)") from exc
+        raise DataError(where, f"unreadable ({exc.strerror})", fix="check the file's permissions") from exc
+    return raw, load_json(raw, where, limit=limit, fix="re-save the file in labelme, or repair it")
 
 
 def resolve_image_path(image_path: str, json_path: str | os.PathLike, root: str | os.PathLike,
@@ -520,6 +540,7 @@ def read(root: Path, ctx: ImportContext) -> None:
     labels = Labels(ctx)
     max_image_data = int(ctx.options.extra.get("max_image_data", MAX_IMAGE_DATA))
     state = {"shapes": 0, "flag_only": 0}
+    ctx.default_fix = FILE_FIX
     for path in ctx.progress(files, total=len(files), desc="import labelme", unit="file"):
         where = (path[len(base) + 1:] if path.startswith(base + os.sep) else os.path.relpath(path, base))
         where = where.replace(os.sep, "/")
@@ -563,7 +584,7 @@ def _probe_file(path: str, where: str) -> ImageProbe | None:
         with open(path, "rb") as fh:
             blob = fh.read()
     except OSError as exc:
-        raise DataError(where, f"image {path}: {exc.strerror}", field="imagePath") from exc
+        raise DataError(where, f"image {path}: {exc.strerror}", field="imagePath", fix="check that the image is readable") from exc
     if sniff(blob[:16]) is None and not path.lower().endswith((".webp", ".pbm")):
         return None
     try:
@@ -600,7 +621,7 @@ def find_image(parsed: LabelmeFile, path: str, base: str, where: str, finder: Im
     try:
         data = base64.b64decode(parsed.image_data, validate=False)
     except (binascii.Error, ValueError) as exc:
-        raise DataError(where, f"not base64 ({exc})", field="imageData") from exc
+        raise DataError(where, f"not base64 ({exc})", field="imageData", fix="re-save the file in labelme with the image data, or put the image beside the JSON") from exc
     try:
         return probe_bytes(data, "imageData")
     except DataError as err:
@@ -624,7 +645,8 @@ def _import_one(ctx: ImportContext, path: str, base: str, where: str, parsed: La
                         fix="check that imagePath names the image that was labelled, or re-save the file in labelme")
     sid = where[: -len(".json")] if where.lower().endswith(".json") else where
     image_label, soft = _image_label(parsed.flags, ctx, where, labels)
-    sample = Sample(id=sid, label=image_label, soft_label=soft, source={"file": where})
+    sample = Sample(id=sid, label=image_label, soft_label=soft, split=split_from_path(posixpath.dirname(where)),
+                    source={"file": where})
     if parsed.flags:
         sample.meta["flags"] = dict(parsed.flags)
     width, height = frame.source_size
@@ -765,12 +787,19 @@ def sample_to_document(sample: Sample, image_name: str, report: ExportReport | N
 def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> None:
     """One JSON per sample beside a copy of its image (``imagePath`` relative, ``imageData`` null).
 
-    Sample ids become the file paths (``scene/001`` -> ``scene/001.json`` + ``scene/001.png``).
+    Sample ids become the file paths (``scene/001`` -> ``scene/001.json`` + ``scene/001.png``),
+    under a folder named after the sample's split (``val/scene/001.json``) unless the id's own
+    folders name it already; the import reads the split back from the folders.
     """
     out = Path(out)
     names = ExportNames()
     for s in dataset.samples:
         stem = names.stem(s, flat=False)
+        named = split_from_path(posixpath.dirname(stem))
+        if s.split is not None and named != s.split:
+            stem = f"{s.split}/{stem}"
+        elif s.split is None and named is not None:
+            report.converted[f"samples without a split in a folder named {named!r} -> {named}"] += 1
         ext = os.path.splitext(s.image)[1].lower() or ".png"
         dataset.copy_image(s, out / (stem + ext))
         if s.soft_label and len([v for v in s.soft_label.values() if v > 0]) > 1:

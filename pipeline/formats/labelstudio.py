@@ -76,12 +76,13 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import quoteattr
 
+from pipeline.core import limits
 from pipeline.core.dataset import DATASET_JSON, SPLITS, Annotation, Dataset, Obj, Prediction, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import IMAGE_EXTS
 from pipeline.core.numbers import is_number
 from pipeline.core.paths import SafeFiles
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     EDGE_TOLERANCE,
     OUTSIDE_CLIPPED,
@@ -96,15 +97,18 @@ from pipeline.formats.common import (
 )
 
 NAME = "labelstudio"
+LOOKS_FOR = "JSON list of tasks with data.image (Label Studio export)"
+FIX = "fix the task in the JSON, or export the project again from Label Studio"
 TASK = "detection"  # classification when the tasks hold image-level choices only
 HOLDS_REVIEWS = True  # keeps per-sample annotations and predictions (see ingest.count_reviews_not_held)
 
-MAX_FILE_BYTES = 512 * 1024 * 1024  # a JSON export larger than this is refused
-MAX_CONFIG_BYTES = 1024 * 1024  # a labelling config larger than this is ignored with a warning
-MAX_TASKS = 2_000_000  # tasks (rows) per file
-MAX_RESULTS = 100_000  # results per annotation or prediction
-MAX_POINTS = 100_000  # points per polygon
-MAX_NAME = 256  # characters of a class name or a control name
+# The caps, from the one place every reader takes them (`pipeline.core.limits`).
+MAX_FILE_BYTES = limits.MAX_DOCUMENT_BYTES  # a JSON export larger than this is refused
+MAX_CONFIG_BYTES = limits.MAX_LABEL_CONFIG_BYTES  # a labelling config larger than this is ignored with a warning
+MAX_TASKS = limits.MAX_DOCUMENT_ENTRIES  # tasks (rows) per file
+MAX_RESULTS = limits.MAX_OBJECTS  # results per annotation or prediction
+MAX_POINTS = limits.MAX_POINTS  # points per polygon
+MAX_NAME = limits.MAX_CLASS_NAME  # characters of a class name or a control name
 
 NOT_LABEL_STUDIO = "JSON files that are not Label Studio exports"
 CANCELLED = "cancelled annotations left out"
@@ -166,17 +170,17 @@ class Parsed:
 def _num(value: dict, key: str, where: str, fld: str, default: float | None = None) -> float:
     v = value.get(key, default) if default is not None else value.get(key)
     if not is_number(v):
-        raise DataError(where, "", field=f"{fld}.{key}", expected="a finite number", got=v)
+        raise DataError(where, "", field=f"{fld}.{key}", expected="a finite number", got=v, fix=FIX)
     return float(v)
 
 
 def _names(value: object, where: str, fld: str) -> list[str]:
     if not isinstance(value, list) or not value:
-        raise DataError(where, "", field=fld, expected="a non-empty list of names", got=value)
+        raise DataError(where, "", field=fld, expected="a non-empty list of names", got=value, fix=FIX)
     out = []
     for i, v in enumerate(value):
         if not isinstance(v, str) or not v.strip() or len(v) > MAX_NAME:
-            raise DataError(where, "", field=f"{fld}[{i}]", expected=f"a name of 1..{MAX_NAME} characters", got=v)
+            raise DataError(where, "", field=f"{fld}[{i}]", expected=f"a name of 1..{MAX_NAME} characters", got=v, fix=FIX)
         out.append(v.strip())
     return out
 
@@ -196,20 +200,20 @@ class ResultReader:
 
     def read(self, results: object, where: str, fld: str, *, scores: bool = False) -> Parsed:
         if not isinstance(results, list):
-            raise DataError(where, "", field=fld, expected="a list of results", got=type(results).__name__)
+            raise DataError(where, "", field=fld, expected="a list of results", got=type(results).__name__, fix=FIX)
         if len(results) > MAX_RESULTS:
             raise DataError(where, "too many results", field=fld, expected=f"at most {MAX_RESULTS}",
-                            got=len(results))
+                            got=len(results), fix=FIX)
         regions: dict[str, Obj] = {}
         objects: list[tuple[Obj, str, str]] = []  # (object, result type, field)
         later: list[tuple[int, dict]] = []  # choices and labels, once every region is known
         for i, r in enumerate(results):
             rf = f"{fld}[{i}]"
             if not isinstance(r, dict):
-                raise DataError(where, "", field=rf, expected="a result object", got=r)
+                raise DataError(where, "", field=rf, expected="a result object", got=r, fix=FIX)
             kind = r.get("type")
             if not isinstance(kind, str):
-                raise DataError(where, "", field=f"{rf}.type", expected="a result type", got=kind)
+                raise DataError(where, "", field=f"{rf}.type", expected="a result type", got=kind, fix=FIX)
             if kind in REGION_TYPES:
                 try:
                     obj = self.region(r, kind, where, rf)
@@ -217,13 +221,13 @@ class ResultReader:
                     continue
                 if scores and r.get("score") is not None:
                     if not is_number(r["score"]):
-                        raise DataError(where, "", field=f"{rf}.score", expected="a finite number", got=r["score"])
+                        raise DataError(where, "", field=f"{rf}.score", expected="a finite number", got=r["score"], fix=FIX)
                     obj.score = float(r["score"])
                 rid = _rid(r.get("id"))
                 if rid is not None:
                     if rid in regions:
                         raise DataError(where, "two regions with the same id", field=f"{rf}.id",
-                                        expected="unique result ids", got=rid)
+                                        expected="unique result ids", got=rid, fix=FIX)
                     obj.attributes["region_id"] = rid
                     regions[rid] = obj
                 objects.append((obj, kind, rf))
@@ -242,7 +246,7 @@ class ResultReader:
             if obj.label == "":
                 raise DataError(where, f"a {kind} region without a class", field=rf,
                                 expected=f"a labels result with the same id, or a {kind}labels result",
-                                got=r_id if (r_id := obj.attributes.get("region_id")) else "no id")
+                                got=r_id if (r_id := obj.attributes.get("region_id")) else "no id", fix=FIX)
         parsed.objects = [o for o, _k, _f in objects]
         return parsed
 
@@ -250,7 +254,7 @@ class ResultReader:
         """A `labels` or `choices` result: a region's class or per-region choice, or the image's class."""
         value = r.get("value")
         if not isinstance(value, dict):
-            raise DataError(where, "", field=f"{rf}.value", expected="an object", got=value)
+            raise DataError(where, "", field=f"{rf}.value", expected="an object", got=value, fix=FIX)
         linked = regions.get(_rid(r.get("id")) or "") or regions.get(_rid(r.get("parent_id")) or "")
         if r["type"] == "labels":
             if linked is None:
@@ -264,27 +268,27 @@ class ResultReader:
             control = r.get("from_name")
             if not isinstance(control, str) or not control or len(control) > MAX_NAME:
                 raise DataError(where, "", field=f"{rf}.from_name", expected="the name of a Choices control",
-                                got=control)
+                                got=control, fix=FIX)
             linked.attributes.setdefault("choices", {})[control] = names
             return
         label = self.labels(self._one(names, where, f"{rf}.value.choices"), where, f"{rf}.value.choices")
         if parsed.label is not None and parsed.label != label:
             raise DataError(where, "several image-level choices", field=f"{rf}.value.choices",
-                            expected="one class per image (the dataset holds one label)", got=[parsed.label, label])
+                            expected="one class per image (the dataset holds one label)", got=[parsed.label, label], fix=FIX)
         parsed.label = label
 
     @staticmethod
     def _one(names: list[str], where: str, fld: str) -> str:
         if len(names) != 1:
             raise DataError(where, "several classes on one region or image", field=fld,
-                            expected="one class (the dataset holds one label per region and image)", got=names)
+                            expected="one class (the dataset holds one label per region and image)", got=names, fix=FIX)
         return names[0]
 
     def region(self, r: dict, kind: str, where: str, rf: str) -> Obj:
         """One region result -> an object in pixels (label "" until a `labels` result names it)."""
         value = r.get("value")
         if not isinstance(value, dict):
-            raise DataError(where, "", field=f"{rf}.value", expected="an object", got=value)
+            raise DataError(where, "", field=f"{rf}.value", expected="an object", got=value, fix=FIX)
         label = ""
         if kind.endswith("labels"):
             names = _names(value.get(kind), where, f"{rf}.value.{kind}")
@@ -298,7 +302,7 @@ class ResultReader:
             rotation = _num(value, "rotation", where, vf, default=0.0)
             if w < 0 or h < 0:
                 raise DataError(where, "negative size", field=vf, expected="width >= 0 and height >= 0",
-                                got=[value.get("width"), value.get("height")])
+                                got=[value.get("width"), value.get("height")], fix=FIX)
             if rotation % 360.0 == 0.0:
                 return self._boxed(Obj(label=label, bbox=[x, y, x + w, y + h]), where, vf)
             ring = [[round(v, 6) for v in p] for p in rect_corners(x, y, w, h, rotation)]
@@ -308,11 +312,11 @@ class ResultReader:
             pts = value.get("points")
             if not isinstance(pts, list) or len(pts) < 3 or len(pts) > MAX_POINTS:
                 raise DataError(where, "", field=f"{vf}.points", expected=f"3..{MAX_POINTS} [x, y] points",
-                                got=pts if not isinstance(pts, list) else f"{len(pts)} points")
+                                got=pts if not isinstance(pts, list) else f"{len(pts)} points", fix=FIX)
             ring = []
             for j, p in enumerate(pts):
                 if not (isinstance(p, list) and len(p) == 2 and all(is_number(v) for v in p)):
-                    raise DataError(where, "", field=f"{vf}.points[{j}]", expected="[x, y] of finite numbers", got=p)
+                    raise DataError(where, "", field=f"{vf}.points[{j}]", expected="[x, y] of finite numbers", got=p, fix=FIX)
                 ring.append([_px(p[0], W), _px(p[1], H)])
             return self._boxed(Obj(label=label, polygon=[ring]), where, vf)
         x, y = _px(_num(value, "x", where, vf), W), _px(_num(value, "y", where, vf), H)
@@ -412,7 +416,7 @@ class ImageIndex:
             if found:
                 if not self.inside(found[0]):
                     raise DataError(where, "image link leads outside the images folder", field=fld,
-                                    expected="a file inside it", got=url)
+                                    expected="a file inside it", got=url, fix=FIX)
                 return found[0]
         raise DataError(where, "image not found", field=fld, expected="an image of that name under the images folder",
                         got=url, fix="point --images at the folder holding the task images")
@@ -438,16 +442,10 @@ def load_document(path: str, where: str) -> object:
 
 
 def parse_document(raw: bytes, where: str) -> object:
-    """JSON text; malformed or too deeply nested text is a `DataError`."""
-    try:
-        return json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise DataError(where, "not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(where, f"not valid JSON ({exc.msg} at column {exc.colno})", line=exc.lineno,
-                        fix="export the project again from Label Studio") from None
-    except RecursionError:
-        raise DataError(where, "JSON nested too deeply", fix="export the project again from Label Studio") from None
+    """JSON text; malformed or too deeply nested text, or a number over Python's digit limit, is a
+    `DataError` (`pipeline.core.limits.load_json`)."""
+    return limits.load_json(raw, where, limit=MAX_FILE_BYTES,
+                            fix="export the project again from Label Studio")
 
 
 def kind_of(doc: object) -> str | None:
@@ -488,6 +486,12 @@ def _peek(path: str) -> str | None:
     if b'"annotation_id"' in head and b'"annotator"' in head:
         return "min"
     return None
+
+
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: the tasks (one image each) in `paths`; objects and classes
+    need the import."""
+    return {"images": sum(len(json.loads(p.read_bytes())) for p in paths)}
 
 
 def config_classes(root: Path, ctx: ImportContext | None = None) -> list[str] | None:
@@ -535,11 +539,13 @@ def detect(root: Path) -> Detection | None:
     root = Path(root)
     files = [str(root)] if root.is_file() and root.suffix.lower() == ".json" else (
         walk_files(root, (".json",))[:200] if root.is_dir() else [])
-    kinds = [k for k in (_peek(f) for f in files) if k]
+    peeked = [(f, _peek(f)) for f in files]
+    kinds = [k for _, k in peeked if k]
     if not kinds:
         return None
     what = "full export" if "full" in kinds else "JSON-MIN"
-    return Detection(score=70, description=f"Label Studio JSON {what} ({len(kinds)} file(s) of tasks)")
+    return Detection(score=70, description=f"Label Studio JSON {what} ({len(kinds)} file(s) of tasks)",
+                     files=relative_files(root, [f for f, k in peeked if k]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -599,33 +605,33 @@ def _safe_id(value: object) -> bool:
 def tasks_of(doc: list, kind: str, where: str) -> list[Task]:
     """The tasks of a full export or the rows of a JSON-MIN file (structure checked per task)."""
     if len(doc) > MAX_TASKS:
-        raise DataError(where, "too many tasks", expected=f"at most {MAX_TASKS}", got=len(doc))
+        raise DataError(where, "too many tasks", expected=f"at most {MAX_TASKS}", got=len(doc), fix=FIX)
     return [_task(t, kind, where, f"[{i}]") for i, t in enumerate(doc)]
 
 
 def _task(t: object, kind: str, where: str, fld: str) -> Task | DataError:
     if not isinstance(t, dict):
-        return DataError(where, "", field=fld, expected="a task object", got=t)
+        return DataError(where, "", field=fld, expected="a task object", got=t, fix=FIX)
     if kind == "full":
         data = t.get("data")
         if not isinstance(data, dict):
-            return DataError(where, "", field=f"{fld}.data", expected="an object with the image URL", got=data)
+            return DataError(where, "", field=f"{fld}.data", expected="an object with the image URL", got=data, fix=FIX)
         url = _image_url(data)
         if url is None:
-            return DataError(where, "", field=f"{fld}.data.image", expected="an image URL", got=data.get("image"))
+            return DataError(where, "", field=f"{fld}.data.image", expected="an image URL", got=data.get("image"), fix=FIX)
         anns, preds = t.get("annotations", []), t.get("predictions", [])
         for key, v in (("annotations", anns), ("predictions", preds)):
             if not isinstance(v, list):
-                return DataError(where, "", field=f"{fld}.{key}", expected="a list", got=type(v).__name__)
+                return DataError(where, "", field=f"{fld}.{key}", expected="a list", got=type(v).__name__, fix=FIX)
         split = data.get("split") if data.get("split") in SPLITS else None
         sample_id = data.get("sample_id")
         if sample_id is not None and not _safe_id(sample_id):
             return DataError(where, "", field=f"{fld}.data.sample_id", expected="a relative name without '..'",
-                             got=sample_id)
+                             got=sample_id, fix=FIX)
         return Task(t.get("id"), url, fld, f"{fld}.data.image", split, anns, preds, sample_id)
     url = _image_url(t)
     if url is None:
-        return DataError(where, "", field=f"{fld}.image", expected="an image URL", got=t.get("image"))
+        return DataError(where, "", field=f"{fld}.image", expected="an image URL", got=t.get("image"), fix=FIX)
     return Task(t.get("id"), url, fld, f"{fld}.image", None, [_min_annotation(t, url)], [])
 
 
@@ -670,9 +676,10 @@ def read(root: Path, ctx: ImportContext) -> None:
     root = Path(root)
     if not root.exists():
         raise UsageError(f"{root}: no such file or folder", fix="point at a Label Studio JSON export or its folder")
+    ctx.default_fix = FIX
     mode = ctx.options.extra.get("annotations", "newest")
     if mode not in ("newest", "all"):
-        raise UsageError(f"--annotations {mode!r}: expected newest or all")
+        raise UsageError(f"--annotations {mode!r}: expected newest or all", fix="point at a Label Studio JSON export or its folder")
     files = [str(root)] if root.is_file() else walk_files(root, (".json",), ctx.files)
     base = os.path.abspath(root if root.is_dir() else root.parent)
     index = ImageIndex(ctx.images_root, ctx.files)
@@ -720,7 +727,7 @@ def _read_task(ctx: ImportContext, task: Task, where: str, index: ImageIndex, la
     image = index.find(task.url, at, fld)
     if image in seen:
         raise DataError(at, "image in two tasks", field=fld, expected="one task per image",
-                        got=f"{task.url} (also {seen[image]})")
+                        got=f"{task.url} (also {seen[image]})", fix=FIX)
     rel_image = os.path.relpath(image, index.root).replace(os.sep, "/")
     probe = probe_image(image, rel_image)
     frame = decide_frame((probe.width, probe.height), probe.orientation, _declared_size(task), "upright")
@@ -770,7 +777,7 @@ def _annotations(ctx: ImportContext, reader: ResultReader, task: Task, at: str) 
     for i, ann in enumerate(task.annotations):
         af = f"{task.fld}.annotations[{i}]"
         if not isinstance(ann, dict):
-            raise DataError(at, "", field=af, expected="an annotation object", got=ann)
+            raise DataError(at, "", field=af, expected="an annotation object", got=ann, fix=FIX)
         if ann.get("was_cancelled") is True:
             ctx.skip(CANCELLED)
             continue
@@ -789,11 +796,11 @@ def _predictions(reader: ResultReader, task: Task, at: str) -> list[Prediction]:
     for i, pred in enumerate(task.predictions):
         pf = f"{task.fld}.predictions[{i}]"
         if not isinstance(pred, dict):
-            raise DataError(at, "", field=pf, expected="a prediction object", got=pred)
+            raise DataError(at, "", field=pf, expected="a prediction object", got=pred, fix=FIX)
         parsed = reader.read(pred.get("result", []), at, f"{pf}.result", scores=True)
         score = pred.get("score")
         if score is not None and not is_number(score):
-            raise DataError(at, "", field=f"{pf}.score", expected="a finite number or null", got=score)
+            raise DataError(at, "", field=f"{pf}.score", expected="a finite number or null", got=score, fix=FIX)
         version = pred.get("model_version")
         out.append(Prediction(
             model_version=None if version is None else str(version)[:MAX_NAME],
@@ -821,7 +828,7 @@ def _settle_classes(ctx: ImportContext, order: list[str] | None, labels: Labels)
     outside = [n for n in dict.fromkeys(labels.seen.values()) if n not in ordered]
     if order is not None and outside:
         ctx.warn(f"classes not in the labelling config, added after its classes: {outside}")
-    ctx.writer.fixed_classes = ordered + outside
+    ctx.writer.declare_classes(ordered + outside)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1009,7 +1016,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     from urllib.parse import quote
 
     out = Path(out)
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     writer = TaskWriter(report)
     tasks = []
     (out / "images").mkdir(parents=True, exist_ok=True)

@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image
 
 from pipeline.core import ui
 from pipeline.core.dataset import DatasetWriter, Sample
 from pipeline.core.errors import DataError
 from pipeline.core.images import EXT_FOR_FORMAT, JUNK_NAMES, encode_png, open_image_bytes, sniff
+from pipeline.core.limits import load_yaml
 from pipeline.core.paths import SafeFiles, natural_sorted, read_regular, sha256_bytes
 from pipeline.formats.splits import split_from_path
 
@@ -172,8 +172,8 @@ def card_class_names(readme: Path) -> dict[str, list[str]]:
     if end < 0:
         return {}
     try:
-        meta = yaml.safe_load(text[3:end])
-    except yaml.YAMLError:
+        meta = load_yaml(text[3:end], str(readme))
+    except DataError:
         return {}
     infos = (meta or {}).get("dataset_info") if isinstance(meta, dict) else None
     if isinstance(infos, dict):

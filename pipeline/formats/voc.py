@@ -56,12 +56,14 @@ from defusedxml import DefusedXmlException
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.core.limits import MAX_OBJECTS, MAX_POINTS, check_count, read_capped
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     ImageFinder,
     Labels,
     add_image_sample,
+    count_attributes,
     decide_frame,
     fit_box,
     probe_image,
@@ -71,12 +73,14 @@ from pipeline.formats.common import (
 from pipeline.formats.splits import split_from_path
 
 NAME = "voc"
+LOOKS_FOR = "Pascal VOC XML file (<annotation> with <object>)"
 TASK = "detection"
 
 SPLIT_FILES = ("train", "val", "test", "trainval")
 ATTRIBUTE_TAGS = ("difficult", "truncated", "occluded", "pose")
 BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
 NOT_VOC = "XML files that are not VOC annotations"
+FIX = "fix the object in labelImg (or the XML), or delete it"
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,7 +144,7 @@ def _number(text: str | None, where: str, fld: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise DataError(where, "", field=fld, expected="a number", got=text) from None
+        raise DataError(where, "", field=fld, expected="a number", got=text, fix=FIX) from None
     if not math.isfinite(value):
         raise DataError(where, "", field=fld, expected="a finite number", got=text,
                         fix="fix the box in labelImg, or delete the object")
@@ -149,9 +153,10 @@ def _number(text: str | None, where: str, fld: str) -> float:
 
 def _polygon(el, where: str, fld: str) -> list[list[float]]:
     """``<polygon><x1>..</x1><y1>..</y1>...</polygon>`` (supervision's VOC polygons) as [x, y] points."""
+    check_count(len(el) // 2, MAX_POINTS, where, "polygon points", field=fld)
     values = [_number((c.text or "").strip() or None, where, f"{fld}.{c.tag}") for c in el]
     if len(values) % 2:
-        raise DataError(where, "", field=fld, expected="x, y pairs", got=f"{len(values)} values")
+        raise DataError(where, "", field=fld, expected="x, y pairs", got=f"{len(values)} values", fix=FIX)
     return [[values[i], values[i + 1]] for i in range(0, len(values), 2)]
 
 
@@ -176,7 +181,8 @@ def _size(el, where: str) -> tuple[int, int] | None:
     try:
         wv, hv = float(w), float(h)
     except ValueError:
-        raise DataError(where, "", field="size", expected="numbers", got=f"{w} x {h}") from None
+        raise DataError(where, "", field="size", expected="numbers", got=f"{w} x {h}",
+                        fix="correct <size> or delete it (the size is then read from the image)") from None
     if not (math.isfinite(wv) and math.isfinite(hv)) or wv <= 0 or hv <= 0:
         return None  # labelImg writes 0 x 0 when it could not read the image: read the size from the file
     return int(round(wv)), int(round(hv))
@@ -215,14 +221,18 @@ def parse_xml(data: bytes, where: str) -> VocFile | None:
     except DefusedXmlException as exc:
         raise DataError(where, f"refused: {type(exc).__name__} (DTDs, entities and external references are not "
                         "allowed in annotation files)", fix="remove the <!DOCTYPE ...> block") from None
+    except (LookupError, ValueError) as exc:  # an unknown or multi-byte encoding in the XML declaration
+        raise DataError(where, f"unsupported XML encoding ({exc})", line=1,
+                        fix="re-save the file as UTF-8 from the labelling tool") from None
     if root.tag != "annotation":
         return None
     objects: list[tuple[str, list[float], dict, list | None]] = []
     for i, obj in enumerate(root.iter("object")):
         fld = f"object[{i}]"
+        check_count(i + 1, MAX_OBJECTS, where, "objects", field=fld)
         name = _text(obj, "name")
         if name is None:
-            raise DataError(where, "", field=f"{fld}.name", expected="a class name", got=None)
+            raise DataError(where, "", field=f"{fld}.name", expected="a class name", got=None, fix=FIX)
         box = obj.find("bndbox")
         if box is None:
             raise DataError(where, "object without a box", field=f"{fld}.bndbox", expected="<bndbox>", got=None,
@@ -284,7 +294,19 @@ def detect(root: Path) -> Detection | None:
     splits = _find_split_files(root, files)
     desc = f"Pascal VOC XML: {len(files)} .xml files" + (f", splits from {', '.join(sorted({s for s in splits}))}"
                                                         if splits else "")
-    return Detection(score=60, description=desc)
+    voc = [f for f, k in zip(files[:len(kinds)], kinds, strict=True) if k == "voc"] + files[len(kinds):]
+    return Detection(score=60, description=desc, files=relative_files(root, voc))
+
+
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised)."""
+    objects = 0
+    classes: set[str] = set()
+    for path in paths:
+        names = [(o.findtext("name") or "").strip() for o in DET.fromstring(path.read_bytes(), forbid_dtd=True).iter("object")]
+        objects += len(names)
+        classes.update(names)
+    return {"images": len(paths), "objects": objects, "classes": len(classes)}
 
 
 def _find_split_files(root: Path, files: list[str]) -> dict[str, list[str]]:
@@ -375,11 +397,11 @@ def read(root: Path, ctx: ImportContext) -> None:
     on_invalid = ctx.options.on_invalid
     seen = labels.seen
     n_objects = difficult = 0
+    ctx.default_fix = FIX
     for path in ctx.progress(files, total=len(files), desc="import voc", unit="file"):
         where = path[cut:].replace(os.sep, "/")
         try:
-            with open(path, "rb") as fh:
-                data = fh.read()
+            data = read_capped(path, where, what="VOC XML file")
             parsed = parse_xml(data, where)
             if parsed is None:
                 ctx.skip(NOT_VOC)
@@ -489,6 +511,7 @@ def to_xml(sample: Sample, filename: str, depth: int, report: ExportReport | Non
             lines.append(f"\t\t<occluded>{escape(str(attrs['occluded']))}</occluded>")
         others = {k: v for k, v in attrs.items() if k not in ATTRIBUTE_TAGS and isinstance(v, (str, int, float))
                   and not isinstance(v, bool)}
+        count_attributes(report, o, "VOC", kept=(*ATTRIBUTE_TAGS, *others))  # (lists, objects and booleans)
         if others:
             lines.append("\t\t<attributes>")
             for k, v in sorted(others.items()):
@@ -512,7 +535,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """``Annotations/<name>.xml``, ``JPEGImages/<name>.<ext>``, ``ImageSets/Main/<split>.txt``."""
     out = Path(out)
     one_based = bool(options.get("one_based", True))
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     splits: dict[str, list[str]] = defaultdict(list)
     (out / "Annotations").mkdir(parents=True, exist_ok=True)
     for s in dataset.samples:

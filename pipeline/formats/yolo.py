@@ -62,18 +62,31 @@ import yaml
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import IMAGE_EXTS, JUNK_NAMES
+from pipeline.core.limits import (
+    MAX_CLASSES,
+    MAX_LINE_CHARS,
+    MAX_OBJECTS,
+    MAX_POINTS,
+    MAX_YAML_BYTES,
+    check_count,
+    decode_text,
+    load_yaml,
+    read_capped,
+)
 from pipeline.core.paths import SafeFiles, natural_key
-from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
     Labels,
     add_image_sample,
+    count_attributes,
     decide_frame,
     probe_image,
 )
 from pipeline.formats.splits import SPLIT_WORDS, split_from_path
 
 NAME = "yolo"
+LOOKS_FOR = "images with .txt label rows beside them or under labels/, data.yaml, or obj.data/obj.names (YOLO)"
 TASK = "detection"
 
 CLASS_FILES = ("classes.txt", "obj.names")
@@ -85,6 +98,10 @@ EPS = 1e-6  # normalised values this far outside [0, 1] are rounding, clipped si
 OUT_OF_RANGE = "label lines with values outside [0, 1]"
 BACKGROUND = "images without a label file (imported as background, no objects)"
 OBB = "oriented boxes (4-corner rows) kept as polygons with their rotation"
+OUTSIDE_ENTRIES = "config entries outside the import folder (ignored)"
+MISSING_ENTRIES = "config entries naming nothing in the import folder (ignored)"
+UNMATCHED_LIST = "list-file entries with no image in the import folder (ignored)"
+FIX = "fix or delete the line"
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,29 +123,36 @@ class Row:
 def _parse_line(text: str, where: str, line: int, kpt_shape: tuple[int, int] | None = None) -> Row | None:
     """One label line; None for a blank line. Errors name ``where:line`` and the field.
     `kpt_shape` (``data.yaml``'s ``[K, D]``): rows of ``5 + K*D`` fields are pose rows."""
+    if len(text) > MAX_LINE_CHARS:
+        raise DataError(where, "label line too long", line=line, expected=f"at most {MAX_LINE_CHARS:,} characters",
+                        got=f"{len(text):,} characters", fix=FIX)
     fields = text.split()
     if not fields:
         return None
     n = len(fields)
+    check_count((n - 1) // 2, MAX_POINTS, where, "polygon points", line=line)
     pose = kpt_shape is not None and n == 5 + kpt_shape[0] * kpt_shape[1]
     if not pose and n != 5 and (n < 7 or n % 2 == 0):
         expected = "5 fields (class cx cy w h) or 1 + 2n fields (class x1 y1 ... xn yn, n >= 3)"
         if kpt_shape is not None:
             expected += f", or {5 + kpt_shape[0] * kpt_shape[1]} (a pose row, kpt_shape {list(kpt_shape)})"
         raise DataError(where, f"unexpected field count {n}", line=line, expected=expected,
-                        got=_shown(text), fix="fix or delete the line")
+                        got=_shown(text), fix=FIX)
     try:
         cid = float(fields[0])
     except ValueError:
-        raise DataError(where, "", line=line, field="class", expected="an integer class id", got=fields[0]) from None
+        raise DataError(where, "", line=line, field="class", expected="an integer class id", got=fields[0],
+                        fix=FIX) from None
     if not math.isfinite(cid) or cid != int(cid) or cid < 0:
-        raise DataError(where, "", line=line, field="class", expected="an integer class id >= 0", got=fields[0])
+        raise DataError(where, "", line=line, field="class", expected="an integer class id >= 0", got=fields[0],
+                        fix=FIX)
     values: list[float] = []
     for k, f in enumerate(fields[1:], start=1):
         try:
             v = float(f)
         except ValueError:
-            raise DataError(where, "", line=line, field=f"field {k + 1}", expected="a number", got=f) from None
+            raise DataError(where, "", line=line, field=f"field {k + 1}", expected="a number", got=f,
+                            fix=FIX) from None
         if not math.isfinite(v):
             raise DataError(where, "", line=line, field=f"field {k + 1}", expected="a finite number", got=f,
                             fix="fix or delete the line")
@@ -140,7 +164,7 @@ def _parse_line(text: str, where: str, line: int, kpt_shape: tuple[int, int] | N
         cx, cy, w, h = values
         if w < 0 or h < 0:
             raise DataError(where, "negative size", line=line, field="w h", expected="w >= 0 and h >= 0",
-                            got=[w, h])
+                            got=[w, h], fix=FIX)
         out = out or cx - w / 2 < -EPS or cx + w / 2 > 1 + EPS or cy - h / 2 < -EPS or cy + h / 2 > 1 + EPS
         return Row(int(cid), box=values, out_of_range=out)
     return Row(int(cid), points=[[values[i], values[i + 1]] for i in range(0, len(values), 2)], out_of_range=out)
@@ -156,14 +180,15 @@ def _pose_row(cid: int, values: list[float], dims: int, where: str, line: int) -
     Ultralytics writes a missing keypoint as ``0 0`` (``0 0 0``): visibility 0; two values: visible (2)."""
     box, rest = values[:4], values[4:]
     if box[2] < 0 or box[3] < 0:
-        raise DataError(where, "negative size", line=line, field="w h", expected="w >= 0 and h >= 0", got=box[2:])
+        raise DataError(where, "negative size", line=line, field="w h", expected="w >= 0 and h >= 0", got=box[2:],
+                        fix=FIX)
     kps: list[list[float]] = []
     for i in range(0, len(rest), dims):
         x, y = rest[i], rest[i + 1]
         v = rest[i + 2] if dims == 3 else (0.0 if x == 0 and y == 0 else 2.0)
         if v not in (0.0, 1.0, 2.0):
             raise DataError(where, "", line=line, field=f"keypoint {i // dims} visibility",
-                            expected="0, 1 or 2", got=v)
+                            expected="0, 1 or 2", got=v, fix=FIX)
         kps.append([x, y, v])
     cx, cy, w, h = box
     out = (any(v < -EPS or v > 1 + EPS for v in box) or cx - w / 2 < -EPS or cx + w / 2 > 1 + EPS
@@ -232,27 +257,51 @@ def parse_names(text: str) -> list[str]:
     return [] if lines == [""] else lines
 
 
+_NAMES_FIX = "write names as a list ([cat, dog]) or as {0: cat, 1: dog}"
+
+
 def _names_from_yaml(data: object, where: str) -> list[str] | None:
     if not isinstance(data, dict):
-        raise DataError(where, "", expected="a YAML mapping (path, train, val, names)", got=type(data).__name__)
+        raise DataError(where, "", expected="a YAML mapping (path, train, val, names)", got=type(data).__name__,
+                        fix="write data.yaml as Ultralytics does: path, train, val and names keys")
     names = data.get("names")
     if names is None:
         nc = data.get("nc")
-        return [str(i) for i in range(int(nc))] if isinstance(nc, int) else None
+        if isinstance(nc, int) and not isinstance(nc, bool):
+            if not 0 <= nc <= MAX_CLASSES:
+                raise DataError(where, "", field="nc", expected=f"0..{MAX_CLASSES:,} classes", got=nc, fix=_NAMES_FIX)
+            return [str(i) for i in range(nc)]
+        return None
     if isinstance(names, list):
-        return [str(n) for n in names]
+        check_count(len(names), MAX_CLASSES, where, "classes", field="names")
+        return [_name(n, where, f"names[{i}]") for i, n in enumerate(names)]
     if isinstance(names, dict):
         try:
-            ids = {int(k): str(v) for k, v in names.items()}
+            ids = {_class_id(k): _name(v, where, f"names.{k}") for k, v in names.items()}
         except (TypeError, ValueError):
-            raise DataError(where, "", field="names", expected="{id: name} with integer ids", got=names) from None
+            raise DataError(where, "", field="names", expected="{id: name} with integer ids", got=names,
+                            fix=_NAMES_FIX) from None
+        for k in ids:
+            if not 0 <= k < MAX_CLASSES:
+                raise DataError(where, "", field="names", expected=f"ids 0..{MAX_CLASSES - 1:,}", got=k, fix=_NAMES_FIX)
         out = [""] * (max(ids) + 1 if ids else 0)
         for k, v in ids.items():
-            if k < 0:
-                raise DataError(where, "", field="names", expected="ids >= 0", got=k)
             out[k] = v
         return out
-    raise DataError(where, "", field="names", expected="a list or {id: name}", got=names)
+    raise DataError(where, "", field="names", expected="a list or {id: name}", got=names, fix=_NAMES_FIX)
+
+
+def _class_id(key: object) -> int:
+    if isinstance(key, bool) or not isinstance(key, (int, str)):
+        raise TypeError(key)
+    return int(key)
+
+
+def _name(value: object, where: str, field: str) -> str:
+    """A class name from data.yaml: text or a number (YAML reads ``0: 1`` as an int), nothing nested."""
+    if isinstance(value, (list, dict)) or value is None:
+        raise DataError(where, "", field=field, expected="a class name", got=value, fix=_NAMES_FIX)
+    return str(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,18 +358,53 @@ def _resolve(base: str, value: str, root: str, images: str | None = None) -> str
     """An existing path named in a config file, inside the root (or the images folder); else the
     same name at the root or in the images folder (config files often carry paths of the machine
     they were made on; darknet's ``data/obj_train_data/x.jpg`` names CVAT's export tree)."""
+    return _resolve_entry(base, value, root, images)[0]
+
+
+def _resolve_entry(base: str, value: str, root: str, images: str | None = None) -> tuple[str | None, str]:
+    """(path, "") for an existing path a config entry names inside the root or the images folder
+    (``--images DIR``), else (None, why): "outside" when it points out of them, "missing" when it
+    names nothing there. Tried in order: the path as written (under the images folder, then from
+    `base`), without its leading ``../`` (Roboflow's ``../train/images`` beside the export's own
+    ``train/``), its last name at the root and in the images folder, and without darknet's own
+    ``data/`` folder (``data/obj_train_data/x.jpg``)."""
     tops = [root, *([images] if images else [])]
-    value = value.replace("\\", "/")
-    name = value.rstrip("/").rsplit("/", 1)[-1]
-    tries = ([(images, value)] if images else []) + [(base, value)] + [(top, name) for top in tops]
-    if value.startswith("data/"):  # darknet: paths relative to darknet's own folder
-        tries += [(top, value[5:]) for top in tops]
+    text = value.replace("\\", "/")
+    stripped = text
+    while stripped.startswith(("../", "./")):
+        stripped = stripped.split("/", 1)[1]
+    name = text.rstrip("/").rsplit("/", 1)[-1]
+    tries = ([(images, text)] if images else []) + [(base, text)]
+    tries += [(top, stripped) for top in tops] + [(top, name) for top in tops]
+    if stripped.startswith("data/"):  # darknet: paths relative to darknet's own folder
+        tries += [(top, stripped[5:]) for top in tops]
+    outside = False
     for b, v in tries:
+        if not v:
+            continue
         p = os.path.normpath(os.path.join(b, v))
         inside = any(p == t or p.startswith(t.rstrip(os.sep) + os.sep) for t in tops)
-        if inside and os.path.exists(p):
-            return p
-    return None
+        if not inside:
+            outside = True
+        elif os.path.exists(p):
+            return p, ""
+    return None, "outside" if outside or os.path.isabs(text) else "missing"
+
+
+def _report_entry(ctx: ImportContext | None, cfg: str, key: str, value: object, why: str) -> None:
+    """Count and warn about a config entry that is ignored: outside SRC, naming nothing, or not a path."""
+    if ctx is None:
+        return
+    if why == "type":
+        shown = repr(value)
+        ctx.report.counts[MISSING_ENTRIES] += 1
+        ctx.warn(f"{ctx.rel(cfg)}: {key}: {shown if len(shown) <= 60 else shown[:57] + '...'} is not a path; ignored")
+    elif why == "outside":
+        ctx.report.counts[OUTSIDE_ENTRIES] += 1
+        ctx.warn(f"{ctx.rel(cfg)}: {key}: {value!r} points outside the import folder; ignored")
+    else:
+        ctx.report.counts[MISSING_ENTRIES] += 1
+        ctx.warn(f"{ctx.rel(cfg)}: {key}: {value!r} names nothing in the import folder; ignored")
 
 
 def _kpt_shape(data: dict, where: str) -> tuple[int, int] | None:
@@ -331,7 +415,8 @@ def _kpt_shape(data: dict, where: str) -> tuple[int, int] | None:
     if (not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool)
                                                                  for v in value)
             or not 0 < value[0] <= 1000 or value[1] not in (2, 3)):
-        raise DataError(where, "", field="kpt_shape", expected="[K, D]: K keypoints (1..1000), D = 2 or 3", got=value)
+        raise DataError(where, "", field="kpt_shape", expected="[K, D]: K keypoints (1..1000), D = 2 or 3", got=value,
+                        fix="write kpt_shape as Ultralytics does, e.g. kpt_shape: [17, 3]")
     return value[0], value[1]
 
 
@@ -348,15 +433,15 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
     splits: dict[str, str] = {}
     by_name: dict[str, str] = {}
     if kind == "yaml" and cfg:
-        raw = Path(cfg).read_bytes()
+        cfg_name = os.path.basename(cfg)
+        raw = read_capped(cfg, cfg_name, MAX_YAML_BYTES, what="YAML file", fix="data.yaml is a short config file")
         if ctx is not None:
             ctx.input_file(cfg, raw)
-        try:
-            data = yaml.safe_load(raw.decode("utf-8-sig")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise DataError(os.path.basename(cfg), f"not valid YAML ({exc})") from None
-        names = _names_from_yaml(data, os.path.basename(cfg))
-        kpt_shape = _kpt_shape(data, os.path.basename(cfg))
+        data = load_yaml(decode_text(raw, cfg_name), cfg_name,
+                         fix="fix the YAML (aliases and anchors are not allowed in data.yaml)")
+        data = {} if data is None else data
+        names = _names_from_yaml(data, cfg_name)
+        kpt_shape = _kpt_shape(data, cfg_name)
         base = root_s
         if isinstance(data.get("path"), str) and not os.path.isabs(data["path"]):
             base = _resolve(root_s, data["path"], root_s, images_dir) or root_s
@@ -365,9 +450,12 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
             values = data.get(key)
             for v in values if isinstance(values, list) else [values]:
                 if not isinstance(v, str):
+                    if v is not None:
+                        _report_entry(ctx, cfg, key, v, "type")
                     continue
-                p = _resolve(base, v, root_s, images_dir)
+                p, why = _resolve_entry(base, v, root_s, images_dir)
                 if p is None:
+                    _report_entry(ctx, cfg, key, v, why)
                     continue
                 if p in seen and seen[p] != key:  # the same folder for train and val: no split
                     splits.pop(p + os.sep, None)
@@ -376,22 +464,34 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
                 if os.path.isdir(p):
                     splits[p + os.sep] = key
                 elif safe.is_file(p):
-                    _list_file(p, key, by_name)
+                    _list_file(p, key, by_name, ctx, root_s)
     elif kind == "darknet" and cfg:
-        raw = Path(cfg).read_bytes()
+        cfg_name = os.path.basename(cfg)
+        raw = read_capped(cfg, cfg_name, MAX_YAML_BYTES, what="obj.data file", fix="obj.data is a short config file")
         if ctx is not None:
             ctx.input_file(cfg, raw)
         for line in raw.decode("utf-8", errors="replace").splitlines():
             if "=" not in line:
                 continue
             key, value = (s.strip() for s in line.split("=", 1))
-            p = _resolve(root_s, value, root_s, images_dir)
-            if key == "names" and p and safe.is_file(p):
-                names = parse_names(Path(p).read_text(encoding="utf-8-sig"))
-            elif key in ("train", "valid", "test") and p and safe.is_file(p):
-                _list_file(p, SPLIT_WORDS[key], by_name)
+            if key not in ("names", "train", "valid", "test"):
+                continue
+            p, why = _resolve_entry(root_s, value, root_s, images_dir)
+            if p is None:
+                _report_entry(ctx, cfg, key, value, why)
+            elif key == "names" and safe.is_file(p):
+                names = _read_names(p, root_s)
+            elif key in ("train", "valid", "test") and safe.is_file(p):
+                _list_file(p, SPLIT_WORDS[key], by_name, ctx, root_s)
     if names is None and safe.is_file(os.path.join(root_s, "obj.names")):
-        names = parse_names(Path(root_s, "obj.names").read_text(encoding="utf-8-sig"))
+        names = _read_names(os.path.join(root_s, "obj.names"), root_s)
+    if ctx is not None and by_name:
+        have = {os.path.basename(i) for i in images}
+        unmatched = sorted(n for n in by_name if n not in have)
+        if unmatched:
+            ctx.report.counts[UNMATCHED_LIST] += len(unmatched)
+            ctx.warn(f"{len(unmatched)} list-file entr{'y' if len(unmatched) == 1 else 'ies'} name no image in the "
+                     f"import folder (first: {unmatched[0]!r}); ignored")
     class_files = tuple(p for p in labels if os.path.basename(p).lower() in CLASS_FILES)
     if names is not None:
         class_files += (cfg or os.path.join(root_s, "obj.names"),)
@@ -399,8 +499,19 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
                   image_root=images_dir or root_s, kpt_shape=kpt_shape, class_files=class_files)
 
 
-def _list_file(path: str, split: str, by_name: dict[str, str]) -> None:
-    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+def _read_names(path: str, root: str) -> list[str]:
+    rel = os.path.relpath(path, root).replace(os.sep, "/")
+    return parse_names(read_capped(path, rel, what="class file").decode("utf-8-sig", errors="replace"))
+
+
+def _list_file(path: str, split: str, by_name: dict[str, str], ctx: ImportContext | None = None,
+               root: str = "") -> None:
+    """Image names of a darknet/Ultralytics list file (``train.txt``): each line's file name gives its split."""
+    rel = os.path.relpath(path, root).replace(os.sep, "/") if root else os.path.basename(path)
+    raw = read_capped(path, rel, what="list file")
+    if ctx is not None:
+        ctx.input_file(path, raw)
+    for line in raw.decode("utf-8", errors="replace").splitlines():
         line = line.strip()
         if line:
             by_name.setdefault(line.replace("\\", "/").rsplit("/", 1)[-1], SPLIT_WORDS.get(split, split))
@@ -438,9 +549,11 @@ def detect(root: Path) -> Detection | None:
         return None
     kind, cfg = _config(str(root))
     if kind == "yaml":
-        return Detection(score=70, description=f"YOLO (Ultralytics layout, {os.path.basename(cfg or '')})")
+        return Detection(score=70, description=f"YOLO (Ultralytics layout, {os.path.basename(cfg or '')})",
+                         files=relative_files(root, [cfg] if cfg else []))
     if kind == "darknet":
-        return Detection(score=70, description="YOLO (darknet obj.data / obj.names)")
+        return Detection(score=70, description="YOLO (darknet obj.data / obj.names)",
+                         files=relative_files(root, [cfg] if cfg else []))
     images, labels = _walk(str(root))
     if not images or not labels:
         return None
@@ -452,10 +565,8 @@ def detect(root: Path) -> Detection | None:
     for ln in sample[:5]:  # one bad file must not hide the format: at least one that parses
         try:
             with open(ln, encoding="utf-8", errors="replace") as fh:
-                for i, text in enumerate(fh, 1):
-                    _parse_line(text, ln, i)
-                    if i > 5:
-                        break
+                for i in range(1, 7):  # at most one line over the cap is read, and refused
+                    _parse_line(fh.readline(MAX_LINE_CHARS + 1), ln, i)
             good += 1
         except DataError:
             continue
@@ -464,7 +575,22 @@ def detect(root: Path) -> Detection | None:
     has_classes = any(os.path.basename(p).lower() in CLASS_FILES for p in labels) or os.path.isfile(
         os.path.join(root, "obj.names"))
     what = "labelImg layout with classes.txt" if has_classes else "txt labels beside images"
-    return Detection(score=55 if has_classes else 40, description=f"YOLO ({what}, {len(paired)}+ labelled images)")
+    return Detection(score=55 if has_classes else 40, description=f"YOLO ({what}, {len(paired)}+ labelled images)",
+                     files=relative_files(root, [ln for ln in labels if os.path.basename(ln).lower() not in NOT_LABELS]))
+
+
+def count(root: Path, paths: list[Path]) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised). For a data.yaml or obj.data layout, its label files."""
+    lay = layout(Path(root))
+    labels = [Path(p) for p in lay.labels if os.path.basename(p).lower() not in NOT_LABELS]
+    objects = 0
+    ids: set[str] = set()
+    for path in labels:
+        rows = [ln.split()[0] for ln in path.read_text(encoding="utf-8-sig", errors="replace").splitlines() if ln.split()]
+        objects += len(rows)
+        ids.update(rows)
+    classes = len([n for n in lay.names if n]) if lay.names is not None else len(ids)
+    return {"images": len(lay.images), "objects": objects, "classes": classes}
 
 
 # --------------------------------------------------------------------------------------------
@@ -492,9 +618,10 @@ class _ClassFiles:
         for name in CLASS_FILES:
             p = os.path.join(folder, name)
             if self.ctx.files.is_file(p):
-                raw = Path(p).read_bytes()
+                raw = read_capped(p, self.ctx.rel(p), what="class file")
                 self.ctx.input_file(p, raw)
                 found = (parse_names(raw.decode("utf-8-sig", errors="replace")), self.ctx.rel(p))
+                declare_names(self.ctx, found[0], found[1])
                 break
         else:
             parent = os.path.dirname(folder)
@@ -571,11 +698,15 @@ def read(root: Path, ctx: ImportContext) -> None:
     if not lay.images:
         where = f"--images {ctx.options.images}" if ctx.options.images is not None else str(root)
         raise UsageError(f"{where}: no images found", fix="point at the folder with the images and their .txt labels")
+    if lay.names is not None:
+        declare_names(ctx, lay.names, ctx.rel(lay.config) if lay.config else "obj.names")
     classes = _ClassFiles(root_s, lay.names, ctx, default=ctx.options.classes)
+    bare_ids: set[int] = set()  # class ids used as names (no class file)
     labels = Labels(ctx)
     pairs = _Pairing(lay.labels, root_s, lay.image_root).assign(lay.images)
     used_labels: set[str] = set()
     on_invalid = ctx.options.on_invalid
+    ctx.default_fix = "fix or delete the line, or move the label file out of the import folder"
     warned_ids = False
     objects_read = 0
     for image in ctx.progress(lay.images, total=len(lay.images), desc="import yolo", unit="img"):
@@ -597,10 +728,12 @@ def read(root: Path, ctx: ImportContext) -> None:
                     _ids_as_names(lay, label_file, root_s)
                     ctx.warn("no classes.txt, obj.names or data.yaml: class ids are used as class names")
                     warned_ids = True
-                raw = Path(label_file).read_bytes()
+                raw = read_capped(label_file, where, what="label file")
                 ctx.input_file(label_file, raw)
                 objects = _objects(raw, where, names, names_file, frame.source_size, on_invalid, labels, ctx,
                                    lay.kpt_shape)
+                if names is None:
+                    bare_ids.update(int(o.label) for o in objects if o.label.isdigit())
             sid = os.path.splitext(rel_image)[0]
             sample = Sample(id=sid, split=_split_of(image, lay.image_root, lay), objects=objects,
                             source={"file": where, "image": rel_image})
@@ -609,6 +742,9 @@ def read(root: Path, ctx: ImportContext) -> None:
             objects_read += len(objects)
         except DataError as err:
             ctx.bad(err)
+    if bare_ids:  # no class file: each id is its own name, and keeps its number
+        ordered = sorted(bare_ids)
+        ctx.declare_classes([str(i) for i in ordered], ordered)
     unpaired = [lf for lf in lay.labels if lf not in used_labels and os.path.basename(lf).lower() not in NOT_LABELS]
     if objects_read == 0:
         _nothing_read(lay, unpaired, root_s, ctx)
@@ -616,6 +752,13 @@ def read(root: Path, ctx: ImportContext) -> None:
         rel = os.path.relpath(lf, root_s).replace(os.sep, "/")
         ctx.bad(DataError(rel, "label file without an image", expected="an image of the same name beside it "
                           "(or under images/ for labels/)", got=None, fix="add the image or delete the label file"))
+
+
+def declare_names(ctx: ImportContext, names: list[str], where: str) -> None:
+    """A class file's names as the source's classes: each name's id is its line (or key); a blank
+    entry is an unused id."""
+    kept = [(n, i) for i, n in enumerate(names) if n]
+    ctx.declare_classes([n for n, _ in kept], [i for _, i in kept], where=where)
 
 
 def _ids_as_names(lay: Layout, label_file: str, root: str) -> None:
@@ -651,24 +794,22 @@ def _nothing_read(lay: Layout, unpaired: list[str], root: str, ctx: ImportContex
 
 def _has_rows(path: str) -> bool:
     try:
-        with open(path, "rb") as fh:
-            return any(line.strip() for line in fh.read(1 << 16).splitlines())
-    except OSError:
+        raw = read_capped(path, path, what="label file")
+    except DataError:
         return False
+    return any(line.strip() for line in raw.splitlines())
 
 
 def _objects(raw: bytes, where: str, names: list[str] | None, names_file: str | None, size: tuple[int, int],
              on_invalid: str, labels: Labels, ctx: ImportContext,
              kpt_shape: tuple[int, int] | None = None) -> list[Obj]:
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError(where, "not UTF-8 text", fix="re-save the label file as UTF-8") from None
+    text = decode_text(raw, where, fix="re-save the label file as UTF-8")
     rows: list[tuple[int, Row]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         row = _parse_line(line, where, lineno, kpt_shape)
         if row is not None:
             rows.append((lineno, row))
+            check_count(len(rows), MAX_OBJECTS, where, "objects", line=lineno)
     bad = [ln for ln, r in rows if r.out_of_range]
     if bad:
         ctx.report.counts[OUT_OF_RANGE] += len(bad)
@@ -714,6 +855,7 @@ def sample_lines(sample: Sample, class_ids: dict[str, int], report: ExportReport
     lines: list[str] = []
     for o in sample.objects or []:
         cid = class_ids[o.label]
+        count_attributes(report, o, "YOLO")
         rings = [r for r in (o.polygon or []) if len(r) >= 3]
         if rings:
             ring = max(rings, key=lambda r: polygon_area([r]))
@@ -730,7 +872,7 @@ def sample_lines(sample: Sample, class_ids: dict[str, int], report: ExportReport
                 report.dropped["masks (YOLO boxes/polygons only; the box is written)"] += 1
             if box is None:
                 if report is not None:
-                    report.dropped["objects without a box or polygon (keypoints, lines)"] += 1
+                    report.dropped["objects without a box or polygon (keypoints, polylines)"] += 1
                 continue
             x1, y1, x2, y2 = box
             # YOLO: centre and size normalised by the image size.
@@ -744,9 +886,11 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """Ultralytics layout: ``data.yaml``, ``images/<split>/``, ``labels/<split>/`` (no split folders
     when the dataset has no splits)."""
     out = Path(out)
-    class_ids = {c: i for i, c in enumerate(dataset.classes)}
+    # the source's ids where recorded, else (or with options ids=positions) positions
+    class_ids = dataset.class_ids if options.get("ids", "source") == "source" else {
+        c: i for i, c in enumerate(dataset.classes)}
     use_splits = any(s.split for s in dataset.samples)
-    names = ExportNames()
+    names = ExportNames(dataset.samples)
     split_dirs: dict[str, str] = {}
     counts: dict[str, int] = defaultdict(int)
     for s in dataset.samples:
@@ -777,7 +921,11 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
             report.warnings.append("data.yaml: train and val point at the same folder (the dataset lacks one split)")
     else:
         cfg["train"] = cfg["val"] = "images"
-    cfg["names"] = dict(enumerate(dataset.classes))
+    cfg["names"] = {cid: name for name, cid in sorted(class_ids.items(), key=lambda kv: kv[1])}
+    if sorted(class_ids.values()) != list(range(len(class_ids))):
+        report.warnings.append("data.yaml: the class ids kept from the source are not 0..N-1 "
+                               f"({sorted(class_ids.values())[:8]}...); Ultralytics training expects 0..N-1: "
+                               "export with --ids positions for those")
     text = yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
     (out / "data.yaml").write_text(text, encoding="utf-8")
     report.files += 1

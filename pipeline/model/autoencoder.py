@@ -26,25 +26,32 @@ class ConvAutoencoder(nn.Module):
     """Encoder (strided convs) and decoder (transposed convs) for C x 32 x 32 inputs; output = input shape."""
 
     variant = "autoencoder"
+    widths: tuple[int, int, int] = (16, 32, 64)  # the three strided convs' output channels, mirrored by the decoder
 
-    def __init__(self, in_channels: int = 1, code_channels: int = 64) -> None:
+    def __init__(self, in_channels: int = 1, code_channels: int = 64,
+                 widths: tuple[int, int, int] | None = None) -> None:
         super().__init__()
         self.in_channels = in_channels
+        if widths is not None:
+            from pipeline.model.number_model import check_widths
+
+            self.widths = check_widths(widths, 3, self.variant)
+        w1, w2, w3 = self.widths
         self.encoder = nn.Sequential(
-            nn.Conv2d(in_channels, 16, 3, stride=2, padding=1),
+            nn.Conv2d(in_channels, w1, 3, stride=2, padding=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.Conv2d(w1, w2, 3, stride=2, padding=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.Conv2d(w2, w3, 3, stride=2, padding=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(64, code_channels, 3),
+            nn.Conv2d(w3, code_channels, 3),
             nn.ReLU(inplace=True),
         )
         self.decoder = nn.Sequential(
-            UpBlock(code_channels, 64, kernel_size=3, stride=1, padding=0),  # the seed's 2x2 -> 4x4
-            UpBlock(64, 32),
-            UpBlock(32, 16),
-            UpBlock(16, in_channels, activation=False),
+            UpBlock(code_channels, w3, kernel_size=3, stride=1, padding=0),  # the seed's 2x2 -> 4x4
+            UpBlock(w3, w2),
+            UpBlock(w2, w1),
+            UpBlock(w1, in_channels, activation=False),
         )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

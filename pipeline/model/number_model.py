@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from pipeline.model.autoencoder import ConvAutoencoder
 from pipeline.model.layers import (
     ConvBNReLU,
     DepthwiseSeparableConv,
@@ -31,16 +32,19 @@ from pipeline.model.layers import (
 class NumberModel(nn.Module):
     """The standard variant: plain 5x5 convs, N * (5*5*C) + N parameters each (conv 1: 156, conv 2: 2,416).
 
-    Subclasses override `make_conv` to replace the convs; `widths` are the two convs' output channels.
+    Subclasses override `make_conv` to replace the convs; `widths` are the two convs' output channels
+    (the class default, or any two positive counts given when building: `widths=(12, 32)`).
     """
 
     variant = "standard"
     widths: tuple[int, int] = (6, 16)
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, widths: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.num_classes = num_classes
+        if widths is not None:
+            self.widths = check_widths(widths, 2, self.variant)
         w1, w2 = self.widths
         self.features = nn.Sequential(
             self.make_conv(in_channels, w1, 5, first=True),
@@ -116,9 +120,10 @@ class GroupedNumberModel(NumberModel):
     variant = "grouped"
     widths = (8, 16)
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, groups: int = 2) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, groups: int = 2,
+                 widths: tuple[int, int] | None = None) -> None:
         self.groups = groups
-        super().__init__(in_channels, num_classes)
+        super().__init__(in_channels, num_classes, widths)
 
     def make_conv(self, in_channels: int, out_channels: int, kernel_size: int, first: bool) -> nn.Module:
         if first:
@@ -176,6 +181,17 @@ class WideNumberModel(nn.Module):
         return self.classifier(self.features(x))
 
 
+def check_widths(widths, count: int, variant: str) -> tuple[int, ...]:
+    """`widths` as a tuple of `count` positive ints; a clear error otherwise."""
+    from pipeline.core.errors import UsageError
+
+    values = tuple(widths)
+    if len(values) != count or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in values):
+        raise UsageError(f"model variant {variant!r}: widths {list(values)} should be {count} positive integers",
+                         fix=f"give {count} channel counts, e.g. widths=" + ",".join(["16"] * count))
+    return values
+
+
 # name -> class; every class takes (in_channels, num_classes, **options) and expects 32x32 inputs.
 VARIANTS: dict[str, Callable[..., nn.Module]] = {
     "standard": NumberModel,
@@ -187,20 +203,39 @@ VARIANTS: dict[str, Callable[..., nn.Module]] = {
     "wide": WideNumberModel,
 }
 
+# name -> class of the reconstruction models: the output is the input image, there are no classes.
+# Each takes (in_channels, **options) and expects 32x32 inputs; `pipeline train` trains them on any images.
+AUTOENCODERS: dict[str, Callable[..., nn.Module]] = {
+    "autoencoder": ConvAutoencoder,
+}
+
+
+def model_names() -> list[str]:
+    """Every name `build_model` accepts: the classifier variants, then the reconstruction models."""
+    return [*VARIANTS, *AUTOENCODERS]
+
+
+def model_task(variant: str) -> str:
+    """What a variant learns: `reconstruction` for the autoencoders, `classification` for the rest."""
+    return "reconstruction" if variant in AUTOENCODERS else "classification"
+
 
 def build_model(variant: str = "standard", in_channels: int = 1, num_classes: int = 10, **kwargs) -> nn.Module:
-    """The model for `variant`; an unknown name lists the valid ones.
+    """The model for `variant` (a classifier or an autoencoder); an unknown name lists the valid ones.
 
-    Extra keyword options go to the variant (`groups` for `grouped`, `dropout` for `wide`).
+    Extra keyword options go to the variant (`groups` for `grouped`, `widths` for the NumberModel
+    variants and the autoencoder, `dropout` for `wide`). An autoencoder ignores `num_classes`.
     """
     from pipeline.core.errors import UsageError
 
-    if variant not in VARIANTS:
-        raise UsageError(f"unknown model variant {variant!r}", fix=f"use one of: {', '.join(VARIANTS)}")
-    factory = VARIANTS[variant]
+    if variant not in VARIANTS and variant not in AUTOENCODERS:
+        raise UsageError(f"unknown model variant {variant!r}", fix=f"use one of: {', '.join(model_names())}")
+    factory = VARIANTS.get(variant) or AUTOENCODERS[variant]
     accepted = [name for name in inspect.signature(factory).parameters if name not in ("in_channels", "num_classes")]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise UsageError(f"model variant {variant!r} has no option {', '.join(unknown)}",
                          fix=f"use one of: {', '.join(accepted)}" if accepted else "give no options")
+    if variant in AUTOENCODERS:
+        return factory(in_channels=in_channels, **kwargs)
     return factory(in_channels=in_channels, num_classes=num_classes, **kwargs)

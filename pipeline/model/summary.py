@@ -25,12 +25,11 @@ import torch
 from torch import nn
 
 from pipeline.core.errors import UsageError
-from pipeline.model.autoencoder import ConvAutoencoder
 from pipeline.model.layers import conv_output_size, conv_transpose_output_size
-from pipeline.model.number_model import VARIANTS, build_model
+from pipeline.model.number_model import VARIANTS, build_model, model_names
 
-# Models `pipeline model summary` can show beyond the classifiers (which are not `build_model` variants).
-EXTRA_MODELS = {"autoencoder": ConvAutoencoder}
+__all__ = ["ModelSummary", "LayerRow", "compare", "compare_table", "model_names", "parse_input", "summarize",
+           "summary_model"]
 
 Shape = tuple[int, ...]
 
@@ -124,17 +123,8 @@ def parse_input(text: str) -> Shape:
     return shape
 
 
-def model_names() -> list[str]:
-    """Every name `summary_model` accepts: the classifier variants, then the extra models."""
-    return [*VARIANTS, *EXTRA_MODELS]
-
-
 def summary_model(variant: str, in_channels: int = 1, num_classes: int = 10, **options: Any) -> nn.Module:
-    """The classifier variant (via `build_model`) or one of the extra models (`autoencoder`)."""
-    if variant in EXTRA_MODELS:
-        return EXTRA_MODELS[variant](in_channels=in_channels, **options)
-    if variant not in VARIANTS:
-        raise UsageError(f"unknown model variant {variant!r}", fix=f"use one of: {', '.join(model_names())}")
+    """The classifier variant or autoencoder `variant`, built exactly as `pipeline train` builds it."""
     return build_model(variant, in_channels, num_classes, **options)
 
 

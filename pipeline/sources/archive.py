@@ -35,7 +35,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.core import ui
+from pipeline.core import outputs, ui
 from pipeline.core.dataset import replace_dir
 from pipeline.core.errors import DataError
 from pipeline.core.paths import fsync_dir, natural_sorted, sha256_file
@@ -205,7 +205,6 @@ class _Writer:
                                          got="/".join(parts))
                 self._grow(len(block))
                 out.write(block)
-        os.chmod(target, 0o644)
         self.files["/".join(parts)] = target
 
     def copy(self, parts: list[str], target_parts: list[str]) -> bool:
@@ -245,6 +244,7 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike, limits: Archive
     dest.parent.mkdir(parents=True, exist_ok=True)
     for stale in dest.parent.glob(f".{dest.name}.extract-*"):
         shutil.rmtree(stale, ignore_errors=True)
+    outputs.sweep_stale(dest)  # an earlier extraction a kill caught mid-replacement
     tmp = dest.with_name(f".{dest.name}.extract-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     writer = _Writer(tmp, where, limits, archive.stat().st_size)

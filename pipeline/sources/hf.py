@@ -25,6 +25,9 @@ from pipeline.core.paths import sha256_file
 from pipeline.sources.download import Download
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+# The HTTP stacks huggingface_hub runs on (httpx, or its httpx2 fork, over httpcore; requests over urllib3
+# in older releases): an exception raised from one of these packages is the network failing.
+HTTP_PACKAGES = frozenset({"httpx", "httpx2", "httpcore", "requests", "urllib3", "h11", "h2"})
 
 
 @dataclass
@@ -46,6 +49,11 @@ def _git_blob_sha1(path: Path) -> str:
         while block := fh.read(1 << 20):
             h.update(block)
     return h.hexdigest()
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """True for a connection, timeout or protocol error of the HTTP client (refused, reset, DNS, TLS...)."""
+    return any(cls.__module__.split(".")[0] in HTTP_PACKAGES for cls in type(exc).__mro__)
 
 
 def _matches(path: str, include: list[str] | None) -> bool:
@@ -122,6 +130,12 @@ def download(repo: str, raw: Path, *, revision: str | None = None, include: list
     except OSError as exc:
         raise NetworkError(f"{repo}: download from {endpoint} failed ({exc})",
                            fix="check your connection and disk space, then run the same command again") from exc
+    except Exception as exc:
+        if not is_transport_error(exc):
+            raise
+        detail = str(exc).splitlines()[0] if str(exc).strip() else "no answer"
+        raise NetworkError(f"{repo}: cannot reach {endpoint} ({type(exc).__name__}: {detail})",
+                           fix="check your connection (and HF_ENDPOINT), then run the same command again") from exc
     result = HfDownload(repo=repo, revision=rev, commit=commit, folder=raw, endpoint=endpoint)
     for path in wanted:
         local = raw / path

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 import requests
 
 from pipeline import __version__
+from pipeline.core import failpoints
 from pipeline.core.errors import NetworkError, UsageError
 from pipeline.core.images import sniff
 from pipeline.core.paths import fsync_dir
@@ -589,6 +590,7 @@ class Fetcher:
                                     raise FetchFailure("content-mismatch", f"{url}: {why}")
                                 checked = True
                         fh.write(block)
+                        failpoints.hit("http.chunk")
                         hashes.update(block)
                         written += len(block)
                         result.transferred += len(block)

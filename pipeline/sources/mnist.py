@@ -116,12 +116,12 @@ def _png(arr: np.ndarray) -> bytes:
 
 
 def write_dataset(out: Path, parts: Iterable[Part], *, stage_params: dict, inputs: dict[str, str],
-                  desc: str) -> Dataset:
+                  desc: str, overwrite: bool = False) -> Dataset:
     """Encode every image as PNG and write one canonical dataset (temp folder, renamed when complete)."""
     parts = list(parts)
     total = sum(len(p.labels) for p in parts)
     with DatasetWriter(out, task="classification", stage="fetch", classes=CLASSES, params=stage_params,
-                       inputs=inputs) as w, ui.progress(total=total, desc=desc, unit="img") as bar:
+                       inputs=inputs, overwrite=overwrite) as w, ui.progress(total=total, desc=desc, unit="img") as bar:
         for part in parts:
             width = max(4, len(str(len(part.labels) - 1)))
             for i in range(len(part.labels)):
@@ -157,8 +157,9 @@ def embedded_splits(labels: np.ndarray, test_per_class: int = EMBEDDED_TEST_PER_
     return splits
 
 
-def fetch_embedded(out: Path, *, folder: Path | None = None) -> tuple[Dataset, FetchReport]:
-    """Write the embedded 5,000-image subset as a canonical dataset at `out`."""
+def fetch_embedded(out: Path, *, folder: Path | None = None, overwrite: bool = False) -> tuple[Dataset, FetchReport]:
+    """Write the embedded 5,000-image subset as a canonical dataset at `out` (an earlier dataset
+    there replaced only with `overwrite`)."""
     folder = Path(folder) if folder is not None else embedded_dir()
     images_path, labels_path = folder / EMBEDDED_IMAGES, folder / EMBEDDED_LABELS
     missing = [p for p in (images_path, labels_path) if not p.is_file()]
@@ -169,7 +170,8 @@ def fetch_embedded(out: Path, *, folder: Path | None = None) -> tuple[Dataset, F
     splits = embedded_splits(labels)
     part = Part(images, labels, EMBEDDED_IMAGES, "mnist5k", splits)
     params = {"source": "mnist", "embedded": True, "test_per_class": EMBEDDED_TEST_PER_CLASS}
-    dataset = write_dataset(out, [part], stage_params=params, inputs=hashes, desc="write mnist5k")
+    dataset = write_dataset(out, [part], stage_params=params, inputs=hashes, desc="write mnist5k",
+                            overwrite=overwrite)
     report = FetchReport(source=f"embedded subset ({folder})", counts=Counter(splits))
     return dataset, report
 
@@ -298,7 +300,7 @@ def download(raw: Path, *, mirrors: list[str] | None = None,
 
 
 def fetch_real(out: Path, *, raw_dir: Path | None = None, mirrors: Sequence[str] = (),
-               resources: list[tuple[str, str]] | None = None) -> tuple[Dataset, FetchReport]:
+               resources: list[tuple[str, str]] | None = None, overwrite: bool = False) -> tuple[Dataset, FetchReport]:
     """Download (or reuse) the real MNIST and write it as a canonical dataset with the official split."""
     raw = Path(raw_dir) if raw_dir is not None else default_raw_dir(out)
     chosen = resolve_mirrors(mirrors)
@@ -313,7 +315,7 @@ def fetch_real(out: Path, *, raw_dir: Path | None = None, mirrors: Sequence[str]
         parts.append(Part(images, labels, img_name, split, [split] * len(labels)))
     params = {"source": "mnist", "embedded": False, "mirrors": chosen or "torchvision default",
               "raw": str(raw)}
-    dataset = write_dataset(out, parts, stage_params=params, inputs=inputs, desc="write mnist")
+    dataset = write_dataset(out, parts, stage_params=params, inputs=inputs, desc="write mnist", overwrite=overwrite)
     report = FetchReport(source="MNIST (torchvision download)", raw_dir=raw,
                          counts=Counter({p.id_prefix: len(p.labels) for p in parts}),
                          downloaded=downloaded, reused=reused)

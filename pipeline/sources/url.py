@@ -31,6 +31,9 @@ from pipeline.sources.download import Download
 from pipeline.sources.http import DownloadResult, Fetcher, HttpOptions, expected_kind
 
 MANIFEST = ".downloads.json"
+# Failure reasons (from sources.http) that mean the host could not be reached at all: refused, reset,
+# timed out, name not resolved. A server's answer (404, 503, wrong content) is not one of them.
+NETWORK_REASONS = frozenset({"connection"})
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 
@@ -55,6 +58,10 @@ class FetchReport:
 
     def reasons(self) -> Counter:
         return Counter(reason for _, reason, _ in self.failures)
+
+    def unreachable(self) -> list[tuple[str, str, str]]:
+        """The failures where the network failed (refused, reset, timed out, DNS), not the server's answer."""
+        return [f for f in self.failures if f[1] in NETWORK_REASONS]
 
     @property
     def downloaded(self) -> int:

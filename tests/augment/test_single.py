@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.augment.kernels import rle_encode
@@ -66,11 +66,15 @@ def test_boxes_stay_inside_the_image_and_inputs_are_not_modified(box, seed, op):
 
 @SETTINGS
 @given(box=boxes, seed=st.integers(0, 2**32), op=st.sampled_from(GEOMETRIC))
+@example(box=(34, 19, 24, 8), seed=374096, op="perspective")  # a corner drawn out into a faint sliver
 def test_a_box_still_covers_its_content_after_a_geometric_op(box, seed, op):
-    """Paint the box, augment, compare the painted region's bounds with the transformed box."""
+    """Paint the box, augment, compare the painted region's bounds with the transformed box.
+
+    Every pixel the painted region reaches counts (> 0): a corner that a warp draws out into a
+    sliver thinner than a pixel keeps only faint values, and the box must still reach it."""
     img, bbox = painted(box)
     out = ops_for(op)(Item(img, None, [Obj("a", bbox=bbox)]), np.random.default_rng(seed))
-    ys, xs = np.nonzero(out.image > 127)
+    ys, xs = np.nonzero(out.image > 0)
     if not out.objects:  # dropped: little of the painted region may remain visible
         assert xs.size <= 0.3 * (bbox[2] - bbox[0]) * (bbox[3] - bbox[1]) + 4 * 64
         return

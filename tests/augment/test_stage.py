@@ -353,3 +353,16 @@ def test_cli_help_has_an_example_and_preview_renders(cls_data, det_data, tmp_pat
         png = render_recipe_preview(load_dataset(data), RECIPES / f"{recipe}.yaml", tmp_path / f"{recipe}.png", n=4)
         with Image.open(png) as im:
             assert im.size[0] > 200 and im.size[1] > 200
+
+
+def test_the_source_class_ids_are_kept(tmp_path):
+    import json
+
+    from tests.helpers import make_detection_dataset
+
+    src = make_detection_dataset(tmp_path / "det", n=4)
+    info = json.loads((src / "dataset.json").read_text())
+    (src / "dataset.json").write_text(json.dumps({**info, "class_ids": {"red": 5, "green": 1}}))
+    run_augment(src, RECIPES / "detection.yaml", tmp_path / "aug", copies=1, seed=0, workers=1)
+    ds = load_dataset(tmp_path / "aug")
+    assert ds.classes == ["red", "green"] and ds.info.class_ids == {"red": 5, "green": 1}

@@ -31,6 +31,21 @@ def test_one_copy_per_train_sample_with_its_summary(data, tmp_path):
     assert f"{len(train)} as files under images/augmented/" in result.output
 
 
+def test_an_unsplit_dataset_is_augmented_whole_as_train_would_train_on_it(tmp_path):
+    data = make_classification_dataset(tmp_path / "ds", classes=2, per_class=3, splits=None)
+    out = tmp_path / "aug"
+    result = invoke("augment", data, "--recipe", RECIPE, "--copies", "2", "--out", out, "--pack", "never")
+    assert result.exit_code == 0, result.output
+    assert "no `train` split: augmenting the 6 samples without a split" in result.output
+    assert len(load_dataset(out).samples) == 6 + 12
+
+
+def test_a_dataset_with_a_train_split_leaves_its_unsplit_samples_alone(data, tmp_path):
+    result = invoke("augment", data, "--recipe", RECIPE, "--copies", "1", "--out", tmp_path / "aug")
+    assert result.exit_code == 0, result.output
+    assert "without a split" not in result.output
+
+
 def test_the_same_seed_writes_the_same_samples(data, tmp_path):
     for name in ("a", "b"):
         assert invoke("augment", data, "--recipe", RECIPE, "--out", tmp_path / name, "--seed", "7").exit_code == 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,28 +50,33 @@ def test_export_then_import_auto_round_trips_with_summaries(tmp_path) -> None:
     assert imported.exit_code == 0, imported.output
     assert "imported 4 samples" in imported.output
     back = load_dataset(tmp_path / "back")
-    assert back.classes == ["green", "red"] and len(back.samples) == 4  # imported classes are sorted by name
+    assert back.classes == ["red", "green"] and len(back.samples) == 4  # the source's order, through data.yaml
     assert Counter(o.label for s in back.samples for o in s.objects) == Counter(red=4, green=4)
     assert back.splits() == {"train": 2, "val": 2}
 
 
-def test_export_refuses_a_non_empty_folder_unless_overwrite(tmp_path, main) -> None:
+def test_export_replaces_only_an_earlier_export_and_only_with_overwrite(tmp_path, main) -> None:
     src = make_detection_dataset(tmp_path / "det", n=2)
     out = tmp_path / "voc"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    proc = main("export", src, "--format", "voc", "--out", out)
-    assert proc.returncode == 2 and "exists and is not empty" in proc.stderr
-    assert (out / "keep.txt").read_text() == "mine"
-    assert main("export", src, "--format", "voc", "--out", out, "--overwrite").returncode == 0
-    assert not (out / "keep.txt").exists()
+    for extra in ((), ("--overwrite",)):  # someone else's folder: refused, with or without --overwrite
+        proc = main("export", src, "--format", "voc", "--out", out, *extra)
+        assert proc.returncode == 2 and "files no pipeline stage wrote" in proc.stderr
+        assert (out / "keep.txt").read_text() == "mine"
+    other = tmp_path / "voc2"
+    assert main("export", src, "--format", "voc", "--out", other).returncode == 0
+    proc = main("export", src, "--format", "voc", "--out", other)
+    assert proc.returncode == 2 and "already holds a pipeline export" in proc.stderr and "--overwrite" in proc.stderr
+    assert main("export", src, "--format", "coco", "--out", other, "--overwrite").returncode == 0
+    assert json.loads((other / ".pipeline-export").read_text())["format"] == "coco"
 
 
 def test_export_never_overwrites_a_dataset(tmp_path, main) -> None:
     src = make_detection_dataset(tmp_path / "det", n=2)
     other = make_detection_dataset(tmp_path / "other", n=2)
     proc = main("export", src, "--format", "coco", "--out", other, "--overwrite")
-    assert proc.returncode == 2 and "is a pipeline dataset" in proc.stderr
+    assert proc.returncode == 2 and "holds a pipeline dataset" in proc.stderr
     assert len(load_dataset(other).samples) == 2
 
 
@@ -79,3 +85,42 @@ def test_unknown_format_and_bad_map_are_usage_errors(tmp_path) -> None:
     assert result.exit_code == 2 and "Invalid value for 'FORMAT'" in result.output
     result = invoke("export", tmp_path, "--format", "auto", "--out", tmp_path / "x")
     assert result.exit_code == 2 and "Invalid value for '--format'" in result.output
+
+
+def test_import_summary_shows_the_source_class_ids(tmp_path) -> None:
+    import json
+
+    from tests.helpers import png
+
+    src = tmp_path / "coco"
+    src.mkdir()
+    (src / "a.png").write_bytes(png())
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 5, 5]}],
+           "categories": [{"id": 3, "name": "car"}, {"id": 1, "name": "person"}]}
+    (src / "instances.json").write_text(json.dumps(doc))
+    imported = invoke("import", "coco", src, "--out", tmp_path / "ds")
+    assert imported.exit_code == 0, imported.output
+    assert "class ids (the source's)" in imported.output and "car=3, person=1" in imported.output
+    assert load_dataset(tmp_path / "ds").classes == ["car", "person"]
+
+
+def test_export_writes_the_source_ids_or_positions(tmp_path) -> None:
+    import json
+
+    from tests.helpers import png
+
+    src = tmp_path / "coco"
+    src.mkdir()
+    (src / "a.png").write_bytes(png())
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 5, "bbox": [1, 1, 5, 5]}],
+           "categories": [{"id": 5, "name": "car"}]}
+    (src / "instances.json").write_text(json.dumps(doc))
+    assert invoke("import", "coco", src, "--out", tmp_path / "ds").exit_code == 0
+    for ids, expected in (("source", 5), ("positions", 1)):
+        result = invoke("export", tmp_path / "ds", "--format", "coco", "--out", tmp_path / ids, "--ids", ids)
+        assert result.exit_code == 0, result.output
+        written = json.loads(next((tmp_path / ids).rglob("*.json")).read_text())
+        assert [c["id"] for c in written["categories"]] == [expected]
+        assert [a["category_id"] for a in written["annotations"]] == [expected]

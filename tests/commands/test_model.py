@@ -77,3 +77,12 @@ def test_error_is_one_line_exit_2() -> None:
     assert proc.returncode == 2 and lines == [
         "error: unknown model variant 'vgg'. Fix: use one of: standard, dilated, spatial-separable, "
         "depthwise-separable, grouped, flattened, wide, autoencoder"], proc.stderr
+
+
+def test_summary_takes_widths_as_train_does() -> None:
+    result = _invoke("summary", "--variant", "standard", "--widths", "12,32", "--json")
+    assert result.exit_code == 0, result.output
+    layers = {row["name"]: row for row in json.loads(result.output)["layers"]}
+    assert layers["features.0"]["weight"] == [12, 1, 5, 5] and layers["features.3"]["weight"] == [32, 12, 5, 5]
+    bad = _invoke("summary", "--variant", "autoencoder", "--widths", "8,16")
+    assert bad.exit_code == 2 and "should be 3 positive integers" in bad.output

@@ -45,3 +45,18 @@ def test_fraction_out_of_range_is_one_line_exit_2(tmp_path, main) -> None:
     proc = main("split", data, "--val", "1.5")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "--val 1.5" in proc.stderr
+
+
+def test_split_keeps_the_source_class_ids(tmp_path) -> None:
+    import json
+
+    from tests.helpers import make_detection_dataset
+
+    root = make_detection_dataset(tmp_path / "det", n=8)
+    info = json.loads((root / "dataset.json").read_text())
+    (root / "dataset.json").write_text(json.dumps({**info, "class_ids": {"red": 4, "green": 9}}))
+    result = invoke("split", root, "--val", "0.25", "--seed", "0", "--redo")
+    assert result.exit_code == 0, result.output
+    ds = load_dataset(root)
+    assert ds.classes == ["red", "green"] and ds.info.class_ids == {"red": 4, "green": 9}
+    assert ds.info.lineage[-1]["stage"] == "split"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.core.failpoints import ENV
 from tests.helpers import invoke, make_classification_dataset, make_detection_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,26 +101,20 @@ def test_help_has_a_runnable_example():
 
 @pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_completes(tmp_path):
-    """SIGKILL a training process after its first epoch was saved, then --resume: the run completes."""
+    """SIGKILL a training process once its second epoch is saved, then --resume: the run completes."""
     data = make_classification_dataset(tmp_path / "ds", classes=3, per_class=150, seed=1)
     run = tmp_path / "run"
     args = ["train", str(data), "--out", str(run), "--epochs", "5", "--batch-size", "2",
             "--set", "threads=1", "--set", "log_images=0"]
     env = {**os.environ, "PIPELINE_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    # "epoch 1/5: ..." is printed once the epoch's checkpoints and metrics.json are written
-    for line in proc.stderr:
-        if line.startswith("epoch 1/5:"):
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL, "training finished before it could be interrupted"
+    # killed once the second epoch's checkpoints and metrics.json are written (pipeline.core.failpoints)
+    proc = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, env={**env, ENV: "train.epoch:2"},
+                          capture_output=True, text=True, timeout=300, start_new_session=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
     state = json.loads((run / "run.json").read_text())
     assert state["status"] == "running"
     done = len(json.loads((run / "metrics.json").read_text())["history"])
-    assert 1 <= done < 5
+    assert done == 2
 
     resumed = subprocess.run([sys.executable, "-m", "pipeline", *args, "--resume"], capture_output=True, text=True,
                              cwd=ROOT, env=env, timeout=120)

@@ -47,3 +47,16 @@ def test_every_error_is_a_pipeline_error_with_exit_code_2(cls) -> None:
 
 def test_a_config_error_is_a_usage_error() -> None:
     assert issubclass(ConfigError, UsageError) and not issubclass(NetworkError, UsageError)
+
+
+def test_undecodable_file_names_and_control_characters_print_escaped_on_one_line() -> None:
+    import os
+
+    from pipeline.core.errors import printable
+
+    name = os.fsdecode(b"b\xff.png")  # a file name that is not UTF-8, as os.listdir returns it
+    assert printable(name) == "b\\xff.png" and printable("a\nb") == "a\\nb" and printable("plain") == "plain"
+    err = DataError(name, "file name is not UTF-8", fix="rename it")
+    text = str(err)
+    assert text == "b\\xff.png: file name is not UTF-8. Fix: rename it"
+    text.encode("utf-8")  # printable anywhere: no surrogates left

@@ -43,3 +43,27 @@ def test_progress_is_disabled_off_a_terminal_and_when_quiet(capsys) -> None:
     ui.set_quiet(True)
     assert ui.progress(total=5).disable
     assert capsys.readouterr().err == ""
+
+
+def test_library_warnings_are_collected_as_one_line_texts(capsys) -> None:
+    import warnings
+
+    with ui.library_warnings() as caught:
+        warnings.warn("Corrupt EXIF data.\n  Expecting to read 12 bytes", UserWarning, stacklevel=1)
+    assert caught == ["Corrupt EXIF data. Expecting to read 12 bytes"]
+    assert capsys.readouterr().err == ""
+
+
+def test_routed_library_warnings_print_as_our_warning_without_a_path(capsys) -> None:
+    import warnings
+
+    before = warnings.showwarning
+    try:
+        ui.route_library_warnings()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("Corrupt EXIF data", UserWarning, stacklevel=1)
+    finally:
+        warnings.showwarning = before
+    err = capsys.readouterr().err
+    assert err == "warning: Corrupt EXIF data\n"

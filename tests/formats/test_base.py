@@ -111,3 +111,16 @@ def test_context_labels_follow_the_map_and_the_fixed_list(tmp_path):
             ctx.label("dog", where=tmp_path / "src" / "x.json")
         sample = ctx.add(Sample(id="a", label="cat", width=1, height=1), data=b"\x89PNG", ext="png")
     assert ctx.report.imported == 1 and sample.id == "a"
+
+
+def test_a_sample_whose_file_name_is_not_utf8_is_a_data_error_naming_it(tmp_path: Path) -> None:
+    import os
+
+    from pipeline.formats.base import ImportContext, ImportOptions, ImportReport
+
+    name = os.fsdecode(b"cat/b\xff")
+    with DatasetWriter(tmp_path / "ds", task="classification", stage="import") as writer:
+        ctx = ImportContext(tmp_path, writer, ImportOptions(), ImportReport())
+        with pytest.raises(DataError, match=r"file name is not UTF-8 \(cat/b\\xff\)"):
+            ctx.add(Sample(id=name, label="cat", source={"file": name + ".png"}), data=b"x", ext="png")
+        assert not writer.samples

@@ -77,7 +77,10 @@ def test_labelme_coco_export(tmp_path: Path) -> None:
     assert report.detected.startswith("coco") and not report.problems
     assert len(ds.samples) == 3 and sum(len(s.objects) for s in ds.samples) == 12
     assert all(o.polygon for s in ds.samples for o in s.objects)
-    assert "_background_" not in ds.classes  # a category with no annotations names no object
+    # Every category is kept, in the file's order and with its id, used or not (labelme2coco's
+    # `_background_` is id 0), so that an export writes the same category list.
+    assert ds.classes[0] == "_background_" and ds.info.class_ids["_background_"] == 0
+    assert ds.info.class_ids == {c: i for i, c in enumerate(ds.classes)}
 
 
 @pytest.mark.parametrize(
@@ -143,7 +146,7 @@ def test_pycocotools_reads_export_and_cocoeval_runs(tmp_path: Path) -> None:
     assert names == {1: "cat", 2: "dog"}
     by_file = {im["file_name"]: im for im in gt.loadImgs(gt.getImgIds())}
     for s in src.samples:
-        im = next(v for k, v in by_file.items() if Path(k).stem == s.id.replace("/", "__"))
+        im = next(v for k, v in by_file.items() if Path(k).stem == s.id.rsplit("/", 1)[-1])  # the source stem
         anns = gt.loadAnns(gt.getAnnIds(imgIds=[im["id"]]))
         got = sorted((names[a["category_id"]], [a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
                                                 a["bbox"][1] + a["bbox"][3]]) for a in anns)
@@ -295,3 +298,90 @@ def test_annotations_that_meet_no_image_refuse_the_file(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError, match="nothing imported"):  # not two background images, exit 0
         import_dataset("coco", src, tmp_path / "ds")
+
+
+def test_detected_when_the_images_list_fills_the_first_64_kib(tmp_path: Path) -> None:
+    """COCO's own files list thousands of images before "annotations" and end with "categories"."""
+    from pipeline.formats import coco
+
+    images = [{"id": i, "file_name": f"{i:012d}.jpg", "width": 640, "height": 480} for i in range(2000)]
+    doc = {"info": {}, "images": images, "annotations": [], "categories": [{"id": 1, "name": "person"}]}
+    path = tmp_path / "instances_val2017.json"
+    path.write_text(json.dumps(doc))
+    assert path.read_bytes()[: 1 << 16].find(b'"annotations"') < 0
+    assert coco.detect(tmp_path) is not None
+    (tmp_path / "other.json").write_text(json.dumps({"images": images}))  # no annotations or categories
+    assert coco._peek(str(tmp_path / "other.json")) is False
+
+
+# -- class ids kept: COCO -> pipeline -> COCO writes the same categories -----------------------------
+
+
+def _coco_file(folder: Path, categories: list[dict], used: list[int]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    images, anns = [], []
+    for i, cid in enumerate(used, start=1):
+        (folder / f"im{i}.png").write_bytes(png())
+        images.append({"id": i, "file_name": f"im{i}.png", "width": 40, "height": 30})
+        anns.append({"id": i, "image_id": i, "category_id": cid, "bbox": [1, 2, 10, 10], "iscrowd": 0})
+    doc = {"images": images, "annotations": anns, "categories": categories}
+    (folder / "instances.json").write_text(json.dumps(doc), encoding="utf-8")
+
+
+def _categories(folder: Path) -> list[tuple[int, str]]:
+    (doc,) = [json.loads(p.read_text(encoding="utf-8")) for p in folder.rglob("*.json")]
+    return [(c["id"], c["name"]) for c in doc["categories"]]
+
+
+@pytest.mark.parametrize(
+    "categories",
+    [
+        # ids from 1 with gaps (COCO 2017's own numbering: 12, 26, ... are unused)
+        [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}, {"id": 13, "name": "stop sign"}],
+        # any order, and an unused category (id 0, labelme2coco's _background_)
+        [{"id": 5, "name": "zebra"}, {"id": 0, "name": "_background_"}, {"id": 2, "name": "ant"}],
+        # ids from 0 in order
+        [{"id": 0, "name": "b"}, {"id": 1, "name": "a"}],
+    ],
+)
+def test_category_ids_survive_a_round_trip(tmp_path: Path, categories: list[dict]) -> None:
+    used = [c["id"] for c in categories if c["name"] != "_background_"]
+    _coco_file(tmp_path / "src", [{**c, "supercategory": "none"} for c in categories], used)
+    ds, _ = import_dataset("coco", tmp_path / "src", tmp_path / "ds")
+    assert ds.classes == [c["name"] for c in categories]  # the file's order
+    assert ds.info.class_ids == {c["name"]: c["id"] for c in categories}
+    export_dataset(ds.root, "coco", tmp_path / "out")
+    assert _categories(tmp_path / "out") == [(c["id"], c["name"]) for c in categories]
+    again, _ = import_dataset("coco", tmp_path / "out", tmp_path / "ds2")
+    export_dataset(again.root, "coco", tmp_path / "out2")
+    one = json.loads((tmp_path / "out" / coco.EXPORT_FILE).read_text())
+    two = json.loads((tmp_path / "out2" / coco.EXPORT_FILE).read_text())
+    assert one["categories"] == two["categories"]
+    by_name = {c["name"]: c["id"] for c in categories}
+    assert sorted(a["category_id"] for a in one["annotations"]) == sorted(used)
+    assert {o.label for s in again.samples for o in s.objects} <= set(by_name)
+
+
+def test_a_dataset_without_ids_exports_positions_from_one(tmp_path: Path) -> None:
+    src = make_source(tmp_path / "src", {BOXES})
+    assert src.info.class_ids is None
+    export_dataset(src.root, "coco", tmp_path / "out")
+    assert _categories(tmp_path / "out") == [(i + 1, c) for i, c in enumerate(src.classes)]
+
+
+def test_category_ids_that_disagree_between_files_are_warned_about(tmp_path: Path) -> None:
+    _coco_file(tmp_path / "src" / "train", [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}], [1, 2])
+    _coco_file(tmp_path / "src" / "val", [{"id": 1, "name": "dog"}, {"id": 2, "name": "cat"}], [1])
+    ds, report = import_dataset("coco", tmp_path / "src", tmp_path / "ds")
+    assert ds.info.class_ids == {"cat": 1, "dog": 2}  # the first file's ids
+    assert any("val/instances.json: class 'dog' has id 2 and 1: id 2 kept" in w for w in report.warnings)
+    # the annotations still go by name: val's image shows a dog
+    val = next(s for s in ds.samples if s.split == "val")
+    assert [o.label for o in val.objects] == ["dog"]
+
+
+def test_ids_positions_writes_1_to_n(tmp_path: Path) -> None:
+    _coco_file(tmp_path / "src", [{"id": 9, "name": "b"}, {"id": 4, "name": "a"}], [9, 4])
+    ds, _ = import_dataset("coco", tmp_path / "src", tmp_path / "ds")
+    export_dataset(ds.root, "coco", tmp_path / "out", options={"ids": "positions"})
+    assert _categories(tmp_path / "out") == [(1, "b"), (2, "a")]

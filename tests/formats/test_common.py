@@ -146,3 +146,29 @@ def test_truncated_but_decodable_image_is_kept_with_a_warning(tmp_path: Path) ->
     assert [f.sample for f in found["truncated-image"]] == ["noeoi"]
     with pytest.raises(DataError, match="header"):
         import_dataset("voc", src, tmp_path / "strict", on_error="error")
+
+
+def test_export_names_keep_the_source_stem_where_it_is_unique() -> None:
+    from pipeline.core.dataset import Sample
+    from pipeline.formats.common import ExportNames
+
+    samples = [Sample(id=i) for i in ("obj_train_data/2007_000027", "train/a", "val/a", "val/A", "x/b", "b")]
+    names = ExportNames(samples)
+    stems = [names.stem(s) for s in samples]
+    # alone: the file's own stem; shared (case-insensitively): the whole id, then a hash of it
+    assert stems[0] == "2007_000027"
+    assert stems[1:3] == ["train__a", "val__a"] and stems[3].startswith("val__A-") and len(stems[3]) == 15
+    assert stems[4:] == ["x__b", "b"]
+    assert ExportNames().stem(samples[0]) == "obj_train_data__2007_000027"  # without the samples: whole ids
+    assert ExportNames(samples).stem(samples[0], flat=False) == "obj_train_data/2007_000027"
+
+
+def test_attributes_a_format_cannot_hold_are_counted_by_name() -> None:
+    from pipeline.formats.base import ExportReport
+    from pipeline.formats.common import count_attributes
+
+    report = ExportReport()
+    obj = Obj("cat", bbox=[0, 0, 1, 1], attributes={"difficult": 1, "truncated": 0, "colour": "red"})
+    count_attributes(report, obj, "VOC", kept=("difficult", "truncated"))
+    count_attributes(None, obj, "VOC")  # no report: nothing to count
+    assert dict(report.dropped) == {"object attribute 'colour' (VOC holds no such attribute)": 1}

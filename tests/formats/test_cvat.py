@@ -155,8 +155,12 @@ def test_classes_file_and_map_override_the_label_order(tmp_path: Path) -> None:
 
 def test_real_cvat_job_export(tmp_path: Path) -> None:
     src = shared_data("cvat-street")
-    ds, report = import_dataset("auto", src, tmp_path / "ds")
-    assert report.detected.startswith("cvat") and not report.problems
+    # the folder holds the job's CVAT XML and its COCO export: `auto` names both and imports neither
+    with pytest.raises(UsageError, match=r"2 formats each cover a part of this folder \(cvat: .*\[annotations.xml\]; "
+                                         r"coco: .*\[instances.json\]\)"):
+        import_dataset("auto", src, tmp_path / "ds")
+    ds, report = import_dataset("cvat", src, tmp_path / "ds")
+    assert not report.problems
     assert report.counts["CVAT job exports"] == 1
     assert len(ds.samples) == 12
     assert ds.classes == ["Car", "Person", "Road", "Roof", "Building"]

@@ -233,7 +233,7 @@ def test_output_inside_the_tree_is_not_a_class(tmp_path) -> None:
     src = tmp_path / "src"
     _save(src / "a" / "0.png", _gray(0))
     _import(src, src / "ds")
-    again, report = _import(src, src / "ds")  # re-import: the first output sits inside the tree
+    again, report = _import(src, src / "ds", overwrite=True)  # re-import: the first output sits inside the tree
     assert again.classes == ["a"] and len(again.samples) == 1
     assert any("ds/: a pipeline dataset" in w for w in report.warnings)
     assert imagefolder.SKIPPED_DIRS not in report.skipped  # the writer's own temp folder is not counted

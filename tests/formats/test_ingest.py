@@ -123,11 +123,12 @@ def test_export_returns_a_typed_result_and_refuses_to_overwrite(tmp_path):
     ds, _ = import_dataset("imagefolder", tree(tmp_path / "src"), tmp_path / "ds")
     result = export_dataset(ds.root, "imagefolder", tmp_path / "out")
     assert isinstance(result, ExportResult) and isinstance(result.report, ExportReport)
-    assert result.report.written == 4 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cat", "dog"]
-    with pytest.raises(UsageError, match="exists and is not empty"):
+    assert result.report.written == 4
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".pipeline-export", "cat", "dog"]
+    with pytest.raises(UsageError, match="already holds a pipeline export"):
         export_dataset(ds.root, "imagefolder", tmp_path / "out")
     assert export_dataset(ds.root, "yolo", tmp_path / "out", overwrite=True).report.written == 4
-    with pytest.raises(UsageError, match="is a pipeline dataset; refusing to overwrite it"):
+    with pytest.raises(UsageError, match="is an input of this command"):
         export_dataset(ds.root, "imagefolder", ds.root, overwrite=True)
 
 

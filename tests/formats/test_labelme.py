@@ -18,7 +18,7 @@ from pipeline.core.geometry import CIRCLE_TOLERANCE, circle_to_polygon, rle_deco
 from pipeline.formats import labelme
 from pipeline.formats.base import ExportReport
 from pipeline.formats.ingest import export_dataset, import_dataset
-from tests.formats.contract import BOXES, EMPTY, MASKS, POLYGONS, FormatContract
+from tests.formats.contract import BOXES, EMPTY, MASKS, POLYGONS, SPLITS, FormatContract
 from tests.helpers import png as png_bytes
 from tests.helpers import shared_data
 
@@ -314,7 +314,7 @@ def test_image_found_by_name_when_image_path_is_wrong(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("malformed", "bad.json:1: malformed JSON"),
+        ("malformed", "bad.json:1: not valid JSON"),
         ("nan", "bad.json: shapes[0].points[1]: expected finite numbers, got [nan, 2]"),
         ("escape", "bad.json: imagePath: points outside the import folder"),
         ("oversized", "bad.json: imageData: embedded image too large"),
@@ -417,13 +417,15 @@ def _rich_dataset(root: Path) -> Path:
 def test_write_then_read_returns_the_same_objects(tmp_path: Path) -> None:
     src = load_dataset(_rich_dataset(tmp_path / "ds"))
     export_dataset(tmp_path / "ds", "labelme", tmp_path / "lm")
-    doc = json.loads((tmp_path / "lm" / "scene" / "ümlaut_1.json").read_text(encoding="utf-8"))
+    # each sample under a folder named after its split, which the import reads back
+    doc = json.loads((tmp_path / "lm" / "train" / "scene" / "ümlaut_1.json").read_text(encoding="utf-8"))
     assert doc["imagePath"] == "ümlaut_1.png" and doc["imageData"] is None
-    assert (tmp_path / "lm" / "scene" / "ümlaut_1.png").is_file()
+    assert (tmp_path / "lm" / "train" / "scene" / "ümlaut_1.png").is_file()
     back, report = run_import(tmp_path / "lm", tmp_path / "back")
     assert not report.problems
+    assert {s.id: s.split for s in back.samples} == {"train/scene/ümlaut_1": "train", "val/empty": "val"}
     a = next(s for s in src.samples if s.id.startswith("scene"))
-    b = next(s for s in back.samples if s.id.startswith("scene"))
+    b = next(s for s in back.samples if s.id.startswith("train/scene"))
     assert len(a.objects) == len(b.objects)
     for oa, ob in zip(a.objects, b.objects, strict=True):
         assert oa.label == ob.label
@@ -435,7 +437,7 @@ def test_write_then_read_returns_the_same_objects(tmp_path: Path) -> None:
         if oa.mask is not None:
             assert np.array_equal(rle_decode(oa.mask), rle_decode(ob.mask))
     assert b.objects[0].attributes["flags"] == {"truncated": True}
-    assert next(s for s in back.samples if s.id == "empty").objects == []
+    assert next(s for s in back.samples if s.id == "val/empty").objects == []
 
 
 def test_round_trip_of_labelmes_own_primitives(tmp_path: Path) -> None:
@@ -493,7 +495,7 @@ def test_other_attributes_travel_as_extra_shape_keys(tmp_path: Path) -> None:
 
 class TestLabelmeContract(FormatContract):
     FORMAT = "labelme"
-    CAN = {BOXES, POLYGONS, MASKS, EMPTY}
+    CAN = {BOXES, POLYGONS, MASKS, SPLITS, EMPTY}
     OTHERS = ("coco", "voc", "yolo", "createml")  # boxes survive every one of them
 
     def golden(self, folder: Path) -> dict[str, list[tuple[str, list[float]]]]:

@@ -590,6 +590,6 @@ def test_the_newest_annotation_is_chosen_by_time(tmp_path: Path, times: list, ne
 def test_an_earlier_import_inside_src_is_not_searched_for_images(tmp_path: Path) -> None:
     src = write_golden(tmp_path / "src")
     import_dataset("labelstudio", src, src / "ds")  # its images/ holds a.png, b.png, ... again
-    ds, report = import_dataset("labelstudio", src, src / "ds")
+    ds, report = import_dataset("labelstudio", src, src / "ds", overwrite=True)
     assert not report.problems, [str(p) for p in report.problems]
     assert len(ds.samples) == 5

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.core.dataset import load_dataset
 from pipeline.core.errors import DataError, UsageError
 from pipeline.formats import yolo
 from pipeline.formats.ingest import export_dataset, import_dataset
@@ -432,3 +433,99 @@ def test_an_unlabelled_image_never_takes_another_images_labels(tmp_path: Path) -
     ds, report = import_dataset("yolo", src, tmp_path / "ds")
     objects = {s.id: len(s.objects) for s in ds.samples}
     assert objects == {"a_background/x": 0, "b/x": 2} and not report.problems
+
+
+# -- class ids kept: YOLO -> pipeline -> YOLO writes the same names at the same ids -------------------
+
+VOC_BY_FREQUENCY = ["person", "car", "chair", "bottle", "pottedplant", "bird", "dog", "sofa", "bicycle", "horse",
+                    "boat", "motorbike", "cat", "tvmonitor", "cow", "sheep", "aeroplane", "train", "diningtable",
+                    "bus"]  # a darknet obj.names not in alphabetical order: person is id 0 (alphabetical: 14)
+
+
+def _names_after_round_trip(src: Path, tmp_path: Path) -> tuple[dict, dict]:
+    """The data.yaml names of an export of `src`'s import, and of an export of that export's import."""
+    import yaml
+
+    ds, _ = import_dataset("yolo", src, tmp_path / "ds1")
+    export_dataset(ds.root, "yolo", tmp_path / "out1")
+    again, _ = import_dataset("yolo", tmp_path / "out1", tmp_path / "ds2")
+    assert again.classes == ds.classes and again.info.class_ids == ds.info.class_ids
+    export_dataset(again.root, "yolo", tmp_path / "out2")
+    first = (tmp_path / "out1" / "data.yaml").read_text(encoding="utf-8")
+    assert (tmp_path / "out2" / "data.yaml").read_text(encoding="utf-8") == first  # byte for byte
+    return yaml.safe_load(first)["names"], ds.info.class_ids
+
+
+@pytest.mark.parametrize(
+    ("files", "names"),
+    [
+        # darknet obj.names in its own order: person stays 0, every name at its line
+        ({"obj.names": "\n".join(VOC_BY_FREQUENCY) + "\n"}, dict(enumerate(VOC_BY_FREQUENCY))),
+        # labelImg classes.txt, reverse alphabetical, unused classes kept
+        ({"classes.txt": "zebra\nperson\napple\n"}, {0: "zebra", 1: "person", 2: "apple"}),
+        # a blank line inside classes.txt keeps its id unused
+        ({"classes.txt": "person\n\ncar\n"}, {0: "person", 2: "car"}),
+        # Ultralytics names as {id: name} with gaps and in no order
+        ({"data.yaml": "train: .\nval: .\nnames:\n  7: car\n  0: person\n  3: dog\n"},
+         {0: "person", 3: "dog", 7: "car"}),
+        # Ultralytics names as a list
+        ({"data.yaml": "train: .\nval: .\nnames: [truck, person, car]\n"}, {0: "truck", 1: "person", 2: "car"}),
+    ],
+)
+def test_class_names_and_ids_survive_a_round_trip(tmp_path: Path, files: dict, names: dict) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, text in files.items():
+        (src / name).write_text(text, encoding="utf-8")
+    person = next(i for i, n in names.items() if n == "person")
+    (src / "a.png").write_bytes(png())
+    (src / "a.txt").write_text(f"{person} 0.5 0.5 0.2 0.2\n")
+    (src / "b.png").write_bytes(png())
+    (src / "b.txt").write_text(f"{max(names)} 0.4 0.4 0.2 0.2\n")
+    written, ids = _names_after_round_trip(src, tmp_path)
+    assert written == names
+    assert ids == {n: i for i, n in names.items()}
+    ds = load_dataset(tmp_path / "ds1")
+    assert ds.classes == [names[i] for i in sorted(names)]  # the source's order, not alphabetical
+    lines = sorted((tmp_path / "out1" / "labels").rglob("*.txt"))
+    assert {ln.read_text().split()[0] for ln in lines} == {str(person), str(max(names))}
+
+
+def test_ids_without_a_class_file_keep_their_numbers(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.png").write_bytes(png())
+    (src / "a.txt").write_text("10 0.5 0.5 0.2 0.2\n2 0.5 0.5 0.2 0.2\n")
+    ds, report = import_dataset("yolo", src, tmp_path / "ds")
+    assert ds.classes == ["2", "10"] and ds.info.class_ids == {"2": 2, "10": 10}
+    _, out = export_dataset(ds.root, "yolo", tmp_path / "out")
+    assert any("not 0..N-1" in w for w in out.warnings)  # Ultralytics training wants 0..N-1
+
+
+def test_classes_file_overrides_the_source_ids(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "classes.txt").write_text("person\ncar\n")
+    (src / "a.png").write_bytes(png())
+    (src / "a.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "mine.txt").write_text("car\nperson\n")
+    ds, _ = import_dataset("yolo", src, tmp_path / "ds", classes_file=tmp_path / "mine.txt")
+    assert ds.classes == ["car", "person"] and ds.info.class_ids is None  # ids are the file's positions
+    assert ds.samples[0].objects[0].label == "car"
+
+
+def test_ids_positions_writes_0_to_n(tmp_path: Path) -> None:
+    import yaml
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "data.yaml").write_text("train: .\nval: .\nnames:\n  3: dog\n  7: car\n")
+    (src / "a.png").write_bytes(png())
+    (src / "a.txt").write_text("7 0.5 0.5 0.2 0.2\n")
+    ds, _ = import_dataset("yolo", src, tmp_path / "ds")
+    _, report = export_dataset(ds.root, "yolo", tmp_path / "out", options={"ids": "positions"})
+    assert yaml.safe_load((tmp_path / "out" / "data.yaml").read_text())["names"] == {0: "dog", 1: "car"}
+    assert next((tmp_path / "out" / "labels").rglob("*.txt")).read_text().split()[0] == "1"
+    assert not report.warnings
+    _, report = export_dataset(ds.root, "yolo", tmp_path / "kept")
+    assert any("--ids positions" in w for w in report.warnings)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from pipeline.model import build_model
 from pipeline.model.autoencoder import ConvAutoencoder
 
 
@@ -59,3 +60,13 @@ def test_only_the_last_decoder_block_has_no_activation() -> None:
             p.fill_(0.0)
         model.decoder[-1][0].bias.fill_(-1.0)
     assert (model(torch.rand(2, 1, 32, 32)) == -1.0).all()  # negative outputs pass through
+
+
+def test_autoencoders_build_through_the_same_factory_and_say_their_task() -> None:
+    from pipeline.model import AUTOENCODERS, model_names, model_task
+
+    assert model_names()[-len(AUTOENCODERS):] == list(AUTOENCODERS)
+    assert model_task("autoencoder") == "reconstruction" and model_task("grouped") == "classification"
+    model = build_model("autoencoder", 3, 10, widths=(8, 16, 24))
+    assert isinstance(model, ConvAutoencoder) and model(torch.zeros(2, 3, 32, 32)).shape == (2, 3, 32, 32)
+    assert [m.out_channels for m in model.encoder if isinstance(m, nn.Conv2d)] == [8, 16, 24, 64]

@@ -84,3 +84,21 @@ def test_every_variant_learns_a_fixed_batch(variant: str) -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+@pytest.mark.parametrize(("variant", "widths", "first"), [
+    ("standard", (12, 32), 12),        # plain convs
+    ("dilated", (4, 8), 4),            # the conv sits inside a block
+    ("grouped", (8, 24), 8),           # both divisible by the default 2 groups
+])
+def test_widths_change_the_conv_channels_and_keep_the_shapes(variant, widths, first) -> None:
+    model = build_model(variant, 1, 10, widths=widths)
+    assert model.widths == widths and model(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
+    assert next(p for p in model.parameters() if p.ndim == 4).shape[0] in (first, 1)
+
+
+def test_bad_widths_name_the_variant_and_count() -> None:
+    with pytest.raises(UsageError, match=r"'autoencoder': widths \[8, 16\] should be 3 positive integers"):
+        build_model("autoencoder", 1, 10, widths=(8, 16))
+    with pytest.raises(UsageError, match="no option widths"):
+        build_model("wide", 1, 10, widths=(8, 16))

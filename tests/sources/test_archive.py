@@ -183,3 +183,13 @@ def test_unpack_extracts_each_archive_once_under_extracted(tmp_path):
     assert unpack([b], raw) == [(b, raw / "extracted" / "a-set")]
     assert (raw / "extracted" / "a-set" / "y.txt").stat().st_mtime_ns == stamp  # the same bytes: not redone
 
+
+
+def test_extracted_files_follow_the_umask(box):
+    archive = make_zip(box / "archives" / "a.zip", {"d/a.txt": b"a"})
+    old = os.umask(0o077)
+    try:
+        done = extract(archive, box / "out")
+    finally:
+        os.umask(old)
+    assert os.stat(done.dest / "d" / "a.txt").st_mode & 0o777 == 0o600

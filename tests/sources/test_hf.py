@@ -78,7 +78,7 @@ def test_parquet_repo_end_to_end_and_rerun_downloads_nothing(hub_env, tmp_path, 
         key = f"hf://datasets/{REPO}@{SHA}/data/train-00000-of-00001.parquet"
         assert entry["inputs"][key] == hashlib.sha256(files["data/train-00000-of-00001.parquet"]).hexdigest()
         sent = sum(hub.server.bytes_sent.values())
-        assert run(["fetch", "hf", REPO, "--out", str(out)]) == 0
+        assert run(["fetch", "hf", REPO, "--out", str(out), "--overwrite"]) == 0
         assert sum(hub.server.bytes_sent.values()) == sent  # verified files are not downloaded again
 
 

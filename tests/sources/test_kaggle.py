@@ -50,7 +50,7 @@ def test_dataset_with_token_end_to_end_and_rerun(env, api, tmp_path):
     assert api.srv.proxied and set(api.srv.proxied) == {KAGGLE_TEST_ENDPOINT}  # every request came as to a proxy
     served = api.srv.requests["/files/digits-v3.zip"]
     assert served == 1
-    assert run(["fetch", "kaggle", "team/digits", "--out", str(out)]) == 0
+    assert run(["fetch", "kaggle", "team/digits", "--out", str(out), "--overwrite"]) == 0
     assert api.srv.requests["/files/digits-v3.zip"] == served  # present and verified: not downloaded again
 
 
@@ -100,5 +100,5 @@ def test_competition_file_served_zipped(env, api, tmp_path):
     assert (tmp_path / "big-raw" / "big.csv.zip").is_file()
     assert api.srv.requests["/files/comp/big.csv"] == 1  # the redirected response itself was read
     stamp = (tmp_path / "big-raw" / "big.csv.zip").stat().st_mtime_ns
-    assert run(args) == 0  # present, same ETag: kept as it is
+    assert run([*args, "--overwrite"]) == 0  # present, same ETag: kept as it is
     assert (tmp_path / "big-raw" / "big.csv.zip").stat().st_mtime_ns == stamp

@@ -202,7 +202,7 @@ def test_download_through_torchvision_then_reuse(served, tmp_path) -> None:
     assert sorted(p.name for p in raw.iterdir()) == sorted(NAMES)
 
     before = len(server.requests)
-    _, again = mnist.fetch_real(out, raw_dir=raw, mirrors=[server.url], resources=resources)
+    _, again = mnist.fetch_real(out, raw_dir=raw, mirrors=[server.url], resources=resources, overwrite=True)
     assert server.requests[before:] == [] and again.downloaded == [] and sorted(again.reused) == sorted(NAMES)
     assert load_dataset(out).content_hash == loaded.content_hash
 
@@ -318,5 +318,5 @@ def test_cli_fetch_via_env_mirror(served, tmp_path, monkeypatch) -> None:
     assert "train 100, test 50" in result.output
     raw = tmp_path / "datasets" / ".downloads" / "mnist"  # the default raw folder, beside the output
     assert sorted(p.name for p in raw.iterdir()) == sorted(NAMES)
-    again = CliRunner().invoke(cli, ["fetch", "mnist", "--out", str(out)])
+    again = CliRunner().invoke(cli, ["fetch", "mnist", "--out", str(out), "--overwrite"])
     assert "nothing (all files already verified)" in again.output

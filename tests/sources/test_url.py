@@ -41,7 +41,8 @@ def test_imagefolder_zip_end_to_end_and_rerun_downloads_nothing(server, tmp_path
     assert entry["inputs"][server.url("/digits.zip")] == hashlib.sha256(blob).hexdigest()
     assert entry["params"]["source"] == "url"
     capsys.readouterr()
-    assert run(args) == 0
+    assert run(args) == 2 and "--overwrite" in capsys.readouterr().err  # the dataset is not replaced without it
+    assert run([*args, "--overwrite"]) == 0
     text = capsys.readouterr().out
     assert server.requests["/digits.zip"] == 1 and re.search(r"already present\s+1\n", text)
 

@@ -2,7 +2,7 @@
 
 A dataset is a folder::
 
-    dataset.json     format version, task, ordered classes, lineage, hash of samples.jsonl
+    dataset.json     format version, task, ordered classes (and their source ids), lineage, hash of samples.jsonl
     samples.jsonl    one sample per line, sorted by id
     images/          the image files the samples point at (small ones may live in image packs,
                      images/packs/*.zip: see `pipeline.core.packs`)
@@ -19,12 +19,13 @@ lineage). Every public name is importable from here.
 
 Writers never touch the destination until the dataset is complete: everything is written into a
 temporary sibling folder, fsynced, and renamed into place (`DatasetWriter`). In-place updates of
-the metadata (`rewrite_samples`) replace ``samples.jsonl`` then ``dataset.json`` atomically; the
-``samples_sha256`` recorded in ``dataset.json`` lets a reader detect an update that was cut
-between the two renames.
+the metadata (`rewrite_samples`) write the new ``samples.jsonl`` and ``dataset.json`` first, then
+rename them into place one after the other; the ``samples_sha256`` recorded in ``dataset.json``
+lets a reader detect an update that was cut between the two renames, and finish it
+(`finish_update`) when its writer no longer runs.
 """
 
-from pipeline.core.dataset.io import content_hash, is_dataset, iter_samples, load_dataset
+from pipeline.core.dataset.io import content_hash, finish_update, is_dataset, iter_samples, load_dataset
 from pipeline.core.dataset.lines import dumps_body, dumps_sample, sample_line, sorted_lines, write_lines
 from pipeline.core.dataset.model import (
     DATASET_JSON,
@@ -40,6 +41,7 @@ from pipeline.core.dataset.model import (
     Obj,
     Prediction,
     Sample,
+    class_ids_for,
 )
 from pipeline.core.dataset.validation import parse_sample_line, read_info
 from pipeline.core.dataset.writer import (
@@ -55,7 +57,7 @@ from pipeline.core.dataset.writer import (
 __all__ = [
     "DATASET_JSON", "FORMAT_NAME", "FORMAT_VERSION", "IMAGES_DIR", "SAMPLES_JSONL", "SPLITS", "TASKS",
     "Annotation", "BackgroundSync", "Dataset", "DatasetInfo", "DatasetWriter", "Obj", "Prediction", "Sample",
-    "content_hash", "derive", "dumps_body", "dumps_sample", "is_dataset", "iter_samples", "lineage_entry",
+    "class_ids_for", "content_hash", "derive", "dumps_body", "dumps_sample", "finish_update", "is_dataset", "iter_samples", "lineage_entry",
     "load_dataset", "now_iso", "parse_sample_line", "read_info", "replace_dir", "rewrite_samples", "sample_line",
     "sorted_lines", "write_lines",
 ]

@@ -12,6 +12,7 @@ from pathlib import Path
 from pipeline.core.dataset.model import DATASET_JSON, SAMPLES_JSONL, Dataset, DatasetInfo, Sample
 from pipeline.core.dataset.validation import parse_sample_line, read_info
 from pipeline.core.errors import DataError, UsageError
+from pipeline.core.outputs import pid_alive
 from pipeline.core.paths import sha256_bytes
 
 
@@ -20,12 +21,35 @@ def is_dataset(path: str | os.PathLike) -> bool:
     return (Path(path) / DATASET_JSON).is_file() and (Path(path) / SAMPLES_JSONL).is_file()
 
 
+def finish_update(root: Path, samples_sha256: str) -> bool:
+    """Complete an in-place update (`rewrite_samples`) that a kill cut between its two renames:
+    the new samples.jsonl is in place and the new dataset.json, whose recorded hash matches it,
+    still waits in its temporary file, and its writer no longer runs. True when one was renamed
+    into place."""
+    prefix = f".{DATASET_JSON}.tmp-"
+    for name in sorted(os.listdir(root)):
+        pid = name[len(prefix):]
+        if not name.startswith(prefix) or not pid.isdigit() or pid_alive(int(pid)):
+            continue  # (a running update renames it itself)
+        try:
+            pending = json.loads((root / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(pending, dict) and pending.get("samples_sha256") == samples_sha256:
+            os.replace(root / name, root / DATASET_JSON)
+            return True
+    return False
+
+
 def content_hash(root: str | os.PathLike) -> str:
-    """sha256 over dataset.json's task and classes and the bytes of samples.jsonl."""
+    """sha256 over dataset.json's task, classes and class ids and the bytes of samples.jsonl."""
     root = Path(root)
     info = read_info(root)
     h = hashlib.sha256()
-    h.update(json.dumps({"task": info.task, "classes": info.classes}, sort_keys=True).encode())
+    head: dict = {"task": info.task, "classes": info.classes}
+    if info.class_ids is not None:  # (absent: the hash of a dataset without ids is as it always was)
+        head["class_ids"] = info.class_ids
+    h.update(json.dumps(head, sort_keys=True).encode())
     with open(root / SAMPLES_JSONL, "rb") as fh:
         while block := fh.read(1 << 20):
             h.update(block)
@@ -52,13 +76,15 @@ def load_dataset(root: str | os.PathLike, *, check_hash: bool = True) -> Dataset
     raw = (root / SAMPLES_JSONL).read_bytes() if (root / SAMPLES_JSONL).is_file() else None
     if raw is None:
         raise UsageError(f"{root}: not a pipeline dataset (no {SAMPLES_JSONL})", fix="re-run the stage that wrote it")
-    if check_hash and info.samples_sha256 and sha256_bytes(raw) != info.samples_sha256:
+    if check_hash and info.samples_sha256 and sha256_bytes(raw) != info.samples_sha256 \
+            and not finish_update(root, sha256_bytes(raw)):
         raise DataError(
             root / DATASET_JSON,
             "does not match samples.jsonl (an update was interrupted, or the file was edited by hand)",
             field="samples_sha256",
             fix="re-run the stage that wrote this dataset, or run `pipeline split --redo` / re-import",
         )
+    info = read_info(root)  # (`finish_update` may have replaced it)
     classes = set(info.classes)
     samples: list[Sample] = []
     seen: dict[str, int] = {}

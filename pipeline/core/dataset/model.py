@@ -242,25 +242,60 @@ class Sample:
         return names
 
 
+def class_ids_for(classes: list[str], known: dict[str, int] | None) -> dict[str, int] | None:
+    """The ids of `classes` given the ids a source declared (`known`, may name other classes too):
+    each class keeps its known id unless an earlier class took it; a class without one gets the
+    next id above every id given so far. None when nothing is known (ids are then positions)."""
+    if not known:
+        return None
+    out: dict[str, int] = {}
+    taken: set[int] = set()
+    for name in classes:
+        cid = known.get(name)
+        if cid is not None and cid not in taken:
+            out[name] = cid
+            taken.add(cid)
+    top = max(taken, default=-1)
+    for name in classes:
+        if name not in out:
+            top += 1
+            out[name] = top
+    return {name: out[name] for name in classes}
+
+
 @dataclass
 class DatasetInfo:
-    """The contents of dataset.json."""
+    """The contents of dataset.json.
+
+    `classes` is the class order training uses (a class's index in it is its output position).
+    `class_ids` is the id each class had in the source (YOLO's names order, COCO's category ids),
+    which exports write back; None (no ``class_ids`` in the file) means ids are positions."""
 
     task: str
     classes: list[str]
     lineage: list[dict] = field(default_factory=list)
     samples_sha256: str | None = None
     version: int = FORMAT_VERSION
+    class_ids: dict[str, int] | None = None
 
     def to_json(self) -> dict:
-        return {
+        out: dict[str, Any] = {
             "format": FORMAT_NAME,
             "version": self.version,
             "task": self.task,
             "classes": list(self.classes),
-            "samples_sha256": self.samples_sha256,
-            "lineage": self.lineage,
         }
+        if self.class_ids is not None:
+            out["class_ids"] = {c: self.class_ids[c] for c in self.classes}
+        out["samples_sha256"] = self.samples_sha256
+        out["lineage"] = self.lineage
+        return out
+
+    def ids(self) -> dict[str, int]:
+        """Every class's id: the source's (`class_ids`) where recorded, else its position."""
+        if self.class_ids is not None:
+            return {c: self.class_ids[c] for c in self.classes}
+        return {c: i for i, c in enumerate(self.classes)}
 
 
 @dataclass
@@ -278,6 +313,11 @@ class Dataset:
     @property
     def task(self) -> str:
         return self.info.task
+
+    @property
+    def class_ids(self) -> dict[str, int]:
+        """Every class's id for exports: the source's own where recorded, else its position in `classes`."""
+        return self.info.ids()
 
     def image_path(self, sample: Sample) -> Path:
         """The image's own file; for a packed sample, where it would be if the pack were unzipped

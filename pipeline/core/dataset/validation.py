@@ -66,8 +66,30 @@ def read_info(root: str | os.PathLike) -> DatasetInfo:
     if not isinstance(lineage, list):
         raise DataError(path, "", field="lineage", expected="a list", got=type(lineage).__name__)
     return DatasetInfo(
-        task=task, classes=classes, lineage=lineage, samples_sha256=data.get("samples_sha256"), version=version
+        task=task, classes=classes, lineage=lineage, samples_sha256=data.get("samples_sha256"), version=version,
+        class_ids=_class_ids(data.get("class_ids"), classes, path),
     )
+
+
+def _class_ids(value: object, classes: list[str], path: Path) -> dict[str, int] | None:
+    """dataset.json's optional ``class_ids``: every class of `classes`, each a distinct integer >= 0."""
+    if value is None:
+        return None
+    expected = "an object mapping each class to a distinct integer id >= 0"
+    if not isinstance(value, dict):
+        raise DataError(path, "", field="class_ids", expected=expected, got=type(value).__name__)
+    if set(value) != set(classes):
+        odd = sorted(set(value) ^ set(classes))[:12]
+        raise DataError(path, "class_ids does not name the same classes as classes", field="class_ids",
+                        expected="one id per class of classes", got=odd,
+                        fix="restore dataset.json, or remove class_ids (ids are then positions)")
+    for name, cid in value.items():
+        if not isinstance(cid, int) or isinstance(cid, bool) or cid < 0:
+            raise DataError(path, "", field=f"class_ids.{name}", expected=expected, got=cid)
+    if len(set(value.values())) != len(value):
+        dup = sorted({v for v in value.values() if list(value.values()).count(v) > 1})
+        raise DataError(path, "two classes with one id", field="class_ids", expected="distinct ids", got=dup)
+    return {c: value[c] for c in classes}
 
 
 def _fail(where: str, line: int, fld: str, expected: str, got: object) -> DataError:
@@ -92,6 +114,9 @@ def parse_sample_line(
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(where, f"not valid JSON ({exc.msg} at column {exc.colno})", line=ln) from exc
+    except (RecursionError, ValueError) as exc:  # nested too deeply; a number over Python's 4300-digit limit
+        raise DataError(where, f"not valid JSON ({'nested too deeply' if isinstance(exc, RecursionError) else exc})",
+                        line=ln, fix="restore the file or re-run the stage that wrote it") from None
     if not isinstance(data, dict):
         raise _fail(where, ln, "line", "a JSON object", type(data).__name__)
     sid = data.get("id")

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.core.dataset.io import content_hash, is_dataset, load_dataset
+from pipeline.core import failpoints, outputs
+from pipeline.core.dataset.io import content_hash, load_dataset
 from pipeline.core.dataset.lines import dumps_sample, sorted_lines, write_lines
 from pipeline.core.dataset.model import (
     DATASET_JSON,
@@ -31,6 +32,7 @@ from pipeline.core.dataset.model import (
     Dataset,
     DatasetInfo,
     Sample,
+    class_ids_for,
 )
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.packs import PACK_SUFFIX, PackWriter, pack_name
@@ -77,49 +79,15 @@ def _info_bytes(info: DatasetInfo) -> bytes:
     return (json.dumps(info.to_json(), ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def _prepare_destination(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is a file", fix="choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not is_dataset(out):
-        raise UsageError(
-            f"{out}: exists, is not empty and is not a pipeline dataset; refusing to replace it",
-            fix="choose another --out, or remove that folder",
-        )
-
-
-def _sweep_stale(out: Path) -> None:
-    """Remove temporary folders left by killed writers of `out` (their pid no longer runs)."""
-    parent = out.parent
-    if not parent.is_dir():
-        return
-    prefix = f".{out.name}.tmp-"
-    for p in parent.iterdir():
-        if not p.name.startswith(prefix):
-            continue
-        try:
-            pid = int(p.name[len(prefix):].split("-")[0])
-        except ValueError:
-            continue
-        if not _pid_alive(pid):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def replace_dir(tmp: Path, out: Path) -> None:
-    """Move the finished folder `tmp` to `out`, replacing an existing dataset there."""
+    """Move the finished folder `tmp` to `out`, replacing the earlier output there (which the
+    caller checked with `outputs.claim_dir`); a kill between the two renames leaves it beside
+    `out`, where `outputs.sweep_stale` puts it back."""
     old = None
     if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        old = outputs.temp_name(out, "old")
         os.rename(out, old)
+        failpoints.hit("replace_dir")
     os.rename(tmp, out)
     fsync_dir(out.parent)
     if old is not None:
@@ -222,11 +190,14 @@ class DatasetWriter:
             w.add(Sample(id="cat/001", label="cat", split=None), src=Path("cat/001.jpg"))
         # `out` now holds the complete dataset; on an exception nothing at `out` changed.
 
-    `classes=None` takes the natural-sorted union of every label seen; a fixed list makes
-    any other label an error (see `resolve_label`). Images are added from bytes (`data=`), from a
+    `classes=None` takes the classes a reader declared (`declare_classes`: the source's own order
+    and ids) followed by the natural-sorted union of every other label seen; a fixed list (e.g.
+    ``--classes``) makes any other label an error (see `resolve_label`) and wins over declarations.
+    `class_ids` are the source ids of a fixed list's classes (a derived dataset keeps its input's). Images are added from bytes (`data=`), from a
     file (`src=`, hard-linked when possible) or already in place (`image=` relative path).
     `workdir` names a persistent temporary folder for resumable stages: files already there
-    are kept.
+    are kept. `reads`: the folders the stage reads (`out` may be none of them, nor hold or lie
+    inside one); `overwrite`: replace an earlier dataset at `out` (see `pipeline.core.outputs`).
     """
 
     def __init__(
@@ -236,18 +207,23 @@ class DatasetWriter:
         task: str,
         stage: str,
         classes: list[str] | None = None,
+        class_ids: dict[str, int] | None = None,
         class_map: dict[str, str] | None = None,
         params: dict | None = None,
         inputs: dict[str, str] | None = None,
         parent_lineage: list[dict] | None = None,
         workdir: str | os.PathLike | None = None,
         render_early: bool = False,
+        reads: Iterable[str | os.PathLike] = (),
+        overwrite: bool = False,
     ) -> None:
         if task not in TASKS:
             raise UsageError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         self.out = Path(out)
         self.task = task
         self.fixed_classes = list(classes) if classes is not None else None
+        self.declared: list[str] = []  # the source's own class order (`declare_classes`)
+        self.known_ids: dict[str, int] = dict(class_ids or {})  # class -> the source's id
         self.class_map = dict(class_map or {})
         self.lineage = list(parent_lineage or []) + [lineage_entry(stage, params, inputs)]
         self.samples: dict[str, Sample] = {}
@@ -258,6 +234,8 @@ class DatasetWriter:
         self._unsynced = False  # image files written without fsync; one os.sync() before commit covers them
         self._syncer = BackgroundSync()  # flushes what `sync_in_background` queues, in order
         self._workdir = Path(workdir) if workdir else None
+        self._reads = [Path(r) for r in reads]
+        self._overwrite = overwrite
         # render_early: each samples.jsonl line is rendered when its sample is added (the caller
         # promises not to change samples after `add`), so a stage that waits on workers renders
         # while it waits instead of all at once in `commit`.
@@ -268,9 +246,9 @@ class DatasetWriter:
 
     # -- context management --------------------------------------------------------------
     def __enter__(self) -> DatasetWriter:
-        _prepare_destination(self.out)
+        outputs.sweep_stale(self.out)
+        outputs.claim_dir(self.out, "dataset", reads=self._reads, overwrite=self._overwrite)
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        _sweep_stale(self.out)
         if self._workdir is not None:
             self.tmp = self._workdir
         else:
@@ -297,6 +275,36 @@ class DatasetWriter:
                 fix="add it to the --classes file, or rename it with --map OLD=NEW",
             )
         return name
+
+    def declare_classes(self, names: Iterable[str], ids: Iterable[int] | None = None) -> list[str]:
+        """Record the source's own classes (after --map) in its order, with its ids where it has
+        them (YOLO: the line or key of each name; COCO: category ids). Classes declared by several
+        calls keep their first place and id. Ignored when the class list is fixed (--classes
+        overrides the source). Returns one message per id that could not be kept (a class given
+        two ids, or an id given to two classes): the first wins, the later is renumbered."""
+        if self.fixed_classes is not None:
+            return []
+        names = list(names)
+        id_list = list(ids) if ids is not None else None
+        if id_list is not None and len(id_list) != len(names):
+            raise ValueError("declare_classes: one id per name")
+        notes: list[str] = []
+        owner = {cid: name for name, cid in self.known_ids.items()}
+        for i, name in enumerate(names):
+            if name not in self.declared:
+                self.declared.append(name)
+            if id_list is None:
+                continue
+            cid = id_list[i]
+            if name in self.known_ids:
+                if self.known_ids[name] != cid:
+                    notes.append(f"class {name!r} has id {self.known_ids[name]} and {cid}: id {self.known_ids[name]} kept")
+            elif cid in owner:
+                notes.append(f"id {cid} names {owner[cid]!r} and {name!r}: {name!r} gets a new id")
+            else:
+                self.known_ids[name] = cid
+                owner[cid] = name
+        return notes
 
     # -- images --------------------------------------------------------------------------------
     def image_relpath(self, sample_id: str, ext: str) -> str:
@@ -349,6 +357,7 @@ class DatasetWriter:
 
                     sample.sha256 = sha256_file(dest)
             sample.image = rel
+            failpoints.hit("writer.add")
         elif not sample.image:
             raise ValueError("add() needs data=, src= or sample.image")
         self.samples[sample.id] = sample
@@ -416,9 +425,16 @@ class DatasetWriter:
 
     # -- commit --------------------------------------------------------------------------------
     def classes(self) -> list[str]:
+        """The fixed list; else the declared classes, then every other label seen, natural-sorted."""
         if self.fixed_classes is not None:
             return list(self.fixed_classes)
-        return natural_sorted(self._names)
+        declared = set(self.declared)
+        return list(self.declared) + natural_sorted(n for n in self._names if n not in declared)
+
+    def class_ids(self) -> dict[str, int] | None:
+        """The ids recorded in dataset.json: the known source ids (others numbered after them), or
+        None when the source had none (ids are then positions)."""
+        return class_ids_for(self.classes(), self.known_ids)
 
     def finish(self) -> DatasetInfo:
         """Write samples.jsonl and dataset.json, sync, and rename the folder into place."""
@@ -435,10 +451,12 @@ class DatasetWriter:
         if self._unsynced:
             os.sync()
         info = DatasetInfo(task=self.task, classes=classes, lineage=self.lineage,
-                           samples_sha256=write_lines(self.tmp / SAMPLES_JSONL, lines))
+                           samples_sha256=write_lines(self.tmp / SAMPLES_JSONL, lines),
+                           class_ids=class_ids_for(classes, self.known_ids))
         _write_file(self.tmp / DATASET_JSON, _info_bytes(info))
         self._syncer.wait()
         fsync_dir(self.tmp)
+        failpoints.hit("writer.commit")
         replace_dir(self.tmp, self.out)
         self.committed = True
         return info
@@ -464,17 +482,29 @@ def rewrite_samples(
     For stages that change metadata only (e.g. `split`); images stay where they are.
     """
     root = dataset.root
+    _sweep_updates(root)
     lineage = list(dataset.info.lineage) + [lineage_entry(stage, params, {str(root): content_hash(root)})]
-    tmp = root / f".{SAMPLES_JSONL}.tmp-{os.getpid()}"
-    digest = write_lines(tmp, sorted_lines(samples))
-    os.replace(tmp, root / SAMPLES_JSONL)
-    info = DatasetInfo(task=dataset.info.task, classes=list(classes if classes is not None else dataset.info.classes),
-                       lineage=lineage, samples_sha256=digest)
-    tmp = root / f".{DATASET_JSON}.tmp-{os.getpid()}"
-    _write_file(tmp, _info_bytes(info))
-    os.replace(tmp, root / DATASET_JSON)
+    new_samples = root / f".{SAMPLES_JSONL}.tmp-{os.getpid()}"
+    digest = write_lines(new_samples, sorted_lines(samples))
+    kept = list(classes if classes is not None else dataset.info.classes)
+    info = DatasetInfo(task=dataset.info.task, classes=kept, lineage=lineage, samples_sha256=digest,
+                       class_ids=class_ids_for(kept, dataset.info.class_ids))
+    new_info = root / f".{DATASET_JSON}.tmp-{os.getpid()}"
+    _write_file(new_info, _info_bytes(info))  # both complete before either replaces its file: a kill
+    failpoints.hit("rewrite.samples")  # between the renames is finished by the next `load_dataset`
+    os.replace(new_samples, root / SAMPLES_JSONL)
+    failpoints.hit("rewrite.info")
+    os.replace(new_info, root / DATASET_JSON)
     fsync_dir(root)
     return Dataset(root=root, info=info, samples=sorted(samples, key=lambda s: s.id))
+
+
+def _sweep_updates(root: Path) -> None:
+    """Remove what an in-place update killed before its first rename left (its pid no longer runs)."""
+    for name in sorted(os.listdir(root)):
+        for prefix in (f".{SAMPLES_JSONL}.tmp-", f".{DATASET_JSON}.tmp-"):
+            if name.startswith(prefix) and name[len(prefix):].isdigit() and not outputs.pid_alive(int(name[len(prefix):])):
+                (root / name).unlink(missing_ok=True)
 
 
 def derive(
@@ -486,16 +516,22 @@ def derive(
     params: dict | None = None,
     classes: list[str] | None = None,
     task: str | None = None,
+    overwrite: bool = False,
 ) -> Dataset:
-    """Write `samples` (whose images live in `dataset`) as a new dataset at `out`, images hard-linked."""
+    """Write `samples` (whose images live in `dataset`) as a new dataset at `out`, images hard-linked
+    (an earlier dataset there replaced only with `overwrite`).;
+    the classes keep their source ids."""
     with DatasetWriter(
         out,
         task=task or dataset.task,
         stage=stage,
         classes=classes if classes is not None else dataset.classes,
+        class_ids=dataset.info.class_ids,
         params=params,
         inputs={str(dataset.root): dataset.content_hash},
         parent_lineage=dataset.info.lineage,
+        reads=[dataset.root],
+        overwrite=overwrite,
     ) as w:
         for s in samples:
             w.add_from(dataset, s)

@@ -58,3 +58,27 @@ def test_a_duplicate_id_names_both_lines(tmp_path: Path) -> None:
     (root / "samples.jsonl").write_text("\n".join([lines[0], lines[1], lines[0]]) + "\n", encoding="utf-8")
     with pytest.raises(DataError, match="samples.jsonl:3: id: duplicate id: expected an id not already used on line 1"):
         load_dataset(root, check_hash=False)
+
+
+def test_an_update_cut_between_its_renames_is_finished_by_the_next_reader(tmp_path: Path) -> None:
+    from pipeline.core.dataset import rewrite_samples
+    from pipeline.core.paths import sha256_bytes
+
+    root = make_classification_dataset(tmp_path / "ds", classes=2, per_class=2, splits=None)
+    ds = load_dataset(root)
+    old_info = (root / "dataset.json").read_bytes()
+    for s in ds.samples:
+        s.split = "train"
+    rewrite_samples(ds, ds.samples, stage="split")
+    new_info = (root / "dataset.json").read_bytes()
+    dead = root / ".dataset.json.tmp-4206649"  # (above the largest pid: its writer no longer runs)
+    dead.write_bytes(new_info)  # as a kill after the first rename leaves it
+    (root / "dataset.json").write_bytes(old_info)
+    (root / ".dataset.json.tmp-4206650").write_text("{not json")  # another one, damaged: never taken
+    again = load_dataset(root)
+    assert {s.split for s in again.samples} == {"train"} and again.info.lineage[-1]["stage"] == "split"
+    assert (root / "dataset.json").read_bytes() == new_info and not (root / ".dataset.json.tmp-4206649").exists()
+    assert json.loads(new_info)["samples_sha256"] == sha256_bytes((root / "samples.jsonl").read_bytes())
+    (root / "dataset.json").write_bytes(old_info)  # no pending file that matches: still an error
+    with pytest.raises(DataError, match="samples_sha256"):
+        load_dataset(root)

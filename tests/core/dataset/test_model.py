@@ -97,3 +97,18 @@ def test_a_sample_without_reviews_keeps_its_old_json() -> None:
                                    + '","split":null,"label":"x","objects":[{"label":"x","bbox":[0.0,0.0,1.0,1.0],'
                                    '"weight":0.5}]}')
     assert Obj(label="x", bbox=[0.0, 0.0, 1.0, 1.0], score=0.9).copy().score == 0.9
+
+
+@pytest.mark.parametrize(
+    ("classes", "known", "expected"),
+    [
+        (["a", "b"], None, None),  # nothing known: positions (no class_ids recorded)
+        (["a", "b"], {"a": 1, "b": 3}, {"a": 1, "b": 3}),  # ids kept, gaps and all
+        (["b", "a"], {"a": 0, "b": 9}, {"b": 9, "a": 0}),  # in class order, any id order
+        (["a", "new"], {"a": 4, "gone": 7}, {"a": 4, "new": 5}),  # a class without one: after the largest
+    ],
+)
+def test_class_ids_for(classes: list[str], known: dict | None, expected: dict | None) -> None:
+    from pipeline.core.dataset import class_ids_for
+
+    assert class_ids_for(classes, known) == expected

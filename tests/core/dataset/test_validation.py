@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.core.dataset import load_dataset
 from pipeline.core.dataset.validation import parse_sample_line, read_info
@@ -65,6 +67,14 @@ def test_a_good_line_parses_to_its_sample() -> None:
     ({"version": 1, "task": "regression", "classes": []}, "task: expected classification | detection"),
     ({"version": 1, "task": "classification", "classes": ["a", "a"]}, "duplicate class names"),
     ({"format": "other", "version": 1, "task": "classification", "classes": []}, "format: expected"),
+    # class_ids: one distinct integer >= 0 per class of `classes`
+    ({"version": 1, "task": "detection", "classes": ["a"], "class_ids": [0]}, "class_ids: expected an object"),
+    ({"version": 1, "task": "detection", "classes": ["a"], "class_ids": {"b": 0}},
+     "class_ids does not name the same classes"),
+    ({"version": 1, "task": "detection", "classes": ["a"], "class_ids": {"a": -1}}, "class_ids.a: expected"),
+    ({"version": 1, "task": "detection", "classes": ["a"], "class_ids": {"a": True}}, "class_ids.a: expected"),
+    ({"version": 1, "task": "detection", "classes": ["a", "b"], "class_ids": {"a": 2, "b": 2}},
+     "two classes with one id"),
 ])
 def test_read_info_names_the_bad_field(tmp_path: Path, info: dict, message: str) -> None:
     (tmp_path / "dataset.json").write_text(json.dumps(info), encoding="utf-8")
@@ -116,3 +126,39 @@ def test_good_annotations_and_predictions_parse() -> None:
     sample = parse_sample_line(json.dumps(line), {"0", "1"})
     assert sample.annotations[0].label == "1" and sample.annotations[1].objects == []
     assert sample.predictions[0].objects[0].score == 0.3 and sample.to_json() == line | {"split": None}
+
+
+def test_class_ids_are_read_in_class_order_and_optional(tmp_path: Path) -> None:
+    base = {"version": 1, "task": "detection", "classes": ["b", "a"]}
+    (tmp_path / "dataset.json").write_text(json.dumps({**base, "class_ids": {"a": 0, "b": 5}}), encoding="utf-8")
+    info = read_info(tmp_path)
+    assert list(info.class_ids.items()) == [("b", 5), ("a", 0)] and info.ids() == {"b": 5, "a": 0}
+    (tmp_path / "dataset.json").write_text(json.dumps(base), encoding="utf-8")
+    info = read_info(tmp_path)  # a dataset written before class ids: ids are positions
+    assert info.class_ids is None and info.ids() == {"b": 0, "a": 1}
+
+
+# -- class_ids: any JSON value reads as valid ids or fails with a DataError naming the field ---------
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 2**70) | st.floats(allow_nan=True)
+                     | st.text(max_size=5), lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.text(max_size=3), inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(classes=st.lists(st.text(min_size=1, max_size=3), max_size=4, unique=True),
+       ids=_JSON | st.dictionaries(st.text(min_size=1, max_size=3), _JSON, max_size=4)
+       | st.dictionaries(st.text(min_size=1, max_size=3), st.integers(-2, 5), max_size=4))
+def test_fuzzed_class_ids_are_read_or_refused_by_field(tmp_path: Path, classes: list[str], ids: object) -> None:
+    info = {"version": 1, "task": "detection", "classes": classes, "class_ids": ids}
+    (tmp_path / "dataset.json").write_text(json.dumps(info), encoding="utf-8")
+    try:
+        read = read_info(tmp_path)
+    except DataError as err:
+        assert "class_ids" in str(err)
+        return
+    if ids is None:
+        assert read.class_ids is None
+        return
+    assert list(read.class_ids) == classes and len(set(read.class_ids.values())) == len(classes)
+    assert all(type(v) is int and v >= 0 for v in read.class_ids.values())

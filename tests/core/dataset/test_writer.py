@@ -34,13 +34,16 @@ def test_failed_writer_leaves_nothing(tmp_path: Path) -> None:
 
 def test_writer_replaces_dataset_but_not_foreign_folder(tmp_path: Path) -> None:
     root = make_classification_dataset(tmp_path / "ds", classes=2, per_class=1, splits=None)
-    make_classification_dataset(root, classes=2, per_class=2, splits=None)
+    with pytest.raises(UsageError, match="already holds a pipeline dataset"):  # not without overwrite
+        make_classification_dataset(root, classes=2, per_class=2, splits=None)
+    assert len(load_dataset(root)) == 2
+    make_classification_dataset(root, classes=2, per_class=2, splits=None, overwrite=True)
     assert len(load_dataset(root)) == 4
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(UsageError, match="not a pipeline dataset"):
-        make_classification_dataset(foreign)
+    with pytest.raises(UsageError, match="files no pipeline stage wrote"):
+        make_classification_dataset(foreign, overwrite=True)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
@@ -233,3 +236,74 @@ def test_a_new_pack_never_takes_the_name_of_a_linked_one(tmp_path: Path) -> None
         pack.close()
     assert added.pack["file"] == "images/packs/augment-00000.zip" and rel == "images/packs/augment-00001.zip"
     assert again.pack is None and (tmp_path / "out" / again.image).read_bytes() == b"a"
+
+
+# -- the source's classes: order and ids ----------------------------------------------------------
+
+
+def _write(out: Path, labels: list[str], *, declare: list[tuple[list[str], list[int] | None]] = (),
+           classes: list[str] | None = None) -> tuple[Dataset, list[str]]:
+    notes: list[str] = []
+    with DatasetWriter(out, task="detection", stage="t", classes=classes) as w:
+        for names, ids in declare:
+            notes += w.declare_classes(names, ids)
+        for i, label in enumerate(labels):
+            w.add(Sample(id=f"s{i}", width=4, height=4, objects=[Obj(label, bbox=[0, 0, 1, 1])]), data=b"x")
+        ds = w.commit()
+    return ds, notes
+
+
+def test_declared_classes_keep_the_source_order_and_ids(tmp_path: Path) -> None:
+    ds, notes = _write(tmp_path / "d", ["zebra", "ant", "cow"], declare=[(["zebra", "ant", "bee"], [7, 1, 3])])
+    # declared first in the source's order (unused `bee` kept), then other labels sorted, numbered after
+    assert ds.classes == ["zebra", "ant", "bee", "cow"] and not notes
+    assert ds.info.class_ids == {"zebra": 7, "ant": 1, "bee": 3, "cow": 8}
+    assert load_dataset(tmp_path / "d").info.class_ids == ds.info.class_ids
+    text = (tmp_path / "d" / "dataset.json").read_text()
+    assert '"class_ids": {\n    "zebra": 7,' in text
+
+
+def test_declared_names_without_ids_record_order_only(tmp_path: Path) -> None:
+    ds, _ = _write(tmp_path / "d", ["b", "a"], declare=[(["b", "a"], None)])
+    assert ds.classes == ["b", "a"] and ds.info.class_ids is None
+    assert "class_ids" not in (tmp_path / "d" / "dataset.json").read_text()
+    assert ds.class_ids == {"b": 0, "a": 1}  # positions
+
+
+@pytest.mark.parametrize(
+    ("declare", "ids", "note"),
+    [
+        # the same class with two ids (two files): the first id is kept
+        ([(["a"], [1]), (["a"], [2])], {"a": 1}, "class 'a' has id 1 and 2: id 1 kept"),
+        # one id for two classes: the later class is numbered after the others
+        ([(["a"], [1]), (["b"], [1])], {"a": 1, "b": 2}, "id 1 names 'a' and 'b': 'b' gets a new id"),
+    ],
+)
+def test_conflicting_ids_keep_the_first_and_say_so(tmp_path: Path, declare, ids, note) -> None:
+    ds, notes = _write(tmp_path / "d", ["a"], declare=declare)
+    assert ds.info.class_ids == ids and notes == [note]
+
+
+def test_a_fixed_class_list_overrides_declarations(tmp_path: Path) -> None:
+    ds, notes = _write(tmp_path / "d", ["a"], declare=[(["a", "b"], [5, 6])], classes=["b", "a"])
+    assert ds.classes == ["b", "a"] and ds.info.class_ids is None and not notes
+
+
+def test_rewrites_and_derived_datasets_keep_the_ids(tmp_path: Path) -> None:
+    from pipeline.core.dataset import derive
+
+    ds, _ = _write(tmp_path / "d", ["x", "y"], declare=[(["y", "x"], [3, 1])])
+    derived = derive(ds, tmp_path / "e", ds.samples[:1], stage="t")
+    assert derived.classes == ["y", "x"] and derived.info.class_ids == {"y": 3, "x": 1}
+    fewer = derive(ds, tmp_path / "f", [s for s in ds.samples if s.objects[0].label == "x"], stage="t",
+                   classes=["x", "z"])
+    assert fewer.info.class_ids == {"x": 1, "z": 2}  # a new class is numbered after the kept ids
+    again = rewrite_samples(ds, ds.samples, stage="t")
+    assert load_dataset(tmp_path / "d").info.class_ids == again.info.class_ids == {"y": 3, "x": 1}
+
+
+def test_class_ids_enter_the_content_hash(tmp_path: Path) -> None:
+    with_ids, _ = _write(tmp_path / "a", ["x"], declare=[(["x"], [4])])
+    without, _ = _write(tmp_path / "b", ["x"])
+    assert (tmp_path / "a" / "samples.jsonl").read_bytes() == (tmp_path / "b" / "samples.jsonl").read_bytes()
+    assert content_hash(tmp_path / "a") != content_hash(tmp_path / "b")

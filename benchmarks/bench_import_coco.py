@@ -1,0 +1,123 @@
+"""Importing one large COCO file: time against pycocotools' own loader, memory against the file.
+
+Generates its own data in a temporary folder: ``images/`` with small JPEGs of distinct bytes and
+``annotations.json`` with 100,000 box annotations spread over them (50 per image; 20,000 with
+``BENCH=quick``), each with ``area``, ``iscrowd`` and a ``segmentation`` polygon, as COCO's own
+files carry them.
+
+Rows:
+
+- time: `pipeline import coco` in-process against ``pycocotools.coco.COCO(path)`` alone on the
+  same file (which only parses the JSON and builds its indexes; ours also hashes every image,
+  reads its header and writes the dataset). Target: ours no slower (ratio of speeds >= 1).
+- memory: peak memory of the import in a fresh process (VmHWM less the process's size before the
+  import), against the JSON file's size. Target: at most 3x.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from benchmarks.importing import timed
+
+PER_IMAGE = 50
+
+
+def make_files(root: Path, annotations: int, seed: int = 0) -> Path:
+    """`annotations` COCO boxes over annotations / PER_IMAGE small JPEGs under `root/src`."""
+    rng = np.random.default_rng(seed)
+    src = root / "src"
+    (src / "images").mkdir(parents=True)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, size=(48, 64, 3), dtype=np.uint8)).save(buf, format="JPEG", quality=80)
+    jpeg = bytearray(buf.getvalue())
+    n_images = annotations // PER_IMAGE
+    images, anns = [], []
+    for i in range(n_images):
+        jpeg[-3] = i % 251  # distinct bytes, same header
+        jpeg[-4] = i // 251 % 251
+        name = f"{i:06d}.jpg"
+        (src / "images" / name).write_bytes(jpeg)
+        images.append({"id": i + 1, "file_name": name, "width": 64, "height": 48})
+    boxes = rng.uniform(0, 1, size=(annotations, 4))
+    for k in range(annotations):
+        x, y = float(boxes[k, 0] * 40), float(boxes[k, 1] * 30)
+        w, h = float(1 + boxes[k, 2] * 20), float(1 + boxes[k, 3] * 15)
+        anns.append({"id": k + 1, "image_id": k // PER_IMAGE + 1, "category_id": 1 + k % 3,
+                     "bbox": [round(x, 2), round(y, 2), round(w, 2), round(h, 2)], "area": round(w * h, 2),
+                     "iscrowd": 0, "segmentation": [[round(x, 2), round(y, 2), round(x + w, 2), round(y, 2),
+                                                     round(x + w, 2), round(y + h, 2)]]})
+    doc = {"images": images, "annotations": anns,
+           "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "car"}, {"id": 3, "name": "dog"}]}
+    (src / "annotations.json").write_text(json.dumps(doc))
+    return src
+
+
+MEMORY_SCRIPT = """
+import os, sys
+from pathlib import Path
+from pipeline.core import ui
+from pipeline.formats import coco, ingest  # imported before the baseline
+def vm(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+    return 0
+ui.set_quiet(True)
+base = vm("VmRSS:")
+ingest.import_dataset("coco", Path(sys.argv[1]), Path(sys.argv[2]))
+print(vm("VmHWM:") - base)
+"""
+
+
+def run(quick: bool) -> list[dict]:
+    from pycocotools.coco import COCO
+
+    from benchmarks.importing import import_files
+
+    n = 20_000 if quick else 100_000
+    root = Path(tempfile.mkdtemp(prefix="bench-coco-"))
+    try:
+        src = make_files(root, n)
+        ann = src / "annotations.json"
+        size = ann.stat().st_size
+        ours = []
+        refs = []
+        for r in range(2):
+            out = root / f"out{r}"
+            ours.append(timed(import_files, "coco", src, out)[0])
+            shutil.rmtree(out)
+            devnull = open(os.devnull, "w")
+            try:
+                stdout, sys.stdout = sys.stdout, devnull  # COCO() prints its progress
+                refs.append(timed(COCO, str(ann))[0])
+            finally:
+                sys.stdout = stdout
+                devnull.close()
+        wall, ref = min(ours), min(refs)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        peak = int(subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(src), str(root / "mem")], env=env,
+                                  check=True, capture_output=True, text=True).stdout.split()[-1])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return [
+        {"name": f"import coco, one file with {n:,} annotations", "ours": round(n / wall, 1),
+         "reference": round(n / ref, 1), "ratio": round(ref / wall, 3), "unit": "annotations/s",
+         "target": "ratio >= 1 (no slower than pycocotools' COCO(path))",
+         "note": f"ours {wall:.2f} s (parse, {n // PER_IMAGE} image hashes and headers, dataset written) vs "
+                 f"COCO(path) {ref:.2f} s (parse and index only); best of 2"},
+        {"name": "import coco, peak memory against the JSON file", "ours": round(peak / 2**20, 1),
+         "reference": round(size / 2**20, 1), "ratio": round(peak / size, 3), "unit": "MiB",
+         "target": "ratio <= 3", "note": "VmHWM of a fresh process less its size before the import; "
+                                         "reference: the annotation file's size"},
+    ]

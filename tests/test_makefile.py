@@ -1,0 +1,81 @@
+"""The Makefile: a target for every stage and source, each listed by `make help` with its variables,
+and the commands the targets run (`make -n`, nothing executed)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+STAGES = ["fetch", "fetch-mnist", "fetch-kaggle", "fetch-hf", "fetch-url", "crawl", "import", "export", "split",
+          "train", "validate", "predict", "augment", "preview", "check", "stats", "crop", "model"]
+
+
+def make(*args: str, stamp: Path) -> str:
+    """`make -n ARGS` with a fresh install stamp, so the dry run shows only the target's own commands."""
+    proc = subprocess.run(["make", "-n", f"VENV={stamp.parent}", "PIPELINE=pipeline", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture
+def stamp(tmp_path):
+    path = tmp_path / "venv" / ".installed"
+    path.parent.mkdir()
+    path.touch()
+    return path
+
+
+def test_help_lists_every_target_of_the_makefile_with_its_variables():
+    proc = subprocess.run(["make", "help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    listed = re.findall(r"^  make ([a-z-]+) ", proc.stdout, flags=re.MULTILINE)
+    defined = re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), flags=re.MULTILINE)
+    assert set(defined) <= set(listed) and set(STAGES) <= set(listed)
+    lines = {m.group(1): m.group(2) for m in re.finditer(r"^  make ([a-z-]+)\s+(.*)$", proc.stdout, re.MULTILINE)}
+    for target, variables in {"fetch-kaggle": ["REF", "COMPETITION", "FILE", "OUT"], "fetch-hf": ["REPO", "OUT"],
+                              "fetch-url": ["URLS", "LIST", "OUT"], "crawl": ["URL", "OUT"],
+                              "train": ["VARIANT", "AUGMENT", "CONFIG", "DATA", "RUN"],
+                              "augment": ["SPLITS", "WORKERS", "RECIPE", "COPIES"], "preview": ["RECIPE"],
+                              "model": ["VARIANT", "GROUPS", "WIDTHS"]}.items():
+        assert all(v in lines[target] for v in variables), (target, lines[target])
+    assert "ImageFolder tree" in proc.stdout
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["fetch-mnist"], "pipeline fetch mnist --out datasets/mnist"),
+    (["fetch-kaggle", "REF=team/digits", "OUT=d"], "pipeline fetch kaggle team/digits  --out d"),
+    (["fetch-kaggle", "COMPETITION=digit-recognizer", "FILE=train.csv", "OUT=d"],
+     "pipeline fetch kaggle --competition digit-recognizer --file train.csv --out d"),
+    (["fetch-hf", "REPO=ylecun/mnist", "INCLUDE=*.parquet", "OUT=d"],
+     "pipeline fetch hf ylecun/mnist  --include '*.parquet' --out d"),
+    (["fetch-url", "URLS=https://example.org/a.zip", "LABEL=cat", "OUT=d"],
+     "pipeline fetch url https://example.org/a.zip  --label 'cat' --out d"),
+    (["crawl", "URL=https://example.org/", "OUT=d"], "pipeline crawl https://example.org/ --depth 1 --max-images 100"),
+    (["train", "DATA=photos", "VARIANT=autoencoder", "AUGMENT=r.yaml", "SET=groups=4 threads=1"],
+     "--variant autoencoder --augment r.yaml --set groups=4 --set threads=1"),
+    (["augment", "DATA=photos", "OUT=o", "SPLITS=all", "WORKERS=2"],
+     "--recipe configs/augment/digits.yaml --copies 2 --splits all --workers 2"),
+    (["preview", "OUT=p.png", "RECIPE=r.yaml"], "pipeline preview datasets/mnist-embedded --out p.png --recipe r.yaml"),
+    (["preview", "OUT=p.png"], "pipeline preview datasets/mnist-embedded --out p.png \n"),
+    (["model", "VARIANT=grouped", "GROUPS=4"], "pipeline model summary --variant grouped --input 1x32x32 --groups 4"),
+    (["model"], "pipeline model summary --variant all"),
+    (["predict", "IMAGES=a.png", "OUT=rec"], "pipeline predict runs/mnist-embedded a.png --out rec"),
+])
+def test_targets_pass_their_variables(stamp, args, expected):
+    out = make(*args, stamp=stamp)
+    assert expected in re.sub(r"[ \t]*\\\n[ \t]*", " ", out + "\n"), out
+
+
+@pytest.mark.parametrize("target", ["fetch-kaggle", "fetch-hf", "fetch-url", "crawl", "augment", "predict"])
+def test_targets_without_their_required_variables_print_usage(stamp, target):
+    proc = subprocess.run(["make", f"VENV={stamp.parent}", "PIPELINE=false", target], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and f"usage: make {target}" in proc.stdout
