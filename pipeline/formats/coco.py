@@ -304,8 +304,8 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
     split = split_from_path(os.path.relpath(path, base))  # the file's name, then its folders
     folders = split_folders(path, split)
     images = doc["images"]
-    listed = {im.get("id") for im in images if isinstance(im, dict)}
-    if by_image and not listed.intersection(by_image):  # every annotation lost: refuse the file
+    listed = {im["id"] for im in images if isinstance(im, dict) and _is_id(im.get("id"))}  # bad ids: per image
+    if by_image and listed and not listed.intersection(by_image):  # every annotation lost: refuse the file
         raise DataError(where, f"none of the {sum(len(v) for v in by_image.values())} annotations refers to an "
                                f"image id listed in images ({len(listed)} images)", field="annotations[].image_id",
                         expected="ids of the images list", got=sorted(map(str, by_image))[:3],
