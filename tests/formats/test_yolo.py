@@ -268,7 +268,7 @@ def test_darknet_labels_with_images_in_a_sibling_folder(tmp_path: Path) -> None:
     _darknet(tmp_path / "src", stems)
     ds, report = import_dataset("auto", tmp_path / "src", tmp_path / "ds")
     assert report.detected.startswith("yolo") and not report.problems
-    assert _counts(ds) == (3, 6, ["bicycle", "car", "person"], {"train": 3})
+    assert _counts(ds) == (3, 6, VOC_NAMES, {"train": 3})  # obj.names kept whole, in its order
     assert report.counts[yolo.BACKGROUND] == 0
 
 
@@ -282,7 +282,7 @@ def test_ultralytics_data_yaml_with_folders_list_files_and_lists(tmp_path: Path)
                                    "names: [person, bicycle, car]\n")
     ds, report = import_dataset("yolo", src, tmp_path / "ds")
     assert not report.problems
-    assert _counts(ds) == (4, 8, ["bicycle", "person"], {"train": 2, "val": 1, "test": 1})
+    assert _counts(ds) == (4, 8, ["person", "bicycle", "car"], {"train": 2, "val": 1, "test": 1})
 
 
 def test_labels_folder_beside_images_folder(tmp_path: Path) -> None:
@@ -291,7 +291,7 @@ def test_labels_folder_beside_images_folder(tmp_path: Path) -> None:
     _labels(src / "labels", ["a", "b"])
     (src / "labels" / "classes.txt").write_text("person\nbicycle\ncar\n")
     ds, report = import_dataset("yolo", src, tmp_path / "ds")
-    assert not report.problems and _counts(ds) == (2, 4, ["bicycle", "person"], {None: 2})
+    assert not report.problems and _counts(ds) == (2, 4, ["person", "bicycle", "car"], {None: 2})
 
 
 def test_images_option_pairs_by_relative_path_and_looks_nowhere_else(tmp_path: Path) -> None:
@@ -303,7 +303,7 @@ def test_images_option_pairs_by_relative_path_and_looks_nowhere_else(tmp_path: P
     (src / "data.yaml").write_text("train: train\nval: val\nnames: [person, bicycle, car]\n")
     ds, report = import_dataset("yolo", src, tmp_path / "ds", images=media)
     assert not report.problems
-    assert _counts(ds) == (4, 8, ["bicycle", "person"], {"train": 2, "val": 2})
+    assert _counts(ds) == (4, 8, ["person", "bicycle", "car"], {"train": 2, "val": 2})
     assert sorted(s.source["image"] for s in ds.samples) == ["train/a.jpg", "train/b.jpg", "val/a.jpg", "val/b.jpg"]
     assert {s.source["file"] for s in ds.samples if s.source["image"] == "val/b.jpg"} == {"val/b.txt"}
 
