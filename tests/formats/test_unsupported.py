@@ -70,6 +70,14 @@ def test_command_refuses_with_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "Roboflow multi-label classification CSV" in result.output and "Traceback" not in result.output
 
 
+def test_detect_names_the_refusal_instead_of_an_import_auto_choice(tmp_path: Path) -> None:
+    src = _roboflow_multilabel(tmp_path / "src")
+    result = invoke("detect", src)
+    assert "refused: train/_classes.csv: a Roboflow multi-label classification CSV" in result.output
+    data = json.loads(invoke("detect", src, "--json").output)
+    assert data["auto"] is None  # `import auto` refuses it
+
+
 def test_vott_project_file_and_a_single_export_file(tmp_path: Path) -> None:
     (tmp_path / "p.vott").write_text("{}")
     assert unsupported.refusal(tmp_path / "p.vott").startswith("p.vott: a VoTT project")
