@@ -82,7 +82,19 @@ def read_capped(path: str | os.PathLike, where: str, limit: int = MAX_TEXT_BYTES
             raise DataError(where, f"{what} too large", expected=f"at most {_mib(limit)}",
                             got=f"{_mib(info.st_size)}", fix=fix or "split the file or remove what does not belong in it")
         with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(limit + 1)
+            # the size fstat gave (plus one byte to see growth): reading `limit + 1` at once would
+            # allocate the whole cap for every small file
+            data = fh.read(min(limit, info.st_size) + 1)
+            if len(data) > info.st_size:  # grew since fstat: the rest in 1 MiB steps, up to the cap
+                chunks = [data]
+                total = len(data)
+                while total <= limit:
+                    more = fh.read(min(1 << 20, limit + 1 - total))
+                    if not more:
+                        break
+                    chunks.append(more)
+                    total += len(more)
+                data = b"".join(chunks)
     except OSError as exc:
         raise DataError(where, f"cannot read the {what} ({exc.strerror or exc})",
                         fix="check that the file is readable") from None

@@ -129,3 +129,20 @@ def test_class_names_that_are_not_utf8_are_refused_with_their_bytes_escaped() ->
     with pytest.raises(DataError, match=r"class name is not UTF-8 \(b\\xffird\)") as err:
         limits.check_class_name(name, "b\\xffird", "folder")
     str(err.value).encode("utf-8")
+
+
+def test_read_capped_allocates_what_the_file_holds_not_the_cap(tmp_path) -> None:
+    """A small file read under a large cap costs its own size (the cap is a limit, not a buffer)."""
+    import tracemalloc
+
+    from pipeline.core.limits import read_capped
+
+    path = tmp_path / "small.txt"
+    path.write_bytes(b"0 0.5 0.5 0.1 0.1\n")
+    tracemalloc.start()
+    try:
+        assert read_capped(path, "small.txt", limit=64 << 20) == b"0 0.5 0.5 0.1 0.1\n"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
