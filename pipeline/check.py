@@ -34,6 +34,7 @@ CHECKS: dict[str, tuple[str, str]] = {
     "polygon-outside-image": (ERROR, "polygon points beyond the image"),
     "degenerate-polyline": (ERROR, "a line with fewer than 2 points"),
     "bad-mask": (ERROR, "a mask whose size differs from the image or whose run lengths do not add up"),
+    "truncated-image": (WARNING, "the image file was cut short; what decodes was kept (restored on import)"),
     "exif-in-stored-image": (WARNING, "the stored file still carries an EXIF rotation; other tools will show it turned"),
     "exif-ambiguous": (WARNING, "the importer could not tell whether labels were drawn on the raw or rotated frame"),
     "duplicate-image": (WARNING, "the same image (by content) appears more than once"),
@@ -192,7 +193,7 @@ def _check_mask(obj: Obj, i: int, where: str, sample: Sample, add) -> None:
 
 def check_image(dataset: Dataset, sample: Sample) -> tuple[list[Finding], str | None]:
     """Read and decode one sample's image. Returns its findings and the sha256 of its bytes (None if unread)."""
-    from pipeline.core.images import exif_orientation, open_image_bytes
+    from pipeline.core.images import exif_orientation, open_image_restoring
     from pipeline.core.paths import sha256_bytes
 
     out: list[Finding] = []
@@ -209,10 +210,13 @@ def check_image(dataset: Dataset, sample: Sample) -> tuple[list[Finding], str | 
         out.append(Finding("hash-mismatch", sample.id,
                            f"{sample.image}: sha256 {digest[:12]}… differs from the recorded {sample.sha256[:12]}…"))
     try:
-        img = open_image_bytes(data, sample.image)
+        img, truncated = open_image_restoring(data, sample.image)
     except DataError as err:
         out.append(Finding("unreadable-image", sample.id, str(err)))
         return out, digest
+    if truncated:
+        out.append(Finding("truncated-image", sample.id, f"{sample.image} is cut short; the rows that decode are "
+                                                         "kept, the rest is filled in"))
     if img.size != (sample.width, sample.height):
         out.append(Finding("size-mismatch", sample.id,
                            f"{sample.image} is {img.size[0]}x{img.size[1]}, the sample says "
@@ -247,6 +251,9 @@ def check_dataset(
         if digest:
             by_hash[digest].append(s)
         findings.extend(check_objects(s))
+        if s.meta.get("truncated") is True:
+            findings.append(Finding("truncated-image", s.id, "the imported file was cut short; stored restored "
+                                    "from the rows that decode"))
         orientation = s.meta.get("exif_orientation")
         if orientation not in (None, 1):
             findings.append(Finding("exif-rotated", s.id, f"stored upright from EXIF orientation {orientation}"))

@@ -9,10 +9,17 @@ Crop geometry (`crop_box`): the box grows by ``pad`` times its width/height on e
 ``square`` the shorter side grows to the longer one around the same centre. A square crop is moved
 inside the image when it fits; where it cannot (larger than the image), the part outside is filled
 by repeating the edge pixels, so the crop stays square without a black border.
+
+Encoding (`encode`): by default (``"auto"``) a crop of a JPEG source is written as a JPEG of
+quality 95 (`JPEG_QUALITY`) with the source's own chroma subsampling, since re-encoding a lossy
+photo losslessly only makes the file larger (and PNG encoding was most of the stage's time); a crop
+of a lossless source (PNG, BMP, TIFF, ...) is written as PNG, pixel for pixel. ``"png"`` writes
+every crop as PNG. Each source image is decoded once for all its crops.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +32,8 @@ from pipeline.core.dataset import Dataset, DatasetWriter, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.geometry import object_box
 
+ENCODINGS = ("auto", "png")  # auto: JPEG crops of JPEG sources, PNG of the others; png: PNG always
+JPEG_QUALITY = 95  # near-transparent re-encoding of a photo that was already a JPEG
 
 @dataclass
 class CropReport:
@@ -89,13 +98,16 @@ def crop_dataset(
     pad: float = 0.0,
     square: bool = False,
     min_size: float = 0.0,
+    encode: str = "auto",
     progress=None,
     overwrite: bool = False,
 ) -> tuple[Dataset, CropReport]:
     """Write one classification sample per labelled object of `dataset` into a new dataset at `out`
-    (an earlier dataset there replaced only with `overwrite`)."""
-    from pipeline.core.images import encode_png, open_image
+    (an earlier dataset there replaced only with `overwrite`).
 
+    `encode`: ``"auto"`` (JPEG crops of JPEG sources, PNG of the others) or ``"png"`` (PNG always)."""
+    if encode not in ENCODINGS:
+        raise UsageError(f"encode {encode!r}: expected one of {', '.join(ENCODINGS)}")
     if pad < 0:
         raise UsageError(f"--pad {pad}: expected a fraction >= 0", fix="e.g. --pad 0.1 adds 10% of the box per side")
     if min_size < 0:
@@ -114,7 +126,7 @@ def crop_dataset(
         samples = [s for s in dataset.samples if s.objects]
         for parent in progress(samples) if progress else samples:
             _crop_sample(dataset, parent, writer, report, pad=pad, square=square, min_size=min_size,
-                         open_image=open_image, encode_png=encode_png)
+                         encode=encode)
         if not writer.samples:
             raise UsageError(f"{dataset.root}: no object passed the filters ({_skipped_text(report)})",
                              fix="lower --min-size")
@@ -126,8 +138,28 @@ def _skipped_text(report: CropReport) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(report.skipped.items())) or "nothing skipped"
 
 
+def _encoder(img: Image.Image, encode: str):
+    """A function encoding one crop of `img` to ``(bytes, extension)``: JPEG for a JPEG source under
+    ``auto`` (quality `JPEG_QUALITY`, the source's chroma subsampling), PNG otherwise."""
+    from pipeline.core.images import encode_png
+
+    if encode == "auto" and img.format == "JPEG" and img.mode in ("L", "RGB"):
+        from PIL import JpegImagePlugin
+
+        sampling = JpegImagePlugin.get_sampling(img)  # 4:4:4 -> 0, 4:2:2 -> 1, 4:2:0 -> 2; -1 for grey
+
+        def jpeg(piece: Image.Image) -> tuple[bytes, str]:
+            buf = io.BytesIO()
+            piece.save(buf, format="JPEG", quality=JPEG_QUALITY,
+                       **({"subsampling": sampling} if sampling >= 0 else {}))
+            return buf.getvalue(), "jpg"
+
+        return jpeg
+    return lambda piece: (encode_png(piece), "png")
+
+
 def _crop_sample(dataset: Dataset, parent: Sample, writer: DatasetWriter, report: CropReport, *, pad: float,
-                 square: bool, min_size: float, open_image, encode_png) -> None:
+                 square: bool, min_size: float, encode: str) -> None:
     jobs = []
     for i, obj in enumerate(parent.objects or []):
         box = object_box(obj, points=False)  # the box of its area: none for points and lines
@@ -150,6 +182,7 @@ def _crop_sample(dataset: Dataset, parent: Sample, writer: DatasetWriter, report
         report.problems.append(f"{parent.id}: {err}")
         report.skipped["objects of unreadable images"] += len(jobs)
         return
+    encoder = _encoder(img, encode)  # from the source's format, before any conversion
     if img.mode not in ("L", "RGB", "RGBA", "I;16", "I", "F"):
         img = img.convert("RGB")
     for i, obj, box in jobs:
@@ -165,6 +198,7 @@ def _crop_sample(dataset: Dataset, parent: Sample, writer: DatasetWriter, report
                         height=piece.size[1], source=source)
         if obj.attributes:
             sample.meta["attributes"] = dict(obj.attributes)
-        writer.add(sample, data=encode_png(piece), ext="png")
+        data, ext = encoder(piece)
+        writer.add(sample, data=data, ext=ext)
         report.written += 1
         report.per_split[parent.split or "unsplit"] += 1

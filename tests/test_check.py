@@ -151,3 +151,21 @@ def test_exif_rotated_and_ambiguous_frames_are_reported(tmp_path: Path) -> None:
                      meta={"exif_orientation": 6, "exif_frame": "assumed upright"}), data=png)
     found = codes(check_dataset(load_dataset(tmp_path / "e")))
     assert found["exif-rotated"] == 1 and found["exif-ambiguous"] == 1
+
+
+def test_stored_truncated_image_is_flagged_not_unreadable(tmp_path: Path) -> None:
+    import io
+
+    import numpy as np
+
+    yy, xx = np.mgrid[0:30, 0:40]
+    buf = io.BytesIO()
+    Image.fromarray(np.stack([xx * 5, yy * 6, xx + yy], -1).astype("uint8")).save(buf, format="JPEG", quality=90)
+    data = buf.getvalue()
+    with DatasetWriter(tmp_path / "d", task="classification", stage="test", classes=["a"]) as w:
+        w.add(Sample(id="cut", width=40, height=30, label="a"), data=data[:-2], ext="jpg")  # no end marker
+        w.add(Sample(id="header", width=40, height=30, label="a"), data=data[:200], ext="jpg")  # cut in the header
+    found = check_dataset(load_dataset(tmp_path / "d")).by_code()
+    assert [f.sample for f in found["truncated-image"]] == ["cut"]
+    assert [f.sample for f in found["unreadable-image"]] == ["header"]
+    assert CHECKS["truncated-image"][0] == "warning"

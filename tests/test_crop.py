@@ -98,6 +98,96 @@ def test_mask_only_objects_are_cropped_by_their_mask_bounds(tmp_path: Path) -> N
     assert s.source["crop"] == [20, 5, 32, 15] and (s.width, s.height) == (12, 10)
 
 
+def _jpeg_dataset(root: Path, *, subsampling: int, mode: str = "RGB") -> Path:
+    """Two JPEG photos (smooth gradients) with two boxes each, stored as the JPEG bytes given."""
+    import io
+
+    yy, xx = np.mgrid[0:60, 0:80]
+    base = np.stack([xx * 3, yy * 4, (xx + yy) * 2], axis=-1).astype(np.uint8)
+    with DatasetWriter(root, task="detection", stage="test", classes=["a", "b"]) as w:
+        for i in range(2):
+            img = Image.fromarray(base if mode == "RGB" else base[..., 0]).convert(mode)
+            buf = io.BytesIO()
+            img.save(buf, format="JPEG", quality=90, **({"subsampling": subsampling} if mode == "RGB" else {}))
+            w.add(Sample(id=f"p{i}", width=80, height=60, split="train", objects=[
+                Obj("a", bbox=[4, 4, 30, 40]), Obj("b", bbox=[40, 10, 75, 55])]), data=buf.getvalue(), ext="jpg")
+    return root
+
+
+@pytest.mark.parametrize("subsampling", [0, 2])  # 4:4:4 and 4:2:0 sources keep their sampling
+def test_jpeg_sources_give_jpeg_crops(tmp_path: Path, subsampling: int) -> None:
+    from PIL import JpegImagePlugin
+
+    det = load_dataset(_jpeg_dataset(tmp_path / "d", subsampling=subsampling))
+    crop_dataset(det, tmp_path / "c")
+    ds = load_dataset(tmp_path / "c")
+    assert len(ds.samples) == 4 and all(s.image.endswith(".jpg") for s in ds.samples)
+    for s in ds.samples:
+        with Image.open(ds.image_path(s)) as piece, Image.open(det.image_path(det.samples[0])) as full:
+            assert piece.format == "JPEG" and JpegImagePlugin.get_sampling(piece) == subsampling
+            x1, y1, x2, y2 = s.source["crop"]
+            ref = np.asarray(full.convert("RGB").crop((x1, y1, x2, y2)), dtype=np.int16)
+            assert np.abs(np.asarray(piece.convert("RGB"), dtype=np.int16) - ref).mean() < 3  # quality 95
+
+
+def test_grey_jpeg_gives_grey_jpeg_crops(tmp_path: Path) -> None:
+    crop_dataset(load_dataset(_jpeg_dataset(tmp_path / "d", subsampling=0, mode="L")), tmp_path / "c")
+    ds = load_dataset(tmp_path / "c")
+    with Image.open(ds.image_path(ds.samples[0])) as piece:
+        assert piece.format == "JPEG" and piece.mode == "L"
+
+
+def test_encode_png_keeps_every_crop_lossless(tmp_path: Path) -> None:
+    det = load_dataset(_jpeg_dataset(tmp_path / "d", subsampling=2))
+    crop_dataset(det, tmp_path / "c", encode="png")
+    ds = load_dataset(tmp_path / "c")
+    assert all(s.image.endswith(".png") for s in ds.samples)
+    s = ds.samples[0]
+    with Image.open(ds.image_path(s)) as piece, Image.open(det.image_path(det.samples[0])) as full:
+        assert np.array_equal(np.asarray(piece), np.asarray(full.crop(tuple(s.source["crop"]))))
+    with pytest.raises(UsageError, match="encode 'webp'"):
+        crop_dataset(det, tmp_path / "c2", encode="webp")
+
+
+def test_each_source_is_decoded_once(tmp_path: Path, monkeypatch) -> None:
+    from pipeline.core.dataset import Dataset
+
+    det = load_dataset(_jpeg_dataset(tmp_path / "d", subsampling=2))
+    calls: list[str] = []
+    original = Dataset.open_image
+
+    def counting(self, sample, **kw):
+        calls.append(sample.id)
+        return original(self, sample, **kw)
+
+    monkeypatch.setattr(Dataset, "open_image", counting)
+    _, report = crop_dataset(det, tmp_path / "c")
+    assert report.written == 4 and calls == ["p0", "p1"]
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_crops_are_created_under_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    import os
+
+    det = load_dataset(_jpeg_dataset(tmp_path / "d", subsampling=2))
+    old = os.umask(umask)
+    try:
+        crop_dataset(det, tmp_path / "c")
+    finally:
+        os.umask(old)
+    ds = load_dataset(tmp_path / "c")
+    assert {os.stat(ds.image_path(s)).st_mode & 0o777 for s in ds.samples} == {mode}
+
+
+def test_crop_command_encode_png(tmp_path: Path) -> None:
+    from tests.helpers import invoke
+
+    _jpeg_dataset(tmp_path / "d", subsampling=2)
+    result = invoke("crop", tmp_path / "d", "--out", tmp_path / "c", "--encode", "png")
+    assert result.exit_code == 0, result.output
+    assert all(s.image.endswith(".png") for s in load_dataset(tmp_path / "c").samples)
+
+
 def test_crops_keep_the_source_class_ids(tmp_path: Path) -> None:
     import json
 

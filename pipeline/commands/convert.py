@@ -72,8 +72,8 @@ FORMAT_CHOICES = ["auto", *FORMATS]  # `pipeline import FORMAT`: the registry's 
                    "[default: 1-based unless the folder is one of those exports].")
 @max_pixels_option
 @click.option("--images", "images", type=click.Path(path_type=Path), default=None, metavar="DIR",
-              help="Images are looked up here; nothing outside SRC and DIR is read [default: SRC]. "
-                   "Used by labelstudio (task image URLs are resolved here by file name).")
+              help="Labels are read under SRC and images under DIR alone; nothing outside the two is read "
+                   "[default: SRC]. Every labelled format; labelstudio resolves task image URLs here by file name.")
 @click.option("--annotations", "annotations", type=click.Choice(["newest", "all"]), default=None,
               help="labelstudio: the newest non-cancelled annotation of each task is the sample's labels; "
                    "'all' keeps each annotator's annotation beside it [default: newest].")

@@ -18,14 +18,18 @@ from pipeline.commands.common import max_pixels_option, overwrite_option
 @click.option("--square", is_flag=True, help="Make crops square around the box centre (edges repeated past the image).")
 @click.option("--min-size", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Skip objects whose box is narrower or lower than this many pixels.")
+@click.option("--encode", type=click.Choice(["auto", "png"]), default="auto", show_default=True,
+              help="auto: JPEG crops (quality 95) of JPEG photos, PNG of lossless images; png: PNG always.")
 @max_pixels_option
-def crop(dataset_path: Path, out: Path, overwrite: bool, pad: float, square: bool, min_size: float) -> None:
+def crop(dataset_path: Path, out: Path, overwrite: bool, pad: float, square: bool, min_size: float,
+         encode: str) -> None:
     """Turn every labelled object of DATASET into a classification sample.
 
     Each object with an area (its box, or the bounds of its polygon or mask) becomes one image
     labelled with the object's class, in the split of its source image. The new samples record
     where they came from (parent id, object index, box, crop). Train on them as on any
-    classification dataset.
+    classification dataset. Crops of JPEG photos are written as JPEG (quality 95), crops of
+    lossless images as PNG (--encode png: PNG always).
 
     DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
     and re-imported only when its files change.
@@ -42,7 +46,7 @@ def crop(dataset_path: Path, out: Path, overwrite: bool, pad: float, square: boo
 
     dataset = load_dataset(dataset_folder(dataset_path))  # an ImageFolder tree: its cached import
     result, report = crop_dataset(
-        dataset, out, overwrite=overwrite, pad=pad, square=square, min_size=min_size,
+        dataset, out, overwrite=overwrite, pad=pad, square=square, min_size=min_size, encode=encode,
         progress=lambda items: ui.progress(items, total=len(items), desc="crop", unit="img"),
     )
     for problem in report.problems[:20]:

@@ -19,8 +19,9 @@ def detect(src: Path, as_json: bool) -> None:
     import (images, objects, classes: its annotation files parsed, no image opened) and the
     annotation files it recognised. `pipeline import auto` takes the best one, and refuses when another candidate
     recognises annotation files of its own (a labelme folder with a COCO file beside its JSONs):
-    name the format, or point SRC at one format's folder. Exit 0 when a format fits, 2 when none
-    does. With --json: {"src", "auto" (the format `import auto` takes, null when it refuses),
+    name the format, or point SRC at one format's folder. An export that is recognised but not
+    read (a Roboflow multi-label CSV, a VoTT export) is named, and `import auto` refuses it. Exit 0
+    when a format fits, 2 when none does. With --json: {"src", "auto" (the format `import auto` takes, null when it refuses),
     "candidates": [{"format", "accepted", "description", "score", "files", "counts", "note"}]}.
 
     \b
@@ -31,11 +32,13 @@ def detect(src: Path, as_json: bool) -> None:
     from pipeline.core import ui
     from pipeline.core.errors import UsageError
     from pipeline.formats.detect import rivals, survey
+    from pipeline.formats.unsupported import refusal
 
     candidates = survey(src, count=True)
     accepted = [c for c in candidates if c.accepted]
     clash = rivals(candidates)
-    auto = accepted[0].format if accepted and not clash else None
+    unread = refusal(src)  # an export `import` refuses by name, whatever else recognises its files
+    auto = accepted[0].format if accepted and not clash and not unread else None
     if as_json:
         click.echo(json.dumps({"src": str(src), "auto": auto, "candidates": [c.to_json() for c in candidates]},
                               ensure_ascii=False, indent=2))
@@ -53,7 +56,9 @@ def detect(src: Path, as_json: bool) -> None:
         for c in candidates:
             if not c.accepted:
                 rows.append((c.format, f"rejected: {c.description}"))
-        if clash:
+        if unread:
+            rows.append(("import auto", f"refused: {unread}"))
+        elif clash:
             rows.append(("import auto", f"refused: {', '.join(c.format for c in [accepted[0], *clash])} each cover "
                                         "a part of the folder; name the format or point at one format's folder"))
         elif auto:

@@ -5,7 +5,10 @@ Every reader and stage decodes images through `open_image`, `open_image_bytes` o
 everywhere: an image of more pixels than the one limit (`max_pixels`, default Pillow's
 89,478,485; `--max-pixels N|none` on the commands that read images) is refused before any pixel
 is decoded, with one line naming the file, its size, the limit and the fix; a truncated file is
-an error; EXIF orientation is applied exactly once, on import.
+an error, unless the caller asks to restore it (`open_image_restoring`: a file whose decoder ran
+out of data is decoded again with Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES`` set only around
+that one decode, as Ultralytics restores a JPEG without its end marker); EXIF orientation is
+applied exactly once, on import.
 
 The limit is ours, not Pillow's: Pillow's own check (`Image.MAX_IMAGE_PIXELS`, a warning above
 the limit and an error above twice it, worded as Pillow's) is turned off when this module is
@@ -17,10 +20,11 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from pipeline.core.errors import DataError, UsageError
 
@@ -122,13 +126,33 @@ def is_image_name(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTS
 
 
-def _decode(opener, where: str | os.PathLike) -> Image.Image:
+class TruncatedImageError(DataError):
+    """An image whose decoder ran out of data before the last row (`open_image_restoring` may restore it)."""
+
+
+_TRUNCATED_LOCK = threading.Lock()  # LOAD_TRUNCATED_IMAGES is Pillow's global: set by one decode at a time
+
+
+def _load(img: Image.Image, truncated: bool) -> None:
+    if not truncated:
+        img.load()
+        return
+    with _TRUNCATED_LOCK:
+        before = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            img.load()
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = before
+
+
+def _decode(opener, where: str | os.PathLike, *, truncated: bool = False) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # (off; the limit is check_pixels)
         try:
             img = opener()  # the header only
             check_pixels(img.width, img.height, where)
-            img.load()
+            _load(img, truncated)
             return img
         except Image.DecompressionBombError as exc:  # Pillow's limit set again by someone else
             raise DataError(where, "over Pillow's decompression-bomb limit (a decompression bomb?)",
@@ -136,7 +160,8 @@ def _decode(opener, where: str | os.PathLike) -> Image.Image:
         except UnidentifiedImageError as exc:
             raise DataError(where, "not an image Pillow can read", fix="remove or replace the file") from exc
         except (OSError, SyntaxError, ValueError) as exc:
-            raise DataError(where, f"unreadable or truncated image ({exc})", fix="re-export or remove the file") from exc
+            error = TruncatedImageError if str(exc).startswith("image file is truncated") else DataError
+            raise error(where, f"unreadable or truncated image ({exc})", fix="re-export or remove the file") from exc
 
 
 def open_image(path: str | os.PathLike, *, exif_transpose: bool = False) -> Image.Image:
@@ -148,6 +173,33 @@ def open_image(path: str | os.PathLike, *, exif_transpose: bool = False) -> Imag
 def open_image_bytes(data: bytes, where: str, *, exif_transpose: bool = False) -> Image.Image:
     img = _decode(lambda: Image.open(io.BytesIO(data)), where)
     return ImageOps.exif_transpose(img) if exif_transpose else img
+
+
+def _pixels_begun(data: bytes) -> bool:
+    """Whether a cut-short file reached its pixel data: a JPEG's start of scan, a PNG's first IDAT.
+    Other formats, and files cut before that point, are not restored (nothing of the image is in them)."""
+    kind = sniff(data[:16])
+    if kind == "jpeg":
+        return b"\xff\xda" in data
+    if kind == "png":
+        return b"IDAT" in data
+    return False
+
+
+def open_image_restoring(data: bytes, where: str | os.PathLike, *,
+                         exif_transpose: bool = False) -> tuple[Image.Image, bool]:
+    """Decode `data` like `open_image_bytes`; a file cut short whose rows still decode (a JPEG
+    without its end marker, a PNG missing its last chunks) is decoded again with Pillow's
+    ``LOAD_TRUNCATED_IMAGES`` around that decode only. Returns the image and whether it was
+    truncated. A file cut before its pixel data (in its header), a format other than JPEG and PNG,
+    or one that cannot be decoded even so raises `DataError`."""
+    try:
+        return open_image_bytes(data, str(where), exif_transpose=exif_transpose), False
+    except TruncatedImageError:
+        if not _pixels_begun(data):
+            raise
+    img = _decode(lambda: Image.open(io.BytesIO(data)), where, truncated=True)
+    return (ImageOps.exif_transpose(img) if exif_transpose else img), True
 
 
 _WIDE_GREY = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # 16- and 32-bit grey modes

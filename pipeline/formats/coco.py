@@ -15,8 +15,10 @@ decoded by `pipeline.core.geometry.rle_string_decode` without pycocotools) becom
 masks; keypoints are ``[x, y, v]`` triples. Category ids may be anything (COCO's own skip numbers);
 classes are taken by name. ``iscrowd`` and any ``attributes`` object (CVAT) are kept as object
 attributes. An annotation without ``bbox`` gets the box of its segmentation. The image is found by
-``file_name`` (a relative path inside the import folder, else by file name beside the JSON or in an
-images folder). The split comes from the file name (``instances_val2017.json``) or its folder
+``file_name`` (a relative path inside the import folder, else by file name beside the JSON, in an
+images folder or in the split's folder: ``annotations/instances_val2017.json`` beside ``val2017/``,
+``train/ val/``; else anywhere under the import folder when the name is unique; with ``--images
+DIR``, under DIR alone). The split comes from the file name (``instances_val2017.json``) or its folder
 (``valid/_annotations.coco.json``). The declared ``width``/``height`` decide the EXIF frame (COCO
 tools label the upright image).
 
@@ -55,7 +57,7 @@ from pipeline.formats.common import (
     probe_image,
     walk_files,
 )
-from pipeline.formats.splits import split_from_path
+from pipeline.formats.splits import SPLIT_WORDS, split_from_path
 
 NAME = "coco"
 LOOKS_FOR = 'JSON file with "images" and "annotations" or "categories" (COCO instances)'
@@ -242,7 +244,7 @@ def read(root: Path, ctx: ImportContext) -> None:
     else:
         raise UsageError(f"{root}: no such file or folder", fix="point at a COCO instances JSON or its folder")
     base_s = os.path.abspath(base)
-    finder = ImageFinder(base, ctx.files)
+    finder = ImageFinder(base, ctx.files, images=ctx.options.images)
     labels = Labels(ctx)
     done: dict[str, str] = {}
     coco_files = 0
@@ -271,6 +273,17 @@ def read(root: Path, ctx: ImportContext) -> None:
         raise UsageError(f"{root}: no COCO annotation file found", fix="point at a COCO instances JSON or its folder")
 
 
+def split_folders(path: str, split: str | None) -> list[str]:
+    """Folder names that may hold the images of annotation file `path`, tried before the images
+    folder: COCO's own ``instances_val2017.json`` -> ``val2017`` (the part after the last ``_``),
+    then the split's words (``val``, ``valid``, ``validation``, ``dev``)."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    out = [stem.rsplit("_", 1)[-1]] if "_" in stem else []
+    if split is not None:
+        out += [w for w, s in SPLIT_WORDS.items() if s == split]
+    return [n for i, n in enumerate(out) if n and n not in out[:i]]
+
+
 def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, finder: ImageFinder,
                labels: Labels, done: dict[str, str]) -> None:
     cats = categories(doc, where)
@@ -289,9 +302,16 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
             continue
         by_image[a.get("image_id")].append((k, a))
     split = split_from_path(os.path.relpath(path, base))  # the file's name, then its folders
+    folders = split_folders(path, split)
+    images = doc["images"]
+    listed = {im["id"] for im in images if isinstance(im, dict) and _is_id(im.get("id"))}  # bad ids: per image
+    if by_image and listed and not listed.intersection(by_image):  # every annotation lost: refuse the file
+        raise DataError(where, f"none of the {sum(len(v) for v in by_image.values())} annotations refers to an "
+                               f"image id listed in images ({len(listed)} images)", field="annotations[].image_id",
+                        expected="ids of the images list", got=sorted(map(str, by_image))[:3],
+                        fix="export the annotations and the images list from the same project")
     on_invalid = ctx.options.on_invalid
     seen_ids: set[object] = set()
-    images = doc["images"]
     for i, im in ctx.progress(list(enumerate(images)), total=len(images), desc=f"import coco {where}", unit="img"):
         try:
             fld = f"images[{i}]"
@@ -308,12 +328,13 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
             declared = None
             if isinstance(im.get("width"), int) and isinstance(im.get("height"), int) and im["width"] > 0 < im["height"]:
                 declared = (im["width"], im["height"])
-            image = finder.find(path, [name])
+            image = finder.find(path, [name], extra_names=folders)
             if image is None:
                 raise DataError(where, "image not found", field=f"{fld}.file_name",
-                                expected="an image inside the import folder", got=name,
-                                fix="put the images beside the JSON, in an images folder, or where file_name says")
-            rel_image = os.path.relpath(image, base).replace(os.sep, "/")
+                                expected="an image inside the import folder" + (" or --images" if finder.images else ""),
+                                got=name, fix="put the images beside the JSON, in an images or split folder, or "
+                                              "name their folder with --images DIR")
+            rel_image = finder.rel(image)
             if image in done:
                 raise DataError(where, "image already imported", field=f"{fld}.file_name",
                                 expected="each image in one file", got=f"{name} (from {done[image]})",

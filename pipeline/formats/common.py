@@ -7,8 +7,10 @@ Finding images. Annotation files name their image in several ways (VOC ``<filena
 and are never opened as they are: only their file name is used. The image is looked for beside the
 annotation file, in an ``images``/``JPEGImages`` folder beside it or one level up, and at the
 import root, by file name with the extension matched case-insensitively (``IMG_1.JPG`` for
-``img_1.jpg``). Relative paths are tried first when they stay inside the import root; nothing
-outside it is ever opened: listings and lookups go through `SafeFiles` (`pipeline.core.paths`),
+``img_1.jpg``), then anywhere under the root when exactly one image has that name (the common
+layouts: COCO's ``annotations/`` beside ``val2017/``, labels beside an ``images/`` folder). With
+``--images DIR`` images are looked up under DIR alone. Relative paths are tried first when they
+stay inside the roots; nothing outside them is ever opened: listings and lookups go through `SafeFiles` (`pipeline.core.paths`),
 so a link is followed only when its target lies inside the import root, and FIFOs, sockets and
 devices are never opened. Folder listings are cached, so a lookup costs a few dict probes.
 
@@ -47,6 +49,7 @@ IMAGE_FOLDERS = ("images", "jpegimages")  # looked for case-insensitively beside
 AMBIGUOUS = "EXIF-rotated images whose annotation frame the declared size cannot tell (format default used)"
 ROTATED = "EXIF-rotated images stored upright"
 MISMATCH = "images whose size differs from the declared size"
+TRUNCATED = "truncated images restored (decodable, stored as PNG)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,19 +63,49 @@ def hint_name(hint: str) -> str:
 
 
 class ImageFinder:
-    """Finds images by name under one import root, with cached folder listings."""
+    """Finds images by name under one import root (or under ``--images DIR`` alone when given),
+    with cached folder listings.
 
-    def __init__(self, root: str | os.PathLike, files: SafeFiles | None = None) -> None:
+    Search order for an annotation file: a relative hint inside the roots; then by file name in
+    the annotation's folder, its parent and the root (with ``--images``: the images folder alone),
+    each with its ``images``/``JPEGImages`` subfolder and the `extra_names` subfolders (a split
+    folder such as COCO's ``val2017/``); last, anywhere under the images root, when exactly one
+    image has that name (two of them: an "ambiguous image name" error naming both)."""
+
+    def __init__(self, root: str | os.PathLike, files: SafeFiles | None = None,
+                 images: str | os.PathLike | None = None) -> None:
         self.root = os.path.abspath(root if os.path.isdir(root) else os.path.dirname(os.path.abspath(root)))
-        self.safe = files if files is not None else SafeFiles([self.root])
+        self.images = os.path.abspath(images) if images is not None else None  # --images DIR
+        self.safe = files if files is not None else SafeFiles([self.root, *([self.images] if self.images else [])])
         self._files: dict[str, dict[str, str]] = {}  # folder -> casefolded name -> real name
         self._dirs: dict[str, dict[str, str]] = {}  # folder -> casefolded subfolder name -> real name
         self._stems: dict[str, dict[str, list[str]]] = {}  # folder -> casefolded stem -> image names
-        self._folders: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # search order per annotation folder
+        self._folders: dict[tuple, list[str]] = {}  # search order per annotation folder
+        self._index: dict[str, list[str]] | None = None  # casefolded name -> images anywhere (built on a miss)
+        self._stem_index: dict[str, list[str]] | None = None
+
+    @property
+    def image_root(self) -> str:
+        """Where images are looked up: ``--images DIR``, else the import root."""
+        return self.images or self.root
+
+    def rel(self, image: str) -> str:
+        """An image's path as the user knows it, with ``/``: relative to ``--images DIR`` when it
+        lies there, else to the import root."""
+        base = self.images if self.images and self.inside_images(image) else self.root
+        return os.path.relpath(image, base).replace(os.sep, "/")
+
+    def inside_images(self, path: str) -> bool:
+        return bool(self.images) and (path == self.images or path.startswith(self.images.rstrip(os.sep) + os.sep))
+
+    def allowed(self, path: str) -> bool:
+        """Whether an image may be looked up at `path`: inside ``--images DIR`` when given, else
+        inside the import root."""
+        return self.inside_images(path) if self.images else self.inside(path)
 
     def inside(self, path: str) -> bool:
-        """True when `path` (absolute, normalised) lies inside the import root."""
-        return path == self.root or path.startswith(self.root.rstrip(os.sep) + os.sep)
+        """True when `path` (absolute, normalised) lies inside the import root or the images folder."""
+        return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in (self.root, self.images) if r)
 
     def _list(self, folder: str) -> None:
         files: dict[str, str] = {}
@@ -100,40 +133,74 @@ class ImageFinder:
         real = self._dirs[folder].get(name.casefold())
         return os.path.join(folder, real) if real else None
 
-    def folders(self, ann_dir: str, extra: Iterable[str] = ()) -> list[str]:
+    def folders(self, ann_dir: str, extra: Iterable[str] = (), extra_names: Iterable[str] = ()) -> list[str]:
         """Where the image of an annotation file in `ann_dir` may be, in the order they are tried."""
-        key = (ann_dir, tuple(extra))
+        key = (ann_dir, tuple(extra), tuple(extra_names))
         cached = self._folders.get(key)
         if cached is not None:
             return cached
         out: list[str] = []
-        bases = [ann_dir, os.path.dirname(ann_dir), self.root]
+        bases = [self.images] if self.images else [ann_dir, os.path.dirname(ann_dir), self.root]
         for d in [*extra, *bases]:
             d = os.path.normpath(d)
-            if not self.inside(d) or d in out:
+            if not self.allowed(d) or d in out:
                 continue
             out.append(d)
-            for name in IMAGE_FOLDERS:
+            for name in (*extra_names, *IMAGE_FOLDERS):
                 sub = self.subdir(d, name)
                 if sub and sub not in out:
                     out.append(sub)
+                    for inner in extra_names:  # images/val2017/
+                        deeper = self.subdir(sub, inner) if name in IMAGE_FOLDERS else None
+                        if deeper and deeper not in out:
+                            out.append(deeper)
         self._folders[key] = out
         return out
 
+    def _build_index(self) -> None:
+        from pipeline.core.dataset import DATASET_JSON
+
+        by_name: dict[str, list[str]] = {}
+        by_stem: dict[str, list[str]] = {}
+        top = self.image_root
+        for dirpath, dirnames, filenames in self.safe.walk(top):
+            if dirpath != top and DATASET_JSON in filenames:  # a pipeline dataset inside (an earlier import)
+                dirnames[:] = []
+                continue
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d.casefold() != "__macosx")
+            for name in sorted(filenames):
+                key = name.casefold()
+                if os.path.splitext(key)[1] in IMAGE_EXTS and not key.startswith("._"):
+                    by_name.setdefault(key, []).append(os.path.join(dirpath, name))
+                    by_stem.setdefault(os.path.splitext(key)[0], []).append(os.path.join(dirpath, name))
+        self._index, self._stem_index = by_name, by_stem
+
+    def _anywhere(self, key: str, by_stem: bool, shown: str) -> str | None:
+        if self._index is None:
+            self._build_index()
+        found = (self._stem_index if by_stem else self._index).get(key, [])  # type: ignore[union-attr]
+        if len(found) > 1:
+            top = self.image_root
+            names = [os.path.relpath(f, top).replace(os.sep, "/") for f in found[:3]]
+            raise DataError(shown, "ambiguous image name", expected="one image of that name under the images folder",
+                            got=names, fix="keep one of them, or point --images at the folder of this split")
+        return found[0] if found else None
+
     def find(self, ann_path: str | os.PathLike, hints: Sequence[str | None], *, stem: str | None = None,
-             extra_dirs: Iterable[str] = ()) -> str | None:
+             extra_dirs: Iterable[str] = (), extra_names: Iterable[str] = ()) -> str | None:
         """The image for the annotation file `ann_path`: by each hint (relative path, then file name),
-        then by `stem` with any image extension. None when not found."""
+        then by `stem` with any image extension, in the folders of `folders`, then anywhere under
+        the images root when the name is unique there. None when not found."""
         ann_dir = os.path.dirname(os.path.abspath(ann_path))
-        folders = self.folders(ann_dir, extra_dirs)
+        folders = self.folders(ann_dir, extra_dirs, extra_names)
         for hint in hints:
             if not hint:
                 continue
             rel = hint.replace("\\", "/")
             if not rel.startswith("/") and ":" not in rel.split("/", 1)[0] and "/" in rel:
-                for base in (ann_dir, self.root):
+                for base in (self.images,) if self.images else (ann_dir, self.root):
                     cand = os.path.normpath(os.path.join(base, rel))
-                    if self.inside(cand) and self.safe.is_file(cand):
+                    if self.allowed(cand) and self.safe.is_file(cand):
                         return cand
             name = hint_name(hint)
             if not name or name in (".", ".."):
@@ -151,6 +218,14 @@ class ImageFinder:
                 names = self._stems[d].get(key)
                 if names:
                     return os.path.join(d, names[0])
+        for hint in hints:
+            name = hint_name(hint) if hint else ""
+            if name and name not in (".", ".."):
+                found = self._anywhere(name.casefold(), False, name)
+                if found:
+                    return found
+        if stem:
+            return self._anywhere(stem.casefold(), True, stem)
         return None
 
 
@@ -169,6 +244,7 @@ class ImageProbe:
     width: int  # raw pixel array, before EXIF orientation
     height: int
     orientation: int = 1
+    truncated: bool = False  # cut short but decodable: stored restored (`add_image_sample`)
     warnings: list[str] = field(default_factory=list)  # library warnings raised while reading it
 
     @property
@@ -235,7 +311,8 @@ def _complete(fmt: str, data: bytes) -> bool:
 
 
 def probe_bytes(data: bytes, where: str, path: str = "") -> ImageProbe:
-    """Size, format and EXIF orientation of an image in memory; truncated or unreadable images raise."""
+    """Size, format and EXIF orientation of an image in memory. A file cut short whose rows still
+    decode is marked `truncated`; one that cannot be decoded raises `DataError`."""
     from pipeline.core.images import check_pixels, sniff
 
     fmt = sniff(data[:16])
@@ -249,13 +326,13 @@ def probe_bytes(data: bytes, where: str, path: str = "") -> ImageProbe:
         if w and h and _complete(fmt, data):
             check_pixels(w, h, where)
             return ImageProbe(path, data, fmt, w, h, 1)
-    from pipeline.core.images import exif_orientation, open_image_bytes
+    from pipeline.core.images import exif_orientation, open_image_restoring
 
     with ui.library_warnings() as caught:
-        img = open_image_bytes(data, where)  # a full decode: reports truncation and bombs
+        img, truncated = open_image_restoring(data, where)  # a full decode: reports bombs and undecodable files
         orientation = exif_orientation(img)
     return ImageProbe(path, data, (img.format or fmt or "png").lower(), img.width, img.height, orientation,
-                      warnings=caught)
+                      truncated, warnings=caught)
 
 
 def probe_image(path: str | os.PathLike, where: str) -> ImageProbe:
@@ -385,7 +462,9 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
 
     `sample.objects` are in the annotation's frame; they are converted to the stored upright frame.
     The image is hard-linked (or copied) as it is, or re-encoded upright as PNG when its EXIF
-    orientation changes the pixels. Width, height, sha256 and ``meta.exif_orientation`` are set here.
+    orientation changes the pixels or when the file was cut short but decodes (``meta.truncated``,
+    a warning, counted; `check` reports it as ``truncated-image``). Width, height, sha256 and
+    ``meta.exif_orientation`` are set here.
     """
     where = where or str(sample.source.get("file") or image_path)
     if probe is None:
@@ -405,16 +484,23 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
     if sample.objects and frame.rotate and frame.orientation != 1:
         sample.objects = [frame.obj(o) for o in sample.objects]
     sample.width, sample.height = frame.size
-    if frame.orientation != 1:
-        from pipeline.core.images import encode_png, open_image_bytes
+    if frame.orientation != 1 or probe.truncated:
+        from pipeline.core.images import encode_png, open_image_restoring
 
         with ui.library_warnings() as caught:
-            img = open_image_bytes(probe.data, where, exif_transpose=True)
+            img, _ = open_image_restoring(probe.data, where, exif_transpose=True)
         _library_warnings(ctx, where, probe, [w for w in caught if w not in probe.warnings])
         if img.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
             img = img.convert("RGB")  # CMYK/YCbCr JPEGs: PNG holds RGB
-        sample.meta["exif_orientation"] = frame.orientation
-        ctx.report.counts[ROTATED] += 1
+        if frame.orientation != 1:
+            sample.meta["exif_orientation"] = frame.orientation
+            ctx.report.counts[ROTATED] += 1
+        if probe.truncated:
+            sample.meta["truncated"] = True
+            ctx.report.counts[TRUNCATED] += 1
+            image = sample.source.get("image") or (os.path.basename(probe.path) if probe.path else "")
+            ctx.warn(f"{where}: image {image or 'file'} is truncated (cut short before its end); kept with "
+                     "the rows that decode, stored as PNG")
         return ctx.add(sample, data=encode_png(img), ext="png")
     sample.sha256 = hashlib.sha256(probe.data).hexdigest()
     ext = os.path.splitext(probe.path)[1] if probe.path else ""

@@ -155,7 +155,7 @@ def read(root: Path, ctx: ImportContext) -> None:
         raise UsageError(f"{root}: not a folder", fix="point at the folder holding the CreateML .json files")
     root_s = os.path.abspath(root)
     files = walk_files(root, (".json",), ctx.files)
-    finder = ImageFinder(root, ctx.files)
+    finder = ImageFinder(root, ctx.files, images=ctx.options.images)
     labels = Labels(ctx)
     on_invalid = ctx.options.on_invalid
     seen: dict[str, str] = {}
@@ -190,7 +190,7 @@ def read(root: Path, ctx: ImportContext) -> None:
                     raise DataError(where, "image listed twice", field=f"[{i}].image",
                                     expected="one entry per image", got=f"{name} (also in {seen[image]})", fix=FIX)
                 seen[image] = where
-                rel_image = os.path.relpath(image, root_s).replace(os.sep, "/")
+                rel_image = finder.rel(image)
                 probe = probe_image(image, rel_image)
                 frame = decide_frame((probe.width, probe.height), probe.orientation, None, "raw")
                 sw, sh = frame.source_size

@@ -565,7 +565,11 @@ def _inside(path: str, real_root: str) -> bool:
 def find_image(name: str, subset: str | None, xml_path: str, finder: ImageFinder) -> str | None:
     """The image file of ``<image name=...>``: ``images/<name>`` (or ``images/<subset>/<name>``, or
     ``<name>``) beside the XML; a name that is absolute or leaves the import folder by its file name
-    only (`ImageFinder`). Nothing outside the import folder, links included, is returned."""
+    only (`ImageFinder`). Nothing outside the import folder, links included, is returned; with
+    ``--images DIR``, nothing outside DIR."""
+    if finder.images:  # --images DIR: the images are under DIR alone (its subset folder first)
+        found = finder.find(xml_path, [name], extra_names=[subset] if subset else ())
+        return found if found is not None and _inside(found, os.path.realpath(finder.images)) else None
     xml_dir = os.path.dirname(os.path.abspath(xml_path))
     real_root = os.path.realpath(finder.root)
     rel = name.replace("\\", "/")
@@ -594,7 +598,7 @@ def read(root: Path, ctx: ImportContext) -> None:
         raise UsageError(f"{root}: no CVAT for images XML found",
                          fix="point at annotations.xml of a CVAT export, or its folder")
     base = os.path.abspath(root if root.is_dir() else root.resolve().parent)
-    finder = ImageFinder(base, ctx.files)
+    finder = ImageFinder(base, ctx.files, images=ctx.options.images)
     labels = Labels(ctx)
     state = _State(base=base)
     for path in files:
@@ -664,7 +668,7 @@ def _read_image(ctx: ImportContext, doc: Document, rec: ImageRecord, path: str, 
                         expected=f"the image in {IMAGES}/ beside the XML, inside the import folder", got=rec.name,
                         fix="export the CVAT task with images, or put the images there")
     state.used.add(os.path.realpath(image))
-    rel_image = state.rel(image)
+    rel_image = finder.rel(image)
     probe = probe_image(image, rel_image)
     frame = decide_frame((probe.width, probe.height), probe.orientation, (rec.width, rec.height), "upright")
     sw, sh = frame.source_size

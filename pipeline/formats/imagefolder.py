@@ -11,7 +11,9 @@ order (``2.png`` before ``10.png``). A sample's id is its path relative to the r
 extension (``train/cat/001``), so ids are deterministic; when two files differ only by extension
 both keep it (``cat/a.jpg``, ``cat/a.png``). Non-images (``.DS_Store``, ``Thumbs.db``, ``._*``,
 text files, ``__MACOSX/``) are skipped and counted. Any Pillow mode is accepted (grayscale, RGB,
-palette, RGBA, 16-bit); the file is kept byte for byte. Unreadable or truncated images and
+palette, RGBA, 16-bit); the file is kept byte for byte. A JPEG or PNG cut short after its pixel
+data began is kept restored (`pipeline.core.images.open_image_restoring`: stored as PNG with
+``meta.truncated``, warned about and counted). Unreadable images, files cut in their header and
 images over the pixel limit (``--max-pixels``; decompression bombs) are listed and left out, never a crash. EXIF
 orientation is applied here, once: a rotated photo is stored upright as PNG and its sample records
 the original orientation in ``meta.exif_orientation``; everything downstream sees upright pixels.
@@ -39,11 +41,12 @@ from pipeline.core.images import (
     JUNK_NAMES,
     encode_png,
     exif_orientation,
-    open_image_bytes,
+    open_image_restoring,
     sniff,
 )
 from pipeline.core.paths import SafeFiles, natural_key, natural_sorted, read_regular
 from pipeline.formats.base import Detection, ExportReport, ImportContext
+from pipeline.formats.common import TRUNCATED
 from pipeline.formats.splits import split_from_path
 
 NAME = "imagefolder"
@@ -146,6 +149,7 @@ class _Probe:
     blob: bytes | None = None  # upright re-encoded PNG when EXIF rotated it, else None (keep the file)
     orientation: int = 1
     error: DataError | None = None
+    truncated: bool = False  # cut short but decodable: `blob` holds the restored PNG
 
 
 def _count_file(name: str, ctx: ImportContext, outside: bool) -> None:
@@ -264,9 +268,9 @@ def _probe(data: bytes | DataError, where: str) -> _Probe:
         head = data[:16]
         if sniff(head) is None and head[:2] not in (b"P1", b"P2", b"P3", b"P4"):
             raise DataError(where, "not an image (unknown file signature)", fix="remove the file or fix its extension")
-        img = open_image_bytes(data, where)
+        img, truncated = open_image_restoring(data, where)
         orientation = exif_orientation(img)
-        if orientation == 1:
+        if orientation == 1 and not truncated:
             return _Probe(img.width, img.height, hashlib.sha256(data).hexdigest())
         from PIL import ImageOps
 
@@ -274,7 +278,8 @@ def _probe(data: bytes | DataError, where: str) -> _Probe:
         if upright.mode not in _PNG_MODES:
             upright = upright.convert("RGBA" if "A" in upright.getbands() else "RGB")
         blob = encode_png(upright)
-        return _Probe(upright.width, upright.height, hashlib.sha256(blob).hexdigest(), blob, orientation)
+        return _Probe(upright.width, upright.height, hashlib.sha256(blob).hexdigest(), blob, orientation,
+                      truncated=truncated)
     except DataError as err:
         return _Probe(error=err)
 
@@ -302,9 +307,15 @@ def read(root: Path, ctx: ImportContext) -> None:
                             sha256=probe.sha256, source={"file": job.rel})
             try:
                 if probe.blob is not None:
-                    sample.meta = {"exif_orientation": probe.orientation}
+                    if probe.orientation != 1:
+                        sample.meta["exif_orientation"] = probe.orientation
+                        ctx.report.counts["EXIF-rotated images stored upright"] += 1
+                    if probe.truncated:
+                        sample.meta["truncated"] = True
+                        ctx.report.counts[TRUNCATED] += 1
+                        ctx.warn(f"{job.rel}: the image is truncated (cut short before its end); kept with the rows "
+                                 "that decode, stored as PNG")
                     ctx.add(sample, data=probe.blob, ext="png")
-                    ctx.report.counts["EXIF-rotated images stored upright"] += 1
                 else:
                     ctx.add(sample, src=job.path, ext=job.path.suffix)
             except DataError as err:  # e.g. a file name that is not UTF-8

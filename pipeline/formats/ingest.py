@@ -29,6 +29,7 @@ from pipeline.core import failpoints, outputs, ui
 from pipeline.core.dataset import Dataset, DatasetWriter, load_dataset, replace_dir
 from pipeline.core.errors import UsageError
 from pipeline.core.paths import Refused, SafeFiles, natural_key
+from pipeline.formats import unsupported
 from pipeline.formats.base import ExportReport, ImportContext, ImportOptions, ImportReport, read_classes_file
 
 if TYPE_CHECKING:
@@ -88,6 +89,8 @@ def import_dataset(
     if images is not None and not Path(images).is_dir():
         raise UsageError(f"--images {images}: no such folder", fix="point --images at the folder holding the images")
     report = ImportReport()
+    if fmt == "auto" or not getattr(formats.get(fmt), "NAMED_ONLY", False):
+        unsupported.refuse(src)  # a Roboflow multi-label CSV or a VoTT export: named, never mis-read
     if fmt == "auto":
         fmt, description = detect_format(src)
         report.detected = f"{fmt}: {description}"

@@ -536,7 +536,7 @@ def read(root: Path, ctx: ImportContext) -> None:
     if not files:
         raise UsageError(f"{root}: no .json files found", fix="point at a folder of labelme JSON files")
     base = os.path.abspath(root if root.is_dir() else root.parent)
-    finder = ImageFinder(base, ctx.files)
+    finder = ImageFinder(base, ctx.files, images=ctx.options.images)
     labels = Labels(ctx)
     max_image_data = int(ctx.options.extra.get("max_image_data", MAX_IMAGE_DATA))
     state = {"shapes": 0, "flag_only": 0}
@@ -596,10 +596,12 @@ def _probe_file(path: str, where: str) -> ImageProbe | None:
 
 def find_image(parsed: LabelmeFile, path: str, base: str, where: str, finder: ImageFinder) -> ImageProbe:
     """The probed image of one labelme file: `imagePath` relative to the JSON, else that file name
-    looked up beside it / in an images folder / at the root, else the embedded `imageData`."""
+    looked up beside it / in an images folder / at the root (with ``--images DIR``: under DIR by
+    that name), else the embedded `imageData`."""
     rejected = ""
     if parsed.image_path:
-        found = resolve_image_path(parsed.image_path, path, base, where, finder.safe)
+        # --images DIR: images are under DIR alone, looked up by imagePath's name there
+        found = None if finder.images else resolve_image_path(parsed.image_path, path, base, where, finder.safe)
         if found is None:
             found = finder.find(path, [hint_name(parsed.image_path)])
         if found is not None:

@@ -388,7 +388,7 @@ def read(root: Path, ctx: ImportContext) -> None:
             ctx.report.counts[f"VOC boxes read as 0-based edges ({exporter})"] += len(files)
     one_based = bool(one_based)
     splits = _read_splits(root, files, ctx)
-    finder = ImageFinder(root, ctx.files)
+    finder = ImageFinder(root, ctx.files, images=ctx.options.images)
     labels = Labels(ctx)
     base = _common_dir(files)
     root_s = os.path.abspath(root)
@@ -417,7 +417,7 @@ def read(root: Path, ctx: ImportContext) -> None:
                                 got=parsed.filename or parsed.path,
                                 fix="put the image there (absolute <path> values are not followed)")
             used.add(image)
-            rel_image = image[cut:].replace(os.sep, "/")
+            rel_image = finder.rel(image)
             probe = probe_image(image, rel_image)
             frame = decide_frame((probe.width, probe.height), probe.orientation, parsed.size, "raw")
             sw, sh = frame.source_size

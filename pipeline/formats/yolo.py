@@ -4,6 +4,12 @@ One text file per image, one object per line, coordinates normalised to the imag
 
     <class> <cx> <cy> <w> <h>                  a box: centre, width, height in [0, 1]
     <class> <x1> <y1> <x2> <y2> ... <xn> <yn>  a polygon (Ultralytics segmentation), n >= 3
+    <class> <x1> <y1> ... <x4> <y4>            an oriented box (Ultralytics OBB): a 4-point polygon
+    <class> <cx> <cy> <w> <h> <px> <py> [<pv>] ...  a pose row, with ``kpt_shape: [K, D]`` in data.yaml
+
+A 4-corner row that is a rectangle is kept as its polygon with the enclosing box and
+``attributes["rotation"]`` (degrees clockwise, as CVAT and Label Studio rotated boxes are). Pose
+keypoints become ``[x, y, v]`` (v as COCO; with D = 2 a ``0 0`` point is absent, others visible).
 
 Layouts read:
 
@@ -14,6 +20,16 @@ Layouts read:
   an image is found by swapping the last ``images`` folder for ``labels``. Roboflow's
   ``train/images`` + ``train/labels`` is the same rule.
 - darknet: ``obj.names`` and ``obj.data`` (``train=``/``valid=`` list files give the splits).
+
+Labels meet their images beside them, through the ``images`` -> ``labels`` swap, at the same
+relative path (``images``/``labels`` folders left out), or, failing those, as the one label file
+of the image's stem under SRC (darknet's ``obj_train_data/`` beside an ``images/`` folder). With
+``--images DIR`` the images are walked under DIR alone and the labels under SRC.
+
+Exit 0 only for a faithful import: label files with objects that meet no image while no object
+was read, a class list with no object anywhere, or a class file in a folder that no label folder
+reaches (its ids would become names) are errors naming the file and what was found, never an
+import of background images.
 
 Without any of these files the splits come from folder names (train, val/valid, test). Class ids
 map to names through the nearest class file; names then go through the class registry, so a
@@ -81,6 +97,7 @@ EPS = 1e-6  # normalised values this far outside [0, 1] are rounding, clipped si
 
 OUT_OF_RANGE = "label lines with values outside [0, 1]"
 BACKGROUND = "images without a label file (imported as background, no objects)"
+OBB = "oriented boxes (4-corner rows) kept as polygons with their rotation"
 OUTSIDE_ENTRIES = "config entries outside the import folder (ignored)"
 MISSING_ENTRIES = "config entries naming nothing in the import folder (ignored)"
 UNMATCHED_LIST = "list-file entries with no image in the import folder (ignored)"
@@ -99,11 +116,13 @@ class Row:
     class_id: int
     box: list[float] | None = None  # cx, cy, w, h
     points: list[list[float]] | None = None  # polygon [x, y] pairs
+    keypoints: list[list[float]] | None = None  # pose rows: [x, y, v] after the box, v as COCO
     out_of_range: bool = False
 
 
-def _parse_line(text: str, where: str, line: int) -> Row | None:
-    """One label line; None for a blank line. Errors name ``where:line`` and the field."""
+def _parse_line(text: str, where: str, line: int, kpt_shape: tuple[int, int] | None = None) -> Row | None:
+    """One label line; None for a blank line. Errors name ``where:line`` and the field.
+    `kpt_shape` (``data.yaml``'s ``[K, D]``): rows of ``5 + K*D`` fields are pose rows."""
     if len(text) > MAX_LINE_CHARS:
         raise DataError(where, "label line too long", line=line, expected=f"at most {MAX_LINE_CHARS:,} characters",
                         got=f"{len(text):,} characters", fix=FIX)
@@ -112,10 +131,13 @@ def _parse_line(text: str, where: str, line: int) -> Row | None:
         return None
     n = len(fields)
     check_count((n - 1) // 2, MAX_POINTS, where, "polygon points", line=line)
-    if n != 5 and (n < 7 or n % 2 == 0):
-        raise DataError(where, f"unexpected field count {n}", line=line,
-                        expected="5 fields (class cx cy w h) or 1 + 2n fields (class x1 y1 ... xn yn, n >= 3)",
-                        got=text.strip(), fix="fix or delete the line")
+    pose = kpt_shape is not None and n == 5 + kpt_shape[0] * kpt_shape[1]
+    if not pose and n != 5 and (n < 7 or n % 2 == 0):
+        expected = "5 fields (class cx cy w h) or 1 + 2n fields (class x1 y1 ... xn yn, n >= 3)"
+        if kpt_shape is not None:
+            expected += f", or {5 + kpt_shape[0] * kpt_shape[1]} (a pose row, kpt_shape {list(kpt_shape)})"
+        raise DataError(where, f"unexpected field count {n}", line=line, expected=expected,
+                        got=_shown(text), fix=FIX)
     try:
         cid = float(fields[0])
     except ValueError:
@@ -135,6 +157,8 @@ def _parse_line(text: str, where: str, line: int) -> Row | None:
             raise DataError(where, "", line=line, field=f"field {k + 1}", expected="a finite number", got=f,
                             fix="fix or delete the line")
         values.append(v)
+    if pose:
+        return _pose_row(int(cid), values, kpt_shape[1], where, line)  # type: ignore[index]
     out = any(v < -EPS or v > 1 + EPS for v in values)
     if n == 5:
         cx, cy, w, h = values
@@ -144,6 +168,33 @@ def _parse_line(text: str, where: str, line: int) -> Row | None:
         out = out or cx - w / 2 < -EPS or cx + w / 2 > 1 + EPS or cy - h / 2 < -EPS or cy + h / 2 > 1 + EPS
         return Row(int(cid), box=values, out_of_range=out)
     return Row(int(cid), points=[[values[i], values[i + 1]] for i in range(0, len(values), 2)], out_of_range=out)
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _pose_row(cid: int, values: list[float], dims: int, where: str, line: int) -> Row:
+    """``cx cy w h`` then K keypoints of `dims` values (``px py`` or ``px py pv``), normalised.
+    Ultralytics writes a missing keypoint as ``0 0`` (``0 0 0``): visibility 0; two values: visible (2)."""
+    box, rest = values[:4], values[4:]
+    if box[2] < 0 or box[3] < 0:
+        raise DataError(where, "negative size", line=line, field="w h", expected="w >= 0 and h >= 0", got=box[2:],
+                        fix=FIX)
+    kps: list[list[float]] = []
+    for i in range(0, len(rest), dims):
+        x, y = rest[i], rest[i + 1]
+        v = rest[i + 2] if dims == 3 else (0.0 if x == 0 and y == 0 else 2.0)
+        if v not in (0.0, 1.0, 2.0):
+            raise DataError(where, "", line=line, field=f"keypoint {i // dims} visibility",
+                            expected="0, 1 or 2", got=v, fix=FIX)
+        kps.append([x, y, v])
+    cx, cy, w, h = box
+    out = (any(v < -EPS or v > 1 + EPS for v in box) or cx - w / 2 < -EPS or cx + w / 2 > 1 + EPS
+           or cy - h / 2 < -EPS or cy + h / 2 > 1 + EPS
+           or any(k[2] > 0 and not (-EPS <= k[0] <= 1 + EPS and -EPS <= k[1] <= 1 + EPS) for k in kps))
+    return Row(cid, box=box, keypoints=kps, out_of_range=out)
 
 
 def _clip01(v: float) -> float:
@@ -166,6 +217,33 @@ def row_geometry(row: Row, width: float, height: float, clip: bool) -> tuple[lis
         pts = [[_clip01(x), _clip01(y)] for x, y in pts]
     ring = [[x * width, y * height] for x, y in pts]
     return polygon_bbox([ring]) or [0.0, 0.0, 0.0, 0.0], ring
+
+
+def row_keypoints(row: Row, width: float, height: float, clip: bool) -> list[list[float]] | None:
+    """Absolute ``[x, y, v]`` keypoints of a pose row (None for other rows)."""
+    if row.keypoints is None:
+        return None
+    out = []
+    for x, y, v in row.keypoints:
+        if clip or not row.out_of_range:
+            x, y = _clip01(x), _clip01(y)
+        out.append([x * width, y * height, v])
+    return out
+
+
+def obb_rotation(ring: list[list[float]]) -> float | None:
+    """The rotation (degrees clockwise on screen, CVAT's and Label Studio's convention) of a
+    4-corner row that is a rectangle (an Ultralytics OBB row ``class x1 y1 ... x4 y4``); None for
+    another quadrilateral or a rectangle without rotation."""
+    from pipeline.formats.cvat import ROTATION_TOLERANCE, rotated_box
+
+    found = rotated_box(ring)
+    if found is None:
+        return None
+    angle = round(found[1], 6) % 360.0
+    if min(angle, 360.0 - angle) < ROTATION_TOLERANCE:
+        return None
+    return angle
 
 
 def _format_line(class_id: int, values: list[float]) -> str:
@@ -240,6 +318,9 @@ class Layout:
     splits: dict[str, str]  # absolute image path or folder (ends with os.sep) -> split
     by_name: dict[str, str]  # image file name -> split (darknet list files)
     upright: bool  # Ultralytics applies EXIF orientation; labelImg does not
+    image_root: str = ""  # where the images were walked: --images DIR, else the import root
+    kpt_shape: tuple[int, int] | None = None  # data.yaml's [K, D]: pose rows
+    class_files: tuple[str, ...] = ()  # every class-name file seen (classes.txt, obj.names, data.yaml names)
 
 
 def _walk(root: str, files: SafeFiles | None = None) -> tuple[list[str], list[str]]:
@@ -273,27 +354,36 @@ def _config(root: str, files: SafeFiles | None = None) -> tuple[str | None, str 
     return None, None
 
 
-def _resolve(base: str, value: str, root: str) -> str | None:
-    """An existing path named in a config file, inside the root; else the same name at the root
-    (config files often carry paths of the machine they were made on)."""
-    return _resolve_entry(base, value, root)[0]
+def _resolve(base: str, value: str, root: str, images: str | None = None) -> str | None:
+    """An existing path named in a config file, inside the root (or the images folder); else the
+    same name at the root or in the images folder (config files often carry paths of the machine
+    they were made on; darknet's ``data/obj_train_data/x.jpg`` names CVAT's export tree)."""
+    return _resolve_entry(base, value, root, images)[0]
 
 
-def _resolve_entry(base: str, value: str, root: str) -> tuple[str | None, str]:
-    """(path, "") for an existing path a config entry names inside the root, else (None, why): "outside"
-    when it points out of the import folder, "missing" when it names nothing there. Tried in order:
-    the path as written (from `base`), without its leading ``../`` (Roboflow's ``../train/images``
-    beside the export's own ``train/``), and its last name at the root."""
+def _resolve_entry(base: str, value: str, root: str, images: str | None = None) -> tuple[str | None, str]:
+    """(path, "") for an existing path a config entry names inside the root or the images folder
+    (``--images DIR``), else (None, why): "outside" when it points out of them, "missing" when it
+    names nothing there. Tried in order: the path as written (under the images folder, then from
+    `base`), without its leading ``../`` (Roboflow's ``../train/images`` beside the export's own
+    ``train/``), its last name at the root and in the images folder, and without darknet's own
+    ``data/`` folder (``data/obj_train_data/x.jpg``)."""
+    tops = [root, *([images] if images else [])]
     text = value.replace("\\", "/")
     stripped = text
     while stripped.startswith(("../", "./")):
         stripped = stripped.split("/", 1)[1]
+    name = text.rstrip("/").rsplit("/", 1)[-1]
+    tries = ([(images, text)] if images else []) + [(base, text)]
+    tries += [(top, stripped) for top in tops] + [(top, name) for top in tops]
+    if stripped.startswith("data/"):  # darknet: paths relative to darknet's own folder
+        tries += [(top, stripped[5:]) for top in tops]
     outside = False
-    for b, v in ((base, text), (root, stripped), (root, text.rstrip("/").rsplit("/", 1)[-1])):
+    for b, v in tries:
         if not v:
             continue
         p = os.path.normpath(os.path.join(b, v))
-        inside = p == root or p.startswith(root.rstrip(os.sep) + os.sep)
+        inside = any(p == t or p.startswith(t.rstrip(os.sep) + os.sep) for t in tops)
         if not inside:
             outside = True
         elif os.path.exists(p):
@@ -317,11 +407,28 @@ def _report_entry(ctx: ImportContext | None, cfg: str, key: str, value: object, 
         ctx.warn(f"{ctx.rel(cfg)}: {key}: {value!r} names nothing in the import folder; ignored")
 
 
+def _kpt_shape(data: dict, where: str) -> tuple[int, int] | None:
+    """``kpt_shape: [K, D]`` of an Ultralytics pose dataset (K keypoints of D = 2 or 3 values)."""
+    value = data.get("kpt_shape")
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                                 for v in value)
+            or not 0 < value[0] <= 1000 or value[1] not in (2, 3)):
+        raise DataError(where, "", field="kpt_shape", expected="[K, D]: K keypoints (1..1000), D = 2 or 3", got=value,
+                        fix="write kpt_shape as Ultralytics does, e.g. kpt_shape: [17, 3]")
+    return value[0], value[1]
+
+
 def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
     root_s = os.path.abspath(root)
+    images_dir = os.path.abspath(ctx.options.images) if ctx is not None and ctx.options.images is not None else None
     safe = ctx.files if ctx is not None else SafeFiles([root_s])  # what may be opened (core.paths)
     images, labels = _walk(root_s, safe)
+    if images_dir is not None:  # --images DIR: labels under SRC, images under DIR alone
+        images = _walk(images_dir, safe)[0]
     kind, cfg = _config(root_s, safe)
+    kpt_shape: tuple[int, int] | None = None
     names: list[str] | None = None
     splits: dict[str, str] = {}
     by_name: dict[str, str] = {}
@@ -334,9 +441,10 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
                          fix="fix the YAML (aliases and anchors are not allowed in data.yaml)")
         data = {} if data is None else data
         names = _names_from_yaml(data, cfg_name)
+        kpt_shape = _kpt_shape(data, cfg_name)
         base = root_s
         if isinstance(data.get("path"), str) and not os.path.isabs(data["path"]):
-            base = _resolve(root_s, data["path"], root_s) or root_s
+            base = _resolve(root_s, data["path"], root_s, images_dir) or root_s
         seen: dict[str, str] = {}
         for key in ("train", "val", "test"):
             values = data.get(key)
@@ -345,7 +453,7 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
                     if v is not None:
                         _report_entry(ctx, cfg, key, v, "type")
                     continue
-                p, why = _resolve_entry(base, v, root_s)
+                p, why = _resolve_entry(base, v, root_s, images_dir)
                 if p is None:
                     _report_entry(ctx, cfg, key, v, why)
                     continue
@@ -368,7 +476,7 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
             key, value = (s.strip() for s in line.split("=", 1))
             if key not in ("names", "train", "valid", "test"):
                 continue
-            p, why = _resolve_entry(root_s, value, root_s)
+            p, why = _resolve_entry(root_s, value, root_s, images_dir)
             if p is None:
                 _report_entry(ctx, cfg, key, value, why)
             elif key == "names" and safe.is_file(p):
@@ -384,7 +492,11 @@ def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
             ctx.report.counts[UNMATCHED_LIST] += len(unmatched)
             ctx.warn(f"{len(unmatched)} list-file entr{'y' if len(unmatched) == 1 else 'ies'} name no image in the "
                      f"import folder (first: {unmatched[0]!r}); ignored")
-    return Layout(images, labels, names, cfg, splits, by_name, upright=kind == "yaml")
+    class_files = tuple(p for p in labels if os.path.basename(p).lower() in CLASS_FILES)
+    if names is not None:
+        class_files += (cfg or os.path.join(root_s, "obj.names"),)
+    return Layout(images, labels, names, cfg, splits, by_name, upright=kind == "yaml",
+                  image_root=images_dir or root_s, kpt_shape=kpt_shape, class_files=class_files)
 
 
 def _read_names(path: str, root: str) -> list[str]:
@@ -445,8 +557,7 @@ def detect(root: Path) -> Detection | None:
     images, labels = _walk(str(root))
     if not images or not labels:
         return None
-    have = {os.path.splitext(p)[0] for p in labels}
-    paired = [i for i in images[:200] if any(os.path.splitext(c)[0] in have for c in label_candidates(i))]
+    paired = list(_Pairing(labels, str(root), str(root)).assign(images[:200]))
     if not paired:
         return None
     sample = [ln for ln in labels[:20] if os.path.basename(ln).lower() not in NOT_LABELS]
@@ -522,6 +633,62 @@ class _ClassFiles:
         return found
 
 
+def _pair_key(rel: str) -> str:
+    """An image's or label's path relative to its root, without extension and without ``images`` /
+    ``labels`` folders, case-folded: ``images/train/a.jpg`` and ``labels/train/a.txt`` meet."""
+    parts = rel.replace(os.sep, "/").casefold().split("/")
+    parts[-1] = os.path.splitext(parts[-1])[0]
+    return "/".join(p for p in parts if p not in ("images", "labels"))
+
+
+class _Pairing:
+    """The label file of each image: beside it or under the matching ``labels`` folder first
+    (`label_candidates`), then the label file at the same relative path (the ``images``/``labels``
+    folders left out; with ``--images``, the image's path under DIR), then the one label file of
+    the same stem anywhere under SRC (darknet's ``obj_train_data/`` beside ``images/``). A key or
+    stem that two label files (or two images) share pairs nothing (no guess)."""
+
+    def __init__(self, labels: list[str], root: str, image_root: str) -> None:
+        self.root, self.image_root = root, image_root
+        self.label_set = set(labels)
+        self.by_key: dict[str, list[str]] = defaultdict(list)
+        self.by_stem: dict[str, list[str]] = defaultdict(list)
+        for lf in labels:
+            if os.path.basename(lf).lower() in NOT_LABELS:
+                continue
+            self.by_key[_pair_key(os.path.relpath(lf, root))].append(lf)
+            self.by_stem[os.path.splitext(os.path.basename(lf))[0].casefold()].append(lf)
+
+    def _direct(self, image: str) -> str | None:
+        found = next((c for c in label_candidates(image) if c in self.label_set), None)
+        if found is not None:
+            return found
+        keyed = self.by_key.get(_pair_key(os.path.relpath(image, self.image_root)), [])
+        return keyed[0] if len(keyed) == 1 else None
+
+    def assign(self, images: list[str]) -> dict[str, str]:
+        """image -> its label file. The direct rules first, for every image; then the stem rule, only
+        for labels no image took directly and only where the stem names one such label and one
+        such image (so an unlabelled image never takes another image's labels)."""
+        pairs: dict[str, str] = {}
+        taken: set[str] = set()
+        for image in images:
+            found = self._direct(image)
+            if found is not None and found not in taken:
+                pairs[image] = found
+                taken.add(found)
+        waiting: dict[str, list[str]] = defaultdict(list)
+        for image in images:
+            if image not in pairs:
+                waiting[os.path.splitext(os.path.basename(image))[0].casefold()].append(image)
+        for stem, imgs in waiting.items():
+            free = [lf for lf in self.by_stem.get(stem, []) if lf not in taken]
+            if len(imgs) == 1 and len(free) == 1:
+                pairs[imgs[0]] = free[0]
+                taken.add(free[0])
+        return pairs
+
+
 def read(root: Path, ctx: ImportContext) -> None:
     root = Path(root)
     if not root.is_dir():
@@ -529,20 +696,22 @@ def read(root: Path, ctx: ImportContext) -> None:
     root_s = os.path.abspath(root)
     lay = layout(root, ctx)
     if not lay.images:
-        raise UsageError(f"{root}: no images found", fix="point at the folder with the images and their .txt labels")
+        where = f"--images {ctx.options.images}" if ctx.options.images is not None else str(root)
+        raise UsageError(f"{where}: no images found", fix="point at the folder with the images and their .txt labels")
     if lay.names is not None:
         declare_names(ctx, lay.names, ctx.rel(lay.config) if lay.config else "obj.names")
     classes = _ClassFiles(root_s, lay.names, ctx, default=ctx.options.classes)
     bare_ids: set[int] = set()  # class ids used as names (no class file)
     labels = Labels(ctx)
-    label_set = set(lay.labels)
+    pairs = _Pairing(lay.labels, root_s, lay.image_root).assign(lay.images)
     used_labels: set[str] = set()
     on_invalid = ctx.options.on_invalid
     ctx.default_fix = "fix or delete the line, or move the label file out of the import folder"
     warned_ids = False
+    objects_read = 0
     for image in ctx.progress(lay.images, total=len(lay.images), desc="import yolo", unit="img"):
-        rel_image = os.path.relpath(image, root_s).replace(os.sep, "/")
-        label_file = next((c for c in label_candidates(image) if c in label_set), None)
+        rel_image = os.path.relpath(image, lay.image_root).replace(os.sep, "/")
+        label_file = pairs.get(image)
         where = os.path.relpath(label_file, root_s).replace(os.sep, "/") if label_file else rel_image
         try:
             if label_file is not None:
@@ -556,26 +725,30 @@ def read(root: Path, ctx: ImportContext) -> None:
             else:
                 names, names_file = classes.names(os.path.dirname(label_file))
                 if names is None and not warned_ids:
+                    _ids_as_names(lay, label_file, root_s)
                     ctx.warn("no classes.txt, obj.names or data.yaml: class ids are used as class names")
                     warned_ids = True
                 raw = read_capped(label_file, where, what="label file")
                 ctx.input_file(label_file, raw)
-                objects = _objects(raw, where, names, names_file, frame.source_size, on_invalid, labels, ctx)
+                objects = _objects(raw, where, names, names_file, frame.source_size, on_invalid, labels, ctx,
+                                   lay.kpt_shape)
                 if names is None:
                     bare_ids.update(int(o.label) for o in objects if o.label.isdigit())
             sid = os.path.splitext(rel_image)[0]
-            sample = Sample(id=sid, split=_split_of(image, root_s, lay), objects=objects,
+            sample = Sample(id=sid, split=_split_of(image, lay.image_root, lay), objects=objects,
                             source={"file": where, "image": rel_image})
             add_image_sample(ctx, image, sample, probe=probe, frame=frame, where=where)
             ctx.report.counts["objects"] += len(objects)
+            objects_read += len(objects)
         except DataError as err:
             ctx.bad(err)
     if bare_ids:  # no class file: each id is its own name, and keeps its number
         ordered = sorted(bare_ids)
         ctx.declare_classes([str(i) for i in ordered], ordered)
-    for lf in lay.labels:
-        if lf in used_labels or os.path.basename(lf).lower() in NOT_LABELS:
-            continue
+    unpaired = [lf for lf in lay.labels if lf not in used_labels and os.path.basename(lf).lower() not in NOT_LABELS]
+    if objects_read == 0:
+        _nothing_read(lay, unpaired, root_s, ctx)
+    for lf in unpaired:
         rel = os.path.relpath(lf, root_s).replace(os.sep, "/")
         ctx.bad(DataError(rel, "label file without an image", expected="an image of the same name beside it "
                           "(or under images/ for labels/)", got=None, fix="add the image or delete the label file"))
@@ -588,12 +761,52 @@ def declare_names(ctx: ImportContext, names: list[str], where: str) -> None:
     ctx.declare_classes([n for n, _ in kept], [i for _, i in kept], where=where)
 
 
+def _ids_as_names(lay: Layout, label_file: str, root: str) -> None:
+    """Class ids would become class names: refused when a class-name file sits in the tree unused."""
+    if lay.class_files:
+        shown = os.path.relpath(lay.class_files[0], root).replace(os.sep, "/")
+        where = os.path.relpath(label_file, root).replace(os.sep, "/")
+        raise UsageError(f"{where}: class names not found for this label folder: {shown} is in another folder, "
+                         "unused (class ids would become class names)",
+                         fix="move the class file beside the labels or above them, or name the classes with "
+                             "--classes FILE")
+
+
+def _nothing_read(lay: Layout, unpaired: list[str], root: str, ctx: ImportContext) -> None:
+    """No object was read: refuse when the tree holds label rows or a class list (a layout whose
+    labels did not meet their images), instead of importing background images."""
+    with_rows = [lf for lf in unpaired if _has_rows(lf)]
+    if with_rows:
+        first = os.path.relpath(with_rows[0], root).replace(os.sep, "/")
+        raise DataError(first, f"{len(with_rows)} label file(s) with objects matched none of the "
+                               f"{len(lay.images)} images, so no object was read",
+                        expected="each label file beside its image, in a labels/ folder beside images/, or of "
+                                 "the same name once under the images folder",
+                        got=f"labels like {first}, images like "
+                            f"{os.path.relpath(lay.images[0], lay.image_root).replace(os.sep, '/')}",
+                        fix="point --images at the folder holding the images of these labels")
+    if lay.class_files and not ctx.report.problems:
+        shown = os.path.relpath(lay.class_files[0], root).replace(os.sep, "/")
+        raise DataError(shown, f"a class list, but no object in the {len(lay.images)} images' label files",
+                        expected="label files with objects", got="only empty or missing label files",
+                        fix="check that the labels were exported with the images")
+
+
+def _has_rows(path: str) -> bool:
+    try:
+        raw = read_capped(path, path, what="label file")
+    except DataError:
+        return False
+    return any(line.strip() for line in raw.splitlines())
+
+
 def _objects(raw: bytes, where: str, names: list[str] | None, names_file: str | None, size: tuple[int, int],
-             on_invalid: str, labels: Labels, ctx: ImportContext) -> list[Obj]:
+             on_invalid: str, labels: Labels, ctx: ImportContext,
+             kpt_shape: tuple[int, int] | None = None) -> list[Obj]:
     text = decode_text(raw, where, fix="re-save the label file as UTF-8")
     rows: list[tuple[int, Row]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
-        row = _parse_line(line, where, lineno)
+        row = _parse_line(line, where, lineno, kpt_shape)
         if row is not None:
             rows.append((lineno, row))
             check_count(len(rows), MAX_OBJECTS, where, "objects", line=lineno)
@@ -617,8 +830,15 @@ def _objects(raw: bytes, where: str, names: list[str] | None, names_file: str | 
         else:
             name = str(row.class_id)
         label = labels(name, f"{where}:{lineno}", "class")
-        box, ring = row_geometry(row, w, h, clip=row.out_of_range and on_invalid == "clip")
-        out.append(Obj(label=label, bbox=box, polygon=[ring] if ring is not None else None))
+        clip = row.out_of_range and on_invalid == "clip"
+        box, ring = row_geometry(row, w, h, clip=clip)
+        obj = Obj(label=label, bbox=box, polygon=[ring] if ring is not None else None,
+                  keypoints=row_keypoints(row, w, h, clip))
+        rotation = obb_rotation(ring) if ring is not None and len(ring) == 4 else None
+        if rotation is not None:
+            obj.attributes["rotation"] = rotation
+            ctx.report.counts[OBB] += 1
+        out.append(obj)
     return out
 
 

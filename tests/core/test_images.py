@@ -184,3 +184,37 @@ def test_stored_png_decodes_to_the_same_pixels(shape: tuple) -> None:
     expected = array if array.ndim == 2 else cv2.cvtColor(array, cv2.COLOR_RGB2BGR if shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
     assert np.array_equal(decoded, expected)
     assert stored_png(array) == data  # deterministic
+
+
+def _photo_jpeg() -> bytes:
+    import numpy as np
+
+    yy, xx = np.mgrid[0:64, 0:80]
+    buf = io.BytesIO()
+    Image.fromarray(np.stack([xx * 3, yy * 4, (xx + yy) * 2], -1).astype("uint8")).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def test_restoring_keeps_a_jpeg_without_its_end_marker() -> None:
+    import numpy as np
+    from PIL import ImageFile
+
+    from pipeline.core.images import open_image_restoring
+
+    data = _photo_jpeg()
+    whole, truncated = open_image_restoring(data, "x.jpg")
+    assert not truncated
+    with pytest.raises(DataError, match="x.jpg: unreadable or truncated image"):
+        open_image_bytes(data[:-2], "x.jpg")  # the plain decode still refuses it
+    img, truncated = open_image_restoring(data[:-2], "x.jpg")
+    assert truncated and img.size == (80, 64)
+    assert np.abs(np.asarray(img, dtype=int) - np.asarray(whole, dtype=int)).max() <= 2  # every row decoded
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # set around that one decode only
+
+
+def test_restoring_refuses_a_file_cut_in_its_header() -> None:
+    from pipeline.core.images import TruncatedImageError, open_image_restoring
+
+    with pytest.raises(DataError, match="x.jpg") as info:
+        open_image_restoring(_photo_jpeg()[:200], "x.jpg")
+    assert not isinstance(info.value, TruncatedImageError)

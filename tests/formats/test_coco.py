@@ -180,6 +180,126 @@ def test_supervision_reads_export(tmp_path: Path) -> None:
     assert total == sum(len(s.objects) for s in src.samples)
 
 
+# --------------------------------------------------------------------------------------------
+# Layouts: where the images are
+# --------------------------------------------------------------------------------------------
+
+
+def _coco_doc(names: list[str], cats: tuple[tuple[int, str], ...] = ((1, "cat"), (2, "dog"))) -> dict:
+    """One box per image, alternating categories; file names as given."""
+    return {"images": [{"id": i + 1, "file_name": n, "width": 40, "height": 30} for i, n in enumerate(names)],
+            "categories": [{"id": c, "name": n} for c, n in cats],
+            "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": cats[i % len(cats)][0],
+                             "bbox": [1, 2, 10, 5], "iscrowd": 0} for i in range(len(names))]}
+
+
+def _write_images(folder: Path, names: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, n in enumerate(names):
+        (folder / n).write_bytes(png(color=(k * 40 % 256, 20, 200)))
+
+
+def _summary(ds) -> tuple:
+    splits: dict = {}
+    for s in ds.samples:
+        splits[s.split] = splits.get(s.split, 0) + 1
+    return len(ds.samples), sum(len(s.objects) for s in ds.samples), ds.classes, splits
+
+
+@pytest.mark.parametrize("layout", [
+    "split2017",  # annotations/instances_val2017.json beside val2017/ (COCO's own download)
+    "split-words",  # annotations/train.json, annotations/valid.json beside train/ and valid/
+    "images",  # annotations/instances_train.json beside images/
+    "images-split",  # annotations/instances_train2017.json beside images/train2017/
+])
+def test_standard_layouts_find_their_images(tmp_path: Path, layout: str) -> None:
+    src = tmp_path / "src"
+    ann = src / "annotations"
+    ann.mkdir(parents=True)
+    train, val = ["a.jpg", "b.jpg", "c.jpg"], ["d.jpg", "e.jpg"]
+    if layout == "split2017":
+        _write_images(src / "train2017", train)
+        _write_images(src / "val2017", val)
+        files = {"instances_train2017.json": train, "instances_val2017.json": val}
+    elif layout == "split-words":
+        _write_images(src / "train", train)
+        _write_images(src / "valid", val)
+        files = {"train.json": train, "valid.json": val}
+    elif layout == "images":
+        _write_images(src / "images", train + val)
+        files = {"instances_train.json": train, "instances_val.json": val}
+    else:
+        _write_images(src / "images" / "train2017", train)
+        _write_images(src / "images" / "val2017", val)
+        files = {"instances_train2017.json": train, "instances_val2017.json": val}
+    for name, names in files.items():
+        (ann / name).write_text(json.dumps(_coco_doc(names)))
+    ds, report = import_dataset("coco", src, tmp_path / "ds")
+    assert not report.problems, [str(p) for p in report.problems]
+    assert _summary(ds) == (5, 5, ["cat", "dog"], {"train": 3, "val": 2})
+
+
+def test_same_name_in_two_split_folders_is_taken_from_the_files_split(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "annotations").mkdir(parents=True)
+    _write_images(src / "train2017", ["a.jpg"])
+    _write_images(src / "val2017", ["a.jpg"])
+    for split in ("train", "val"):
+        (src / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(_coco_doc(["a.jpg"])))
+    ds, report = import_dataset("coco", src, tmp_path / "ds")
+    assert sorted(s.source["image"] for s in ds.samples) == ["train2017/a.jpg", "val2017/a.jpg"]
+
+
+def test_a_name_found_twice_elsewhere_is_ambiguous_not_guessed(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_images(src / "photos" / "x", ["a.jpg"])
+    _write_images(src / "photos" / "y", ["a.jpg", "b.jpg"])
+    (src / "labels.json").write_text(json.dumps(_coco_doc(["a.jpg", "b.jpg"])))
+    ds, report = import_dataset("coco", src, tmp_path / "ds")
+    assert [s.source["image"] for s in ds.samples] == ["photos/y/b.jpg"]  # unique: found anywhere under SRC
+    (problem,) = report.problems
+    assert "ambiguous image name" in str(problem) and "photos/x/a.jpg" in str(problem)
+
+
+def test_images_option_reads_images_only_there(tmp_path: Path) -> None:
+    src, media = tmp_path / "labels", tmp_path / "media"
+    src.mkdir()
+    _write_images(media / "val2017", ["a.jpg", "b.jpg"])
+    _write_images(src, ["c.jpg"])  # an image under SRC is not looked at with --images
+    (src / "instances_val2017.json").write_text(json.dumps(_coco_doc(["a.jpg", "b.jpg", "c.jpg"])))
+    with pytest.raises(Exception, match="image not found"):
+        import_dataset("coco", src, tmp_path / "strict", on_error="error", images=media)
+    ds, report = import_dataset("coco", src, tmp_path / "ds", images=media)
+    assert sorted(s.source["image"] for s in ds.samples) == ["val2017/a.jpg", "val2017/b.jpg"]
+    assert {s.split for s in ds.samples} == {"val"}
+    assert [p.field for p in report.problems] == ["images[2].file_name"]
+
+
+def test_real_cvat_street_coco_twin_with_images_folder(tmp_path: Path) -> None:
+    folder = shared_data("cvat-street")
+    ds, report = import_dataset("coco", folder / "instances.json", tmp_path / "ds")
+    assert len(ds.samples) == 12 and sum(len(s.objects) for s in ds.samples) == 100
+    assert ds.classes == ["Car", "Person"]
+    ds2, _ = import_dataset("coco", folder / "instances.json", tmp_path / "ds2", images=folder / "images")
+    assert [s.sha256 for s in ds2.samples] == [s.sha256 for s in ds.samples]
+
+
+def test_annotations_that_meet_no_image_refuse_the_file(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _write_images(src / "images", ["a.jpg", "b.jpg"])
+    doc = _coco_doc(["a.jpg", "b.jpg"])
+    for a in doc["annotations"]:
+        a["image_id"] += 100  # ids of another export
+    (src / "instances_train.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=r"instances_train.json: annotations\[\].image_id: none of the 2 annotations"):
+        import_dataset("coco", src, tmp_path / "ds", on_error="error")
+    from pipeline.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="nothing imported"):  # not two background images, exit 0
+        import_dataset("coco", src, tmp_path / "ds")
+
+
 def test_detected_when_the_images_list_fills_the_first_64_kib(tmp_path: Path) -> None:
     """COCO's own files list thousands of images before "annotations" and end with "categories"."""
     from pipeline.formats import coco

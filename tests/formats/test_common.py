@@ -106,6 +106,48 @@ def test_decide_frame(raw, orientation, declared, rotate, ambiguous, mismatch) -
     assert (f.rotate, f.ambiguous, f.mismatch) == (rotate, ambiguous, mismatch)
 
 
+def _photo_jpeg() -> bytes:
+    yy, xx = np.mgrid[0:48, 0:64]
+    buf = io.BytesIO()
+    Image.fromarray(np.stack([xx * 3, yy * 4, (xx + yy) * 2], -1).astype("uint8")).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _voc_pair(src: Path, stem: str, data: bytes) -> None:
+    (src / f"{stem}.jpg").write_bytes(data)
+    box = "<bndbox><xmin>2</xmin><ymin>3</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>"
+    (src / f"{stem}.xml").write_text(f"<annotation><filename>{stem}.jpg</filename><size><width>64</width>"
+                                     f"<height>48</height><depth>3</depth></size><object><name>cat</name>{box}"
+                                     "</object></annotation>")
+
+
+def test_truncated_but_decodable_image_is_kept_with_a_warning(tmp_path: Path) -> None:
+    from pipeline.check import check_dataset
+    from pipeline.formats.common import TRUNCATED
+    from pipeline.formats.ingest import import_dataset
+
+    src = tmp_path / "src"
+    src.mkdir()
+    data = _photo_jpeg()
+    _voc_pair(src, "whole", data)
+    _voc_pair(src, "noeoi", data[:-2])  # cut before its end marker: every row decodes
+    _voc_pair(src, "header", data[:200])  # cut in its header: nothing decodes
+    ds, report = import_dataset("voc", src, tmp_path / "ds")
+    assert sorted(s.id for s in ds.samples) == ["noeoi", "whole"]
+    kept = next(s for s in ds.samples if s.id == "noeoi")
+    assert kept.meta["truncated"] is True and kept.image.endswith(".png") and len(kept.objects) == 1
+    assert report.counts[TRUNCATED] == 1
+    assert any("noeoi.jpg" in w and "truncated" in w for w in report.warnings)
+    assert [e.where for e in report.problems] == ["header.jpg"]
+    with Image.open(ds.image_path(kept)) as stored:
+        stored.load()  # restored: decodes without Pillow's truncated-image switch
+        assert stored.size == (64, 48)
+    found = check_dataset(ds).by_code()
+    assert [f.sample for f in found["truncated-image"]] == ["noeoi"]
+    with pytest.raises(DataError, match="header"):
+        import_dataset("voc", src, tmp_path / "strict", on_error="error")
+
+
 def test_export_names_keep_the_source_stem_where_it_is_unique() -> None:
     from pipeline.core.dataset import Sample
     from pipeline.formats.common import ExportNames

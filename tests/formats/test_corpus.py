@@ -291,7 +291,7 @@ def test_corpus_case_through_the_cli(case: str, tmp_path: Path, capsys) -> None:
 READERS = ["pipeline/formats/voc.py", "pipeline/formats/yolo.py", "pipeline/formats/labelme.py",
            "pipeline/formats/coco.py", "pipeline/formats/createml.py", "pipeline/formats/cvat.py",
            "pipeline/formats/labelstudio.py", "pipeline/formats/common.py",
-           "pipeline/formats/base.py", "pipeline/core/limits.py"]
+           "pipeline/formats/base.py", "pipeline/formats/unsupported.py", "pipeline/core/limits.py"]
 
 
 @pytest.mark.parametrize("module", READERS)

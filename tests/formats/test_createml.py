@@ -74,3 +74,17 @@ def test_bad_entries_reported_others_imported(tmp_path: Path) -> None:
     assert msgs[0].startswith("broken.json:1: not valid JSON")
     assert any("x.json: [1].annotations[0].coordinates.width" in m for m in msgs)
     assert any("x.json: [2].image: image not found" in m for m in msgs)
+
+
+def test_images_option_reads_images_only_there(tmp_path: Path) -> None:
+    src, media = tmp_path / "json", tmp_path / "media"
+    src.mkdir()
+    (media / "train").mkdir(parents=True)
+    (media / "train" / "a.jpg").write_bytes(png())
+    (src / "b.jpg").write_bytes(png())  # under SRC: not read with --images
+    doc = [{"image": "a.jpg", "annotations": [ann("cat", 20, 20, 10, 10)]},
+           {"image": "b.jpg", "annotations": [ann("dog", 20, 20, 10, 10)]}]
+    (src / "annotations.json").write_text(json.dumps(doc))
+    ds, report = import_dataset("createml", src, tmp_path / "ds", images=media)
+    assert [s.source["image"] for s in ds.samples] == ["train/a.jpg"]
+    assert [o.label for o in ds.samples[0].objects] == ["cat"] and len(report.problems) == 1

@@ -584,3 +584,28 @@ def test_command_line_import_and_export(tmp_path: Path) -> None:
     (labelme / "a.xml").write_text(LABELME_XML)
     result = invoke("import", "auto", labelme, "--out", tmp_path / "x")
     assert result.exit_code == 2 and "MIT LabelMe XML" in result.output
+
+
+def test_real_street_export_with_images_option(tmp_path: Path) -> None:
+    from tests.helpers import shared_data
+
+    folder = shared_data("cvat-street")
+    plain, _ = import_dataset("cvat", folder / "annotations.xml", tmp_path / "plain")
+    ds, report = import_dataset("cvat", folder / "annotations.xml", tmp_path / "ds", images=folder / "images")
+    assert len(ds.samples) == 12 and sum(len(s.objects) for s in ds.samples) == 125
+    assert [s.sha256 for s in ds.samples] == [s.sha256 for s in plain.samples]
+
+
+def test_images_option_outside_the_export_folder(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.helpers import shared_data
+
+    folder = shared_data("cvat-street")
+    src, media = tmp_path / "xml", tmp_path / "media"
+    src.mkdir()
+    shutil.copy(folder / "annotations.xml", src / "annotations.xml")
+    shutil.copytree(folder / "images", media / "photos")
+    ds, report = import_dataset("cvat", src, tmp_path / "ds", images=media)
+    assert len(ds.samples) == 12 and sum(len(s.objects) for s in ds.samples) == 125 and not report.problems
+    assert all(s.source.get("image", "").startswith("photos/") for s in ds.samples)

@@ -106,7 +106,7 @@ def tree(tmp_path) -> Path:
     # bad files: listed and left out
     png = io.BytesIO()
     _rgb(19, (40, 40)).save(png, format="PNG")
-    (root / "2" / "truncated.png").write_bytes(png.getvalue()[:-60])
+    (root / "2" / "truncated.png").write_bytes(png.getvalue()[:30])  # cut in its header (cut later: kept)
     (root / "2" / "text.png").write_text("this is not a png")
     (root / "2" / "empty.jpg").write_bytes(b"")
     (root / "2" / "bomb.png").write_bytes(_bomb_png())
@@ -141,7 +141,7 @@ def test_import_tree(tree, tmp_path) -> None:
     bad = sorted(e.where for e in report.problems)
     assert bad == ["2/bomb.png", "2/empty.jpg", "2/text.png", "2/truncated.png"]
     text = {e.where: str(e) for e in report.problems}
-    assert "decompression bomb" in text["2/bomb.png"] and "truncated" in text["2/truncated.png"]
+    assert "decompression bomb" in text["2/bomb.png"] and "not an image Pillow can read" in text["2/truncated.png"]
     assert "not an image" in text["2/text.png"]
 
 
@@ -315,3 +315,19 @@ def test_real_mnist_pngs(tmp_path) -> None:
     assert report.skipped[imagefolder.SYSTEM_FILES] == 1 and not report.problems
     s = ds.samples[0]
     assert s.id.startswith("training/0/") and (s.width, s.height) == (28, 28)
+
+
+def test_truncated_but_decodable_image_is_kept_restored(tmp_path: Path) -> None:
+    from pipeline.formats.common import TRUNCATED
+
+    root = tmp_path / "tree"
+    (root / "cat").mkdir(parents=True)
+    buf = io.BytesIO()
+    _rgb(5, (40, 30)).save(buf, format="JPEG", quality=90)
+    (root / "cat" / "whole.jpg").write_bytes(buf.getvalue())
+    (root / "cat" / "noeoi.jpg").write_bytes(buf.getvalue()[:-2])  # no end marker: every row decodes
+    ds, report = import_dataset("imagefolder", root, tmp_path / "ds")
+    kept = next(s for s in ds.samples if s.id == "cat/noeoi")
+    assert kept.meta == {"truncated": True} and kept.image.endswith(".png") and (kept.width, kept.height) == (40, 30)
+    assert report.counts[TRUNCATED] == 1 and not report.problems
+    assert any("cat/noeoi.jpg" in w for w in report.warnings)

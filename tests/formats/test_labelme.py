@@ -318,7 +318,7 @@ def test_image_found_by_name_when_image_path_is_wrong(tmp_path: Path) -> None:
         ("nan", "bad.json: shapes[0].points[1]: expected finite numbers, got [nan, 2]"),
         ("escape", "bad.json: imagePath: points outside the import folder"),
         ("oversized", "bad.json: imageData: embedded image too large"),
-        ("truncated", "bad.json: imagePath: image bad.png: unreadable or truncated image"),
+        ("truncated", "bad.json: imagePath: image bad.png: not an image Pillow can read"),  # cut in its header
         ("unknown-shape", "bad.json: shapes[0].shape_type: unknown shape type"),
         ("size-mismatch", "bad.json: imageWidth/imageHeight: declared 100x100 but the image is 64x48"),
         ("no-image", "bad.json: imagePath: image not found and no embedded imageData"),
@@ -343,7 +343,7 @@ def test_bad_file_reported_with_file_and_field_rest_imports(tmp_path: Path, case
     elif case == "truncated":
         write_lm(src, "bad", GOOD)
         data = (src / "bad.png").read_bytes()
-        (src / "bad.png").write_bytes(data[: len(data) // 2])
+        (src / "bad.png").write_bytes(data[:36])  # before any pixel data (a file cut later is kept, restored)
     elif case == "unknown-shape":
         write_lm(src, "bad", [shape("x", "hexagon", [[1, 1], [2, 2]])])
     elif case == "size-mismatch":
@@ -503,3 +503,25 @@ class TestLabelmeContract(FormatContract):
                                    shape("dog", "polygon", [[10, 5], [30, 12], [20, 20]])])
         write_lm(folder / "sub", "empty", [])
         return {"scene": [("cat", [4.0, 6.0, 30.5, 40.0]), ("dog", [10.0, 5.0, 30.0, 20.0])], "empty": []}
+
+
+def test_images_option_finds_images_in_another_folder(tmp_path: Path) -> None:
+    src, media = tmp_path / "json", tmp_path / "media"
+    write_lm(src, "a", GOOD, image=False, image_path="../photos/a.png")
+    write_lm(media / "photos", "a", [])  # the image (its own JSON there is not read: not under SRC)
+    (media / "photos" / "a.json").unlink()
+    with pytest.raises(DataError, match="a.json"):
+        run_import(src, tmp_path / "no", on_error="error")  # without --images: not under SRC
+    ds, report = run_import(src, tmp_path / "ds", images=media)
+    assert not report.problems and len(ds.samples) == 1 and len(ds.samples[0].objects) == 1
+    import hashlib
+
+    assert ds.samples[0].sha256 == hashlib.sha256((media / "photos" / "a.png").read_bytes()).hexdigest()
+
+
+def test_real_examples_with_images_option(tmp_path: Path) -> None:
+    folder = shared_data("labelme-examples", "bbox_detection", "data_annotated")
+    plain, _ = run_import(folder, tmp_path / "plain")
+    ds, report = run_import(folder, tmp_path / "ds", images=folder)
+    assert [s.sha256 for s in ds.samples] == [s.sha256 for s in plain.samples]
+    assert sum(len(s.objects) for s in ds.samples) == sum(len(s.objects) for s in plain.samples) > 0

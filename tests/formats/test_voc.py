@@ -282,3 +282,62 @@ def test_utf16_document_with_entities_is_refused() -> None:
     text = '<?xml version="1.0" encoding="utf-16"?><!DOCTYPE a [<!ENTITY e "x">]><annotation>&e;</annotation>'
     with pytest.raises(DataError, match="refused"):
         voc.parse_xml(text.encode("utf-16"), "a.xml")
+
+
+# --------------------------------------------------------------------------------------------
+# Layouts: where the images are
+# --------------------------------------------------------------------------------------------
+
+
+def test_devkit_layout_with_imagesets(tmp_path: Path) -> None:
+    voc_root = tmp_path / "VOCdevkit" / "VOC2012"
+    for d in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (voc_root / d).mkdir(parents=True)
+    stems = ["2007_000027", "2007_000032", "2007_000033", "2007_000039"]
+    for k, stem in enumerate(stems):
+        (voc_root / "JPEGImages" / f"{stem}.jpg").write_bytes(png(color=(k * 50, 10, 10)))
+        (voc_root / "Annotations" / f"{stem}.xml").write_text(
+            xml(f"{stem}.jpg", obj("person", (2, 3, 20, 30)) + (obj("dog", (5, 5, 9, 9)) if k % 2 else "")))
+    (voc_root / "ImageSets" / "Main" / "train.txt").write_text("2007_000027\n2007_000032\n2007_000033\n")
+    (voc_root / "ImageSets" / "Main" / "val.txt").write_text("2007_000039\n")
+    (voc_root / "ImageSets" / "Main" / "dog_train.txt").write_text("2007_000027 -1\n")  # per-class lists
+    ds, report = import_dataset("voc", tmp_path / "VOCdevkit", tmp_path / "ds")
+    assert not report.problems
+    assert len(ds.samples) == 4 and sum(len(s.objects) for s in ds.samples) == 6
+    assert ds.classes == ["dog", "person"]
+    assert {s.id.rsplit("/", 1)[-1]: s.split for s in ds.samples} == {
+        "2007_000027": "train", "2007_000032": "train", "2007_000033": "train", "2007_000039": "val"}
+
+
+def test_labels_and_images_in_sibling_folders(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "labels").mkdir(parents=True)
+    (src / "images").mkdir()
+    for stem in ("a", "b"):
+        (src / "images" / f"{stem}.jpg").write_bytes(png())
+        (src / "labels" / f"{stem}.xml").write_text(xml(f"{stem}.jpg", obj("cat", (1, 2, 30, 40))))
+    ds, report = import_dataset("voc", src, tmp_path / "ds")
+    assert not report.problems and len(ds.samples) == 2
+    assert sum(len(s.objects) for s in ds.samples) == 2
+
+
+def test_images_option_and_real_raccoon_folders(tmp_path: Path) -> None:
+    folder = shared_data("raccoon-voc")
+    ds, report = import_dataset("voc", folder / "annotations", tmp_path / "ds", images=folder / "images")
+    assert len(ds.samples) == 200 and sum(len(s.objects) for s in ds.samples) == 217
+    assert ds.classes == ["raccoon"] and not report.problems
+    assert ds.samples[0].source["image"].startswith("raccoon-")  # relative to --images
+
+
+def test_images_option_looks_nowhere_else(tmp_path: Path) -> None:
+    src, media = tmp_path / "xml", tmp_path / "media"
+    src.mkdir()
+    media.mkdir()
+    (src / "a.jpg").write_bytes(png())  # beside the XML, but --images names another folder
+    (src / "a.xml").write_text(xml("a.jpg", obj("cat", (1, 2, 30, 40))))
+    (src / "b.xml").write_text(xml("b.jpg", obj("cat", (1, 2, 30, 40))))
+    (media / "deep").mkdir()
+    (media / "deep" / "b.jpg").write_bytes(png())
+    ds, report = import_dataset("voc", src, tmp_path / "ds", images=media)
+    assert [s.source["image"] for s in ds.samples] == ["deep/b.jpg"]
+    assert [p.where for p in report.problems] == ["a.xml"]

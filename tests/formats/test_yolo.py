@@ -7,9 +7,11 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.core.dataset import load_dataset
-from pipeline.core.errors import DataError
+from pipeline.core.errors import DataError, UsageError
 from pipeline.formats import yolo
 from pipeline.formats.ingest import export_dataset, import_dataset
 from tests import helpers
@@ -223,6 +225,214 @@ def test_exif_frames_labelimg_raw_ultralytics_upright(tmp_path: Path) -> None:
     (ul / "data.yaml").write_text("train: images/train\nval: images/train\nnames: [a]\n")
     ds, _ = import_dataset("yolo", ul, tmp_path / "b")
     assert ds.samples[0].objects[0].bbox == pytest.approx([8.0, 12.0, 12.0, 18.0])
+
+
+# --------------------------------------------------------------------------------------------
+# Layouts: where the labels and images are, and no exit 0 with lost labels
+# --------------------------------------------------------------------------------------------
+
+VOC_NAMES = ["person", "bicycle", "car", "dog", "cat", "bird", "boat", "bottle", "bus", "chair", "cow",
+             "diningtable", "horse", "motorbike", "pottedplant", "sheep", "sofa", "train", "tvmonitor", "aeroplane"]
+
+
+def _images(folder: Path, stems: list[str], ext: str = ".jpg") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, stem in enumerate(stems):
+        (folder / f"{stem}{ext}").write_bytes(png(color=(k * 30 % 256, 40, 90)))
+
+
+def _labels(folder: Path, stems: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, stem in enumerate(stems):
+        (folder / f"{stem}.txt").write_text(f"{k % 3} 0.5 0.5 0.2 0.2\n0 0.3 0.3 0.1 0.1\n")
+
+
+def _counts(ds) -> tuple:
+    splits: dict = {}
+    for s in ds.samples:
+        splits[s.split] = splits.get(s.split, 0) + 1
+    return len(ds.samples), sum(len(s.objects) for s in ds.samples), ds.classes, splits
+
+
+def _darknet(src: Path, stems: list[str]) -> None:
+    """CVAT's darknet export with the images moved to a sibling images/ folder."""
+    _labels(src / "obj_train_data", stems)
+    _images(src / "images", stems)
+    (src / "obj.names").write_text("\n".join(VOC_NAMES) + "\n")
+    (src / "train.txt").write_text("".join(f"data/obj_train_data/{s}.jpg\n" for s in stems))
+    (src / "obj.data").write_text("classes = 20\ntrain = data/train.txt\nnames = data/obj.names\nbackup = backup/\n")
+
+
+def test_darknet_labels_with_images_in_a_sibling_folder(tmp_path: Path) -> None:
+    stems = ["2007_000027", "2007_000032", "2007_000033"]
+    _darknet(tmp_path / "src", stems)
+    ds, report = import_dataset("auto", tmp_path / "src", tmp_path / "ds")
+    assert report.detected.startswith("yolo") and not report.problems
+    assert _counts(ds) == (3, 6, VOC_NAMES, {"train": 3})  # obj.names kept whole, in its order
+    assert report.counts[yolo.BACKGROUND] == 0
+
+
+def test_ultralytics_data_yaml_with_folders_list_files_and_lists(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for split, stems in (("train", ["t1", "t2"]), ("val", ["v1"]), ("test", ["x1"])):
+        _images(src / "images" / split, stems)
+        _labels(src / "labels" / split, stems)
+    (src / "val.txt").write_text("./images/val/v1.jpg\n")  # a list file
+    (src / "data.yaml").write_text("path: .\ntrain: images/train\nval: val.txt\ntest: [images/test]\n"
+                                   "names: [person, bicycle, car]\n")
+    ds, report = import_dataset("yolo", src, tmp_path / "ds")
+    assert not report.problems
+    assert _counts(ds) == (4, 8, ["person", "bicycle", "car"], {"train": 2, "val": 1, "test": 1})
+
+
+def test_labels_folder_beside_images_folder(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _images(src / "images", ["a", "b"])
+    _labels(src / "labels", ["a", "b"])
+    (src / "labels" / "classes.txt").write_text("person\nbicycle\ncar\n")
+    ds, report = import_dataset("yolo", src, tmp_path / "ds")
+    assert not report.problems and _counts(ds) == (2, 4, ["person", "bicycle", "car"], {None: 2})
+
+
+def test_images_option_pairs_by_relative_path_and_looks_nowhere_else(tmp_path: Path) -> None:
+    src, media = tmp_path / "labels", tmp_path / "media"
+    for split in ("train", "val"):
+        _labels(src / split, ["a", "b"])
+        _images(media / split, ["a", "b"])  # the same stems in both splits: paired by path
+    _images(src, ["stray"])  # an image under SRC is not read with --images
+    (src / "data.yaml").write_text("train: train\nval: val\nnames: [person, bicycle, car]\n")
+    ds, report = import_dataset("yolo", src, tmp_path / "ds", images=media)
+    assert not report.problems
+    assert _counts(ds) == (4, 8, ["person", "bicycle", "car"], {"train": 2, "val": 2})
+    assert sorted(s.source["image"] for s in ds.samples) == ["train/a.jpg", "train/b.jpg", "val/a.jpg", "val/b.jpg"]
+    assert {s.source["file"] for s in ds.samples if s.source["image"] == "val/b.jpg"} == {"val/b.txt"}
+
+
+def test_real_labelimg_sample_with_images_option(tmp_path: Path) -> None:
+    folder = shared_data("labelimg-yolo-sample", "tests")
+    ds, report = import_dataset("yolo", folder, tmp_path / "ds", images=folder)
+    plain, _ = import_dataset("yolo", folder, tmp_path / "plain")
+    assert _counts(ds) == _counts(plain) and sum(len(s.objects) for s in ds.samples) > 0
+
+
+def test_labels_that_meet_no_image_are_an_error_not_background(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _labels(src / "obj_train_data", ["a", "b"])
+    _images(src / "images", ["x", "y"])  # other names: nothing pairs
+    (src / "obj.names").write_text("person\nbicycle\ncar\n")
+    with pytest.raises(DataError, match=r"obj_train_data/a.txt: 2 label file\(s\) with objects matched none of the "
+                                        r"2 images"):
+        import_dataset("yolo", src, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+    from tests.helpers import invoke
+
+    result = invoke("import", "yolo", src, "--out", tmp_path / "cli")
+    assert result.exit_code == 2 and "matched none" in result.output
+
+
+def test_class_list_with_only_empty_label_files_is_an_error(tmp_path: Path) -> None:
+    src = _folder(tmp_path, {"a": "", "b": "\n"}, classes="person\ncar\n")
+    with pytest.raises(DataError, match="classes.txt: a class list, but no object"):
+        import_dataset("yolo", src, tmp_path / "ds")
+
+
+def test_class_file_in_another_folder_is_not_ignored(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _images(src / "data", ["a"])
+    _labels(src / "data", ["a"])
+    (src / "meta").mkdir()
+    (src / "meta" / "classes.txt").write_text("person\nbicycle\ncar\n")
+    with pytest.raises(UsageError, match="data/a.txt: class names not found for this label folder.*meta/classes.txt"):
+        import_dataset("yolo", src, tmp_path / "ds")
+
+
+# --------------------------------------------------------------------------------------------
+# Row shapes: segments, oriented boxes, pose
+# --------------------------------------------------------------------------------------------
+
+
+def test_obb_rows_are_rotated_boxes_kept_as_polygons(tmp_path: Path) -> None:
+    # a 0.4 x 0.2 box turned 90 degrees about (0.5, 0.5) in a square image, then an axis-aligned one
+    src = _folder(tmp_path, {"a": "0 0.6 0.3 0.6 0.7 0.4 0.7 0.4 0.3\n1 0.1 0.1 0.3 0.1 0.3 0.2 0.1 0.2\n"
+                                  "1 0.1 0.1 0.5 0.2 0.3 0.6\n"})
+    (src / "a.png").write_bytes(helpers.png(100, 100))
+    ds, report = import_dataset("yolo", src, tmp_path / "ds")
+    turned, straight, triangle = ds.samples[0].objects
+    assert turned.polygon == [[[60.0, 30.0], [60.0, 70.0], [40.0, 70.0], [40.0, 30.0]]]
+    assert turned.bbox == [40.0, 30.0, 60.0, 70.0]  # the enclosing box
+    assert turned.attributes["rotation"] == pytest.approx(90.0)
+    assert "rotation" not in straight.attributes and straight.polygon is not None
+    assert "rotation" not in triangle.attributes
+    assert report.counts[yolo.OBB] == 1
+
+
+def test_pose_rows_with_kpt_shape_are_keypoints(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _images(src / "images" / "train", ["p"])
+    (src / "labels" / "train").mkdir(parents=True)
+    (src / "labels" / "train" / "p.txt").write_text("0 0.5 0.5 0.5 0.5 0.25 0.5 2 0.75 0.5 1 0 0 0\n")
+    (src / "data.yaml").write_text("train: images/train\nval: images/train\nkpt_shape: [3, 3]\nnames: [person]\n")
+    ds, report = import_dataset("yolo", src, tmp_path / "ds")
+    (obj,) = ds.samples[0].objects
+    assert obj.bbox == [25.0, 12.5, 75.0, 37.5]  # a 100x50 image
+    assert obj.keypoints == [[25.0, 25.0, 2.0], [75.0, 25.0, 1.0], [0.0, 0.0, 0.0]]
+    (src / "data.yaml").write_text("train: images/train\nval: images/train\nkpt_shape: [2, 2]\nnames: [person]\n")
+    (src / "labels" / "train" / "p.txt").write_text("0 0.5 0.5 0.5 0.5 0.25 0.5 0 0\n")
+    ds, _ = import_dataset("yolo", src, tmp_path / "ds2")
+    assert ds.samples[0].objects[0].keypoints == [[25.0, 25.0, 2.0], [0.0, 0.0, 0.0]]  # 2 values: visible unless 0 0
+
+
+@pytest.mark.parametrize(("line", "shape", "match"), [
+    ("0 0.5 0.5 0.2 0.2 0.1", (3, 3), r"unexpected field count 6.*or 14 \(a pose row, kpt_shape \[3, 3\]\)"),
+    ("0 0.5 0.5 0.2 0.2 0.1 0.1 7", (1, 3), "keypoint 0 visibility: expected 0, 1 or 2, got 7"),
+])
+def test_pose_row_errors(line: str, shape: tuple, match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        yolo._parse_line(line, "p.txt", 1, shape)
+
+
+def test_bad_kpt_shape_names_the_field(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _images(src / "images", ["p"])
+    _labels(src / "labels", ["p"])
+    (src / "data.yaml").write_text("train: images\nkpt_shape: [17]\nnames: [a, b, c]\n")
+    with pytest.raises(DataError, match="data.yaml: kpt_shape: expected"):
+        import_dataset("yolo", src, tmp_path / "ds")
+
+
+_FIELD = st.one_of(st.sampled_from(["0", "1", "0.5", "1.5", "-0.1", "nan", "inf", "1e309", "2", "x", "", "0x1"]),
+                   st.floats(allow_nan=True).map(repr), st.integers(-3, 30).map(str))
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.lists(_FIELD, max_size=20), shape=st.one_of(st.none(), st.tuples(st.integers(1, 4),
+                                                                                 st.sampled_from([2, 3]))))
+def test_parse_line_fuzz_returns_a_row_or_a_data_error(fields: list[str], shape) -> None:
+    try:
+        row = yolo._parse_line(" ".join(fields), "f.txt", 1, shape)
+    except DataError as err:
+        assert str(err).startswith("f.txt:1")
+        return
+    if row is None:
+        assert not " ".join(fields).split()
+        return
+    assert row.class_id >= 0 and (row.box is not None or row.points is not None)
+    if row.keypoints is not None:
+        assert shape is not None and len(row.keypoints) == shape[0]
+        assert all(k[2] in (0.0, 1.0, 2.0) for k in row.keypoints)
+        box, ring = yolo.row_geometry(row, 100, 50, clip=True)
+        assert ring is None and all(0 <= v <= 100 for v in box)
+
+
+def test_an_unlabelled_image_never_takes_another_images_labels(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _images(src / "a_background", ["x"])  # sorts first, no label file of its own
+    _images(src / "b", ["x"])
+    _labels(src / "b", ["x"])
+    (src / "classes.txt").write_text("person\nbicycle\ncar\n")
+    ds, report = import_dataset("yolo", src, tmp_path / "ds")
+    objects = {s.id: len(s.objects) for s in ds.samples}
+    assert objects == {"a_background/x": 0, "b/x": 2} and not report.problems
 
 
 # -- class ids kept: YOLO -> pipeline -> YOLO writes the same names at the same ids -------------------
