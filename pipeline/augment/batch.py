@@ -23,19 +23,29 @@ def _coin(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
 
 
 def draw_mixup(n: int, p: float, alpha: float, gen: torch.Generator, rng: np.random.Generator) -> dict:
-    on = _coin(n, p, gen)
-    lam = torch.from_numpy(rng.beta(alpha, alpha, size=n).astype(np.float32))
-    return {"lam": torch.where(on, lam, torch.ones_like(lam)), "perm": torch.randperm(n, generator=gen)}
+    on = _coin(n, p, gen).numpy()
+    lam = rng.beta(alpha, alpha, size=n).astype(np.float32)
+    return {"lam": torch.from_numpy(np.where(on, lam, np.float32(1.0))), "perm": torch.randperm(n, generator=gen)}
+
+
+def _blend(a: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """``a * lam + a[perm] * (1 - lam)``, `lam` broadcast per sample.
+
+    For floating-point `a` (and `lam` of its dtype) one gather (`index_select`, far cheaper than
+    advanced indexing) fills the output buffer, which is then scaled and summed in place: the same
+    products and sum as the formula, bit for bit, without its three temporaries.
+    """
+    if not (a.is_floating_point() and lam.dtype == a.dtype):
+        return a * lam + a[perm] * (1.0 - lam)  # integer images: the formula's own type promotion
+    out = torch.index_select(a, 0, perm)
+    return out.mul_(1.0 - lam).add_(a * lam)
 
 
 def mixup_apply(x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``lam * x + (1 - lam) * x[perm]`` per sample, the same for the targets."""
     lam = lam.to(x.device, x.dtype)
     perm = perm.to(x.device)
-    lx = lam.view(-1, 1, 1, 1)
-    out = x * lx + x[perm] * (1.0 - lx)
-    ly = lam.view(-1, 1).to(y.dtype)
-    return out, y * ly + y[perm] * (1.0 - ly)
+    return _blend(x, perm, lam.view(-1, 1, 1, 1)), _blend(y, perm.to(y.device), lam.view(-1, 1).to(y.dtype))
 
 
 def draw_sample_pairing(n: int, p: float, gen: torch.Generator) -> dict:
@@ -62,33 +72,59 @@ def _rect_mask(rects: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return m.unsqueeze(1)
 
 
+_SAME_WIDTH_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _paste(x: torch.Tensor, src: torch.Tensor, rects: np.ndarray) -> torch.Tensor:
+    """``torch.where(rect mask, src, x)`` for (N, C, H, W) images, exact to the bit and about twice as
+    fast on a CPU, written into `src` (a buffer the caller owns).
+
+    A branchless select on the raw bits, ``x ^ ((x ^ src) & rows & cols)``: the row (N, 1, H, 1) and
+    column (N, 1, 1, W) masks, all ones inside each sample's rect (x1, y1, x2, y2 in `rects`), come
+    from a few numpy comparisons and broadcast over the batch; no full-size mask is built.
+    """
+    h, w = x.shape[-2:]
+    ints = _SAME_WIDTH_INT[x.element_size()]
+    idx = np.arange(max(h, w))
+    inside = (idx >= rects[:, :2, None]) & (idx < rects[:, 2:, None])  # (N, 2, L): columns, then rows
+    masks = torch.from_numpy(inside).to(x.device, ints).neg_()  # 0 or -1 (all ones)
+    rows = masks[:, 1, :h].contiguous().view(-1, 1, h, 1)
+    cols = masks[:, 0, :w].contiguous().view(-1, 1, 1, w)
+    xi = x.view(ints)
+    src.view(ints).bitwise_xor_(xi).bitwise_and_(rows).bitwise_and_(cols).bitwise_xor_(xi)
+    return src
+
+
 def draw_cutmix(n: int, h: int, w: int, p: float, alpha: float, gen: torch.Generator, rng: np.random.Generator) -> dict:
-    """Rects from lambda ~ Beta(alpha, alpha) and a uniform centre; clipped to the image."""
-    on = _coin(n, p, gen)
-    lam = torch.from_numpy(rng.beta(alpha, alpha, size=n).astype(np.float64))
-    centre = torch.rand(n, 2, generator=gen, dtype=torch.float64)
-    cut = torch.sqrt(1.0 - lam)
-    cw, ch = torch.round(w * cut).long(), torch.round(h * cut).long()
-    cx, cy = torch.round(centre[:, 0] * w).long(), torch.round(centre[:, 1] * h).long()
-    x1 = (cx - cw // 2).clamp(0, w)
-    x2 = (cx - cw // 2 + cw).clamp(0, w)
-    y1 = (cy - ch // 2).clamp(0, h)
-    y2 = (cy - ch // 2 + ch).clamp(0, h)
-    rects = torch.stack([x1, y1, x2, y2], dim=1)
-    rects = torch.where(on.view(-1, 1), rects, torch.zeros_like(rects))
-    return {"rects": rects, "perm": torch.randperm(n, generator=gen)}
+    """Rects from lambda ~ Beta(alpha, alpha) and a uniform centre; clipped to the image.
+
+    The arithmetic on these few numbers per sample runs in numpy (float64, rounding half to even as
+    torch does), both axes at once: a dozen small torch ops would cost more than the pasting itself.
+    """
+    on = _coin(n, p, gen).numpy()
+    lam = rng.beta(alpha, alpha, size=n).astype(np.float64)
+    centre = torch.rand(n, 2, generator=gen, dtype=torch.float64).numpy()
+    extent = np.array([w, h])
+    cut = np.sqrt(1.0 - lam)[:, None]
+    size = np.round(extent * cut).astype(np.int64)  # (N, 2): cut width, cut height
+    lo = np.round(centre * extent).astype(np.int64) - size // 2
+    rects = np.minimum(np.maximum(np.concatenate([lo, lo + size], axis=1), 0), np.tile(extent, 2))
+    rects *= on[:, None]
+    return {"rects": torch.from_numpy(rects), "perm": torch.randperm(n, generator=gen)}
 
 
 def cutmix_apply(x: torch.Tensor, y: torch.Tensor, rects: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Paste each partner's rect; lambda = 1 - pasted area / image area (after clipping)."""
+    """Paste each partner's rect; lambda = 1 - pasted area / image area (after clipping).
+
+    Every box is pasted at once, with no loop over samples (`_paste`).
+    """
     n, _, h, w = x.shape
-    rects = rects.to(x.device)
+    r = rects.cpu().numpy()
     perm = perm.to(x.device)
-    mask = _rect_mask(rects, h, w)
-    out = torch.where(mask, x[perm], x)
-    area = ((rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1])).to(y.dtype)
+    out = _paste(x, torch.index_select(x, 0, perm), r)
+    area = torch.from_numpy((r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])).to(y.device, y.dtype)
     lam = (1.0 - area / float(h * w)).view(-1, 1)
-    return out, y * lam + y[perm] * (1.0 - lam)
+    return out, _blend(y, perm.to(y.device), lam)
 
 
 def draw_cutout(n: int, h: int, w: int, p: float, holes: int, size: tuple[float, float], fill: float | str,

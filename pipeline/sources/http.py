@@ -28,6 +28,7 @@ import email.utils
 import hashlib
 import json
 import os
+import queue
 import re
 import threading
 import time
@@ -47,6 +48,8 @@ from pipeline.core.paths import fsync_dir
 from pipeline.sources.guard import AddressGuard, AddressRefused, GuardedAdapter, Resolver
 
 CHUNK = 1 << 18
+BACKGROUND_HASH = 4 << 20  # bytes received after which a download is hashed on a thread of its own
+WRITEBACK_EVERY = 4 << 20  # bytes written between two starts of the kernel's write-out of the partial file
 USER_AGENT = f"pipeline/{__version__} (+https://github.com/pipeline-cv/pipeline)"
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
@@ -274,25 +277,84 @@ class _Transient(Exception):
 
 
 class _Hashes:
-    """sha256 (always) and md5 (when asked for) of the bytes of a download, fed as they arrive."""
+    """sha256 (always) and md5 (when asked for) of the bytes of a download, fed as they arrive.
+
+    Hashing costs about as much as receiving and writing together, so once a download is large
+    (`background` called) the blocks go through a bounded queue to a thread of their own, which
+    hashes while the next block is received (hashlib releases the GIL): same order, same digests,
+    at most `QUEUE` blocks in flight. `finish` waits for it; the digests are read after that.
+    """
+
+    QUEUE = 16  # blocks of up to CHUNK bytes waiting to be hashed (4 MiB)
 
     def __init__(self, md5: bool) -> None:
         self.want_md5 = md5
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
         self.reset()
 
     def reset(self) -> None:
+        self.finish()
         self.sha = hashlib.sha256()
         self.md5 = hashlib.md5(usedforsecurity=False) if self.want_md5 else None
 
-    def update(self, block: bytes) -> None:
+    def _feed(self, block: bytes) -> None:
         self.sha.update(block)
         if self.md5 is not None:
             self.md5.update(block)
+
+    def update(self, block: bytes) -> None:
+        if self._queue is not None:
+            self._queue.put(block)
+        else:
+            self._feed(block)
+
+    def background(self) -> None:
+        """Hash the blocks still to come on a thread of their own (until `finish`)."""
+        if self._thread is None:
+            self._queue = queue.Queue(self.QUEUE)
+            self._thread = threading.Thread(target=self._run, args=(self._queue,), name="download-hash", daemon=True)
+            self._thread.start()
+
+    def _run(self, blocks: queue.Queue[bytes | None]) -> None:
+        while (block := blocks.get()) is not None:
+            if self._error is None:
+                try:
+                    self._feed(block)
+                except BaseException as exc:  # noqa: BLE001 - handed to the downloading thread by `finish`
+                    self._error = exc  # keep taking blocks: the downloading thread never waits on a dead queue
+
+    def finish(self) -> None:
+        """Wait until every block given so far is hashed (raising what hashing on the thread raised)."""
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+        self._queue, self._thread = None, None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
 
     def feed_file(self, path: Path) -> None:
         with open(path, "rb") as fh:
             while block := fh.read(1 << 20):
                 self.update(block)
+
+
+_FADVISE = getattr(os, "posix_fadvise", None)  # absent on macOS and Windows
+
+
+def _start_writeback(fd: int, start: int, end: int) -> None:
+    """Have the kernel start writing bytes [start, end) of `fd` to disk now, without waiting for it
+    (the fsync before the rename then finds most of a large file already written). A hint: where
+    the system has no such call, nothing happens."""
+    if _FADVISE is not None and end > start:
+        try:
+            # Linux starts writeback of the dirty pages of the range (WB_SYNC_NONE); pages still
+            # dirty or under writeback stay cached.
+            _FADVISE(fd, start, end - start, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
 
 
 def _hash_file(path: Path) -> tuple[str, str]:
@@ -575,7 +637,7 @@ class Fetcher:
             checked = not check or offset >= 512
             deadline = self.options.deadline
             started = self.options.clock.monotonic()
-            written = offset
+            written = flushed = offset
             with open(part, mode) as fh:
                 try:
                     while True:
@@ -593,6 +655,12 @@ class Fetcher:
                         failpoints.hit("http.chunk")
                         hashes.update(block)
                         written += len(block)
+                        if written - offset >= BACKGROUND_HASH:
+                            hashes.background()  # a large download: hash while the next block arrives
+                        if written - flushed >= WRITEBACK_EVERY:
+                            fh.flush()
+                            _start_writeback(fh.fileno(), flushed, written)
+                            flushed = written
                         result.transferred += len(block)
                         if progress:
                             progress(len(block))
@@ -621,6 +689,7 @@ class Fetcher:
                 raise _Transient("connection", f"{url}: the connection closed after {written} of {total} bytes")
         finally:
             resp.close()
+            hashes.finish()
 
 
 class _RestartWithoutRange(Exception):

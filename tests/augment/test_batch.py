@@ -123,3 +123,95 @@ def test_mosaic_cells_come_from_their_sources(tiles: int) -> None:
     for i in range(n):
         shares = torch.bincount(out[i].flatten().long(), minlength=n).float() / 256
         assert torch.allclose(target[i], shares, atol=1e-6)  # the target is each source's area share
+
+
+# The Mixup and CutMix kernels as first written (advanced indexing, a full boolean mask, one
+# `torch.where`, torch arithmetic for the draws): the faster ones must give the same bits.
+
+
+def _reference_draw_mixup(n, p, alpha, gen, rng):
+    on = torch.rand(n, generator=gen) < p
+    lam = torch.from_numpy(rng.beta(alpha, alpha, size=n).astype(np.float32))
+    return {"lam": torch.where(on, lam, torch.ones_like(lam)), "perm": torch.randperm(n, generator=gen)}
+
+
+def _reference_mixup_apply(x, y, lam, perm):
+    lam = lam.to(x.device, x.dtype)
+    lx = lam.view(-1, 1, 1, 1)
+    out = x * lx + x[perm] * (1.0 - lx)
+    ly = lam.view(-1, 1).to(y.dtype)
+    return out, y * ly + y[perm] * (1.0 - ly)
+
+
+def _reference_draw_cutmix(n, h, w, p, alpha, gen, rng):
+    on = torch.rand(n, generator=gen) < p
+    lam = torch.from_numpy(rng.beta(alpha, alpha, size=n).astype(np.float64))
+    centre = torch.rand(n, 2, generator=gen, dtype=torch.float64)
+    cut = torch.sqrt(1.0 - lam)
+    cw, ch = torch.round(w * cut).long(), torch.round(h * cut).long()
+    cx, cy = torch.round(centre[:, 0] * w).long(), torch.round(centre[:, 1] * h).long()
+    x1, x2 = (cx - cw // 2).clamp(0, w), (cx - cw // 2 + cw).clamp(0, w)
+    y1, y2 = (cy - ch // 2).clamp(0, h), (cy - ch // 2 + ch).clamp(0, h)
+    rects = torch.stack([x1, y1, x2, y2], dim=1)
+    rects = torch.where(on.view(-1, 1), rects, torch.zeros_like(rects))
+    return {"rects": rects, "perm": torch.randperm(n, generator=gen)}
+
+
+def _reference_cutmix_apply(x, y, rects, perm):
+    n, _, h, w = x.shape
+    mask = B._rect_mask(rects, h, w)
+    out = torch.where(mask, x[perm], x)
+    area = ((rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1])).to(y.dtype)
+    lam = (1.0 - area / float(h * w)).view(-1, 1)
+    return out, y * lam + y[perm] * (1.0 - lam)
+
+
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if not a.is_floating_point():
+        return torch.equal(a, b)
+    ints = {2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
+    return torch.equal(a.contiguous().view(ints), b.contiguous().view(ints))
+
+
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.uint8]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 12), c=st.integers(1, 3), h=st.integers(1, 19),
+       w=st.integers(1, 19), p=st.sampled_from([0.0, 0.5, 1.0]), alpha=st.floats(0.1, 4.0),
+       dtype=st.sampled_from(DTYPES), signed_zeros=st.booleans())
+def test_mixup_and_cutmix_draw_and_give_the_same_bits_as_the_first_kernels(seed, n, c, h, w, p, alpha, dtype,
+                                                                            signed_zeros):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(n, c, h, w, generator=g, dtype=torch.float64) * 100).to(dtype) if dtype != torch.uint8 \
+        else torch.randint(0, 256, (n, c, h, w), generator=g, dtype=torch.uint8)
+    if signed_zeros and dtype != torch.uint8:
+        x[:, :, ::2] = -0.0
+    y = torch.softmax(torch.randn(n, 10, generator=g, dtype=torch.float64), dim=1).to(
+        dtype if dtype != torch.uint8 else torch.float32)
+    before = (x.clone(), y.clone())
+    for draw, ref_draw, apply, ref_apply, args in (
+            (B.draw_mixup, _reference_draw_mixup, B.mixup_apply, _reference_mixup_apply, (n, p, alpha)),
+            (B.draw_cutmix, _reference_draw_cutmix, B.cutmix_apply, _reference_cutmix_apply, (n, h, w, p, alpha))):
+        params = draw(*args, *gens(seed))
+        expected = ref_draw(*args, *gens(seed))
+        assert params.keys() == expected.keys()
+        assert all(_same_bits(params[k], expected[k]) for k in params)
+        out, target = apply(x, y, **params)
+        ref_out, ref_target = ref_apply(x, y, **expected)
+        assert _same_bits(out, ref_out) and _same_bits(target, ref_target)
+        assert _same_bits(x, before[0]) and _same_bits(y, before[1])  # inputs untouched
+
+
+def test_cutmix_pastes_each_partner_rect_bit_for_bit_even_nan_and_infinity() -> None:
+    x = torch.full((2, 1, 4, 4), float("nan"))
+    x[1] = float("-inf")
+    x[1, 0, 0, 1] = -0.0  # outside sample 1's rect: kept, sign and all
+    rects = torch.tensor([[1, 1, 3, 4], [0, 0, 1, 2]])
+    out, target = B.cutmix_apply(x, torch.eye(2), rects, torch.tensor([1, 0]))
+    assert torch.isinf(out[0, 0, 1:4, 1:3]).all() and torch.isnan(out[0, 0, 0]).all()
+    assert torch.isnan(out[1, 0, 0:2, 0]).all() and torch.isinf(out[1, 0, 2:, 0]).all()
+    assert torch.signbit(out[1, 0, 0, 1]) and out[1, 0, 0, 1] == 0
+    assert torch.allclose(target, torch.tensor([[1 - 6 / 16, 6 / 16], [2 / 16, 1 - 2 / 16]]))

@@ -300,3 +300,60 @@ def test_given_response_is_read_then_resumed_from_its_url(server, tmp_path):
         r = f.download(resp.url, tmp_path / "a.bin", response=resp)
     assert (tmp_path / "a.bin").read_bytes() == BLOB and r.resumed
     assert server.requests["/a.bin"] == 2 and server.bytes_sent["/a.bin"] == len(BLOB)
+
+
+def test_a_large_download_is_hashed_on_a_thread_and_written_out_as_it_arrives(server, tmp_path, monkeypatch):
+    import pipeline.sources.http as http
+
+    monkeypatch.setattr(http, "BACKGROUND_HASH", 40_000)
+    monkeypatch.setattr(http, "WRITEBACK_EVERY", 60_000)
+    started: list[int] = []
+    real_background = http._Hashes.background
+    monkeypatch.setattr(http._Hashes, "background", lambda self: (started.append(1), real_background(self)))
+    ranges: list[tuple[int, int]] = []
+    real_writeback = http._start_writeback
+    monkeypatch.setattr(http, "_start_writeback", lambda fd, a, b: (ranges.append((a, b)), real_writeback(fd, a, b)))
+    server.routes["/a.bin"] = Route(BLOB, drop_after=150_000)  # a resume: the partial file is hashed first
+    dest = tmp_path / "a.bin"
+    with Fetcher(fast()) as f:
+        r = f.download(server.url("/a.bin"), dest, sha256=hashlib.sha256(BLOB).hexdigest(),
+                       md5=hashlib.md5(BLOB).hexdigest())
+    assert dest.read_bytes() == BLOB and r.resumed and r.sha256 == hashlib.sha256(BLOB).hexdigest()
+    assert started and not any(t.name == "download-hash" for t in __import__("threading").enumerate())
+    first = [rg for rg in ranges if rg[1] <= 150_000]
+    second = [rg for rg in ranges if rg[0] >= 150_000]
+    for part in (first, second):  # consecutive ranges from where each attempt began, each a step long
+        assert part and all(b - a >= 60_000 for a, b in part)
+        assert all(part[i][1] == part[i + 1][0] for i in range(len(part) - 1))
+    assert first[0][0] == 0 and second[0][0] == 150_000
+    # the same bytes hashed on the thread still fail a wrong checksum
+    dest.unlink()
+    with Fetcher(fast()) as f, pytest.raises(FetchFailure, match="md5 mismatch"):
+        f.download(server.url("/a.bin"), dest, md5="0" * 32)
+    assert not dest.exists()
+
+
+def test_hashing_on_a_thread_gives_the_inline_digests_and_hands_back_its_errors():
+    from pipeline.sources.http import _Hashes
+
+    blocks = [os.urandom(n) for n in (1, 5000, 70_000, 0, 3)] * 10
+    h = _Hashes(md5=True)
+    h.update(blocks[0])
+    h.background()
+    for b in blocks[1:]:
+        h.update(b)
+    h.finish()
+    data = b"".join(blocks)
+    assert (h.sha.hexdigest(), h.md5.hexdigest()) == (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
+
+    def broken(block: bytes) -> None:
+        raise MemoryError("no room")
+
+    h.reset()
+    h._feed = broken
+    h.background()
+    for b in blocks * 3:  # more blocks than the queue holds: the downloader never waits on a dead thread
+        h.update(b)
+    with pytest.raises(MemoryError, match="no room"):
+        h.finish()
+    h.finish()  # the error is handed back once
