@@ -60,16 +60,18 @@ def affine_matrices(n: int, h: int, w: int, gen: torch.Generator, degrees: tuple
                     translate: tuple[float, float] = (0.0, 0.0), scale: tuple[float, float] = (1.0, 1.0),
                     shear: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
     """Forward (input -> output pixel) matrices (N, 3, 3): rotation, zoom and shear about the
-    centre, then a shift (fractions of the size). Five draws of `n` values each, always in the
-    order angle, zoom, x shift, y shift, shear, whichever of them the op varies."""
+    centre, then a shift (fractions of the size). Six draws of `n` values each, always in the
+    order angle, x zoom, x shift, y shift, shear, y zoom, whichever of them the op varies: the
+    zoom of each axis is drawn on its own, as albumentations' `Affine` does (keep_ratio=False)."""
     a = torch.deg2rad(uniform(gen, n, *degrees))
-    s = uniform(gen, n, *scale)
+    sx = uniform(gen, n, *scale)
     tx = uniform(gen, n, *translate) * w
     ty = uniform(gen, n, *translate) * h
     sh = torch.tan(torch.deg2rad(uniform(gen, n, *shear)))
+    sy = uniform(gen, n, *scale)
     m = torch.eye(3, dtype=torch.float64).repeat(n, 1, 1)
-    m[:, 0, 0], m[:, 0, 1] = s * torch.cos(a), s * (-torch.sin(a) + sh * torch.cos(a))
-    m[:, 1, 0], m[:, 1, 1] = s * torch.sin(a), s * (torch.cos(a) + sh * torch.sin(a))
+    m[:, 0, 0], m[:, 0, 1] = sx * torch.cos(a), sy * (-torch.sin(a) + sh * torch.cos(a))
+    m[:, 1, 0], m[:, 1, 1] = sx * torch.sin(a), sy * (torch.cos(a) + sh * torch.sin(a))
     m = _centred(m, h, w)
     m[:, 0, 2] += tx
     m[:, 1, 2] += ty
