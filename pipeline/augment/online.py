@@ -3,10 +3,12 @@
     aug = OnlineAugmenter("configs/augment/digits.yaml", classes=dataset.classes, seed=0)
     x, y = aug(x_uint8, y_soft, step=step)   # (N, C, H, W) uint8, (N, K) -> float [0, 255], (N, K)
 
-Single-sample ops run vectorised in torch on the whole batch: each sample flips its own coin
-and draws its own parameters, then one kernel applies them (geometric ops as one per-sample
-3x3 matrix through `grid_sample`, elastic as a smoothed displacement field, blur and sharpen as
-grouped convolutions). Multi-sample ops pair each sample with a permutation of the batch
+Single-sample ops run vectorised in torch on the whole batch, on its device: each sample flips
+its own coin and parameters are drawn for the chosen samples only, from the offline ops'
+distributions. Consecutive geometric ops compose into one warp (`_Chain`): their per-sample 3x3
+matrices multiplied, an elastic displacement field added in output pixels, one
+`affine_grid`/`grid_sample` for the batch. Blur is two batched matrix products (`gauss_matrices`).
+Multi-sample ops pair each sample with a permutation of the batch
 (`pipeline.augment.batch`). Each op's batched kernel is declared in its registry entry
 (`pipeline.augment.ops`); this module holds the augmenter and the tensor helpers the kernels
 share (matrices, warp, sampling, blur, luma). Everything is drawn from generators seeded by (seed, step), so a

@@ -241,3 +241,20 @@ def test_the_digits_recipe_runs_on_the_batch_device_and_keeps_uint8_range() -> N
     assert float(out.min()) >= 0 and float(out.max()) <= 255
     cpu_out, _ = aug(x, y, step=1)
     assert torch.allclose(out.cpu(), cpu_out, atol=1e-2)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, op in __import__("pipeline.augment.ops", fromlist=["OPS"]).OPS.items()
+                                        if op.warp is not None))
+def test_a_declared_warp_is_what_the_online_kernel_applies(name) -> None:
+    """The registry's `warp` and `online` of an op agree: same draws, same pixels; only geometric
+    single-sample ops declare one."""
+    from pipeline.augment.ops import OPS
+
+    spec = OPS[name]
+    assert spec.kind == "single" and spec.geometric
+    op = parse_recipe({"ops": [{"op": name, "p": 1.0}]}, "t").single[0]
+    x, _ = batch(6)
+    x = x.float()
+    direct = spec.online(op, x, torch.Generator().manual_seed(4), None)
+    drawn = spec.warp(op, 6, 32, 32, torch.Generator().manual_seed(4), None)
+    assert torch.equal(direct, O.apply_warp(x, drawn, op.params.get("fill", 0.0)))
