@@ -6,8 +6,8 @@
 Single-sample ops run vectorised in torch on the whole batch, on its device: each sample flips
 its own coin and parameters are drawn for the chosen samples only, from the offline ops'
 distributions. Consecutive geometric ops compose into one warp (`_Chain`): their per-sample 3x3
-matrices multiplied, an elastic displacement field added in output pixels, one
-`affine_grid`/`grid_sample` for the batch. Blur is two batched matrix products (`gauss_matrices`).
+matrices multiplied, an elastic displacement field added in output pixels, one affine grid
+and one `grid_sample` for the batch. Blur is two batched matrix products (`gauss_matrices`).
 Multi-sample ops pair each sample with a permutation of the batch
 (`pipeline.augment.batch`). Each op's batched kernel is declared in its registry entry
 (`pipeline.augment.ops`); this module holds the augmenter and the tensor helpers the kernels
@@ -121,9 +121,9 @@ def resample(x: torch.Tensor, forward: torch.Tensor | None = None, field: torch.
 
     `forward` (N, 3, 3) maps input to output pixels (None: the identity); `field` (N, H, W, 2) is a
     displacement in output pixels (None: none), so an elastic field drawn after a chain of affine
-    ops lands exactly where the sequential ops would put it. Affine matrices go through one
-    `affine_grid` (built on the batch's device); a projective one samples a grid computed here.
-    Outside pixels get `fill`.
+    ops lands exactly where the sequential ops would put it. For affine matrices the sampling grid
+    is `affine_grid`'s, computed element-wise on the batch's device, then one `grid_sample`; a
+    projective one samples a grid computed here. Outside pixels get `fill`.
     """
     n, c, h, w = x.shape
     eye = torch.eye(3, dtype=torch.float64)
@@ -137,13 +137,16 @@ def resample(x: torch.Tensor, forward: torch.Tensor | None = None, field: torch.
         return sample(x, (pts[..., :2] / pts[..., 2:3]).view(n, h, w, 2), fill)
     norm = _pixels_to_normalised(h, w)
     theta = norm @ inv @ torch.linalg.inv(norm)  # (N, 3, 3): normalised output -> normalised input
-    theta = theta.to(x.device, torch.float32)
-    grid = F.affine_grid(theta[:, :2], [n, c, h, w], align_corners=False)
+    t = theta[:, :2].to(x.device, torch.float32).reshape(n, 6, 1, 1).unbind(1)
+    # what `affine_grid(theta, align_corners=False)` computes, element-wise: on CPU it is several
+    # times faster for small images, and the displacement joins before the matrix at no cost
+    gx = ((2 * torch.arange(w, device=x.device, dtype=torch.float32) + 1) / w - 1).view(1, 1, w)
+    gy = ((2 * torch.arange(h, device=x.device, dtype=torch.float32) + 1) / h - 1).view(1, h, 1)
     if field is not None:
-        scale = torch.tensor([2.0 / w, 2.0 / h], dtype=torch.float32, device=x.device)
-        moved = field.to(x.device, torch.float32) * scale  # normalised displacement (N, H, W, 2)
-        col_x, col_y = theta[:, :2, 0].view(n, 1, 1, 2), theta[:, :2, 1].view(n, 1, 1, 2)  # the linear part
-        grid = grid + moved[..., :1] * col_x + moved[..., 1:] * col_y
+        moved = field.to(x.device, torch.float32)
+        gx = gx + moved[..., 0] * (2.0 / w)  # output pixels -> normalised units
+        gy = gy + moved[..., 1] * (2.0 / h)
+    grid = torch.stack([t[0] * gx + t[1] * gy + t[2], t[3] * gx + t[4] * gy + t[5]], dim=-1)
     return _grid_sample(x, grid, fill)
 
 

@@ -8,6 +8,7 @@ sampled with `grid_sample` together with any affine ops just before it.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pipeline.augment.ops.base import FILL, WARP_TARGETS, Op, Param, named
@@ -27,6 +28,19 @@ def kernel_radius(sigma: float) -> int:
     return (int(round(sigma * 8 + 1)) | 1) // 2
 
 
+@functools.lru_cache(maxsize=16)
+def _blurs(sigma: float, h: int, w: int) -> Any:
+    """The field's blur along rows and columns as float32 matrices (H, H) and (W, W), built once per size."""
+    import torch
+
+    from pipeline.augment import online as O
+
+    one = torch.tensor([sigma], dtype=torch.float64)
+    radius = kernel_radius(sigma)
+    return (O.gauss_matrices(one, h, radius, border="replicate")[0].float(),
+            O.gauss_matrices(one, w, radius, border="replicate")[0].float())
+
+
 def draw(op: Any, n: int, h: int, w: int, gen: Any, rng: Any) -> Any:
     """One displacement field per sample, as albumentations draws it: standard normal noise for dx
     and dy, divided by its largest magnitude, blurred (sigma, replicated border), times alpha."""
@@ -37,13 +51,10 @@ def draw(op: Any, n: int, h: int, w: int, gen: Any, rng: Any) -> Any:
     k = op.params
     noise = torch.randn(n, 2, h, w, generator=gen)
     noise = noise / noise.abs().amax(dim=(1, 2, 3), keepdim=True).clamp(min=1e-6)
-    sigma = torch.full((n,), float(k["sigma"]), dtype=torch.float64)
-    radius = kernel_radius(float(k["sigma"]))
-    rows = O.gauss_matrices(sigma[:1], h, radius, border="replicate")[0].to(noise.dtype)
-    cols = O.gauss_matrices(sigma[:1], w, radius, border="replicate")[0].to(noise.dtype)
+    rows, cols = _blurs(float(k["sigma"]), h, w)
     # one matrix for every sample: two plain matrix products over the whole batch
     field = (noise @ cols.T).transpose(2, 3) @ rows.T  # (N, 2, W, H): blurred along both axes
-    return O.Warp(field=field.permute(0, 3, 2, 1) * float(k["alpha"]))
+    return O.Warp(field=(field.permute(0, 3, 2, 1) * float(k["alpha"])).contiguous())
 
 
 def batch(op: Any, x: Any, gen: Any, rng: Any) -> Any:
