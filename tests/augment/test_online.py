@@ -240,7 +240,7 @@ def test_the_digits_recipe_runs_on_the_batch_device_and_keeps_uint8_range() -> N
     assert out.device.type == device and target.device.type == device
     assert float(out.min()) >= 0 and float(out.max()) <= 255
     cpu_out, _ = aug(x, y, step=1)
-    assert torch.allclose(out.cpu(), cpu_out, atol=1e-2)
+    assert torch.allclose(out.cpu(), cpu_out, atol=0.05)  # float32 rounding differs between devices
 
 
 @pytest.mark.parametrize("name", sorted(n for n, op in __import__("pipeline.augment.ops", fromlist=["OPS"]).OPS.items()
