@@ -316,6 +316,49 @@ def peak_rss(code: str, *args: str, env: dict | None = None) -> tuple[float, str
     return peak / 1024.0, "\n".join(line for line in lines if not line.startswith("PEAK_KIB "))
 
 
+def augment_throughput(data: Path, threads: int, rounds: int, recipe: str) -> tuple[float, float]:
+    """(with, without) online augmentation: our loop's samples/s over the same 12,800 cached rows at
+    the default batch, alternating one epoch of each, the best epoch of each kept (the same
+    background load reaches both)."""
+    import torch
+
+    from pipeline.config import load_config
+    from pipeline.core.dataset import load_dataset
+    from pipeline.tensor_cache import load_or_build
+    from pipeline.train import (
+        Rows,
+        choose_preprocess,
+        make_augmenter,
+        make_model,
+        make_optimizer,
+        make_scheduler,
+        normalizer,
+        train_one_epoch,
+    )
+
+    cpu = torch.device("cpu")
+    dataset = load_dataset(data)
+    cache = load_or_build(dataset)
+    rows = cache.indices("train")[:12_800]
+    loops = []
+    for augment in (recipe, None):
+        config = load_config(options={"threads": threads, "augment": augment})
+        normalize = normalizer(choose_preprocess(dataset, cache, rows, config), cpu)
+        augmenter = make_augmenter(config, dataset.classes)
+        model = make_model(config, 1, 10, cpu)
+        optimizer = make_optimizer(config, model)
+        scheduler = make_scheduler(config, optimizer, rounds * -(-len(rows) // config.batch_size))
+        loops.append([model, optimizer, scheduler, Rows(cache, rows, cpu, soft=augmenter is not None), normalize,
+                      config, augmenter, 0])
+    best = [0.0, 0.0]
+    for r in range(rounds):
+        for i, (model, optimizer, scheduler, data_rows, normalize, config, augmenter, step) in enumerate(loops):
+            stats, loops[i][7] = train_one_epoch(model, optimizer, scheduler, data_rows, normalize, config, r + 1, step,
+                                                 augmenter, config.channels_last)
+            best[i] = max(best[i], stats["samples_per_second"])
+    return best[0], best[1]
+
+
 # --------------------------------------------------------------------------------------------
 # The benchmark
 # --------------------------------------------------------------------------------------------
@@ -359,10 +402,11 @@ def run(quick: bool) -> list[dict]:
                      "our loop at the seed's batch size, to separate the data path from the batch size"))
     recipe = Path(__file__).resolve().parents[1] / "configs" / "augment" / "digits.yaml"
     try:
-        aug_sps, _ = throughput(data, threads, 2, augment=str(recipe))
-        rows.append(_row("train throughput with online augmentation", aug_sps, ours_sps, "samples/s",
-                         "close to 1x (batch-level ops)",
-                         f"--augment {recipe.relative_to(recipe.parents[2])}; reference: our loop without augmentation"))
+        aug_sps, plain_sps = augment_throughput(data, threads, rounds, str(recipe))
+        rows.append(_row("train throughput with online augmentation", aug_sps, plain_sps, "samples/s",
+                         ">= 0.6x our loop without augmentation",
+                         f"--augment {recipe.relative_to(recipe.parents[2])}; best of {rounds} alternating epochs of "
+                         f"each over 12.8k cached rows at batch {default_batch}; reference: our loop without augmentation"))
     except Exception as exc:  # noqa: BLE001 - the augmentation stage is optional for this benchmark
         rows.append(_row("train throughput with online augmentation", None, ours_sps, "samples/s", "", f"not run: {exc}"))
 

@@ -3,10 +3,12 @@
     aug = OnlineAugmenter("configs/augment/digits.yaml", classes=dataset.classes, seed=0)
     x, y = aug(x_uint8, y_soft, step=step)   # (N, C, H, W) uint8, (N, K) -> float [0, 255], (N, K)
 
-Single-sample ops run vectorised in torch on the whole batch: each sample flips its own coin
-and draws its own parameters, then one kernel applies them (geometric ops as one per-sample
-3x3 matrix through `grid_sample`, elastic as a smoothed displacement field, blur and sharpen as
-grouped convolutions). Multi-sample ops pair each sample with a permutation of the batch
+Single-sample ops run vectorised in torch on the whole batch, on its device: each sample flips
+its own coin and parameters are drawn for the chosen samples only, from the offline ops'
+distributions. Consecutive geometric ops compose into one warp (`_Chain`): their per-sample 3x3
+matrices multiplied, an elastic displacement field added in output pixels, one affine grid
+and one `grid_sample` for the batch. Blur is two batched matrix products (`gauss_matrices`).
+Multi-sample ops pair each sample with a permutation of the batch
 (`pipeline.augment.batch`). Each op's batched kernel is declared in its registry entry
 (`pipeline.augment.ops`); this module holds the augmenter and the tensor helpers the kernels
 share (matrices, warp, sampling, blur, luma). Everything is drawn from generators seeded by (seed, step), so a
@@ -18,6 +20,7 @@ image size (resize, random_scale, random_crop to another size) are refused here.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,16 +62,18 @@ def affine_matrices(n: int, h: int, w: int, gen: torch.Generator, degrees: tuple
                     translate: tuple[float, float] = (0.0, 0.0), scale: tuple[float, float] = (1.0, 1.0),
                     shear: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
     """Forward (input -> output pixel) matrices (N, 3, 3): rotation, zoom and shear about the
-    centre, then a shift (fractions of the size). Five draws of `n` values each, always in the
-    order angle, zoom, x shift, y shift, shear, whichever of them the op varies."""
+    centre, then a shift (fractions of the size). Six draws of `n` values each, always in the
+    order angle, x zoom, x shift, y shift, shear, y zoom, whichever of them the op varies: the
+    zoom of each axis is drawn on its own, as albumentations' `Affine` does (keep_ratio=False)."""
     a = torch.deg2rad(uniform(gen, n, *degrees))
-    s = uniform(gen, n, *scale)
+    sx = uniform(gen, n, *scale)
     tx = uniform(gen, n, *translate) * w
     ty = uniform(gen, n, *translate) * h
     sh = torch.tan(torch.deg2rad(uniform(gen, n, *shear)))
+    sy = uniform(gen, n, *scale)
     m = torch.eye(3, dtype=torch.float64).repeat(n, 1, 1)
-    m[:, 0, 0], m[:, 0, 1] = s * torch.cos(a), s * (-torch.sin(a) + sh * torch.cos(a))
-    m[:, 1, 0], m[:, 1, 1] = s * torch.sin(a), s * (torch.cos(a) + sh * torch.sin(a))
+    m[:, 0, 0], m[:, 0, 1] = sx * torch.cos(a), sy * (-torch.sin(a) + sh * torch.cos(a))
+    m[:, 1, 0], m[:, 1, 1] = sx * torch.sin(a), sy * (torch.cos(a) + sh * torch.sin(a))
     m = _centred(m, h, w)
     m[:, 0, 2] += tx
     m[:, 1, 2] += ty
@@ -86,48 +91,166 @@ def _to_normalised(px: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return torch.stack([(2 * px[..., 0] + 1) / w - 1, (2 * px[..., 1] + 1) / h - 1], dim=-1)
 
 
+def _grid_sample(x: torch.Tensor, grid: torch.Tensor, fill: float) -> torch.Tensor:
+    """Bilinear samples of `x` at normalised `grid` (N, H, W, 2); outside pixels get `fill` (one
+    `grid_sample` call: a channel of ones rides along to tell how much of each sample was inside)."""
+    c = x.shape[1]
+    grid = grid.to(x.device, x.dtype)
+    if not fill:
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    ones = torch.ones_like(x[:, :1])
+    out = F.grid_sample(torch.cat([x, ones], dim=1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out[:, :c] + fill * (1.0 - out[:, c:])
+
+
 def sample(x: torch.Tensor, src_px: torch.Tensor, fill: float) -> torch.Tensor:
     """Sample `x` at source pixel coordinates (N, H, W, 2); outside pixels get `fill`."""
+    _, _, h, w = x.shape
+    return _grid_sample(x, _to_normalised(src_px.to(torch.float64), h, w), fill)
+
+
+def _pixels_to_normalised(h: int, w: int) -> torch.Tensor:
+    """The 3x3 matrix taking pixel-centre coordinates to grid_sample's [-1, 1] (align_corners=False)."""
+    return torch.tensor([[2.0 / w, 0.0, 1.0 / w - 1.0], [0.0, 2.0 / h, 1.0 / h - 1.0], [0.0, 0.0, 1.0]],
+                        dtype=torch.float64)
+
+
+def resample(x: torch.Tensor, forward: torch.Tensor | None = None, field: torch.Tensor | None = None,
+             fill: float = 0.0) -> torch.Tensor:
+    """One warp of a batch (N, C, H, W): output pixel p shows input pixel ``forward^-1 (p + field(p))``.
+
+    `forward` (N, 3, 3) maps input to output pixels (None: the identity); `field` (N, H, W, 2) is a
+    displacement in output pixels (None: none), so an elastic field drawn after a chain of affine
+    ops lands exactly where the sequential ops would put it. For affine matrices the sampling grid
+    is `affine_grid`'s, computed element-wise on the batch's device, then one `grid_sample`; a
+    projective one samples a grid computed here. Outside pixels get `fill`.
+    """
     n, c, h, w = x.shape
-    grid = _to_normalised(src_px, h, w).to(x.dtype)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    if fill:
-        inside = F.grid_sample(torch.ones(n, 1, h, w, dtype=x.dtype, device=x.device), grid, mode="bilinear",
-                               padding_mode="zeros", align_corners=False)
-        out = out + fill * (1.0 - inside)
-    return out
+    eye = torch.eye(3, dtype=torch.float64)
+    inv = eye.repeat(n, 1, 1) if forward is None else torch.linalg.inv(forward.to(torch.float64))
+    if not torch.allclose(inv[:, 2], eye[2].expand(n, 3)):  # projective: the general path
+        pts = base_grid(h, w, torch.float64)
+        if field is not None:
+            pts = pts.clone().repeat(n, 1, 1)
+            pts[..., :2] = pts[..., :2] + field.to(torch.float64).reshape(n, h * w, 2).cpu()
+        pts = pts @ inv.transpose(1, 2)
+        return sample(x, (pts[..., :2] / pts[..., 2:3]).view(n, h, w, 2), fill)
+    norm = _pixels_to_normalised(h, w)
+    theta = norm @ inv @ torch.linalg.inv(norm)  # (N, 3, 3): normalised output -> normalised input
+    t = theta[:, :2].to(x.device, torch.float32).reshape(n, 6, 1, 1).unbind(1)
+    # what `affine_grid(theta, align_corners=False)` computes, element-wise: on CPU it is several
+    # times faster for small images, and the displacement joins before the matrix at no cost
+    gx = ((2 * torch.arange(w, device=x.device, dtype=torch.float32) + 1) / w - 1).view(1, 1, w)
+    gy = ((2 * torch.arange(h, device=x.device, dtype=torch.float32) + 1) / h - 1).view(1, h, 1)
+    if field is not None:
+        moved = field.to(x.device, torch.float32)
+        gx = gx + moved[..., 0] * (2.0 / w)  # output pixels -> normalised units
+        gy = gy + moved[..., 1] * (2.0 / h)
+    grid = torch.stack([t[0] * gx + t[1] * gy + t[2], t[3] * gx + t[4] * gy + t[5]], dim=-1)
+    return _grid_sample(x, grid, fill)
 
 
 def warp(x: torch.Tensor, forward: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
     """Apply per-sample forward matrices (N, 3, 3) to images (N, C, H, W)."""
-    n, _, h, w = x.shape
-    inv = torch.linalg.inv(forward).to(torch.float64)
-    pts = base_grid(h, w, torch.float64) @ inv.transpose(1, 2)  # (N, HW, 3)
-    src = pts[..., :2] / pts[..., 2:3]
-    return sample(x, src.view(n, h, w, 2).to(x.device), fill)
+    return resample(x, forward, None, fill)
 
 
-def _gauss_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:
-    t = torch.arange(-radius, radius + 1, dtype=torch.float64).view(1, -1)
-    k = torch.exp(-(t**2) / (2 * sigma.view(-1, 1).clamp(min=1e-3) ** 2))
-    return k / k.sum(dim=1, keepdim=True)
+@dataclass(frozen=True)
+class Warp:
+    """What a geometric op drew for a batch: forward matrices (N, 3, 3) in pixel coordinates and/or
+    a displacement field (N, H, W, 2) in output pixels (`resample`). The augmenter composes the
+    warps of consecutive geometric ops into one resampling; `Op.warp` declares the drawing."""
+
+    matrix: torch.Tensor | None = None
+    field: torch.Tensor | None = None
 
 
-def blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Per-sample separable Gaussian blur (reflect padding) as grouped convolutions."""
-    n, c, h, w = x.shape
-    radius = max(1, min(int(math.ceil(3 * float(sigma.max()))), (min(h, w) - 1) // 2))
-    k = _gauss_kernels(sigma, radius).to(x.dtype).to(x.device)  # (N, 2r+1)
-    weight = k.repeat_interleave(c, dim=0)  # (N*C, 2r+1)
-    flat = x.reshape(1, n * c, h, w)
-    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), weight.view(n * c, 1, 1, -1), groups=n * c)
-    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), weight.view(n * c, 1, -1, 1), groups=n * c)
-    return flat.view(n, c, h, w)
+def apply_warp(x: torch.Tensor, drawn: Warp, fill: float) -> torch.Tensor:
+    """A geometric op's batched kernel: its drawn `Warp` applied by one resampling."""
+    return resample(x, drawn.matrix, drawn.field, fill)
+
+
+def reflect_101(idx: torch.Tensor, size: int) -> torch.Tensor:
+    """Indices outside [0, size) mirrored without repeating the edge (OpenCV's BORDER_REFLECT_101)."""
+    if size == 1:
+        return torch.zeros_like(idx)
+    period = 2 * (size - 1)
+    i = idx.abs() % period
+    return torch.where(i >= size, period - i, i)
+
+
+def gauss_matrices(sigma: torch.Tensor, size: int, radius: torch.Tensor | int, border: str = "reflect_101"
+                   ) -> torch.Tensor:
+    """Per-sample 1-D Gaussian blurs (N, size, size) as matrices with the border folded in, so
+    ``K_h @ img @ K_w^T`` blurs a batch in two batched matmuls. `radius`: the kernel's half width,
+    one for all or one per sample; `border`: "reflect_101" (OpenCV's default) or "replicate"."""
+    n = sigma.shape[0]
+    radius = torch.as_tensor(radius).expand(n) if not isinstance(radius, torch.Tensor) else radius
+    top = max(0, int(radius.max()))
+    t = torch.arange(-top, top + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (t.view(1, -1) / sigma.to(torch.float64).view(-1, 1).clamp(min=1e-6)) ** 2)
+    k = k * (t.abs().view(1, -1) <= radius.view(-1, 1)).to(k.dtype)
+    k = k / k.sum(dim=1, keepdim=True)
+    idx = torch.arange(size).view(-1, 1) + t.long().view(1, -1)  # (size, 2r+1) source rows
+    idx = reflect_101(idx, size) if border == "reflect_101" else idx.clamp(0, size - 1)
+    out = torch.zeros(n, size, size, dtype=torch.float64)
+    out.scatter_add_(2, idx.expand(n, -1, -1), k.view(n, 1, -1).expand(n, size, -1).contiguous())
+    return out
+
+
+def blur_with(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``rows @ x @ cols^T`` per sample: a separable blur given as matrices (N, H, H) and (N, W, W)."""
+    rows = rows.to(x.device, x.dtype).unsqueeze(1)
+    cols = cols.to(x.device, x.dtype).unsqueeze(1)
+    return rows @ x @ cols.transpose(-1, -2)
+
+
+def blur(x: torch.Tensor, sigma: torch.Tensor, radius: torch.Tensor | int | None = None) -> torch.Tensor:
+    """Per-sample separable Gaussian blur (reflect-101 border) as two batched matmuls; the radius
+    defaults to albumentations' ``int(3.5 sigma)`` per sample (PIL's rule)."""
+    _, _, h, w = x.shape
+    if radius is None:
+        radius = (sigma.to(torch.float64) * 3.5).floor().long()
+    return blur_with(x, gauss_matrices(sigma, h, radius), gauss_matrices(sigma, w, radius))
 
 
 # --------------------------------------------------------------------------------------------
 # The augmenter
 # --------------------------------------------------------------------------------------------
+
+
+class _Chain:
+    """Consecutive geometric ops composed into one resampling: their forward matrices multiplied
+    (a sample whose coin failed contributes the identity) and at most one displacement field, the
+    last op's. Same draws as applying them one by one; one interpolation instead of several."""
+
+    def __init__(self, n: int, h: int, w: int) -> None:
+        self.n, self.h, self.w = n, h, w
+        self.matrix: torch.Tensor | None = None
+        self.field: torch.Tensor | None = None
+        self.fill: float | None = None
+
+    def takes(self, fill: float) -> bool:
+        """Whether an op with this border fill can join (a field ends a chain; fills must agree)."""
+        return self.field is None and (self.fill is None or self.fill == fill)
+
+    def add(self, drawn: Warp, chosen: torch.Tensor, fill: float) -> None:
+        """Append an op's warp, drawn for the samples `chosen` (indices); the others keep still."""
+        if drawn.matrix is not None:
+            m = torch.eye(3, dtype=torch.float64).repeat(self.n, 1, 1)
+            m[chosen] = drawn.matrix.to(torch.float64)
+            self.matrix = m if self.matrix is None else m @ self.matrix
+        if drawn.field is not None:
+            self.field = drawn.field.new_zeros(self.n, self.h, self.w, 2)
+            self.field[chosen] = drawn.field
+        self.fill = fill
+
+    def apply(self, img: torch.Tensor) -> torch.Tensor:
+        """`img` resampled by the chain so far (unchanged when empty); the chain starts again."""
+        if self.matrix is not None or self.field is not None:
+            img = resample(img, self.matrix, self.field, float(self.fill or 0.0)).clamp_(0.0, 255.0)
+        self.matrix, self.field, self.fill = None, None, None
+        return img
 
 
 class OnlineAugmenter:
@@ -164,11 +287,24 @@ class OnlineAugmenter:
         img = x.to(torch.float32)
         target = y.to(torch.float32).clone()
         n = img.shape[0]
+        h, w = img.shape[2:]
+        chain = _Chain(n, h, w)
         for op in self.recipe.single:
-            on = torch.rand(n, generator=gen) < op.p
-            new = op.spec.online(op, img, gen, rng)  # drawn whatever the coins say: the draws stay aligned
-            if bool(on.any()):
-                img = torch.where(on.view(-1, 1, 1, 1).to(img.device), new, img).clamp_(0.0, 255.0)
+            # each sample flips its coin; parameters are drawn for the chosen samples only, in batch order
+            chosen = torch.nonzero(torch.rand(n, generator=gen) < op.p).flatten()
+            if chosen.numel() == 0:
+                continue
+            fill = op.params.get("fill", 0.0)
+            if op.spec.warp is not None:
+                if not chain.takes(fill):
+                    img = chain.apply(img)
+                chain.add(op.spec.warp(op, chosen.numel(), h, w, gen, rng), chosen, fill)
+                continue
+            img = chain.apply(img)
+            at = chosen.to(img.device)
+            new = op.spec.online(op, img.index_select(0, at), gen, rng).clamp(0.0, 255.0)
+            img = img.index_copy(0, at, new)
+        img = chain.apply(img)
         for op in self.recipe.multi:
             img, target = op.spec.online(op, img, target, gen, rng)
         if self.recipe.label_smoothing > 0:

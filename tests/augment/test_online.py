@@ -71,7 +71,7 @@ def test_uniform_draws_stay_in_range_and_follow_the_generator() -> None:
 
 
 def test_affine_matrices_without_ranges_are_the_identity_and_draw_alike() -> None:
-    """Every op of the affine family draws five values per sample in one order, whichever it varies:
+    """Every op of the affine family draws six values per sample in one order, whichever it varies:
     the generator is left in the same state."""
     eye = torch.eye(3, dtype=torch.float64).repeat(5, 1, 1)
     gen = torch.Generator().manual_seed(1)
@@ -101,3 +101,160 @@ def test_an_op_without_an_online_kernel_is_refused(monkeypatch) -> None:
     monkeypatch.setitem(OPS, "invert", dataclasses.replace(OPS["invert"], online=None))
     with pytest.raises(ConfigError, match="'invert' is not available online"):
         OnlineAugmenter(recipe, CLASSES)
+
+
+# --------------------------------------------------------------------------------------------
+# Parity with the per-sample (offline) path: the same parameter distributions, the same pixels
+# for the same parameters within interpolation tolerance, and one composed warp for several
+# --------------------------------------------------------------------------------------------
+
+DIGITS = {"rotate": {"degrees": 10}, "random_crop": {"padding": 2}, "scale": {"scale": [0.9, 1.1]},
+          "elastic": {"alpha": 8, "sigma": 3}, "gaussian_blur": {"sigma": [0.1, 0.8]}, "noise": {"std": [0.01, 0.05]}}
+DRAWS = 1500
+
+
+def _op(name: str):
+    return parse_recipe({"ops": [{"op": name, "p": 1.0, **DIGITS[name]}]}, "t").single[0]
+
+
+def _offline_params(name: str, count: int) -> list[dict]:
+    """`count` parameter draws of the offline (albumentations) transform of the digits recipe's op."""
+    import numpy as np
+
+    from pipeline.augment.single import build_transform
+
+    t = build_transform(_op(name), 1)
+    t.set_random_seed(7)
+    image = np.zeros((28, 28), np.uint8)
+    return [t.get_params_dependent_on_data({"shape": (28, 28)}, {"image": image}) for _ in range(count)]
+
+
+def _online_warp(name: str, count: int) -> O.Warp:
+    op = _op(name)
+    return op.spec.warp(op, count, 28, 28, torch.Generator().manual_seed(7), None)
+
+
+def _quantiles(values) -> torch.Tensor:
+    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    return torch.quantile(v, torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95], dtype=torch.float64))
+
+
+# op, what is compared, online value from the drawn warp, offline value from albumentations' draw, tolerance
+PARAMS = [
+    ("rotate", "angle (degrees)", lambda w: torch.rad2deg(torch.atan2(w.matrix[:, 1, 0], w.matrix[:, 0, 0])),
+     lambda ps: [p["angle"] for p in ps], 0.6),
+    ("scale", "x zoom", lambda w: w.matrix[:, 0, 0], lambda ps: [p["scale"]["x"] for p in ps], 0.01),
+    ("scale", "y zoom", lambda w: w.matrix[:, 1, 1], lambda ps: [p["scale"]["y"] for p in ps], 0.01),
+    ("random_crop", "x shift (whole pixels)", lambda w: w.matrix[:, 0, 2], lambda ps: [p["translate"]["x"] for p in ps],
+     0.0),
+    ("random_crop", "y shift (whole pixels)", lambda w: w.matrix[:, 1, 2], lambda ps: [p["translate"]["y"] for p in ps],
+     0.0),
+    # the displacement in pixels at each position: drawn noise, normalised, blurred, scaled
+    ("elastic", "x displacement", lambda w: w.field[..., 0],
+     lambda ps: [p["map_x"] - __import__("numpy").arange(28)[None, :] for p in ps[:200]], 0.05),
+    ("elastic", "y displacement", lambda w: w.field[..., 1],
+     lambda ps: [p["map_y"] - __import__("numpy").arange(28)[:, None] for p in ps[:200]], 0.05),
+]
+
+
+@pytest.mark.parametrize(("name", "what", "online", "offline", "tol"), PARAMS, ids=[f"{p[0]}: {p[1]}" for p in PARAMS])
+def test_online_draws_follow_the_offline_distributions(name, what, online, offline, tol) -> None:
+    import numpy as np
+
+    count = 200 if name == "elastic" else DRAWS
+    ours = _quantiles(online(_online_warp(name, count)))
+    theirs = _quantiles(np.stack(offline(_offline_params(name, count))))
+    spread = float(theirs[-1] - theirs[0])
+    assert torch.allclose(ours, theirs, atol=tol + 0.05 * spread), f"{name} {what}: {ours} vs {theirs}"
+
+
+def _smooth(n: int = 4, seed: int = 0):
+    """Images with structure but no single-pixel edges, so interpolation differences stay small."""
+    import numpy as np
+
+    g = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        img = np.zeros((28, 28), np.float32)
+        yy, xx = np.mgrid[:28, :28]
+        for _ in range(3):
+            cy, cx, r = g.uniform(6, 22), g.uniform(6, 22), g.uniform(3, 6)
+            img += 200 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("name", ["rotate", "random_crop", "scale", "elastic", "gaussian_blur"])
+def test_online_kernels_match_the_offline_pixels_for_the_same_parameters(name) -> None:
+    """Each geometric op and the blur, given albumentations' drawn parameters, gives the offline
+    pixels within interpolation tolerance (OpenCV's 5-bit bilinear weights and uint8 rounding)."""
+    import numpy as np
+
+    from pipeline.augment.single import build_transform
+
+    t = build_transform(_op(name), 1)
+    t.set_random_seed(3)
+    images = _smooth()
+    x = torch.from_numpy(images).float().unsqueeze(1)
+    for i, img in enumerate(images):
+        params = t.get_params_dependent_on_data({"shape": (28, 28)}, {"image": img})
+        want = np.asarray(t.apply(img, **params, shape=(28, 28)), dtype=np.float32).reshape(28, 28)
+        one = x[i:i + 1]
+        if name == "elastic":
+            grid = np.stack(np.meshgrid(np.arange(28), np.arange(28)), axis=-1)
+            field = np.stack([params["map_x"], params["map_y"]], axis=-1) - grid
+            got = O.resample(one, None, torch.from_numpy(field).unsqueeze(0))
+        elif name == "gaussian_blur":
+            k = params["kernel"]
+            r = len(k) // 2
+            sigma = torch.tensor([float(np.sqrt(-(r ** 2) / (2 * np.log(k[0] / k[r]))) if r else 0.1)])
+            got = O.blur(one, sigma, torch.tensor([r]))
+        else:
+            got = O.warp(one, torch.from_numpy(params["matrix"]).unsqueeze(0))
+        diff = (got[0, 0] - torch.from_numpy(want)).abs()
+        assert float(diff.mean()) < 0.6 and float(diff.max()) < 4.0, f"{name} sample {i}: {diff.mean()}, {diff.max()}"
+
+
+def test_a_chain_of_warps_is_one_resampling_of_the_composed_matrix() -> None:
+    """Rotate then shift then an elastic field, resampled once, matches the three applied in turn."""
+    x = torch.from_numpy(_smooth(3, seed=1)).float().unsqueeze(1)
+    gen = torch.Generator().manual_seed(0)
+    rot = O.affine_matrices(3, 28, 28, gen, degrees=(30.0, 40.0))  # large enough that the order shows
+    shift = O.affine_matrices(3, 28, 28, gen, translate=(0.1, 0.2))
+    field = _online_warp("elastic", 3).field
+    steps = O.resample(O.resample(O.warp(x, rot), shift), None, field)
+    once = O.resample(x, shift @ rot, field)
+    inner = (..., slice(8, 20), slice(8, 20))  # away from content the first warps pushed out of the frame
+    diff = float((steps - once)[inner].abs().mean())  # three bilinear passes blur more than one
+    wrong = float((steps - O.resample(x, rot @ shift, field))[inner].abs().mean())  # the other order
+    assert diff < 2.0 and wrong > 3 * diff, (diff, wrong)
+
+
+def test_the_digits_recipe_runs_on_the_batch_device_and_keeps_uint8_range() -> None:
+    """On whatever device the batch lives (CUDA when present) the output stays there."""
+    recipe = parse_recipe({"ops": [{"op": k, "p": 0.5, **v} for k, v in DIGITS.items()]}, "digits")
+    aug = OnlineAugmenter(recipe, classes=CLASSES, seed=0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x, y = batch(32)
+    out, target = aug(x.to(device), y.to(device), step=1)
+    assert out.device.type == device and target.device.type == device
+    assert float(out.min()) >= 0 and float(out.max()) <= 255
+    cpu_out, _ = aug(x, y, step=1)
+    assert torch.allclose(out.cpu(), cpu_out, atol=0.05)  # float32 rounding differs between devices
+
+
+@pytest.mark.parametrize("name", sorted(n for n, op in __import__("pipeline.augment.ops", fromlist=["OPS"]).OPS.items()
+                                        if op.warp is not None))
+def test_a_declared_warp_is_what_the_online_kernel_applies(name) -> None:
+    """The registry's `warp` and `online` of an op agree: same draws, same pixels; only geometric
+    single-sample ops declare one."""
+    from pipeline.augment.ops import OPS
+
+    spec = OPS[name]
+    assert spec.kind == "single" and spec.geometric
+    op = parse_recipe({"ops": [{"op": name, "p": 1.0}]}, "t").single[0]
+    x, _ = batch(6)
+    x = x.float()
+    direct = spec.online(op, x, torch.Generator().manual_seed(4), None)
+    drawn = spec.warp(op, 6, 32, 32, torch.Generator().manual_seed(4), None)
+    assert torch.equal(direct, O.apply_warp(x, drawn, op.params.get("fill", 0.0)))

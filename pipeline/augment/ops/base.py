@@ -8,6 +8,8 @@ them into the registry. An `Op` says everything the rest of the package needs to
 - `offline`: for a single-sample op, a builder of its albumentations transform; for a
   multi-sample op, the kernel that mixes one `Item` with its partners;
 - `online`: the batched torch kernel used by `pipeline train --augment`, or None;
+- `warp`: for a geometric op, how it draws its batched warp (matrices and/or a displacement
+  field), so consecutive geometric ops compose into one resampling online, or None;
 - `fast`: the name of the drop-in class of `pipeline.augment.albu` its transform is built from
   (same draws, same pixels as albumentations' own, for less), or None.
 
@@ -121,6 +123,8 @@ class Op:
     recipe) -> Item``.
     `online`: single ops: ``kernel(op, x, gen, rng) -> x'`` on a float batch (N, C, H, W);
     multi ops: ``kernel(op, x, y, gen, rng) -> (x', y')``; None where online training cannot run it.
+    `warp`: geometric single ops: ``draw(op, n, h, w, gen, rng) -> pipeline.augment.online.Warp``, the
+    same draws as `online` (which applies them); the augmenter composes consecutive ones.
     `check(where, params)` enforces rules across parameters after each was validated.
     `partners(params)` (multi ops) is how many other samples the op mixes with the first;
     `smooths_labels` (multi ops) whether the recipe's label smoothing applies to its soft label.
@@ -133,6 +137,7 @@ class Op:
     doc: str
     offline: Callable[..., Any]
     online: Callable[..., Any] | None = None
+    warp: Callable[..., Any] | None = None
     fast: str | None = None
     geometric: bool = False  # moves pixels, so labels must move with them
     resizes: Callable[[Mapping[str, Any]], bool] = never  # output size differs from input size

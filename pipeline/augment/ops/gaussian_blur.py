@@ -13,7 +13,7 @@ def build(op: Any, channels: int, T: Any) -> Any:
 
 
 def batch(op: Any, x: Any, gen: Any, rng: Any) -> Any:
-    """Each sample blurred with its own sigma (separable grouped convolutions)."""
+    """Each sample blurred with its own sigma and albumentations' kernel width (two batched matmuls)."""
     from pipeline.augment import online as O
 
     lo, hi = O.as_range(op.params["sigma"], symmetric=False)

@@ -31,18 +31,25 @@ def build(op: Any, channels: int, T: Any) -> Any:
     ], p=p)
 
 
-def batch(op: Any, x: Any, gen: Any, rng: Any) -> Any:
-    """Each sample shifted by whole pixels in [-padding, padding], the border filled."""
+def draw(op: Any, n: int, h: int, w: int, gen: Any, rng: Any) -> Any:
+    """One whole-pixel shift per sample, each axis uniform in [-padding, padding] (both ends included)."""
     import torch
 
     from pipeline.augment import online as O
 
-    n = x.shape[0]
     pad = op.params["padding"]
     m = torch.eye(3, dtype=torch.float64).repeat(n, 1, 1)
     m[:, 0, 2] = torch.randint(-pad, pad + 1, (n,), generator=gen).double()
     m[:, 1, 2] = torch.randint(-pad, pad + 1, (n,), generator=gen).double()
-    return O.warp(x, m, op.params["fill"])
+    return O.Warp(matrix=m)
+
+
+def batch(op: Any, x: Any, gen: Any, rng: Any) -> Any:
+    """Each sample shifted by whole pixels in [-padding, padding], the border filled."""
+    from pipeline.augment import online as O
+
+    n, _, h, w = x.shape
+    return O.apply_warp(x, draw(op, n, h, w, gen, rng), op.params["fill"])
 
 
 def resizes(params: Mapping[str, Any]) -> bool:
@@ -55,6 +62,6 @@ OPS = (
         "padding": Param("int", 4, "pixels padded on each side before cropping"),
         "size": Param("size", None, "[height, width] of the crop; default: the input size"),
         "fill": FILL,
-    }, WARP_TARGETS, "random crop with padding (torchvision RandomCrop(size, padding))", offline=build, online=batch,
+    }, WARP_TARGETS, "random crop with padding (torchvision RandomCrop(size, padding))", offline=build, online=batch, warp=draw,
         fast="Affine", geometric=True, resizes=resizes),
 )
