@@ -98,6 +98,8 @@ def refusal(root: str | os.PathLike) -> str | None:
 def _judge(path: str, files: SafeFiles, root: str | None = None) -> str | None:
     name = os.path.basename(path)
     low = name.lower()
+    if not (low.endswith((".vott", ".csv")) or low.endswith("-export.json")):
+        return None  # the common case, decided on the name alone
     shown = os.path.relpath(path, root).replace(os.sep, "/") if root else name
     if low.endswith(".vott"):
         return f"{shown}: a VoTT project, which is not read (export it from VoTT as Pascal VOC, then import voc)"
