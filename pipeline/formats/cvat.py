@@ -621,7 +621,7 @@ def read(root: Path, ctx: ImportContext) -> None:
 @dataclass
 class _State:
     base: str  # the import folder (the XML's folder when a file was named)
-    declared: list[str] = field(default_factory=list)  # labels of every document, in order
+    declared: dict[str, None] = field(default_factory=dict)  # labels of every document, in order (an ordered set)
     ids: set[str] = field(default_factory=set)
     used: set[str] = field(default_factory=set)  # image files claimed by an <image> (real paths)
     folders: set[str] = field(default_factory=set)  # the images/ folders beside the documents
@@ -643,8 +643,7 @@ def _read_document(ctx: ImportContext, doc: Document, path: str, where: str, fin
     if ctx.options.classes is None:  # a fixed list (--classes) need not name every declared label
         for i, name in enumerate(doc.labels):
             mapped = labels(name, where, f"meta.labels[{i}].name")
-            if mapped not in state.declared:
-                state.declared.append(mapped)
+            state.declared.setdefault(mapped)
     ctx.report.counts[f"CVAT {doc.kind or 'unknown'} exports"] += 1
     xml_dir = os.path.dirname(path)
     for rec in ctx.progress(doc.images, total=len(doc.images), desc=f"import cvat {where}", unit="img"):
@@ -804,7 +803,7 @@ def _finish(ctx: ImportContext, labels: Labels, state: _State) -> None:
             ctx.warn(f"{state.rel(p)}: image not named by any <image> of the XML; left out")
     if ctx.options.classes is None and state.declared:
         used = set(labels.seen.values())
-        ctx.writer.declare_classes(state.declared + natural_sorted(used - set(state.declared)))
+        ctx.writer.declare_classes(list(state.declared) + natural_sorted(used - state.declared.keys()))
     if state.tags and not state.shapes and ctx.writer.samples:
         ctx.writer.task = "classification"
         for s in ctx.writer.samples.values():

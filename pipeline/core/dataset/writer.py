@@ -223,6 +223,7 @@ class DatasetWriter:
         self.task = task
         self.fixed_classes = list(classes) if classes is not None else None
         self.declared: list[str] = []  # the source's own class order (`declare_classes`)
+        self._declared: set[str] = set()  # the same names, for membership (a source may declare 100,000)
         self.known_ids: dict[str, int] = dict(class_ids or {})  # class -> the source's id
         self.class_map = dict(class_map or {})
         self.lineage = list(parent_lineage or []) + [lineage_entry(stage, params, inputs)]
@@ -291,7 +292,8 @@ class DatasetWriter:
         notes: list[str] = []
         owner = {cid: name for name, cid in self.known_ids.items()}
         for i, name in enumerate(names):
-            if name not in self.declared:
+            if name not in self._declared:
+                self._declared.add(name)
                 self.declared.append(name)
             if id_list is None:
                 continue
