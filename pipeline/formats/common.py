@@ -32,6 +32,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree.ElementTree import ParseError
 
 from pipeline.core import ui
 from pipeline.core.dataset import Obj, Sample
@@ -43,6 +44,24 @@ from pipeline.core.paths import (
     read_regular,
 )
 from pipeline.formats.base import ExportReport, ImportContext
+
+# The errors parsing one XML annotation file can end in: malformed XML, a DTD or entity refused by
+# defusedxml (a ValueError), an unknown or multi-byte encoding in the declaration (LookupError, ValueError).
+XML_ERRORS = (ParseError, LookupError, ValueError)
+
+
+def xml_error(exc: Exception, where: str, *, fix: str, encoding_fix: str) -> DataError:
+    """One XML parse failure of `where` (one of `XML_ERRORS`) as the one-line error the readers give."""
+    from defusedxml import DefusedXmlException
+
+    if isinstance(exc, ParseError):
+        line = exc.position[0] if getattr(exc, "position", None) else None
+        return DataError(where, f"not well-formed XML ({getattr(exc, 'msg', exc)})", line=line, fix=fix)
+    if isinstance(exc, DefusedXmlException):
+        return DataError(where, f"refused: {type(exc).__name__} (DTDs, entities and external references are not "
+                         "allowed in annotation files)", fix="remove the <!DOCTYPE ...> block")
+    return DataError(where, f"unsupported XML encoding ({exc})", line=1, fix=encoding_fix)
+
 
 IMAGE_FOLDERS = ("images", "jpegimages")  # looked for case-insensitively beside and above annotation files
 

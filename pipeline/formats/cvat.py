@@ -73,11 +73,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.etree.ElementTree import ParseError
 from xml.sax.saxutils import escape, quoteattr
 
 import defusedxml.ElementTree as DET
-from defusedxml import DefusedXmlException
 
 from pipeline.core import limits
 from pipeline.core.dataset import Dataset, Obj, Sample
@@ -88,6 +86,7 @@ from pipeline.formats.common import (
     EDGE_TOLERANCE,
     OUTSIDE_CLIPPED,
     OUTSIDE_SKIPPED,
+    XML_ERRORS,
     ExportNames,
     ImageFinder,
     Labels,
@@ -96,6 +95,7 @@ from pipeline.formats.common import (
     fit_box,
     probe_image,
     walk_files,
+    xml_error,
 )
 from pipeline.formats.splits import split_from_path
 
@@ -427,12 +427,6 @@ def parse_meta(meta, where: str) -> tuple[str, list[str], str | None, dict[str, 
     return kind, order, subset, task_subsets
 
 
-def _parse_error(exc: ParseError, where: str) -> DataError:
-    line = exc.position[0] if getattr(exc, "position", None) else None
-    return DataError(where, f"not well-formed XML ({getattr(exc, 'msg', exc)})", line=line,
-                     fix="re-export the annotations from CVAT")
-
-
 def parse_document(data: bytes, where: str) -> Document | None:
     """Parse a CVAT for images document; None when it is XML but not CVAT's (another root).
 
@@ -486,14 +480,9 @@ def parse_document(data: bytes, where: str) -> Document | None:
                 doc.tracks += 1
             if root is not None:
                 root.clear()  # the element is handled: keep memory flat
-    except ParseError as exc:
-        raise _parse_error(exc, where) from None
-    except DefusedXmlException as exc:
-        raise DataError(where, f"refused: {type(exc).__name__} (DTDs, entities and external references are not "
-                        "allowed in annotation files)", fix="remove the <!DOCTYPE ...> block") from None
-    except (LookupError, ValueError) as exc:  # an unknown or multi-byte encoding in the XML declaration
-        raise DataError(where, f"unsupported XML encoding ({exc})", line=1,
-                        fix="re-export the annotations from CVAT (UTF-8)") from None
+    except XML_ERRORS as exc:
+        raise xml_error(exc, where, fix="re-export the annotations from CVAT",
+                        encoding_fix="re-export the annotations from CVAT (UTF-8)") from None
     return doc
 
 

@@ -47,18 +47,17 @@ import os
 import posixpath
 from collections import defaultdict
 from pathlib import Path
-from xml.etree.ElementTree import ParseError
 from xml.etree.ElementTree import fromstring as _c_fromstring
 from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as DET
-from defusedxml import DefusedXmlException
 
 from pipeline.core.dataset import Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.limits import MAX_OBJECTS, MAX_POINTS, check_count, read_capped
 from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
+    XML_ERRORS,
     ExportNames,
     ImageFinder,
     Labels,
@@ -69,6 +68,7 @@ from pipeline.formats.common import (
     probe_image,
     unused_images,
     walk_files,
+    xml_error,
 )
 from pipeline.formats.splits import split_from_path
 
@@ -214,16 +214,9 @@ def parse_xml(data: bytes, where: str) -> VocFile | None:
     """Parse one VOC file; None when it is XML but not a VOC annotation. Errors name the file and field."""
     try:
         root = _parse_tree(data)
-    except ParseError as exc:
-        line = exc.position[0] if getattr(exc, "position", None) else None
-        raise DataError(where, f"not well-formed XML ({exc.msg if hasattr(exc, 'msg') else exc})", line=line,
-                        fix="re-save the file from the labelling tool") from None
-    except DefusedXmlException as exc:
-        raise DataError(where, f"refused: {type(exc).__name__} (DTDs, entities and external references are not "
-                        "allowed in annotation files)", fix="remove the <!DOCTYPE ...> block") from None
-    except (LookupError, ValueError) as exc:  # an unknown or multi-byte encoding in the XML declaration
-        raise DataError(where, f"unsupported XML encoding ({exc})", line=1,
-                        fix="re-save the file as UTF-8 from the labelling tool") from None
+    except XML_ERRORS as exc:
+        raise xml_error(exc, where, fix="re-save the file from the labelling tool",
+                        encoding_fix="re-save the file as UTF-8 from the labelling tool") from None
     if root.tag != "annotation":
         return None
     objects: list[tuple[str, list[float], dict, list | None]] = []
