@@ -9,6 +9,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIPELINE := $(VENV)/bin/pipeline
 STAMP := $(VENV)/.installed
+# The Label Studio server the labeling-loop tests start: its own environment, because its pins
+# (numpy, OpenCV) differ from ours. The SDK the tests drive it with lives there too.
+LS_VENV ?= .venv-labelstudio
+LS_VERSION ?= 1.23.2
+LS_STAMP := $(LS_VENV)/.installed
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONDONTWRITEBYTECODE := 1
@@ -61,7 +66,8 @@ LABEL_OPT := $(if $(LABEL),--label '$(LABEL)',)
 FETCH_OUT = $(or $(OUT),$(1))
 
 .PHONY: help venv run fetch fetch-mnist fetch-kaggle fetch-hf fetch-url crawl import export split train validate \
-	predict augment preview check stats crop model bench test fuzz lint clean
+	predict augment preview check stats crop model bench test fuzz lint clean \
+	labelstudio-env browser
 
 help: ## list the targets
 	@echo "pipeline: staged commands from raw data to a trained NumberModel"
@@ -84,6 +90,18 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 venv: $(STAMP) ## create .venv and install the project (no-op when up to date)
+
+$(LS_STAMP):
+	@test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install --disable-pip-version-check -q 'label-studio==$(LS_VERSION)'
+	@touch $(LS_STAMP)
+
+labelstudio-env: $(LS_STAMP) ## the Label Studio server and SDK the tests run against, in LS_VENV
+
+browser: ## Debian's Chromium and chromedriver for the viewer's browser tests (installed when missing)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; }
 
 run: $(STAMP) ## whole pipeline on the embedded data, offline
 	$(PIPELINE) fetch mnist --embedded --out $(DATA)
@@ -160,7 +178,7 @@ model: $(STAMP) ## layers, parameters and MACs of VARIANT (all: one line each) [
 bench: $(STAMP) ## benchmarks (BENCH=quick|full), results in benchmarks/results/
 	BENCH=$(BENCH) $(PY) -m benchmarks.run
 
-test: $(STAMP) ## the test suite
+test: $(STAMP) $(LS_STAMP) browser ## the test suite
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 fuzz: $(STAMP) ## long fuzz run of every parser (HYPOTHESIS_PROFILE=long: 2,000 examples each)
