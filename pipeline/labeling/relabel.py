@@ -25,16 +25,18 @@ unless ``add_classes`` appends it to the class list.
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.dataset import DatasetWriter, Obj, Sample, load_dataset, now_iso
-from pipeline.core.errors import DataError
+from pipeline.core import outputs
+from pipeline.core.dataset import SPLITS, Dataset, DatasetWriter, Obj, Sample, load_dataset, now_iso
+from pipeline.core.errors import DataError, UsageError
 from pipeline.core.paths import natural_sorted
-from pipeline.labeling.edits import UNSET, Edit, net_edits
+from pipeline.labeling.edits import UNSET, Edit, net_edits, read_edits
 
 LINEAGE_OBJECTS = 32  # objects (old and new together) up to which a lineage change lists them in full
 SHOWN = 10  # ids or classes named in an error before "and N more"
@@ -184,4 +186,134 @@ def _listing(names: list[str]) -> str:
     return shown + (f" and {len(names) - SHOWN:,} more" if len(names) > SHOWN else "")
 
 
-__all__ = ["LINEAGE_OBJECTS", "Change", "RelabelReport", "apply_edits", "object_diff"]
+# ----------------------------------------------------------------------------------------------
+# Reviewed files: a labelling tool's export turned into edits
+# ----------------------------------------------------------------------------------------------
+
+REVIEW_FORMATS = ("labelstudio", "labelme", "cvat", "edits")
+
+
+@dataclass
+class Review:
+    """A reviewed file read as edits: the edits, how many items it held, those matched only by
+    their file name, and those that carried no label (left as they are)."""
+
+    edits: list[Edit]
+    items: int
+    by_name: int = 0
+    not_reviewed: int = 0
+
+
+def relabel(dataset: Path, reviewed: Path, out: Path, *, fmt: str = "auto", images: Path | None = None,
+            overwrite: bool = False, add_classes: bool = False) -> tuple[RelabelReport, Review]:
+    """`pipeline relabel`: read `reviewed` (a Label Studio export, a labelme folder, a CVAT 1.1 XML
+    or an edits file), match its items to the samples of `dataset` by sample id, and write the
+    differences as a new version at `out` (`apply_edits`)."""
+    dataset, reviewed, out = Path(dataset), Path(reviewed), Path(out)
+    ds = load_dataset(dataset)
+    if fmt == "auto":
+        fmt = review_format(reviewed)
+    if fmt not in REVIEW_FORMATS:
+        raise UsageError(f"--format {fmt!r}: not a reviewed format", fix=f"use one of auto, {', '.join(REVIEW_FORMATS)}")
+    if fmt == "edits":
+        review = Review(edits=read_edits(reviewed), items=0)
+        review.items = len({e.id for e in review.edits})
+    else:
+        review = tool_edits(ds, reviewed, fmt, out, images=images)
+    source = f"{fmt}:{reviewed.name}"
+    report = apply_edits(dataset, review.edits, out, source=source, overwrite=overwrite, add_classes=add_classes)
+    return report, review
+
+
+def review_format(path: Path) -> str:
+    """The reviewed file's format: ``edits`` for a ``.jsonl`` file, else the import's detection
+    (`formats.ingest.detect_format`), which must say labelstudio, labelme or cvat."""
+    if path.is_file() and path.suffix.lower() == ".jsonl":
+        return "edits"
+    from pipeline.formats.ingest import detect_format
+
+    fmt, _ = detect_format(path)
+    if fmt not in REVIEW_FORMATS:
+        raise UsageError(f"{path}: holds {fmt}, not a reviewed file",
+                         fix="point --from at a Label Studio JSON export, a labelme folder, a CVAT 1.1 XML or an "
+                             "edits file (.jsonl), or name it with --format")
+    return fmt
+
+
+def tool_edits(ds: Dataset, reviewed: Path, fmt: str, out: Path, *, images: Path | None = None) -> Review:
+    """The edits a labelling tool's file makes to `ds`: the file is read by its format's reader
+    (`pipeline.formats`) into a temporary dataset beside `out`, removed afterwards; each item is
+    matched to a sample (`match_ids`) and gives an edit of what the review holds for it (see
+    `_edit_of`)."""
+    from pipeline.formats.ingest import import_dataset
+
+    tmp = outputs.temp_name(Path(out), "tmp")
+    try:
+        imported, _ = import_dataset(fmt, reviewed, tmp / "review", on_error="error", images=images)
+        matched, by_name, unmatched = match_ids([s.id for s in imported.samples], ds)
+        if unmatched:
+            raise DataError(reviewed, f"{len(unmatched):,} reviewed item(s) match no sample of {ds.root}: "
+                            f"{_listing(unmatched)}",
+                            fix="check that the review belongs to this dataset (items carry the sample id: "
+                                "see docs/labeling-loop.md)")
+        review = Review(edits=[], items=len(imported.samples), by_name=by_name)
+        for item in imported.samples:
+            edit = _edit_of(item, matched[item.id], ds.task, reviewed)
+            if edit is None:
+                review.not_reviewed += 1
+            else:
+                review.edits.append(edit)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return review
+
+
+def match_ids(ids: list[str], ds: Dataset) -> tuple[dict[str, str], int, list[str]]:
+    """Each reviewed item's sample id: its own id when the dataset has it; else the id without a
+    leading split folder (``val/train-00007``, as labelme exports lay files out); else its file
+    name (the id's last part) when exactly one sample has that id's last part or that image file
+    stem. Returns the matches, how many were by file name, and the ids that match nothing (or
+    match a sample another item matched already)."""
+    known = {s.id for s in ds.samples}
+    names: dict[str, set[str]] = {}
+    for s in ds.samples:
+        for name in {s.id.rsplit("/", 1)[-1], Path(s.image).stem}:
+            names.setdefault(name, set()).add(s.id)
+    matched: dict[str, str] = {}
+    taken: set[str] = set()
+    by_name = 0
+    unmatched = []
+    for rid in ids:
+        head, _, rest = rid.partition("/")
+        sid = rid if rid in known else rest if rest and head in SPLITS and rest in known else None
+        if sid is None:
+            hits = names.get(rid.rsplit("/", 1)[-1], set())
+            sid = next(iter(hits)) if len(hits) == 1 else None
+            by_name += sid is not None
+        if sid is None or sid in taken:
+            unmatched.append(rid)
+            continue
+        matched[rid] = sid
+        taken.add(sid)
+    return matched, by_name, unmatched
+
+
+def _edit_of(item: Sample, sid: str, task: str, reviewed: Path) -> Edit | None:
+    """What the review holds for one item: its image-level label (when it has one), and for a
+    detection or segmentation dataset its objects (when the tool holds objects for it: a Label
+    Studio task nobody annotated holds none). An item with neither was not reviewed: None."""
+    if item.soft_label and len(item.soft_label) > 1:
+        raise DataError(reviewed, f"item {item.id!r} has several classes ({', '.join(sorted(item.soft_label))})",
+                        expected="one class per image", got=sorted(item.soft_label),
+                        fix="keep one class (one true flag, one tag, one choice) per image in the tool")
+    label = item.label if item.label is not None else UNSET
+    objects = None
+    if task != "classification" and item.objects is not None:
+        objects = [o.to_json() for o in item.objects]
+    if label is UNSET and objects is None:
+        return None
+    return Edit(id=sid, label=label, objects=objects)
+
+
+__all__ = ["LINEAGE_OBJECTS", "REVIEW_FORMATS", "Change", "RelabelReport", "Review", "apply_edits", "match_ids",
+           "object_diff", "relabel", "review_format", "tool_edits"]
