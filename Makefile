@@ -169,6 +169,10 @@ check: $(STAMP) ## label checks on DATA
 stats: $(STAMP) ## class/split counts and box sizes of DATA
 	$(PIPELINE) stats $(DATA)
 
+prelabel: $(STAMP) ## RUN's predictions on DATA as pre-annotations for FORMAT=labelstudio|labelme|cvat into OUT [ISSUES=label-issues folder]
+	@test -n "$(OUT)" -a "$(FORMAT)" != auto || { echo "usage: make prelabel RUN=runs/name DATA=datasets/name FORMAT=labelstudio OUT=review [ISSUES=issues/]"; exit 2; }
+	$(PIPELINE) prelabel $(RUN) $(DATA) --format $(FORMAT) --out $(OUT) $(if $(ISSUES),--issues $(ISSUES),)
+
 relabel: $(STAMP) ## new version of DATA with the reviewed labels of FROM (Label Studio/labelme/CVAT/edits) into OUT [IMAGES_DIR]
 	@test -n "$(FROM)" -a -n "$(OUT)" || { echo "usage: make relabel DATA=datasets/name FROM=review/export.json OUT=datasets/name-v2 [FORMAT=auto] [IMAGES_DIR=review]"; exit 2; }
 	$(PIPELINE) relabel $(DATA) --from $(FROM) --out $(OUT) --format $(FORMAT) $(if $(IMAGES_DIR),--images $(IMAGES_DIR),)

@@ -36,7 +36,8 @@ newest of the others (``updated_at``, else ``created_at``) gives the sample's ``
 and its annotator and id go into ``source``; with ``--annotations all`` every one is kept in the
 sample's ``annotations`` (annotator, time, source id) as well. **Predictions** are kept in the
 sample's ``predictions`` (model version, score, each region's own ``score``). A task without any
-annotation is imported unlabelled (no ``objects``).
+annotation is imported unlabelled (no ``objects``). A project export of the Label Studio server
+lists a task's predictions by id only (``"predictions": [2]``): those are counted, not read.
 
 **Classes** follow the labelling config when the export carries one (an ``.xml`` file with a
 ``<View>`` root at the top of SRC, e.g. the ``label_config.xml`` that export writes): the ``value``
@@ -766,6 +767,9 @@ def _read_task(ctx: ImportContext, task: Task, where: str, index: ImageIndex, la
     ctx.report.counts["objects"] += len(sample.objects or [])
     if predictions:
         ctx.report.counts["predictions"] += len(predictions)
+    listed = sum(map(_is_id, task.predictions))
+    if listed:
+        ctx.report.counts["predictions listed by id only (not in the export)"] += listed
     if mode == "all" and anns:
         ctx.report.counts["annotations kept"] += len(anns)
 
@@ -795,6 +799,8 @@ def _predictions(reader: ResultReader, task: Task, at: str) -> list[Prediction]:
     out: list[Prediction] = []
     for i, pred in enumerate(task.predictions):
         pf = f"{task.fld}.predictions[{i}]"
+        if _is_id(pred):  # Label Studio's project export lists a task's predictions by id only
+            continue
         if not isinstance(pred, dict):
             raise DataError(at, "", field=pf, expected="a prediction object", got=pred, fix=FIX)
         parsed = reader.read(pred.get("result", []), at, f"{pf}.result", scores=True)
@@ -807,6 +813,10 @@ def _predictions(reader: ResultReader, task: Task, at: str) -> list[Prediction]:
             score=None if score is None else float(score), label=parsed.label, objects=parsed.objects,
             source_id=_source_id(pred.get("id"))))
     return out
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _source_id(value: object) -> str | int | None:

@@ -249,7 +249,8 @@ def tool_edits(ds: Dataset, reviewed: Path, fmt: str, out: Path, *, images: Path
 
     tmp = outputs.temp_name(Path(out), "tmp")
     try:
-        imported, _ = import_dataset(fmt, reviewed, tmp / "review", on_error="error", images=images)
+        extra = {"annotations": "all"} if fmt == "labelstudio" else None  # each annotation's time and annotator
+        imported, _ = import_dataset(fmt, reviewed, tmp / "review", on_error="error", images=images, extra=extra)
         matched, by_name, unmatched = match_ids([s.id for s in imported.samples], ds)
         if unmatched:
             raise DataError(reviewed, f"{len(unmatched):,} reviewed item(s) match no sample of {ds.root}: "
@@ -258,7 +259,7 @@ def tool_edits(ds: Dataset, reviewed: Path, fmt: str, out: Path, *, images: Path
                                 "see docs/labeling-loop.md)")
         review = Review(edits=[], items=len(imported.samples), by_name=by_name)
         for item in imported.samples:
-            edit = _edit_of(item, matched[item.id], ds.task, reviewed)
+            edit = _edit_of(item, matched[item.id], ds.task, reviewed, f"{fmt}:{reviewed.name}")
             if edit is None:
                 review.not_reviewed += 1
             else:
@@ -298,10 +299,12 @@ def match_ids(ids: list[str], ds: Dataset) -> tuple[dict[str, str], int, list[st
     return matched, by_name, unmatched
 
 
-def _edit_of(item: Sample, sid: str, task: str, reviewed: Path) -> Edit | None:
+def _edit_of(item: Sample, sid: str, task: str, reviewed: Path, source: str) -> Edit | None:
     """What the review holds for one item: its image-level label (when it has one), and for a
     detection or segmentation dataset its objects (when the tool holds objects for it: a Label
-    Studio task nobody annotated holds none). An item with neither was not reviewed: None."""
+    Studio task nobody annotated holds none). An item with neither was not reviewed: None. A Label
+    Studio item's edit carries its newest annotation's time and annotator (``SOURCE (annotator
+    N)``); other tools record neither, so their edits take the source and the time of the run."""
     if item.soft_label and len(item.soft_label) > 1:
         raise DataError(reviewed, f"item {item.id!r} has several classes ({', '.join(sorted(item.soft_label))})",
                         expected="one class per image", got=sorted(item.soft_label),
@@ -312,7 +315,21 @@ def _edit_of(item: Sample, sid: str, task: str, reviewed: Path) -> Edit | None:
         objects = [o.to_json() for o in item.objects]
     if label is UNSET and objects is None:
         return None
-    return Edit(id=sid, label=label, objects=objects)
+    newest = item.annotations[-1] if item.annotations else None
+    who = newest.annotator if newest is not None else None
+    when = newest.time if newest is not None and newest.time and _iso(newest.time) else None
+    return Edit(id=sid, label=label, objects=objects, source=f"{source} (annotator {who})" if who else None,
+                time=when)
+
+
+def _iso(text: str) -> bool:
+    import datetime as dt
+
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 __all__ = ["LINEAGE_OBJECTS", "REVIEW_FORMATS", "Change", "RelabelReport", "Review", "apply_edits", "match_ids",

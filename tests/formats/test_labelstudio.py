@@ -593,3 +593,19 @@ def test_an_earlier_import_inside_src_is_not_searched_for_images(tmp_path: Path)
     ds, report = import_dataset("labelstudio", src, src / "ds", overwrite=True)
     assert not report.problems, [str(p) for p in report.problems]
     assert len(ds.samples) == 5
+
+
+def test_predictions_listed_by_id_as_the_server_exports_them(tmp_path: Path) -> None:
+    # Label Studio 1.23's project export (GET /api/projects/N/export) lists a task's predictions by
+    # id; the prediction an annotation started from sits in that annotation's "prediction" key.
+    (tmp_path / "a.png").write_bytes(png(1))
+    doc = [{"id": 1, "data": {"image": "/data/local-files/?d=a.png", "sample_id": "train-00001"},
+            "annotations": [{"id": 2, "completed_by": 1, "result": [
+                {"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": ["7"]}}],
+                "prediction": {"id": 2, "model_version": "run@abc", "score": 0.4, "result": []}}],
+            "predictions": [2]}]
+    (tmp_path / "export.json").write_text(json.dumps(doc))
+    ds, report = import_dataset("labelstudio", tmp_path / "export.json", tmp_path / "out")
+    (s,) = ds.samples
+    assert s.id == "train-00001" and s.label == "7" and s.predictions is None
+    assert report.counts["predictions listed by id only (not in the export)"] == 1 and not report.problems
