@@ -15,7 +15,8 @@ The **full export** is a list of tasks::
 ``created_at``/``updated_at`` and one key per control tag (``"label": [{"x": .., "rectanglelabels":
 [..], "original_width": ..}]`` for regions, ``"choice": "cat"`` for a choice). JSON-MIN does not
 name the control type: a text value is read as an image-level choice, and without result ids
-per-region choices cannot be linked.
+per-region choices cannot be linked. A task's data keys sit at the top of its row too: ``sample_id``
+and ``split`` (written by our export and by ``pipeline prelabel``) are read as in the full export.
 
 Coordinates are percent of the image (``x``, ``y``, ``width``, ``height``, polygon ``points``,
 keypoint ``x``/``y``, all 0..100), converted here and nowhere else: ``x_px = x / 100 * width``.
@@ -120,7 +121,7 @@ NOT_LABELS = {"textarea", "rating", "number", "datetime", "taxonomy", "relation"
               "hypertextlabels", "paragraphlabels"}
 MIN_META = {"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement",
             "drafts", "predictions", "annotations", "meta", "total_annotations", "cancelled_annotations",
-            "total_predictions", "file_upload", "inner_id"}
+            "total_predictions", "file_upload", "inner_id", "sample_id", "split"}  # (the last two: our tasks' data)
 UPLOAD_HASH = re.compile(r"^[0-9a-fA-F]{8}-(.+)$")  # /data/upload/N/<8 hex>-name.jpg
 
 
@@ -633,7 +634,12 @@ def _task(t: object, kind: str, where: str, fld: str) -> Task | DataError:
     url = _image_url(t)
     if url is None:
         return DataError(where, "", field=f"{fld}.image", expected="an image URL", got=t.get("image"), fix=FIX)
-    return Task(t.get("id"), url, fld, f"{fld}.image", None, [_min_annotation(t, url)], [])
+    sample_id = t.get("sample_id")  # JSON-MIN puts a task's data keys at the top of its row
+    if sample_id is not None and not _safe_id(sample_id):
+        return DataError(where, "", field=f"{fld}.sample_id", expected="a relative name without '..'",
+                         got=sample_id, fix=FIX)
+    split = t.get("split") if t.get("split") in SPLITS else None
+    return Task(t.get("id"), url, fld, f"{fld}.image", split, [_min_annotation(t, url)], [], sample_id)
 
 
 def _min_annotation(row: dict, url: str) -> dict:
