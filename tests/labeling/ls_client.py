@@ -11,7 +11,8 @@ answer is JSON on stdout.
 - ``image {"url"}``: fetch an image URL of a task through the server; answers its size in bytes.
 - ``annotate {"project", "choices": {task_id: class}, "from_name"}``: submit one annotation per
   task, as a reviewer clicking the class and Submit.
-- ``export {"project", "out"}``: the project's JSON export through the API, written to ``out``.
+- ``export {"project", "out", "type"}``: the project's export through the API (``type`` JSON, the
+  default, or JSON_MIN), written to ``out``.
 """
 
 from __future__ import annotations
@@ -49,15 +50,21 @@ def main() -> None:
         response = httpx.get(url.rstrip("/") + args["url"], headers={"Authorization": f"Token {token}"})
         response.raise_for_status()
         answer = {"bytes": len(response.content), "type": response.headers.get("content-type")}
-    elif action == "annotate":
-        for task_id, choice in args["choices"].items():
+    elif action == "annotate":  # (several reviewers at once: the requests overlap)
+        from concurrent.futures import ThreadPoolExecutor
+
+        def submit(item: tuple[str, str]) -> None:
+            task_id, choice = item
             client.annotations.create(int(task_id), result=[{
                 "from_name": args["from_name"], "to_name": "image", "type": "choices",
                 "value": {"choices": [choice]}}], was_cancelled=False, ground_truth=False)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(submit, sorted(args["choices"].items())))
         answer = {"annotated": len(args["choices"])}
     elif action == "export":
         with open(args["out"], "wb") as fh:
-            for chunk in client.projects.exports.download_sync(args["project"], export_type="JSON",
+            for chunk in client.projects.exports.download_sync(args["project"], export_type=args.get("type", "JSON"),
                                                                download_all_tasks=True):
                 fh.write(chunk)
         answer = {"out": args["out"]}
