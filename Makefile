@@ -37,6 +37,8 @@ SRC ?=
 OUT ?=
 IMAGES ?=
 IMAGES_DIR ?=
+FROM ?=
+ISSUES ?=
 RECIPE ?=
 COPIES ?= 2
 SPLITS ?= train
@@ -67,7 +69,7 @@ FETCH_OUT = $(or $(OUT),$(1))
 
 .PHONY: help venv run fetch fetch-mnist fetch-kaggle fetch-hf fetch-url crawl import export split train validate \
 	predict augment preview check stats crop model bench test fuzz lint clean \
-	labelstudio-env browser
+	labelstudio-env browser prelabel relabel
 
 help: ## list the targets
 	@echo "pipeline: staged commands from raw data to a trained NumberModel"
@@ -81,7 +83,7 @@ help: ## list the targets
 	@echo "  SEED=$(SEED) FORMAT=$(FORMAT) COPIES=$(COPIES) SPLITS=$(SPLITS) WORKERS=$(WORKERS) DEPTH=$(DEPTH)"
 	@echo "  MAX_IMAGES=$(MAX_IMAGES) INPUT=$(INPUT) BENCH=$(BENCH); RECIPE (augment: configs/augment/digits.yaml)"
 	@echo "  Unset unless given: VARIANT AUGMENT EPOCHS SET SRC OUT IMAGES IMAGES_DIR REF COMPETITION FILE REPO REVISION"
-	@echo "  INCLUDE URLS LIST LABEL URL GROUPS WIDTHS"
+	@echo "  INCLUDE URLS LIST LABEL URL GROUPS WIDTHS FROM ISSUES"
 	@echo "DATA may be a dataset folder or an ImageFolder tree (<class>/<image>), imported once into the cache."
 
 $(STAMP): pyproject.toml constraints.txt
@@ -166,6 +168,14 @@ check: $(STAMP) ## label checks on DATA
 
 stats: $(STAMP) ## class/split counts and box sizes of DATA
 	$(PIPELINE) stats $(DATA)
+
+prelabel: $(STAMP) ## RUN's predictions on DATA as pre-annotations for FORMAT=labelstudio|labelme|cvat into OUT [ISSUES=label-issues folder]
+	@test -n "$(OUT)" -a "$(FORMAT)" != auto || { echo "usage: make prelabel RUN=runs/name DATA=datasets/name FORMAT=labelstudio OUT=review [ISSUES=issues/]"; exit 2; }
+	$(PIPELINE) prelabel $(RUN) $(DATA) --format $(FORMAT) --out $(OUT) $(if $(ISSUES),--issues $(ISSUES),)
+
+relabel: $(STAMP) ## new version of DATA with the reviewed labels of FROM (Label Studio/labelme/CVAT/edits) into OUT [IMAGES_DIR]
+	@test -n "$(FROM)" -a -n "$(OUT)" || { echo "usage: make relabel DATA=datasets/name FROM=review/export.json OUT=datasets/name-v2 [FORMAT=auto] [IMAGES_DIR=review]"; exit 2; }
+	$(PIPELINE) relabel $(DATA) --from $(FROM) --out $(OUT) --format $(FORMAT) $(if $(IMAGES_DIR),--images $(IMAGES_DIR),)
 
 crop: $(STAMP) ## every labelled object of DATA as a classification sample in OUT
 	@test -n "$(OUT)" || { echo "usage: make crop DATA=datasets/name OUT=datasets/name-crops"; exit 2; }

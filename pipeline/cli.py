@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("pipeline.commands.train:train", "Train NumberModel on a classification dataset."),
     "validate": ("pipeline.commands.validate:validate", "Accuracy, per-class metrics and confusion matrix of a run."),
     "predict": ("pipeline.commands.predict:predict", "Classify images with a trained run."),
+    "prelabel": ("pipeline.commands.prelabel:prelabel", "A run's predictions as pre-annotations for Label Studio, labelme or CVAT."),
+    "relabel": ("pipeline.commands.relabel:relabel", "Write a new dataset version with reviewed labels (Label Studio, labelme, CVAT, edits)."),
     "model": ("pipeline.commands.model:model", "Inspect NumberModel variants (layer shapes, parameters, MACs)."),
 }
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
 STAGES = ["fetch", "fetch-mnist", "fetch-kaggle", "fetch-hf", "fetch-url", "crawl", "import", "export", "split",
-          "train", "validate", "predict", "augment", "preview", "check", "stats", "crop", "model"]
+          "train", "validate", "predict", "augment", "preview", "check", "stats", "crop", "model", "prelabel", "relabel"]
 
 
 def make(*args: str, stamp: Path) -> str:
@@ -68,13 +68,18 @@ def test_help_lists_every_target_of_the_makefile_with_its_variables():
     (["model", "VARIANT=grouped", "GROUPS=4"], "pipeline model summary --variant grouped --input 1x32x32 --groups 4"),
     (["model"], "pipeline model summary --variant all"),
     (["predict", "IMAGES=a.png", "OUT=rec"], "pipeline predict runs/mnist-embedded a.png --out rec"),
+    (["prelabel", "FORMAT=labelme", "OUT=review", "ISSUES=issues"],
+     "pipeline prelabel runs/mnist-embedded datasets/mnist-embedded --format labelme --out review --issues issues"),
+    (["relabel", "FROM=export.json", "OUT=v2", "IMAGES_DIR=review"],
+     "pipeline relabel datasets/mnist-embedded --from export.json --out v2 --format auto --images review"),
 ])
 def test_targets_pass_their_variables(stamp, args, expected):
     out = make(*args, stamp=stamp)
     assert expected in re.sub(r"[ \t]*\\\n[ \t]*", " ", out + "\n"), out
 
 
-@pytest.mark.parametrize("target", ["fetch-kaggle", "fetch-hf", "fetch-url", "crawl", "augment", "predict"])
+@pytest.mark.parametrize("target", ["fetch-kaggle", "fetch-hf", "fetch-url", "crawl", "augment", "predict",
+                                    "prelabel", "relabel"])
 def test_targets_without_their_required_variables_print_usage(stamp, target):
     proc = subprocess.run(["make", f"VENV={stamp.parent}", "PIPELINE=false", target], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)

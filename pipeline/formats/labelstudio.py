@@ -15,7 +15,8 @@ The **full export** is a list of tasks::
 ``created_at``/``updated_at`` and one key per control tag (``"label": [{"x": .., "rectanglelabels":
 [..], "original_width": ..}]`` for regions, ``"choice": "cat"`` for a choice). JSON-MIN does not
 name the control type: a text value is read as an image-level choice, and without result ids
-per-region choices cannot be linked.
+per-region choices cannot be linked. A task's data keys sit at the top of its row too: ``sample_id``
+and ``split`` (written by our export and by ``pipeline prelabel``) are read as in the full export.
 
 Coordinates are percent of the image (``x``, ``y``, ``width``, ``height``, polygon ``points``,
 keypoint ``x``/``y``, all 0..100), converted here and nowhere else: ``x_px = x / 100 * width``.
@@ -36,7 +37,8 @@ newest of the others (``updated_at``, else ``created_at``) gives the sample's ``
 and its annotator and id go into ``source``; with ``--annotations all`` every one is kept in the
 sample's ``annotations`` (annotator, time, source id) as well. **Predictions** are kept in the
 sample's ``predictions`` (model version, score, each region's own ``score``). A task without any
-annotation is imported unlabelled (no ``objects``).
+annotation is imported unlabelled (no ``objects``). A project export of the Label Studio server
+lists a task's predictions by id only (``"predictions": [2]``): those are counted, not read.
 
 **Classes** follow the labelling config when the export carries one (an ``.xml`` file with a
 ``<View>`` root at the top of SRC, e.g. the ``label_config.xml`` that export writes): the ``value``
@@ -119,7 +121,7 @@ NOT_LABELS = {"textarea", "rating", "number", "datetime", "taxonomy", "relation"
               "hypertextlabels", "paragraphlabels"}
 MIN_META = {"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement",
             "drafts", "predictions", "annotations", "meta", "total_annotations", "cancelled_annotations",
-            "total_predictions", "file_upload", "inner_id"}
+            "total_predictions", "file_upload", "inner_id", "sample_id", "split"}  # (the last two: our tasks' data)
 UPLOAD_HASH = re.compile(r"^[0-9a-fA-F]{8}-(.+)$")  # /data/upload/N/<8 hex>-name.jpg
 
 
@@ -632,7 +634,12 @@ def _task(t: object, kind: str, where: str, fld: str) -> Task | DataError:
     url = _image_url(t)
     if url is None:
         return DataError(where, "", field=f"{fld}.image", expected="an image URL", got=t.get("image"), fix=FIX)
-    return Task(t.get("id"), url, fld, f"{fld}.image", None, [_min_annotation(t, url)], [])
+    sample_id = t.get("sample_id")  # JSON-MIN puts a task's data keys at the top of its row
+    if sample_id is not None and not _safe_id(sample_id):
+        return DataError(where, "", field=f"{fld}.sample_id", expected="a relative name without '..'",
+                         got=sample_id, fix=FIX)
+    split = t.get("split") if t.get("split") in SPLITS else None
+    return Task(t.get("id"), url, fld, f"{fld}.image", split, [_min_annotation(t, url)], [], sample_id)
 
 
 def _min_annotation(row: dict, url: str) -> dict:
@@ -766,6 +773,9 @@ def _read_task(ctx: ImportContext, task: Task, where: str, index: ImageIndex, la
     ctx.report.counts["objects"] += len(sample.objects or [])
     if predictions:
         ctx.report.counts["predictions"] += len(predictions)
+    listed = sum(map(_is_id, task.predictions))
+    if listed:
+        ctx.report.counts["predictions listed by id only (not in the export)"] += listed
     if mode == "all" and anns:
         ctx.report.counts["annotations kept"] += len(anns)
 
@@ -795,6 +805,8 @@ def _predictions(reader: ResultReader, task: Task, at: str) -> list[Prediction]:
     out: list[Prediction] = []
     for i, pred in enumerate(task.predictions):
         pf = f"{task.fld}.predictions[{i}]"
+        if _is_id(pred):  # Label Studio's project export lists a task's predictions by id only
+            continue
         if not isinstance(pred, dict):
             raise DataError(at, "", field=pf, expected="a prediction object", got=pred, fix=FIX)
         parsed = reader.read(pred.get("result", []), at, f"{pf}.result", scores=True)
@@ -807,6 +819,10 @@ def _predictions(reader: ResultReader, task: Task, at: str) -> list[Prediction]:
             score=None if score is None else float(score), label=parsed.label, objects=parsed.objects,
             source_id=_source_id(pred.get("id"))))
     return out
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _source_id(value: object) -> str | int | None:

@@ -593,3 +593,32 @@ def test_an_earlier_import_inside_src_is_not_searched_for_images(tmp_path: Path)
     ds, report = import_dataset("labelstudio", src, src / "ds", overwrite=True)
     assert not report.problems, [str(p) for p in report.problems]
     assert len(ds.samples) == 5
+
+
+def test_predictions_listed_by_id_as_the_server_exports_them(tmp_path: Path) -> None:
+    # Label Studio 1.23's project export (GET /api/projects/N/export) lists a task's predictions by
+    # id; the prediction an annotation started from sits in that annotation's "prediction" key.
+    (tmp_path / "a.png").write_bytes(png(1))
+    doc = [{"id": 1, "data": {"image": "/data/local-files/?d=a.png", "sample_id": "train-00001"},
+            "annotations": [{"id": 2, "completed_by": 1, "result": [
+                {"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": ["7"]}}],
+                "prediction": {"id": 2, "model_version": "run@abc", "score": 0.4, "result": []}}],
+            "predictions": [2]}]
+    (tmp_path / "export.json").write_text(json.dumps(doc))
+    ds, report = import_dataset("labelstudio", tmp_path / "export.json", tmp_path / "out")
+    (s,) = ds.samples
+    assert s.id == "train-00001" and s.label == "7" and s.predictions is None
+    assert report.counts["predictions listed by id only (not in the export)"] == 1 and not report.problems
+
+
+def test_json_min_rows_keep_our_sample_id_and_split(tmp_path: Path) -> None:
+    # JSON-MIN puts a task's data keys at the top of its row: data.sample_id and data.split of the
+    # tasks export and prelabel write are read back, never taken for a control's choice.
+    (tmp_path / "a.png").write_bytes(png(1))
+    rows = [{"image": "/data/local-files/?d=a.png", "sample_id": "train-00001", "split": "val", "id": 1,
+             "choice": "7", "annotator": 1, "annotation_id": 2, "created_at": "2026-12-06T22:00:00Z",
+             "updated_at": "2026-12-06T22:00:00Z", "lead_time": 1.5}]
+    (tmp_path / "min.json").write_text(json.dumps(rows))
+    ds, report = import_dataset("labelstudio", tmp_path / "min.json", tmp_path / "out")
+    (s,) = ds.samples
+    assert (s.id, s.label, s.split) == ("train-00001", "7", "val") and ds.classes == ["7"]
