@@ -1,0 +1,504 @@
+// The page: filters, the grid of thumbnails with their labels drawn over them, the sample panel,
+// keyboard editing (class keys, x, u, arrows), box editing in the panel, and Save as.
+// Every edit is sent to the server at once (it appends it to the edits file), so nothing is lost
+// when the browser closes; undo sends the value the field had before.
+
+import { api } from "./api.js";
+import { el, overlay } from "./overlay.js";
+
+const PAGE = 100;
+const RESERVED = new Set(["x", "u", "n", "p"]);
+const KEY_POOL = "1234567890abcdefghijklmoqrstvwyz";
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  info: null, filters: {}, offset: 0, total: 0, cards: [], selected: 0,
+  panel: null, box: -1, drawClass: null, undo: [], keys: new Map(), keyOf: new Map(),
+};
+
+// --- helpers ------------------------------------------------------------------------------
+function status(text, error = false) {
+  const node = $("status");
+  node.textContent = text;
+  node.classList.toggle("error", error);
+}
+
+function effective(card) {
+  const edit = card.edit || {};
+  return {
+    label: "label" in edit ? edit.label : card.label,
+    objects: "objects" in edit ? edit.objects : (card.objects || null),
+    remove: edit.remove === true,
+  };
+}
+
+function assignKeys(classes) {
+  const used = new Set(RESERVED);
+  for (const name of classes) {
+    if (name.length === 1 && !used.has(name) && /^[0-9a-z]$/.test(name)) { state.keys.set(name, name); used.add(name); }
+  }
+  const pool = [...KEY_POOL].filter((k) => !used.has(k));
+  for (const name of classes) {
+    if ([...state.keys.values()].includes(name)) continue;
+    const key = pool.shift();
+    if (key === undefined) break;
+    state.keys.set(key, name);
+  }
+  for (const [key, name] of state.keys) state.keyOf.set(name, key);
+}
+
+function text(tag, content, cls) {
+  const node = document.createElement(tag);
+  node.textContent = content;
+  if (cls) node.className = cls;
+  return node;
+}
+
+function row(cells, onClick, on = false) {
+  const tr = document.createElement("tr");
+  for (const [content, cls] of cells) tr.appendChild(text("td", String(content), cls));
+  if (onClick) { tr.classList.add("link"); tr.addEventListener("click", onClick); }
+  if (on) tr.classList.add("on");
+  return tr;
+}
+
+// --- filters and counts -------------------------------------------------------------------
+function readFilters() {
+  return {
+    split: $("f-split").value, label: $("f-label").value, finding: $("f-finding").value,
+    augmented: $("f-augmented").value, q: $("f-q").value.trim(),
+    issues: $("f-issues").checked, max_rank: $("f-issues").checked ? $("f-max-rank").value : "",
+    disagree: $("f-disagree").checked, edited: $("f-edited").checked,
+  };
+}
+
+function setFilter(id, value) {
+  $(id).value = $(id).value === value ? "" : value;
+  applyFilters();
+}
+
+async function applyFilters() {
+  state.filters = readFilters();
+  state.offset = 0;
+  state.selected = 0;
+  await Promise.all([loadPage(), loadStats()]);
+}
+
+async function loadStats() {
+  try {
+    const stats = await api.stats(state.filters);
+    $("total").textContent = `${stats.total.toLocaleString()} samples`;
+    const splits = $("split-counts"), classes = $("class-counts"), findings = $("finding-counts");
+    splits.replaceChildren(...Object.entries(stats.splits).map(([name, n]) =>
+      row([[name], [n.toLocaleString(), "n"]], () => setFilter("f-split", name), state.filters.split === name)));
+    classes.replaceChildren(...Object.entries(stats.classes).map(([name, n]) =>
+      row([[name], [n.toLocaleString(), "n"]], () => setFilter("f-label", name), state.filters.label === name)));
+    findings.replaceChildren(...Object.entries(stats.findings).map(([code, n]) =>
+      row([[code], [n.toLocaleString(), "n"]], () => setFilter("f-finding", code), state.filters.finding === code)));
+    if (stats.augmented) findings.appendChild(row([["augmented"], [stats.augmented.toLocaleString(), "n"]]));
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
+// --- the grid -----------------------------------------------------------------------------
+async function loadPage() {
+  try {
+    const page = await api.samples(state.filters, state.offset, PAGE);
+    state.total = page.total;
+    state.cards = page.samples;
+    state.selected = Math.min(state.selected, Math.max(state.cards.length - 1, 0));
+    renderGrid();
+    const end = state.offset + state.cards.length;
+    $("range").textContent = state.total
+      ? `${(state.offset + 1).toLocaleString()}–${end.toLocaleString()} of ${state.total.toLocaleString()}`
+      : "no samples match";
+    $("prev").disabled = state.offset === 0;
+    $("next").disabled = end >= state.total;
+    status("");
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
+function caption(card) {
+  const now = effective(card);
+  const node = document.createElement("div");
+  node.className = "caption";
+  node.appendChild(text("span", card.id + " "));
+  const label = now.label ?? (now.objects ? `${now.objects.length} obj` : "—");
+  node.appendChild(text("b", label));
+  if (card.issue) node.appendChild(text("span", ` #${card.issue.rank}→${card.issue.suggested ?? "?"}`, "bad"));
+  if (card.prediction && card.prediction.label !== now.label) {
+    node.appendChild(text("span", ` ≠${card.prediction.label}`, "bad"));
+  }
+  return node;
+}
+
+function cardNode(card, index) {
+  const now = effective(card);
+  const node = document.createElement("div");
+  node.className = "card";
+  node.dataset.id = card.id;
+  node.dataset.index = String(index);
+  node.setAttribute("role", "gridcell");
+  node.classList.toggle("removed", now.remove);
+  node.classList.toggle("edited", Boolean(card.edit));
+  node.classList.toggle("selected", index === state.selected);
+  const frame = document.createElement("figure");
+  frame.className = "frame";
+  const img = document.createElement("img");
+  img.alt = card.id;
+  img.decoding = "async";
+  img.loading = "lazy";
+  if (Math.max(card.width, card.height) <= 64) img.classList.add("pixelated");
+  img.src = api.thumbUrl(card.id);
+  frame.appendChild(img);
+  frame.appendChild(overlay(card, now.objects, state.info.classes));
+  node.appendChild(frame);
+  node.appendChild(caption(card));
+  node.addEventListener("click", () => select(index));
+  node.addEventListener("dblclick", () => openPanel(card.id));
+  return node;
+}
+
+function renderGrid() {
+  $("grid").replaceChildren(...state.cards.map(cardNode));
+}
+
+function replaceCard(card) {
+  const index = state.cards.findIndex((c) => c.id === card.id);
+  if (index < 0) return;
+  state.cards[index] = card;
+  const old = $("grid").children[index];
+  if (old) old.replaceWith(cardNode(card, index));
+}
+
+function select(index) {
+  if (!state.cards.length) return;
+  state.selected = Math.max(0, Math.min(index, state.cards.length - 1));
+  for (const node of $("grid").children) node.classList.toggle("selected", Number(node.dataset.index) === state.selected);
+  const node = $("grid").children[state.selected];
+  if (node) node.scrollIntoView({ block: "nearest" });
+  if (state.panel && state.panel.id !== state.cards[state.selected].id) openPanel(state.cards[state.selected].id);
+}
+
+function columns() {
+  const nodes = $("grid").children;
+  if (!nodes.length) return 1;
+  const top = nodes[0].offsetTop;
+  let n = 0;
+  while (n < nodes.length && nodes[n].offsetTop === top) n += 1;
+  return Math.max(n, 1);
+}
+
+async function turnPage(delta) {
+  const offset = state.offset + delta * PAGE;
+  if (offset < 0 || offset >= state.total) return;
+  state.offset = offset;
+  state.selected = delta > 0 ? 0 : PAGE - 1;
+  await loadPage();
+}
+
+// --- edits --------------------------------------------------------------------------------
+async function send(edits, undoable = true) {
+  const before = [];
+  for (const edit of edits) {
+    const card = state.cards.find((c) => c.id === edit.id) || (state.panel && state.panel.id === edit.id ? state.panel : null);
+    if (!card) continue;
+    const now = effective(card), previous = { id: edit.id };
+    if ("label" in edit) previous.label = now.label;
+    if ("objects" in edit) previous.objects = now.objects || [];
+    if ("remove" in edit) previous.remove = now.remove;
+    before.push(previous);
+  }
+  try {
+    const result = await api.edits(edits);
+    if (undoable) state.undo.push(before);
+    for (const card of result.samples) {
+      replaceCard(card);
+      if (state.panel && state.panel.id === card.id) { Object.assign(state.panel, card); renderPanel(); }
+    }
+    $("pending").textContent = String(result.pending);
+    status(`${edits.length} edit${edits.length === 1 ? "" : "s"} kept in ${state.info.edits_file}`);
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
+async function undo() {
+  const last = state.undo.pop();
+  if (!last) { status("nothing to undo"); return; }
+  await send(last, false);
+}
+
+function currentCard() {
+  if (state.panel) return state.panel;
+  return state.cards[state.selected];
+}
+
+async function setClass(name) {
+  const card = currentCard();
+  if (!card) return;
+  if (state.panel && state.box >= 0) {
+    const objects = structuredClone(effective(card).objects || []);
+    objects[state.box].label = name;
+    await send([{ id: card.id, objects }]);
+    return;
+  }
+  if (state.panel && state.info.task !== "classification") {
+    state.drawClass = name;
+    renderPanelClass();
+    return;
+  }
+  await send([{ id: card.id, label: name }]);
+  if (!state.panel) select(state.selected + 1);
+}
+
+async function toggleRemove() {
+  const card = currentCard();
+  if (card) await send([{ id: card.id, remove: !effective(card).remove }]);
+}
+
+async function deleteBox() {
+  const card = state.panel;
+  if (!card || state.box < 0) return;
+  const objects = structuredClone(effective(card).objects || []);
+  objects.splice(state.box, 1);
+  state.box = -1;
+  await send([{ id: card.id, objects }]);
+}
+
+async function addBox(bbox) {
+  const card = state.panel;
+  const objects = structuredClone(effective(card).objects || []);
+  objects.push({ label: state.drawClass || state.info.classes[0], bbox });
+  state.box = objects.length - 1;
+  await send([{ id: card.id, objects }]);
+}
+
+// --- the sample panel ---------------------------------------------------------------------
+async function openPanel(id) {
+  try {
+    state.panel = await api.sample(id);
+    state.box = -1;
+    $("panel").hidden = false;
+    renderPanel();
+    await renderParents();
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
+function closePanel() {
+  state.panel = null;
+  state.box = -1;
+  $("panel").hidden = true;
+  $("grid").focus();
+}
+
+function renderPanelClass() {
+  const now = effective(state.panel);
+  const parts = [`class: ${now.label ?? "—"}`];
+  if (state.info.task !== "classification") {
+    parts.push(`${(now.objects || []).length} objects`, `new boxes: ${state.drawClass || state.info.classes[0]}`);
+    if (state.box >= 0) parts.push(`selected box ${state.box + 1}: ${now.objects[state.box].label}`);
+  }
+  if (now.remove) parts.push("marked for removal");
+  $("panel-class").textContent = parts.join(" · ");
+}
+
+function svgPoint(svg, event) {
+  const point = svg.createSVGPoint();
+  point.x = event.clientX;
+  point.y = event.clientY;
+  return point.matrixTransform(svg.getScreenCTM().inverse());
+}
+
+function renderPanel() {
+  const card = state.panel;
+  const now = effective(card);
+  $("panel-title").textContent = card.id;
+  renderPanelClass();
+  const stage = $("stage");
+  const img = document.createElement("img");
+  img.alt = card.id;
+  if (Math.max(card.width, card.height) <= 64) img.classList.add("pixelated");
+  img.src = api.imageUrl(card.id);
+  const svg = overlay(card, now.objects, state.info.classes, { selected: state.box });
+  svg.id = "editor";
+  stage.replaceChildren(img, svg);
+  attachEditor(svg, card);
+  const notes = $("panel-notes");
+  notes.replaceChildren();
+  for (const f of card.findings || []) notes.appendChild(text("p", `${f.level} ${f.code}: ${f.message}`, `note ${f.level}`));
+  if (card.issue) notes.appendChild(text("p", `label issue #${card.issue.rank}: given ${card.issue.given}, suggested ${card.issue.suggested} (score ${card.issue.score})`, "note warning"));
+  if (card.prediction) notes.appendChild(text("p", `model: ${card.prediction.label} (${card.prediction.score})`, "note"));
+  if (card.edit) notes.appendChild(text("p", `pending edit: ${JSON.stringify(card.edit)}`, "note"));
+  const record = { ...card };
+  for (const key of ["edit", "issue", "prediction", "findings", "parents", "row"]) delete record[key];
+  $("record").textContent = JSON.stringify(record, null, 2);
+  const lineage = $("lineage");
+  lineage.replaceChildren(...(state.info.lineage || []).map((entry) =>
+    text("li", `${entry.stage} ${JSON.stringify(entry.params || {})} ${entry.time || ""}`)));
+  for (const change of (card.meta && card.meta.relabel) || []) {
+    lineage.appendChild(text("li", `relabel ${change.field}: ${JSON.stringify(change.old)} → ${JSON.stringify(change.new)} (${change.source || ""})`));
+  }
+}
+
+async function renderParents() {
+  const holder = $("parents");
+  holder.replaceChildren();
+  for (const id of state.panel.parents || []) {
+    try {
+      const parent = await api.sample(id);
+      const frame = document.createElement("figure");
+      frame.className = "frame";
+      const img = document.createElement("img");
+      img.alt = id;
+      img.src = api.thumbUrl(id);
+      frame.append(img, overlay(parent, effective(parent).objects, state.info.classes));
+      holder.append(frame, text("div", `parent ${id}`, "small"));
+    } catch (err) {
+      status(err.message, true);
+    }
+  }
+}
+
+function attachEditor(svg, card) {
+  let start = null, draft = null;
+  svg.addEventListener("pointerdown", (event) => {
+    const target = event.target.closest("g.obj");
+    if (target) {
+      state.box = Number(target.dataset.index);
+      renderPanel();
+      event.preventDefault();
+      return;
+    }
+    if (state.info.task === "classification") return;
+    start = svgPoint(svg, event);
+    draft = el("rect", { class: "draft", x: start.x, y: start.y, width: 0, height: 0 }, svg);
+    svg.setPointerCapture(event.pointerId);
+    event.preventDefault();
+  });
+  svg.addEventListener("pointermove", (event) => {
+    if (!start) return;
+    const p = svgPoint(svg, event);
+    draft.setAttribute("x", Math.min(start.x, p.x));
+    draft.setAttribute("y", Math.min(start.y, p.y));
+    draft.setAttribute("width", Math.abs(p.x - start.x));
+    draft.setAttribute("height", Math.abs(p.y - start.y));
+  });
+  svg.addEventListener("pointerup", (event) => {
+    if (!start) return;
+    const p = svgPoint(svg, event);
+    const clamp = (v, hi) => Math.round(Math.max(0, Math.min(v, hi)) * 10) / 10;
+    const box = [clamp(Math.min(start.x, p.x), card.width), clamp(Math.min(start.y, p.y), card.height),
+      clamp(Math.max(start.x, p.x), card.width), clamp(Math.max(start.y, p.y), card.height)];
+    start = null;
+    draft.remove();
+    if (box[2] - box[0] >= 2 && box[3] - box[1] >= 2) addBox(box);
+    else { state.box = -1; renderPanel(); }
+  });
+}
+
+// --- keyboard -----------------------------------------------------------------------------
+function onKey(event) {
+  const target = event.target;
+  if (target instanceof HTMLInputElement || target instanceof HTMLSelectElement) {
+    if (event.key === "Escape") target.blur();
+    return;
+  }
+  if (event.ctrlKey && event.key === "z") { event.preventDefault(); undo(); return; }
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const cols = columns();
+  const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: cols, ArrowUp: -cols };
+  if (event.key in moves) {
+    event.preventDefault();
+    const next = state.selected + moves[event.key];
+    if (next >= state.cards.length && state.offset + PAGE < state.total) turnPage(1);
+    else if (next < 0 && state.offset > 0) turnPage(-1);
+    else select(next);
+    return;
+  }
+  const key = event.key;
+  if (key === "Enter") { const card = state.cards[state.selected]; if (card) openPanel(card.id); event.preventDefault(); return; }
+  if (key === "Escape") { if (state.panel && state.box >= 0) { state.box = -1; renderPanel(); } else closePanel(); return; }
+  if (key === "Delete" || key === "Backspace") { event.preventDefault(); deleteBox(); return; }
+  if (key === "x") { toggleRemove(); return; }
+  if (key === "u") { undo(); return; }
+  if (key === "n") { turnPage(1); return; }
+  if (key === "p") { turnPage(-1); return; }
+  if (state.keys.has(key)) { event.preventDefault(); setClass(state.keys.get(key)); }
+}
+
+// --- start --------------------------------------------------------------------------------
+function fillSelect(id, values) {
+  const select = $(id);
+  for (const value of values) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = value;
+    select.appendChild(option);
+  }
+}
+
+async function start() {
+  try {
+    state.info = await api.info();
+  } catch (err) {
+    status(err.message, true);
+    return;
+  }
+  const info = state.info;
+  document.title = `${info.name} · pipeline view`;
+  $("title").textContent = `${info.name} (${info.task}, ${info.samples.toLocaleString()} samples)`;
+  fillSelect("f-label", info.classes);
+  fillSelect("f-finding", Object.keys(info.checks));
+  $("l-issues").hidden = !info.issues;
+  $("l-rank").hidden = !info.issues;
+  $("l-disagree").hidden = !info.predictions;
+  $("edits-file").textContent = info.edits_file;
+  $("pending").textContent = String(info.pending);
+  $("save-name").value = `${info.name}-v2`;
+  assignKeys(info.classes);
+  $("hotkeys").replaceChildren(...[...state.keys].map(([key, name]) => row([[key], [name]])));
+  $("dataset-findings").replaceChildren(...info.dataset_findings.map((f) => text("li", `${f.code}: ${f.message}`)));
+  state.drawClass = info.classes[0] || null;
+
+  $("filters").addEventListener("change", applyFilters);
+  $("filters").addEventListener("submit", (event) => { event.preventDefault(); applyFilters(); });
+  let timer = null;
+  $("f-q").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(applyFilters, 250); });
+  $("prev").addEventListener("click", () => turnPage(-1));
+  $("next").addEventListener("click", () => turnPage(1));
+  $("jump").addEventListener("change", async () => {
+    const value = Number($("jump").value);
+    if (!Number.isInteger(value) || value < 0) return;
+    state.offset = Math.min(value, Math.max(state.total - 1, 0));
+    state.selected = 0;
+    await loadPage();
+  });
+  $("close").addEventListener("click", closePanel);
+  $("undo").addEventListener("click", undo);
+  $("save-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $("save-name").value.trim();
+    status(`saving ${name} ...`);
+    try {
+      const result = await api.save(name);
+      const item = text("li", `${result.out}: ${result.changed} changed, ${result.removed} removed`);
+      item.dataset.out = result.out;
+      $("saved").appendChild(item);
+      status(`saved a new version: ${result.out}`);
+    } catch (err) {
+      status(err.message, true);
+    }
+  });
+  document.addEventListener("keydown", onKey);
+  await applyFilters();
+  $("grid").focus();
+  document.body.dataset.ready = "1";
+}
+
+start();
