@@ -122,7 +122,8 @@ class Index:
     # --- session tables ---------------------------------------------------------------
     def add_issues(self, rows: list[tuple[str, int, float | None, str | None, str | None, str | None]]) -> None:
         with self._lock:
-            self._con.executemany("INSERT INTO issues VALUES (?, ?, ?, ?, ?, ?)", rows)
+            if rows:
+                self._con.executemany("INSERT INTO issues VALUES (?, ?, ?, ?, ?, ?)", rows)
             self.has_issues = True
 
     def add_predictions(self, ids: list[str], predicted: list[str], scores: list[float]) -> None:
@@ -136,6 +137,8 @@ class Index:
             self.has_predictions = True
 
     def mark_edited(self, ids: list[str]) -> None:
+        if not ids:
+            return
         with self._lock:
             self._con.executemany("INSERT INTO edited SELECT ? WHERE NOT EXISTS (SELECT 1 FROM edited WHERE id = ?)",
                                   [(i, i) for i in ids])
