@@ -366,23 +366,21 @@ async function renderParents() {
 }
 
 function attachEditor(svg, card) {
-  let start = null, draft = null;
+  // A press and release without moving selects the object under the pointer (or nothing);
+  // a drag draws a new box with the current class.
+  let start = null, draft = null, hit = -1;
   svg.addEventListener("pointerdown", (event) => {
-    const target = event.target.closest("g.obj");
-    if (target) {
-      state.box = Number(target.dataset.index);
-      renderPanel();
-      event.preventDefault();
-      return;
-    }
-    if (state.info.task === "classification") return;
+    const target = event.target.closest ? event.target.closest("g.obj") : null;
+    hit = target ? Number(target.dataset.index) : -1;
     start = svgPoint(svg, event);
-    draft = el("rect", { class: "draft", x: start.x, y: start.y, width: 0, height: 0 }, svg);
+    if (state.info.task !== "classification") {
+      draft = el("rect", { class: "draft", x: start.x, y: start.y, width: 0, height: 0 }, svg);
+    }
     svg.setPointerCapture(event.pointerId);
     event.preventDefault();
   });
   svg.addEventListener("pointermove", (event) => {
-    if (!start) return;
+    if (!start || !draft) return;
     const p = svgPoint(svg, event);
     draft.setAttribute("x", Math.min(start.x, p.x));
     draft.setAttribute("y", Math.min(start.y, p.y));
@@ -395,10 +393,16 @@ function attachEditor(svg, card) {
     const clamp = (v, hi) => Math.round(Math.max(0, Math.min(v, hi)) * 10) / 10;
     const box = [clamp(Math.min(start.x, p.x), card.width), clamp(Math.min(start.y, p.y), card.height),
       clamp(Math.max(start.x, p.x), card.width), clamp(Math.max(start.y, p.y), card.height)];
+    const rect = svg.getBoundingClientRect();
+    const moved = Math.hypot(p.x - start.x, p.y - start.y) * rect.width / card.width;
     start = null;
-    draft.remove();
-    if (box[2] - box[0] >= 2 && box[3] - box[1] >= 2) addBox(box);
-    else { state.box = -1; renderPanel(); }
+    if (draft) { draft.remove(); draft = null; }
+    if (moved >= 4 && state.info.task !== "classification" && box[2] - box[0] >= 1 && box[3] - box[1] >= 1) {
+      addBox(box);
+    } else {
+      state.box = hit;
+      renderPanel();
+    }
   });
 }
 
