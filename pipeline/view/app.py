@@ -251,7 +251,7 @@ def create_app(session: Session, *, token: str | None = None, allowed_hosts: lis
         Route("/api/edits", edits_post, methods=["POST"]),
         Route("/api/edits", guarded(edits_get), methods=["GET"]),
         Route("/api/save", save_post, methods=["POST"]),
-        Route("/api/{rest:path}", not_found),
+        Route("/{rest:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]),
     ]
     app = Starlette(routes=routes)
     return Guard(app, token=token, allowed_hosts=allowed_hosts)

@@ -302,11 +302,13 @@ def build_index(root: Path, info: DatasetInfo, folder: Path, digest: str) -> dic
     try:
         con = duckdb.connect(str(tmp / "index.duckdb"), config={"memory_limit": MEMORY_LIMIT, "threads": 2})
         try:
-            count, dataset_findings = _fill(con, root, info)
+            con.execute(f"SET temp_directory = '{_sql_path(tmp / 'spill')}'")
+            stats: dict[str, Any] = {}
+            count, dataset_findings = _fill(con, root, info, tmp, stats)
         finally:
             con.close()
         meta = {"version": INDEX_VERSION, "dataset": str(root.resolve()), "samples_sha256": digest,
-                "samples": count, "dataset_findings": dataset_findings,
+                "samples": count, "dataset_findings": dataset_findings, **stats,
                 "build_seconds": round(time.perf_counter() - start, 3)}
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         if folder.exists():
@@ -319,89 +321,210 @@ def build_index(root: Path, info: DatasetInfo, folder: Path, digest: str) -> dic
     return meta
 
 
-def _fill(con, root: Path, info: DatasetInfo) -> tuple[int, list[dict]]:
-    """Load every line into table `staging`, then sort it into `samples` and index the findings."""
+def _ranges(path: Path, parts: int) -> list[tuple[int, int, int]]:
+    """`parts` byte ranges of `path` that start and end on line boundaries, each with the number of
+    its first line (so a worker's errors name the line as `load_dataset` would)."""
+    size = os.path.getsize(path)
+    cuts = [0]
+    with open(path, "rb") as fh:
+        for k in range(1, parts):
+            fh.seek(max(size * k // parts, cuts[-1]))
+            fh.readline()
+            cuts.append(min(fh.tell(), size))
+    cuts.append(size)
+    out, line = [], 1
+    with open(path, "rb") as fh:
+        for start, end in zip(cuts, cuts[1:], strict=False):
+            out.append((start, end, line))
+            fh.seek(start)
+            left = end - start
+            while left > 0:
+                block = fh.read(min(left, 1 << 24))
+                line += block.count(b"\n")
+                left -= len(block)
+    return [r for r in out if r[1] > r[0]]
+
+
+@dataclass
+class Part:
+    """What a worker found in its byte range of samples.jsonl."""
+
+    count: int
+    instances: dict[str, dict[str, int]]
+    splits: list[str]
+    ascending: bool  # ids strictly increasing within the range (so no duplicates in it)
+    first: str | None
+    last: str | None
+    peak_mb: float  # the worker's peak resident memory
+
+
+def index_range(path: str, start: int, end: int, first_line: int, classes: list[str], out: str) -> Part:
+    """Validate the lines in bytes [start, end) of samples.jsonl and write their rows and findings
+    as Parquet files `out`-samples.parquet and `out`-findings.parquet. Runs in a worker process."""
+    import resource
+
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    from pipeline.check import CHECKS, class_findings, count_instances, duplicate_findings, sample_findings
+    from pipeline.check import CHECKS, count_instances, sample_findings
 
-    con.execute("CREATE TABLE staging (id VARCHAR, image VARCHAR, split VARCHAR, label VARCHAR, classes VARCHAR[], "
-                "augmented BOOLEAN, sha256 VARCHAR, off BIGINT, len INTEGER, line INTEGER)")
-    con.execute("CREATE TABLE findings (id VARCHAR, code VARCHAR, level VARCHAR, message VARCHAR, seq INTEGER)")
-    classes = set(info.classes)
-    cols: dict[str, list] = {k: [] for k in ("id", "image", "split", "label", "classes", "augmented", "sha256",
-                                              "off", "len", "line")}
-    found: dict[str, list] = {k: [] for k in ("id", "code", "level", "message", "seq")}
-    seen: set[str] = set()
-    instances: dict[str, dict[str, int]] = {c: {} for c in info.classes}
+    names = set(classes)
+    instances: dict[str, dict[str, int]] = {c: {} for c in classes}
     splits: set[str] = set()
+    schema = pa.schema([("lrow", pa.int32()), ("id", pa.string()), ("image", pa.string()), ("split", pa.string()), ("label", pa.string()),
+                        ("classes", pa.list_(pa.string())), ("augmented", pa.bool_()), ("sha256", pa.string()),
+                        ("off", pa.int64()), ("len", pa.int32()), ("line", pa.int32())])
+    fschema = pa.schema([("id", pa.string()), ("code", pa.string()), ("level", pa.string()),
+                         ("message", pa.string()), ("seq", pa.int64())])
+    cols: list[list] = [[] for _ in schema]
+    found: list[list] = [[] for _ in fschema]
     count = 0
-    seq = 0
-
-    def flush() -> None:
-        for name, data, table in (("staging", cols, "_chunk"), ("findings", found, "_found")):
-            if data["id"]:
-                con.register(table, pa.table(data))
-                con.execute(f"INSERT INTO {name} SELECT * FROM {table}")
-                con.unregister(table)
-                for v in data.values():
-                    v.clear()
-
-    size = os.path.getsize(root / SAMPLES_JSONL)
-    with open(root / SAMPLES_JSONL, "rb") as fh, ui.progress(total=size, desc="index samples (once)", unit="B",
-                                                              ) as bar:
-        offset = 0
-        for lineno, raw in enumerate(fh, start=1):
-            length = len(raw)
+    ascending, first, previous = True, None, None
+    root = Path(path).parent
+    with open(path, "rb") as fh, pq.ParquetWriter(f"{out}-samples.parquet", schema) as rows, \
+            pq.ParquetWriter(f"{out}-findings.parquet", fschema) as finds:
+        fh.seek(start)
+        offset, lineno = start, first_line
+        while offset < end:
+            raw = fh.readline()
+            if not raw:
+                break
             text = raw.decode("utf-8")
             if text.strip():
-                s = parse_sample_line(text, classes, where=SAMPLES_JSONL, line=lineno, root=root)
-                if s.id in seen:
-                    raise DataError(SAMPLES_JSONL, "duplicate id", line=lineno, field="id",
-                                    expected="an id used once", got=s.id)
-                seen.add(s.id)
-                count += 1
+                s = parse_sample_line(text, names, where=SAMPLES_JSONL, line=lineno, root=root)
+                if previous is None:
+                    first = s.id
+                elif s.id <= previous:
+                    ascending = False
+                previous = s.id
                 count_instances(s, instances)
                 if s.split:
                     splits.add(s.split)
-                for key, value in (("id", s.id), ("image", s.image), ("split", s.split), ("label", s.label),
-                                   ("classes", _classes(s)), ("augmented", _augmented(s)), ("sha256", s.sha256),
-                                   ("off", offset), ("len", len(raw.rstrip(b"\r\n"))), ("line", lineno)):
-                    cols[key].append(value)
-                for finding in sample_findings(s):
-                    seq += 1
-                    for key, value in (("id", s.id), ("code", finding.code), ("level", CHECKS[finding.code][0]),
-                                       ("message", finding.message), ("seq", seq)):
-                        found[key].append(value)
-                if len(cols["id"]) >= CHUNK:
-                    flush()
-            offset += length
-            bar.update(length)
-    flush()
-    seen.clear()
-    con.execute("CREATE TABLE samples AS SELECT (row_number() OVER (ORDER BY id) - 1)::INTEGER AS row, * "
-                "FROM staging ORDER BY id")
-    con.execute("DROP TABLE staging")
-    _index_duplicates(con, seq, duplicate_findings)
-    return count, [f.to_json() for f in class_findings(instances, info.classes, sorted(splits))]
+                for col, value in zip(cols, (count, s.id, s.image, s.split, s.label, _classes(s), _augmented(s), s.sha256,
+                                             offset, len(raw.rstrip(b"\r\n")), lineno), strict=True):
+                    col.append(value)
+                count += 1
+                for k, finding in enumerate(sample_findings(s)):  # (seq: the file's order, then the check's)
+                    for col, value in zip(found, (s.id, finding.code, CHECKS[finding.code][0], finding.message,
+                                                  lineno * 1000 + min(k, 999)), strict=True):
+                        col.append(value)
+                if len(cols[0]) >= CHUNK:
+                    rows.write_table(pa.table(cols, schema=schema))
+                    cols = [[] for _ in schema]
+                    if found[0]:
+                        finds.write_table(pa.table(found, schema=fschema))
+                        found = [[] for _ in fschema]
+            offset += len(raw)
+            lineno += 1
+        rows.write_table(pa.table(cols, schema=schema))
+        finds.write_table(pa.table(found, schema=fschema))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return Part(count, instances, sorted(splits), ascending, first, previous, peak)
+
+
+def _workers(size: int) -> int:
+    """Worker processes for indexing: one per 32 MB of samples.jsonl, at most one per CPU (and 8)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, 8, size // (32 << 20)))
+
+
+def _fill(con, root: Path, info: DatasetInfo, tmp: Path, stats: dict[str, Any]) -> tuple[int, list[dict]]:
+    """Index every line (in parallel over byte ranges of samples.jsonl), then sort the rows into
+    table `samples` and the findings into `findings`."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from pipeline.check import CHECKS, class_findings, duplicate_findings
+
+    path = root / SAMPLES_JSONL
+    size = os.path.getsize(path)
+    ranges = _ranges(path, _workers(size))
+    ui.info(f"indexing {path} once ({size / 2**20:,.0f} MB, {len(ranges)} process(es)); later starts reuse it")
+    jobs = [(str(path), start, end, line, info.classes, str(tmp / f"part-{k:03d}")) for k, (start, end, line)
+            in enumerate(ranges)]
+    if len(jobs) <= 1:
+        results = [index_range(*job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(index_range, *zip(*jobs, strict=True)))
+    count = sum(r.count for r in results)
+    instances: dict[str, dict[str, int]] = {c: {} for c in info.classes}
+    for part in results:
+        for name, per in part.instances.items():
+            for split, n in per.items():
+                instances.setdefault(name, {})[split] = instances.get(name, {}).get(split, 0) + n
+    splits = sorted({sp for r in results for sp in r.splits})
+    samples = [_sql_path(tmp / f"part-{k:03d}-samples.parquet") for k in range(len(jobs))]
+    findings = [_sql_path(tmp / f"part-{k:03d}-findings.parquet") for k in range(len(jobs))]
+    con.execute("CREATE TABLE samples (row INTEGER, id VARCHAR, image VARCHAR, split VARCHAR, label VARCHAR, "
+                "classes VARCHAR[], augmented BOOLEAN, sha256 VARCHAR, off BIGINT, len INTEGER, line INTEGER)")
+    con.execute("CREATE TABLE findings (id VARCHAR, code VARCHAR, level VARCHAR, message VARCHAR, seq BIGINT)")
+    nonempty = [r for r in results if r.count]
+    ascending = all(r.ascending for r in nonempty) and all(
+        a.last < b.first for a, b in zip(nonempty, nonempty[1:], strict=False))  # type: ignore[operator]
+    if ascending:  # written by a stage: sorted by id already, so the line order is the row order
+        base = 0
+        for name, part in zip(samples, results, strict=True):
+            con.execute(f"INSERT INTO samples SELECT lrow + {base}, * EXCLUDE (lrow) FROM read_parquet('{name}')")
+            base += part.count
+    elif samples:  # sorted here (a file edited by hand); duplicate ids can only occur in this case
+        listed = ", ".join(f"'{s}'" for s in samples)
+        con.execute(f"INSERT INTO samples SELECT (row_number() OVER (ORDER BY id) - 1)::INTEGER, * EXCLUDE (lrow) "
+                    f"FROM read_parquet([{listed}]) ORDER BY id")
+        twice = con.execute("SELECT id, max(line), min(line) FROM samples GROUP BY id HAVING count(*) > 1 "
+                            "ORDER BY max(line) LIMIT 1").fetchone()
+        if twice:
+            raise DataError(SAMPLES_JSONL, "duplicate id", line=twice[1], field="id",
+                            expected=f"an id not already used on line {twice[2]}", got=twice[0])
+    for name in findings:
+        con.execute(f"INSERT INTO findings SELECT * FROM read_parquet('{name}') ORDER BY seq")
+    for name in samples + findings:
+        Path(name.replace("''", "'")).unlink(missing_ok=True)
+    stats["worker_peak_mb"] = [round(r.peak_mb, 1) for r in results]
+    seq = con.execute("SELECT coalesce(max(seq), 0) FROM findings").fetchone()[0]
+    _index_duplicates(con, int(seq), duplicate_findings)
+    order = {code: k for k, code in enumerate(CHECKS)}  # (the order of `pipeline check`'s report)
+    ranked = sorted(class_findings(instances, info.classes, splits), key=lambda f: order[f.code])
+    return count, [f.to_json() for f in ranked]
 
 
 def _index_duplicates(con, seq: int, duplicate_findings) -> int:
-    """`check`'s duplicate, leakage and conflicting-label findings, one group of equal hashes at a time;
-    each finding is listed under every sample of its group."""
-    groups = con.execute("SELECT sha256, list(id ORDER BY row), list(split ORDER BY row), list(label ORDER BY row) "
-                         "FROM samples GROUP BY sha256 HAVING count(*) > 1 ORDER BY min(row)").fetchall()
+    """`check`'s duplicate, leakage and conflicting-label findings, one group of equal hashes at a time
+    (streamed: a million distinct images cost one hash aggregate); each finding is listed under
+    every sample of its group."""
     from pipeline.check import CHECKS
 
-    rows = []
-    for digest, ids, splits, labels in groups:
-        light = [Sample(id=i, split=sp, label=lb) for i, sp, lb in zip(ids, splits, labels, strict=True)]
-        for finding in duplicate_findings({digest: light}):
+    con.execute("CREATE TEMP TABLE dups AS SELECT sha256, min(row) AS first FROM samples GROUP BY sha256 "
+                "HAVING count(*) > 1")
+    cursor = con.execute("SELECT d.first, s.sha256, s.id, s.split, s.label FROM samples s JOIN dups d "
+                         "ON s.sha256 = d.sha256 ORDER BY d.first, s.row")
+    pending: list[tuple] = []
+
+    def emit(group: list[tuple]) -> None:
+        nonlocal seq
+        light = [Sample(id=i, split=sp, label=lb) for _, _, i, sp, lb in group]
+        for finding in duplicate_findings({group[0][1]: light}):
             for member in finding.detail.get("samples", [finding.sample]):
                 seq += 1
-                rows.append((member, finding.code, CHECKS[finding.code][0], finding.message, seq))
-    if rows:
-        con.executemany("INSERT INTO findings VALUES (?, ?, ?, ?, ?)", rows)
+                pending.append((member, finding.code, CHECKS[finding.code][0], finding.message, seq))
+
+    group: list[tuple] = []
+    while batch := cursor.fetchmany(10_000):
+        for item in batch:
+            if group and item[0] != group[0][0]:
+                emit(group)
+                group = []
+            group.append(item)
+    if group:
+        emit(group)
+    if pending:
+        import pyarrow as pa
+
+        names = ("id", "code", "level", "message", "seq")
+        con.register("_dups", pa.table({k: list(v) for k, v in zip(names, zip(*pending, strict=True), strict=True)}))
+        con.execute("INSERT INTO findings SELECT * FROM _dups")
+        con.unregister("_dups")
+    con.execute("DROP TABLE dups")
     return seq
 
 

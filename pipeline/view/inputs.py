@@ -52,7 +52,7 @@ def read_issues(folder: Path, index) -> tuple[list[tuple], str]:
 def parse_issues(doc: object, where: str) -> list[tuple]:
     """Validate an issues document; errors name the entry and the field."""
     if not isinstance(doc, dict) or not isinstance(doc.get("issues"), list):
-        raise DataError(where, "not an issues file", field="issues", expected="an object with an \"issues\" list",
+        raise DataError(where, "", field="issues", expected="an object with an \"issues\" list",
                         got=type(doc).__name__ if not isinstance(doc, dict) else doc.get("issues"))
     rows = []
     seen: set[str] = set()
