@@ -65,6 +65,8 @@ def serve(app_factory, host: str, port: int, *, open_browser: bool, announce) ->
         webbrowser.open(address.url)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # (uvicorn shuts down on Ctrl-C, then raises the signal again for its caller: stopping is the plan)
     finally:
         sock.close()
     return address
