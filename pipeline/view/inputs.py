@@ -43,9 +43,12 @@ def read_issues(folder: Path, index) -> tuple[list[tuple], str]:
                         expected=f"ids of {index.root}", got=unknown[:5],
                         fix="give the issues computed for this dataset")
     note = f"{len(rows)} label issues from {path}"
-    recorded = doc.get("dataset_sha256")
-    if isinstance(recorded, str) and recorded not in (index.meta.get("samples_sha256"), None):
-        note += " (computed on another version of the dataset)"
+    recorded = doc.get("dataset_sha256")  # samples.jsonl's sha256, or the dataset's content hash
+    if isinstance(recorded, str) and recorded != index.meta.get("samples_sha256"):
+        from pipeline.core.dataset import content_hash
+
+        if recorded != content_hash(index.root):
+            note += " (computed on another version of the dataset)"
     return rows, note
 
 

@@ -62,7 +62,7 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
                                                                                         max_size=3), max_leaves=12)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(["issues", "dataset", "params"]), json_values | st.lists(
     st.dictionaries(st.sampled_from(["id", "rank", "score", "given", "suggested", "kind", "other"]), json_values),
     max_size=4)))

@@ -325,7 +325,7 @@ function renderPanel() {
   img.alt = card.id;
   if (Math.max(card.width, card.height) <= 64) img.classList.add("pixelated");
   img.src = api.imageUrl(card.id);
-  const svg = overlay(card, now.objects, state.info.classes, { selected: state.box });
+  const svg = overlay(card, now.objects, state.info.classes, { selected: state.box, shown: 420 });
   svg.id = "editor";
   stage.replaceChildren(img, svg);
   attachEditor(svg, card);
@@ -356,6 +356,7 @@ async function renderParents() {
       frame.className = "frame";
       const img = document.createElement("img");
       img.alt = id;
+      if (Math.max(parent.width, parent.height) <= 64) img.classList.add("pixelated");
       img.src = api.thumbUrl(id);
       frame.append(img, overlay(parent, effective(parent).objects, state.info.classes));
       holder.append(frame, text("div", `parent ${id}`, "small"));

@@ -25,10 +25,11 @@ export function objectBox(obj) {
   return [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
 }
 
-// An <svg> for one sample: `objects` as given (already with any pending edit), `selected` an object index.
-export function overlay(sample, objects, classes, { selected = -1, labels = true } = {}) {
+// An <svg> for one sample: `objects` as given (already with any pending edit), `selected` an object
+// index, `shown` about how many screen pixels the image's longer side takes (sizes the text and points).
+export function overlay(sample, objects, classes, { selected = -1, labels = true, shown = 150 } = {}) {
   const svg = el("svg", { viewBox: `0 0 ${sample.width} ${sample.height}`, preserveAspectRatio: "xMidYMid meet" });
-  const scale = Math.max(sample.width, sample.height) / 300;  // text size in image pixels
+  const scale = Math.max(sample.width, sample.height) / shown;  // image pixels per screen pixel
   (objects || []).forEach((obj, i) => {
     const g = el("g", { class: `obj${i === selected ? " sel" : ""}`, "data-index": String(i) }, svg);
     const c = colour(classes, obj.label);
@@ -42,11 +43,11 @@ export function overlay(sample, objects, classes, { selected = -1, labels = true
     }
     for (const kp of obj.keypoints || []) {
       if (kp.length > 2 && kp[2] === 0) continue;
-      el("circle", { cx: kp[0], cy: kp[1], r: 2.5 * scale, fill: c }, g);
+      el("circle", { cx: kp[0], cy: kp[1], r: 2 * scale, fill: c }, g);
     }
     const box = objectBox(obj);
     if (labels && box) {
-      const t = el("text", { x: box[0] + scale, y: Math.max(box[1] - 2 * scale, 11 * scale), "font-size": 11 * scale }, g);
+      const t = el("text", { x: box[0] + scale, y: Math.max(box[1] - 2 * scale, 10 * scale), "font-size": 10 * scale }, g);
       t.textContent = obj.label;
     }
   });
