@@ -428,6 +428,9 @@ def _workers(size: int) -> int:
     return max(1, min(cpus, 8, size // (32 << 20)))
 
 
+PART_BYTES = 8 << 20  # a worker's unit of work: progress and load balance in steps of this size
+
+
 def _fill(con, root: Path, info: DatasetInfo, tmp: Path, stats: dict[str, Any]) -> tuple[int, list[dict]]:
     """Index every line (in parallel over byte ranges of samples.jsonl), then sort the rows into
     table `samples` and the findings into `findings`."""
@@ -438,15 +441,22 @@ def _fill(con, root: Path, info: DatasetInfo, tmp: Path, stats: dict[str, Any]) 
 
     path = root / SAMPLES_JSONL
     size = os.path.getsize(path)
-    ranges = _ranges(path, _workers(size))
-    ui.info(f"indexing {path} once ({size / 2**20:,.0f} MB, {len(ranges)} process(es)); later starts reuse it")
+    workers = _workers(size)
+    ranges = _ranges(path, 1 if workers == 1 else max(workers, -(-size // PART_BYTES)))
+    ui.info(f"indexing {path} once ({size / 2**20:,.0f} MB, {workers} process(es)); later starts reuse it")
     jobs = [(str(path), start, end, line, info.classes, str(tmp / f"part-{k:03d}")) for k, (start, end, line)
             in enumerate(ranges)]
-    if len(jobs) <= 1:
-        results = [index_range(*job) for job in jobs]
-    else:
-        with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as pool:
-            results = list(pool.map(index_range, *zip(*jobs, strict=True)))
+    results: list[Part] = []
+    with ui.progress(total=size, desc="index samples (once)", unit="B", unit_scale=True) as bar:
+        if workers == 1:
+            for job in jobs:
+                results.append(index_range(*job))
+                bar.update(job[2] - job[1])
+        else:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                for job, part in zip(jobs, pool.map(index_range, *zip(*jobs, strict=True)), strict=True):
+                    results.append(part)
+                    bar.update(job[2] - job[1])
     count = sum(r.count for r in results)
     instances: dict[str, dict[str, int]] = {c: {} for c in info.classes}
     for part in results:

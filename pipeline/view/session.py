@@ -31,7 +31,7 @@ class Options:
     edits: Path  # the edits file (appended to)
     issues: Path | None = None  # a `pipeline label-issues` output folder
     run: Path | None = None  # a trained run: predictions for the disagreement filter
-    cache: Path | None = None  # cache root (default: the tensor cache's)
+    cache: Path | None = None  # the cache root (default: the tensor cache's, `cache_root()`)
 
 
 def default_edits_path(dataset: Path) -> Path:
@@ -47,8 +47,9 @@ class Session:
 
         self.root = Path(root)
         self.options = options
-        self.cache = Path(options.cache) if options.cache is not None else cache_root() / "view"
-        self.index: Index = open_index(self.root, cache=self.cache.parent if options.cache is None else options.cache)
+        cache = Path(options.cache) if options.cache is not None else cache_root()
+        self.cache = cache / "view"  # thumbnails and predictions, beside the indexes
+        self.index: Index = open_index(self.root, cache=cache)
         self.info = self.index.info
         self.dataset = Dataset(root=self.root, info=self.info, samples=[])
         self.edits_path = Path(options.edits)

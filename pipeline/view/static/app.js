@@ -414,6 +414,7 @@ function onKey(event) {
     if (event.key === "Escape") target.blur();
     return;
   }
+  if (target instanceof HTMLButtonElement && (event.key === "Enter" || event.key === " ")) return;  // the button's own
   if (event.ctrlKey && event.key === "z") { event.preventDefault(); undo(); return; }
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   const cols = columns();
