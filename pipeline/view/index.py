@@ -355,7 +355,8 @@ class Part:
     ascending: bool  # ids strictly increasing within the range (so no duplicates in it)
     first: str | None
     last: str | None
-    peak_mb: float  # the worker's peak resident memory
+    peak_mb: float  # the worker's peak resident memory so far
+    pid: int  # the worker process
 
 
 def index_range(path: str, start: int, end: int, first_line: int, classes: list[str], out: str) -> Part:
@@ -419,7 +420,7 @@ def index_range(path: str, start: int, end: int, first_line: int, classes: list[
         rows.write_table(pa.table(cols, schema=schema))
         finds.write_table(pa.table(found, schema=fschema))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return Part(count, instances, sorted(splits), ascending, first, previous, peak)
+    return Part(count, instances, sorted(splits), ascending, first, previous, peak, os.getpid())
 
 
 def _workers(size: int) -> int:
@@ -490,7 +491,10 @@ def _fill(con, root: Path, info: DatasetInfo, tmp: Path, stats: dict[str, Any]) 
         con.execute(f"INSERT INTO findings SELECT * FROM read_parquet('{name}') ORDER BY seq")
     for name in samples + findings:
         Path(name.replace("''", "'")).unlink(missing_ok=True)
-    stats["worker_peak_mb"] = [round(r.peak_mb, 1) for r in results]
+    peaks: dict[int, float] = {}
+    for r in results:
+        peaks[r.pid] = max(peaks.get(r.pid, 0.0), r.peak_mb)
+    stats["worker_peak_mb"] = [round(peaks[pid], 1) for pid in sorted(peaks) if pid != os.getpid()]
     seq = con.execute("SELECT coalesce(max(seq), 0) FROM findings").fetchone()[0]
     _index_duplicates(con, int(seq), duplicate_findings)
     order = {code: k for k, code in enumerate(CHECKS)}  # (the order of `pipeline check`'s report)

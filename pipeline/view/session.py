@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ class Session:
                             fix="point --edits at this dataset's edits file")
         self.index.mark_edited(sorted(self.pending))
         self.saved: list[str] = []
+        self._lock = threading.Lock()  # requests run in threads: one edit or save at a time
         self.issues_note = self._load_issues(options.issues) if options.issues else None
         self.run_note = self._load_predictions(options.run) if options.run else None
 
@@ -144,8 +146,9 @@ class Session:
                                                                     if len(unknown) > 1 else ""))
         time = now_iso()
         edits = [self._edit(item, k, time) for k, item in enumerate(items)]
-        append_edits(self.edits_path, edits)
-        self.pending = net_edits([*self.pending.values(), *edits])
+        with self._lock:
+            append_edits(self.edits_path, edits)
+            self.pending = net_edits([*self.pending.values(), *edits])
         self.index.mark_edited(sorted(set(ids)))
         return [self.card(self.index.row(i)) for i in dict.fromkeys(ids)]  # type: ignore[arg-type]
 
@@ -185,8 +188,9 @@ class Session:
         if not self.pending:
             raise UsageError("nothing to save: no edits yet")
         out = self.root.resolve().parent / name
-        report = apply_edits(self.root, list(self.pending.values()), out, source="view")
-        self.saved.append(str(out))
+        with self._lock:
+            report = apply_edits(self.root, list(self.pending.values()), out, source="view")
+            self.saved.append(str(out))
         return {"out": str(out), **_report_json(report)}
 
 

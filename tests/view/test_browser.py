@@ -99,6 +99,8 @@ def test_classification_page_filter_relabel_and_save(browser, tmp_path: Path) ->
         grid.send_keys("u")  # undo the removal
         wait(browser, lambda d: d.execute_script("return document.querySelectorAll('#grid .card.removed').length === 0"),
              "undo did not take the removal back")
+        wait(browser, lambda d: session.edits_path.is_file() and len(read_edits(session.edits_path)) == 3,
+             "the edits did not reach the edits file")  # (the page shows an edit before the server has it)
         edits = read_edits(session.edits_path)
         assert [(e.id, e.label) for e in edits if e.remove is None] == [("1-001", "2")]
         assert [e.remove for e in edits if e.remove is not None] == [True, False]
@@ -137,6 +139,7 @@ def test_detection_draw_and_delete_a_box(browser, tmp_path: Path) -> None:
             .click_and_hold().move_by_offset(int(size["width"] * 0.25), int(size["height"] * 0.25)).release().perform()
         wait(browser, lambda d: d.execute_script("return document.querySelectorAll('#editor rect.box').length === 3"),
              "dragging did not draw a box")
+        wait(browser, lambda d: "img-000" in session.pending, "the drawn box did not reach the server")
         drawn = session.pending["img-000"].objects
         assert len(drawn) == 3 and drawn[-1]["label"] == "red"
         # The new box is selected: "2" makes it green, Delete removes the first box.
@@ -148,11 +151,19 @@ def test_detection_draw_and_delete_a_box(browser, tmp_path: Path) -> None:
         body.send_keys(Keys.DELETE)
         wait(browser, lambda d: d.execute_script("return document.querySelectorAll('#editor rect.box').length === 2"),
              "Delete did not remove the box")
+        # By keyboard alone: b adds a box in the middle, arrows move it, Shift+arrows size it.
+        body.send_keys("b")
+        wait(browser, lambda d: d.execute_script("return document.querySelectorAll('#editor rect.box').length === 3"),
+             "b did not add a box")
+        body.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.SHIFT + Keys.ARROW_DOWN)
+        wait(browser, lambda d: session.pending["img-000"].objects[-1]["bbox"] == [27.8, 18.0, 75.8, 55.4],
+             "the arrows did not move and size the box")
         save_as(browser, "shapes-v2")
         assert console_errors(browser) == []
     saved = {s.id: s for s in load_dataset(tmp_path / "shapes-v2").samples}
     source = {s.id: s for s in load_dataset(data).samples}
     objs = saved["img-000"].objects
-    assert len(objs) == 2 and objs[-1].label == "green"
+    assert [o.label for o in objs] == [source["img-000"].objects[1].label, "green", "red"]
     assert objs[0].bbox == source["img-000"].objects[1].bbox  # the first box went, the second stayed
+    assert objs[2].bbox == [27.8, 18.0, 75.8, 55.4]
     assert saved["img-001"].objects == source["img-001"].objects

@@ -7,8 +7,8 @@ import { api } from "./api.js";
 import { el, overlay } from "./overlay.js";
 
 const PAGE = 100;
-const RESERVED = new Set(["x", "u", "n", "p"]);
-const KEY_POOL = "1234567890abcdefghijklmoqrstvwyz";
+const RESERVED = new Set(["x", "u", "n", "p", "b"]);
+const KEY_POOL = "1234567890acdefghijklmoqrstvwyz";
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -201,28 +201,68 @@ async function turnPage(delta) {
 }
 
 // --- edits --------------------------------------------------------------------------------
+function cardOf(id) {
+  if (state.panel && state.panel.id === id) return state.panel;
+  return state.cards.find((c) => c.id === id) || null;
+}
+
+// Apply edits on the page at once (what the server will answer), then send them. The undo entry is
+// kept at once too, so an undo pressed before the answer undoes this edit. The server's answer
+// replaces a card only when no newer edit of it was made meanwhile (the newer one's answer will
+// come); a refused edit puts the card back as the server has it.
+const versions = new Map();  // sample id -> local edits made so far
+let queue = Promise.resolve();
+
+function touch(id) {
+  versions.set(id, (versions.get(id) || 0) + 1);
+  return versions.get(id);
+}
+
 async function send(edits, undoable = true) {
-  const before = [];
+  const before = [], sent = new Map();
   for (const edit of edits) {
-    const card = state.cards.find((c) => c.id === edit.id) || (state.panel && state.panel.id === edit.id ? state.panel : null);
+    const card = cardOf(edit.id);
     if (!card) continue;
     const now = effective(card), previous = { id: edit.id };
     if ("label" in edit) previous.label = now.label;
     if ("objects" in edit) previous.objects = now.objects || [];
     if ("remove" in edit) previous.remove = now.remove;
     before.push(previous);
+    const { id, ...fields } = edit;
+    card.edit = { ...(card.edit || {}), ...fields };
+    sent.set(id, touch(id));
+    show(card);
   }
+  if (undoable) state.undo.push(before);
+  const turn = queue.then(() => api.edits(edits));  // one request at a time: the file keeps the order of the keys
+  queue = turn.catch(() => null);
   try {
-    const result = await api.edits(edits);
-    if (undoable) state.undo.push(before);
-    for (const card of result.samples) {
-      replaceCard(card);
-      if (state.panel && state.panel.id === card.id) { Object.assign(state.panel, card); renderPanel(); }
-    }
+    const result = await turn;
+    for (const card of result.samples) if (versions.get(card.id) === sent.get(card.id)) show(card);
     $("pending").textContent = String(result.pending);
     status(`${edits.length} edit${edits.length === 1 ? "" : "s"} kept in ${state.info.edits_file}`);
   } catch (err) {
     status(err.message, true);
+    if (undoable && state.undo[state.undo.length - 1] === before) state.undo.pop();
+    for (const edit of edits) {
+      const fresh = await api.sample(edit.id).catch(() => null);
+      if (fresh && versions.get(edit.id) === sent.get(edit.id)) show(fresh);
+    }
+  }
+}
+
+function show(card) {
+  const index = state.cards.findIndex((c) => c.id === card.id);
+  if (index >= 0) {
+    const { findings, parents, ...listed } = card;
+    const merged = { ...state.cards[index], ...listed };
+    if (!("edit" in card)) delete merged.edit;
+    replaceCard(merged);
+  }
+  if (state.panel && state.panel.id === card.id) {
+    if (card !== state.panel) Object.assign(state.panel, card);
+    if (!("edit" in card)) delete state.panel.edit;
+    renderPanel();
   }
 }
 
@@ -251,8 +291,9 @@ async function setClass(name) {
     renderPanelClass();
     return;
   }
-  await send([{ id: card.id, label: name }]);
-  if (!state.panel) select(state.selected + 1);
+  const sent = send([{ id: card.id, label: name }]);
+  if (!state.panel) select(state.selected + 1);  // at once: the next key is for the next sample
+  await sent;
 }
 
 async function toggleRemove() {
@@ -275,6 +316,48 @@ async function addBox(bbox) {
   objects.push({ label: state.drawClass || state.info.classes[0], bbox });
   state.box = objects.length - 1;
   await send([{ id: card.id, objects }]);
+}
+
+// Boxes by keyboard: `b` adds one in the middle of the image, arrows move the selected box and
+// Shift+arrows move its right and bottom edges, in steps of 2% of the image; a run of steps is
+// sent once it pauses, and undone as one.
+let nudgeTimer = null, nudgeBefore = null;
+
+async function keyboardBox() {
+  const card = state.panel;
+  const w = card.width, h = card.height;
+  const r = (v) => Math.round(v * 10) / 10;
+  await addBox([r(w * 0.25), r(h * 0.25), r(w * 0.75), r(h * 0.75)]);
+}
+
+function nudge(dx, dy, resize) {
+  const card = state.panel;
+  const now = effective(card);
+  const objects = structuredClone(now.objects || []);
+  const obj = objects[state.box];
+  if (!obj || !obj.bbox) return;
+  if (nudgeBefore === null) nudgeBefore = [{ id: card.id, objects: now.objects || [] }];
+  const sx = card.width * 0.02 * dx, sy = card.height * 0.02 * dy;
+  const clamp = (v, lo, hi) => Math.round(Math.max(lo, Math.min(v, hi)) * 10) / 10;
+  let [x1, y1, x2, y2] = obj.bbox;
+  if (resize) {
+    x2 = clamp(x2 + sx, x1 + 1, card.width);
+    y2 = clamp(y2 + sy, y1 + 1, card.height);
+  } else {
+    const mx = clamp(sx, -x1, card.width - x2), my = clamp(sy, -y1, card.height - y2);
+    [x1, y1, x2, y2] = [x1 + mx, y1 + my, x2 + mx, y2 + my].map((v) => Math.round(v * 10) / 10);
+  }
+  obj.bbox = [x1, y1, x2, y2];
+  card.edit = { ...(card.edit || {}), objects };  // shown at once, sent when the steps pause
+  touch(card.id);
+  renderPanel();
+  clearTimeout(nudgeTimer);
+  nudgeTimer = setTimeout(async () => {
+    const before = nudgeBefore;
+    nudgeBefore = null;
+    state.undo.push(before);
+    await send([{ id: card.id, objects }], false);
+  }, 300);
 }
 
 // --- the sample panel ---------------------------------------------------------------------
@@ -417,6 +500,13 @@ function onKey(event) {
   if (target instanceof HTMLButtonElement && (event.key === "Enter" || event.key === " ")) return;  // the button's own
   if (event.ctrlKey && event.key === "z") { event.preventDefault(); undo(); return; }
   if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const arrows = { ArrowRight: [1, 0], ArrowLeft: [-1, 0], ArrowDown: [0, 1], ArrowUp: [0, -1] };
+  if (state.panel && state.box >= 0 && event.key in arrows) {
+    event.preventDefault();
+    nudge(...arrows[event.key], event.shiftKey);
+    return;
+  }
+  if (state.panel && event.key === "b" && state.info.task !== "classification") { keyboardBox(); return; }
   const cols = columns();
   const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: cols, ArrowUp: -cols };
   if (event.key in moves) {
