@@ -13,7 +13,7 @@ from pipeline.core.errors import DataError, UsageError
 from pipeline.view.index import Filters, open_index
 from pipeline.view.inputs import parse_issues, read_issues, run_predictions
 from tests.helpers import invoke, make_classification_dataset
-from tests.view.conftest import write_issues
+from tests.view.conftest import session_for, write_issues
 
 
 def test_issues_are_read_and_checked(tmp_path: Path) -> None:
@@ -85,10 +85,16 @@ def test_predictions_are_computed_once_and_cached(tmp_path: Path, monkeypatch) -
     result = invoke("train", data, "--out", tmp_path / "run", "--epochs", "1", "--batch-size", "8",
                     "--set", "threads=1", "--set", "log_images=0", "--device", "cpu")
     assert result.exit_code == 0, result.output
-    ids, predicted, scores, note = run_predictions(tmp_path / "run", data, tmp_path / "view")
+    ids, predicted, scores, note = run_predictions(tmp_path / "run", data, tmp_path / "cache" / "view")
     assert ids == sorted(ids) and len(ids) == 12 and set(predicted) <= {"0", "1", "2"} and note.endswith("run")
     assert all(0.0 < s <= 1.0 for s in scores)
-    again = run_predictions(tmp_path / "run", data, tmp_path / "view")
+    again = run_predictions(tmp_path / "run", data, tmp_path / "cache" / "view")
     assert again[:3] == (ids, predicted, scores) and again[3].endswith("(cached)")
     with pytest.raises(UsageError):
-        run_predictions(tmp_path / "ds", data, tmp_path / "view")  # not a run
+        run_predictions(tmp_path / "ds", data, tmp_path / "cache" / "view")  # not a run
+    session = session_for(data, tmp_path, run=tmp_path / "run")  # (the cached predictions)
+    assert session.run_note.endswith("(cached)") and session.info_json()["predictions"] is True
+    disagree = session.page(Filters(disagree=True), 0, 20)
+    expected = [i for i, p in zip(ids, predicted, strict=True) if p != i.split("-")[0]]
+    assert [s["id"] for s in disagree["samples"]] == expected
+    assert all(s["prediction"]["label"] != s["label"] for s in disagree["samples"])
