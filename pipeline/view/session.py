@@ -209,8 +209,6 @@ def edit_json(edit) -> dict[str, Any]:
 
 
 def _report_json(report) -> dict[str, Any]:
-    out = {}
-    for key in ("changed", "removed", "unchanged", "unknown_ids"):
-        value = getattr(report, key, None)
-        out[key] = value if isinstance(value, (int, list)) else (len(value) if value is not None else None)
-    return out
+    """What Save as answers: the counts of `apply_edits`' report."""
+    return {"changed": report.changed, "removed": report.removed, "unchanged": report.unchanged,
+            "unknown_ids": list(report.unknown_ids)}
