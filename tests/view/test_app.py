@@ -153,3 +153,19 @@ def test_a_real_server_answers_what_the_test_client_does(det) -> None:
             request = c.build_request("GET", base + "/api/image/x")
             request.url = httpx.URL(base + "/api/image/..%2F..%2Fdataset.json")
             assert c.send(request).status_code == 404
+
+
+def test_real_voc_photos_through_the_api(tmp_path: Path) -> None:
+    from tests.helpers import invoke, shared_data
+
+    src = shared_data("raccoon-voc")
+    result = invoke("--quiet", "import", "voc", src, "--out", tmp_path / "raccoon")
+    assert result.exit_code == 0, result.output
+    client = TestClient(create_app(session_for(tmp_path / "raccoon", tmp_path)))
+    page = client.get("/api/samples?limit=3").json()
+    assert page["total"] == 200 and all(s["objects"] and s["objects"][0]["bbox"] for s in page["samples"])
+    thumb = client.get(f"/api/thumb/{page['samples'][0]['id']}")
+    assert thumb.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(thumb.content)).size) == 256
+    stats = client.get("/api/stats").json()
+    assert stats["classes"] == {"raccoon": 200} and stats["findings"].get("duplicate-image", 0) >= 1
