@@ -59,6 +59,9 @@ GROUPS ?=
 WIDTHS ?=
 INPUT ?= 1x32x32
 BENCH ?= quick
+PORT ?= 8765
+HOST ?= 127.0.0.1
+VIEW_RUN ?=
 
 AUGMENT_RECIPE := $(or $(RECIPE),configs/augment/digits.yaml)
 EPOCHS_OPT := $(if $(EPOCHS),--epochs $(EPOCHS),)
@@ -68,7 +71,7 @@ LABEL_OPT := $(if $(LABEL),--label '$(LABEL)',)
 FETCH_OUT = $(or $(OUT),$(1))
 
 .PHONY: help venv run fetch fetch-mnist fetch-kaggle fetch-hf fetch-url crawl import export split train validate \
-	predict augment preview check stats crop model bench test fuzz lint clean \
+	predict augment preview check stats crop model view bench test fuzz lint clean \
 	labelstudio-env browser prelabel relabel
 
 help: ## list the targets
@@ -83,7 +86,7 @@ help: ## list the targets
 	@echo "  SEED=$(SEED) FORMAT=$(FORMAT) COPIES=$(COPIES) SPLITS=$(SPLITS) WORKERS=$(WORKERS) DEPTH=$(DEPTH)"
 	@echo "  MAX_IMAGES=$(MAX_IMAGES) INPUT=$(INPUT) BENCH=$(BENCH); RECIPE (augment: configs/augment/digits.yaml)"
 	@echo "  Unset unless given: VARIANT AUGMENT EPOCHS SET SRC OUT IMAGES IMAGES_DIR REF COMPETITION FILE REPO REVISION"
-	@echo "  INCLUDE URLS LIST LABEL URL GROUPS WIDTHS FROM ISSUES"
+	@echo "  INCLUDE URLS LIST LABEL URL GROUPS WIDTHS FROM ISSUES VIEW_RUN; view: PORT=$(PORT) HOST=$(HOST)"
 	@echo "DATA may be a dataset folder or an ImageFolder tree (<class>/<image>), imported once into the cache."
 
 $(STAMP): pyproject.toml constraints.txt
@@ -176,6 +179,10 @@ prelabel: $(STAMP) ## RUN's predictions on DATA as pre-annotations for FORMAT=la
 relabel: $(STAMP) ## new version of DATA with the reviewed labels of FROM (Label Studio/labelme/CVAT/edits) into OUT [IMAGES_DIR]
 	@test -n "$(FROM)" -a -n "$(OUT)" || { echo "usage: make relabel DATA=datasets/name FROM=review/export.json OUT=datasets/name-v2 [FORMAT=auto] [IMAGES_DIR=review]"; exit 2; }
 	$(PIPELINE) relabel $(DATA) --from $(FROM) --out $(OUT) --format $(FORMAT) $(if $(IMAGES_DIR),--images $(IMAGES_DIR),)
+
+view: $(STAMP) ## browse DATA in the browser and fix labels (PORT, HOST) [ISSUES=label-issues folder VIEW_RUN=run]
+	$(PIPELINE) view $(DATA) --port $(PORT) --host $(HOST) $(if $(ISSUES),--issues $(ISSUES),) \
+		$(if $(VIEW_RUN),--run $(VIEW_RUN),)
 
 crop: $(STAMP) ## every labelled object of DATA as a classification sample in OUT
 	@test -n "$(OUT)" || { echo "usage: make crop DATA=datasets/name OUT=datasets/name-crops"; exit 2; }

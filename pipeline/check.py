@@ -191,6 +191,26 @@ def _check_mask(obj: Obj, i: int, where: str, sample: Sample, add) -> None:
             add("empty-mask", f"{where}: mask has no pixels set", object=i)
 
 
+def sample_findings(s: Sample) -> list[Finding]:
+    """Every check of one sample's record alone (its objects, its labels, its stage notes): no file
+    access, no other sample. `check_dataset` runs it on every sample; `pipeline view` indexes it."""
+    findings = check_objects(s)
+    if s.meta.get("truncated") is True:
+        findings.append(Finding("truncated-image", s.id, "the imported file was cut short; stored restored "
+                                "from the rows that decode"))
+    orientation = s.meta.get("exif_orientation")
+    if orientation not in (None, 1):
+        findings.append(Finding("exif-rotated", s.id, f"stored upright from EXIF orientation {orientation}"))
+    assumed = s.meta.get("exif_frame")
+    if isinstance(assumed, str) and assumed.startswith("assumed"):
+        findings.append(Finding("exif-ambiguous", s.id, f"EXIF orientation {orientation}: the labels' frame "
+                                f"could not be told from the declared size ({assumed})"))
+    has_label = s.label is not None or bool(s.soft_label)
+    if not has_label and not s.objects:
+        findings.append(Finding("no-annotations", s.id, "no objects and no image label"))
+    return findings
+
+
 def check_image(dataset: Dataset, sample: Sample) -> tuple[list[Finding], str | None]:
     """Read and decode one sample's image. Returns its findings and the sha256 of its bytes (None if unread)."""
     from pipeline.core.images import exif_orientation, open_image_restoring
@@ -250,38 +270,19 @@ def check_dataset(
             digest = s.sha256 or None
         if digest:
             by_hash[digest].append(s)
-        findings.extend(check_objects(s))
-        if s.meta.get("truncated") is True:
-            findings.append(Finding("truncated-image", s.id, "the imported file was cut short; stored restored "
-                                    "from the rows that decode"))
-        orientation = s.meta.get("exif_orientation")
-        if orientation not in (None, 1):
-            findings.append(Finding("exif-rotated", s.id, f"stored upright from EXIF orientation {orientation}"))
-        assumed = s.meta.get("exif_frame")
-        if isinstance(assumed, str) and assumed.startswith("assumed"):
-            findings.append(Finding("exif-ambiguous", s.id, f"EXIF orientation {orientation}: the labels' frame "
-                                    f"could not be told from the declared size ({assumed})"))
-        has_label = s.label is not None or bool(s.soft_label)
-        if not has_label and not s.objects:
-            findings.append(Finding("no-annotations", s.id, "no objects and no image label"))
-        split = s.split or "unsplit"
-        names: list[str] = []
-        if s.label is not None:
-            names.append(s.label)
-        names.extend(k for k, v in (s.soft_label or {}).items() if v > 0 and k != s.label)
-        names.extend(o.label for o in s.objects or [])
-        for name in names:
-            per = counts.setdefault(name, {})
-            per[split] = per.get(split, 0) + 1
-    findings.extend(_duplicates(by_hash))
-    findings.extend(_class_findings(counts, dataset, rare_min, rare_fraction))
+        findings.extend(sample_findings(s))
+        count_instances(s, counts)
+    findings.extend(duplicate_findings(by_hash))
+    splits = sorted({s.split for s in dataset.samples if s.split})
+    findings.extend(class_findings(counts, dataset.classes, splits, rare_min, rare_fraction))
     order = {code: k for k, code in enumerate(CHECKS)}
     findings.sort(key=lambda f: (order[f.code], natural_key(f.sample or "")))
     return CheckReport(dataset=str(dataset.root), task=dataset.task, samples=len(dataset.samples),
                        findings=findings, class_counts=counts, images_checked=images)
 
 
-def _duplicates(by_hash: dict[str, list[Sample]]) -> list[Finding]:
+def duplicate_findings(by_hash: dict[str, list[Sample]]) -> list[Finding]:
+    """Duplicate images, leakage across splits and conflicting labels, from samples grouped by image hash."""
     out: list[Finding] = []
     for digest, group in sorted(by_hash.items(), key=lambda kv: kv[1][0].id):
         if len(group) < 2:
@@ -302,14 +303,29 @@ def _duplicates(by_hash: dict[str, list[Sample]]) -> list[Finding]:
     return out
 
 
-def _class_findings(counts: dict[str, dict[str, int]], dataset: Dataset, rare_min: int,
-                    rare_fraction: float) -> list[Finding]:
+def count_instances(s: Sample, counts: dict[str, dict[str, int]]) -> None:
+    """Add one sample's class instances (its label, its soft label's other classes, each object)
+    to `counts` (class -> split, "unsplit" for none -> instances)."""
+    split = s.split or "unsplit"
+    names: list[str] = []
+    if s.label is not None:
+        names.append(s.label)
+    names.extend(k for k, v in (s.soft_label or {}).items() if v > 0 and k != s.label)
+    names.extend(o.label for o in s.objects or [])
+    for name in names:
+        per = counts.setdefault(name, {})
+        per[split] = per.get(split, 0) + 1
+
+
+def class_findings(counts: dict[str, dict[str, int]], classes: list[str], splits: list[str],
+                   rare_min: int = RARE_MIN, rare_fraction: float = RARE_FRACTION) -> list[Finding]:
+    """Rare, unused and split-missing classes from `count_instances`' counts; `splits` are the
+    splits the dataset uses."""
     out: list[Finding] = []
     totals = {c: sum(per.values()) for c, per in counts.items()}
     largest = max(totals.values(), default=0)
     threshold = max(rare_min, math.ceil(rare_fraction * largest))
-    splits = sorted({s.split for s in dataset.samples if s.split})
-    for name in dataset.classes:
+    for name in classes:
         n = totals.get(name, 0)
         if n == 0:
             out.append(Finding("unused-class", None, f"class {name!r} has no examples"))

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("pipeline.commands.predict:predict", "Classify images with a trained run."),
     "prelabel": ("pipeline.commands.prelabel:prelabel", "A run's predictions as pre-annotations for Label Studio, labelme or CVAT."),
     "relabel": ("pipeline.commands.relabel:relabel", "Write a new dataset version with reviewed labels (Label Studio, labelme, CVAT, edits)."),
+    "view": ("pipeline.commands.view:view", "Browse a dataset in the browser and fix labels (a new version)."),
     "model": ("pipeline.commands.model:model", "Inspect NumberModel variants (layer shapes, parameters, MACs)."),
 }
 

@@ -238,6 +238,32 @@ def validate_run(run: str | os.PathLike, data: str | os.PathLike, *, split: str 
     return report
 
 
+def predict_dataset(run: str | os.PathLike, data: str | os.PathLike, *, checkpoint: str = "best",
+                    batch_size: int = 1000, device: str = "auto") -> tuple[list[str], list[str], np.ndarray]:
+    """A classifier run's prediction for every sample of `data` (any label, or none): (sample ids,
+    predicted class names, softmax scores of those classes), in the dataset's id order."""
+    import torch
+
+    from pipeline.tensor_cache import load_or_build
+    from pipeline.train import Rows, evaluate_rows, normalizer, open_image_dataset
+
+    run = Path(run)
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    model, info, pre = load_model(run, checkpoint, device=str(dev))
+    if run_task(info) != "classification":
+        raise UsageError(f"{run}: a {run_task(info)} run; predictions need a classifier",
+                         fix="give a run trained by `pipeline train` on a classification dataset")
+    dataset = open_image_dataset(data)
+    cache = load_or_build(dataset, size=pre.size, grayscale=pre.grayscale, labels=False)
+    logits = evaluate_rows(model, Rows(cache, np.arange(len(cache)), dev, soft=False), normalizer(pre, dev),
+                           batch_size, channels_last=False)
+    probs = torch.softmax(logits.float(), dim=1)
+    score, pred = probs.max(dim=1)
+    classes = list(info["classes"])
+    return list(cache.ids), [classes[int(k)] for k in pred.numpy()], score.numpy().astype(np.float32)
+
+
 def _reconstruction_report(run: Path, data, dataset, split: str, checkpoint: str, note: str | None,
                            images: np.ndarray, outputs) -> dict[str, Any]:
     """An autoencoder's validation: mean squared error and PSNR, and a sheet of reconstructions."""

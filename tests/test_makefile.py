@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
 STAGES = ["fetch", "fetch-mnist", "fetch-kaggle", "fetch-hf", "fetch-url", "crawl", "import", "export", "split",
-          "train", "validate", "predict", "augment", "preview", "check", "stats", "crop", "model", "prelabel", "relabel"]
+          "train", "validate", "predict", "augment", "preview", "check", "stats", "crop", "model", "prelabel", "relabel",
+          "view"]
 
 
 def make(*args: str, stamp: Path) -> str:
@@ -67,6 +68,7 @@ def test_help_lists_every_target_of_the_makefile_with_its_variables():
     (["preview", "OUT=p.png"], "pipeline preview datasets/mnist-embedded --out p.png \n"),
     (["model", "VARIANT=grouped", "GROUPS=4"], "pipeline model summary --variant grouped --input 1x32x32 --groups 4"),
     (["model"], "pipeline model summary --variant all"),
+    (["view", "DATA=d", "ISSUES=i", "VIEW_RUN=r"], "pipeline view d --port 8765 --host 127.0.0.1 --issues i --run r"),
     (["predict", "IMAGES=a.png", "OUT=rec"], "pipeline predict runs/mnist-embedded a.png --out rec"),
     (["prelabel", "FORMAT=labelme", "OUT=review", "ISSUES=issues"],
      "pipeline prelabel runs/mnist-embedded datasets/mnist-embedded --format labelme --out review --issues issues"),
