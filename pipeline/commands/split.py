@@ -35,16 +35,13 @@ def split(dataset_path: Path, val: float, test: float, seed: int, redo: bool) ->
       pipeline split datasets/photos --val 0.2 --test 0.2 --redo
     """
     from pipeline.core import ui
-    from pipeline.core.dataset import load_dataset, rewrite_samples
-    from pipeline.split import split_dataset
+    from pipeline.core.dataset import open_dataset
+    from pipeline.split import split_in_place
     from pipeline.train import dataset_folder
 
     folder = dataset_folder(dataset_path)  # an ImageFolder tree: its cached import, which keeps the splits
-    dataset = load_dataset(folder)
-    samples, report = split_dataset(dataset, val=val, test=test, seed=seed, redo=redo)
-    if report.changed:
-        rewrite_samples(dataset, samples, stage="split",
-                        params={"val": val, "test": test, "seed": seed, "redo": redo, "mode": report.mode})
+    dataset = open_dataset(folder)  # streamed: any size in bounded memory
+    report = split_in_place(dataset, val=val, test=test, seed=seed, redo=redo)
     rows: list[tuple[str, object]] = []
     order = ["train", "val", "test", "unsplit"]
     width = len(str(max(sum(c.values()) for c in report.counts.values())))
