@@ -276,11 +276,12 @@ def split_in_place(dataset: Dataset, *, val: float, test: float, seed: int = 0, 
             rewrite_samples(dataset, samples, stage="split", params=_params(val, test, seed, redo, report))
         return report
     _check_request(dataset, val, test)
-    from pipeline.core.dataset.columns import plain_rows
+    from pipeline.core.dataset.columns import NotPlain, plain_rows
 
-    batches = plain_rows(dataset.root, dataset.info, len(dataset.samples))
-    rows = Rows.of_batches(batches, dataset.classes) if batches is not None else \
-        Rows.of_samples(dataset.samples, dataset.classes)
+    try:
+        rows = Rows.of_batches(plain_rows(dataset.root, dataset.info, len(dataset.samples)), dataset.classes)
+    except NotPlain:
+        rows = Rows.of_samples(dataset.samples, dataset.classes)
     new, report = assign_splits(rows, val=val, test=test, seed=seed, redo=redo)
     if report.changed:
         rewrite_lines(dataset, _new_lines(dataset, rows.split, new), stage="split",

@@ -5,9 +5,9 @@ DuckDB reads JSON lines natively, on every core, at about a second per million l
 (parsing them one by one in Python takes seven). It answers only for *plain* files: every line
 as `validation.parse_sample_line` accepts it (checked in SQL: types, the sha256 pattern, splits,
 labels of dataset.json, paths inside the folder) and holding no objects, soft labels, reviews,
-packs or stage records (`meta`). For any other file — a line that fails a check, or one holding
-those fields — `plain_rows` returns None, and the stage reads the samples themselves (the strict
-Python parser then reports any error exactly as before). SQL never accepts what the parser refuses;
+packs or stage records (`meta`). For any other file (a line that fails a check, or one holding
+those fields) `plain_counts` returns None and `plain_rows` raises `NotPlain`, and the stage reads
+the samples themselves: the strict Python parser then reports any error exactly as before. SQL never accepts what the parser refuses;
 it may refuse what the parser accepts, which only costs speed.
 """
 
@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-
-import numpy as np
 
 from pipeline.core.dataset.model import SAMPLES_JSONL, SPLITS, DatasetInfo
 
@@ -77,27 +75,43 @@ def plain_counts(root: Path, info: DatasetInfo, expected: int) -> list[tuple] | 
     return [r[:5] for r in rows]
 
 
+class NotPlain(Exception):
+    """The file is not plain (module docstring): read its samples instead."""
+
+
 def plain_rows(root: Path, info: DatasetInfo, expected: int, *, ids: bool = False,
-               images: bool = False) -> Iterator[dict[str, np.ndarray | list]] | None:
-    """Batches of per-row columns of a plain file, in file order, or None for any other (checked
-    by a first query). Each batch: ``split`` (int8, `SPLIT_CODES`), ``label`` (int32 class index,
-    -1 none), ``width``/``height`` (int64), ``sha`` (the digests, an Arrow string array),
-    and with `ids`/`images` the ``id``/``image`` strings as a list."""
-    if plain_counts(root, info, expected) is None:
-        return None
-    return _batches(root, info, ids, images)
+               images: bool = False) -> Iterator[dict]:
+    """Batches of per-row columns of a plain file, in file order: ``split`` (int8, `SPLIT_CODES`),
+    ``label`` (int32 class index, -1 none), ``width``/``height`` (int64), ``sha`` (the digests, an
+    Arrow string array), and with `ids`/`images` the ``id``/``image`` strings (Arrow arrays).
+    Raises `NotPlain` (before its first batch, or later: the caller drops what it took) when the
+    file is not plain or does not hold `expected` lines."""
+    import duckdb
+
+    seen = 0
+    try:
+        for batch in _batches(root, info, ids, images):
+            if not batch.pop("ok").all():
+                raise NotPlain
+            seen += len(batch["split"])
+            yield batch
+    except duckdb.Error as exc:
+        raise NotPlain from exc
+    if seen != expected:
+        raise NotPlain
 
 
 def _batches(root: Path, info: DatasetInfo, ids: bool, images: bool) -> Iterator[dict]:
+    """The query of `plain_rows`, batch by batch."""
     extra = (", id->>'$' AS id" if ids else "") + (", image->>'$' AS image" if images else "")
     query = f"""
         SELECT CASE split->>'$' WHEN 'train' THEN 0 WHEN 'val' THEN 1 WHEN 'test' THEN 2 ELSE -1 END::TINYINT AS sp,
                (coalesce(list_position($classes, label->>'$'), 0) - 1)::INTEGER AS cls,
                CAST(width->>'$' AS BIGINT) AS w, CAST(height->>'$' AS BIGINT) AS h,
-               sha256->>'$' AS sha {extra}
+               sha256->>'$' AS sha, coalesce({_OK}, false) AS ok {extra}
         FROM {_source(root / SAMPLES_JSONL)}"""
     con = _connect()
-    reader = con.sql(query, params={"classes": list(info.classes)}).to_arrow_reader(_BATCH)
+    reader = con.sql(query, params={"classes": list(info.classes), "splits": list(SPLITS)}).to_arrow_reader(_BATCH)
     for batch in reader:
         out: dict = {
             "split": batch.column("sp").to_numpy(),
@@ -105,9 +119,10 @@ def _batches(root: Path, info: DatasetInfo, ids: bool, images: bool) -> Iterator
             "width": batch.column("w").to_numpy(),
             "height": batch.column("h").to_numpy(),
             "sha": batch.column("sha"),
+            "ok": batch.column("ok").to_numpy(zero_copy_only=False),
         }
         if ids:
-            out["id"] = batch.column("id").to_pylist()
+            out["id"] = batch.column("id")
         if images:
-            out["image"] = batch.column("image").to_pylist()
+            out["image"] = batch.column("image")
         yield out
