@@ -119,6 +119,20 @@ class SampleStream:
                 if line.strip():
                     yield lineno, line.rstrip("\n")
 
+    def ids(self) -> Iterator[str]:
+        """The ids, in order, without parsing the lines (each begins with its id: `scan` saw to it)."""
+        start = len(_ID_KEY)
+        for _, line in self.lines():
+            yield line[start:line.index('"', start)]
+
+    def having(self, *keys: str) -> Iterator[Sample]:
+        """The samples whose line may hold one of these keys; the other lines are not parsed."""
+        needles = tuple(f'"{key}":' for key in keys)
+        classes, root = self._classes, self.root
+        for lineno, line in self.lines():
+            if any(n in line for n in needles):
+                yield parse_sample_line(line, classes, where=SAMPLES_JSONL, line=lineno, root=root)
+
     def __getitem__(self, index: int) -> Sample:
         """One sample by position (a pass over the file up to it: for the odd lookup only)."""
         if index < 0:

@@ -492,10 +492,10 @@ def rewrite_lines(dataset: Dataset, lines: Iterable[str], *, stage: str, params:
     """`rewrite_samples` for a dataset too large to hold: `lines` are the new samples.jsonl lines
     (each as `dumps_sample` renders it, no newline, in id order), written as they come. Returns the
     new dataset.json's contents."""
-    return _replace_samples(dataset, lambda path: write_line_stream(path, lines), stage=stage, params=params)
+    return _replace_samples(dataset, lambda path: _write_line_stream(path, lines), stage=stage, params=params)
 
 
-def write_line_stream(path: Path, lines: Iterable[str], chunk: int = 4096) -> str:
+def _write_line_stream(path: Path, lines: Iterable[str], chunk: int = 4096) -> str:
     """`write_lines` for an iterable: written a few thousand lines at a time; returns the SHA-256."""
     digest = hashlib.sha256()
     block: list[str] = []
