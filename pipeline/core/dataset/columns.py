@@ -91,38 +91,40 @@ def plain_rows(root: Path, info: DatasetInfo, expected: int, *, ids: bool = Fals
     seen = 0
     try:
         for batch in _batches(root, info, ids, images):
-            if not batch.pop("ok").all():
+            if not batch.column("ok").to_numpy(zero_copy_only=False).all():
                 raise NotPlain
-            seen += len(batch["split"])
-            yield batch
+            seen += batch.num_rows
+            yield _columns(batch, ids, images)
     except duckdb.Error as exc:
         raise NotPlain from exc
     if seen != expected:
         raise NotPlain
 
 
-def _batches(root: Path, info: DatasetInfo, ids: bool, images: bool) -> Iterator[dict]:
+def _batches(root: Path, info: DatasetInfo, ids: bool, images: bool) -> Iterator:
     """The query of `plain_rows`, batch by batch."""
     extra = (", id->>'$' AS id" if ids else "") + (", image->>'$' AS image" if images else "")
     query = f"""
         SELECT CASE split->>'$' WHEN 'train' THEN 0 WHEN 'val' THEN 1 WHEN 'test' THEN 2 ELSE -1 END::TINYINT AS sp,
                (coalesce(list_position($classes, label->>'$'), 0) - 1)::INTEGER AS cls,
-               CAST(width->>'$' AS BIGINT) AS w, CAST(height->>'$' AS BIGINT) AS h,
+               TRY_CAST(width->>'$' AS BIGINT) AS w, TRY_CAST(height->>'$' AS BIGINT) AS h,
                sha256->>'$' AS sha, coalesce({_OK}, false) AS ok {extra}
         FROM {_source(root / SAMPLES_JSONL)}"""
     con = _connect()
     reader = con.sql(query, params={"classes": list(info.classes), "splits": list(SPLITS)}).to_arrow_reader(_BATCH)
-    for batch in reader:
-        out: dict = {
-            "split": batch.column("sp").to_numpy(),
-            "label": batch.column("cls").to_numpy(),
-            "width": batch.column("w").to_numpy(),
-            "height": batch.column("h").to_numpy(),
-            "sha": batch.column("sha"),
-            "ok": batch.column("ok").to_numpy(zero_copy_only=False),
-        }
-        if ids:
-            out["id"] = batch.column("id")
-        if images:
-            out["image"] = batch.column("image")
-        yield out
+    yield from reader
+
+
+def _columns(batch, ids: bool, images: bool) -> dict:
+    out: dict = {
+        "split": batch.column("sp").to_numpy(),
+        "label": batch.column("cls").to_numpy(),
+        "width": batch.column("w").to_numpy(),
+        "height": batch.column("h").to_numpy(),
+        "sha": batch.column("sha"),
+    }
+    if ids:
+        out["id"] = batch.column("id")
+    if images:
+        out["image"] = batch.column("image")
+    return out
