@@ -44,7 +44,7 @@ def _connect():
     import duckdb
 
     con = duckdb.connect(config={"preserve_insertion_order": True})
-    con.execute("SET memory_limit = '512MB'")
+    con.execute("SET memory_limit = '256MB'")
     return con
 
 
