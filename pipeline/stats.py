@@ -146,19 +146,43 @@ def compute_stats(dataset: Dataset) -> dict[str, Any]:
 
     A streamed dataset (`open_dataset`) is read once, in bounded memory: with one DuckDB query when
     its samples are plain (labels and sizes only: `core.dataset.columns`), else sample by sample."""
-    tally = _Tally(dataset.classes)
-    counts = None
     if is_streamed(dataset):
         from pipeline.core.dataset.columns import plain_counts
 
         counts = plain_counts(dataset.root, dataset.info, len(dataset.samples))
-    if counts is not None:
-        splits = {0: "train", 1: "val", 2: "test", -1: None}
-        for sp, cls, w, h, n in counts:
-            tally.add_plain(splits[sp], dataset.classes[cls] if cls >= 0 else None, w, h, n)
-    else:
-        for s in dataset.samples:
-            tally.add(s)
+        if counts is not None:
+            return _plain_stats(dataset, counts)
+    tally = _Tally(dataset.classes)
+    for s in dataset.samples:
+        tally.add(s)
+    return tally.result(dataset.root, dataset.task)
+
+
+def stats_of(root: Path) -> dict[str, Any]:
+    """`compute_stats` of the dataset folder `root`, opened with `open_dataset`: DuckDB's query of a
+    plain file runs on its own threads while this one checks the file (hash, order), and is used
+    only if that check lets the file be streamed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.core.dataset import open_dataset, read_info
+    from pipeline.core.dataset.columns import plain_counts
+
+    info = read_info(root)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        early = pool.submit(plain_counts, root, info, None)
+        dataset = open_dataset(root)
+        counts = early.result()
+    if not is_streamed(dataset) or counts is None or sum(c[4] for c in counts) != len(dataset.samples) \
+            or info.classes != dataset.classes:
+        return compute_stats(dataset)
+    return _plain_stats(dataset, counts)
+
+
+def _plain_stats(dataset: Dataset, counts: list[tuple]) -> dict[str, Any]:
+    tally = _Tally(dataset.classes)
+    splits = {0: "train", 1: "val", 2: "test", -1: None}
+    for sp, cls, w, h, n in counts:
+        tally.add_plain(splits[sp], dataset.classes[cls] if cls >= 0 else None, w, h, n)
     return tally.result(dataset.root, dataset.task)
 
 

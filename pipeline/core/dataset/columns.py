@@ -54,9 +54,9 @@ def _source(path: Path) -> str:
     return f"read_json('{quoted}', format = 'newline_delimited', columns = {{{columns}}})"
 
 
-def plain_counts(root: Path, info: DatasetInfo, expected: int) -> list[tuple] | None:
+def plain_counts(root: Path, info: DatasetInfo, expected: int | None) -> list[tuple] | None:
     """(split code, class index or -1, width, height, count) of every combination present, when the
-    file is plain (module docstring) and holds `expected` lines; else None."""
+    file is plain (module docstring) and holds `expected` lines (any number: None); else None."""
     import duckdb
 
     query = f"""
@@ -70,7 +70,7 @@ def plain_counts(root: Path, info: DatasetInfo, expected: int) -> list[tuple] | 
         rows = con.execute(query, {"classes": list(info.classes), "splits": list(SPLITS)}).fetchall()
     except duckdb.Error:
         return None  # not JSON lines DuckDB reads (the parser says why, or reads them itself)
-    if not all(r[5] for r in rows) or sum(r[4] for r in rows) != expected:
+    if not all(r[5] for r in rows) or (expected is not None and sum(r[4] for r in rows) != expected):
         return None
     return [r[:5] for r in rows]
 
