@@ -29,7 +29,8 @@ def check(dataset_path: Path, strict: bool, as_json: bool, out_file: Path | None
     status 1 when any error-level finding exists (for CI).
 
     DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
-    and re-imported only when its files change.
+    and re-imported only when its files change. samples.jsonl is streamed and each image file
+    is read once, however many samples share it: memory grows with the findings, not the samples.
 
     \b
     Examples:
