@@ -24,6 +24,7 @@ from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -268,7 +269,7 @@ def split_in_place(dataset: Dataset, *, val: float, test: float, seed: int = 0, 
     A streamed dataset (`open_dataset`) is split in bounded memory: the rule reads compact columns
     (from one DuckDB query when the file is plain, else sample by sample) and the new samples.jsonl
     is written line by line, to a temporary file renamed into place."""
-    from pipeline.core.dataset import is_streamed, rewrite_lines, rewrite_samples
+    from pipeline.core.dataset import is_streamed, rewrite_samples
 
     if not is_streamed(dataset):
         samples, report = split_dataset(dataset, val=val, test=test, seed=seed, redo=redo)
@@ -282,11 +283,46 @@ def split_in_place(dataset: Dataset, *, val: float, test: float, seed: int = 0, 
         rows = Rows.of_batches(plain_rows(dataset.root, dataset.info, len(dataset.samples)), dataset.classes)
     except NotPlain:
         rows = Rows.of_samples(dataset.samples, dataset.classes)
+    return _split_rows(dataset, rows, val, test, seed, redo)
+
+
+def _split_rows(dataset: Dataset, rows: Rows, val: float, test: float, seed: int, redo: bool) -> SplitReport:
+    """Assign the splits of a streamed dataset's `rows` and rewrite its samples.jsonl if one changed."""
+    from pipeline.core.dataset import rewrite_lines
+
     new, report = assign_splits(rows, val=val, test=test, seed=seed, redo=redo)
     if report.changed:
         rewrite_lines(dataset, _new_lines(dataset, rows.split, new), stage="split",
                       params=_params(val, test, seed, redo, report))
     return report
+
+
+def split_folder(root: Path, *, val: float, test: float, seed: int = 0, redo: bool = False) -> SplitReport:
+    """`split_in_place` of the dataset folder `root`, opened with `open_dataset`: DuckDB reads the
+    rows of a plain file on its own threads while this one checks the file (hash, order); they are
+    used only if that check lets the file be streamed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.core.dataset import is_streamed, open_dataset, read_info
+    from pipeline.core.dataset.columns import NotPlain, plain_rows
+
+    info = read_info(root)
+
+    def read_rows() -> Rows | None:
+        try:
+            return Rows.of_batches(plain_rows(root, info, None), info.classes)
+        except NotPlain:
+            return None
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        early = pool.submit(read_rows)
+        dataset = open_dataset(root)
+        rows = early.result()
+    if not is_streamed(dataset) or rows is None or len(rows) != len(dataset.samples) \
+            or info.classes != dataset.classes:
+        return split_in_place(dataset, val=val, test=test, seed=seed, redo=redo)
+    _check_request(dataset, val, test)
+    return _split_rows(dataset, rows, val, test, seed, redo)
 
 
 def _params(val: float, test: float, seed: int, redo: bool, report: SplitReport) -> dict:

@@ -17,8 +17,8 @@ from pipeline.core.dataset import is_streamed, load_dataset, open_dataset
 from pipeline.core.errors import DataError, UsageError
 from pipeline.formats.base import ExportReport
 from pipeline.formats.ingest import import_dataset
-from pipeline.split import split_in_place
-from pipeline.stats import compute_stats, public
+from pipeline.split import split_folder, split_in_place
+from pipeline.stats import compute_stats, public, stats_of
 from pipeline.tensor_cache import load_or_build
 from tests.helpers import SHARED_DATA, make_detection_dataset, shared_data
 
@@ -86,7 +86,7 @@ def test_stats(datasets, name: str) -> None:
     streamed = open_dataset(root)
     assert is_streamed(streamed)
     ours, theirs = compute_stats(streamed), compute_stats(load_dataset(root))
-    assert _json(public(ours)) == _json(public(theirs))
+    assert _json(public(ours)) == _json(public(theirs)) == _json(public(stats_of(root)))  # (`pipeline stats`)
     assert {k: list(v) for k, v in ours["_boxes"].items()} == {k: list(v) for k, v in theirs["_boxes"].items()}
 
 
@@ -108,11 +108,11 @@ def test_check(datasets, name: str, images: bool) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_split(datasets, name: str, request_: dict, tmp_path: Path) -> None:
     root = _root(datasets, name)
-    a, b = shutil.copytree(root, tmp_path / "a"), shutil.copytree(root, tmp_path / "b")
+    a, b, c = (shutil.copytree(root, tmp_path / x) for x in "abc")
     ours = split_in_place(open_dataset(a), **request_)
     theirs = split_in_place(load_dataset(b), **request_)
-    assert ours == theirs
-    assert (a / "samples.jsonl").read_bytes() == (b / "samples.jsonl").read_bytes()
+    assert ours == theirs == split_folder(c, **request_)  # (what `pipeline split` calls)
+    assert (a / "samples.jsonl").read_bytes() == (b / "samples.jsonl").read_bytes() == (c / "samples.jsonl").read_bytes()
     info_a, info_b = (json.loads((p / "dataset.json").read_text(encoding="utf-8")) for p in (a, b))
     for info in (info_a, info_b):
         for entry in info["lineage"]:

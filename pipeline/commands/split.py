@@ -38,20 +38,20 @@ def split(dataset_path: Path, val: float, test: float, seed: int, redo: bool) ->
       pipeline split datasets/photos --val 0.2 --test 0.2 --redo
     """
     from pipeline.core import ui
-    from pipeline.core.dataset import open_dataset
-    from pipeline.split import split_in_place
+    from pipeline.core.dataset import read_info
+    from pipeline.split import split_folder
     from pipeline.train import dataset_folder
 
     folder = dataset_folder(dataset_path)  # an ImageFolder tree: its cached import, which keeps the splits
-    dataset = open_dataset(folder)  # streamed: any size in bounded memory
-    report = split_in_place(dataset, val=val, test=test, seed=seed, redo=redo)
+    report = split_folder(folder, val=val, test=test, seed=seed, redo=redo)  # streamed: any size in bounded memory
+    classes = read_info(folder).classes
     rows: list[tuple[str, object]] = []
     order = ["train", "val", "test", "unsplit"]
     width = len(str(max(sum(c.values()) for c in report.counts.values())))
     for name in sorted(report.counts, key=lambda n: order.index(n) if n in order else len(order)):
         per_class = report.counts[name]
         total = sum(per_class.values())
-        shown = sorted(per_class.items(), key=lambda kv: _class_pos(kv[0], dataset.classes))
+        shown = sorted(per_class.items(), key=lambda kv: _class_pos(kv[0], classes))
         detail = ", ".join(f"{c}: {n}" for c, n in shown[:12])
         if len(shown) > 12:
             detail += f", ... ({len(shown)} classes)"

@@ -79,13 +79,13 @@ class NotPlain(Exception):
     """The file is not plain (module docstring): read its samples instead."""
 
 
-def plain_rows(root: Path, info: DatasetInfo, expected: int, *, ids: bool = False,
+def plain_rows(root: Path, info: DatasetInfo, expected: int | None, *, ids: bool = False,
                images: bool = False) -> Iterator[dict]:
     """Batches of per-row columns of a plain file, in file order: ``split`` (int8, `SPLIT_CODES`),
     ``label`` (int32 class index, -1 none), ``width``/``height`` (int64), ``sha`` (the digests, an
     Arrow string array), and with `ids`/`images` the ``id``/``image`` strings (Arrow arrays).
     Raises `NotPlain` (before its first batch, or later: the caller drops what it took) when the
-    file is not plain or does not hold `expected` lines."""
+    file is not plain or does not hold `expected` lines (any number: None)."""
     import duckdb
 
     seen = 0
@@ -97,7 +97,7 @@ def plain_rows(root: Path, info: DatasetInfo, expected: int, *, ids: bool = Fals
             yield _columns(batch, ids, images)
     except duckdb.Error as exc:
         raise NotPlain from exc
-    if seen != expected:
+    if expected is not None and seen != expected:
         raise NotPlain
 
 
