@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.core import ui
-from pipeline.core.dataset import Dataset
+from pipeline.core.dataset import Dataset, Sample, is_streamed
 from pipeline.core.errors import DataError
 
 CACHE_VERSION = 1
@@ -199,37 +199,46 @@ def _build(dataset: Dataset, folder: Path, content: str, size: int, grayscale: b
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
                 open(tmp / "ids.part", "w", encoding="ascii") as ids, \
                 ui.progress(total=n, desc="decode images (once)", unit="img") as bar:
-            chunk: list = []
-            i = 0
-            for s in dataset.samples:
-                if i >= n:
-                    raise DataError(dataset.root / "samples.jsonl", "changed while the cache was built",
-                                    fix="run again once the stage writing it has finished")
-                splits[i] = SPLIT_CODES.get(s.split, -1)
-                sizes[i] = (s.width, s.height)
-                if s.soft_label and soft is None:
-                    soft = np.zeros((n, k), dtype=np.float32)
-                    hard = np.flatnonzero(labels[:i] >= 0)
-                    soft[hard, labels[hard]] = 1.0
-                if s.soft_label:
-                    for name, weight in s.soft_label.items():
-                        soft[i, index[name]] = weight  # type: ignore[index]
-                    labels[i] = int(np.argmax(soft[i]))  # type: ignore[index]
-                elif s.label is not None:
-                    labels[i] = index[s.label]
-                    if soft is not None:
-                        soft[i, labels[i]] = 1.0
-                else:
-                    labels[i] = -1  # unlabelled: fine for an autoencoder; load_or_build refuses it for a classifier
-                ids.write((", " if i else "") + json.dumps(s.id))
-                chunk.append((i, s))
-                i += 1
-                if len(chunk) == _CHUNK:
-                    images.write(_decode_chunk(dataset, chunk, decoded, pool, size, grayscale).tobytes())
-                    bar.update(len(chunk))
-                    chunk = []
-            images.write(_decode_chunk(dataset, chunk, decoded, pool, size, grayscale).tobytes())
-            bar.update(len(chunk))
+            header = images.tell()
+            i = _fill_plain(dataset, images, ids, labels, splits, sizes, decoded, pool, size, grayscale, bar) \
+                if is_streamed(dataset) else None
+            if i is None:  # read sample by sample
+                images.seek(header)
+                images.truncate()
+                ids.seek(0)
+                ids.truncate()
+                bar.reset()
+                chunk: list = []
+                i = 0
+                for s in dataset.samples:
+                    if i >= n:
+                        raise DataError(dataset.root / "samples.jsonl", "changed while the cache was built",
+                                        fix="run again once the stage writing it has finished")
+                    splits[i] = SPLIT_CODES.get(s.split, -1)
+                    sizes[i] = (s.width, s.height)
+                    if s.soft_label and soft is None:
+                        soft = np.zeros((n, k), dtype=np.float32)
+                        hard = np.flatnonzero(labels[:i] >= 0)
+                        soft[hard, labels[hard]] = 1.0
+                    if s.soft_label:
+                        for name, weight in s.soft_label.items():
+                            soft[i, index[name]] = weight  # type: ignore[index]
+                        labels[i] = int(np.argmax(soft[i]))  # type: ignore[index]
+                    elif s.label is not None:
+                        labels[i] = index[s.label]
+                        if soft is not None:
+                            soft[i, labels[i]] = 1.0
+                    else:
+                        labels[i] = -1  # unlabelled: fine for an autoencoder; load_or_build refuses it for a classifier
+                    ids.write((", " if i else "") + json.dumps(s.id))
+                    chunk.append((i, s))
+                    i += 1
+                    if len(chunk) == _CHUNK:
+                        images.write(_decode_chunk(dataset, chunk, decoded, pool, size, grayscale).tobytes())
+                        bar.update(len(chunk))
+                        chunk = []
+                images.write(_decode_chunk(dataset, chunk, decoded, pool, size, grayscale).tobytes())
+                bar.update(len(chunk))
         if i != n:
             raise DataError(dataset.root / "samples.jsonl", "changed while the cache was built",
                             fix="run again once the stage writing it has finished")
@@ -255,6 +264,37 @@ def _build(dataset: Dataset, folder: Path, content: str, size: int, grayscale: b
     return TensorCache(path=folder, images=np.load(folder / "images.npy", mmap_mode="r"), labels=labels, soft=soft,
                        splits=splits, ids=_MetaIds(folder / "meta.json", n), classes=list(classes),
                        sizes=sizes.astype(np.int32), build_seconds=time.perf_counter() - start)
+
+
+def _fill_plain(dataset: Dataset, images, ids, labels: np.ndarray, splits: np.ndarray, sizes: np.ndarray,
+                decoded: OrderedDict, pool: ThreadPoolExecutor, size: int, grayscale: bool, bar) -> int | None:
+    """The cache's rows of a plain file (`core.dataset.columns`: an image label, no soft labels)
+    from DuckDB's batches, each distinct image decoded once; the row count, or None when the file
+    is not plain (the caller starts again sample by sample)."""
+    import pyarrow.compute as pc
+
+    from pipeline.core.dataset.columns import NotPlain, plain_rows
+
+    row = 0
+    try:
+        for batch in plain_rows(dataset.root, dataset.info, len(dataset.samples), ids=True, images=True):
+            for at in range(0, len(batch["split"]), _CHUNK * 8):
+                part = slice(at, at + _CHUNK * 8)
+                end = row + len(batch["split"][part])
+                splits[row:end] = batch["split"][part]
+                labels[row:end] = batch["label"][part]
+                sizes[row:end, 0] = batch["width"][part]
+                sizes[row:end, 1] = batch["height"][part]
+                ids.write((", " if row else "") + ", ".join(json.dumps(x) for x in batch["id"][part].to_pylist()))
+                encoded = pc.dictionary_encode(batch["image"][part])
+                chunk = [(0, Sample(id="", image=p)) for p in encoded.dictionary.to_pylist()]
+                images.write(_decode_chunk(dataset, chunk, decoded, pool, size, grayscale)[
+                    encoded.indices.to_numpy()].tobytes())
+                bar.update(end - row)
+                row = end
+    except NotPlain:
+        return None
+    return row
 
 
 def _decode_chunk(dataset: Dataset, chunk: list, decoded: OrderedDict, pool: ThreadPoolExecutor,
