@@ -331,9 +331,9 @@ class _Checker:
         self.images = images
         self.findings: list[Finding] = []
         self.ids = _Ids()
-        self.group = array("q")  # content group (sha256 of the bytes read, or recorded), -1 none
+        self.group = array("i")  # content group (sha256 of the bytes read, or recorded), -1 none
         self.split = array("b")
-        self.label = array("q")  # index into `labels`, -1 none
+        self.label = array("i")  # index into `labels`, -1 none
         self.digests: dict[str, int] = {}
         self.labels: dict[str, int] = {}
         self.counts: dict[str, dict[str, int]] = {c: {} for c in dataset.classes}
@@ -460,14 +460,14 @@ class _Checker:
                            findings=findings, class_counts=self.counts, images_checked=self.images)
 
     def _duplicates(self) -> list[Finding]:
-        group = np.frombuffer(self.group, dtype=np.int64) if len(self.group) else np.zeros(0, dtype=np.int64)
+        group = np.frombuffer(self.group, dtype=np.int32) if len(self.group) else np.zeros(0, dtype=np.int32)
         split = np.frombuffer(self.split, dtype=np.int8) if len(self.split) else np.zeros(0, dtype=np.int8)
-        label = np.frombuffer(self.label, dtype=np.int64) if len(self.label) else np.zeros(0, dtype=np.int64)
+        label = np.frombuffer(self.label, dtype=np.int32) if len(self.label) else np.zeros(0, dtype=np.int32)
         sizes = np.bincount(group[group >= 0], minlength=len(self.digests))
         if not (sizes > 1).any():
             return []
         order = np.argsort(group, kind="stable")
-        ends = np.cumsum(np.bincount(group[order][group[order] >= 0], minlength=len(self.digests)))
+        ends = np.cumsum(sizes)
         skip = int((group < 0).sum())  # (rows without content sort first)
         names = {i: name for name, i in self.labels.items()}
         digests = list(self.digests)
