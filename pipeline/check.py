@@ -8,12 +8,17 @@ levels are listed in `CHECKS`; `pipeline check --strict` fails when any error-le
 
 from __future__ import annotations
 
+import collections
+import itertools
 import math
-from collections import defaultdict
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.core.dataset import Dataset, Obj, Sample
+import numpy as np
+
+from pipeline.core.dataset import Dataset, Obj, Sample, is_streamed
 from pipeline.core.errors import DataError
 from pipeline.core.geometry import bbox_iou, signed_ring_area
 from pipeline.core.paths import natural_key
@@ -71,7 +76,7 @@ class Finding:
     def to_json(self) -> dict:
         out: dict[str, Any] = {"level": self.level, "code": self.code, "sample": self.sample, "message": self.message}
         if self.detail:
-            out["detail"] = self.detail
+            out["detail"] = {k: list(v) if isinstance(v, RowIds) else v for k, v in self.detail.items()}
         return out
 
 
@@ -191,6 +196,312 @@ def _check_mask(obj: Obj, i: int, where: str, sample: Sample, add) -> None:
             add("empty-mask", f"{where}: mask has no pixels set", object=i)
 
 
+@dataclass(frozen=True)
+class ImageRead:
+    """What reading and decoding one image file found, whichever sample names it."""
+
+    missing: str | None = None  # why it could not be read (DataError text), or None
+    strerror: str | None = None  # an OSError's text
+    digest: str | None = None  # sha256 of its bytes
+    error: str | None = None  # why it did not decode
+    size: tuple[int, int] | None = None
+    truncated: bool = False
+    orientation: int = 1
+
+
+def read_image(dataset: Dataset, sample: Sample) -> ImageRead:
+    """Read, hash and decode `sample`'s image once."""
+    from pipeline.core.images import exif_orientation, open_image_restoring
+    from pipeline.core.paths import sha256_bytes
+
+    try:
+        data = dataset.read_image_bytes(sample)
+    except DataError as err:
+        return ImageRead(missing=str(err))
+    except OSError as exc:
+        return ImageRead(strerror=str(exc.strerror))
+    digest = sha256_bytes(data)
+    try:
+        img, truncated = open_image_restoring(data, sample.image)
+    except DataError as err:
+        return ImageRead(digest=digest, error=str(err))
+    return ImageRead(digest=digest, size=img.size, truncated=truncated, orientation=exif_orientation(img))
+
+
+def image_findings(sample: Sample, read: ImageRead) -> list[Finding]:
+    """The findings of one sample's image, from what reading it found (`read_image`)."""
+    if read.missing is not None:
+        if sample.pack is None:
+            return [Finding("missing-image", sample.id, f"{sample.image} does not exist")]
+        return [Finding("missing-image", sample.id, f"{sample.image} (in {sample.pack['file']}): {read.missing}")]
+    if read.strerror is not None:
+        return [Finding("unreadable-image", sample.id, f"{sample.image}: {read.strerror}")]
+    out: list[Finding] = []
+    digest = read.digest or ""
+    if sample.sha256 and digest != sample.sha256:
+        out.append(Finding("hash-mismatch", sample.id,
+                           f"{sample.image}: sha256 {digest[:12]}… differs from the recorded {sample.sha256[:12]}…"))
+    if read.error is not None:
+        out.append(Finding("unreadable-image", sample.id, read.error))
+        return out
+    if read.truncated:
+        out.append(Finding("truncated-image", sample.id, f"{sample.image} is cut short; the rows that decode are "
+                                                         "kept, the rest is filled in"))
+    size = read.size or (0, 0)
+    if size != (sample.width, sample.height):
+        out.append(Finding("size-mismatch", sample.id,
+                           f"{sample.image} is {size[0]}x{size[1]}, the sample says "
+                           f"{sample.width}x{sample.height}", {"file": list(size),
+                                                                "sample": [sample.width, sample.height]}))
+    if read.orientation != 1:
+        out.append(Finding("exif-in-stored-image", sample.id,
+                           f"{sample.image} carries EXIF orientation {read.orientation}"))
+    return out
+
+
+def check_image(dataset: Dataset, sample: Sample) -> tuple[list[Finding], str | None]:
+    """Read and decode one sample's image. Returns its findings and the sha256 of its bytes (None if unread)."""
+    read = read_image(dataset, sample)
+    return image_findings(sample, read), read.digest
+
+
+class RowIds(Sequence):
+    """The ids of some samples of a check, looked up when read (a report on ten million samples
+    keeps their ids once, in `_Ids`, not once per finding). Compares equal to a list of them."""
+
+    def __init__(self, store: _Ids, rows: np.ndarray) -> None:
+        self._store = store
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._store[int(r)] for r in self._rows[index]]
+        return self._store[int(self._rows[index])]
+
+    def __iter__(self):
+        return (self._store[int(r)] for r in self._rows)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+class _Ids:
+    """Sample ids, UTF-8 in one buffer with their offsets: 10 bytes or so an id instead of ~60."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._ends = array("q")
+
+    def append(self, sample_id: str) -> None:
+        self._data += sample_id.encode("utf-8", "surrogatepass")
+        self._ends.append(len(self._data))
+
+    def extend(self, ids) -> None:
+        """Append an Arrow string array of ids."""
+        for sid in ids.to_pylist():
+            self.append(sid)
+
+    def __getitem__(self, row: int) -> str:
+        start = self._ends[row - 1] if row else 0
+        return self._data[start:self._ends[row]].decode("utf-8", "surrogatepass")
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+
+_CACHED_IMAGES = 1 << 16  # image reads kept (a small image pool under many samples is read once)
+_SPLIT_CODES = {"train": 0, "val": 1, "test": 2, None: -1}
+_SPLIT_NAMES = {0: "train", 1: "val", 2: "test", -1: None}
+
+
+class _Checker:
+    """The state of one `check_dataset` run, kept compact: findings, each sample's id, content
+    group, split and label as a few bytes, and the reads of recently seen image files."""
+
+    def __init__(self, dataset: Dataset, images: bool) -> None:
+        self.dataset = dataset
+        self.images = images
+        self.findings: list[Finding] = []
+        self.ids = _Ids()
+        self.group = array("i")  # content group (sha256 of the bytes read, or recorded), -1 none
+        self.split = array("b")
+        self.label = array("i")  # index into `labels`, -1 none
+        self.digests: dict[str, int] = {}
+        self.labels: dict[str, int] = {}
+        self.counts: dict[str, dict[str, int]] = {c: {} for c in dataset.classes}
+        self.reads: dict[tuple, ImageRead] = {}
+
+    def read(self, sample: Sample) -> ImageRead:
+        pack = sample.pack
+        key = (sample.image,) if pack is None else (sample.image, pack.get("file"), pack.get("offset"),
+                                                     pack.get("length"))
+        found = self.reads.get(key)
+        if found is None:
+            if len(self.reads) >= _CACHED_IMAGES:
+                self.reads.clear()
+            found = self.reads[key] = read_image(self.dataset, sample)
+        return found
+
+    def _row(self, sample_id: str, digest: str | None, split: str | None, label: str | None) -> None:
+        self.ids.append(sample_id)
+        self.group.append(self.digests.setdefault(digest, len(self.digests)) if digest else -1)
+        self.split.append(_SPLIT_CODES[split])
+        self.label.append(-1 if label is None else self.labels.setdefault(label, len(self.labels)))
+
+    def add(self, s: Sample) -> None:
+        """Every check of one sample."""
+        findings = self.findings
+        if self.images:
+            read = self.read(s)
+            findings.extend(image_findings(s, read))
+            digest = read.digest
+        else:
+            digest = s.sha256 or None
+        self._row(s.id, digest, s.split, s.label)
+        findings.extend(sample_findings(s))
+        count_instances(s, self.counts)
+
+    def add_plain(self, batch: dict) -> None:
+        """The checks of a batch of plain rows (`core.dataset.columns.plain_rows`: an image label,
+        no objects, soft labels or stage records): per distinct image of the batch its read, and
+        per sample only what differs from the common case."""
+        import pyarrow.compute as pc
+
+        classes = self.dataset.classes
+        ids, images, shas = batch["id"], batch["image"], batch["sha"]
+        width, height = batch["width"], batch["height"]
+        split, label = batch["split"], batch["label"]
+        n = len(split)
+        digests: list[str | None]
+        odd = np.zeros(n, dtype=bool)  # rows whose image gives a finding
+        if self.images:
+            encoded = pc.dictionary_encode(images)
+            paths = encoded.dictionary.to_pylist()
+            which = encoded.indices.to_numpy()
+            reads = [self.read(Sample(id="", image=p)) for p in paths]
+            digests = [r.digest for r in reads]
+            fine = np.array([r.missing is None and r.strerror is None and r.error is None and not r.truncated
+                             and r.orientation == 1 for r in reads], dtype=bool)
+            good_w = np.array([r.size[0] if r.size else -1 for r in reads], dtype=np.int64)
+            good_h = np.array([r.size[1] if r.size else -1 for r in reads], dtype=np.int64)
+            odd |= ~fine[which] | (good_w[which] != width) | (good_h[which] != height)
+            expected = pc.take(pc.cast(_arrow_strings(digests), "string"), encoded.indices)
+            odd |= ~pc.fill_null(pc.equal(shas, expected), False).to_numpy(zero_copy_only=False)
+            row_digest = [self.digests.setdefault(d, len(self.digests)) if d else -1 for d in digests]
+            group = np.asarray(row_digest, dtype=np.int64)[which] if n else np.zeros(0, dtype=np.int64)
+        else:
+            encoded = pc.dictionary_encode(shas)
+            gids = [self.digests.setdefault(d, len(self.digests)) for d in encoded.dictionary.to_pylist()]
+            group = np.asarray(gids, dtype=np.int64)[encoded.indices.to_numpy()]
+        unlabelled = label < 0
+        for row in np.flatnonzero(odd | unlabelled).tolist():
+            sid = ids[row].as_py()
+            if odd[row]:
+                sample = Sample(id=sid, image=images[row].as_py(), width=int(width[row]), height=int(height[row]),
+                                sha256=shas[row].as_py())
+                self.findings.extend(image_findings(sample, reads[which[row]]))
+            if unlabelled[row]:
+                self.findings.append(Finding("no-annotations", sid, "no objects and no image label"))
+        self.ids.extend(ids)
+        self.group.extend(group.tolist())
+        self.split.extend(split.tolist())
+        names = [self.labels.setdefault(c, len(self.labels)) for c in classes]
+        lookup = np.asarray(names + [-1], dtype=np.int64)
+        self.label.extend(lookup[np.where(label < 0, len(classes), label)].tolist())
+        pairs = label.astype(np.int64) * 4 + (split.astype(np.int64) + 1)
+        keys, first, counts = np.unique(pairs, return_index=True, return_counts=True)
+        for key, _, count in sorted(zip(keys.tolist(), first.tolist(), counts.tolist(), strict=True),
+                                    key=lambda t: t[1]):
+            cls, code = divmod(key, 4)
+            if cls < 0:
+                continue
+            per = self.counts.setdefault(classes[cls], {})
+            name = _SPLIT_NAMES[code - 1] or "unsplit"
+            per[name] = per.get(name, 0) + count
+
+    def report(self, rare_min: int, rare_fraction: float) -> CheckReport:
+        dataset = self.dataset
+        findings = self.findings
+        findings.extend(self._duplicates())
+        splits = sorted({_SPLIT_NAMES[c] for c in set(self.split.tolist()) if c >= 0})
+        findings.extend(class_findings(self.counts, dataset.classes, splits, rare_min, rare_fraction))
+        order = {code: k for k, code in enumerate(CHECKS)}
+        findings.sort(key=lambda f: (order[f.code], natural_key(f.sample or "")))
+        return CheckReport(dataset=str(dataset.root), task=dataset.task, samples=len(self.ids),
+                           findings=findings, class_counts=self.counts, images_checked=self.images)
+
+    def _duplicates(self) -> list[Finding]:
+        group = np.frombuffer(self.group, dtype=np.int32) if len(self.group) else np.zeros(0, dtype=np.int32)
+        split = np.frombuffer(self.split, dtype=np.int8) if len(self.split) else np.zeros(0, dtype=np.int8)
+        label = np.frombuffer(self.label, dtype=np.int32) if len(self.label) else np.zeros(0, dtype=np.int32)
+        sizes = np.bincount(group[group >= 0], minlength=len(self.digests))
+        if not (sizes > 1).any():
+            return []
+        order = np.argsort(group, kind="stable")
+        ends = np.cumsum(sizes)
+        skip = int((group < 0).sum())  # (rows without content sort first)
+        names = {i: name for name, i in self.labels.items()}
+        digests = list(self.digests)
+        dups = [(self.ids[int(order[skip + ends[g] - sizes[g]])], g) for g in np.flatnonzero(sizes > 1).tolist()]
+        out: list[Finding] = []
+        for _, g in sorted(dups, key=lambda t: t[0]):
+            rows = order[skip + ends[g] - sizes[g]: skip + ends[g]]
+            ids = RowIds(self.ids, rows)
+            splits = sorted({_SPLIT_NAMES[c] for c in np.unique(split[rows]).tolist() if c >= 0})
+            labels = sorted({names[i] for i in np.unique(label[rows]).tolist() if i >= 0})
+            out.extend(group_findings(digests[g], ids, splits, labels))
+        return out
+
+
+def _arrow_strings(values: list[str | None]):
+    import pyarrow as pa
+
+    return pa.array(values, type=pa.string())
+
+
+def check_dataset(
+    dataset: Dataset,
+    *,
+    images: bool = True,
+    rare_min: int = RARE_MIN,
+    rare_fraction: float = RARE_FRACTION,
+    progress=None,
+) -> CheckReport:
+    """Run every check on `dataset`. `images=False` skips reading image files (labels only).
+
+    Each image file is read, hashed and decoded once however many samples name it (the last 65,536
+    files are remembered). A streamed dataset (`open_dataset`) is checked in memory that grows with
+    the findings, not the samples: plain rows (`core.dataset.columns`) come from one DuckDB query
+    and only the rows with something to report become samples."""
+    checker = _Checker(dataset, images)
+    if is_streamed(dataset):
+        from pipeline.core.dataset.columns import NotPlain, plain_rows
+
+        reads = checker.reads
+        try:
+            ticks = iter(progress(itertools.repeat(None, len(dataset.samples)))) if progress else None
+            for batch in plain_rows(dataset.root, dataset.info, len(dataset.samples), ids=True, images=True):
+                checker.add_plain(batch)
+                if ticks is not None:
+                    collections.deque(itertools.islice(ticks, len(batch["split"])), maxlen=0)
+            return checker.report(rare_min, rare_fraction)
+        except NotPlain:
+            checker = _Checker(dataset, images)  # read sample by sample (the reads made so far kept)
+            checker.reads = reads
+    iterator = progress(dataset.samples) if progress else dataset.samples
+    for s in iterator:
+        checker.add(s)
+    return checker.report(rare_min, rare_fraction)
+
+
 def sample_findings(s: Sample) -> list[Finding]:
     """Every check of one sample's record alone (its objects, its labels, its stage notes): no file
     access, no other sample. `check_dataset` runs it on every sample; `pipeline view` indexes it."""
@@ -211,98 +522,6 @@ def sample_findings(s: Sample) -> list[Finding]:
     return findings
 
 
-def check_image(dataset: Dataset, sample: Sample) -> tuple[list[Finding], str | None]:
-    """Read and decode one sample's image. Returns its findings and the sha256 of its bytes (None if unread)."""
-    from pipeline.core.images import exif_orientation, open_image_restoring
-    from pipeline.core.paths import sha256_bytes
-
-    out: list[Finding] = []
-    try:
-        data = dataset.read_image_bytes(sample)
-    except DataError as err:
-        if sample.pack is None:
-            return [Finding("missing-image", sample.id, f"{sample.image} does not exist")], None
-        return [Finding("missing-image", sample.id, f"{sample.image} (in {sample.pack['file']}): {err}")], None
-    except OSError as exc:
-        return [Finding("unreadable-image", sample.id, f"{sample.image}: {exc.strerror}")], None
-    digest = sha256_bytes(data)
-    if sample.sha256 and digest != sample.sha256:
-        out.append(Finding("hash-mismatch", sample.id,
-                           f"{sample.image}: sha256 {digest[:12]}… differs from the recorded {sample.sha256[:12]}…"))
-    try:
-        img, truncated = open_image_restoring(data, sample.image)
-    except DataError as err:
-        out.append(Finding("unreadable-image", sample.id, str(err)))
-        return out, digest
-    if truncated:
-        out.append(Finding("truncated-image", sample.id, f"{sample.image} is cut short; the rows that decode are "
-                                                         "kept, the rest is filled in"))
-    if img.size != (sample.width, sample.height):
-        out.append(Finding("size-mismatch", sample.id,
-                           f"{sample.image} is {img.size[0]}x{img.size[1]}, the sample says "
-                           f"{sample.width}x{sample.height}", {"file": list(img.size),
-                                                                "sample": [sample.width, sample.height]}))
-    orientation = exif_orientation(img)
-    if orientation != 1:
-        out.append(Finding("exif-in-stored-image", sample.id,
-                           f"{sample.image} carries EXIF orientation {orientation}"))
-    return out, digest
-
-
-def check_dataset(
-    dataset: Dataset,
-    *,
-    images: bool = True,
-    rare_min: int = RARE_MIN,
-    rare_fraction: float = RARE_FRACTION,
-    progress=None,
-) -> CheckReport:
-    """Run every check on `dataset`. `images=False` skips reading image files (labels only)."""
-    findings: list[Finding] = []
-    by_hash: dict[str, list[Sample]] = defaultdict(list)
-    counts: dict[str, dict[str, int]] = {c: {} for c in dataset.classes}
-    iterator = progress(dataset.samples) if progress else dataset.samples
-    for s in iterator:
-        if images:
-            found, digest = check_image(dataset, s)
-            findings.extend(found)
-        else:
-            digest = s.sha256 or None
-        if digest:
-            by_hash[digest].append(s)
-        findings.extend(sample_findings(s))
-        count_instances(s, counts)
-    findings.extend(duplicate_findings(by_hash))
-    splits = sorted({s.split for s in dataset.samples if s.split})
-    findings.extend(class_findings(counts, dataset.classes, splits, rare_min, rare_fraction))
-    order = {code: k for k, code in enumerate(CHECKS)}
-    findings.sort(key=lambda f: (order[f.code], natural_key(f.sample or "")))
-    return CheckReport(dataset=str(dataset.root), task=dataset.task, samples=len(dataset.samples),
-                       findings=findings, class_counts=counts, images_checked=images)
-
-
-def duplicate_findings(by_hash: dict[str, list[Sample]]) -> list[Finding]:
-    """Duplicate images, leakage across splits and conflicting labels, from samples grouped by image hash."""
-    out: list[Finding] = []
-    for digest, group in sorted(by_hash.items(), key=lambda kv: kv[1][0].id):
-        if len(group) < 2:
-            continue
-        ids = [s.id for s in group]
-        splits = sorted({s.split for s in group if s.split})
-        first = ids[0]
-        others = ", ".join(ids[1:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
-        if len(splits) > 1:
-            out.append(Finding("split-leakage", first, f"same image as {others}, across splits {', '.join(splits)}",
-                               {"samples": ids, "splits": splits, "sha256": digest}))
-        else:
-            out.append(Finding("duplicate-image", first, f"same image as {others}", {"samples": ids, "sha256": digest}))
-        labels = sorted({s.label for s in group if s.label is not None})
-        if len(labels) > 1:
-            out.append(Finding("conflicting-labels", first, f"copies labelled {', '.join(labels)}",
-                               {"samples": ids, "labels": labels}))
-    return out
-
-
 def count_instances(s: Sample, counts: dict[str, dict[str, int]]) -> None:
     """Add one sample's class instances (its label, its soft label's other classes, each object)
     to `counts` (class -> split, "unsplit" for none -> instances)."""
@@ -315,6 +534,35 @@ def count_instances(s: Sample, counts: dict[str, dict[str, int]]) -> None:
     for name in names:
         per = counts.setdefault(name, {})
         per[split] = per.get(split, 0) + 1
+
+
+def group_findings(digest: str, ids: Sequence[str], splits: list[str], labels: list[str]) -> list[Finding]:
+    """The findings of one group of two or more samples whose images have the same bytes (`ids` in
+    id order, the sorted `splits` and `labels` they use): a duplicate image, or leakage when the
+    group spans splits, and conflicting labels."""
+    first = ids[0]
+    others = ", ".join(ids[1:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
+    out: list[Finding] = []
+    if len(splits) > 1:
+        out.append(Finding("split-leakage", first, f"same image as {others}, across splits {', '.join(splits)}",
+                           {"samples": ids, "splits": splits, "sha256": digest}))
+    else:
+        out.append(Finding("duplicate-image", first, f"same image as {others}", {"samples": ids, "sha256": digest}))
+    if len(labels) > 1:
+        out.append(Finding("conflicting-labels", first, f"copies labelled {', '.join(labels)}",
+                           {"samples": ids, "labels": labels}))
+    return out
+
+
+def duplicate_findings(by_hash: dict[str, list[Sample]]) -> list[Finding]:
+    """Duplicate images, leakage across splits and conflicting labels, from samples grouped by image hash."""
+    out: list[Finding] = []
+    for digest, group in sorted(by_hash.items(), key=lambda kv: kv[1][0].id):
+        if len(group) < 2:
+            continue
+        out.extend(group_findings(digest, [s.id for s in group], sorted({s.split for s in group if s.split}),
+                                  sorted({s.label for s in group if s.label is not None})))
+    return out
 
 
 def class_findings(counts: dict[str, dict[str, int]], classes: list[str], splits: list[str],

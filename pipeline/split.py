@@ -18,13 +18,18 @@ Rules, in order:
 
 from __future__ import annotations
 
+import json
 import math
+from array import array
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from pipeline.core.dataset import Dataset, Sample
-from pipeline.core.errors import UsageError
+import numpy as np
+
+from pipeline.core.dataset import SAMPLES_JSONL, Dataset, Sample
+from pipeline.core.errors import DataError, UsageError
 from pipeline.core.numbers import is_number
 from pipeline.core.rng import derive_seed
 
@@ -74,42 +79,169 @@ def quotas(sizes: dict[str, int], fraction: float) -> dict[str, int]:
     return out
 
 
-def _groups(samples: Sequence[Sample]) -> dict[str, list[Sample]]:
-    groups: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        groups[s.sha256].append(s)
-    return groups
+# split codes of the compact columns
+_CODES = {"train": 0, "val": 1, "test": 2, None: -1}
+_NAMES = {0: "train", 1: "val", 2: "test", -1: None}
 
 
-def _group_stratum(members: list[Sample], classes: Sequence[str]) -> str:
-    counts = Counter(stratum(s, classes) for s in members)
-    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+class _Interner:
+    """Strings to dense indices in order of first appearance (one copy of each string)."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def __call__(self, name: str) -> int:
+        i = self.index.get(name)
+        if i is None:
+            i = self.index[name] = len(self.names)
+            self.names.append(name)
+        return i
+
+    def many(self, names: list[str]) -> np.ndarray:
+        return np.fromiter((self(n) for n in names), dtype=np.int64, count=len(names))
 
 
-def _deal(groups: dict[str, list[Sample]], classes: Sequence[str], fractions: dict[str, float],
-          seed: int, rest: str) -> dict[str, str]:
-    """Assign each group (sha256 -> members) a split: per stratum, groups in seeded-hash order fill
-    each split in `fractions` up to its quota (counted in samples), the rest go to `rest`."""
-    by_stratum: dict[str, list[str]] = defaultdict(list)
-    for digest, members in groups.items():
-        by_stratum[_group_stratum(members, classes)].append(digest)
-    sizes = {k: sum(len(groups[d]) for d in ds) for k, ds in by_stratum.items()}
-    want = {name: quotas(sizes, f) for name, f in fractions.items()}
-    assignment: dict[str, str] = {}
-    for key, digests in by_stratum.items():
-        digests.sort(key=lambda d: (derive_seed("split", seed, d), d))
+@dataclass
+class Rows:
+    """What the split rule reads of each sample, as compact columns (one row per sample, in the
+    dataset's order): content group (by sha256, numbered in order of first appearance), stratum
+    and split code. Ten million samples take about 130 MB."""
+
+    group: np.ndarray  # int64 index into `digests`
+    digests: list[str]
+    stratum: np.ndarray  # int64 index into `strata`
+    strata: list[str]
+    split: np.ndarray  # int8, `_CODES`
+
+    @classmethod
+    def of_samples(cls, samples: Iterable[Sample], classes: Sequence[str]) -> Rows:
+        digests, strata = _Interner(), _Interner()
+        group, strat, split = array("q"), array("q"), array("b")
+        for s in samples:
+            group.append(digests(s.sha256))
+            strat.append(strata(stratum(s, classes)))
+            split.append(_CODES[s.split])
+        return cls(np.frombuffer(group, dtype=np.int64), digests.names, np.frombuffer(strat, dtype=np.int64),
+                   strata.names, np.frombuffer(split, dtype=np.int8))
+
+    @classmethod
+    def of_batches(cls, batches: Iterable[dict], classes: Sequence[str]) -> Rows:
+        """From `core.dataset.columns.plain_rows` batches (an image label is the stratum there)."""
+        import pyarrow.compute as pc
+
+        digests = _Interner()
+        strata = list(classes) + [NO_CLASS]
+        groups, strats, splits = [], [], []
+        for b in batches:
+            codes = pc.dictionary_encode(b["sha"])
+            mapping = digests.many(codes.dictionary.to_pylist())
+            groups.append(mapping[codes.indices.to_numpy()])
+            label = b["label"].astype(np.int64)
+            strats.append(np.where(label < 0, len(classes), label))
+            splits.append(b["split"].astype(np.int8))
+        return cls(_joined(groups, np.int64), digests.names, _joined(strats, np.int64), strata,
+                   _joined(splits, np.int8))
+
+    def __len__(self) -> int:
+        return len(self.group)
+
+
+def _joined(parts: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
+def _group_strata(rows: Rows) -> np.ndarray:
+    """Each group's stratum: the most frequent among its samples (ties: the name that sorts first)."""
+    k = max(len(rows.strata), 1)
+    pairs, counts = np.unique(rows.group * k + rows.stratum, return_counts=True)
+    g, st = pairs // k, pairs % k
+    rank = np.empty(k, dtype=np.int64)
+    rank[np.argsort(np.array(rows.strata + [""] * (k - len(rows.strata)), dtype=object), kind="stable")] = np.arange(k)
+    order = np.lexsort((rank[st], -counts, g))
+    first = order[np.r_[True, g[order][1:] != g[order][:-1]]] if len(order) else order
+    out = np.zeros(len(rows.digests), dtype=np.int64)
+    out[g[first]] = st[first]
+    return out
+
+
+def _deal(rows: Rows, sizes: np.ndarray, gstrat: np.ndarray, pool: np.ndarray, fractions: dict[str, float],
+          seed: int, rest: str) -> dict[int, str]:
+    """Assign each group of `pool` (group indices, in order) a split: per stratum, groups in
+    seeded-hash order fill each split in `fractions` up to its quota (counted in samples), the
+    rest go to `rest`."""
+    by_stratum: dict[str, list[int]] = defaultdict(list)
+    for g in pool.tolist():
+        by_stratum[rows.strata[gstrat[g]]].append(g)
+    per = {key: int(sizes[gs].sum()) for key, gs in by_stratum.items()}
+    want = {name: quotas(per, f) for name, f in fractions.items()}
+    assignment: dict[int, str] = {}
+    for key, members in by_stratum.items():
+        members.sort(key=lambda g: (derive_seed("split", seed, rows.digests[g]), rows.digests[g]))
         taken = Counter()
-        for d in digests:
-            n = len(groups[d])
+        for g in members:
+            n = int(sizes[g])
             target = next((name for name in fractions if taken[name] + n <= want[name][key]), rest)
             taken[target] += n
-            assignment[d] = target
+            assignment[g] = target
     return assignment
 
 
-def split_dataset(dataset: Dataset, *, val: float, test: float, seed: int = 0,
-                  redo: bool = False) -> tuple[list[Sample], SplitReport]:
-    """New samples (copies) with splits assigned as described in the module docstring, and a report."""
+def assign_splits(rows: Rows, *, val: float, test: float, seed: int = 0,
+                  redo: bool = False) -> tuple[np.ndarray, SplitReport]:
+    """The new split code of every row (as described in the module docstring) and a report."""
+    groups = len(rows.digests)
+    sizes = np.bincount(rows.group, minlength=groups)
+    present = np.bincount(rows.group * 4 + (rows.split.astype(np.int64) + 1), minlength=groups * 4).reshape(groups, 4)
+    report = SplitReport(mode="kept", groups_with_duplicates=int((sizes > 1).sum()))
+    fractions = {"test": test, "val": val}
+    new = rows.split.copy()
+    gstrat = _group_strata(rows)
+    everything = np.arange(groups)
+    unsplit = rows.split == -1
+
+    def apply(assignment: dict[int, str], where: np.ndarray) -> None:
+        codes = np.full(groups, -2, dtype=np.int8)
+        for g, name in assignment.items():
+            codes[g] = _CODES[name]
+        new[where] = codes[rows.group[where]]
+
+    if redo or unsplit.all():
+        report.mode = "assigned"
+        apply(_deal(rows, sizes, gstrat, everything, fractions, seed, rest="train"), np.ones(len(rows), dtype=bool))
+    elif unsplit.any():
+        report.mode = "filled unsplit"
+        # content already in a split: join it (the first by name, when kept splits already disagree)
+        known = np.full(groups, -2, dtype=np.int8)
+        for code in sorted((0, 1, 2), key=lambda c: _NAMES[c], reverse=True):  # test < train < val
+            known[present[:, code + 1] > 0] = code
+        joins = unsplit & (known[rows.group] >= 0)
+        new[joins] = known[rows.group[joins]]
+        pending = everything[known < 0]
+        apply(_deal(rows, sizes, gstrat, pending, fractions, seed, rest="train"), unsplit & ~joins)
+    else:
+        names = {_NAMES[c] for c in (0, 1, 2) if present[:, c + 1].any()}
+        carve = {name: f for name, f in fractions.items() if f > 0 and name not in names}
+        if carve:
+            report.mode = "carved " + " and ".join(carve)
+            only_train = present[:, 1] == sizes
+            pool = everything[only_train]
+            apply(_deal(rows, sizes, gstrat, pool, carve, seed, rest="train"), only_train[rows.group])
+
+    spread = np.unique(rows.group * 4 + (new.astype(np.int64) + 1)) // 4
+    report.leaks = int((np.bincount(spread, minlength=groups) > 1).sum())
+    report.changed = int((new != rows.split).sum())
+    if not report.changed:
+        report.mode = "kept"
+    k = max(len(rows.strata), 1)
+    pairs, counts = np.unique((new.astype(np.int64) + 1) * k + rows.stratum, return_counts=True)
+    for pair, n in zip(pairs.tolist(), counts.tolist(), strict=True):
+        name = _NAMES[pair // k - 1] or "unsplit"
+        report.counts.setdefault(name, Counter())[rows.strata[pair % k] or "(no label)"] += n
+    return new, report
+
+
+def _check_request(dataset: Dataset, val: float, test: float) -> None:
     check_fraction("val", val)
     check_fraction("test", test)
     if val + test >= 1.0:
@@ -117,49 +249,112 @@ def split_dataset(dataset: Dataset, *, val: float, test: float, seed: int = 0,
     if not dataset.samples:
         raise UsageError(f"{dataset.root}: the dataset is empty, nothing to split",
                          fix="import or fetch some data first")
+
+
+def split_dataset(dataset: Dataset, *, val: float, test: float, seed: int = 0,
+                  redo: bool = False) -> tuple[list[Sample], SplitReport]:
+    """New samples (copies) with splits assigned as described in the module docstring, and a report."""
+    _check_request(dataset, val, test)
     samples = [Sample.from_json(s.to_json()) for s in dataset.samples]
-    before = {s.id: s.split for s in samples}
-    groups = _groups(samples)
-    classes = dataset.classes
-    report = SplitReport(mode="kept", groups_with_duplicates=sum(1 for g in groups.values() if len(g) > 1))
-    fractions = {"test": test, "val": val}
-
-    if redo or all(s.split is None for s in samples):
-        report.mode = "assigned"
-        assignment = _deal(groups, classes, fractions, seed, rest="train")
-        for digest, members in groups.items():
-            for s in members:
-                s.split = assignment[digest]
-    elif any(s.split is None for s in samples):
-        report.mode = "filled unsplit"
-        pending: dict[str, list[Sample]] = {}
-        for digest, members in groups.items():
-            known = sorted({s.split for s in members if s.split is not None})
-            if known:  # content already in a split: join it (the first, when kept splits already disagree)
-                for s in members:
-                    if s.split is None:
-                        s.split = known[0]
-            else:
-                pending[digest] = members
-        assignment = _deal(pending, classes, fractions, seed, rest="train")
-        for digest, members in pending.items():
-            for s in members:
-                s.split = assignment[digest]
-    else:
-        present = {s.split for s in samples}
-        carve = {name: f for name, f in fractions.items() if f > 0 and name not in present}
-        if carve:
-            report.mode = "carved " + " and ".join(carve)
-            pool = {d: m for d, m in groups.items() if all(s.split == "train" for s in m)}
-            assignment = _deal(pool, classes, carve, seed, rest="train")
-            for digest, members in pool.items():
-                for s in members:
-                    s.split = assignment[digest]
-
-    report.leaks = sum(1 for g in groups.values() if len({s.split for s in g}) > 1)
-    report.changed = sum(1 for s in samples if s.split != before[s.id])
-    if not report.changed:
-        report.mode = "kept"
-    for s in samples:
-        report.counts.setdefault(s.split or "unsplit", Counter())[stratum(s, classes) or "(no label)"] += 1
+    new, report = assign_splits(Rows.of_samples(samples, dataset.classes), val=val, test=test, seed=seed, redo=redo)
+    for s, code in zip(samples, new.tolist(), strict=True):
+        s.split = _NAMES[code]
     return samples, report
+
+
+def split_in_place(dataset: Dataset, *, val: float, test: float, seed: int = 0, redo: bool = False) -> SplitReport:
+    """`split_dataset` and, when a split changed, samples.jsonl rewritten in place (`rewrite_samples`,
+    lineage params val, test, seed, redo and the mode).
+
+    A streamed dataset (`open_dataset`) is split in bounded memory: the rule reads compact columns
+    (from one DuckDB query when the file is plain, else sample by sample) and the new samples.jsonl
+    is written line by line, to a temporary file renamed into place."""
+    from pipeline.core.dataset import is_streamed, rewrite_samples
+
+    if not is_streamed(dataset):
+        samples, report = split_dataset(dataset, val=val, test=test, seed=seed, redo=redo)
+        if report.changed:
+            rewrite_samples(dataset, samples, stage="split", params=_params(val, test, seed, redo, report))
+        return report
+    _check_request(dataset, val, test)
+    from pipeline.core.dataset.columns import NotPlain, plain_rows
+
+    try:
+        rows = Rows.of_batches(plain_rows(dataset.root, dataset.info, len(dataset.samples)), dataset.classes)
+    except NotPlain:
+        rows = Rows.of_samples(dataset.samples, dataset.classes)
+    return _split_rows(dataset, rows, val, test, seed, redo)
+
+
+def _split_rows(dataset: Dataset, rows: Rows, val: float, test: float, seed: int, redo: bool) -> SplitReport:
+    """Assign the splits of a streamed dataset's `rows` and rewrite its samples.jsonl if one changed."""
+    from pipeline.core.dataset import rewrite_lines
+
+    new, report = assign_splits(rows, val=val, test=test, seed=seed, redo=redo)
+    if report.changed:
+        rewrite_lines(dataset, _new_lines(dataset, rows.split, new), stage="split",
+                      params=_params(val, test, seed, redo, report))
+    return report
+
+
+def split_folder(root: Path, *, val: float, test: float, seed: int = 0, redo: bool = False) -> SplitReport:
+    """`split_in_place` of the dataset folder `root`, opened with `open_dataset`: DuckDB reads the
+    rows of a plain file on its own threads while this one checks the file (hash, order); they are
+    used only if that check lets the file be streamed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.core.dataset import is_streamed, open_dataset, read_info
+    from pipeline.core.dataset.columns import NotPlain, plain_rows
+
+    info = read_info(root)
+
+    def read_rows() -> Rows | None:
+        try:
+            return Rows.of_batches(plain_rows(root, info, None), info.classes)
+        except NotPlain:
+            return None
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        early = pool.submit(read_rows)
+        dataset = open_dataset(root)
+        rows = early.result()
+    if not is_streamed(dataset) or rows is None or len(rows) != len(dataset.samples) \
+            or info.classes != dataset.classes:
+        return split_in_place(dataset, val=val, test=test, seed=seed, redo=redo)
+    _check_request(dataset, val, test)
+    return _split_rows(dataset, rows, val, test, seed, redo)
+
+
+def _params(val: float, test: float, seed: int, redo: bool, report: SplitReport) -> dict:
+    return {"val": val, "test": test, "seed": seed, "redo": redo, "mode": report.mode}
+
+
+def _new_lines(dataset: Dataset, old: np.ndarray, new: np.ndarray) -> Iterator[str]:
+    """samples.jsonl's lines with the new splits, as `dumps_sample` renders them.
+
+    A file whose recorded samples_sha256 matched is one our writers wrote, every line already as
+    `dumps_sample` renders it: a line keeps its bytes, and a changed split is put in place of the
+    old one (after ``"sha256":"…",``, where the line format puts it). Any other file's lines are
+    parsed and rendered again."""
+    from pipeline.core.dataset import dumps_sample
+
+    stream = dataset.samples
+    rendered = bool(dataset.info.samples_sha256)
+    tokens = {code: json.dumps(name) for code, name in _NAMES.items()}
+    if not rendered:
+        for s, code in zip(stream, new.tolist(), strict=True):
+            s.split = _NAMES[code]
+            yield dumps_sample(s)
+        return
+    changed = new != old
+    key = ',"sha256":"'
+    for (lineno, line), row in zip(stream.lines(), range(len(new)), strict=True):
+        if not changed[row]:
+            yield line
+            continue
+        at = line.find(key) + len(key) + 64 + len('","split":')
+        before = tokens[int(old[row])]
+        if at < len(key) + 64 or line[at:at + len(before) + 1] != before + ",":
+            raise DataError(SAMPLES_JSONL, "not as written (the split is not where the line format puts it)",
+                            line=lineno, fix="re-import the dataset")
+        yield line[:at] + tokens[int(new[row])] + line[at + len(before):]

@@ -7,11 +7,15 @@ figure with matplotlib's Agg backend, imported only when a plot is asked for.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.dataset import Dataset, Obj
+import numpy as np
+
+from pipeline.core.dataset import Dataset, Obj, Sample
+from pipeline.core.dataset.stream import is_streamed
 
 SPLIT_ORDER = ("train", "val", "test", "unsplit")
 
@@ -26,92 +30,160 @@ def _box_or_none(obj: Obj) -> list[float] | None:
         return None
 
 
-def _percentiles(values: list[float]) -> dict[str, float] | None:
-    if not values:
+def _percentiles(values) -> dict[str, float] | None:
+    """min, p10, median, p90, max and mean of `values` (a sequence or an array of floats)."""
+    if not len(values):
         return None
-    v = sorted(values)
+    v = np.sort(np.asarray(values, dtype=np.float64))
 
     def q(p: float) -> float:
         k = (len(v) - 1) * p
         lo, hi = math.floor(k), math.ceil(k)
         return float(v[lo] + (v[hi] - v[lo]) * (k - lo))
 
+    # the mean as Python's sum adds the sorted values, one after the other (the same last digit)
     return {"min": float(v[0]), "p10": q(0.1), "median": q(0.5), "p90": q(0.9), "max": float(v[-1]),
-            "mean": float(sum(v) / len(v))}
+            "mean": float(sum(v.tolist()) / len(v))}
 
 
-def compute_stats(dataset: Dataset) -> dict[str, Any]:
-    """Counts and size distributions of `dataset` (JSON-ready)."""
-    splits: Counter = Counter()
-    images_per_class: dict[str, Counter] = {c: Counter() for c in dataset.classes}
-    objects_per_class: dict[str, Counter] = {c: Counter() for c in dataset.classes}
-    labels_per_class: dict[str, Counter] = {c: Counter() for c in dataset.classes}  # objects + image labels
-    image_labels = 0  # samples with an image-level label
-    per_image: list[int] = []
-    box_w: list[float] = []
-    box_h: list[float] = []
-    box_rel: list[float] = []  # sqrt(box area / image area)
-    box_class: list[str] = []
-    kinds: Counter = Counter()
-    img_sizes: Counter = Counter()
-    for s in dataset.samples:
+class _Tally:
+    """The counts `compute_stats` reports, kept compact: counters per class and split, and the
+    per-box and per-image numbers in arrays of doubles (8 bytes each, not a Python float)."""
+
+    def __init__(self, classes: list[str]) -> None:
+        self.classes = list(classes)
+        self.names = {c: c for c in classes}  # one string object per class, however many boxes
+        self.samples = 0
+        self.splits: Counter = Counter()
+        self.images_per_class: dict[str, Counter] = {c: Counter() for c in classes}
+        self.objects_per_class: dict[str, Counter] = {c: Counter() for c in classes}
+        self.labels_per_class: dict[str, Counter] = {c: Counter() for c in classes}  # objects + image labels
+        self.image_labels = 0  # samples with an image-level label
+        self.per_image = array("d")
+        self.box_w = array("d")
+        self.box_h = array("d")
+        self.box_rel = array("d")  # sqrt(box area / image area)
+        self.box_class: list[str] = []
+        self.kinds: Counter = Counter()
+        self.img_sizes: Counter = Counter()
+
+    def add(self, s: Sample) -> None:
         sp = s.split or "unsplit"
-        splits[sp] += 1
-        img_sizes[(s.width, s.height)] += 1
+        self.samples += 1
+        self.splits[sp] += 1
+        self.img_sizes[(s.width, s.height)] += 1
         names = set()
         if s.label is not None:
             names.add(s.label)
         names.update(k for k, v in (s.soft_label or {}).items() if v > 0)
         for name in names:
-            labels_per_class.setdefault(name, Counter())[sp] += 1
-        image_labels += bool(names)
+            self.labels_per_class.setdefault(name, Counter())[sp] += 1
+        self.image_labels += bool(names)
         for o in s.objects or []:
             names.add(o.label)
-            objects_per_class.setdefault(o.label, Counter())[sp] += 1
-            labels_per_class.setdefault(o.label, Counter())[sp] += 1
+            self.objects_per_class.setdefault(o.label, Counter())[sp] += 1
+            self.labels_per_class.setdefault(o.label, Counter())[sp] += 1
             for kind in ("bbox", "polygon", "mask", "keypoints", "polyline"):
                 if getattr(o, kind) is not None:
-                    kinds[kind] += 1
+                    self.kinds[kind] += 1
             if o.bbox is not None or o.polygon or o.mask is not None:
                 box = _box_or_none(o)
                 if box is not None:
                     w, h = box[2] - box[0], box[3] - box[1]
-                    box_w.append(w)
-                    box_h.append(h)
-                    box_rel.append(math.sqrt(max(w, 0) * max(h, 0) / max(1, s.width * s.height)))
-                    box_class.append(o.label)
+                    self.box_w.append(w)
+                    self.box_h.append(h)
+                    self.box_rel.append(math.sqrt(max(w, 0) * max(h, 0) / max(1, s.width * s.height)))
+                    self.box_class.append(self.names.get(o.label, o.label))
         for name in names:
-            images_per_class.setdefault(name, Counter())[sp] += 1
+            self.images_per_class.setdefault(name, Counter())[sp] += 1
         if s.objects is not None:
-            per_image.append(len(s.objects))
-    split_names = [sp for sp in SPLIT_ORDER if splits.get(sp)]
+            self.per_image.append(len(s.objects))
 
-    def table(counter_map: dict[str, Counter]) -> dict[str, dict[str, int]]:
-        return {c: {sp: int(cnt.get(sp, 0)) for sp in split_names} | {"total": int(sum(cnt.values()))}
-                for c, cnt in counter_map.items()}
+    def add_plain(self, split: str | None, label: str | None, width: int, height: int, n: int) -> None:
+        """`n` samples alike: this split, image label, size, and no soft label or objects."""
+        sp = split or "unsplit"
+        self.samples += n
+        self.splits[sp] += n
+        self.img_sizes[(width, height)] += n
+        if label is not None:
+            self.labels_per_class.setdefault(label, Counter())[sp] += n
+            self.images_per_class.setdefault(label, Counter())[sp] += n
+            self.image_labels += n
 
-    out: dict[str, Any] = {
-        "dataset": str(dataset.root),
-        "task": dataset.task,
-        "samples": len(dataset.samples),
-        "splits": {sp: int(splits[sp]) for sp in split_names},
-        "classes": list(dataset.classes),
-        "images_per_class": table(images_per_class),
-        "objects": int(sum(per_image)),
-        "objects_per_class": table(objects_per_class) if any(objects_per_class.values()) else {},
-        "labels_per_class": table(labels_per_class),
-        "image_labels": image_labels,
-        "geometry": dict(sorted(kinds.items())),
-        "objects_per_image": _percentiles([float(n) for n in per_image]),
-        "box_width": _percentiles(box_w),
-        "box_height": _percentiles(box_h),
-        "box_relative_size": _percentiles(box_rel),
-        "image_sizes": [{"width": w, "height": h, "count": n}
-                        for (w, h), n in sorted(img_sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:20]],
-        "distinct_image_sizes": len(img_sizes),
-    }
-    out["_boxes"] = {"w": box_w, "h": box_h, "rel": box_rel, "label": box_class}
-    return out
+    def result(self, root: Path, task: str) -> dict[str, Any]:
+        split_names = [sp for sp in SPLIT_ORDER if self.splits.get(sp)]
+
+        def table(counter_map: dict[str, Counter]) -> dict[str, dict[str, int]]:
+            return {c: {sp: int(cnt.get(sp, 0)) for sp in split_names} | {"total": int(sum(cnt.values()))}
+                    for c, cnt in counter_map.items()}
+
+        out: dict[str, Any] = {
+            "dataset": str(root),
+            "task": task,
+            "samples": self.samples,
+            "splits": {sp: int(self.splits[sp]) for sp in split_names},
+            "classes": list(self.classes),
+            "images_per_class": table(self.images_per_class),
+            "objects": int(sum(self.per_image)),
+            "objects_per_class": table(self.objects_per_class) if any(self.objects_per_class.values()) else {},
+            "labels_per_class": table(self.labels_per_class),
+            "image_labels": self.image_labels,
+            "geometry": dict(sorted(self.kinds.items())),
+            "objects_per_image": _percentiles(self.per_image),
+            "box_width": _percentiles(self.box_w),
+            "box_height": _percentiles(self.box_h),
+            "box_relative_size": _percentiles(self.box_rel),
+            "image_sizes": [{"width": w, "height": h, "count": n}
+                            for (w, h), n in sorted(self.img_sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:20]],
+            "distinct_image_sizes": len(self.img_sizes),
+        }
+        out["_boxes"] = {"w": self.box_w, "h": self.box_h, "rel": self.box_rel, "label": self.box_class}
+        return out
+
+
+def compute_stats(dataset: Dataset) -> dict[str, Any]:
+    """Counts and size distributions of `dataset` (JSON-ready).
+
+    A streamed dataset (`open_dataset`) is read once, in bounded memory: with one DuckDB query when
+    its samples are plain (labels and sizes only: `core.dataset.columns`), else sample by sample."""
+    if is_streamed(dataset):
+        from pipeline.core.dataset.columns import plain_counts
+
+        counts = plain_counts(dataset.root, dataset.info, len(dataset.samples))
+        if counts is not None:
+            return _plain_stats(dataset, counts)
+    tally = _Tally(dataset.classes)
+    for s in dataset.samples:
+        tally.add(s)
+    return tally.result(dataset.root, dataset.task)
+
+
+def stats_of(root: Path) -> dict[str, Any]:
+    """`compute_stats` of the dataset folder `root`, opened with `open_dataset`: DuckDB's query of a
+    plain file runs on its own threads while this one checks the file (hash, order), and is used
+    only if that check lets the file be streamed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.core.dataset import open_dataset, read_info
+    from pipeline.core.dataset.columns import plain_counts
+
+    info = read_info(root)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        early = pool.submit(plain_counts, root, info, None)
+        dataset = open_dataset(root)
+        counts = early.result()
+    if not is_streamed(dataset) or counts is None or sum(c[4] for c in counts) != len(dataset.samples) \
+            or info.classes != dataset.classes:
+        return compute_stats(dataset)
+    return _plain_stats(dataset, counts)
+
+
+def _plain_stats(dataset: Dataset, counts: list[tuple]) -> dict[str, Any]:
+    tally = _Tally(dataset.classes)
+    splits = {0: "train", 1: "val", 2: "test", -1: None}
+    for sp, cls, w, h, n in counts:
+        tally.add_plain(splits[sp], dataset.classes[cls] if cls >= 0 else None, w, h, n)
+    return tally.result(dataset.root, dataset.task)
 
 
 def public(stats: dict[str, Any]) -> dict[str, Any]:
@@ -162,7 +234,7 @@ def plot_stats(stats: dict[str, Any], out: Path) -> Path:
     per, what = _counted(stats)
     splits = list(stats["splits"])
     boxes = stats.get("_boxes") or {"w": [], "h": [], "rel": []}
-    has_boxes = bool(boxes["w"])
+    has_boxes = len(boxes["w"]) > 0
     fig, axes = plt.subplots(2, 2, figsize=(12, 9), dpi=100) if has_boxes else plt.subplots(1, 2, figsize=(12, 4.5),
                                                                                                dpi=100)
     axes = list(axes.ravel()) if hasattr(axes, "ravel") else list(axes)

@@ -28,6 +28,8 @@ import os
 import shutil
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.core import ui
-from pipeline.core.dataset import Dataset
+from pipeline.core.dataset import Dataset, Sample, is_streamed
 from pipeline.core.errors import DataError
 
 CACHE_VERSION = 1
@@ -84,7 +86,7 @@ class TensorCache:
     labels: np.ndarray  # int64 (N,)
     soft: np.ndarray | None  # float32 (N, K) or None
     splits: np.ndarray  # int8 (N,)
-    ids: list[str]
+    ids: Sequence[str]  # a list when read; read from meta.json when first used after a build
     classes: list[str]
     sizes: np.ndarray  # int32 (N, 2): the source images' (width, height)
     build_seconds: float | None  # None when read from an existing cache
@@ -165,65 +167,202 @@ def _open(folder: Path, build_seconds: float | None) -> TensorCache:
     )
 
 
+_DECODED = 4096  # decoded images kept: a small image pool under many samples is decoded once
+_CHUNK = 1024  # samples decoded together (the thread pool's work list)
+
+
 def _build(dataset: Dataset, folder: Path, content: str, size: int, grayscale: bool,
            workers: int | None) -> TensorCache:
+    """Decode every sample once into a new cache folder. The samples are read once, in order
+    (a streamed dataset in bounded memory): images go straight into the memory-mapped array, the
+    ids into meta.json as they come, labels and splits into arrays of a few bytes a sample."""
     start = time.perf_counter()
-    samples = dataset.samples
     classes = dataset.classes
     index = {c: i for i, c in enumerate(classes)}
-    n, k = len(samples), len(classes)
+    n, k = len(dataset.samples), len(classes)
     channels = 1 if grayscale else 3
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
+    images = None
     try:
-        # Written straight into a memory-mapped file: peak memory stays small for any N.
-        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
-                                           shape=(n, channels, size, size))
+        # Written block by block in row order, straight to the file: peak memory stays small for any N.
+        images = open(tmp / "images.npy", "wb")  # noqa: SIM115 (closed below, also on errors)
+        np.lib.format.write_array_header_1_0(images, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                                                      "fortran_order": False, "shape": (n, channels, size, size)})
         labels = np.zeros(n, dtype=np.int64)
         splits = np.zeros(n, dtype=np.int8)
-        soft = np.zeros((n, k), dtype=np.float32) if any(s.soft_label for s in samples) else None
-        for i, s in enumerate(samples):
-            splits[i] = SPLIT_CODES.get(s.split, -1)
-            if s.soft_label:
-                for name, weight in s.soft_label.items():
-                    soft[i, index[name]] = weight  # type: ignore[index]
-                labels[i] = int(np.argmax(soft[i]))  # type: ignore[index]
-            elif s.label is not None:
-                labels[i] = index[s.label]
-                if soft is not None:
-                    soft[i, labels[i]] = 1.0
-            else:
-                labels[i] = -1  # unlabelled: fine for an autoencoder; load_or_build refuses it for a classifier
-
-        def decode(i: int) -> None:
-            images[i] = to_array(dataset.open_image(samples[i]), size, grayscale)
-
+        sizes = np.zeros((n, 2), dtype=np.int64)
+        soft: np.ndarray | None = None  # allocated at the first soft label
+        decoded: OrderedDict[tuple, np.ndarray] = OrderedDict()
         workers = workers or min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            bar = ui.progress(total=n, desc="decode images (once)", unit="img")
-            with bar:
-                for _ in pool.map(decode, range(n), chunksize=256):
-                    bar.update(1)
-        images.flush()
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
+                open(tmp / "ids.part", "w", encoding="ascii") as ids, \
+                ui.progress(total=n, desc="decode images (once)", unit="img") as bar:
+            header = images.tell()
+            i = _fill_plain(dataset, images, ids, labels, splits, sizes, decoded, pool, size, grayscale, bar) \
+                if is_streamed(dataset) else None
+            if i is None:  # read sample by sample
+                images.seek(header)
+                images.truncate()
+                ids.seek(0)
+                ids.truncate()
+                bar.reset()
+                chunk: list = []
+                i = 0
+                for s in dataset.samples:
+                    if i >= n:
+                        raise DataError(dataset.root / "samples.jsonl", "changed while the cache was built",
+                                        fix="run again once the stage writing it has finished")
+                    splits[i] = SPLIT_CODES.get(s.split, -1)
+                    sizes[i] = (s.width, s.height)
+                    if s.soft_label and soft is None:
+                        soft = np.zeros((n, k), dtype=np.float32)
+                        hard = np.flatnonzero(labels[:i] >= 0)
+                        soft[hard, labels[hard]] = 1.0
+                    if s.soft_label:
+                        for name, weight in s.soft_label.items():
+                            soft[i, index[name]] = weight  # type: ignore[index]
+                        labels[i] = int(np.argmax(soft[i]))  # type: ignore[index]
+                    elif s.label is not None:
+                        labels[i] = index[s.label]
+                        if soft is not None:
+                            soft[i, labels[i]] = 1.0
+                    else:
+                        labels[i] = -1  # unlabelled: fine for an autoencoder; load_or_build refuses it for a classifier
+                    ids.write((", " if i else "") + json.dumps(s.id))
+                    chunk.append((i, s))
+                    i += 1
+                    if len(chunk) == _CHUNK:
+                        images.write(_decode_chunk(dataset, chunk, decoded, pool, size, grayscale).tobytes())
+                        bar.update(len(chunk))
+                        chunk = []
+                images.write(_decode_chunk(dataset, chunk, decoded, pool, size, grayscale).tobytes())
+                bar.update(len(chunk))
+        if i != n:
+            raise DataError(dataset.root / "samples.jsonl", "changed while the cache was built",
+                            fix="run again once the stage writing it has finished")
+        images.close()
         np.save(tmp / "labels.npy", labels)
         np.save(tmp / "splits.npy", splits)
         if soft is not None:
             np.save(tmp / "soft.npy", soft)
-        meta = {
+        head = {
             "version": CACHE_VERSION, "dataset": str(Path(dataset.root).resolve()), "content_hash": content,
             "size": size, "grayscale": grayscale, "classes": classes,
-            "ids": [s.id for s in samples], "sizes": [[s.width, s.height] for s in samples],
         }
-        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        _write_meta(tmp, head, sizes)
         if folder.exists():
             shutil.rmtree(folder)
         os.rename(tmp, folder)
     except BaseException:
+        if images is not None:
+            images.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _remove_stale(folder, meta["dataset"], content)
-    return _open(folder, time.perf_counter() - start)
+    _remove_stale(folder, head["dataset"], content)
+    return TensorCache(path=folder, images=np.load(folder / "images.npy", mmap_mode="r"), labels=labels, soft=soft,
+                       splits=splits, ids=_MetaIds(folder / "meta.json", n), classes=list(classes),
+                       sizes=sizes.astype(np.int32), build_seconds=time.perf_counter() - start)
+
+
+def _fill_plain(dataset: Dataset, images, ids, labels: np.ndarray, splits: np.ndarray, sizes: np.ndarray,
+                decoded: OrderedDict, pool: ThreadPoolExecutor, size: int, grayscale: bool, bar) -> int | None:
+    """The cache's rows of a plain file (`core.dataset.columns`: an image label, no soft labels)
+    from DuckDB's batches, each distinct image decoded once; the row count, or None when the file
+    is not plain (the caller starts again sample by sample)."""
+    import pyarrow.compute as pc
+
+    from pipeline.core.dataset.columns import NotPlain, plain_rows
+
+    row = 0
+    try:
+        for batch in plain_rows(dataset.root, dataset.info, len(dataset.samples), ids=True, images=True):
+            for at in range(0, len(batch["split"]), _CHUNK * 8):
+                part = slice(at, at + _CHUNK * 8)
+                end = row + len(batch["split"][part])
+                splits[row:end] = batch["split"][part]
+                labels[row:end] = batch["label"][part]
+                sizes[row:end, 0] = batch["width"][part]
+                sizes[row:end, 1] = batch["height"][part]
+                ids.write((", " if row else "") + ", ".join(json.dumps(x) for x in batch["id"][part].to_pylist()))
+                encoded = pc.dictionary_encode(batch["image"][part])
+                chunk = [(0, Sample(id="", image=p)) for p in encoded.dictionary.to_pylist()]
+                images.write(_decode_chunk(dataset, chunk, decoded, pool, size, grayscale)[
+                    encoded.indices.to_numpy()].tobytes())
+                bar.update(end - row)
+                row = end
+    except NotPlain:
+        return None
+    return row
+
+
+def _decode_chunk(dataset: Dataset, chunk: list, decoded: OrderedDict, pool: ThreadPoolExecutor,
+                  size: int, grayscale: bool) -> np.ndarray:
+    """The images of `chunk` ((row, sample) pairs) as one uint8 block, each distinct file decoded
+    once (the last `_DECODED` decoded are remembered)."""
+    todo: dict[tuple, object] = {}
+    for _, s in chunk:
+        key = _image_key(s)
+        if key not in decoded and key not in todo:
+            todo[key] = s
+    for key, arr in zip(todo, pool.map(lambda s: to_array(dataset.open_image(s), size, grayscale), todo.values()),
+                        strict=True):
+        decoded[key] = arr
+    block = np.empty((len(chunk), 1 if grayscale else 3, size, size), dtype=np.uint8)
+    for j, (_, s) in enumerate(chunk):
+        key = _image_key(s)
+        block[j] = decoded[key]
+        decoded.move_to_end(key)
+    while len(decoded) > _DECODED:
+        decoded.popitem(last=False)
+    return block
+
+
+def _image_key(s) -> tuple:
+    return (s.image,) if s.pack is None else (s.image, s.pack.get("file"), s.pack.get("offset"), s.pack.get("length"))
+
+
+def _write_meta(tmp: Path, head: dict, sizes: np.ndarray) -> None:
+    """meta.json: `head`, then the ids (already in ``ids.part``) and the sizes, the bytes
+    ``json.dumps`` gives for the whole object, written piece by piece."""
+    with open(tmp / "meta.json", "w", encoding="ascii") as fh:
+        fh.write(json.dumps(head)[:-1] + ', "ids": [')
+        with open(tmp / "ids.part", encoding="ascii") as ids:
+            shutil.copyfileobj(ids, fh)
+        fh.write('], "sizes": [')
+        for start in range(0, len(sizes), 65536):
+            block = sizes[start:start + 65536].tolist()
+            fh.write((", " if start else "") + ", ".join(f"[{w}, {h}]" for w, h in block))
+        fh.write("]}")
+    (tmp / "ids.part").unlink()
+
+
+class _MetaIds(Sequence):
+    """The ids of a cache just built, read from its meta.json when first asked for (a build of ten
+    million samples does not hold them)."""
+
+    def __init__(self, meta: Path, n: int) -> None:
+        self._meta = meta
+        self._n = n
+        self._ids: list[str] | None = None
+
+    def _load(self) -> list[str]:
+        if self._ids is None:
+            self._ids = list(json.loads(self._meta.read_text(encoding="utf-8"))["ids"])
+        return self._ids
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index):
+        return self._load()[index]
+
+    def __iter__(self):
+        return iter(self._load())
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
 
 
 def _remove_stale(keep: Path, dataset_path: str, content: str) -> None:

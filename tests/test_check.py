@@ -169,3 +169,23 @@ def test_stored_truncated_image_is_flagged_not_unreadable(tmp_path: Path) -> Non
     assert [f.sample for f in found["truncated-image"]] == ["cut"]
     assert [f.sample for f in found["unreadable-image"]] == ["header"]
     assert CHECKS["truncated-image"][0] == "warning"
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "in-memory"])
+def test_each_image_file_is_read_once_however_many_samples_share_it(tmp_path: Path, monkeypatch,
+                                                                     streamed: bool) -> None:
+    import pipeline.check as check_module
+    from benchmarks.bench_scale import make_dataset
+    from pipeline.core.dataset import open_dataset
+
+    root = make_dataset(tmp_path / "pool", 300, pool=7)
+    real, reads = check_module.read_image, []
+
+    def counted(dataset, sample):
+        reads.append(sample.image)
+        return real(dataset, sample)
+
+    monkeypatch.setattr(check_module, "read_image", counted)
+    report = check_dataset(open_dataset(root) if streamed else load_dataset(root))
+    assert sorted(reads) == [f"images/pool-{k:05d}.png" for k in range(7)]
+    assert report.samples == 300 and {f.code for f in report.findings} == {"duplicate-image", "unused-class"}

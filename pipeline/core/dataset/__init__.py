@@ -13,7 +13,9 @@ to and from their own conventions and nowhere else. See ``datasets/README.md`` f
 description with an example.
 
 The parts: `model` (Obj, Sample, DatasetInfo, Dataset), `validation` (the strict readers of
-dataset.json and of samples.jsonl lines), `io` (loading and streaming a dataset folder), `lines`
+dataset.json and of samples.jsonl lines), `io` (loading and streaming a dataset folder), `stream`
+(`open_dataset`: the same dataset with its samples streamed, in bounded memory), `columns` (whole-file
+DuckDB queries of plain samples.jsonl files), `lines`
 (the one serializer of samples.jsonl lines) and `writer` (DatasetWriter, in-place rewrites,
 lineage). Every public name is importable from here.
 
@@ -43,6 +45,7 @@ from pipeline.core.dataset.model import (
     Sample,
     class_ids_for,
 )
+from pipeline.core.dataset.stream import SampleStream, is_streamed, open_dataset
 from pipeline.core.dataset.validation import parse_sample_line, read_info
 from pipeline.core.dataset.writer import (
     BackgroundSync,
@@ -51,13 +54,14 @@ from pipeline.core.dataset.writer import (
     lineage_entry,
     now_iso,
     replace_dir,
+    rewrite_lines,
     rewrite_samples,
 )
 
 __all__ = [
     "DATASET_JSON", "FORMAT_NAME", "FORMAT_VERSION", "IMAGES_DIR", "SAMPLES_JSONL", "SPLITS", "TASKS",
     "Annotation", "BackgroundSync", "Dataset", "DatasetInfo", "DatasetWriter", "Obj", "Prediction", "Sample",
-    "class_ids_for", "content_hash", "derive", "dumps_body", "dumps_sample", "finish_update", "is_dataset", "iter_samples", "lineage_entry",
-    "load_dataset", "now_iso", "parse_sample_line", "read_info", "replace_dir", "rewrite_samples", "sample_line",
+    "SampleStream", "class_ids_for", "content_hash", "derive", "dumps_body", "dumps_sample", "finish_update", "is_dataset",
+    "is_streamed", "iter_samples", "lineage_entry", "load_dataset", "now_iso", "open_dataset", "parse_sample_line", "read_info", "replace_dir", "rewrite_lines", "rewrite_samples", "sample_line",
     "sorted_lines", "write_lines",
 ]

@@ -483,11 +483,52 @@ def rewrite_samples(
 
     For stages that change metadata only (e.g. `split`); images stay where they are.
     """
+    info = _replace_samples(dataset, lambda path: write_lines(path, sorted_lines(samples)), stage=stage,
+                            params=params, classes=classes)
+    return Dataset(root=dataset.root, info=info, samples=sorted(samples, key=lambda s: s.id))
+
+
+def rewrite_lines(dataset: Dataset, lines: Iterable[str], *, stage: str, params: dict | None = None) -> DatasetInfo:
+    """`rewrite_samples` for a dataset too large to hold: `lines` are the new samples.jsonl lines
+    (each as `dumps_sample` renders it, no newline, in id order), written as they come. Returns the
+    new dataset.json's contents."""
+    return _replace_samples(dataset, lambda path: _write_line_stream(path, lines), stage=stage, params=params)
+
+
+def _write_line_stream(path: Path, lines: Iterable[str], chunk: int = 4096) -> str:
+    """`write_lines` for an iterable: written a few thousand lines at a time; returns the SHA-256."""
+    digest = hashlib.sha256()
+    block: list[str] = []
+    with open(path, "wb") as fh:
+        for line in lines:
+            block.append(line)
+            if len(block) == chunk:
+                data = ("\n".join(block) + "\n").encode("utf-8")
+                digest.update(data)
+                fh.write(data)
+                block = []
+        if block:
+            data = ("\n".join(block) + "\n").encode("utf-8")
+            digest.update(data)
+            fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return digest.hexdigest()
+
+
+def _replace_samples(dataset: Dataset, write, *, stage: str, params: dict | None,
+                     classes: list[str] | None = None) -> DatasetInfo:
+    """Write the new samples.jsonl with `write(path) -> sha256` and the new dataset.json beside the
+    old ones, then rename both into place (a kill between the renames is finished by the next read)."""
     root = dataset.root
     _sweep_updates(root)
     lineage = list(dataset.info.lineage) + [lineage_entry(stage, params, {str(root): content_hash(root)})]
     new_samples = root / f".{SAMPLES_JSONL}.tmp-{os.getpid()}"
-    digest = write_lines(new_samples, sorted_lines(samples))
+    try:
+        digest = write(new_samples)
+    except BaseException:
+        new_samples.unlink(missing_ok=True)
+        raise
     kept = list(classes if classes is not None else dataset.info.classes)
     info = DatasetInfo(task=dataset.info.task, classes=kept, lineage=lineage, samples_sha256=digest,
                        class_ids=class_ids_for(kept, dataset.info.class_ids))
@@ -498,7 +539,7 @@ def rewrite_samples(
     failpoints.hit("rewrite.info")
     os.replace(new_info, root / DATASET_JSON)
     fsync_dir(root)
-    return Dataset(root=root, info=info, samples=sorted(samples, key=lambda s: s.id))
+    return info
 
 
 def _sweep_updates(root: Path) -> None:
