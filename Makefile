@@ -57,11 +57,15 @@ GROUPS ?=
 WIDTHS ?=
 INPUT ?= 1x32x32
 BENCH ?= quick
+NPROC ?=
+SHARD_SIZE ?=
 
 AUGMENT_RECIPE := $(or $(RECIPE),configs/augment/digits.yaml)
 EPOCHS_OPT := $(if $(EPOCHS),--epochs $(EPOCHS),)
 TRAIN_OPTS := $(EPOCHS_OPT) $(if $(VARIANT),--variant $(VARIANT),) $(if $(AUGMENT),--augment $(AUGMENT),) \
 	$(foreach kv,$(SET),--set $(kv))
+# NPROC=N: N data-parallel processes on this machine under torchrun (docs/distributed.md)
+TRAIN_LAUNCH = $(if $(NPROC),$(VENV)/bin/torchrun --standalone --nproc-per-node $(NPROC) -m pipeline,$(PIPELINE))
 LABEL_OPT := $(if $(LABEL),--label '$(LABEL)',)
 FETCH_OUT = $(or $(OUT),$(1))
 
@@ -142,8 +146,8 @@ export: $(STAMP) ## export DATA to OUT in FORMAT
 split: $(STAMP) ## stratified, leak-free split of DATA (VAL, TEST fractions, SEED)
 	$(PIPELINE) split $(DATA) --val $(VAL) --test $(TEST) --seed $(SEED)
 
-train: $(STAMP) ## train on DATA into RUN with CONFIG [VARIANT=autoencoder|grouped|... AUGMENT=recipe EPOCHS SET='groups=4 …']
-	$(PIPELINE) train $(DATA) --out $(RUN) --config $(CONFIG) $(TRAIN_OPTS)
+train: $(STAMP) ## train on DATA into RUN with CONFIG [VARIANT=autoencoder|grouped|... AUGMENT=recipe EPOCHS SET='groups=4 …' NPROC=2: torchrun, data-parallel]
+	$(TRAIN_LAUNCH) train $(DATA) --out $(RUN) --config $(CONFIG) $(TRAIN_OPTS)
 
 validate: $(STAMP) ## accuracy and confusion matrix (autoencoder: reconstruction error) of RUN on DATA's SPLIT
 	$(PIPELINE) validate $(RUN) --data $(DATA) --split $(SPLIT)

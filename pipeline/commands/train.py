@@ -44,9 +44,14 @@ def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed,
     gets reconstructions.png. Model options are config keys: --set groups=4 (grouped),
     --set widths=12,32 (NumberModel) or widths=16,32,64 (autoencoder).
 
+    Under torchrun it trains data-parallel (DDP; gloo on the CPU, NCCL on GPUs): --batch-size is the
+    global batch, split among the processes; rank 0 writes the run; --resume works the same
+    (docs/distributed.md).
+
     \b
     Examples:
       pipeline train datasets/mnist-embedded --out runs/mnist
+      torchrun --standalone --nproc-per-node 2 -m pipeline train datasets/mnist-embedded --out runs/ddp
       pipeline train datasets/mnist-embedded --out runs/seed --recipe seed
       pipeline train photos/ --out runs/photos --epochs 20 --set val_split=test
       pipeline train datasets/mnist-embedded --out runs/mnist --resume
@@ -67,9 +72,14 @@ def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed,
     else:
         config = load_config(recipe_name=recipe, config_file=config_file, options=options, sets=overrides)
     result = run_training(data, out, config, resume=resume)
+    if result.rank != 0:
+        return  # under torchrun rank 0 speaks for the run
 
     final = result.history[-1] if result.history else {}
     rows: list[tuple[str, object]] = [("dataset", str(data)), ("device", result.device)]
+    if result.world_size > 1:
+        rows.append(("processes", f"{result.world_size} (torchrun; global batch {config.batch_size}, "
+                                  f"about {config.batch_size // result.world_size} per process)"))
     rows.append(("epochs", f"{len(result.history)} of {result.epochs}"))
     if final and result.task == "reconstruction":
         rows.append(("train error", f"MSE {final['train_loss']:.5f}"))
