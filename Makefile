@@ -135,13 +135,13 @@ crawl: $(STAMP) ## collect images from URL [DEPTH MAX_IMAGES LABEL] into OUT
 	@test -n "$(URL)" -a -n "$(OUT)" || { echo "usage: make crawl URL=https://example.org/gallery OUT=datasets/web [DEPTH=1] [MAX_IMAGES=100] [LABEL=cat]"; exit 2; }
 	$(PIPELINE) crawl $(URL) --depth $(DEPTH) --max-images $(MAX_IMAGES) $(LABEL_OPT) --out $(OUT)
 
-import: $(STAMP) ## import SRC (FORMAT=auto|imagefolder|voc|yolo|createml|labelme|coco|cvat|labelstudio|images) into OUT [IMAGES_DIR=folder of the images]
+import: $(STAMP) ## import SRC (FORMAT=auto|imagefolder|voc|yolo|createml|labelme|coco|cvat|labelstudio|webdataset|images) into OUT [IMAGES_DIR=folder of the images]
 	@test -n "$(SRC)" -a -n "$(OUT)" || { echo "usage: make import SRC=path/to/labels OUT=datasets/name [FORMAT=auto]"; exit 2; }
 	$(PIPELINE) import $(FORMAT) $(SRC) --out $(OUT) $(if $(IMAGES_DIR),--images $(IMAGES_DIR),)
 
-export: $(STAMP) ## export DATA to OUT in FORMAT
+export: $(STAMP) ## export DATA to OUT in FORMAT [SHARD_SIZE=samples per shard, FORMAT=webdataset]
 	@test -n "$(OUT)" -a "$(FORMAT)" != auto || { echo "usage: make export DATA=datasets/name FORMAT=coco OUT=exports/name"; exit 2; }
-	$(PIPELINE) export $(DATA) --format $(FORMAT) --out $(OUT)
+	$(PIPELINE) export $(DATA) --format $(FORMAT) --out $(OUT) $(if $(SHARD_SIZE),--shard-size $(SHARD_SIZE),)
 
 split: $(STAMP) ## stratified, leak-free split of DATA (VAL, TEST fractions, SEED)
 	$(PIPELINE) split $(DATA) --val $(VAL) --test $(TEST) --seed $(SEED)

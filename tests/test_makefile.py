@@ -61,6 +61,8 @@ def test_help_lists_every_target_of_the_makefile_with_its_variables():
     (["crawl", "URL=https://example.org/", "OUT=d"], "pipeline crawl https://example.org/ --depth 1 --max-images 100"),
     (["train", "DATA=photos", "VARIANT=autoencoder", "AUGMENT=r.yaml", "SET=groups=4 threads=1"],
      "--variant autoencoder --augment r.yaml --set groups=4 --set threads=1"),
+    (["export", "FORMAT=webdataset", "OUT=shards", "SHARD_SIZE=500"],
+     "pipeline export datasets/mnist-embedded --format webdataset --out shards --shard-size 500"),
     (["train", "NPROC=2"], "/bin/torchrun --standalone --nproc-per-node 2 -m pipeline train datasets/mnist-embedded"),
     (["augment", "DATA=photos", "OUT=o", "SPLITS=all", "WORKERS=2"],
      "--recipe configs/augment/digits.yaml --copies 2 --splits all --workers 2"),
