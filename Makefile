@@ -146,7 +146,7 @@ export: $(STAMP) ## export DATA to OUT in FORMAT [SHARD_SIZE=samples per shard, 
 split: $(STAMP) ## stratified, leak-free split of DATA (VAL, TEST fractions, SEED)
 	$(PIPELINE) split $(DATA) --val $(VAL) --test $(TEST) --seed $(SEED)
 
-train: $(STAMP) ## train on DATA into RUN with CONFIG [VARIANT=autoencoder|grouped|... AUGMENT=recipe EPOCHS SET='groups=4 …' NPROC=2: torchrun, data-parallel]
+train: $(STAMP) ## train on DATA into RUN with CONFIG [VARIANT=autoencoder|grouped|... AUGMENT=recipe EPOCHS SET='groups=4 …' NPROC=2: torchrun, data-parallel; DATA may be a folder of WebDataset shards]
 	$(TRAIN_LAUNCH) train $(DATA) --out $(RUN) --config $(CONFIG) $(TRAIN_OPTS)
 
 validate: $(STAMP) ## accuracy and confusion matrix (autoencoder: reconstruction error) of RUN on DATA's SPLIT

@@ -221,6 +221,13 @@ def choose_preprocess(dataset: Dataset, cache, train_rows: np.ndarray, config: T
 
     sizes = cache.sizes[train_rows]
     mnist_like = config.grayscale and len(sizes) > 0 and bool(np.all(sizes == 28))
+    return preprocess_rule(config, mnist_like, lambda: channel_stats(cache.images, train_rows),
+                           lambda: border_level(cache.images, train_rows), len(train_rows))
+
+
+def preprocess_rule(config: TrainConfig, mnist_like: bool, stats, border, n_train: int) -> Preprocess:
+    """`choose_preprocess`'s rule, given whether the data is MNIST-like and how to measure the training
+    images: `stats()` their per-channel mean and std, `border()` their border brightness (0..255)."""
     mode = config.normalize
     if mode == "auto":
         mode = "mnist" if mnist_like else "dataset"
@@ -232,9 +239,9 @@ def choose_preprocess(dataset: Dataset, cache, train_rows: np.ndarray, config: T
         mean, std = [MNIST_MEAN] * channels, [MNIST_STD] * channels
         rule = f"MNIST mean/std ({reason})"
     else:
-        mean, std = channel_stats(cache.images, train_rows)
-        rule = f"mean/std of the {len(train_rows)} training images ({reason})"
-    background = "light" if border_level(cache.images, train_rows) >= 128 else "dark"
+        mean, std = stats()
+        rule = f"mean/std of the {n_train} training images ({reason})"
+    background = "light" if border() >= 128 else "dark"
     return Preprocess(size=config.image_size, grayscale=config.grayscale, mean=mean, std=std, rule=rule,
                       background=background)
 
@@ -662,24 +669,37 @@ class TrainResult:
 
 
 def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainConfig | None = None, *,
-          resume: bool = False) -> TrainResult:
+          resume: bool = False, val: str | None = None) -> TrainResult:
     """Train the configured model on the dataset at `data_path` into the run folder `out` (see the module doc).
 
+    `data_path` may also name WebDataset shards (paths or brace patterns, or their export folder),
+    streamed without a dataset folder; `val` then names the validation shards (`pipeline.streaming`).
     Under torchrun every process calls this with the same arguments (`pipeline.distributed`)."""
+    from pipeline import streaming
+
     out = Path(out)
     if config is None:
         config = resume_config(out, {}) if resume and is_run(out) else load_config()
     here = distributed.world()
+    stream = streaming.is_stream(data_path)
+    if val is not None and not stream:
+        raise UsageError("--val names validation shards; a dataset's validation split is chosen by val_split",
+                         fix="drop --val, or train from shards ('shards/train-{000000..000009}.tar')")
     device = setup_torch(config, here)
-    if not here.distributed:
+
+    def run(config: TrainConfig) -> TrainResult:
+        if stream:
+            return streaming.train_stream(data_path, out, config, resume, device, here, val)
         return _train(data_path, out, config, resume, device, here)
+
+    if not here.distributed:
+        return run(config)
     distributed.start(here, device)
     if not here.main:
         ui.set_quiet(True)  # one voice: rank 0 prints the notes, the progress and the summary
     try:
         # rank 0's config (its run folder's, on --resume), so a machine without the run folder agrees
-        config = distributed.broadcast(here, config)
-        return _train(data_path, out, config, resume, device, here)
+        return run(distributed.broadcast(here, config))
     finally:
         distributed.stop(here)
 
@@ -820,7 +840,8 @@ def _train(data_path: str | os.PathLike, out: Path, config: TrainConfig, resume:
         best = _better(best, record, reconstruct)
         if here.main:
             _save_epoch(out, board, model, optimizer, scheduler, record, history, best, epochs, epoch,
-                        reconstruct, shown, shown_idx, normalize, dataset, cache, rng_states)
+                        reconstruct, shown, shown_idx, normalize, dataset.content_hash, cache.build_seconds,
+                        rng_states)
         with distributed.collective_errors(here, epoch - 1):
             distributed.barrier(here)  # every rank past this point knows the epoch is saved
         failpoints.hit("train.epoch")
@@ -828,7 +849,7 @@ def _train(data_path: str | os.PathLike, out: Path, config: TrainConfig, resume:
 
     if here.main:
         _finish_run(out, board, model, config, task, reconstruct, shown, shown_idx, normalize, history, best,
-                    epochs, cache, run_info)
+                    epochs, cache.build_seconds, run_info)
     return TrainResult(out=out, epochs=epochs, history=history, best=best, notes=notes,
                        cache_seconds=cache.build_seconds, device=str(device), task=task, rank=here.rank,
                        world_size=here.size)
@@ -847,8 +868,8 @@ def _restore_rng(state: dict, here: World) -> None:
 
 
 def _save_epoch(out: Path, board, model, optimizer, scheduler, record: dict, history: list[dict], best: dict,
-                epochs: int, epoch: int, reconstruct: bool, shown, shown_idx, normalize, dataset, cache,
-                rng_states: list | None) -> None:
+                epochs: int, epoch: int, reconstruct: bool, shown, shown_idx, normalize, data_hash: str,
+                cache_seconds: float | None, rng_states: list | None) -> None:
     """Rank 0's writes after an epoch: TensorBoard, the checkpoints, resume.pt, metrics.json."""
     import torch
 
@@ -867,16 +888,17 @@ def _save_epoch(out: Path, board, model, optimizer, scheduler, record: dict, his
         "epoch": epoch, "model": weights, "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "torch_rng": torch.get_rng_state(), "history": history, "best": best,
-        "dataset_hash": dataset.content_hash,
+        "dataset_hash": data_hash,
     }
     if rng_states is not None:
         state["torch_rng_ranks"] = rng_states
     save_atomic(state, out / "resume.pt")
-    write_json(out / "metrics.json", _metrics(history, best, epochs, cache.build_seconds, "running"))
+    write_json(out / "metrics.json", _metrics(history, best, epochs, cache_seconds, "running"))
 
 
 def _finish_run(out: Path, board, model, config: TrainConfig, task: str, reconstruct: bool, shown, shown_idx,
-                normalize, history: list[dict], best: dict | None, epochs: int, cache, run_info: dict) -> None:
+                normalize, history: list[dict], best: dict | None, epochs: int, cache_seconds: float | None,
+                run_info: dict) -> None:
     """Rank 0's writes at the end: reconstructions.png, the hyperparameters, the final metrics and run.json."""
     if reconstruct and history:
         originals = shown.images_at(shown_idx).cpu()
@@ -894,7 +916,7 @@ def _finish_run(out: Path, board, model, config: TrainConfig, task: str, reconst
                                                               "val_accuracy", "val_psnr")})
     board.close()
 
-    write_json(out / "metrics.json", _metrics(history, best, epochs, cache.build_seconds, "complete"))
+    write_json(out / "metrics.json", _metrics(history, best, epochs, cache_seconds, "complete"))
     run_info.update(status="complete", finished=now_iso(), best=best)
     write_json(out / "run.json", run_info)
 

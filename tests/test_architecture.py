@@ -31,7 +31,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "pipeline"
 
 STAGES = {"augment", "train", "evaluate", "fetch", "split", "check", "crop", "stats", "viz", "tensor_cache",
-          "labeling", "view", "engines", "distributed"}
+          "labeling", "view", "engines", "distributed", "streaming"}
 LOWER = {"core": set(), "model": {"core"}, "config": {"core"}, "formats": {"core"}, "sources": {"core", "formats"}}
 ALLOWED = {**LOWER, **{stage: {"core", "model", "config", "formats", "sources"} | STAGES for stage in STAGES}}
 TOP = {"commands", "cli", "__main__"}
