@@ -68,10 +68,10 @@ _RANGE = re.compile(r"^(\d+)\.\.(\d+)$")
 def is_stream(data: str | object) -> bool:
     """Whether `data` names shards (a .tar, a pattern, a URL of one, or an export folder of shards)."""
     text = str(data)
-    if any(word.endswith(".tar") or ".tar" in word and "{" in word for word in text.split()):
-        return True
     path = Path(text)
-    return path.is_dir() and not is_dataset(path) and wds_format.read_manifest(path) is not None
+    if path.is_dir():  # a dataset, an ImageFolder tree, or an export folder of shards
+        return not is_dataset(path) and wds_format.read_manifest(path) is not None
+    return any(word.endswith(".tar") or (".tar" in word and "{" in word) for word in text.split())
 
 
 def expand_braces(text: str) -> list[str]:
