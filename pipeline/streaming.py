@@ -20,7 +20,8 @@ How a run goes:
    world-size-th shard of that order (an error when there are fewer shards than processes), so
    each rank reads its own shards; within a rank samples pass through a shuffle buffer of
    `SHUFFLE_BUFFER` samples seeded from (seed, epoch, rank);
-3. every image is decoded and resized as the tensor cache does (`tensor_cache.to_array`); batches of
+3. every image is decoded and resized as the tensor cache does (`tensor_cache.to_array`) by an
+   IterableDataset (`ShardStream`) that a DataLoader batches; batches of
    `batch_size` (under torchrun `batch_size / world size` per process, which must divide) train the
    model; every rank takes the same number of steps in an epoch (the fewest any rank's shards
    give; the rest of a longer share waits for a later epoch's deal), so DDP never waits for a
@@ -35,6 +36,7 @@ shard names and sizes stand for the dataset's content hash, so `--resume` refuse
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import re
 import time
@@ -43,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from torch.utils.data import IterableDataset
 
 from pipeline import distributed
 from pipeline.config import TrainConfig, dump_yaml
@@ -300,19 +303,34 @@ def steps_in(epoch: int, shards: list[Path], counts: dict[str, int], batch: int,
     return math.ceil((fewest or 0) / batch)
 
 
-def stream_batches(shards: list[Path], classes: list[str] | None, config: TrainConfig, batch: int, steps: int,
-                   seed: int, epoch: int, here: World) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """`steps` batches (uint8 images, int64 labels) from `shards` through a seeded shuffle buffer."""
-    rng = np.random.default_rng(derive_seed(seed, "buffer", epoch, here.rank))
-    buffer: list[tuple[np.ndarray, int]] = []
+class ShardStream(IterableDataset):
+    """One epoch of a rank's training samples as an IterableDataset: (uint8 C x size x size array,
+    class index) pairs, decoded as the tensor cache decodes, from `shards` in order through a
+    shuffle buffer of `SHUFFLE_BUFFER` samples seeded from (seed, epoch, rank). Iterating it again
+    gives the same order. Under DataLoader workers, worker w reads every num_workers-th shard
+    (with its own buffer)."""
 
-    def samples() -> Iterator[tuple[np.ndarray, int]]:
+    def __init__(self, shards: list[Path], classes: list[str] | None, size: int, grayscale: bool, seed: int,
+                 epoch: int, rank: int = 0) -> None:
+        super().__init__()
+        self.shards, self.classes, self.size, self.grayscale = list(shards), classes, size, grayscale
+        self.seed, self.epoch, self.rank = seed, epoch, rank
+
+    def samples(self, shards: list[Path]) -> Iterator[tuple[np.ndarray, int]]:
         for shard in shards:
             for item in shard_samples(shard):
-                yield decode(item, config.image_size, config.grayscale)[0], label_of(item, classes)
+                image = decode(item, self.size, self.grayscale)[0]
+                yield np.array(image), label_of(item, self.classes)  # (a writable copy: torch takes it as it is)
 
-    def shuffled() -> Iterator[tuple[np.ndarray, int]]:
-        for sample in samples():
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int]]:
+        from torch.utils.data import get_worker_info
+
+        worker = get_worker_info()
+        shards = self.shards if worker is None else self.shards[worker.id::worker.num_workers]
+        extra = () if worker is None else ("worker", worker.id)
+        rng = np.random.default_rng(derive_seed(self.seed, "buffer", self.epoch, self.rank, *extra))
+        buffer: list[tuple[np.ndarray, int]] = []
+        for sample in self.samples(shards):
             if len(buffer) < SHUFFLE_BUFFER:
                 buffer.append(sample)
                 continue
@@ -322,18 +340,14 @@ def stream_batches(shards: list[Path], classes: list[str] | None, config: TrainC
         order = rng.permutation(len(buffer))
         yield from (buffer[i] for i in order)
 
-    done = 0
-    pending: list[tuple[np.ndarray, int]] = []
-    for sample in shuffled():
-        pending.append(sample)
-        if len(pending) == batch:
-            yield np.stack([p[0] for p in pending]), np.array([p[1] for p in pending], dtype=np.int64)
-            pending = []
-            done += 1
-            if done == steps:
-                return
-    if pending and done < steps:
-        yield np.stack([p[0] for p in pending]), np.array([p[1] for p in pending], dtype=np.int64)
+
+def stream_batches(shards: list[Path], classes: list[str] | None, config: TrainConfig, batch: int, steps: int,
+                   seed: int, epoch: int, here: World):
+    """The first `steps` batches (uint8 image tensors, int64 label tensors) of this rank's `ShardStream`."""
+    from torch.utils.data import DataLoader
+
+    stream = ShardStream(shards, classes, config.image_size, config.grayscale, seed, epoch, here.rank)
+    return itertools.islice(DataLoader(stream, batch_size=batch), steps)
 
 
 def validation_batches(shards: list[Path], classes: list[str] | None, config: TrainConfig,
@@ -499,8 +513,8 @@ def _epoch(net, optimizer, scheduler, shards: list[Path], classes: list[str] | N
     k = len(classes) if classes else 0
     batches = stream_batches(shards, classes, config, batch, steps, config.seed, epoch, here)
     for i, (images, labels) in enumerate(ui.progress(batches, total=steps, desc=f"epoch {epoch}", unit="batch")):
-        x = torch.from_numpy(images).to(device)
-        hard = torch.from_numpy(labels).to(device)
+        x = images.to(device)
+        hard = labels.to(device)
         target = hard
         if augmenter is not None:
             x, target = augmenter(x, F.one_hot(hard, k).float(), step=step)

@@ -12,6 +12,7 @@ import pytest
 from pipeline import streaming
 from pipeline import train as train_mod
 from pipeline.config import load_config
+from pipeline.core.dataset import load_dataset
 from pipeline.core.errors import UsageError
 from pipeline.distributed import World
 from pipeline.formats.ingest import export_dataset
@@ -200,3 +201,20 @@ def test_two_processes_read_their_own_shards(tmp_path):
                     "--set", "threads=1"], tmp_path / "cache")
     assert few.returncode != 0
     assert "1 shards for 2 training processes: each needs at least one" in few.stderr, few.stderr[-3000:]
+
+
+def test_the_shard_stream_gives_every_sample_once_in_a_seeded_order(tmp_path):
+    from torch.utils.data import DataLoader
+
+    data = make_classification_dataset(tmp_path / "ds", classes=3, per_class=10)
+    export_dataset(data, "webdataset", tmp_path / "shards", options={"shard_size": 4})
+    shards = sorted((tmp_path / "shards").glob("train-*.tar"))
+    stream = streaming.ShardStream(shards, ["0", "1", "2"], 32, True, seed=0, epoch=1)
+    first = [(a.tobytes(), y) for a, y in stream]
+    assert first == [(a.tobytes(), y) for a, y in stream]  # the same order again
+    assert len(first) == sum(1 for s in load_dataset(data).samples if s.split == "train")
+    other = [(a.tobytes(), y) for a, y in streaming.ShardStream(shards, ["0", "1", "2"], 32, True, seed=0, epoch=2)]
+    assert sorted(other) == sorted(first) and other != first  # another epoch: the same samples, shuffled again
+    assert all(a.shape == (1, 32, 32) and a.dtype == np.uint8 for a, _ in stream)
+    workers = [(x.numpy().tobytes(), int(y)) for x, y in DataLoader(stream, batch_size=None, num_workers=2)]
+    assert sorted(workers) == sorted(first)  # two DataLoader workers: each shard read by one of them

@@ -25,7 +25,8 @@ shards other tools wrote (``KEY.jpg`` + ``KEY.cls``, no record) become classific
 class is ``classes[cls]`` from DIR/dataset.json, else the number itself, and whose split is the
 shard name's prefix (``train-…``, ``val-…``, ``test-…``). Members are read into memory, never
 extracted: names with folders or ``..``, links, devices and members over the size caps below are
-reported as bad and skipped.
+reported as bad and skipped. A shard file that is a link out of DIR, or a FIFO, socket or device,
+is never opened (skipped, counted and warned about, as every importer does).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from pipeline.core.dataset import Dataset, Sample, dumps_sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import IMAGE_EXTS, sniff
 from pipeline.core.limits import MAX_ANNOTATION_JSON_BYTES, MAX_DOCUMENT_ENTRIES, decode_text, load_json
-from pipeline.core.paths import natural_key
+from pipeline.core.paths import SafeFiles, natural_key
 from pipeline.formats.base import Detection, ExportReport, ImportContext
 from pipeline.formats.splits import split_from_path
 
@@ -271,15 +272,18 @@ def read_manifest(folder: Path) -> dict | None:
     return data
 
 
-def shard_paths(root: Path) -> list[Path]:
-    """The *.tar files directly in `root` (natural order), or `root` itself when it is one."""
+def shard_paths(root: Path, files: SafeFiles | None = None) -> list[Path]:
+    """The *.tar files directly in `root` (natural order), or `root` itself when it is one: only
+    what `files` (default: the rule for `root`) may open, so a link out of the folder or a FIFO
+    named ``x.tar`` is never opened (an import's `files` counts and warns about each)."""
     root = Path(root)
+    safe = files if files is not None else SafeFiles([root])
     if root.is_file():
-        return [root] if root.suffix == ".tar" else []
+        return [root] if root.suffix == ".tar" and safe.is_file(root) else []
     if not root.is_dir():
         return []
     names = [e.name for e in os.scandir(root) if e.name.endswith(".tar") and not e.name.startswith(".")]
-    return [root / n for n in sorted(names, key=natural_key)]
+    return [root / n for n in sorted(names, key=natural_key) if safe.is_file(root / n)]
 
 
 def detect(root: Path) -> Detection | None:
@@ -336,7 +340,7 @@ def _json_or_none(data: bytes | None):
 
 def read(root: Path, ctx: ImportContext) -> None:
     root = Path(root)
-    shards = shard_paths(root)
+    shards = shard_paths(root, ctx.files)
     if not shards:
         raise UsageError(f"{root}: no .tar shards", fix="point at the folder of the shards (or one .tar)")
     manifest = read_manifest(root if root.is_dir() else root.parent)
@@ -354,8 +358,6 @@ def read(root: Path, ctx: ImportContext) -> None:
             ctx.declare_classes(classes, where=MANIFEST)
     for shard in ctx.progress(shards, total=len(shards), desc="import webdataset", unit="shard"):
         rel = ctx.rel(shard)
-        if not ctx.files.is_file(shard):
-            continue  # a link out of the folder or a FIFO: refused and counted by SafeFiles
         try:
             with open(shard, "rb") as fh:
                 for item in iter_shard(fh, rel, on_bad=ctx.bad):

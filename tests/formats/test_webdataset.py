@@ -314,3 +314,49 @@ def test_ray_data_reads_the_shards(tmp_path: Path) -> None:
         if s.label is not None:
             assert int(row["cls"]) == index[s.label]
         assert json.loads(row["json"])["id"] == s.id
+
+
+# --------------------------------------------------------------------------------------------
+# Shard files: links and special files (as tests/formats/test_safe_files.py for the other formats)
+# --------------------------------------------------------------------------------------------
+
+
+def _two_shards(root: Path) -> None:
+    write_tar(root / "a-000000.tar", [("a.png", png(6, 6)), ("a.cls", b"0")])
+
+
+@pytest.mark.timeout(60)  # a FIFO that is opened blocks for ever
+def test_a_fifo_named_like_a_shard_never_hangs(tmp_path: Path) -> None:
+    import os
+
+    from pipeline.core.paths import SPECIAL_FILE
+    from pipeline.formats.detect import survey
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _two_shards(src)
+    os.mkfifo(src / "b-000000.tar")
+    assert survey(src, count=True)[0].format == "webdataset"  # detect and count open no FIFO
+    ds, report = import_dataset("webdataset", src, tmp_path / "ds")
+    assert [s.id for s in ds.samples] == ["a"] and report.skipped.get(SPECIAL_FILE) == 1
+    assert any("b-000000.tar: a FIFO" in w for w in report.warnings), report.warnings
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["outside", "inside"])
+def test_a_shard_link_is_followed_only_inside_the_folder(tmp_path: Path, inside: bool) -> None:
+    from pipeline.core.paths import LINK_OUTSIDE
+
+    src, other = tmp_path / "src", tmp_path / "other"
+    src.mkdir()
+    other.mkdir()
+    _two_shards(src)
+    where = src / "store" if inside else other
+    where.mkdir(exist_ok=True)
+    write_tar(where / "x.tar", [("secret.png", png(5, 5)), ("secret.cls", b"0")])
+    (src / "b-000000.tar").symlink_to(where / "x.tar")
+    ds, report = import_dataset("webdataset", src, tmp_path / "ds")
+    ids = sorted(s.id for s in ds.samples)
+    if inside:
+        assert ids == ["a", "secret"] and not report.skipped.get(LINK_OUTSIDE)
+    else:
+        assert ids == ["a"] and report.skipped.get(LINK_OUTSIDE) == 1
