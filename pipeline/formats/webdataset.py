@@ -7,7 +7,8 @@ What `pipeline export --format webdataset` writes::
     OUT/train-000000.tar  OUT/train-000001.tar ...  OUT/val-000000.tar ...  OUT/unsplit-000000.tar
     OUT/dataset.json      {"format": "pipeline-webdataset", "task", "classes", "class_ids", "shards": [...]}
 
-Each shard holds up to `shard_size` samples (10,000 by default), in id order, each as::
+Each shard holds up to `shard_size` samples (10,000 by default), in a fixed shuffled order (by the
+SHA-256 of the id: shards of a class-sorted dataset each hold every class), each as::
 
     KEY.png | KEY.jpg ...  the image bytes exactly as the dataset stores them (never re-encoded)
     KEY.cls                the class index (position in `classes`) as decimal text; absent without a label
@@ -123,6 +124,13 @@ def sample_members(dataset: Dataset, sample: Sample, index: dict[str, int]) -> l
     return sorted(members)
 
 
+def shard_order(sample: Sample) -> str:
+    """Where a sample goes among the shards: the SHA-256 of its id, a fixed shuffle. Datasets are
+    sorted by id, which often means by class (``3/00017``); shards in that order would each hold
+    one class, and a stream reading a few at a time would train on one class at a time."""
+    return hashlib.sha256(sample.id.encode("utf-8")).hexdigest()
+
+
 def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> None:
     """Shards of at most `options["shard_size"]` samples per split, and OUT/dataset.json."""
     shard_size = int(options.get("shard_size") or DEFAULT_SHARD_SIZE)
@@ -130,7 +138,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
         raise UsageError(f"--shard-size {shard_size}: a shard holds at least one sample", fix="e.g. --shard-size 10000")
     index = {c: i for i, c in enumerate(dataset.classes)}
     by_split: dict[str | None, list[Sample]] = {}
-    for sample in dataset.samples:  # (in id order)
+    for sample in sorted(dataset.samples, key=shard_order):
         by_split.setdefault(sample.split, []).append(sample)
     shards = []
     for split in SPLIT_ORDER:
