@@ -62,11 +62,15 @@ BENCH ?= quick
 PORT ?= 8765
 HOST ?= 127.0.0.1
 VIEW_RUN ?=
+NPROC ?=
+SHARD_SIZE ?=
 
 AUGMENT_RECIPE := $(or $(RECIPE),configs/augment/digits.yaml)
 EPOCHS_OPT := $(if $(EPOCHS),--epochs $(EPOCHS),)
 TRAIN_OPTS := $(EPOCHS_OPT) $(if $(VARIANT),--variant $(VARIANT),) $(if $(AUGMENT),--augment $(AUGMENT),) \
 	$(foreach kv,$(SET),--set $(kv))
+# NPROC=N: N data-parallel processes on this machine under torchrun (docs/distributed.md)
+TRAIN_LAUNCH = $(if $(NPROC),$(VENV)/bin/torchrun --standalone --nproc-per-node $(NPROC) -m pipeline,$(PIPELINE))
 LABEL_OPT := $(if $(LABEL),--label '$(LABEL)',)
 FETCH_OUT = $(or $(OUT),$(1))
 
@@ -136,19 +140,19 @@ crawl: $(STAMP) ## collect images from URL [DEPTH MAX_IMAGES LABEL] into OUT
 	@test -n "$(URL)" -a -n "$(OUT)" || { echo "usage: make crawl URL=https://example.org/gallery OUT=datasets/web [DEPTH=1] [MAX_IMAGES=100] [LABEL=cat]"; exit 2; }
 	$(PIPELINE) crawl $(URL) --depth $(DEPTH) --max-images $(MAX_IMAGES) $(LABEL_OPT) --out $(OUT)
 
-import: $(STAMP) ## import SRC (FORMAT=auto|imagefolder|voc|yolo|createml|labelme|coco|cvat|labelstudio|images) into OUT [IMAGES_DIR=folder of the images]
+import: $(STAMP) ## import SRC (FORMAT=auto|imagefolder|voc|yolo|createml|labelme|coco|cvat|labelstudio|webdataset|images) into OUT [IMAGES_DIR=folder of the images]
 	@test -n "$(SRC)" -a -n "$(OUT)" || { echo "usage: make import SRC=path/to/labels OUT=datasets/name [FORMAT=auto]"; exit 2; }
 	$(PIPELINE) import $(FORMAT) $(SRC) --out $(OUT) $(if $(IMAGES_DIR),--images $(IMAGES_DIR),)
 
-export: $(STAMP) ## export DATA to OUT in FORMAT
+export: $(STAMP) ## export DATA to OUT in FORMAT [SHARD_SIZE=samples per shard, FORMAT=webdataset]
 	@test -n "$(OUT)" -a "$(FORMAT)" != auto || { echo "usage: make export DATA=datasets/name FORMAT=coco OUT=exports/name"; exit 2; }
-	$(PIPELINE) export $(DATA) --format $(FORMAT) --out $(OUT)
+	$(PIPELINE) export $(DATA) --format $(FORMAT) --out $(OUT) $(if $(SHARD_SIZE),--shard-size $(SHARD_SIZE),)
 
 split: $(STAMP) ## stratified, leak-free split of DATA (VAL, TEST fractions, SEED)
 	$(PIPELINE) split $(DATA) --val $(VAL) --test $(TEST) --seed $(SEED)
 
-train: $(STAMP) ## train on DATA into RUN with CONFIG [VARIANT=autoencoder|grouped|... AUGMENT=recipe EPOCHS SET='groups=4 …']
-	$(PIPELINE) train $(DATA) --out $(RUN) --config $(CONFIG) $(TRAIN_OPTS)
+train: $(STAMP) ## train on DATA into RUN with CONFIG [VARIANT=autoencoder|grouped|... AUGMENT=recipe EPOCHS SET='groups=4 …' NPROC=2: torchrun, data-parallel; DATA may be a folder of WebDataset shards]
+	$(TRAIN_LAUNCH) train $(DATA) --out $(RUN) --config $(CONFIG) $(TRAIN_OPTS)
 
 validate: $(STAMP) ## accuracy and confusion matrix (autoencoder: reconstruction error) of RUN on DATA's SPLIT
 	$(PIPELINE) validate $(RUN) --data $(DATA) --split $(SPLIT)

@@ -32,6 +32,9 @@ The run folder::
                              per epoch, and the hyperparameters with the final metrics (HPARAMS tab)
 
 Everything in a checkpoint is tensors, numbers and strings: they load with `weights_only=True`.
+
+Under torchrun the same loop runs data-parallel (`pipeline.distributed`): every rank takes its part
+of each global batch, sums are all-reduced, and rank 0 alone writes the run folder.
 """
 
 from __future__ import annotations
@@ -48,12 +51,14 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import distributed
 from pipeline.config import TrainConfig, dump_yaml, load_config
 from pipeline.core import failpoints, outputs, ui
 from pipeline.core.dataset import Dataset, is_dataset, load_dataset, now_iso
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.paths import atomic_write_text
 from pipeline.core.rng import derive_seed
+from pipeline.distributed import World
 
 RUN_FORMAT = "pipeline-run"
 RUN_VERSION = 1
@@ -216,6 +221,13 @@ def choose_preprocess(dataset: Dataset, cache, train_rows: np.ndarray, config: T
 
     sizes = cache.sizes[train_rows]
     mnist_like = config.grayscale and len(sizes) > 0 and bool(np.all(sizes == 28))
+    return preprocess_rule(config, mnist_like, lambda: channel_stats(cache.images, train_rows),
+                           lambda: border_level(cache.images, train_rows), len(train_rows))
+
+
+def preprocess_rule(config: TrainConfig, mnist_like: bool, stats, border, n_train: int) -> Preprocess:
+    """`choose_preprocess`'s rule, given whether the data is MNIST-like and how to measure the training
+    images: `stats()` their per-channel mean and std, `border()` their border brightness (0..255)."""
     mode = config.normalize
     if mode == "auto":
         mode = "mnist" if mnist_like else "dataset"
@@ -227,9 +239,9 @@ def choose_preprocess(dataset: Dataset, cache, train_rows: np.ndarray, config: T
         mean, std = [MNIST_MEAN] * channels, [MNIST_STD] * channels
         rule = f"MNIST mean/std ({reason})"
     else:
-        mean, std = channel_stats(cache.images, train_rows)
-        rule = f"mean/std of the {len(train_rows)} training images ({reason})"
-    background = "light" if border_level(cache.images, train_rows) >= 128 else "dark"
+        mean, std = stats()
+        rule = f"mean/std of the {n_train} training images ({reason})"
+    background = "light" if border() >= 128 else "dark"
     return Preprocess(size=config.image_size, grayscale=config.grayscale, mean=mean, std=std, rule=rule,
                       background=background)
 
@@ -297,20 +309,22 @@ def _busy_cores(cores: int, window: float = 0.25) -> float:
     return min(float(cores), busy_fraction * machine_cores)
 
 
-def setup_torch(config: TrainConfig):
-    """Pick the device and set the thread count (`threads: 0` = `auto_threads()`)."""
+def setup_torch(config: TrainConfig, here: World | None = None):
+    """Pick the device and set the thread count (`threads: 0` = `auto_threads()`, shared among the
+    training processes of this machine under torchrun; each of them takes its own GPU)."""
     import torch
 
-    torch.set_num_threads(config.threads or auto_threads())
+    here = here or World()
+    torch.set_num_threads(config.threads or max(1, auto_threads() // here.local_size))
     try:
         torch.set_num_interop_threads(1)  # NumberModel runs one op at a time; extra pools only contend
     except RuntimeError:
         pass  # already set in this process
     if config.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return distributed.device_for(here, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"--device {config.device}: no CUDA device here", fix="use --device auto or --device cpu")
-    return torch.device(config.device)
+    return distributed.device_for(here, torch.device(config.device))
 
 
 def make_model(config: TrainConfig, in_channels: int, num_classes: int, device):
@@ -346,8 +360,9 @@ def make_scheduler(config: TrainConfig, optimizer, total_steps: int):
                                                pct_start=pct_start)
 
 
-def make_augmenter(config: TrainConfig, classes: list[str]):
-    """The online augmenter for `config.augment`, or None (the fast path without augmentation)."""
+def make_augmenter(config: TrainConfig, classes: list[str], rank: int = 0):
+    """The online augmenter for `config.augment`, or None (the fast path without augmentation).
+    Under torchrun each rank draws its own stream (rank 0 the single process's)."""
     if not config.augment:
         return None
     try:
@@ -359,7 +374,8 @@ def make_augmenter(config: TrainConfig, classes: list[str]):
         raise
     if not Path(config.augment).is_file():
         raise UsageError(f"{config.augment}: no such augmentation recipe", fix="check the --augment path")
-    return OnlineAugmenter(config.augment, classes=list(classes), seed=derive_seed(config.seed, "augment"))
+    seed = derive_seed(config.seed, "augment") if rank == 0 else derive_seed(config.seed, "augment", "rank", rank)
+    return OnlineAugmenter(config.augment, classes=list(classes), seed=seed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -374,7 +390,7 @@ class Rows:
     each batch is gathered from the memory-mapped cache (rows sorted for sequential reads).
     """
 
-    def __init__(self, cache, rows: np.ndarray, device, *, soft: bool) -> None:
+    def __init__(self, cache, rows: np.ndarray, device, *, soft: bool, share: int = 1) -> None:
         import torch
 
         self.n = len(rows)
@@ -382,7 +398,7 @@ class Rows:
         self.labels = torch.from_numpy(cache.labels[rows]).to(device)
         self.targets = torch.from_numpy(cache.targets(rows)).to(device) if soft else None
         nbytes = self.n * int(np.prod(cache.images.shape[1:]))
-        if nbytes <= _memory_budget():
+        if nbytes <= _memory_budget() // share:  # (`share`: the training processes of this machine)
             self.images = torch.from_numpy(np.ascontiguousarray(cache.images[rows])).to(device)
             self._mapped = None
         else:
@@ -426,8 +442,13 @@ def _memory_budget() -> int:
 
 def train_one_epoch(model, optimizer, scheduler, data: Rows, normalize, config: TrainConfig, epoch: int,
                     step: int, augmenter=None, channels_last: bool = False, *, task: str = "classification",
-                    show=None) -> tuple[dict[str, float | None], int]:
+                    show=None, world: World | None = None) -> tuple[dict[str, float | None], int]:
     """One pass over `data` in a fresh permutation; returns (loss/accuracy/throughput, next global step).
+
+    Under torchrun (`world` of several ranks, `model` wrapped in DDP) every rank draws the same
+    permutation and steps on its part of each global batch of `batch_size` rows; its loss is the
+    sum over its rows times world size / global batch, so DDP's average of the ranks' gradients
+    is the gradient of the whole batch's mean loss. The returned sums are over every rank.
 
     A classifier's loss is cross-entropy against the labels; an autoencoder's (`task` "reconstruction")
     the mean squared error between its output and the (augmented) input in [0, 1], and it has no
@@ -438,6 +459,7 @@ def train_one_epoch(model, optimizer, scheduler, data: Rows, normalize, config: 
     import torch.nn.functional as F
 
     reconstruct = task == "reconstruction"
+    here = world or World()
     model.train()
     generator = torch.Generator().manual_seed(derive_seed(config.seed, "shuffle", epoch))
     order = torch.randperm(data.n, generator=generator)
@@ -447,10 +469,12 @@ def train_one_epoch(model, optimizer, scheduler, data: Rows, normalize, config: 
     batches = range(0, data.n, config.batch_size)
     for start in ui.progress(batches, total=len(batches), desc=f"epoch {epoch}", unit="batch"):
         idx = order[start:start + config.batch_size]
+        whole = len(idx)
+        idx = distributed.part(here, idx)  # (the whole batch in a single process)
         x = data.images_at(idx)
         hard = data.labels[idx.to(data.labels.device)]
         target = hard if data.targets is None else data.targets[idx.to(data.targets.device)]
-        if augmenter is not None:
+        if augmenter is not None and len(idx):
             x, target = augmenter(x, target, step=step)
             x, target = x.to(data.device), target.to(data.device)
         if show is not None and start == 0:
@@ -461,7 +485,13 @@ def train_one_epoch(model, optimizer, scheduler, data: Rows, normalize, config: 
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         output = model(x)
-        if reconstruct:
+        if here.distributed:  # this rank's sum of per-sample losses, scaled for DDP's average
+            if reconstruct:
+                total = F.mse_loss(output, target, reduction="sum") / max(1, math.prod(output.shape[1:]))
+            else:
+                total = F.cross_entropy(output, target, label_smoothing=config.label_smoothing, reduction="sum")
+            loss = total * (here.size / whole)
+        elif reconstruct:
             loss = F.mse_loss(output, target)
         else:
             loss = F.cross_entropy(output, target, label_smoothing=config.label_smoothing)
@@ -472,9 +502,12 @@ def train_one_epoch(model, optimizer, scheduler, data: Rows, normalize, config: 
             scheduler.step()
         step += 1
         with torch.no_grad():
-            loss_sum += loss.detach() * len(idx)
+            loss_sum += total.detach() if here.distributed else loss.detach() * len(idx)
             if not reconstruct:
                 correct += (output.argmax(1) == hard).sum()
+    if here.distributed:
+        distributed.all_sum(here, loss_sum)
+        distributed.all_sum(here, correct)
     seconds = time.perf_counter() - started
     return {
         "train_loss": float(loss_sum) / max(1, data.n),
@@ -500,6 +533,37 @@ def evaluate_rows(model, data: Rows, normalize, batch_size: int, channels_last: 
                 x = x.contiguous(memory_format=torch.channels_last)
             outputs.append(model(x).float().cpu())
     return torch.cat(outputs) if outputs else torch.zeros((0, 0))
+
+
+def evaluate_shared(model, data: Rows, normalize, config: TrainConfig, here: World, *, reconstruct: bool,
+                    num_classes: int) -> dict[str, Any]:
+    """Validation under torchrun: each rank evaluates its part of the rows with rank 0's weights and
+    norm statistics, and the sums are added across ranks. Returns val_loss and, for a classifier,
+    val_accuracy and the confusion matrix (rows true, columns predicted); for an autoencoder val_psnr."""
+    import torch
+    import torch.distributed as dist
+    import torch.nn.functional as F
+
+    for buffer in model.buffers():  # the BatchNorm statistics of rank 0, which its checkpoint holds
+        dist.broadcast(buffer, src=0)
+    pos = distributed.part(here, torch.arange(data.n))
+    mine = data.subset(pos)
+    outputs = evaluate_rows(model, mine, normalize, config.eval_batch_size, config.channels_last)
+    if reconstruct:
+        errors = reconstruction_errors(outputs, mine.images.cpu()) if len(pos) else np.zeros(0)
+        total = distributed.all_sum(here, torch.tensor([float(errors.sum())], dtype=torch.float64))
+        mse = float(total[0]) / max(1, data.n)
+        return {"val_loss": mse, "val_psnr": psnr(mse)}
+    hard = data.labels[pos.to(data.labels.device)].cpu()
+    target = hard if data.targets is None else data.targets[pos.to(data.targets.device)].cpu()
+    outputs = outputs.reshape(len(pos), num_classes)
+    sums = torch.tensor([float(F.cross_entropy(outputs, target, reduction="sum")) if len(pos) else 0.0,
+                         float((outputs.argmax(1) == hard).sum())], dtype=torch.float64)
+    cm = torch.bincount(hard * num_classes + outputs.argmax(1), minlength=num_classes * num_classes)
+    distributed.all_sum(here, sums)
+    distributed.all_sum(here, cm)
+    return {"val_loss": float(sums[0]) / max(1, data.n), "val_accuracy": float(sums[1]) / max(1, data.n),
+            "confusion": cm.reshape(num_classes, num_classes).numpy()}
 
 
 def loss_and_accuracy(logits, data: Rows) -> tuple[float, float]:
@@ -600,28 +664,69 @@ class TrainResult:
     cache_seconds: float | None
     device: str
     task: str = "classification"
+    rank: int = 0  # under torchrun: this process's rank (rank 0 prints the summary)
+    world_size: int = 1
 
 
 def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainConfig | None = None, *,
-          resume: bool = False) -> TrainResult:
-    """Train the configured model on the dataset at `data_path` into the run folder `out` (see the module doc)."""
-    import torch
+          resume: bool = False, val: str | None = None) -> TrainResult:
+    """Train the configured model on the dataset at `data_path` into the run folder `out` (see the module doc).
 
-    from pipeline.model import model_task
+    `data_path` may also name WebDataset shards (paths or brace patterns, or their export folder),
+    streamed without a dataset folder; `val` then names the validation shards (`pipeline.streaming`).
+    Under torchrun every process calls this with the same arguments (`pipeline.distributed`)."""
+    from pipeline import streaming
 
     out = Path(out)
     if config is None:
         config = resume_config(out, {}) if resume and is_run(out) else load_config()
+    here = distributed.world()
+    stream = streaming.is_stream(data_path)
+    if val is not None and not stream:
+        raise UsageError("--val names validation shards; a dataset's validation split is chosen by val_split",
+                         fix="drop --val, or train from shards ('shards/train-{000000..000009}.tar')")
+    device = setup_torch(config, here)
+
+    def run(config: TrainConfig) -> TrainResult:
+        if stream:
+            return streaming.train_stream(data_path, out, config, resume, device, here, val)
+        return _train(data_path, out, config, resume, device, here)
+
+    if not here.distributed:
+        return run(config)
+    distributed.start(here, device)
+    if not here.main:
+        ui.set_quiet(True)  # one voice: rank 0 prints the notes, the progress and the summary
+    try:
+        # rank 0's config (its run folder's, on --resume), so a machine without the run folder agrees
+        return run(distributed.broadcast(here, config))
+    finally:
+        distributed.stop(here)
+
+
+class _NoBoard:
+    """What ranks other than 0 log to TensorBoard: nothing."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+
+def _train(data_path: str | os.PathLike, out: Path, config: TrainConfig, resume: bool, device,
+           here: World) -> TrainResult:
+    import torch
+
+    from pipeline.model import model_task
+
     task = model_task(config.variant)
     reconstruct = task == "reconstruction"
 
-    # 1-2. the data, decoded once
-    device = setup_torch(config)
-    dataset = open_image_dataset(data_path) if reconstruct else open_classification_dataset(data_path)
-    check_trainable(dataset, task)
-    from pipeline.tensor_cache import load_or_build
+    # 1-2. the data, decoded once (once per machine under torchrun: local rank 0 first)
+    with distributed.local_first(here):
+        dataset = open_image_dataset(data_path) if reconstruct else open_classification_dataset(data_path)
+        check_trainable(dataset, task)
+        from pipeline.tensor_cache import load_or_build
 
-    cache = load_or_build(dataset, size=config.image_size, grayscale=config.grayscale, labels=not reconstruct)
+        cache = load_or_build(dataset, size=config.image_size, grayscale=config.grayscale, labels=not reconstruct)
 
     # 3. rows and preprocessing
     train_rows, val_rows, notes = choose_rows(cache, config.val_split)
@@ -629,27 +734,36 @@ def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainCon
         ui.info(note)
     pre = choose_preprocess(dataset, cache, train_rows, config)
     normalize = normalizer(pre, device)
-    augmenter = make_augmenter(config, dataset.classes)
+    augmenter = make_augmenter(config, dataset.classes, here.rank)
     # soft targets for label-mixing augmentation; an autoencoder's target is its input, labels only ride along
     soft = (augmenter is not None and bool(dataset.classes)) if reconstruct else (
         cache.soft is not None or augmenter is not None)
-    train_data = Rows(cache, train_rows, device, soft=soft)
-    val_data = Rows(cache, val_rows, device, soft=cache.soft is not None) if val_rows is not None else None
+    train_data = Rows(cache, train_rows, device, soft=soft, share=here.local_size)
+    val_data = (Rows(cache, val_rows, device, soft=cache.soft is not None, share=here.local_size)
+                if val_rows is not None else None)
 
     # 4. model, optimizer, schedule (restored when resuming)
     epochs = config.resolved_epochs(len(train_rows))
     steps_per_epoch = math.ceil(len(train_rows) / config.batch_size)
     model = make_model(config, pre.channels, len(dataset.classes), device)
+    if here.rank > 0:
+        torch.manual_seed(derive_seed(config.seed, "rank", here.rank))  # its own dropout masks
     optimizer = make_optimizer(config, model)
     scheduler = make_scheduler(config, optimizer, epochs * steps_per_epoch)
-    resuming = prepare_run_folder(out, resume, (Path(data_path),))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "checkpoints").mkdir(exist_ok=True)
+    resuming = prepare_run_folder(out, resume, (Path(data_path),)) if here.main else False
+    resuming = distributed.broadcast(here, resuming)
+    if here.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "checkpoints").mkdir(exist_ok=True)
     history: list[dict] = []
     best: dict | None = None
     start_epoch = 1
     if resuming:
-        state = torch.load(out / "resume.pt", map_location=device, weights_only=True)
+        if here.distributed:  # rank 0 reads its run folder and hands the state to the others
+            state = torch.load(out / "resume.pt", map_location="cpu", weights_only=True) if here.main else None
+            state = distributed.broadcast(here, state)
+        else:
+            state = torch.load(out / "resume.pt", map_location=device, weights_only=True)
         if state["dataset_hash"] != dataset.content_hash:
             raise UsageError(f"{data_path}: not the dataset this run was trained on (its content changed)",
                              fix="resume with the same dataset, or start a new run without --resume")
@@ -657,11 +771,11 @@ def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainCon
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"].cpu())
+        _restore_rng(state, here)
         history, best = list(state["history"]), state["best"]
         start_epoch = int(state["epoch"]) + 1
         ui.info(f"resuming {out} after epoch {state['epoch']} of {epochs}")
-    else:
+    elif here.main:
         atomic_write_text(out / "config.yaml", dump_yaml(config))
     run_info = {
         "format": RUN_FORMAT, "version": RUN_VERSION, "status": "running", "task": task,
@@ -671,64 +785,126 @@ def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainCon
         "dataset": {"path": str(dataset.root), "content_hash": dataset.content_hash},
         "splits": {"train": int(len(train_rows)), "val": int(len(val_rows)) if val_rows is not None else 0},
         "epochs": epochs, "device": str(device), "threads": torch.get_num_threads(),
-        "started": load_run_info(out).get("started", now_iso()) if resuming else now_iso(), "finished": None,
+        "started": None, "finished": None,
     }
-    if resuming:
-        run_info["resumed"] = now_iso()
-    write_json(out / "run.json", run_info)
+    if here.distributed:
+        run_info["world_size"] = here.size
+        run_info["backend"] = distributed.backend(device)
+    if here.main:
+        run_info["started"] = load_run_info(out).get("started", now_iso()) if resuming else now_iso()
+        if resuming:
+            run_info["resumed"] = now_iso()
+        write_json(out / "run.json", run_info)
 
-    board = Board(out / "tensorboard", config, purge_step=start_epoch if resuming else None)
+    board = Board(out / "tensorboard", config, purge_step=start_epoch if resuming else None) if here.main else _NoBoard()
     if not resuming:
         board.graph(model, normalize(train_data.images_at(torch.arange(min(2, train_data.n)))))
     # the images each epoch shows (autoencoders): validation rows spread over the split, else training rows
     shown = val_data if val_data is not None else train_data
     shown_idx = torch.linspace(0, shown.n - 1, min(max(config.log_images, 1), shown.n)).round().long().unique()
+    net = model
+    if here.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     # 5. the epochs
     channels_last = config.channels_last
     step = (start_epoch - 1) * steps_per_epoch
     elapsed = history[-1]["elapsed_train_seconds"] if history else 0.0
     for epoch in range(start_epoch, epochs + 1):
-        record, step = train_one_epoch(model, optimizer, scheduler, train_data, normalize, config, epoch, step,
-                                       augmenter, channels_last, task=task,
-                                       show=lambda x, e=epoch: board.batch(x, e))
-        elapsed += record["train_seconds"]
-        record = {"epoch": epoch, **record, "elapsed_train_seconds": elapsed,
-                  "lr": optimizer.param_groups[0]["lr"], "val_loss": None, "val_accuracy": None}
-        if val_data is not None:
-            outputs = evaluate_rows(model, val_data, normalize, config.eval_batch_size, channels_last)
-            if reconstruct:
-                mse = float(reconstruction_errors(outputs, val_data.images_at(torch.arange(val_data.n)).cpu()).mean())
-                record.update(val_loss=mse, val_psnr=psnr(mse))
-            else:
-                record["val_loss"], record["val_accuracy"] = loss_and_accuracy(outputs, val_data)
-                board.confusion(outputs, val_data, dataset.classes, epoch)
+        with distributed.collective_errors(here, epoch - 1):
+            record, step = train_one_epoch(net, optimizer, scheduler, train_data, normalize, config, epoch, step,
+                                           augmenter, channels_last, task=task,
+                                           show=lambda x, e=epoch: board.batch(x, e), world=here)
+            elapsed += record["train_seconds"]
+            record = {"epoch": epoch, **record, "elapsed_train_seconds": elapsed,
+                      "lr": optimizer.param_groups[0]["lr"], "val_loss": None, "val_accuracy": None}
+            if val_data is not None and here.distributed:
+                scores = evaluate_shared(model, val_data, normalize, config, here, reconstruct=reconstruct,
+                                         num_classes=len(dataset.classes))
+                cm = scores.pop("confusion", None)
+                record.update(scores)
+                if cm is not None:
+                    board.confusion_counts(cm, dataset.classes, epoch)
+            elif val_data is not None:
+                outputs = evaluate_rows(model, val_data, normalize, config.eval_batch_size, channels_last)
+                if reconstruct:
+                    mse = float(reconstruction_errors(outputs, val_data.images_at(torch.arange(val_data.n)).cpu()).mean())
+                    record.update(val_loss=mse, val_psnr=psnr(mse))
+                else:
+                    record["val_loss"], record["val_accuracy"] = loss_and_accuracy(outputs, val_data)
+                    board.confusion(outputs, val_data, dataset.classes, epoch)
+            rng_states = distributed.gather(here, torch.get_rng_state()) if here.distributed else None
         history.append(record)
-        board.epoch(record, epoch)
-        if reconstruct:
-            board.reconstructions(model, shown, shown_idx, normalize, epoch)
-        board.histograms(model, epoch)
-        board.flush()
-
-        weights = {k: v.contiguous() for k, v in model.state_dict().items()}
-        save_atomic(weights, out / "checkpoints" / f"epoch-{epoch:03d}.pt")
-        save_atomic(weights, out / "last.pt")
         best = _better(best, record, reconstruct)
-        if best["epoch"] == epoch:
-            save_atomic(weights, out / "best.pt")
-        save_atomic({
-            "epoch": epoch, "model": weights, "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "torch_rng": torch.get_rng_state(), "history": history, "best": best,
-            "dataset_hash": dataset.content_hash,
-        }, out / "resume.pt")
-        write_json(out / "metrics.json", _metrics(history, best, epochs, cache.build_seconds, "running"))
+        if here.main:
+            _save_epoch(out, board, model, optimizer, scheduler, record, history, best, epochs, epoch,
+                        reconstruct, shown, shown_idx, normalize, dataset.content_hash, cache.build_seconds,
+                        rng_states)
+        with distributed.collective_errors(here, epoch - 1):
+            distributed.barrier(here)  # every rank past this point knows the epoch is saved
         failpoints.hit("train.epoch")
         ui.info(_epoch_line(record, epochs))
 
+    if here.main:
+        _finish_run(out, board, model, config, task, reconstruct, shown, shown_idx, normalize, history, best,
+                    epochs, cache.build_seconds, run_info)
+    return TrainResult(out=out, epochs=epochs, history=history, best=best, notes=notes,
+                       cache_seconds=cache.build_seconds, device=str(device), task=task, rank=here.rank,
+                       world_size=here.size)
+
+
+def _restore_rng(state: dict, here: World) -> None:
+    """The torch RNG of the saved epoch: a single process's, or under torchrun each rank's own (a
+    run resumed with another number of processes gives the other ranks fresh streams)."""
+    import torch
+
+    ranks = state.get("torch_rng_ranks")
+    if here.distributed and ranks is not None and len(ranks) == here.size:
+        torch.set_rng_state(ranks[here.rank].cpu())
+    elif here.rank == 0:
+        torch.set_rng_state(state["torch_rng"].cpu())
+
+
+def _save_epoch(out: Path, board, model, optimizer, scheduler, record: dict, history: list[dict], best: dict,
+                epochs: int, epoch: int, reconstruct: bool, shown, shown_idx, normalize, data_hash: str,
+                cache_seconds: float | None, rng_states: list | None) -> None:
+    """Rank 0's writes after an epoch: TensorBoard, the checkpoints, resume.pt, metrics.json."""
+    import torch
+
+    board.epoch(record, epoch)
+    if reconstruct:
+        board.reconstructions(model, shown, shown_idx, normalize, epoch)
+    board.histograms(model, epoch)
+    board.flush()
+
+    weights = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_atomic(weights, out / "checkpoints" / f"epoch-{epoch:03d}.pt")
+    save_atomic(weights, out / "last.pt")
+    if best["epoch"] == epoch:
+        save_atomic(weights, out / "best.pt")
+    state = {
+        "epoch": epoch, "model": weights, "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "torch_rng": torch.get_rng_state(), "history": history, "best": best,
+        "dataset_hash": data_hash,
+    }
+    if rng_states is not None:
+        state["torch_rng_ranks"] = rng_states
+    save_atomic(state, out / "resume.pt")
+    write_json(out / "metrics.json", _metrics(history, best, epochs, cache_seconds, "running"))
+
+
+def _finish_run(out: Path, board, model, config: TrainConfig, task: str, reconstruct: bool, shown, shown_idx,
+                normalize, history: list[dict], best: dict | None, epochs: int, cache_seconds: float | None,
+                run_info: dict) -> None:
+    """Rank 0's writes at the end: reconstructions.png, the hyperparameters, the final metrics and run.json."""
     if reconstruct and history:
         originals = shown.images_at(shown_idx).cpu()
         recon = to_uint8(evaluate_rows(model, shown.subset(shown_idx), normalize, config.eval_batch_size))
+        import torch
+
         mse = float(reconstruction_errors(torch.from_numpy(recon).float().div(255.0), originals).mean())
         from pipeline.viz import reconstruction_sheet
 
@@ -740,11 +916,9 @@ def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainCon
                                                               "val_accuracy", "val_psnr")})
     board.close()
 
-    write_json(out / "metrics.json", _metrics(history, best, epochs, cache.build_seconds, "complete"))
+    write_json(out / "metrics.json", _metrics(history, best, epochs, cache_seconds, "complete"))
     run_info.update(status="complete", finished=now_iso(), best=best)
     write_json(out / "run.json", run_info)
-    return TrainResult(out=out, epochs=epochs, history=history, best=best, notes=notes,
-                       cache_seconds=cache.build_seconds, device=str(device), task=task)
 
 
 def _better(best: dict | None, record: dict, reconstruct: bool) -> dict:
@@ -825,9 +999,14 @@ class Board:
     def confusion(self, logits, data: Rows, classes: list[str], epoch: int) -> None:
         """The validation confusion matrix of this epoch as an image."""
         from pipeline.evaluate import confusion_matrix
+
+        self.confusion_counts(confusion_matrix(data.labels.cpu().numpy(), logits.argmax(1).numpy(), len(classes)),
+                              classes, epoch)
+
+    def confusion_counts(self, cm: np.ndarray, classes: list[str], epoch: int) -> None:
+        """A confusion matrix (rows true, columns predicted) as this epoch's image."""
         from pipeline.viz import confusion_image
 
-        cm = confusion_matrix(data.labels.cpu().numpy(), logits.argmax(1).numpy(), len(classes))
         self.writer.add_image("confusion/val", np.asarray(confusion_image(cm, classes)), epoch, dataformats="HWC")
 
     def reconstructions(self, model, data: Rows, idx, normalize, epoch: int) -> None:

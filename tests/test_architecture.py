@@ -11,7 +11,7 @@ formats    pipeline.formats.* (readers, writers, the ingest API)       core
 sources    pipeline.sources.* (downloads returning a `Download`)       core, formats
 stages     pipeline.augment.*, train, evaluate, fetch, split, check,   core, model, config, formats, sources,
            crop, stats, viz, tensor_cache, labeling.*, view.*,         other stages
-           engines, distributed
+           engines, distributed, streaming
 commands   pipeline.commands.*, pipeline.cli, pipeline.__main__        everything
 =========  ==========================================================  =========================================
 
@@ -31,7 +31,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "pipeline"
 
 STAGES = {"augment", "train", "evaluate", "fetch", "split", "check", "crop", "stats", "viz", "tensor_cache",
-          "labeling", "view", "engines", "distributed"}
+          "labeling", "view", "engines", "distributed", "streaming"}
 LOWER = {"core": set(), "model": {"core"}, "config": {"core"}, "formats": {"core"}, "sources": {"core", "formats"}}
 ALLOWED = {**LOWER, **{stage: {"core", "model", "config", "formats", "sources"} | STAGES for stage in STAGES}}
 TOP = {"commands", "cli", "__main__"}

@@ -82,7 +82,8 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, overwrit
     """Import labelled data from SRC into a canonical dataset.
 
     FORMAT is one of imagefolder, voc, yolo, createml, labelme, coco, cvat (CVAT for images 1.1
-    XML: task, project or job exports), labelstudio (Label Studio JSON and JSON-MIN exports), images
+    XML: task, project or job exports), labelstudio (Label Studio JSON and JSON-MIN exports), webdataset
+    (tar shards: KEY.jpg|png with KEY.cls and our KEY.json records; round trip exact), images
     (a folder of unlabelled images, only by name), or auto (detect and say what was found; refused,
     with the candidates, when two formats each cover a part of SRC: see `pipeline detect SRC`). An existing
     dataset at --out is replaced only with --overwrite.
@@ -100,6 +101,7 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, overwrit
       pipeline import cvat cvat-export/ --out datasets/street
       pipeline import labelstudio export.json --images media/ --out datasets/ls --annotations all
       pipeline import images photos/ --out datasets/to-label
+      pipeline import webdataset shards/mnist --out datasets/mnist-again
     """
     extra = {"voc_one_based": not voc_zero_based} if voc_zero_based is not None else {}
     if annotations is not None:
@@ -122,7 +124,9 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, overwrit
 @click.option("--ids", "ids", type=click.Choice(["source", "positions"]), default="source", show_default=True,
               help="Class ids written by YOLO and COCO: the source's own (dataset.json class_ids), or positions "
                    "in the class list (YOLO 0..N-1, COCO 1..N; e.g. COCO's gapped ids for Ultralytics training).")
-def export_cmd(dataset_path, fmt, out, overwrite, ids) -> None:
+@click.option("--shard-size", type=click.IntRange(min=1), default=None, metavar="N",
+              help="webdataset: samples per tar shard [default: 10000].")
+def export_cmd(dataset_path, fmt, out, overwrite, ids, shard_size) -> None:
     """Export DATASET to another format.
 
     What the target format cannot hold (polygons in YOLO boxes, keypoints in VOC) is converted
@@ -133,6 +137,10 @@ def export_cmd(dataset_path, fmt, out, overwrite, ids) -> None:
     DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
     and re-imported only when its files change.
 
+    webdataset writes tar shards OUT/{split}-000000.tar, ... of --shard-size samples (KEY.png|jpg as
+    stored, KEY.cls, KEY.json with the whole record) and OUT/dataset.json; `pipeline train` streams
+    them and `pipeline import webdataset` reads them back.
+
     YOLO and COCO write the class ids the source had (YOLO's names order, COCO's category ids)
     unless --ids positions.
 
@@ -142,10 +150,12 @@ def export_cmd(dataset_path, fmt, out, overwrite, ids) -> None:
       pipeline export datasets/raccoon --format coco --out exports/raccoon-coco
       pipeline export datasets/to-label --format labelstudio --out exports/to-label-ls
       pipeline export datasets/coco-val --format yolo --out exports/val-yolo --ids positions
+      pipeline export datasets/mnist --format webdataset --out shards/mnist --shard-size 5000
     """
     from pipeline.train import dataset_folder
 
-    dataset, report = export_dataset(dataset_folder(dataset_path), fmt, out, overwrite=overwrite, options={"ids": ids})
+    dataset, report = export_dataset(dataset_folder(dataset_path), fmt, out, overwrite=overwrite,
+                                     options={"ids": ids, "shard_size": shard_size})
     rows: list[tuple[str, object]] = [("samples", report.written), ("files", report.files)]
     for k, n in sorted(report.converted.items()):
         rows.append((f"converted: {k}", n))

@@ -29,9 +29,12 @@ from pipeline.core import ui
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any config key, e.g. --set warmup=0.3 --set val_split=null (repeatable).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last finished epoch.")
+@click.option("--val", "val", metavar="SHARDS",
+              help="Training from WebDataset shards: the validation shards (paths or brace patterns).")
 @max_pixels_option
-def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed, augment, device, sets, resume) -> None:
-    """Train NumberModel on DATASET (a classification dataset or an ImageFolder tree).
+def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed, augment, device, sets, resume,
+          val) -> None:
+    """Train NumberModel on DATASET (a classification dataset or an ImageFolder tree, or WebDataset shards).
 
     Images are decoded once into a cached uint8 array; each epoch shuffles it by index and
     normalizes whole batches. The run folder gets config.yaml, run.json, metrics.json, a checkpoint
@@ -44,9 +47,20 @@ def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed,
     gets reconstructions.png. Model options are config keys: --set groups=4 (grouped),
     --set widths=12,32 (NumberModel) or widths=16,32,64 (autoencoder).
 
+    DATASET may also be WebDataset shards (`pipeline export --format webdataset`): paths or brace
+    patterns ('shards/train-{000000..000009}.tar', local files), or their export folder. They are
+    streamed (one pass measures them, then each epoch reads them in a shuffled order through a
+    shuffle buffer), never written into a dataset; --val names the validation shards.
+
+    Under torchrun it trains data-parallel (DDP; gloo on the CPU, NCCL on GPUs): --batch-size is the
+    global batch, split among the processes; rank 0 writes the run; --resume works the same
+    (docs/distributed.md).
+
     \b
     Examples:
       pipeline train datasets/mnist-embedded --out runs/mnist
+      torchrun --standalone --nproc-per-node 2 -m pipeline train datasets/mnist-embedded --out runs/ddp
+      pipeline train 'shards/train-{000000..000009}.tar' --val shards/val-000000.tar --out runs/stream
       pipeline train datasets/mnist-embedded --out runs/seed --recipe seed
       pipeline train photos/ --out runs/photos --epochs 20 --set val_split=test
       pipeline train datasets/mnist-embedded --out runs/mnist --resume
@@ -66,10 +80,15 @@ def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed,
         config = resume_config(out, {**{k: v for k, v in options.items() if v is not None}, **overrides})
     else:
         config = load_config(recipe_name=recipe, config_file=config_file, options=options, sets=overrides)
-    result = run_training(data, out, config, resume=resume)
+    result = run_training(data, out, config, resume=resume, val=val)
+    if result.rank != 0:
+        return  # under torchrun rank 0 speaks for the run
 
     final = result.history[-1] if result.history else {}
     rows: list[tuple[str, object]] = [("dataset", str(data)), ("device", result.device)]
+    if result.world_size > 1:
+        rows.append(("processes", f"{result.world_size} (torchrun; global batch {config.batch_size}, "
+                                  f"about {config.batch_size // result.world_size} per process)"))
     rows.append(("epochs", f"{len(result.history)} of {result.epochs}"))
     if final and result.task == "reconstruction":
         rows.append(("train error", f"MSE {final['train_loss']:.5f}"))

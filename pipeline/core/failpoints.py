@@ -7,7 +7,8 @@ environment variable ``PIPELINE_FAILPOINT`` names that point when the process st
     PIPELINE_FAILPOINT=writer.add:3 pipeline import voc raccoon/ --out ds   # killed at the 3rd image
 
 ``NAME`` kills at the first hit, ``NAME:N`` at the Nth (each process counts its own hits); several
-are separated by commas. The process SIGKILLs its whole process group, as ``kill -9`` on a job
+are separated by commas. ``NAME[:N]@R`` arms the point only in the process whose ``RANK`` (set by
+torchrun) is R, so a test can kill one rank of a data-parallel run: ``train.epoch:1@1``. The process SIGKILLs its whole process group, as ``kill -9`` on a job
 would, so a stage's worker processes die with it: start the command in a session of its own
 (``setsid``, or ``start_new_session=True`` in a test). Unset, `hit` is one dictionary test.
 
@@ -32,9 +33,14 @@ import signal
 ENV = "PIPELINE_FAILPOINT"
 
 
-def _parse(text: str) -> dict[str, int]:
+def _parse(text: str, rank: str | None = None) -> dict[str, int]:
+    """`text`'s points armed in this process (`rank`: its torchrun ``RANK``; default the environment's)."""
+    rank = os.environ.get("RANK", "0") if rank is None else rank
     points: dict[str, int] = {}
     for item in text.split(","):
+        item, at, only = item.strip().partition("@")
+        if at and only.strip() != rank:
+            continue
         name, _, nth = item.strip().partition(":")
         if name:
             points[name] = int(nth) if nth.strip().isdigit() and int(nth) > 0 else 1

@@ -40,6 +40,7 @@ FORMATS: dict[str, str] = {
     "coco": "pipeline.formats.coco",
     "cvat": "pipeline.formats.cvat",
     "labelstudio": "pipeline.formats.labelstudio",
+    "webdataset": "pipeline.formats.webdataset",  # tar shards (streaming training, Ray Data)
     "images": "pipeline.formats.images",  # unlabelled images; never detected, only named
 }
 

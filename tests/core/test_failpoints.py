@@ -60,3 +60,22 @@ def test_arm_in_this_process_counts_from_zero(monkeypatch):
         failpoints.arm("")
     failpoints.hit("x")
     assert killed == [True]
+
+
+@pytest.mark.parametrize(("spec", "rank", "armed"), [
+    ("train.epoch:1@1", "1", {"train.epoch": 1}),  # the rank named: armed
+    ("train.epoch:1@1", "0", {}),  # another rank: not armed
+    ("a@0, b:3", "0", {"a": 1, "b": 3}),  # a point without a rank is armed in every process
+    ("a@1", None, {}),  # outside torchrun (no RANK) a process is rank 0
+])
+def test_a_point_may_name_the_rank_it_kills(spec, rank, armed, monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    assert failpoints._parse(spec, rank) == armed
+
+
+def test_rank_comes_from_torchruns_environment():
+    env = {k: v for k, v in os.environ.items() if k != failpoints.ENV}
+    for rank, killed in (("0", False), ("1", True)):
+        done = subprocess.run([sys.executable, "-c", PROGRAM], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                              env={**env, failpoints.ENV: "b@1", "RANK": rank}, start_new_session=True)
+        assert done.returncode == (-signal.SIGKILL if killed else 0), done.stderr

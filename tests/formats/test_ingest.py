@@ -57,7 +57,7 @@ def test_detect_format_finds_an_imagefolder_tree(tmp_path):
 
 def test_detect_format_names_every_layout_it_tried(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UsageError, match="no known layout found \\(tried imagefolder, voc, yolo, createml, labelme, coco, cvat, labelstudio\\)"):
+    with pytest.raises(UsageError, match="no known layout found \\(tried imagefolder, voc, yolo, createml, labelme, coco, cvat, labelstudio, webdataset\\)"):
         detect_format(tmp_path / "empty")
 
 
