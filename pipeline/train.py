@@ -54,6 +54,7 @@ from pipeline.core.dataset import Dataset, is_dataset, load_dataset, now_iso
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.paths import atomic_write_text
 from pipeline.core.rng import derive_seed
+from pipeline.engines import Engine
 
 RUN_FORMAT = "pipeline-run"
 RUN_VERSION = 1
@@ -603,8 +604,9 @@ class TrainResult:
 
 
 def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainConfig | None = None, *,
-          resume: bool = False) -> TrainResult:
-    """Train the configured model on the dataset at `data_path` into the run folder `out` (see the module doc)."""
+          resume: bool = False, engine: Engine | None = None) -> TrainResult:
+    """Train the configured model on the dataset at `data_path` into the run folder `out` (see the module doc).
+    `engine` (`pipeline.engines`): where the tensor cache's images are decoded when it is built."""
     import torch
 
     from pipeline.model import model_task
@@ -621,7 +623,8 @@ def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainCon
     check_trainable(dataset, task)
     from pipeline.tensor_cache import load_or_build
 
-    cache = load_or_build(dataset, size=config.image_size, grayscale=config.grayscale, labels=not reconstruct)
+    cache = load_or_build(dataset, size=config.image_size, grayscale=config.grayscale, labels=not reconstruct,
+                          engine=engine)
 
     # 3. rows and preprocessing
     train_rows, val_rows, notes = choose_rows(cache, config.val_split)
