@@ -70,11 +70,12 @@ def test_the_local_engine_runs_the_chunks_here_in_order() -> None:
     (("local", "10.0.0.1:6379"), "--address 10.0.0.1:6379: only used with --engine ray"),
     (("ray", None, 0), "--workers must be >= 1, got 0"),
 ])
-def test_make_engine_refuses(args: tuple, message: str) -> None:
+def test_make_engine_refuses(args: tuple, message: str) -> None:  # (with or without Ray installed)
     with pytest.raises(UsageError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         make_engine(*args)
 
 
+@needs_ray
 def test_make_engine_starts_nothing() -> None:
     engine = make_engine("ray", "127.0.0.1:1", 2)
     assert isinstance(engine, RayEngine) and not engine.is_local
