@@ -91,7 +91,7 @@ def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed,
         seconds = sum(h["train_seconds"] for h in result.history)
         rows.append(("training time", f"{seconds:.1f} s, {sum(h['samples_per_second'] * h['train_seconds'] for h in result.history) / max(seconds, 1e-9):.0f} samples/s"))
     if result.cache_seconds is not None:
-        on = f" ({runner.describe()})" if not runner.is_local else ""
+        on = f" on {runner.describe()}" if not runner.is_local else ""
         rows.append(("tensor cache", f"built in {result.cache_seconds:.1f} s{on}"))
     for note in result.notes:
         rows.append(("note", note))
