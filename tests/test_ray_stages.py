@@ -249,3 +249,21 @@ def test_commands_join_the_cluster_at_address(head: str, voc: Path, tmp_path: Pa
     result = invoke("crop", voc, "--out", tmp_path / "crops", "--engine", "ray", "--address", head)
     assert result.exit_code == 0, result.output
     assert f"ray (2 workers on the Ray cluster at {head})" in result.output  # every CPU of the cluster
+
+
+def test_train_builds_its_tensor_cache_on_ray(joined, tmp_path: Path, monkeypatch) -> None:
+    from tests.helpers import make_classification_dataset
+
+    data = make_classification_dataset(tmp_path / "data", classes=3, per_class=10)
+    runs = {}
+    for engine in ("local", "ray"):
+        monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / f"cache-{engine}"))
+        result = invoke("train", data, "--out", tmp_path / f"run-{engine}", "--epochs", "1", "--batch-size", "8",
+                        "--engine", engine)
+        assert result.exit_code == 0, result.output
+        runs[engine] = result.output
+        (cache,) = (tmp_path / f"cache-{engine}" / "tensors").iterdir()
+        runs[engine + "-images"] = (cache / "images.npy").read_bytes()
+    assert "built in" in runs["ray"] and "on ray (2 workers on the Ray this process had joined)" in runs["ray"]
+    assert " on ray" not in runs["local"]
+    assert runs["ray-images"] == runs["local-images"]
