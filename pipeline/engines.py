@@ -219,5 +219,7 @@ class RayEngine(Engine):
                 raise cause from None
             raise
         except ray.exceptions.RayActorError as exc:
-            raise UsageError(f"a Ray worker died ({str(exc).splitlines()[0]})",
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            reason = next((line for line in lines if "exit detail" in line.lower()), lines[0])  # Ray's why, if given
+            raise UsageError(f"a Ray worker died ({reason})",
                              fix="check the cluster (`ray status`) and run the command again") from None

@@ -8,6 +8,7 @@ tests/test_engines_stages.py, against a Ray head started by that module.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -26,8 +27,6 @@ def _scaled(context: int, chunk: list[int]) -> list[int]:
 
 
 def _pid(context: object, chunk: list[int]) -> list[int]:
-    import os
-
     return [os.getpid()] * len(chunk)
 
 
@@ -114,54 +113,82 @@ def embedded_mnist(tmp_path_factory) -> Path:
     return out
 
 
+def _ray_checks() -> dict:
+    """What the Ray tests look at, measured in a process of its own (`local_ray`): the engine
+    starts a local Ray there, runs maps on it, and shuts it down."""
+    import ray
+
+    out: dict = {}
+    with make_engine("ray", workers=2) as engine:
+        out["initialized"] = ray.is_initialized()
+        out["cpus"] = ray.cluster_resources().get("CPU")
+        out["describe"] = engine.describe()
+        work = [[i, i + 1] for i in range(0, 40, 2)]
+        out["ordered"] = list(engine.map(given, 3, _scaled, work)) == [[3 * x for x in c] for c in work]
+        pids = {p for block in engine.map(given, None, _pid, [[0]] * 6) for p in block}
+        out["pids"] = len(pids)
+        out["pid_here"] = os.getpid() in pids
+        pulled = []
+
+        def stream():
+            for i in range(50):
+                pulled.append(i)
+                yield [i]
+
+        results = engine.map(given, 1, _scaled, stream())
+        first = next(results)
+        out["pulled_before_first"] = len(pulled)
+        out["in_flight_results"] = [first[0]] + [r[0] for r in results]
+        try:
+            list(engine.map(given, None, _bad_image, [[7], [8]]))
+        except DataError as err:
+            out["error"] = [type(err).__name__, str(err)]
+        out["after_error"] = list(engine.map(given, 2, _scaled, [[1]]))
+    out["initialized_after"] = ray.is_initialized()
+    return out
+
+
 @pytest.fixture(scope="module")
-def local_ray():
-    """A local Ray the engine starts itself (no address: ``ray.init(num_cpus=2)``, no dashboard),
-    entered once for the module; leaving it shuts Ray down."""
-    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'pipeline[ray]')")
-    if ray.is_initialized():
-        pytest.skip("a Ray is already initialized in this process")
-    engine = make_engine("ray", workers=2)
-    with engine:
-        assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2
-        yield engine
-    assert not ray.is_initialized()  # the engine shut down the Ray it started
+def local_ray() -> dict:
+    """`_ray_checks` in a fresh process (a local Ray the engine starts itself: ``ray.init(num_cpus=2)``,
+    no dashboard; this process's own Ray state stays untouched for the other modules)."""
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'pipeline[ray]')")
+    import json
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    code = "import json; from tests.test_engines import _ray_checks; print(json.dumps(_ray_checks()))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 @needs_ray
 @pytest.mark.slow  # starts a Ray
-def test_ray_runs_the_chunks_on_its_workers_in_order(local_ray: RayEngine) -> None:
-    import os
-
-    assert local_ray.describe() == "ray (2 workers on a local Ray)"
-    work = [[i, i + 1] for i in range(0, 40, 2)]
-    assert list(local_ray.map(given, 3, _scaled, work)) == [[3 * x for x in c] for c in work]
-    pids = {p for block in local_ray.map(given, None, _pid, [[0]] * 6) for p in block}
-    assert len(pids) == 2 and os.getpid() not in pids  # both actors worked, neither is this process
+def test_the_engine_starts_a_local_ray_and_shuts_it_down(local_ray: dict) -> None:
+    assert local_ray["initialized"] and local_ray["cpus"] == 2
+    assert local_ray["describe"] == "ray (2 workers on a local Ray)"
+    assert local_ray["initialized_after"] is False  # the engine shut down the Ray it started
 
 
 @needs_ray
-@pytest.mark.slow  # starts a Ray
-def test_ray_keeps_a_bounded_number_of_chunks_in_flight(local_ray: RayEngine) -> None:
-    pulled = []
+@pytest.mark.slow
+def test_ray_runs_the_chunks_on_its_workers_in_order(local_ray: dict) -> None:
+    assert local_ray["ordered"]
+    assert local_ray["pids"] == 2 and not local_ray["pid_here"]  # both actors worked, neither is the driver
 
-    def work():
-        for i in range(50):
-            pulled.append(i)
-            yield [i]
 
-    results = local_ray.map(given, 1, _scaled, work())
-    assert next(results) == [0]
+@needs_ray
+@pytest.mark.slow
+def test_ray_keeps_a_bounded_number_of_chunks_in_flight(local_ray: dict) -> None:
     # the first result is yielded once IN_FLIGHT chunks per worker are under way, and no sooner
-    assert len(pulled) == IN_FLIGHT * 2 + 1
-    assert [r[0] for r in results] == list(range(1, 50))
+    assert local_ray["pulled_before_first"] == IN_FLIGHT * 2 + 1
+    assert local_ray["in_flight_results"] == list(range(50))
 
 
 @needs_ray
-@pytest.mark.slow  # starts a Ray
-def test_a_workers_error_comes_back_as_the_same_typed_error(local_ray: RayEngine) -> None:
-    with pytest.raises(DataError) as err:
-        list(local_ray.map(given, None, _bad_image, [[7], [8]]))
-    assert str(err.value) == "image-7.png: cannot be decoded. Fix: replace the file"
-    # the engine still works after a failed map
-    assert list(local_ray.map(given, 2, _scaled, [[1]])) == [[2]]
+@pytest.mark.slow
+def test_a_workers_error_comes_back_as_the_same_typed_error(local_ray: dict) -> None:
+    assert local_ray["error"] == ["DataError", "image-7.png: cannot be decoded. Fix: replace the file"]
+    assert local_ray["after_error"] == [[2]]  # the engine still works after a failed map
