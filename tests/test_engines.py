@@ -2,7 +2,7 @@
 
 Without Ray installed the Ray tests skip (with the reason); the commands still refuse `--engine ray`
 in one line that names the extra. The stages on Ray (byte-identical outputs) are tested in
-tests/test_engines_stages.py, against a Ray head started by that module.
+tests/test_ray_stages.py, against a Ray head started by that module.
 """
 
 from __future__ import annotations
