@@ -64,6 +64,8 @@ HOST ?= 127.0.0.1
 VIEW_RUN ?=
 NPROC ?=
 SHARD_SIZE ?=
+ENGINE ?=
+ADDRESS ?=
 
 AUGMENT_RECIPE := $(or $(RECIPE),configs/augment/digits.yaml)
 EPOCHS_OPT := $(if $(EPOCHS),--epochs $(EPOCHS),)
@@ -72,6 +74,8 @@ TRAIN_OPTS := $(EPOCHS_OPT) $(if $(VARIANT),--variant $(VARIANT),) $(if $(AUGMEN
 # NPROC=N: N data-parallel processes on this machine under torchrun (docs/distributed.md)
 TRAIN_LAUNCH = $(if $(NPROC),$(VENV)/bin/torchrun --standalone --nproc-per-node $(NPROC) -m pipeline,$(PIPELINE))
 LABEL_OPT := $(if $(LABEL),--label '$(LABEL)',)
+# augment, crop, import, train: where the per-sample work runs (ENGINE=ray: Ray workers; ADDRESS: a cluster's head)
+ENGINE_OPTS := $(if $(ENGINE),--engine $(ENGINE),) $(if $(ADDRESS),--address $(ADDRESS),)
 FETCH_OUT = $(or $(OUT),$(1))
 
 .PHONY: help venv run fetch fetch-mnist fetch-kaggle fetch-hf fetch-url crawl import export split train validate \
@@ -91,6 +95,8 @@ help: ## list the targets
 	@echo "  MAX_IMAGES=$(MAX_IMAGES) INPUT=$(INPUT) BENCH=$(BENCH); RECIPE (augment: configs/augment/digits.yaml)"
 	@echo "  Unset unless given: VARIANT AUGMENT EPOCHS SET SRC OUT IMAGES IMAGES_DIR REF COMPETITION FILE REPO REVISION"
 	@echo "  INCLUDE URLS LIST LABEL URL GROUPS WIDTHS FROM ISSUES VIEW_RUN; view: PORT=$(PORT) HOST=$(HOST)"
+	@echo "  NPROC=N (train: N data-parallel processes under torchrun); ENGINE=ray (augment, crop, import, train: the per-sample work"
+	@echo "  on Ray workers) with ADDRESS=host:port of a Ray cluster (default: a local Ray)"
 	@echo "DATA may be a dataset folder or an ImageFolder tree (<class>/<image>), imported once into the cache."
 
 $(STAMP): pyproject.toml constraints.txt
@@ -140,9 +146,9 @@ crawl: $(STAMP) ## collect images from URL [DEPTH MAX_IMAGES LABEL] into OUT
 	@test -n "$(URL)" -a -n "$(OUT)" || { echo "usage: make crawl URL=https://example.org/gallery OUT=datasets/web [DEPTH=1] [MAX_IMAGES=100] [LABEL=cat]"; exit 2; }
 	$(PIPELINE) crawl $(URL) --depth $(DEPTH) --max-images $(MAX_IMAGES) $(LABEL_OPT) --out $(OUT)
 
-import: $(STAMP) ## import SRC (FORMAT=auto|imagefolder|voc|yolo|createml|labelme|coco|cvat|labelstudio|webdataset|images) into OUT [IMAGES_DIR=folder of the images]
-	@test -n "$(SRC)" -a -n "$(OUT)" || { echo "usage: make import SRC=path/to/labels OUT=datasets/name [FORMAT=auto]"; exit 2; }
-	$(PIPELINE) import $(FORMAT) $(SRC) --out $(OUT) $(if $(IMAGES_DIR),--images $(IMAGES_DIR),)
+import: $(STAMP) ## import SRC (FORMAT=auto|imagefolder|voc|yolo|createml|labelme|coco|cvat|labelstudio|webdataset|images) into OUT [IMAGES_DIR=folder of the images ENGINE ADDRESS]
+	@test -n "$(SRC)" -a -n "$(OUT)" || { echo "usage: make import SRC=path/to/labels OUT=datasets/name [FORMAT=auto] [ENGINE=ray [ADDRESS=host:port]]"; exit 2; }
+	$(PIPELINE) import $(FORMAT) $(SRC) --out $(OUT) $(if $(IMAGES_DIR),--images $(IMAGES_DIR),) $(ENGINE_OPTS)
 
 export: $(STAMP) ## export DATA to OUT in FORMAT [SHARD_SIZE=samples per shard, FORMAT=webdataset]
 	@test -n "$(OUT)" -a "$(FORMAT)" != auto || { echo "usage: make export DATA=datasets/name FORMAT=coco OUT=exports/name"; exit 2; }
@@ -151,8 +157,8 @@ export: $(STAMP) ## export DATA to OUT in FORMAT [SHARD_SIZE=samples per shard, 
 split: $(STAMP) ## stratified, leak-free split of DATA (VAL, TEST fractions, SEED)
 	$(PIPELINE) split $(DATA) --val $(VAL) --test $(TEST) --seed $(SEED)
 
-train: $(STAMP) ## train on DATA into RUN with CONFIG [VARIANT=autoencoder|grouped|... AUGMENT=recipe EPOCHS SET='groups=4 …' NPROC=2: torchrun, data-parallel; DATA may be a folder of WebDataset shards]
-	$(TRAIN_LAUNCH) train $(DATA) --out $(RUN) --config $(CONFIG) $(TRAIN_OPTS)
+train: $(STAMP) ## train on DATA into RUN with CONFIG [VARIANT=autoencoder|grouped|... AUGMENT=recipe EPOCHS SET='groups=4 …' NPROC=2: torchrun, data-parallel; DATA may be a folder of WebDataset shards; ENGINE ADDRESS]
+	$(TRAIN_LAUNCH) train $(DATA) --out $(RUN) --config $(CONFIG) $(TRAIN_OPTS) $(ENGINE_OPTS)
 
 validate: $(STAMP) ## accuracy and confusion matrix (autoencoder: reconstruction error) of RUN on DATA's SPLIT
 	$(PIPELINE) validate $(RUN) --data $(DATA) --split $(SPLIT)
@@ -161,10 +167,10 @@ predict: $(STAMP) ## classify IMAGES with RUN (autoencoder: reconstructions into
 	@test -n "$(IMAGES)" || { echo "usage: make predict RUN=runs/name IMAGES='a.png b.jpg' [OUT=reconstructions/]"; exit 2; }
 	$(PIPELINE) predict $(RUN) $(IMAGES) $(if $(OUT),--out $(OUT),)
 
-augment: $(STAMP) ## DATA plus COPIES augmented copies of SPLITS with RECIPE into OUT [WORKERS SEED]
-	@test -n "$(OUT)" || { echo "usage: make augment DATA=datasets/name OUT=datasets/name-aug [RECIPE=configs/augment/digits.yaml] [COPIES=2] [SPLITS=train] [WORKERS=1]"; exit 2; }
+augment: $(STAMP) ## DATA plus COPIES augmented copies of SPLITS with RECIPE into OUT [WORKERS SEED ENGINE ADDRESS]
+	@test -n "$(OUT)" || { echo "usage: make augment DATA=datasets/name OUT=datasets/name-aug [RECIPE=configs/augment/digits.yaml] [COPIES=2] [SPLITS=train] [WORKERS=1] [ENGINE=ray [ADDRESS=host:port]]"; exit 2; }
 	$(PIPELINE) augment $(DATA) --recipe $(AUGMENT_RECIPE) --copies $(COPIES) --splits $(SPLITS) \
-		--workers $(WORKERS) --out $(OUT) --seed $(SEED)
+		--workers $(WORKERS) --out $(OUT) --seed $(SEED) $(ENGINE_OPTS)
 
 preview: $(STAMP) ## contact sheet of DATA's labels into OUT (a .png) [RECIPE: augmented previews]
 	@test -n "$(OUT)" || { echo "usage: make preview DATA=datasets/name OUT=preview.png [RECIPE=configs/augment/digits.yaml]"; exit 2; }
@@ -188,9 +194,9 @@ view: $(STAMP) ## browse DATA in the browser and fix labels (PORT, HOST) [ISSUES
 	$(PIPELINE) view $(DATA) --port $(PORT) --host $(HOST) $(if $(ISSUES),--issues $(ISSUES),) \
 		$(if $(VIEW_RUN),--run $(VIEW_RUN),)
 
-crop: $(STAMP) ## every labelled object of DATA as a classification sample in OUT
-	@test -n "$(OUT)" || { echo "usage: make crop DATA=datasets/name OUT=datasets/name-crops"; exit 2; }
-	$(PIPELINE) crop $(DATA) --out $(OUT)
+crop: $(STAMP) ## every labelled object of DATA as a classification sample in OUT [ENGINE ADDRESS]
+	@test -n "$(OUT)" || { echo "usage: make crop DATA=datasets/name OUT=datasets/name-crops [ENGINE=ray [ADDRESS=host:port]]"; exit 2; }
+	$(PIPELINE) crop $(DATA) --out $(OUT) $(ENGINE_OPTS)
 
 model: $(STAMP) ## layers, parameters and MACs of VARIANT (all: one line each) [GROUPS WIDTHS INPUT]
 	$(PIPELINE) model summary --variant $(or $(VARIANT),all) --input $(INPUT) \

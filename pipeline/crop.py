@@ -10,6 +10,9 @@ Crop geometry (`crop_box`): the box grows by ``pad`` times its width/height on e
 inside the image when it fits; where it cannot (larger than the image), the part outside is filled
 by repeating the edge pixels, so the crop stays square without a black border.
 
+With ``--engine ray`` (`pipeline.engines`) Ray workers decode, crop and encode chunks of parent
+images; this process writes the crops in the same order, so the dataset is the same bytes.
+
 Encoding (`encode`): by default (``"auto"``) a crop of a JPEG source is written as a JPEG of
 quality 95 (`JPEG_QUALITY`) with the source's own chroma subsampling, since re-encoding a lossy
 photo losslessly only makes the file larger (and PNG encoding was most of the stage's time); a crop
@@ -31,9 +34,11 @@ from PIL import Image
 from pipeline.core.dataset import Dataset, DatasetWriter, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.geometry import object_box
+from pipeline.engines import Engine, chunks, given
 
 ENCODINGS = ("auto", "png")  # auto: JPEG crops of JPEG sources, PNG of the others; png: PNG always
 JPEG_QUALITY = 95  # near-transparent re-encoding of a photo that was already a JPEG
+CHUNK = 16  # parent images per Ray task (`--engine ray`): a photo's decode outweighs a task's overhead
 
 @dataclass
 class CropReport:
@@ -101,11 +106,14 @@ def crop_dataset(
     encode: str = "auto",
     progress=None,
     overwrite: bool = False,
+    engine: Engine | None = None,
 ) -> tuple[Dataset, CropReport]:
     """Write one classification sample per labelled object of `dataset` into a new dataset at `out`
     (an earlier dataset there replaced only with `overwrite`).
 
-    `encode`: ``"auto"`` (JPEG crops of JPEG sources, PNG of the others) or ``"png"`` (PNG always)."""
+    `encode`: ``"auto"`` (JPEG crops of JPEG sources, PNG of the others) or ``"png"`` (PNG always).
+    `engine` (`pipeline.engines`): where the images are decoded, cropped and encoded (default:
+    here); the crops are written here in the same order either way."""
     if encode not in ENCODINGS:
         raise UsageError(f"encode {encode!r}: expected one of {', '.join(ENCODINGS)}")
     if pad < 0:
@@ -117,16 +125,24 @@ def crop_dataset(
                          fix="crop a detection or segmentation dataset, e.g. one made by `pipeline import voc`")
     report = CropReport()
     params = {"pad": pad, "square": square, "min_size": min_size}
+    options = CropOptions(pad=pad, square=square, min_size=min_size, encode=encode)
+    engine = engine or Engine()
     with DatasetWriter(
         out, task="classification", stage="crop", classes=dataset.classes,
         class_ids=dataset.info.class_ids, params=params,
         inputs={str(dataset.root): dataset.content_hash}, parent_lineage=dataset.info.lineage,
         reads=[dataset.root], overwrite=overwrite,
-    ) as writer:
+    ) as writer, engine:
         samples = [s for s in dataset.samples if s.objects]
-        for parent in progress(samples) if progress else samples:
-            _crop_sample(dataset, parent, writer, report, pad=pad, square=square, min_size=min_size,
-                         encode=encode)
+        parents = progress(samples) if progress else samples
+        if engine.is_local:
+            for parent in parents:
+                _store(writer, report, _crop_sample(dataset, parent, options))
+        else:  # Ray workers crop and encode; the crops are written here, in the same order
+            spec = (Dataset(Path(dataset.root).resolve(), dataset.info, []), options)  # (images only: no samples)
+            for results in engine.map(given, spec, _crop_chunk, chunks(parents, CHUNK)):
+                for result in results:
+                    _store(writer, report, result)
         if not writer.samples:
             raise UsageError(f"{dataset.root}: no object passed the filters ({_skipped_text(report)})",
                              fix="lower --min-size")
@@ -158,37 +174,74 @@ def _encoder(img: Image.Image, encode: str):
     return lambda piece: (encode_png(piece), "png")
 
 
-def _crop_sample(dataset: Dataset, parent: Sample, writer: DatasetWriter, report: CropReport, *, pad: float,
-                 square: bool, min_size: float, encode: str) -> None:
+@dataclass(frozen=True)
+class CropOptions:
+    """How `crop_dataset` crops: `pad`, `square`, `min_size` and `encode` as documented there."""
+
+    pad: float = 0.0
+    square: bool = False
+    min_size: float = 0.0
+    encode: str = "auto"
+
+
+@dataclass
+class Cropped:
+    """The crops of one parent image, encoded, and what was left out of it (reason -> count)."""
+
+    crops: list[tuple[Sample, bytes, str]] = field(default_factory=list)  # (sample, image bytes, extension)
+    skipped: Counter = field(default_factory=Counter)
+    problem: str | None = None
+
+
+def _store(writer: DatasetWriter, report: CropReport, result: Cropped) -> None:
+    """One parent's crops into the new dataset, and into the report."""
+    report.skipped.update(result.skipped)
+    if result.problem is not None:
+        report.problems.append(result.problem)
+    for sample, data, ext in result.crops:
+        writer.add(sample, data=data, ext=ext)
+        report.written += 1
+        report.per_split[sample.split or "unsplit"] += 1
+
+
+def _crop_chunk(context: tuple[Dataset, CropOptions], parents: list[Sample]) -> list[Cropped]:
+    """The crops of a chunk of parents (on a Ray worker)."""
+    dataset, options = context
+    return [_crop_sample(dataset, parent, options) for parent in parents]
+
+
+def _crop_sample(dataset: Dataset, parent: Sample, options: CropOptions) -> Cropped:
+    """The crops of one parent image: decoded once, cropped, encoded."""
+    out = Cropped()
     jobs = []
     for i, obj in enumerate(parent.objects or []):
         box = object_box(obj, points=False)  # the box of its area: none for points and lines
         if box is None:
-            report.skipped["objects without an area (points, lines)"] += 1
+            out.skipped["objects without an area (points, lines)"] += 1
             continue
         bw, bh = box[2] - box[0], box[3] - box[1]
         if bw <= 0 or bh <= 0:
-            report.skipped["boxes without area"] += 1
+            out.skipped["boxes without area"] += 1
             continue
-        if min(bw, bh) < min_size:
-            report.skipped["smaller than --min-size"] += 1
+        if min(bw, bh) < options.min_size:
+            out.skipped["smaller than --min-size"] += 1
             continue
         jobs.append((i, obj, box))
     if not jobs:
-        return
+        return out
     try:
         img = dataset.open_image(parent)
     except (DataError, OSError) as err:
-        report.problems.append(f"{parent.id}: {err}")
-        report.skipped["objects of unreadable images"] += len(jobs)
-        return
-    encoder = _encoder(img, encode)  # from the source's format, before any conversion
+        out.problem = f"{parent.id}: {err}"
+        out.skipped["objects of unreadable images"] += len(jobs)
+        return out
+    encoder = _encoder(img, options.encode)  # from the source's format, before any conversion
     if img.mode not in ("L", "RGB", "RGBA", "I;16", "I", "F"):
         img = img.convert("RGB")
     for i, obj, box in jobs:
-        cb = crop_box(box, img.size[0], img.size[1], pad=pad, square=square)
+        cb = crop_box(box, img.size[0], img.size[1], pad=options.pad, square=options.square)
         if cb[2] - cb[0] <= 0 or cb[3] - cb[1] <= 0:
-            report.skipped["boxes outside the image"] += 1
+            out.skipped["boxes outside the image"] += 1
             continue
         piece = crop_image(img, cb)
         source = {"parent": parent.id, "object": i, "box": [round(v, 3) for v in box], "crop": list(cb)}
@@ -199,6 +252,5 @@ def _crop_sample(dataset: Dataset, parent: Sample, writer: DatasetWriter, report
         if obj.attributes:
             sample.meta["attributes"] = dict(obj.attributes)
         data, ext = encoder(piece)
-        writer.add(sample, data=data, ext=ext)
-        report.written += 1
-        report.per_split[parent.split or "unsplit"] += 1
+        out.crops.append((sample, data, ext))
+    return out

@@ -59,6 +59,7 @@ from pipeline.core.errors import DataError, UsageError
 from pipeline.core.paths import atomic_write_text
 from pipeline.core.rng import derive_seed
 from pipeline.distributed import World
+from pipeline.engines import Engine
 
 RUN_FORMAT = "pipeline-run"
 RUN_VERSION = 1
@@ -669,8 +670,9 @@ class TrainResult:
 
 
 def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainConfig | None = None, *,
-          resume: bool = False, val: str | None = None) -> TrainResult:
+          resume: bool = False, val: str | None = None, engine: Engine | None = None) -> TrainResult:
     """Train the configured model on the dataset at `data_path` into the run folder `out` (see the module doc).
+    `engine` (`pipeline.engines`): where the tensor cache's images are decoded when it is built.
 
     `data_path` may also name WebDataset shards (paths or brace patterns, or their export folder),
     streamed without a dataset folder; `val` then names the validation shards (`pipeline.streaming`).
@@ -690,7 +692,7 @@ def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainCon
     def run(config: TrainConfig) -> TrainResult:
         if stream:
             return streaming.train_stream(data_path, out, config, resume, device, here, val)
-        return _train(data_path, out, config, resume, device, here)
+        return _train(data_path, out, config, resume, device, here, engine)
 
     if not here.distributed:
         return run(config)
@@ -712,7 +714,7 @@ class _NoBoard:
 
 
 def _train(data_path: str | os.PathLike, out: Path, config: TrainConfig, resume: bool, device,
-           here: World) -> TrainResult:
+           here: World, engine: Engine | None = None) -> TrainResult:
     import torch
 
     from pipeline.model import model_task
@@ -726,7 +728,8 @@ def _train(data_path: str | os.PathLike, out: Path, config: TrainConfig, resume:
         check_trainable(dataset, task)
         from pipeline.tensor_cache import load_or_build
 
-        cache = load_or_build(dataset, size=config.image_size, grayscale=config.grayscale, labels=not reconstruct)
+        cache = load_or_build(dataset, size=config.image_size, grayscale=config.grayscale, labels=not reconstruct,
+                              engine=engine)
 
     # 3. rows and preprocessing
     train_rows, val_rows, notes = choose_rows(cache, config.val_split)

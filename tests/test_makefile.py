@@ -44,7 +44,8 @@ def test_help_lists_every_target_of_the_makefile_with_its_variables():
     for target, variables in {"fetch-kaggle": ["REF", "COMPETITION", "FILE", "OUT"], "fetch-hf": ["REPO", "OUT"],
                               "fetch-url": ["URLS", "LIST", "OUT"], "crawl": ["URL", "OUT"],
                               "train": ["VARIANT", "AUGMENT", "CONFIG", "DATA", "RUN"],
-                              "augment": ["SPLITS", "WORKERS", "RECIPE", "COPIES"], "preview": ["RECIPE"],
+                              "augment": ["SPLITS", "WORKERS", "RECIPE", "COPIES", "ENGINE", "ADDRESS"],
+                              "crop": ["ENGINE", "ADDRESS"], "import": ["ENGINE", "ADDRESS"], "preview": ["RECIPE"],
                               "model": ["VARIANT", "GROUPS", "WIDTHS"]}.items():
         assert all(v in lines[target] for v in variables), (target, lines[target])
     assert "ImageFolder tree" in proc.stdout
@@ -67,6 +68,13 @@ def test_help_lists_every_target_of_the_makefile_with_its_variables():
     (["train", "NPROC=2"], "/bin/torchrun --standalone --nproc-per-node 2 -m pipeline train datasets/mnist-embedded"),
     (["augment", "DATA=photos", "OUT=o", "SPLITS=all", "WORKERS=2"],
      "--recipe configs/augment/digits.yaml --copies 2 --splits all --workers 2"),
+    # the per-sample stages on Ray, a local one or a cluster's
+    (["augment", "OUT=o", "ENGINE=ray", "WORKERS=2"], "--workers 2 --out o --seed 0 --engine ray \n"),
+    (["crop", "OUT=o", "ENGINE=ray", "ADDRESS=10.0.0.5:6379"],
+     "pipeline crop datasets/mnist-embedded --out o --engine ray --address 10.0.0.5:6379"),
+    (["import", "SRC=voc", "OUT=o", "FORMAT=voc", "ENGINE=ray"], "pipeline import voc voc --out o  --engine ray"),
+    (["train", "ENGINE=ray"], "--engine ray \n"),
+    (["crop", "OUT=o"], "pipeline crop datasets/mnist-embedded --out o  \n"),  # local: no engine option
     (["preview", "OUT=p.png", "RECIPE=r.yaml"], "pipeline preview datasets/mnist-embedded --out p.png --recipe r.yaml"),
     (["preview", "OUT=p.png"], "pipeline preview datasets/mnist-embedded --out p.png \n"),
     (["model", "VARIANT=grouped", "GROUPS=4"], "pipeline model summary --variant grouped --input 1x32x32 --groups 4"),

@@ -77,6 +77,7 @@ class Record:
     pack: Packed | None = None
     blobs: list[bytes] | None = None  # (in memory only)
     original: bytes | None = None  # (in memory only)
+    files: list[tuple[str, bytes]] | None = None  # copies not packed, made by a Ray worker: (path, bytes) (in memory only)
     _hashes: list[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property

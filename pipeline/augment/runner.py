@@ -9,12 +9,17 @@ logged to the process's records file; a worker hands back only where its records
 `Workers` starts W - 1 worker processes for W workers (from the fork server, or forked from this
 process when that is safe); `Work` hands out the batches, lets this process augment whenever the
 next batch to write is not finished, and yields the records in task order.
+
+With ``--engine ray`` (`pipeline.engines`) the batches go to Ray workers instead (`ray_context`,
+`ray_batch`): a Ray worker may run on another machine, so it writes nothing; every copy comes back
+in its record and this process stores it as it stores its own (`Work._stored`).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import gc
 import multiprocessing as mp
 import os
@@ -37,6 +42,7 @@ from pipeline.augment.server import server_context
 from pipeline.core import ui
 from pipeline.core.dataset import dumps_body, load_dataset
 from pipeline.core.paths import sha256_bytes
+from pipeline.engines import Engine
 
 BATCH = 16  # samples per unit of work: warm caches, and resume loses at most one batch per worker
 BATCH_MAX = 128  # ... for tiny images: up to this many samples,
@@ -64,8 +70,8 @@ class WorkerContext:
     output (`inline`: its packed copies stay in memory; a worker spools them)."""
 
     augmenter: Augmenter
-    work: Path
-    journal: Journal
+    work: Path | None  # None: a Ray worker's, which keeps its file copies in the records
+    journal: Journal | None
     pack: str
     inline: bool
 
@@ -107,6 +113,23 @@ def _pool_batch(batch: Task) -> tuple[str, int, int]:
     return work_batch(context, batch)
 
 
+def ray_context(plan: Plan) -> WorkerContext:
+    """A Ray worker's context (built once per worker, `pipeline.engines`): one thread for OpenCV, the
+    engine built from the plan (its paths absolute, as every node sees them), no work folder."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    aug = Augmenter(load_dataset(plan.dataset), load_recipe(plan.recipe), plan.seed)
+    gc.freeze()  # as in a worker process (`_worker_init`)
+    gc.set_threshold(max(gc.get_threshold()[0], 50_000), *gc.get_threshold()[1:])
+    return WorkerContext(aug, None, None, plan.pack, inline=True)
+
+
+def ray_batch(context: WorkerContext, batch: Task) -> list[Record]:
+    """`augment_batch` on a Ray worker: every copy comes back in the records (files in `files`)."""
+    return augment_batch(context, batch)
+
+
 def work_batch(context: WorkerContext, batch: Task) -> list[Record] | tuple[str, int, int]:
     """Augment every copy of a few samples; store the images, then log each sample as done.
 
@@ -133,7 +156,8 @@ def work_batch(context: WorkerContext, batch: Task) -> list[Record] | tuple[str,
 def augment_batch(context: WorkerContext, batch: Task) -> list[Record]:
     """The records of a batch: decode it, augment every copy, then encode, store and render; the
     augmentation loop runs with warm caches (worth 15-25 % on 28x28 digits, against working
-    sample by sample). Copies that are not packed are written into the work folder."""
+    sample by sample). Copies that are not packed are written into the work folder (without one,
+    on a Ray worker: kept in the record's `files`)."""
     aug = context.augmenter
     samples = [aug.by_id[sample_id] for sample_id, _ in batch]
     raws = [aug.dataset.read_image_bytes(s) for s in samples]
@@ -145,15 +169,18 @@ def augment_batch(context: WorkerContext, batch: Task) -> list[Record]:
         ext, stem = out_ext(s), aug_stem(s)
         packed = packs_copies(s, context.pack)
         datas = [encode(r.item.image, ext) for r in res]
-        bodies, names = [], set()
+        bodies, names, files = [], set(), []
         for c, r, data in zip(copies, res, datas, strict=True):
             rel = f"{stem}{c}.{ext}"
             if not packed:
-                _write(context.work / rel, data)
+                if context.work is None:
+                    files.append((rel, data))
+                else:
+                    _write(context.work / rel, data)
             copy = aug.to_sample(s, c, r, rel, sha256_bytes(data))
             bodies.append(dumps_body(copy))  # the line once it is known where the image is (the commit)
             names |= copy.labels()
-        record = Record(id=sample_id, bodies=bodies, names=sorted(names))
+        record = Record(id=sample_id, bodies=bodies, names=sorted(names), files=files or None)
         if packed:
             record.blobs = datas
             if s.pack is None and len(raw) <= ORIGINAL_PACK_MAX:  # packed beside its copies (see the commit)
@@ -292,10 +319,12 @@ class Work:
     stops the processes and closes this process's journal.
     """
 
-    def __init__(self, tasks: list[Task], context: WorkerContext, workers: Workers, spools: Spools) -> None:
+    def __init__(self, tasks: list[Task], context: WorkerContext, workers: Workers, spools: Spools,
+                 engine: Engine | None = None) -> None:
         self.tasks, self.context, self.spools = tasks, context, spools
         self.workers = workers
-        self.parallel = workers.count > 0 and len(tasks) > 1
+        self.engine = engine if engine is not None and not engine.is_local else None  # Ray: every task there
+        self.parallel = self.engine is None and workers.count > 0 and len(tasks) > 1
         self.bar = None
         self.cv2_threads: int | None = None
 
@@ -316,6 +345,12 @@ class Work:
             self.bar.update(len(records))
 
     def _batches(self) -> Iterator[list[Record] | tuple[str, int, int]]:
+        if self.engine is not None:
+            plan = self.workers.plan
+            plan = dataclasses.replace(plan, dataset=os.path.abspath(plan.dataset), recipe=os.path.abspath(plan.recipe))
+            for records in self.engine.map(ray_context, plan, ray_batch, self.tasks):
+                yield self._stored(records)
+            return
         if not self.parallel:
             for task in self.tasks:
                 yield work_batch(self.context, task)
@@ -339,6 +374,18 @@ class Work:
                 i = pending.popleft()  # the turn's task is not done elsewhere yet: do the next one here
                 finished[i] = work_batch(self.context, self.tasks[i])
         self.workers.finish()
+
+    def _stored(self, records: list[Record]) -> list[Record]:
+        """A Ray worker's records as this process's own: its file copies written into the work
+        folder and logged (`work_batch`, inline); its packed copies, in memory, go to the commit."""
+        files = [r for r in records if r.files]
+        for record in files:
+            for rel, data in record.files or []:
+                _write(self.context.work / rel, data)
+            record.files = None
+        if files:
+            self.context.journal.log(files)
+        return records
 
     def __exit__(self, exc_type, *exc: object) -> None:
         self.workers.stop(error=exc_type is not None)

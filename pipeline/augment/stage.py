@@ -29,6 +29,7 @@ packs. On success the work folder is renamed into place and the state folder rem
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -59,6 +60,7 @@ from pipeline.core import outputs
 from pipeline.core.dataset import SPLITS, Dataset, DatasetWriter, Sample, load_dataset, sample_line
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.packs import MAX_BYTES, MAX_MEMBERS
+from pipeline.engines import Engine
 
 FSYNC_FILES_MAX = 256  # copies written as files: each fsynced in the background up to this many, then one sync
 SYNC_EVERY = 8 << 20  # bytes of a pack written between background syncs of it
@@ -76,11 +78,14 @@ def run_augment(
     workers: int = 1,
     pack: str = "auto",
     overwrite: bool = False,
+    engine: Engine | None = None,
 ) -> dict:
     """Write `out`: every sample of `dataset_path` plus `copies` augmented copies of each sample in
     `splits` (default train; "all" for every sample). `pack`: auto (copies of images up to 1024x1024
     go into image packs), always or never. An earlier dataset at `out` is replaced only with
-    `overwrite` (`pipeline.core.outputs`). Returns figures for the summary."""
+    `overwrite` (`pipeline.core.outputs`). `engine`: where the copies are made (`pipeline.engines`;
+    default: this process and `workers` - 1 worker processes; a Ray engine brings its own workers
+    and is started once the checks have passed). Returns figures for the summary."""
     if copies < 0:
         raise UsageError(f"--copies must be >= 0, got {copies}")
     if workers < 1:
@@ -92,10 +97,11 @@ def run_augment(
     plan = Plan(str(dataset_path), str(Path(recipe_path)), int(seed), int(copies), sorted(splits), pack)
     work = out.with_name(f".{out.name}.augment-work")
     state = out.with_name(f".{out.name}.augment-state")
-    pool = Workers(workers - 1, plan, work, state)
+    engine = engine or Engine()
+    pool = Workers(workers - 1 if engine.is_local else 0, plan, work, state)
     try:
         outputs.claim_dir(out, "dataset", reads=[dataset_path], overwrite=overwrite)
-        return _run(dataset_path, recipe_path, out, plan, work, state, pool, overwrite)
+        return _run(dataset_path, recipe_path, out, plan, work, state, pool, overwrite, engine)
     finally:
         pool.stop(error=True)  # (a no-op once the run has stopped them: only after an error)
 
@@ -124,7 +130,7 @@ class Commit:
 
 
 def _run(dataset_path: Path, recipe_path: str | os.PathLike, out: Path, plan: Plan, work: Path, state: Path,
-         pool: Workers, overwrite: bool) -> dict:
+         pool: Workers, overwrite: bool, engine: Engine) -> dict:
     """Plan (check the inputs, keep or clear an earlier run's state), run and commit."""
     copies = plan.copies
     dataset = load_dataset(dataset_path)
@@ -145,10 +151,11 @@ def _run(dataset_path: Path, recipe_path: str | os.PathLike, out: Path, plan: Pl
                 if k in by_id and intact(work, spools, r, [image for _, image in aug_images(by_id[k], copies)])}
         todo = [(s.id, list(range(1, copies + 1))) for s in chosen if copies and s.id not in done]
         area = sum(s.width * s.height for s in chosen) / max(1, len(chosen)) * copies
-        tasks = make_tasks(todo, pool.count + 1, area)
-        context = WorkerContext(augmenter, work, Journal(state), plan.pack, inline=True)
-        with quiet_gc(), Work(tasks, context, pool, spools) as fresh:
-            _commit(job, done, iter(fresh), spools, context.journal)
+        with engine if todo else contextlib.nullcontext():  # (a Ray engine starts here, when there is work)
+            tasks = make_tasks(todo, pool.count + 1 if engine.is_local else engine.workers or 1, area)
+            context = WorkerContext(augmenter, work, Journal(state), plan.pack, inline=True)
+            with quiet_gc(), Work(tasks, context, pool, spools, engine) as fresh:
+                _commit(job, done, iter(fresh), spools, context.journal)
     finally:
         spools.close()
     shutil.rmtree(state, ignore_errors=True)

@@ -1,5 +1,6 @@
 """What commands share: the network options of fetch and crawl, the import part of their summary,
-and `--max-pixels` on every command that decodes images."""
+`--max-pixels` on every command that decodes images, and `--engine`/`--address` on the commands
+whose per-sample work may run on Ray."""
 
 from __future__ import annotations
 
@@ -38,6 +39,22 @@ def overwrite_option(f):
     return click.option("--overwrite", is_flag=True,
                         help="Replace the dataset an earlier run wrote at --out (never a folder of other files, "
                              "and never an input).")(f)
+
+
+def engine_options(f):
+    """`--engine local|ray` and `--address ADDR`: where the per-sample work runs (`pipeline.engines`);
+    the command gets them as `engine` and `address`."""
+    for opt in reversed([
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="Where the per-sample work runs: this machine, or Ray workers (pip install "
+                          "'pipeline[ray]'; a local Ray, or the cluster at --address). The output is the same "
+                          "bytes either way."),
+        click.option("--address", metavar="ADDR",
+                     help="With --engine ray: the Ray cluster to join (host:port of `ray start --head`, or "
+                          "ray://host:10001); default: start a local Ray."),
+    ]):
+        f = opt(f)
+    return f
 
 
 def _apply_max_pixels(ctx: click.Context, param: click.Parameter, value: str) -> str:

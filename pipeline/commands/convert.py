@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import max_pixels_option, overwrite_option
+from pipeline.commands.common import engine_options, max_pixels_option, overwrite_option
 from pipeline.core import ui
 from pipeline.core.dataset import Dataset
 from pipeline.formats import FORMATS
@@ -14,8 +14,9 @@ from pipeline.formats.base import ON_ERROR, ON_INVALID, ImportReport, parse_clas
 from pipeline.formats.ingest import export_dataset, import_dataset
 
 
-def print_import_summary(dataset: Dataset, report: ImportReport, out: Path) -> None:
-    """The summary of `pipeline import`: what was detected, samples per split, classes, counts, bad files."""
+def print_import_summary(dataset: Dataset, report: ImportReport, out: Path, engine: str | None = None) -> None:
+    """The summary of `pipeline import`: what was detected, samples per split, classes, counts, bad files
+    (and where the images were read, `engine`, when not here)."""
     rows: list[tuple[str, object]] = []
     if report.detected:
         rows.append(("detected", report.detected))
@@ -31,6 +32,8 @@ def print_import_summary(dataset: Dataset, report: ImportReport, out: Path) -> N
         rows.append((f"skipped: {reason}", n))
     if report.problems:
         rows.append(("left out (bad files)", len(report.problems)))
+    if engine:
+        rows.append(("images read by", engine))
     rows.append(("output", str(out)))
     for err in report.problems[:20]:
         ui.warn(str(err))
@@ -77,8 +80,9 @@ FORMAT_CHOICES = ["auto", *FORMATS]  # `pipeline import FORMAT`: the registry's 
 @click.option("--annotations", "annotations", type=click.Choice(["newest", "all"]), default=None,
               help="labelstudio: the newest non-cancelled annotation of each task is the sample's labels; "
                    "'all' keeps each annotator's annotation beside it [default: newest].")
+@engine_options
 def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, overwrite, voc_zero_based, images,
-               annotations) -> None:
+               annotations, engine, address) -> None:
     """Import labelled data from SRC into a canonical dataset.
 
     FORMAT is one of imagefolder, voc, yolo, createml, labelme, coco, cvat (CVAT for images 1.1
@@ -93,6 +97,9 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, overwrit
     256-character class names) is reported with its file, line or field and a fix; the rest
     imports. YAML files (data.yaml) are read without aliases. Limits: docs/formats.md.
 
+    With --engine ray the image files of a large tree are read, checked and hashed by Ray workers
+    (a local Ray, or the cluster at --address: docs/ray.md); the dataset is the same bytes.
+
     \b
     Examples:
       pipeline import imagefolder photos/ --out datasets/photos
@@ -106,12 +113,15 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, overwrit
     extra = {"voc_one_based": not voc_zero_based} if voc_zero_based is not None else {}
     if annotations is not None:
         extra["annotations"] = annotations
+    from pipeline.engines import make_engine
+
+    runner = make_engine(engine, address)
     dataset, report = import_dataset(
         fmt, src, out, classes_file=classes_file, class_map=parse_class_map(maps),
         on_error=on_error, on_invalid=on_invalid, extra=extra or None, images=images,
-        overwrite=overwrite,
+        overwrite=overwrite, engine=runner,
     )
-    print_import_summary(dataset, report, out)
+    print_import_summary(dataset, report, out, engine=None if runner.is_local else runner.describe())
 
 
 @click.command("export")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import max_pixels_option, overwrite_option
+from pipeline.commands.common import engine_options, max_pixels_option, overwrite_option
 
 
 @click.command("crop")
@@ -20,16 +20,18 @@ from pipeline.commands.common import max_pixels_option, overwrite_option
               help="Skip objects whose box is narrower or lower than this many pixels.")
 @click.option("--encode", type=click.Choice(["auto", "png"]), default="auto", show_default=True,
               help="auto: JPEG crops (quality 95) of JPEG photos, PNG of lossless images; png: PNG always.")
+@engine_options
 @max_pixels_option
 def crop(dataset_path: Path, out: Path, overwrite: bool, pad: float, square: bool, min_size: float,
-         encode: str) -> None:
+         encode: str, engine: str, address: str | None) -> None:
     """Turn every labelled object of DATASET into a classification sample.
 
     Each object with an area (its box, or the bounds of its polygon or mask) becomes one image
     labelled with the object's class, in the split of its source image. The new samples record
     where they came from (parent id, object index, box, crop). Train on them as on any
     classification dataset. Crops of JPEG photos are written as JPEG (quality 95), crops of
-    lossless images as PNG (--encode png: PNG always).
+    lossless images as PNG (--encode png: PNG always). With --engine ray, Ray workers decode,
+    crop and encode (docs/ray.md); the dataset is the same bytes.
 
     DATASET may also be an ImageFolder tree (<class>/<image>), imported once into the cache
     and re-imported only when its files change.
@@ -42,12 +44,14 @@ def crop(dataset_path: Path, out: Path, overwrite: bool, pad: float, square: boo
     from pipeline.core import ui
     from pipeline.core.dataset import load_dataset
     from pipeline.crop import crop_dataset
+    from pipeline.engines import make_engine
     from pipeline.train import dataset_folder
 
+    runner = make_engine(engine, address)
     dataset = load_dataset(dataset_folder(dataset_path))  # an ImageFolder tree: its cached import
     result, report = crop_dataset(
         dataset, out, overwrite=overwrite, pad=pad, square=square, min_size=min_size, encode=encode,
-        progress=lambda items: ui.progress(items, total=len(items), desc="crop", unit="img"),
+        progress=lambda items: ui.progress(items, total=len(items), desc="crop", unit="img"), engine=runner,
     )
     for problem in report.problems[:20]:
         ui.warn(problem)
@@ -58,5 +62,7 @@ def crop(dataset_path: Path, out: Path, overwrite: bool, pad: float, square: boo
     ]
     for reason, n in sorted(report.skipped.items()):
         rows.append((f"skipped: {reason}", n))
+    if not runner.is_local:
+        rows.append(("engine", runner.describe()))
     rows.append(("output", str(out)))
     ui.summary(f"cropped {report.written} objects from {dataset_path}", rows)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import max_pixels_option
+from pipeline.commands.common import engine_options, max_pixels_option
 from pipeline.core import ui
 
 
@@ -31,16 +31,18 @@ from pipeline.core import ui
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last finished epoch.")
 @click.option("--val", "val", metavar="SHARDS",
               help="Training from WebDataset shards: the validation shards (paths or brace patterns).")
+@engine_options
 @max_pixels_option
 def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed, augment, device, sets, resume,
-          val) -> None:
+          val, engine, address) -> None:
     """Train NumberModel on DATASET (a classification dataset or an ImageFolder tree, or WebDataset shards).
 
     Images are decoded once into a cached uint8 array; each epoch shuffles it by index and
     normalizes whole batches. The run folder gets config.yaml, run.json, metrics.json, a checkpoint
     per epoch plus best.pt/last.pt, and TensorBoard logs (tensorboard --logdir RUN/tensorboard:
     scalars, the model graph, weight and gradient histograms, the augmented batches, a confusion
-    matrix per epoch, hyperparameters).
+    matrix per epoch, hyperparameters). With --engine ray the cache's images are decoded by Ray
+    workers when it is built (docs/ray.md); training itself runs here.
 
     With --variant autoencoder the transposed-convolution autoencoder learns to reconstruct the
     images (mean squared error; labels are not needed, any image dataset works) and the run also
@@ -68,8 +70,11 @@ def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed,
       pipeline train datasets/mnist-embedded --out runs/g4 --variant grouped --set groups=4
     """
     from pipeline.config import load_config, parse_set
+    from pipeline.engines import make_engine
     from pipeline.train import is_run, resume_config
     from pipeline.train import train as run_training
+
+    runner = make_engine(engine, address)
 
     options = {"variant": variant, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
                "augment": str(augment) if augment is not None else None, "device": device}
@@ -80,7 +85,7 @@ def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed,
         config = resume_config(out, {**{k: v for k, v in options.items() if v is not None}, **overrides})
     else:
         config = load_config(recipe_name=recipe, config_file=config_file, options=options, sets=overrides)
-    result = run_training(data, out, config, resume=resume, val=val)
+    result = run_training(data, out, config, resume=resume, val=val, engine=runner)
     if result.rank != 0:
         return  # under torchrun rank 0 speaks for the run
 
@@ -104,7 +109,8 @@ def train(data, out, config_file, recipe, variant, epochs, batch_size, lr, seed,
         seconds = sum(h["train_seconds"] for h in result.history)
         rows.append(("training time", f"{seconds:.1f} s, {sum(h['samples_per_second'] * h['train_seconds'] for h in result.history) / max(seconds, 1e-9):.0f} samples/s"))
     if result.cache_seconds is not None:
-        rows.append(("tensor cache", f"built in {result.cache_seconds:.1f} s"))
+        on = f" on {runner.describe()}" if not runner.is_local else ""
+        rows.append(("tensor cache", f"built in {result.cache_seconds:.1f} s{on}"))
     for note in result.notes:
         rows.append(("note", note))
     pictures = "reconstructions.png, " if result.task == "reconstruction" else ""

@@ -40,6 +40,11 @@ class PipelineError(Exception):
         self.fix = printable(fix) if fix else fix
         super().__init__(self.__str__())
 
+    def __reduce__(self):
+        # rebuilt from its attributes, not from its constructor's arguments (`DataError` takes
+        # several): the error of a worker process or a Ray worker arrives as it was raised
+        return _rebuild, (type(self), dict(self.__dict__))
+
     def __str__(self) -> str:
         if self.fix:
             return f"{self.message}. Fix: {self.fix}" if not self.message.endswith(".") else f"{self.message} Fix: {self.fix}"
@@ -87,6 +92,14 @@ class ConfigError(UsageError):
 
 class NetworkError(PipelineError):
     """A download or remote request failed in a way the user can act on (offline, 404, checksum)."""
+
+
+def _rebuild(cls: type[PipelineError], state: dict) -> PipelineError:
+    """A pickled `PipelineError` back (see `PipelineError.__reduce__`)."""
+    err = cls.__new__(cls)
+    err.__dict__.update(state)
+    err.args = (str(err),)
+    return err
 
 
 def _short(value: object, limit: int = 60) -> str:

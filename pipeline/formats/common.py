@@ -26,12 +26,14 @@ frame is used and the image is counted as ambiguous in the import report.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
 from array import array
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
@@ -266,6 +268,7 @@ class ImageProbe:
     orientation: int = 1
     truncated: bool = False  # cut short but decodable: stored restored (`add_image_sample`)
     warnings: list[str] = field(default_factory=list)  # library warnings raised while reading it
+    sha256: str | None = None  # of `data`, when probed elsewhere (`prefetched`: then `data` is empty)
 
     @property
     def upright_size(self) -> tuple[int, int]:
@@ -357,8 +360,43 @@ def probe_bytes(data: bytes, where: str, path: str = "") -> ImageProbe:
 
 def probe_image(path: str | os.PathLike, where: str) -> ImageProbe:
     """Read an image file once: its bytes (for hashing) and header facts. Only a regular file is
-    opened (`read_regular`: a FIFO, socket or device is a `DataError`)."""
+    opened (`read_regular`: a FIFO, socket or device is a `DataError`). Inside `prefetched`, a file
+    probed already is not read again."""
+    known = _PREFETCHED.get()
+    if known is not None:
+        probe = known.get(os.path.abspath(path))
+        if probe is not None:
+            return replace(probe, path=str(path))
     return probe_bytes(read_regular(path, where), where, str(path))
+
+
+# Probes made before a format's reader runs (by other processes: `import --engine ray`), by
+# absolute path; set for the duration of one import by `prefetched`.
+_PREFETCHED: ContextVar[dict[str, ImageProbe] | None] = ContextVar("prefetched_probes", default=None)
+
+
+@contextlib.contextmanager
+def prefetched(probes: dict[str, ImageProbe]) -> Iterator[None]:
+    """Within the block, `probe_image` answers from `probes` (absolute path -> `light_probe`) for
+    the files it holds, and reads the others itself."""
+    token = _PREFETCHED.set(probes)
+    try:
+        yield
+    finally:
+        _PREFETCHED.reset(token)
+
+
+def light_probe(path: str) -> ImageProbe | None:
+    """The probe of one file without its bytes, with their sha256 (what a worker sends back), or
+    None for a file that needs the importer's own look: unreadable, over the pixel limit, rotated
+    by EXIF, cut short, or with library warnings (their messages name the file as the format does)."""
+    try:
+        probe = probe_image(path, path)
+    except (DataError, OSError):
+        return None
+    if probe.orientation != 1 or probe.truncated or probe.warnings:
+        return None
+    return replace(probe, data=b"", sha256=hashlib.sha256(probe.data).hexdigest())
 
 
 # --------------------------------------------------------------------------------------------
@@ -522,7 +560,7 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
             ctx.warn(f"{where}: image {image or 'file'} is truncated (cut short before its end); kept with "
                      "the rows that decode, stored as PNG")
         return ctx.add(sample, data=encode_png(img), ext="png")
-    sample.sha256 = hashlib.sha256(probe.data).hexdigest()
+    sample.sha256 = probe.sha256 or hashlib.sha256(probe.data).hexdigest()
     ext = os.path.splitext(probe.path)[1] if probe.path else ""
     if probe.path:
         return ctx.add(sample, src=probe.path, ext=ext or "." + probe.fmt)

@@ -31,6 +31,7 @@ from pipeline.core.errors import UsageError
 from pipeline.core.paths import Refused, SafeFiles, natural_key
 from pipeline.formats import unsupported
 from pipeline.formats.base import ExportReport, ImportContext, ImportOptions, ImportReport, read_classes_file
+from pipeline.formats.common import ImageProbe, light_probe, prefetched
 
 if TYPE_CHECKING:
     from pipeline.formats.tables import ImportOutcome
@@ -74,6 +75,7 @@ def import_dataset(
     lineage_inputs: dict | None = None,
     parent_lineage: list | None = None,
     overwrite: bool = False,
+    engine=None,
 ) -> ImportResult:
     """Import `src` in format `fmt` ('auto' detects) into a canonical dataset at `out`.
 
@@ -82,6 +84,11 @@ def import_dataset(
     allowed: the writer's temporary folder is dot-named, so no reader sees it. `images` (`--images
     DIR`): images are looked up there; nothing outside `src` and `images` is read. An existing
     dataset at `out` is replaced only with `overwrite` (`core.outputs`).
+
+    `engine`: where the image files are read, checked and hashed (``--engine ray``: an entered-on-use
+    engine of `pipeline.engines`, whose `map` runs `_probe_files` on chunks of the image files
+    under `src` and `images`; the reader then takes their probes instead of reading the files
+    again, `common.prefetched`). The dataset is the same bytes either way.
     """
     src = Path(src)
     if not src.exists():
@@ -114,7 +121,11 @@ def import_dataset(
         reads=[src] + ([Path(images)] if images is not None else []), overwrite=overwrite,
     ) as writer:
         ctx = ImportContext(src, writer, options, report)
-        module.read(src, ctx)
+        if engine is None or engine.is_local:
+            module.read(src, ctx)
+        else:
+            with engine, prefetched(_probe_tree(engine, [src] + ([Path(images)] if images is not None else []))):
+                module.read(src, ctx)
         if lineage_inputs is None:
             writer.lineage[-1]["inputs"] = {str(src): source_hash(ctx)}
         if not writer.samples:
@@ -125,6 +136,41 @@ def import_dataset(
             )
         dataset = writer.commit()
     return ImportResult(dataset, report)
+
+
+PROBE_CHUNK = 64  # image files per task when an engine probes them
+
+
+def _probe_tree(engine, roots: list[Path]) -> dict[str, ImageProbe]:
+    """Light probes (`common.light_probe`) of every image file under `roots`, made by `engine`'s
+    workers, by absolute path (files they leave to the reader are not in it)."""
+    from pipeline.formats.images import list_images
+
+    paths: list[str] = []
+    for root in roots:
+        if root.is_dir():
+            paths += [os.path.abspath(root / rel) for rel in list_images(root)]
+    work = (paths[i:i + PROBE_CHUNK] for i in range(0, len(paths), PROBE_CHUNK))
+    probes: dict[str, ImageProbe] = {}
+    done = 0
+    with ui.progress(total=len(paths), desc="read images", unit="image") as bar:
+        for found in engine.map(_no_context, None, _probe_files, work):
+            for path, probe in zip(paths[done:done + len(found)], found, strict=True):
+                if probe is not None:
+                    probes[path] = probe
+            done += len(found)
+            bar.update(len(found))
+    return probes
+
+
+def _no_context(spec: None) -> None:
+    """A worker probing files needs nothing but the paths."""
+    return None
+
+
+def _probe_files(context: None, paths: list[str]) -> list[ImageProbe | None]:
+    """`light_probe` of each file (on a worker)."""
+    return [light_probe(p) for p in paths]
 
 
 def source_hash(ctx: ImportContext) -> str:

@@ -348,7 +348,7 @@ def test_cli_help_has_an_example_and_preview_renders(cls_data, det_data, tmp_pat
     from pipeline.augment.preview import render_recipe_preview
 
     result = CliRunner().invoke(cli, ["augment", "--help"])
-    assert result.exit_code == 0 and "Example:" in result.output
+    assert result.exit_code == 0 and "Examples:" in result.output
     for data, recipe in ((cls_data, "photos"), (det_data, "detection")):
         png = render_recipe_preview(load_dataset(data), RECIPES / f"{recipe}.yaml", tmp_path / f"{recipe}.png", n=4)
         with Image.open(png) as im:

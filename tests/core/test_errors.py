@@ -60,3 +60,18 @@ def test_undecodable_file_names_and_control_characters_print_escaped_on_one_line
     text = str(err)
     assert text == "b\\xff.png: file name is not UTF-8. Fix: rename it"
     text.encode("utf-8")  # printable anywhere: no surrogates left
+
+
+@pytest.mark.parametrize("err", [
+    DataError("a/b.xml", "bad box", line=3, field="xmin", expected="a number", got="x", fix="correct it"),
+    UsageError("--copies must be >= 0, got -1"),
+    ConfigError("unknown key 'lr2'", fix="use lr"),
+    NetworkError("https://example.org/a.zip: 404"),
+])
+def test_an_error_survives_pickling_as_it_was_raised(err: PipelineError) -> None:
+    # as it comes back from a worker process or a Ray worker
+    import pickle
+
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is type(err) and str(back) == str(err) and back.__dict__ == err.__dict__
+    assert back.args == err.args
