@@ -50,13 +50,14 @@ class ExportResult(NamedTuple):
     report: ExportReport
 
 
-def detect_format(src: Path) -> tuple[str, str]:
+def detect_format(src: Path, images: Path | None = None) -> tuple[str, str]:
     """The best-matching format of `src` and what was found; a UsageError naming the layouts tried
     and why each said no, or the candidates when two formats each cover a part of `src`
-    (`formats.detect.choose`; `formats.detect.survey` lists every candidate)."""
+    (`formats.detect.choose`; `formats.detect.survey` lists every candidate). `images`: the
+    images folder (``--images DIR``), so `src` may hold label files alone."""
     from pipeline.formats.detect import choose
 
-    return choose(Path(src))
+    return choose(Path(src), images=Path(images) if images is not None else None)
 
 
 def import_dataset(
@@ -92,7 +93,7 @@ def import_dataset(
     if fmt == "auto" or not getattr(formats.get(fmt), "NAMED_ONLY", False):
         unsupported.refuse(src)  # a Roboflow multi-label CSV or a VoTT export: named, never mis-read
     if fmt == "auto":
-        fmt, description = detect_format(src)
+        fmt, description = detect_format(src, images)
         report.detected = f"{fmt}: {description}"
         ui.info(f"detected {report.detected}")
     module = formats.get(fmt)
