@@ -73,6 +73,22 @@ def safe_stem(sample_id: str) -> str:
     return "/".join(parts) or "_"
 
 
+# what a file name may not hold on Linux, macOS or Windows (control characters, <>:"|?* and the separators)
+_NOT_PORTABLE = re.compile(r'[\x00-\x1f\x7f<>:"|?*]+')
+
+
+def export_stem(sample_id: str) -> str:
+    """A relative path for an exported file named after a sample id: the id's own names kept as
+    they are where every common file system takes them (spaces, parentheses, any letter: a name
+    that went in comes back out), characters no file system takes replaced by ``_``, no ``..``."""
+    parts = []
+    for part in sample_id.replace("\\", "/").split("/"):
+        part = _NOT_PORTABLE.sub("_", part).strip(" ").rstrip(".")  # (Windows drops trailing dots and spaces)
+        if part:
+            parts.append(part)
+    return "/".join(parts) or "_"
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder, fsync, rename. The
     file's mode follows the umask, like any file a program creates (not mkstemp's 0600)."""

@@ -54,6 +54,7 @@ from pipeline.formats.common import (
     count_attributes,
     decide_frame,
     fit_box,
+    layout_free_id,
     probe_image,
     walk_files,
 )
@@ -349,7 +350,7 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
                 if obj is not None:
                     objects.append(obj)
             done[image] = where
-            sample = Sample(id=os.path.splitext(rel_image)[0], split=split, objects=objects,
+            sample = Sample(id=layout_free_id(rel_image, split, ctx.writer.has_sample), split=split, objects=objects,
                             source={"file": where, "image": rel_image, "image_id": iid})
             add_image_sample(ctx, image, sample, probe=probe, frame=frame, declared_size=declared, where=where)
             ctx.report.counts["objects"] += len(objects)

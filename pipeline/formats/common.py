@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
@@ -573,9 +574,9 @@ class ExportNames:
         self._alone = {k for k, n in counts.items() if n == 1}
 
     def stem(self, sample: Sample, flat: bool = True) -> str:
-        from pipeline.core.paths import safe_stem
+        from pipeline.core.paths import export_stem
 
-        stem = safe_stem(sample.id)
+        stem = export_stem(sample.id)
         if flat:
             own = _own_stem(sample.id)
             stem = own if own.casefold() in self._alone else stem.replace("/", "__")
@@ -586,9 +587,36 @@ class ExportNames:
 
 
 def _own_stem(sample_id: str) -> str:
-    from pipeline.core.paths import safe_stem
+    from pipeline.core.paths import export_stem
 
-    return safe_stem(sample_id).rsplit("/", 1)[-1]
+    return export_stem(sample_id).rsplit("/", 1)[-1]
+
+
+# Folders that only say where a layout keeps its images (Ultralytics' and COCO's images/, VOC's
+# JPEGImages/), and split folders as layouts name them (val2017/, obj_train_data/): not part of an id.
+IMAGE_FOLDERS = frozenset({"images", "jpegimages"})
+_SPLIT_FOLDER = re.compile(r"(?:obj_)?(train|training|val|valid|validation|dev|test|testing)(?:\d{4}|_data)?")
+
+
+def layout_free_id(rel_image: str, split: str | None, taken: Callable[[str], bool]) -> str:
+    """The sample id of the image at `rel_image` (relative to SRC or --images) in a layout whose
+    exports put images in an images folder or one folder per split: the path without its
+    extension, without a leading images folder and then without a folder naming the sample's own
+    `split` (kept in the split field), so that an export, which keeps the source's file names,
+    imports back with the same ids. When that id is `taken` (``train/a.jpg`` beside ``val/a.jpg``)
+    the whole path is the id."""
+    from pipeline.formats.splits import SPLIT_WORDS
+
+    whole = os.path.splitext(rel_image.replace(os.sep, "/"))[0]
+    parts = whole.split("/")
+    if len(parts) > 1 and parts[0].casefold() in IMAGE_FOLDERS:
+        parts = parts[1:]
+    if len(parts) > 1 and split is not None:
+        m = _SPLIT_FOLDER.fullmatch(parts[0].casefold())
+        if m and SPLIT_WORDS.get(m.group(1)) == split:
+            parts = parts[1:]
+    short = "/".join(parts)
+    return whole if short != whole and taken(short) else short
 
 
 def count_attributes(report: ExportReport | None, obj: Obj, fmt: str, kept: Iterable[str] = ()) -> None:

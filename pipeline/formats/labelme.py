@@ -74,6 +74,7 @@ from pipeline.formats.common import (
     add_image_sample,
     decide_frame,
     hint_name,
+    layout_free_id,
     probe_bytes,
     walk_files,
 )
@@ -643,10 +644,10 @@ def _import_one(ctx: ImportContext, path: str, base: str, where: str, parsed: La
         raise DataError(where, f"declared {parsed.width}x{parsed.height} but the image is {w}x{h}",
                         field="imageWidth/imageHeight",
                         fix="check that imagePath names the image that was labelled, or re-save the file in labelme")
-    sid = where[: -len(".json")] if where.lower().endswith(".json") else where
+    split = split_from_path(posixpath.dirname(where))
+    sid = layout_free_id(where, split, ctx.writer.has_sample)  # train/a.json: "a", as the export writes it
     image_label, soft = _image_label(parsed.flags, ctx, where, labels)
-    sample = Sample(id=sid, label=image_label, soft_label=soft, split=split_from_path(posixpath.dirname(where)),
-                    source={"file": where})
+    sample = Sample(id=sid, label=image_label, soft_label=soft, split=split, source={"file": where})
     if parsed.flags:
         sample.meta["flags"] = dict(parsed.flags)
     width, height = frame.source_size

@@ -81,6 +81,7 @@ from pipeline.formats.common import (
     add_image_sample,
     count_attributes,
     decide_frame,
+    layout_free_id,
     probe_image,
 )
 from pipeline.formats.splits import SPLIT_WORDS, split_from_path
@@ -747,8 +748,9 @@ def read(root: Path, ctx: ImportContext) -> None:
                                    lay.kpt_shape)
                 if names is None:
                     bare_ids.update(int(o.label) for o in objects if o.label.isdigit())
-            sid = os.path.splitext(rel_image)[0]
-            sample = Sample(id=sid, split=_split_of(image, lay.image_root, lay), objects=objects,
+            split = _split_of(image, lay.image_root, lay)
+            sid = layout_free_id(rel_image, split, ctx.writer.has_sample)  # images/train/a.jpg: "a"
+            sample = Sample(id=sid, split=split, objects=objects,
                             source={"file": where, "image": rel_image})
             add_image_sample(ctx, image, sample, probe=probe, frame=frame, where=where)
             ctx.report.counts["objects"] += len(objects)

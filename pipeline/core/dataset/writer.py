@@ -313,6 +313,10 @@ class DatasetWriter:
         ext = ext.lower().lstrip(".") or "png"
         return f"{IMAGES_DIR}/{safe_stem(sample_id)}.{ext}"
 
+    def has_sample(self, sample_id: str) -> bool:
+        """Whether a sample with this id was added."""
+        return sample_id in self.samples or (self._lines is not None and sample_id in self._lines)
+
     def uses_image(self, rel: str) -> bool:
         """Whether a sample added so far has `rel` as its image path (or pack member name)."""
         return rel in self._images
