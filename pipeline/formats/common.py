@@ -36,7 +36,7 @@ from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
 from pipeline.core import ui
-from pipeline.core.dataset import Obj, Sample
+from pipeline.core.dataset import Obj, RenderedObjects, Sample
 from pipeline.core.errors import DataError
 from pipeline.core.images import IMAGE_EXTS
 from pipeline.core.paths import (
@@ -477,14 +477,16 @@ def decide_frame(raw_size: tuple[int, int], orientation: int, declared: tuple[in
 
 def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, sample: Sample, *,
                      declared_size: tuple[int, int] | None = None, default_frame: str = "raw",
-                     probe: ImageProbe | None = None, frame: Frame | None = None, where: str | None = None) -> Sample:
+                     probe: ImageProbe | None = None, frame: Frame | None = None, where: str | None = None,
+                     objects: RenderedObjects | None = None) -> Sample:
     """Store `sample` with its image the way every format does.
 
     `sample.objects` are in the annotation's frame; they are converted to the stored upright frame.
     The image is hard-linked (or copied) as it is, or re-encoded upright as PNG when its EXIF
     orientation changes the pixels or when the file was cut short but decodes (``meta.truncated``,
     a warning, counted; `check` reports it as ``truncated-image``). Width, height, sha256 and
-    ``meta.exif_orientation`` are set here.
+    ``meta.exif_orientation`` are set here. `objects`: the sample's objects already rendered (a
+    streaming reader's), only for an image whose frame needs no conversion.
     """
     where = where or str(sample.source.get("file") or image_path)
     if probe is None:
@@ -501,6 +503,8 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
     if frame.ambiguous:
         ctx.report.counts[AMBIGUOUS] += 1
         sample.meta["exif_frame"] = "assumed raw" if frame.rotate else "assumed upright"
+    if objects is not None and frame.rotate and frame.orientation != 1:
+        raise ValueError("add_image_sample: rendered objects of an image whose frame is converted")
     if sample.objects and frame.rotate and frame.orientation != 1:
         sample.objects = [frame.obj(o) for o in sample.objects]
     sample.width, sample.height = frame.size
@@ -521,12 +525,12 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
             image = sample.source.get("image") or (os.path.basename(probe.path) if probe.path else "")
             ctx.warn(f"{where}: image {image or 'file'} is truncated (cut short before its end); kept with "
                      "the rows that decode, stored as PNG")
-        return ctx.add(sample, data=encode_png(img), ext="png")
+        return ctx.add(sample, data=encode_png(img), ext="png", objects=objects)
     sample.sha256 = hashlib.sha256(probe.data).hexdigest()
     ext = os.path.splitext(probe.path)[1] if probe.path else ""
     if probe.path:
-        return ctx.add(sample, src=probe.path, ext=ext or "." + probe.fmt)
-    return ctx.add(sample, data=probe.data, ext={"jpeg": "jpg"}.get(probe.fmt, probe.fmt))
+        return ctx.add(sample, src=probe.path, ext=ext or "." + probe.fmt, objects=objects)
+    return ctx.add(sample, data=probe.data, ext={"jpeg": "jpg"}.get(probe.fmt, probe.fmt), objects=objects)
 
 
 def _library_warnings(ctx: ImportContext, where: str, probe: ImageProbe, texts: list[str]) -> None:

@@ -113,12 +113,13 @@ def import_dataset(
         out, task=module.TASK, stage="import", classes=options.classes, class_map=options.class_map,
         params=params, inputs=lineage_inputs or {}, parent_lineage=parent_lineage,
         reads=[src] + ([Path(images)] if images is not None else []), overwrite=overwrite,
+        keep_samples=not getattr(module, "STREAMS", False),  # a streaming reader's samples: lines only
     ) as writer:
         ctx = ImportContext(src, writer, options, report)
         module.read(src, ctx)
         if lineage_inputs is None:
             writer.lineage[-1]["inputs"] = {str(src): source_hash(ctx)}
-        if not writer.samples:
+        if not writer.count():
             raise UsageError(
                 f"{src}: nothing imported as {fmt}"
                 + (f" ({len(report.problems)} bad files; first: {report.problems[0]})" if report.problems else ""),
@@ -133,8 +134,8 @@ def source_hash(ctx: ImportContext) -> str:
     h = hashlib.sha256()
     for rel, digest in sorted(ctx.inputs.items()):
         h.update(f"{rel}\t{digest}\n".encode("utf-8", "surrogateescape"))  # names that are not UTF-8 too
-    for sample in sorted(ctx.writer.samples.values(), key=lambda s: s.id):
-        h.update(f"{sample.source.get('file', sample.id)}\t{sample.sha256}\n".encode("utf-8", "surrogateescape"))
+    for _sid, file, sha256 in ctx.writer.added():
+        h.update(f"{file}\t{sha256}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 

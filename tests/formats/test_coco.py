@@ -385,3 +385,101 @@ def test_ids_positions_writes_1_to_n(tmp_path: Path) -> None:
     ds, _ = import_dataset("coco", tmp_path / "src", tmp_path / "ds")
     export_dataset(ds.root, "coco", tmp_path / "out", options={"ids": "positions"})
     assert _categories(tmp_path / "out") == [(1, "b"), (2, "a")]
+
+
+# -- a large file is read as a stream: the same dataset and the same report as reading it whole ---------
+
+
+def _mixed_doc() -> dict:
+    """Every kind of annotation the stream renders at once, and every kind it leaves to `_object`."""
+    images = [{"id": 1, "file_name": "a.png", "width": 40, "height": 30},
+              {"id": "two", "file_name": "b.png", "width": 40, "height": 30},
+              {"id": 3, "file_name": "c.png", "width": 60, "height": 40},  # declared size is not the image's
+              {"id": 4, "file_name": "d.png"},  # no size declared
+              {"id": 5, "file_name": "e.png", "width": 40, "height": 30},
+              {"id": 6, "file_name": "f.png", "width": 40, "height": 30},  # plain: rendered as read
+              {"id": 7, "file_name": "g.png", "width": 40, "height": 30}]  # no annotation
+    rle = rle_encode(np.pad(np.ones((4, 4), bool), ((2, 24), (3, 33))))  # (the images are 40 x 30)
+    anns = [
+        {"id": 1, "image_id": 6, "category_id": 7, "bbox": [1, 2, 10, 5.5], "area": 5, "iscrowd": 0,
+         "segmentation": [[1, 2, 11, 2, 11, 7.5], [3, 3, 4, 4]]},  # a ring of 2 points is left out
+        {"id": 2, "image_id": 6, "category_id": 3, "bbox": [-0.5, 0, 40.4, 30], "iscrowd": 1},  # clipped
+        {"id": 21, "image_id": 6, "category_id": 3, "bbox": [0.25, 1e-3, 2, 2.5], "segmentation": [
+            [0.25, 0.001, 2.25, 0.001, 2.25, 2.501, 0.25, 2.501]]},
+        {"id": 3, "image_id": "two", "category_id": 3, "bbox": [0, 0, 5, 5], "iscrowd": 1,
+         "segmentation": {"size": [30, 40], "counts": rle["counts"]}},  # an RLE mask
+        {"id": 4, "image_id": "two", "category_id": 7, "bbox": [1, 1, 3, 3], "keypoints": [2, 2, 2]},
+        {"id": 5, "image_id": "two", "category_id": 7, "bbox": [1, 1, 3, 3], "attributes": {"categories": "x"}},
+        {"id": 6, "image_id": 3, "category_id": 7, "bbox": [1, 1, 3, 3]},
+        {"id": 7, "image_id": 4, "category_id": 3, "bbox": [1, 1, 3, 3], "segmentation": []},
+        {"id": 8, "image_id": 5, "category_id": 3, "bbox": [30, 1, 30, 3]},  # far outside: --on-invalid
+        "not an object",
+        {"id": 10, "image_id": [1], "category_id": 3, "bbox": [1, 1, 3, 3]},  # a bad image id
+        {"id": 11, "image_id": 99, "category_id": 3, "bbox": [1, 1, 3, 3]},  # an image not listed
+        {"id": 12, "image_id": 1, "category_id": 3, "bbox": [1, 1, 3, 3], "segmentation": [[1, 2, True, 4, 5, 6]]},
+        {"id": 13, "image_id": 1, "category_id": True, "bbox": [1, 1, 3, 3]},  # not a category id
+    ]
+    return {"info": {"description": '"categories": [] in a string'}, "images": images, "annotations": anns,
+            "categories": [{"id": 7, "name": "dög"}, {"id": 3, "name": "cat"}]}
+
+
+def _ordered(doc: dict, keys: list[str]) -> str:
+    return json.dumps({k: doc[k] for k in keys if k in doc}, indent=1)
+
+
+def _import_both(tmp_path: Path, text: str, monkeypatch, **kw) -> tuple:
+    src = tmp_path / "src"
+    _write_images(src, ["a.png", "b.png", "c.png", "d.png", "e.png", "f.png", "g.png"])
+    (src / "instances.json").write_text(text)
+    out = []
+    rendered: list[int] = []
+    as_read = coco._Group.objects
+    for name, whole in (("stream", False), ("whole", True)):
+        if whole:
+            monkeypatch.setattr(coco._Stream, "scan", lambda self: None)
+        else:
+            monkeypatch.setattr(coco._Group, "objects", lambda g: rendered.append(g.count) or as_read(g))
+        ds, report = import_dataset("coco", src, tmp_path / name, **kw)
+        out.append(((tmp_path / name / "samples.jsonl").read_bytes(), ds.classes, [str(p) for p in report.problems],
+                    dict(report.counts), list(report.warnings), rendered[:]))
+        monkeypatch.undo()
+    return out[0][:-1], out[1][:-1], out[0][-1]
+
+
+@pytest.mark.parametrize("keys", [
+    ["info", "images", "annotations", "categories"],  # COCO's own order: the categories found ahead
+    ["categories", "images", "annotations", "info"],  # Roboflow's: the categories read first
+    ["info", "annotations", "images", "categories"],  # the images after the annotations: every one read again
+])
+@pytest.mark.parametrize("on_invalid", ["error", "clip"])
+def test_a_streamed_file_imports_as_the_file_read_whole(tmp_path: Path, monkeypatch, keys: list[str],
+                                                        on_invalid: str) -> None:
+    stream, whole, rendered = _import_both(tmp_path, _ordered(_mixed_doc(), keys), monkeypatch, on_invalid=on_invalid)
+    assert stream == whole
+    assert rendered == ([] if keys.index("images") > keys.index("annotations") else [3])  # f.png's, as read
+    problems = stream[2]
+    assert any("annotations[9]:" in p for p in problems) and any("annotations[10].image_id" in p for p in problems)
+    assert len(problems) == len(set(problems))  # each reported once
+
+
+def test_categories_named_after_the_files_own_are_not_taken_for_them(tmp_path: Path, monkeypatch) -> None:
+    doc = _mixed_doc()
+    doc["info"] = {"categories": [{"id": 3, "name": "other"}, {"id": 7, "name": "dög"}]}  # found ahead: not the file's
+    stream, whole, rendered = _import_both(tmp_path, _ordered(doc, ["images", "annotations", "categories", "info"]),
+                                           monkeypatch)
+    assert stream == whole and stream[1] == ["dög", "cat"] and rendered == []
+
+
+@pytest.mark.parametrize("text", [
+    '{"images": [], "images": []}',  # a key twice: read whole (the last wins, as json does)
+    '{"images": [], "annotations": [}',  # broken: the whole read names line and column
+    '[{"images": []}]',  # not an object
+    '{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 1, "category_id": 1, '
+    '"bbox": [1, 1, 2, 2]}], "categories": [{"id": 1, "name": "x"}]} trailing',
+])
+def test_files_the_stream_does_not_take_are_read_whole(tmp_path: Path, text: str) -> None:
+    stream = coco._Stream(text, "x.json", None, None)  # (labels and context unused before annotations)
+    if text.startswith('{"images": [], "annotations": [}'):
+        with pytest.raises(ValueError):
+            stream._scan()
+    assert stream.scan() is None and not stream.groups

@@ -25,8 +25,25 @@ lets a reader detect an update that was cut between the two renames, and finish 
 (`finish_update`) when its writer no longer runs.
 """
 
-from pipeline.core.dataset.io import content_hash, finish_update, is_dataset, iter_samples, load_dataset
-from pipeline.core.dataset.lines import dumps_body, dumps_sample, sample_line, sorted_lines, write_lines
+from pipeline.core.dataset.io import (
+    StoredSamples,
+    content_hash,
+    finish_update,
+    is_dataset,
+    iter_samples,
+    load_dataset,
+)
+from pipeline.core.dataset.lines import (
+    RenderedObjects,
+    dumps_body,
+    dumps_box_object,
+    dumps_object,
+    dumps_sample,
+    join_objects,
+    sample_line,
+    sorted_lines,
+    write_lines,
+)
 from pipeline.core.dataset.model import (
     DATASET_JSON,
     FORMAT_NAME,
@@ -56,7 +73,8 @@ from pipeline.core.dataset.writer import (
 
 __all__ = [
     "DATASET_JSON", "FORMAT_NAME", "FORMAT_VERSION", "IMAGES_DIR", "SAMPLES_JSONL", "SPLITS", "TASKS",
-    "Annotation", "BackgroundSync", "Dataset", "DatasetInfo", "DatasetWriter", "Obj", "Prediction", "Sample",
+    "Annotation", "BackgroundSync", "Dataset", "DatasetInfo", "DatasetWriter", "Obj", "Prediction", "RenderedObjects",
+    "Sample", "StoredSamples", "dumps_box_object", "dumps_object", "join_objects",
     "class_ids_for", "content_hash", "derive", "dumps_body", "dumps_sample", "finish_update", "is_dataset", "iter_samples", "lineage_entry",
     "load_dataset", "now_iso", "parse_sample_line", "read_info", "replace_dir", "rewrite_samples", "sample_line",
     "sorted_lines", "write_lines",
