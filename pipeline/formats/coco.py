@@ -387,6 +387,7 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
 # --------------------------------------------------------------------------------------------
 
 _WS = re.compile(r"[ \t\n\r]*")
+_SEP = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")  # between two values of a list, or its end
 _SCAN = json.scanner.make_scanner(json.JSONDecoder())  # the C scanner: (value, end) at an index
 
 
@@ -564,7 +565,8 @@ class _Stream:
         if text[i:i + 1] == "]":
             return i + 1
         k = 0
-        while True:
+        sep, groups, sizes, cache, render = _SEP.match, self.groups, self.sizes or {}, self.label_cache, self._render
+        while True:  # (one pass per annotation: kept tight, it runs 100,000 times for a large file)
             start = i
             try:
                 a, i = scan(text, i)
@@ -572,18 +574,26 @@ class _Stream:
                 raise ValueError("no annotation") from None
             iid = a.get("image_id") if type(a) is dict else None
             if (type(iid) is int or type(iid) is str) and iid != "":
-                self._add(a, k, start, i)
+                rendered = label = None
+                polygon = False
+                size = sizes.get(iid)
+                if size is not None:
+                    cid = a.get("category_id")
+                    if type(cid) is int or type(cid) is str:  # (anything else: named by `_object`)
+                        label = cache[cid] if cid in cache else self._label(cid)
+                    if label is not None:
+                        rendered, polygon = render(a, label, size)
+                groups[iid].add_span(k, start, i, rendered, label, polygon)
             else:
                 self.unusable.append(_unusable(a, k, self.where))  # (reported by `finish`: a file read
                 # whole again reports its own)
             k += 1
-            i = ws(text, i).end()
-            c = text[i:i + 1]
-            if c == "]":
-                return i + 1
-            if c != ",":
+            m = sep(text, i)
+            if m is None:
                 raise ValueError("expected , or ]")
-            i = ws(text, i + 1).end()
+            i = m.end()
+            if m.group(1) == "]":
+                return i
 
     def _label(self, cid: object) -> str | None:
         if cid in self.label_cache:
@@ -596,19 +606,6 @@ class _Stream:
                 label = None  # (the annotation's own read names it)
         self.label_cache[cid] = label
         return label
-
-    def _add(self, a: dict, k: int, start: int, end: int) -> None:
-        iid = a["image_id"]
-        text = label = None
-        polygon = False
-        size = self.sizes.get(iid) if self.sizes is not None else None
-        if size is not None:
-            cid = a.get("category_id")
-            if type(cid) is int or type(cid) is str:  # (anything else: named by `_object`)
-                label = self.label_cache[cid] if cid in self.label_cache else self._label(cid)
-            if label is not None:
-                text, polygon = self._render(a, label, size)
-        self.groups[iid].add_span(k, start, end, text, label, polygon)
 
     def _render(self, a: dict, label: str, size: tuple[int, int]) -> tuple[str | None, bool]:
         """The stored object of a plain annotation (a box inside the image, polygons, iscrowd),
