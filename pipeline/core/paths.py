@@ -222,6 +222,7 @@ class SafeFiles:
         self.roots = real
         self.on_refused = on_refused
         self._reported: set[str] = set()
+        self._real_dirs: dict[str, str] = {}  # folder -> its resolved path, once per folder (as `walk`)
 
     def inside(self, real: str) -> bool:
         """True when the resolved path `real` lies inside one of the roots."""
@@ -260,7 +261,14 @@ class SafeFiles:
             lst = os.lstat(path)
         except OSError:
             return None
-        real = os.path.realpath(path)
+        if stat.S_ISLNK(lst.st_mode):
+            real = os.path.realpath(path)
+        else:  # its folder resolved once for all its files: one lstat per file, not one per path part
+            folder, name = os.path.split(path)
+            real_folder = self._real_dirs.get(folder)
+            if real_folder is None:
+                real_folder = self._real_dirs[folder] = os.path.realpath(folder)
+            real = os.path.join(real_folder, name)
         if not self.inside(real):  # the path itself, or a folder on the way, links out
             self._refuse(path, LINK_OUTSIDE, os.readlink(path) if stat.S_ISLNK(lst.st_mode) else real, real)
             return None
