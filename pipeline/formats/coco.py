@@ -362,7 +362,8 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
             rendered: RenderedObjects | None = None
             if group is not None and group.rendered(declared, probe.orientation, (probe.width, probe.height)):
                 objects, rendered = None, group.objects()  # as read: the usual case
-                ctx.report.counts["polygons"] += group.polygons
+                if group.polygons:
+                    ctx.report.counts["polygons"] += group.polygons
             elif group is not None:
                 for k, a in group.decoded(stream):
                     obj = _object(a, k, cats, labels, where, sw, sh, on_invalid, ctx)

@@ -462,6 +462,15 @@ def test_a_streamed_file_imports_as_the_file_read_whole(tmp_path: Path, monkeypa
     assert len(problems) == len(set(problems))  # each reported once
 
 
+def test_a_streamed_file_of_boxes_alone_counts_no_polygons(tmp_path: Path, monkeypatch) -> None:
+    doc = _mixed_doc()
+    doc["annotations"] = [a for a in doc["annotations"] if isinstance(a, dict) and a["image_id"] == 6
+                          and not a.get("segmentation")]
+    stream, whole, rendered = _import_both(tmp_path, _ordered(doc, ["images", "annotations", "categories"]),
+                                           monkeypatch)
+    assert stream == whole and rendered == [1] and "polygons" not in stream[3]
+
+
 def test_categories_named_after_the_files_own_are_not_taken_for_them(tmp_path: Path, monkeypatch) -> None:
     doc = _mixed_doc()
     doc["info"] = {"categories": [{"id": 3, "name": "other"}, {"id": 7, "name": "dög"}]}  # found ahead: not the file's
