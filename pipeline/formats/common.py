@@ -113,6 +113,9 @@ class ImageFinder:
         """An image's path as the user knows it, with ``/``: relative to ``--images DIR`` when it
         lies there, else to the import root."""
         base = self.images if self.images and self.inside_images(image) else self.root
+        prefix = base.rstrip(os.sep) + os.sep
+        if image.startswith(prefix) and os.path.normpath(image) == image:  # (the usual case: a slice, no relpath)
+            return image[len(prefix):].replace(os.sep, "/")
         return os.path.relpath(image, base).replace(os.sep, "/")
 
     def inside_images(self, path: str) -> bool:
