@@ -4,11 +4,16 @@ pycocotools (with COCOeval) and supervision reading our export."""
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.core.errors import DataError
 from pipeline.core.geometry import rle_decode, rle_encode, rle_string_encode
@@ -492,3 +497,53 @@ def test_files_the_stream_does_not_take_are_read_whole(tmp_path: Path, text: str
         with pytest.raises(ValueError):
             stream._scan()
     assert stream.scan() is None and not stream.groups
+
+
+# -- fuzzed documents: the stream reads what json reads, and renders what `_object` makes --------------
+
+_fuzzed_num = st.one_of(st.integers(-5, 50), st.floats(-5, 50), st.sampled_from([math.nan, math.inf, 1e300]),
+                 st.booleans(), st.just("3"), st.none())
+_fuzzed_ann = st.fixed_dictionaries(
+    {"image_id": st.one_of(st.sampled_from([1, 2, "x", 99]), st.just([1]), st.just(""), st.none()),
+     "category_id": st.one_of(st.sampled_from([1, 2, 5]), st.just(True), st.just([1]))},
+    optional={"bbox": st.one_of(st.lists(_fuzzed_num, min_size=3, max_size=5), st.none(), st.just("box")),
+              "segmentation": st.one_of(st.lists(st.lists(_fuzzed_num, max_size=8), max_size=2), st.just({"size": [1]}),
+                                        st.just([])),
+              "iscrowd": st.sampled_from([0, 1, True, 2]), "keypoints": st.just([1, 1, 2]),
+              "attributes": st.just({"a": 1})})
+_fuzzed_doc = st.fixed_dictionaries(
+    {"images": st.just([{"id": 1, "file_name": "a.png", "width": 40, "height": 30},
+                        {"id": "x", "file_name": "b.png", "width": 40, "height": 30}, {"id": 2, "file_name": "c"}]),
+     "annotations": st.lists(st.one_of(_fuzzed_ann, st.just("junk"), st.just(None)), max_size=8),
+     "categories": st.just([{"id": 1, "name": "cat"}, {"id": 2, "name": "dög"}])})
+
+
+class _Seen:
+    """Class names as they come (what `Labels` does without --classes or --map)."""
+
+    def __call__(self, name: str, where: str, field: str) -> str:
+        return name
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=_fuzzed_doc, order=st.permutations(["images", "annotations", "categories"]), indent=st.sampled_from([None, 1]))
+def test_fuzzed_documents_stream_as_json_reads_them(doc: dict, order: list[str], indent: int | None) -> None:
+    text = json.dumps({k: doc[k] for k in order}, indent=indent)
+    ctx = SimpleNamespace(report=SimpleNamespace(counts=Counter()), bad=lambda err: None)
+    stream = coco._Stream(text, "x.json", _Seen(), ctx)
+    got = stream.scan()
+    whole = json.loads(text)
+    assert got is not None and {k: v for k, v in got.items() if k != "annotations"} == {
+        k: v for k, v in whole.items() if k != "annotations"}
+    cats = coco.categories(whole, "x.json")
+    groups = stream.finish(cats)
+    expected: dict = {}
+    for k, a in enumerate(whole["annotations"]):
+        if coco._unusable(a, k, "x.json") is None:
+            expected.setdefault(a["image_id"], []).append((k, a))
+    assert {iid: g.decoded(stream) for iid, g in groups.items()} == expected
+    sizes = {1: (40, 30), "x": (40, 30)}
+    for iid, group in groups.items():
+        if group.fast and iid in sizes:  # rendered at once: what `_object` makes of each annotation
+            objects = [coco._object(a, k, cats, _Seen(), "x.json", 40, 30, "error", ctx) for k, a in expected[iid]]
+            assert json.loads(group.objects().text) == [o.to_json() for o in objects]
