@@ -511,10 +511,18 @@ _fuzzed_ann = st.fixed_dictionaries(
                                         st.just([])),
               "iscrowd": st.sampled_from([0, 1, True, 2]), "keypoints": st.just([1, 1, 2]),
               "attributes": st.just({"a": 1})})
+_coord = st.one_of(st.integers(0, 20), st.floats(0, 20))
+_plain_ann = st.fixed_dictionaries(  # what the stream renders at once (when all of an image's are so)
+    {"image_id": st.sampled_from([1, "x"]), "category_id": st.sampled_from([1, 2]),
+     "bbox": st.tuples(_coord, _coord, _coord, _coord).map(list)},
+    optional={"segmentation": st.lists(st.lists(_coord, min_size=2, max_size=10).map(lambda v: v[: len(v) // 2 * 2]),
+                                       max_size=2),
+              "iscrowd": st.sampled_from([0, 1]), "area": _coord})
 _fuzzed_doc = st.fixed_dictionaries(
     {"images": st.just([{"id": 1, "file_name": "a.png", "width": 40, "height": 30},
                         {"id": "x", "file_name": "b.png", "width": 40, "height": 30}, {"id": 2, "file_name": "c"}]),
-     "annotations": st.lists(st.one_of(_fuzzed_ann, st.just("junk"), st.just(None)), max_size=8),
+     "annotations": st.lists(st.one_of(_plain_ann, _plain_ann, _plain_ann, _fuzzed_ann, st.just("junk"),
+                                       st.just(None)), max_size=8),
      "categories": st.just([{"id": 1, "name": "cat"}, {"id": 2, "name": "dög"}])})
 
 
