@@ -625,8 +625,11 @@ class _Stream:
         except OverflowError:
             return None, False
         total = x + y + w + h
-        if total - total != 0 or w < 0 or h < 0 or a.get("keypoints") or "attributes" in a:
+        if total - total != 0 or w < 0 or h < 0 or "attributes" in a:
             return None, False  # (nan, inf, a negative size: named by `_object`)
+        keypoints = a.get("keypoints")
+        if keypoints is not None and keypoints != []:
+            return None, False
         box = [x, y, x + w, y + h]
         width, height = size
         t = self.tolerance
@@ -639,10 +642,13 @@ class _Stream:
         if seg is not None and seg != []:
             if type(seg) is not list:
                 return None, False  # (an RLE mask)
+            rings = []
             for flat in seg:
-                if type(flat) is not list or len(flat) % 2 or len(flat) > 2 * MAX_POINTS or not _finite(flat):
+                n = len(flat) if type(flat) is list else 1
+                if n % 2 or n > 2 * MAX_POINTS or not _finite(flat):
                     return None, False
-            rings = [flat for flat in seg if len(flat) >= 6]
+                if n >= 6:
+                    rings.append(flat)
         crowd = {"iscrowd": 1} if a.get("iscrowd") in (1, True) else None
         return dumps_box_object(label, box, rings, crowd), bool(rings)
 

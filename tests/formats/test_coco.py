@@ -476,6 +476,17 @@ def test_a_streamed_file_of_boxes_alone_counts_no_polygons(tmp_path: Path, monke
     assert stream == whole and rendered == [1] and "polygons" not in stream[3]
 
 
+@pytest.mark.parametrize("keypoints", [0, "", {}, []])
+def test_keypoints_that_are_not_a_list_are_the_same_error_streamed(tmp_path: Path, monkeypatch, keypoints) -> None:
+    doc = _mixed_doc()
+    doc["annotations"] = [{"id": 1, "image_id": 6, "category_id": 3, "bbox": [1, 1, 3, 3], "keypoints": keypoints}]
+    stream, whole, rendered = _import_both(tmp_path, _ordered(doc, ["images", "annotations", "categories"]),
+                                           monkeypatch)
+    assert stream == whole
+    assert rendered == ([1] if keypoints == [] else [])  # ([]: no keypoints; the others: read by `_object`)
+    assert bool(stream[2]) == (keypoints != [])  # (an error naming the field)
+
+
 def test_categories_named_after_the_files_own_are_not_taken_for_them(tmp_path: Path, monkeypatch) -> None:
     doc = _mixed_doc()
     doc["info"] = {"categories": [{"id": 3, "name": "other"}, {"id": 7, "name": "dög"}]}  # found ahead: not the file's
@@ -509,7 +520,8 @@ _fuzzed_ann = st.fixed_dictionaries(
     optional={"bbox": st.one_of(st.lists(_fuzzed_num, min_size=3, max_size=5), st.none(), st.just("box")),
               "segmentation": st.one_of(st.lists(st.lists(_fuzzed_num, max_size=8), max_size=2), st.just({"size": [1]}),
                                         st.just([])),
-              "iscrowd": st.sampled_from([0, 1, True, 2]), "keypoints": st.just([1, 1, 2]),
+              "iscrowd": st.sampled_from([0, 1, True, 2]),
+              "keypoints": st.sampled_from([[1, 1, 2], [], 0, "", None]),  # (falsy but not a list: an error)
               "attributes": st.just({"a": 1})})
 _coord = st.one_of(st.integers(0, 20), st.floats(0, 20))
 _plain_ann = st.fixed_dictionaries(  # what the stream renders at once (when all of an image's are so)
