@@ -12,7 +12,9 @@ import click
 @click.command("detect")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the candidates as JSON on stdout instead of the table.")
-def detect(src: Path, as_json: bool) -> None:
+@click.option("--images", "images", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="The images are under DIR (as `pipeline import --images DIR`): SRC may hold label files alone.")
+def detect(src: Path, as_json: bool, images: Path | None) -> None:
     """List the formats SRC could be imported as, best first, and why each other format was rejected.
 
     Each candidate shows its score (higher wins), what it found, a cheap count of what it would
@@ -25,16 +27,22 @@ def detect(src: Path, as_json: bool) -> None:
     "candidates": [{"format", "accepted", "description", "score", "files", "counts", "note"}]}.
 
     \b
+    With --images DIR the images are looked for under DIR, so a folder of label files alone (YOLO
+    txt files with obj.names, VOC XMLs, a COCO JSON) is recognised as `import auto --images DIR`
+    recognises it.
+
+    \b
     Examples:
       pipeline detect downloads/labelme-examples
       pipeline detect downloads/coco --json
+      pipeline detect exports/labels --images photos/
     """
     from pipeline.core import ui
     from pipeline.core.errors import UsageError
     from pipeline.formats.detect import rivals, survey
     from pipeline.formats.unsupported import refusal
 
-    candidates = survey(src, count=True)
+    candidates = survey(src, count=True, images=images)
     accepted = [c for c in candidates if c.accepted]
     clash = rivals(candidates)
     unread = refusal(src)  # an export `import` refuses by name, whatever else recognises its files

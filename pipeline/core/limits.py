@@ -121,7 +121,11 @@ def load_json(raw: bytes, where: str, *, limit: int = MAX_DOCUMENT_BYTES,
     if len(raw) > limit:
         raise DataError(where, "JSON document too large", expected=f"at most {_mib(limit)}", got=_mib(len(raw)),
                         fix="split the file")
-    text = decode_text(raw, where, fix=fix)
+    return load_json_text(decode_text(raw, where, fix=fix), where, fix=fix)
+
+
+def load_json_text(text: str, where: str, *, fix: str = "re-save or re-export the file from the labelling tool") -> Any:
+    """`load_json` of text already decoded (and within its limit)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

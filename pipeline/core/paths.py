@@ -73,6 +73,22 @@ def safe_stem(sample_id: str) -> str:
     return "/".join(parts) or "_"
 
 
+# what a file name may not hold on Linux, macOS or Windows (control characters, <>:"|?* and the separators)
+_NOT_PORTABLE = re.compile(r'[\x00-\x1f\x7f<>:"|?*]+')
+
+
+def export_stem(sample_id: str) -> str:
+    """A relative path for an exported file named after a sample id: the id's own names kept as
+    they are where every common file system takes them (spaces, parentheses, any letter: a name
+    that went in comes back out), characters no file system takes replaced by ``_``, no ``..``."""
+    parts = []
+    for part in sample_id.replace("\\", "/").split("/"):
+        part = _NOT_PORTABLE.sub("_", part).strip(" ").rstrip(".")  # (Windows drops trailing dots and spaces)
+        if part:
+            parts.append(part)
+    return "/".join(parts) or "_"
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder, fsync, rename. The
     file's mode follows the umask, like any file a program creates (not mkstemp's 0600)."""
@@ -206,6 +222,7 @@ class SafeFiles:
         self.roots = real
         self.on_refused = on_refused
         self._reported: set[str] = set()
+        self._real_dirs: dict[str, str] = {}  # folder -> its resolved path, once per folder (as `walk`)
 
     def inside(self, real: str) -> bool:
         """True when the resolved path `real` lies inside one of the roots."""
@@ -244,7 +261,14 @@ class SafeFiles:
             lst = os.lstat(path)
         except OSError:
             return None
-        real = os.path.realpath(path)
+        if stat.S_ISLNK(lst.st_mode):
+            real = os.path.realpath(path)
+        else:  # its folder resolved once for all its files: one lstat per file, not one per path part
+            folder, name = os.path.split(path)
+            real_folder = self._real_dirs.get(folder)
+            if real_folder is None:
+                real_folder = self._real_dirs[folder] = os.path.realpath(folder)
+            real = os.path.join(real_folder, name)
         if not self.inside(real):  # the path itself, or a folder on the way, links out
             self._refuse(path, LINK_OUTSIDE, os.readlink(path) if stat.S_ISLNK(lst.st_mode) else real, real)
             return None

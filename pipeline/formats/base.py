@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core import ui
-from pipeline.core.dataset import DatasetWriter, Sample
+from pipeline.core.dataset import DatasetWriter, RenderedObjects, Sample
 from pipeline.core.errors import DataError, UsageError, printable
 
 ON_ERROR = ("skip", "error")
@@ -128,10 +128,11 @@ class ImportContext:
             return str(p)
 
     def add(self, sample: Sample, *, data: bytes | None = None, src: str | os.PathLike | None = None,
-            ext: str | None = None) -> Sample:
-        """Add a sample (its image from `data` or `src`); a file name that is not UTF-8 is a `DataError`."""
+            ext: str | None = None, objects: RenderedObjects | None = None) -> Sample:
+        """Add a sample (its image from `data` or `src`; `objects`: its objects rendered, see
+        `DatasetWriter.add`); a file name that is not UTF-8 is a `DataError`."""
         check_names(sample, str(sample.source.get("file") or sample.id))
-        self.writer.add(sample, data=data, src=src, ext=ext)
+        self.writer.add(sample, data=data, src=src, ext=ext, objects=objects)
         self.report.imported += 1
         return sample
 

@@ -31,22 +31,27 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from array import array
 from collections import defaultdict
+from json.decoder import scanstring
 from pathlib import Path
 
-from pipeline.core.dataset import Dataset, Obj, Sample
+from pipeline.core.dataset import Dataset, Obj, RenderedObjects, Sample, dumps_box_object, join_objects
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.limits import (
     MAX_DOCUMENT_BYTES,
     MAX_OBJECTS,
     MAX_POINTS,
     check_count,
-    load_json,
+    decode_text,
+    load_json_text,
     read_capped,
 )
 from pipeline.core.numbers import is_number
 from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
+    EDGE_TOLERANCE,
     ExportNames,
     ImageFinder,
     Labels,
@@ -54,12 +59,14 @@ from pipeline.formats.common import (
     count_attributes,
     decide_frame,
     fit_box,
+    layout_free_id,
     probe_image,
     walk_files,
 )
 from pipeline.formats.splits import SPLIT_WORDS, split_from_path
 
 NAME = "coco"
+STREAMS = True  # samples go to the dataset as rendered lines (DatasetWriter keep_samples=False)
 LOOKS_FOR = 'JSON file with "images" and "annotations" or "categories" (COCO instances)'
 TASK = "detection"
 
@@ -219,9 +226,13 @@ def count(root: Path, paths: list[Path]) -> dict[str, int]:
 # --------------------------------------------------------------------------------------------
 
 
-def _load(path: str, where: str) -> tuple[bytes, object]:
+def _read_text(path: str, where: str, ctx: ImportContext | None) -> tuple[str, str]:
+    """The file's text (UTF-8 checked) and its sha256; the bytes are not kept beside the text."""
+    from pipeline.core.paths import sha256_bytes
+
     raw = read_capped(path, where, MAX_DOCUMENT_BYTES, what="COCO JSON file", fix="split the file by split or by image")
-    return raw, load_json(raw, where, fix="re-export the file")
+    digest = sha256_bytes(raw)
+    return decode_text(raw, where, fix="re-export the file"), digest
 
 
 def _not_coco(doc: object, where: str) -> DataError:
@@ -256,15 +267,19 @@ def read(root: Path, ctx: ImportContext) -> None:
             ctx.skip(NOT_COCO)
             continue
         try:
-            raw, doc = _load(path, where)
+            text, digest = _read_text(path, where, ctx)
+            stream = _Stream(text, where, labels, ctx)
+            doc = stream.scan()
+            if doc is None:  # not laid out as the stream expects (or not valid JSON): read whole
+                doc = load_json_text(text, where, fix="re-export the file")
             if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
                 if named or (isinstance(doc, dict) and "images" in doc):  # named, or COCO with broken images
                     raise _not_coco(doc, where)
                 ctx.skip(NOT_COCO)
                 continue
-            ctx.input_file(path, raw)
+            ctx.inputs[ctx.rel(path)] = digest
             coco_files += 1
-            _read_file(ctx, path, where, doc, base_s, finder, labels, done)
+            _read_file(ctx, path, where, doc, base_s, finder, labels, done, stream if stream.streamed else None)
         except DataError as err:
             if named:  # the only file: its error is the import's
                 raise
@@ -285,28 +300,27 @@ def split_folders(path: str, split: str | None) -> list[str]:
 
 
 def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, finder: ImageFinder,
-               labels: Labels, done: dict[str, str]) -> None:
+               labels: Labels, done: dict[str, str], stream: _Stream | None = None) -> None:
     cats = categories(doc, where)
     ctx.declare_classes(list(cats.values()), list(cats), where=where)  # the file's order and ids
-    anns = doc.get("annotations") or []
-    if not isinstance(anns, list):
-        raise DataError(where, "", field="annotations", expected="a list", got=type(anns).__name__, fix=FIX)
-    by_image: dict[object, list[tuple[int, dict]]] = defaultdict(list)
-    for k, a in enumerate(anns):
-        if not isinstance(a, dict):
-            ctx.bad(DataError(where, "", field=f"annotations[{k}]", expected="an object", got=a, fix=FIX))
-            continue
-        if not _is_id(a.get("image_id")):
-            ctx.bad(DataError(where, "", field=f"annotations[{k}].image_id", expected="an image id (integer or text)",
-                              got=a.get("image_id"), fix=FIX))
-            continue
-        by_image[a.get("image_id")].append((k, a))
+    if stream is not None:  # the annotations were grouped while the file was read
+        by_image = stream.finish(cats)
+    else:
+        anns = doc.get("annotations") or []
+        if not isinstance(anns, list):
+            raise DataError(where, "", field="annotations", expected="a list", got=type(anns).__name__, fix=FIX)
+        by_image = defaultdict(_Group)
+        for k, a in enumerate(anns):
+            if (err := _unusable(a, k, where)) is not None:
+                ctx.bad(err)
+            else:
+                by_image[a.get("image_id")].add_decoded(k, a)
     split = split_from_path(os.path.relpath(path, base))  # the file's name, then its folders
     folders = split_folders(path, split)
     images = doc["images"]
     listed = {im["id"] for im in images if isinstance(im, dict) and _is_id(im.get("id"))}  # bad ids: per image
     if by_image and listed and not listed.intersection(by_image):  # every annotation lost: refuse the file
-        raise DataError(where, f"none of the {sum(len(v) for v in by_image.values())} annotations refers to an "
+        raise DataError(where, f"none of the {sum(g.count for g in by_image.values())} annotations refers to an "
                                f"image id listed in images ({len(listed)} images)", field="annotations[].image_id",
                         expected="ids of the images list", got=sorted(map(str, by_image))[:3],
                         fix="export the annotations and the images list from the same project")
@@ -339,26 +353,328 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
                 raise DataError(where, "image already imported", field=f"{fld}.file_name",
                                 expected="each image in one file", got=f"{name} (from {done[image]})",
                                 fix="import one annotation file per split (not instances and keypoints together)")
-            check_count(len(by_image.get(iid, ())), MAX_OBJECTS, where, "objects", field=f"{fld} (annotations)")
+            group = by_image.pop(iid, None)  # (its rendered texts freed once the sample holds them)
+            check_count(group.count if group else 0, MAX_OBJECTS, where, "objects", field=f"{fld} (annotations)")
             probe = probe_image(image, rel_image)
             frame = decide_frame((probe.width, probe.height), probe.orientation, declared, "upright")
             sw, sh = frame.source_size
-            objects = []
-            for k, a in by_image.get(iid, []):
-                obj = _object(a, k, cats, labels, where, sw, sh, on_invalid, ctx)
-                if obj is not None:
-                    objects.append(obj)
+            objects: list[Obj] | None = []
+            rendered: RenderedObjects | None = None
+            if group is not None and group.rendered(declared, probe.orientation, (probe.width, probe.height)):
+                objects, rendered = None, group.objects()  # as read: the usual case
+                if group.polygons:
+                    ctx.report.counts["polygons"] += group.polygons
+            elif group is not None:
+                for k, a in group.decoded(stream):
+                    obj = _object(a, k, cats, labels, where, sw, sh, on_invalid, ctx)
+                    if obj is not None:
+                        objects.append(obj)
             done[image] = where
-            sample = Sample(id=os.path.splitext(rel_image)[0], split=split, objects=objects,
+            sample = Sample(id=layout_free_id(rel_image, split, ctx.writer.has_sample), split=split, objects=objects,
                             source={"file": where, "image": rel_image, "image_id": iid})
-            add_image_sample(ctx, image, sample, probe=probe, frame=frame, declared_size=declared, where=where)
-            ctx.report.counts["objects"] += len(objects)
+            add_image_sample(ctx, image, sample, probe=probe, frame=frame, declared_size=declared, where=where,
+                             objects=rendered)
+            ctx.report.counts["objects"] += group.count if rendered is not None else len(objects or ())
         except DataError as err:
             ctx.bad(err)
-    orphans = sum(len(v) for key, v in by_image.items() if key not in seen_ids)
+    orphans = sum(g.count for key, g in by_image.items() if key not in seen_ids)  # (the images' own were taken)
     if orphans:
         ctx.report.counts["annotations whose image_id is not in images (left out)"] += orphans
         ctx.warn(f"{where}: {orphans} annotation(s) refer to image ids not listed in images")
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming: a large file read with each annotation decoded, checked and rendered as it comes
+# --------------------------------------------------------------------------------------------
+
+_WS = re.compile(r"[ \t\n\r]*")
+_SEP = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")  # between two values of a list, or its end
+_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # the C scanner: (value, end) at an index
+
+
+def _DECODE(text: str, i: int) -> tuple[object, int]:
+    """The JSON value at `i` in `text` and the index after it; ValueError when there is none."""
+    try:
+        return _SCAN(text, i)
+    except StopIteration:
+        raise ValueError(f"no JSON value at {i}") from None
+_NUMBERS = frozenset({int, float})  # (by exact type: a bool is no coordinate)
+
+
+def _unusable(a: object, k: int, where: str) -> DataError | None:
+    """Why annotation `k` cannot be grouped under its image (not an object, no image id); None when it can."""
+    if not isinstance(a, dict):
+        return DataError(where, "", field=f"annotations[{k}]", expected="an object", got=a, fix=FIX)
+    if not _is_id(a.get("image_id")):
+        return DataError(where, "", field=f"annotations[{k}].image_id", expected="an image id (integer or text)",
+                         got=a.get("image_id"), fix=FIX)
+    return None
+
+
+def _finite(values: list) -> bool:
+    """Plain finite numbers (ints and floats, no bools), checked at C speed; False sends the
+    annotation to the checks that name the bad field."""
+    if not _NUMBERS.issuperset(map(type, values)):
+        return False
+    try:
+        total = sum(values)
+        return total - total == 0  # (nan and inf are not; a sum that overflows is sent on too)
+    except OverflowError:
+        return False
+
+
+class _Group:
+    """The annotations of one image: decoded dicts (a file read whole), or where they lie in the
+    file's text (`spans`: index, start, end) and their rendered objects, comma-separated in one
+    buffer (`rendered`: no Python object per annotation); `fast` is False once one was not taken
+    by the fast checks: every one is then decoded again and read by `_object`."""
+
+    __slots__ = ("count", "dicts", "spans", "rendered_utf8", "labels", "polygons", "fast")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.dicts: list[tuple[int, dict]] = []
+        self.spans = array("q")
+        self.rendered_utf8 = bytearray()
+        self.labels: set[str] = set()
+        self.polygons = 0
+        self.fast = True
+
+    def add_decoded(self, k: int, a: dict) -> None:
+        self.count += 1
+        self.dicts.append((k, a))
+        self.fast = False
+
+    def add_span(self, k: int, start: int, end: int, text: str | None, label: str | None, polygon: bool) -> None:
+        self.count += 1
+        self.spans.extend((k, start, end))
+        if text is None:
+            self.fast = False
+        elif self.fast:
+            if self.rendered_utf8:
+                self.rendered_utf8 += b","
+            self.rendered_utf8 += text.encode("utf-8")
+            self.labels.add(label)  # type: ignore[arg-type]
+            self.polygons += polygon
+
+    def objects(self) -> RenderedObjects:
+        """The rendered objects, as the sample's line holds them."""
+        return join_objects([self.rendered_utf8.decode("utf-8")] if self.count else [], self.labels)
+
+    def rendered(self, declared: tuple[int, int] | None, orientation: int, size: tuple[int, int]) -> bool:
+        """Whether the rendered texts are the objects as stored: every one taken by the fast checks,
+        which fitted them to the declared size, and that is the image's own, upright size."""
+        return self.fast and not self.dicts and orientation == 1 and declared == size
+
+    def decoded(self, stream: _Stream | None) -> list[tuple[int, dict]]:
+        if self.dicts or stream is None:
+            return self.dicts
+        spans = self.spans
+        return [(spans[i], _DECODE(stream.text, spans[i + 1])[0]) for i in range(0, len(spans), 3)]
+
+
+class _Stream:
+    """One COCO file read key by key: every top-level value but ``annotations`` decoded whole,
+    the annotations one at a time, each grouped under its image and, where the categories and the
+    image's declared size are known by then (COCO's own order: images, annotations, categories,
+    the categories found ahead), checked and rendered at once, so that no annotation is kept as
+    Python objects. `scan` returns None when the text is not laid out so (not an object, broken
+    JSON, a key twice): the caller then reads it whole, with the errors `load_json` names."""
+
+    def __init__(self, text: str, where: str, labels: Labels, ctx: ImportContext) -> None:
+        self.text, self.where, self.labels_of, self.ctx = text, where, labels, ctx
+        self.streamed = False
+        self.groups: dict[object, _Group] = defaultdict(_Group)
+        self.sizes: dict[object, tuple[int, int]] | None = None  # image id -> declared size, once images are read
+        self.cats: dict[int, str] | None = None
+        self.label_cache: dict[object, str | None] = {}
+        self.unusable: list[DataError] = []
+        self.tolerance = EDGE_TOLERANCE
+
+    def scan(self) -> dict | None:
+        try:
+            doc = self._scan()
+        except (ValueError, RecursionError, IndexError):
+            doc = None
+        if doc is None:  # (what was grouped so far is dropped: the whole read groups it again)
+            self.streamed = False
+            self.groups.clear()
+            self.unusable.clear()
+        return doc
+
+    def _scan(self) -> dict | None:
+        text, ws = self.text, _WS.match
+        i = ws(text, 0).end()
+        if text[i:i + 1] != "{":
+            return None
+        i = ws(text, i + 1).end()
+        doc: dict = {}
+        if text[i:i + 1] == "}":
+            return doc if ws(text, i + 1).end() == len(text) else None
+        while True:
+            if text[i:i + 1] != '"':
+                return None
+            key, i = scanstring(text, i + 1)
+            i = ws(text, i).end()
+            if text[i:i + 1] != ":" or key in doc:
+                return None
+            i = ws(text, i + 1).end()
+            if key == "annotations" and text[i:i + 1] == "[":
+                i = self._annotations(i + 1, doc)
+                doc[key] = None  # (streamed into the groups)
+                self.streamed = True
+            else:
+                doc[key], i = _DECODE(text, i)
+                if key == "images":
+                    self.sizes = _declared_sizes(doc[key])
+            i = ws(text, i).end()
+            c = text[i:i + 1]
+            if c == "}":
+                break
+            if c != ",":
+                return None
+            i = ws(text, i + 1).end()
+        if ws(text, i + 1).end() != len(text):
+            return None
+        if self.streamed:
+            doc["annotations"] = []  # (an empty list: `_read_file` takes the groups)
+        return doc
+
+    def _categories_ahead(self, doc: dict) -> dict[int, str] | None:
+        """The categories, decoded already or found ahead (the last top-level-looking key)."""
+        value = doc.get("categories")
+        if "categories" not in doc:
+            at = self.text.rfind('"categories"')
+            if at < 0:
+                return None
+            i = _WS.match(self.text, at + len('"categories"')).end()
+            if self.text[i:i + 1] != ":":
+                return None
+            try:
+                value = _DECODE(self.text, _WS.match(self.text, i + 1).end())[0]
+            except ValueError:
+                return None
+        try:
+            return categories({"categories": value}, self.where)
+        except DataError:
+            return None  # (named when the file's own categories are read)
+
+    def _annotations(self, i: int, doc: dict) -> int:
+        text, ws, scan = self.text, _WS.match, _SCAN
+        self.cats = self._categories_ahead(doc)
+        i = ws(text, i).end()
+        if text[i:i + 1] == "]":
+            return i + 1
+        k = 0
+        sep, groups, sizes, cache, render = _SEP.match, self.groups, self.sizes or {}, self.label_cache, self._render
+        while True:  # (one pass per annotation: kept tight, it runs 100,000 times for a large file)
+            start = i
+            try:
+                a, i = scan(text, i)
+            except StopIteration:
+                raise ValueError("no annotation") from None
+            iid = a.get("image_id") if type(a) is dict else None
+            if (type(iid) is int or type(iid) is str) and iid != "":
+                rendered = label = None
+                polygon = False
+                size = sizes.get(iid)
+                if size is not None:
+                    cid = a.get("category_id")
+                    if type(cid) is int or type(cid) is str:  # (anything else: named by `_object`)
+                        label = cache[cid] if cid in cache else self._label(cid)
+                    if label is not None:
+                        rendered, polygon = render(a, label, size)
+                groups[iid].add_span(k, start, i, rendered, label, polygon)
+            else:
+                self.unusable.append(_unusable(a, k, self.where))  # (reported by `finish`: a file read
+                # whole again reports its own)
+            k += 1
+            m = sep(text, i)
+            if m is None:
+                raise ValueError("expected , or ]")
+            i = m.end()
+            if m.group(1) == "]":
+                return i
+
+    def _label(self, cid: object) -> str | None:
+        if cid in self.label_cache:
+            return self.label_cache[cid]
+        label = None
+        if self.cats is not None and (type(cid) is int or type(cid) is str) and cid in self.cats:
+            try:
+                label = self.labels_of(self.cats[cid], self.where, "category_id")
+            except DataError:
+                label = None  # (the annotation's own read names it)
+        self.label_cache[cid] = label
+        return label
+
+    def _render(self, a: dict, label: str, size: tuple[int, int]) -> tuple[str | None, bool]:
+        """The stored object of a plain annotation (a box inside the image, polygons, iscrowd),
+        rendered as `_object` would make it; (None, False) for anything else, which `_object` reads."""
+        from pipeline.core.geometry import clip_bbox
+
+        bbox = a.get("bbox")
+        if type(bbox) is not list or len(bbox) != 4:
+            return None, False
+        bx, by, bw, bh = bbox
+        numbers = _NUMBERS
+        if not (type(bx) in numbers and type(by) in numbers and type(bw) in numbers and type(bh) in numbers):
+            return None, False
+        try:
+            x, y, w, h = float(bx), float(by), float(bw), float(bh)
+        except OverflowError:
+            return None, False
+        total = x + y + w + h
+        if total - total != 0 or w < 0 or h < 0 or "attributes" in a:
+            return None, False  # (nan, inf, a negative size: named by `_object`)
+        keypoints = a.get("keypoints")
+        if keypoints is not None and keypoints != []:
+            return None, False
+        box = [x, y, x + w, y + h]
+        width, height = size
+        t = self.tolerance
+        if not (x >= -t and y >= -t and box[2] <= width + t and box[3] <= height + t):
+            return None, False  # (--on-invalid decides)
+        if x < 0 or y < 0 or box[2] > width or box[3] > height:
+            box = clip_bbox(box, width, height)
+        seg = a.get("segmentation")
+        rings = ()
+        if seg is not None and seg != []:
+            if type(seg) is not list:
+                return None, False  # (an RLE mask)
+            rings = []
+            for flat in seg:
+                n = len(flat) if type(flat) is list else 1
+                if n % 2 or n > 2 * MAX_POINTS or not _finite(flat):
+                    return None, False
+                if n >= 6:
+                    rings.append(flat)
+        crowd = {"iscrowd": 1} if a.get("iscrowd") in (1, True) else None
+        return dumps_box_object(label, box, rings, crowd), bool(rings)
+
+    def finish(self, cats: dict[int, str]) -> dict[object, _Group]:
+        """The groups, each image's annotations in file order; rendered texts only where the
+        categories they were rendered with are the file's."""
+        for err in self.unusable:
+            self.ctx.bad(err)
+        if self.cats != cats:  # (found ahead, but not the file's own: every annotation read again)
+            for group in self.groups.values():
+                group.fast = False
+                group.rendered_utf8 = bytearray()
+        return self.groups
+
+
+def _declared_sizes(images: object) -> dict[object, tuple[int, int]] | None:
+    """Image id -> the width and height an entry declares (as `_read_file` takes them)."""
+    if not isinstance(images, list):
+        return None
+    out: dict[object, tuple[int, int]] = {}
+    for im in images:
+        if isinstance(im, dict) and _is_id(im.get("id")) and im["id"] not in out:
+            w, h = im.get("width"), im.get("height")
+            if isinstance(w, int) and isinstance(h, int) and w > 0 < h:
+                out[im["id"]] = (w, h)
+    return out
 
 
 def _is_id(value: object) -> bool:

@@ -29,16 +29,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import struct
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
 from pipeline.core import ui
-from pipeline.core.dataset import Obj, Sample
+from pipeline.core.dataset import Obj, RenderedObjects, Sample
 from pipeline.core.errors import DataError
 from pipeline.core.images import IMAGE_EXTS
 from pipeline.core.paths import (
@@ -115,6 +116,9 @@ class ImageFinder:
         """An image's path as the user knows it, with ``/``: relative to ``--images DIR`` when it
         lies there, else to the import root."""
         base = self.images if self.images and self.inside_images(image) else self.root
+        prefix = base.rstrip(os.sep) + os.sep
+        if image.startswith(prefix) and os.path.normpath(image) == image:  # (the usual case: a slice, no relpath)
+            return image[len(prefix):].replace(os.sep, "/")
         return os.path.relpath(image, base).replace(os.sep, "/")
 
     def inside_images(self, path: str) -> bool:
@@ -515,14 +519,16 @@ def decide_frame(raw_size: tuple[int, int], orientation: int, declared: tuple[in
 
 def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, sample: Sample, *,
                      declared_size: tuple[int, int] | None = None, default_frame: str = "raw",
-                     probe: ImageProbe | None = None, frame: Frame | None = None, where: str | None = None) -> Sample:
+                     probe: ImageProbe | None = None, frame: Frame | None = None, where: str | None = None,
+                     objects: RenderedObjects | None = None) -> Sample:
     """Store `sample` with its image the way every format does.
 
     `sample.objects` are in the annotation's frame; they are converted to the stored upright frame.
     The image is hard-linked (or copied) as it is, or re-encoded upright as PNG when its EXIF
     orientation changes the pixels or when the file was cut short but decodes (``meta.truncated``,
     a warning, counted; `check` reports it as ``truncated-image``). Width, height, sha256 and
-    ``meta.exif_orientation`` are set here.
+    ``meta.exif_orientation`` are set here. `objects`: the sample's objects already rendered (a
+    streaming reader's), only for an image whose frame needs no conversion.
     """
     where = where or str(sample.source.get("file") or image_path)
     if probe is None:
@@ -539,6 +545,8 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
     if frame.ambiguous:
         ctx.report.counts[AMBIGUOUS] += 1
         sample.meta["exif_frame"] = "assumed raw" if frame.rotate else "assumed upright"
+    if objects is not None and frame.rotate and frame.orientation != 1:
+        raise ValueError("add_image_sample: rendered objects of an image whose frame is converted")
     if sample.objects and frame.rotate and frame.orientation != 1:
         sample.objects = [frame.obj(o) for o in sample.objects]
     sample.width, sample.height = frame.size
@@ -559,12 +567,12 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
             image = sample.source.get("image") or (os.path.basename(probe.path) if probe.path else "")
             ctx.warn(f"{where}: image {image or 'file'} is truncated (cut short before its end); kept with "
                      "the rows that decode, stored as PNG")
-        return ctx.add(sample, data=encode_png(img), ext="png")
+        return ctx.add(sample, data=encode_png(img), ext="png", objects=objects)
     sample.sha256 = probe.sha256 or hashlib.sha256(probe.data).hexdigest()
     ext = os.path.splitext(probe.path)[1] if probe.path else ""
     if probe.path:
-        return ctx.add(sample, src=probe.path, ext=ext or "." + probe.fmt)
-    return ctx.add(sample, data=probe.data, ext={"jpeg": "jpg"}.get(probe.fmt, probe.fmt))
+        return ctx.add(sample, src=probe.path, ext=ext or "." + probe.fmt, objects=objects)
+    return ctx.add(sample, data=probe.data, ext={"jpeg": "jpg"}.get(probe.fmt, probe.fmt), objects=objects)
 
 
 def _library_warnings(ctx: ImportContext, where: str, probe: ImageProbe, texts: list[str]) -> None:
@@ -621,9 +629,9 @@ class ExportNames:
         self._used: set[str] = set()  # stems given whose hash is in `_maybe` (all without samples), and every hashed one
 
     def stem(self, sample: Sample, flat: bool = True) -> str:
-        from pipeline.core.paths import safe_stem
+        from pipeline.core.paths import export_stem
 
-        stem = safe_stem(sample.id)
+        stem = export_stem(sample.id)
         if flat:
             own = _own_stem(sample.id)
             alone = not self._everyone and own.casefold() not in self._shared
@@ -657,11 +665,11 @@ def _name_hashes(ids) -> tuple[set[int], set[int]]:
     flat or nested) that two samples could both be given: a superset of the names that can meet."""
     import numpy as np
 
-    from pipeline.core.paths import safe_stem
+    from pipeline.core.paths import export_stem
 
     own_h, other_h = array("q"), array("q")
     for sid in ids():
-        whole = safe_stem(sid)
+        whole = export_stem(sid)
         own = whole.rsplit("/", 1)[-1].casefold()
         own_h.append(hash(own))
         for name in {own, whole.casefold(), whole.replace("/", "__").casefold()} - {own}:
@@ -682,9 +690,36 @@ def _repeated(values):
 
 
 def _own_stem(sample_id: str) -> str:
-    from pipeline.core.paths import safe_stem
+    from pipeline.core.paths import export_stem
 
-    return safe_stem(sample_id).rsplit("/", 1)[-1]
+    return export_stem(sample_id).rsplit("/", 1)[-1]
+
+
+# Folders that only say where a layout keeps its images (Ultralytics' and COCO's images/, VOC's
+# JPEGImages/), and split folders as layouts name them (val2017/, obj_train_data/): not part of an id.
+IMAGE_FOLDERS = frozenset({"images", "jpegimages"})
+_SPLIT_FOLDER = re.compile(r"(?:obj_)?(train|training|val|valid|validation|dev|test|testing)(?:\d{4}|_data)?")
+
+
+def layout_free_id(rel_image: str, split: str | None, taken: Callable[[str], bool]) -> str:
+    """The sample id of the image at `rel_image` (relative to SRC or --images) in a layout whose
+    exports put images in an images folder or one folder per split: the path without its
+    extension, without a leading images folder and then without a folder naming the sample's own
+    `split` (kept in the split field), so that an export, which keeps the source's file names,
+    imports back with the same ids. When that id is `taken` (``train/a.jpg`` beside ``val/a.jpg``)
+    the whole path is the id."""
+    from pipeline.formats.splits import SPLIT_WORDS
+
+    whole = os.path.splitext(rel_image.replace(os.sep, "/"))[0]
+    parts = whole.split("/")
+    if len(parts) > 1 and parts[0].casefold() in IMAGE_FOLDERS:
+        parts = parts[1:]
+    if len(parts) > 1 and split is not None:
+        m = _SPLIT_FOLDER.fullmatch(parts[0].casefold())
+        if m and SPLIT_WORDS.get(m.group(1)) == split:
+            parts = parts[1:]
+    short = "/".join(parts)
+    return whole if short != whole and taken(short) else short
 
 
 def count_attributes(report: ExportReport | None, obj: Obj, fmt: str, kept: Iterable[str] = ()) -> None:

@@ -37,6 +37,7 @@ from pipeline.formats.common import (
     count_attributes,
     decide_frame,
     fit_box,
+    layout_free_id,
     probe_image,
     walk_files,
 )
@@ -201,7 +202,7 @@ def read(root: Path, ctx: ImportContext) -> None:
                     if fitted is not None:
                         objects.append(Obj(label=labels(label, where, f"{fld}.label"), bbox=fitted))
                 split = split_from_path(os.path.relpath(os.path.dirname(image), root_s))
-                sample = Sample(id=os.path.splitext(rel_image)[0], split=split, objects=objects,
+                sample = Sample(id=layout_free_id(rel_image, split, ctx.writer.has_sample), split=split, objects=objects,
                                 source={"file": where, "image": rel_image})
                 add_image_sample(ctx, image, sample, probe=probe, frame=frame, where=where)
                 ctx.report.counts["objects"] += len(objects)

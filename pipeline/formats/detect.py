@@ -12,7 +12,9 @@ out without a word, so the choice is refused with the list.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,14 +48,18 @@ class Candidate:
         return f"{self.format}: {self.description}" + (f" [{shown}]" if shown else "")
 
 
-def survey(src: Path, *, count: bool = False) -> list[Candidate]:
+def survey(src: Path, *, count: bool = False, images: Path | None = None) -> list[Candidate]:
     """Every format `--format auto` tries, on `src`: accepted ones first (best score first), then
     the rejected ones, each in the registry's order. `count`: each accepted format's cheap count
     of images, objects and classes (its module's optional `count`, a parse of the recognised
-    files without images), as `pipeline detect` shows."""
+    files without images), as `pipeline detect` shows. `images` (``--images DIR``): the images
+    are there, so `src` may hold label files alone (a format whose `detect` takes an ``images``
+    argument is told; the others look at the label files anyway)."""
     src = Path(src)
     if not src.exists():
         raise UsageError(f"{src}: no such file or folder", fix="check the path")
+    if images is not None and not Path(images).is_dir():
+        raise UsageError(f"--images {images}: no such folder", fix="point --images at the folder holding the images")
     accepted: list[Candidate] = []
     rejected: list[Candidate] = []
     for name in formats.available():
@@ -61,7 +67,7 @@ def survey(src: Path, *, count: bool = False) -> list[Candidate]:
         if getattr(module, "NAMED_ONLY", False):  # chosen by name only (`pipeline import images`)
             continue
         try:
-            found = module.detect(src)
+            found = _with_images(module.detect, images)(src)
         except UsageError as err:
             rejected.append(Candidate(name, False, err.message))
             continue
@@ -70,12 +76,19 @@ def survey(src: Path, *, count: bool = False) -> list[Candidate]:
         else:
             accepted.append(Candidate(name, True, found.description, found.score, list(found.files)))
             if count:
-                _count(module, src, accepted[-1])
+                _count(module, src, accepted[-1], images)
     accepted.sort(key=lambda c: -(c.score or 0))  # (stable: the registry's order among equal scores)
     return accepted + rejected
 
 
-def _count(module, src: Path, candidate: Candidate) -> None:
+def _with_images(fn, images: Path | None):
+    """`fn` with ``images=`` bound when given and `fn` takes it (YOLO pairs label files with images)."""
+    if images is None or "images" not in inspect.signature(fn).parameters:
+        return fn
+    return functools.partial(fn, images=Path(images))
+
+
+def _count(module, src: Path, candidate: Candidate, images: Path | None = None) -> None:
     """Fill `candidate.counts` from `module.count`, or say in `candidate.note` why not."""
     from xml.etree.ElementTree import ParseError
 
@@ -96,7 +109,7 @@ def _count(module, src: Path, candidate: Candidate) -> None:
         candidate.note = f"not counted ({size >> 20} MiB of annotation files; the import reads them)"
         return
     try:
-        candidate.counts = counter(src, paths)
+        candidate.counts = _with_images(counter, images)(src, paths)
     except (OSError, ValueError, TypeError, AttributeError, KeyError, ParseError, DefusedXmlException,
             DataError, RecursionError) as exc:
         candidate.note = f"not counted: {type(exc).__name__} in a recognised file (the import names it)"
@@ -112,10 +125,11 @@ def rivals(candidates: list[Candidate]) -> list[Candidate]:
     return [c for c in accepted[1:] if c.files and not set(c.files) <= best]
 
 
-def choose(src: Path) -> tuple[str, str]:
+def choose(src: Path, images: Path | None = None) -> tuple[str, str]:
     """The format `--format auto` imports `src` as, and what was found; a UsageError naming every
-    format and its reason when none fits, or the candidates when two formats cover parts of it."""
-    candidates = survey(src)
+    format and its reason when none fits, or the candidates when two formats cover parts of it.
+    `images`: ``--images DIR`` (see `survey`)."""
+    candidates = survey(src, images=images)
     accepted = [c for c in candidates if c.accepted]
     if not accepted:
         reasons = "; ".join(c.line() for c in candidates)

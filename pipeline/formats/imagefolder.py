@@ -44,7 +44,7 @@ from pipeline.core.images import (
     open_image_restoring,
     sniff,
 )
-from pipeline.core.paths import SafeFiles, natural_key, natural_sorted, read_regular
+from pipeline.core.paths import SafeFiles, export_stem, natural_key, natural_sorted, read_regular
 from pipeline.formats.base import Detection, ExportReport, ImportContext
 from pipeline.formats.common import TRUNCATED
 from pipeline.formats.splits import split_from_path
@@ -371,10 +371,10 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
         if use_splits and not s.split:
             report.converted["samples without a split -> unsplit/"] += 1
         parts = ([s.split or "unsplit"] if use_splits else []) + [folders[label]]
-        name = Path(s.image).name
+        name = export_stem(s.id).rsplit("/", 1)[-1] + Path(s.image).suffix  # the source's own file name
         rel = Path(*parts) / name
         if rel.as_posix() in used:
-            rel = Path(*parts) / f"{Path(s.image).stem}-{hashlib.sha1(s.id.encode()).hexdigest()[:8]}{Path(s.image).suffix}"
+            rel = Path(*parts) / f"{Path(name).stem}-{hashlib.sha1(s.id.encode()).hexdigest()[:8]}{Path(s.image).suffix}"
         used.add(rel.as_posix())
         dest = out / rel
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from pipeline.core.dataset import Dataset, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import IMAGE_EXTS, JUNK_NAMES
-from pipeline.core.paths import SafeFiles, natural_key, safe_stem
+from pipeline.core.paths import SafeFiles, export_stem, natural_key
 from pipeline.formats.base import Detection, ExportReport, ImportContext
 from pipeline.formats.common import add_image_sample, probe_image
 from pipeline.formats.splits import split_from_path
@@ -97,7 +97,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     out = Path(out)
     used: set[str] = set()
     for s in dataset.samples:
-        stem = safe_stem(s.id)
+        stem = export_stem(s.id)  # the source's own names (spaces, parentheses) kept
         if s.split and split_from_path(os.path.dirname(stem)) != s.split:
             stem = f"{s.split}/{stem}"
         name = f"{stem}{Path(s.image).suffix.lower() or '.png'}"

@@ -51,13 +51,14 @@ class ExportResult(NamedTuple):
     report: ExportReport
 
 
-def detect_format(src: Path) -> tuple[str, str]:
+def detect_format(src: Path, images: Path | None = None) -> tuple[str, str]:
     """The best-matching format of `src` and what was found; a UsageError naming the layouts tried
     and why each said no, or the candidates when two formats each cover a part of `src`
-    (`formats.detect.choose`; `formats.detect.survey` lists every candidate)."""
+    (`formats.detect.choose`; `formats.detect.survey` lists every candidate). `images`: the
+    images folder (``--images DIR``), so `src` may hold label files alone."""
     from pipeline.formats.detect import choose
 
-    return choose(Path(src))
+    return choose(Path(src), images=Path(images) if images is not None else None)
 
 
 def import_dataset(
@@ -99,7 +100,7 @@ def import_dataset(
     if fmt == "auto" or not getattr(formats.get(fmt), "NAMED_ONLY", False):
         unsupported.refuse(src)  # a Roboflow multi-label CSV or a VoTT export: named, never mis-read
     if fmt == "auto":
-        fmt, description = detect_format(src)
+        fmt, description = detect_format(src, images)
         report.detected = f"{fmt}: {description}"
         ui.info(f"detected {report.detected}")
     module = formats.get(fmt)
@@ -119,6 +120,7 @@ def import_dataset(
         out, task=module.TASK, stage="import", classes=options.classes, class_map=options.class_map,
         params=params, inputs=lineage_inputs or {}, parent_lineage=parent_lineage,
         reads=[src] + ([Path(images)] if images is not None else []), overwrite=overwrite,
+        keep_samples=not getattr(module, "STREAMS", False),  # a streaming reader's samples: lines only
     ) as writer:
         ctx = ImportContext(src, writer, options, report)
         if engine is None or engine.is_local:
@@ -128,7 +130,7 @@ def import_dataset(
                 module.read(src, ctx)
         if lineage_inputs is None:
             writer.lineage[-1]["inputs"] = {str(src): source_hash(ctx)}
-        if not writer.samples:
+        if not writer.count():
             raise UsageError(
                 f"{src}: nothing imported as {fmt}"
                 + (f" ({len(report.problems)} bad files; first: {report.problems[0]})" if report.problems else ""),
@@ -178,8 +180,8 @@ def source_hash(ctx: ImportContext) -> str:
     h = hashlib.sha256()
     for rel, digest in sorted(ctx.inputs.items()):
         h.update(f"{rel}\t{digest}\n".encode("utf-8", "surrogateescape"))  # names that are not UTF-8 too
-    for sample in sorted(ctx.writer.samples.values(), key=lambda s: s.id):
-        h.update(f"{sample.source.get('file', sample.id)}\t{sample.sha256}\n".encode("utf-8", "surrogateescape"))
+    for _sid, file, sha256 in ctx.writer.added():
+        h.update(f"{file}\t{sha256}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 

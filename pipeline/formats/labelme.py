@@ -74,6 +74,7 @@ from pipeline.formats.common import (
     add_image_sample,
     decide_frame,
     hint_name,
+    layout_free_id,
     probe_bytes,
     walk_files,
 )
@@ -193,29 +194,34 @@ _MIN_POINTS = {"rectangle": 2, "polygon": 3, "circle": 2, "line": 2, "linestrip"
 
 
 def _parse_shape(s: object, i: int, where: str) -> Shape:
-    fld = f"shapes[{i}]"
-    if not isinstance(s, dict):
+    fld = "shapes[%d]" % i  # noqa: UP031  (once per shape of every file: the cheapest formatting)
+    if type(s) is not dict and not isinstance(s, dict):
         raise DataError(where, "", field=fld, expected="an object", got=type(s).__name__, fix=FIX)
     label = s.get("label")
-    if not isinstance(label, str) or not label.strip():
+    if type(label) is not str or not label.strip():
         raise DataError(where, "", field=f"{fld}.label", expected="a non-empty class name", got=label, fix=FIX)
     kind = s.get("shape_type") or "polygon"  # files before labelme 3 have no shape_type: polygons
     if kind not in SHAPE_TYPES:
         raise DataError(where, "unknown shape type", field=f"{fld}.shape_type", expected=" | ".join(SHAPE_TYPES),
                         got=kind, fix="convert the shape in labelme, or remove it")
     points = s.get("points")
-    if not isinstance(points, list):
+    if type(points) is not list:
         raise DataError(where, "", field=f"{fld}.points", expected="a list of [x, y]", got=points, fix=FIX)
-    check_count(len(points), MAX_POINTS, where, "points", field=f"{fld}.points")
+    if len(points) > MAX_POINTS:
+        check_count(len(points), MAX_POINTS, where, "points", field=f"{fld}.points")
     clean: list[list[float]] = []
+    add = clean.append
+    number = _NUMBER
     for j, p in enumerate(points):
         # Fast path for the usual [x, y] of ints/floats (bool is excluded: type(True) is bool): the
         # `is_number` rule inlined, as this loop runs for every point of every file.
-        if type(p) is list and len(p) == 2 and type(p[0]) in _NUMBER and type(p[1]) in _NUMBER:
-            x, y = float(p[0]), float(p[1])
-            if x - x == 0.0 and y - y == 0.0:  # finite: inf - inf and nan - nan are nan
-                clean.append([x, y])
-                continue
+        if type(p) is list and len(p) == 2:
+            x, y = p
+            if type(x) in number and type(y) in number:
+                x, y = float(x), float(y)
+                if x - x == 0.0 and y - y == 0.0:  # finite: inf - inf and nan - nan are nan
+                    add([x, y])
+                    continue
         if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(is_real(v) for v in p)):
             raise DataError(where, "", field=f"{fld}.points[{j}]", expected="[x, y] numbers", got=p, fix=FIX)
         if not (is_number(p[0]) and is_number(p[1])):
@@ -643,10 +649,10 @@ def _import_one(ctx: ImportContext, path: str, base: str, where: str, parsed: La
         raise DataError(where, f"declared {parsed.width}x{parsed.height} but the image is {w}x{h}",
                         field="imageWidth/imageHeight",
                         fix="check that imagePath names the image that was labelled, or re-save the file in labelme")
-    sid = where[: -len(".json")] if where.lower().endswith(".json") else where
+    split = split_from_path(posixpath.dirname(where))
+    sid = layout_free_id(where, split, ctx.writer.has_sample)  # train/a.json: "a", as the export writes it
     image_label, soft = _image_label(parsed.flags, ctx, where, labels)
-    sample = Sample(id=sid, label=image_label, soft_label=soft, split=split_from_path(posixpath.dirname(where)),
-                    source={"file": where})
+    sample = Sample(id=sid, label=image_label, soft_label=soft, split=split, source={"file": where})
     if parsed.flags:
         sample.meta["flags"] = dict(parsed.flags)
     width, height = frame.source_size

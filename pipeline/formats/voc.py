@@ -137,6 +137,18 @@ def _text(el, tag: str) -> str | None:
     return text or None
 
 
+def _texts(el) -> dict:
+    """Each direct child's stripped text (None when empty) by tag, the first child of a tag winning:
+    `_text` for every tag of an element in one pass over its children."""
+    out: dict = {}
+    for child in el:
+        tag = child.tag
+        if tag not in out:
+            text = child.text
+            out[tag] = (text.strip() or None) if text else None
+    return out
+
+
 def _number(text: str | None, where: str, fld: str) -> float:
     if text is None:
         raise DataError(where, "missing value", field=fld, expected="a number", got=None,
@@ -223,20 +235,22 @@ def parse_xml(data: bytes, where: str) -> VocFile | None:
     for i, obj in enumerate(root.iter("object")):
         fld = f"object[{i}]"
         check_count(i + 1, MAX_OBJECTS, where, "objects", field=fld)
-        name = _text(obj, "name")
+        texts = _texts(obj)
+        name = texts.get("name")
         if name is None:
             raise DataError(where, "", field=f"{fld}.name", expected="a class name", got=None, fix=FIX)
         box = obj.find("bndbox")
         if box is None:
             raise DataError(where, "object without a box", field=f"{fld}.bndbox", expected="<bndbox>", got=None,
                             fix="only boxes are read from VOC files; delete the object or add its box")
-        xmin, ymin, xmax, ymax = (_number(_text(box, t), where, f"{fld}.bndbox.{t}") for t in BOX_TAGS)
+        corners = _texts(box)
+        xmin, ymin, xmax, ymax = (_number(corners.get(t), where, f"{fld}.bndbox.{t}") for t in BOX_TAGS)
         if xmin > xmax or ymin > ymax:
             raise DataError(where, "inverted box", field=f"{fld}.bndbox", expected="xmin <= xmax and ymin <= ymax",
                             got=[xmin, ymin, xmax, ymax], fix="swap the corners in the file")
         attrs: dict = {}
         for tag in ATTRIBUTE_TAGS:
-            text = _text(obj, tag)
+            text = texts.get(tag)
             if text is not None:
                 attrs[tag] = text if tag == "pose" else _attr_value(text)
         extra = obj.find("attributes")

@@ -81,6 +81,7 @@ from pipeline.formats.common import (
     add_image_sample,
     count_attributes,
     decide_frame,
+    layout_free_id,
     probe_image,
 )
 from pipeline.formats.splits import SPLIT_WORDS, split_from_path
@@ -420,10 +421,14 @@ def _kpt_shape(data: dict, where: str) -> tuple[int, int] | None:
     return value[0], value[1]
 
 
-def layout(root: Path, ctx: ImportContext | None = None) -> Layout:
+def layout(root: Path, ctx: ImportContext | None = None, images: Path | None = None) -> Layout:
+    """What a YOLO import reads under `root`; the images under `images` (``--images DIR``, also
+    taken from `ctx`) instead of `root` when given."""
     root_s = os.path.abspath(root)
-    images_dir = os.path.abspath(ctx.options.images) if ctx is not None and ctx.options.images is not None else None
-    safe = ctx.files if ctx is not None else SafeFiles([root_s])  # what may be opened (core.paths)
+    if ctx is not None and ctx.options.images is not None:
+        images = ctx.options.images
+    images_dir = os.path.abspath(images) if images is not None else None
+    safe = ctx.files if ctx is not None else SafeFiles([root_s, *([images_dir] if images_dir else [])])
     images, labels = _walk(root_s, safe)
     if images_dir is not None:  # --images DIR: labels under SRC, images under DIR alone
         images = _walk(images_dir, safe)[0]
@@ -543,7 +548,10 @@ def label_candidates(image: str) -> list[str]:
     return out
 
 
-def detect(root: Path) -> Detection | None:
+def detect(root: Path, images: Path | None = None) -> Detection | None:
+    """YOLO under `root`: a data.yaml or obj.data, else .txt label rows paired with images. With
+    `images` (``--images DIR``: a labels-only SRC) the images are those under DIR, and label files
+    that parse with a class-name file beside them are enough."""
     root = Path(root)
     if not root.is_dir():
         return None
@@ -554,11 +562,17 @@ def detect(root: Path) -> Detection | None:
     if kind == "darknet":
         return Detection(score=70, description="YOLO (darknet obj.data / obj.names)",
                          files=relative_files(root, [cfg] if cfg else []))
-    images, labels = _walk(str(root))
-    if not images or not labels:
+    found, labels = _walk(str(root))
+    image_root = str(root)
+    if images is not None:  # labels under SRC, images under DIR alone
+        image_root = os.path.abspath(images)
+        found = _walk(image_root, SafeFiles([image_root]))[0] if os.path.isdir(image_root) else []
+    if not labels:
         return None
-    paired = list(_Pairing(labels, str(root), str(root)).assign(images[:200]))
-    if not paired:
+    has_classes = any(os.path.basename(p).lower() in CLASS_FILES for p in labels) or os.path.isfile(
+        os.path.join(root, "obj.names"))
+    paired = list(_Pairing(labels, str(root), image_root).assign(found if images is not None else found[:200]))
+    if not paired and not (images is not None and has_classes):
         return None
     sample = [ln for ln in labels[:20] if os.path.basename(ln).lower() not in NOT_LABELS]
     good = 0
@@ -570,18 +584,18 @@ def detect(root: Path) -> Detection | None:
             good += 1
         except DataError:
             continue
-    if sample and not good:
+    if (sample or images is not None) and not good:
         return None
-    has_classes = any(os.path.basename(p).lower() in CLASS_FILES for p in labels) or os.path.isfile(
-        os.path.join(root, "obj.names"))
     what = "labelImg layout with classes.txt" if has_classes else "txt labels beside images"
+    if images is not None:
+        what = "txt labels" + (" with a class-name file" if has_classes else "") + ", images under --images"
     return Detection(score=55 if has_classes else 40, description=f"YOLO ({what}, {len(paired)}+ labelled images)",
                      files=relative_files(root, [ln for ln in labels if os.path.basename(ln).lower() not in NOT_LABELS]))
 
 
-def count(root: Path, paths: list[Path]) -> dict[str, int]:
-    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised). For a data.yaml or obj.data layout, its label files."""
-    lay = layout(Path(root))
+def count(root: Path, paths: list[Path], images: Path | None = None) -> dict[str, int]:
+    """A cheap count for `pipeline detect`: images, objects and classes in `paths` (the files `detect` recognised). For a data.yaml or obj.data layout, its label files; `images`: the images under ``--images DIR``."""
+    lay = layout(Path(root), images=images)
     labels = [Path(p) for p in lay.labels if os.path.basename(p).lower() not in NOT_LABELS]
     objects = 0
     ids: set[str] = set()
@@ -734,8 +748,9 @@ def read(root: Path, ctx: ImportContext) -> None:
                                    lay.kpt_shape)
                 if names is None:
                     bare_ids.update(int(o.label) for o in objects if o.label.isdigit())
-            sid = os.path.splitext(rel_image)[0]
-            sample = Sample(id=sid, split=_split_of(image, lay.image_root, lay), objects=objects,
+            split = _split_of(image, lay.image_root, lay)
+            sid = layout_free_id(rel_image, split, ctx.writer.has_sample)  # images/train/a.jpg: "a"
+            sample = Sample(id=sid, split=split, objects=objects,
                             source={"file": where, "image": rel_image})
             add_image_sample(ctx, image, sample, probe=probe, frame=frame, where=where)
             ctx.report.counts["objects"] += len(objects)

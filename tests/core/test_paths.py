@@ -11,6 +11,7 @@ import pytest
 from pipeline.core.paths import (
     atomic_write_bytes,
     atomic_write_text,
+    export_stem,
     is_within,
     link_or_copy,
     natural_key,
@@ -31,6 +32,21 @@ def test_safe_stem_keeps_unicode_and_blocks_escapes() -> None:
     assert safe_stem("ü/chat été") == "ü/chat_été"
     assert ".." not in safe_stem("../../etc/passwd").split("/")
     assert safe_stem("a:b*c") == "a_b_c"
+
+
+@pytest.mark.parametrize(("sample_id", "stem"), [
+    ("street (1)", "street (1)"),  # spaces and parentheses: a name every file system takes, kept
+    ("sub dir/ünï (2)", "sub dir/ünï (2)"),
+    ("a:b*c?d", "a_b_c_d"),  # what Windows refuses, replaced
+    ("../../etc/passwd", "etc/passwd"),  # never out of the export folder
+    ("a\\b", "a/b"),
+    ("dots. ", "dots"),  # (Windows drops trailing dots and spaces)
+    ("tab\there", "tab_here"),
+    ("..", "_"),
+    ("", "_"),
+])
+def test_export_stem_keeps_the_names_a_file_system_takes(sample_id: str, stem: str) -> None:
+    assert export_stem(sample_id) == stem
 
 
 @pytest.mark.parametrize("sample_id, stem", [

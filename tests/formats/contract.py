@@ -34,9 +34,10 @@ def _image(w: int, h: int, seed: int, mode: str = "RGB") -> bytes:
     return encode_png(img.convert(mode))
 
 
-def make_source(root: Path, can: set[str]) -> Dataset:
+def make_source(root: Path, can: set[str], nested: bool = True) -> Dataset:
     """A small detection dataset with what `can` lists: non-ASCII ids, a box touching every edge,
-    fractional coordinates, an image without objects, a grayscale image, splits."""
+    fractional coordinates, an image without objects, a grayscale image, splits; with `nested`,
+    one id in a sub-folder (``sub/img-004``)."""
     polys = POLYGONS in can
     masks = MASKS in can
 
@@ -55,7 +56,7 @@ def make_source(root: Path, can: set[str]) -> Dataset:
             obj("dog", [0.0, 0.0, 40.0, 30.0]),  # the whole image: touches every edge
         ]), _image(40, 30, 2, "L")),
         (Sample(id="img-003", width=32, height=32, split="train", objects=[]), _image(32, 32, 3)),
-        (Sample(id="sub/img-004", width=50, height=60, split="test" if SPLITS in can else "train", objects=[
+        (Sample(id="sub/img-004" if nested else "img-004", width=50, height=60, split="test" if SPLITS in can else "train", objects=[
             obj("cat", [1.5, 2.5, 48.5, 59.5], [[1.5, 2.5], [48.5, 2.5], [25.0, 59.5]]),
         ]), _image(50, 60, 4)),
     ]
@@ -178,6 +179,21 @@ class FormatContract:
         assert back.classes == src.classes
         assert_same_objects(src, back, polygons=POLYGONS in self.CAN, masks=MASKS in self.CAN,
                             splits=SPLITS in self.CAN)
+
+    def test_import_export_import_keeps_sample_ids(self, tmp_path: Path) -> None:
+        """Ids derive from the path under SRC and exports keep the source's names, so the golden
+        files, imported, exported and imported again, give the same ids for the same images."""
+        src = tmp_path / "src"
+        src.mkdir()
+        self.golden(src)
+        first, _ = import_dataset(self.FORMAT, src, tmp_path / "first")
+        export_dataset(first.root, self.FORMAT, tmp_path / "out")
+        back, report = import_dataset(self.FORMAT, tmp_path / "out", tmp_path / "back")
+        assert not report.problems, [str(p) for p in report.problems]
+        assert sorted(s.id for s in back.samples) == sorted(s.id for s in first.samples)
+        by_image = {s.sha256: s.id for s in first.samples}
+        if len(by_image) == len(first.samples):  # (golden images of distinct bytes: each keeps its own id)
+            assert {s.sha256: s.id for s in back.samples} == by_image
 
     def test_round_trip_through_other_formats(self, tmp_path: Path) -> None:
         available = set(formats.available())

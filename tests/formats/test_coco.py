@@ -4,11 +4,16 @@ pycocotools (with COCOeval) and supervision reading our export."""
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.core.errors import DataError
 from pipeline.core.geometry import rle_decode, rle_encode, rle_string_encode
@@ -385,3 +390,180 @@ def test_ids_positions_writes_1_to_n(tmp_path: Path) -> None:
     ds, _ = import_dataset("coco", tmp_path / "src", tmp_path / "ds")
     export_dataset(ds.root, "coco", tmp_path / "out", options={"ids": "positions"})
     assert _categories(tmp_path / "out") == [(1, "b"), (2, "a")]
+
+
+# -- a large file is read as a stream: the same dataset and the same report as reading it whole ---------
+
+
+def _mixed_doc() -> dict:
+    """Every kind of annotation the stream renders at once, and every kind it leaves to `_object`."""
+    images = [{"id": 1, "file_name": "a.png", "width": 40, "height": 30},
+              {"id": "two", "file_name": "b.png", "width": 40, "height": 30},
+              {"id": 3, "file_name": "c.png", "width": 60, "height": 40},  # declared size is not the image's
+              {"id": 4, "file_name": "d.png"},  # no size declared
+              {"id": 5, "file_name": "e.png", "width": 40, "height": 30},
+              {"id": 6, "file_name": "f.png", "width": 40, "height": 30},  # plain: rendered as read
+              {"id": 7, "file_name": "g.png", "width": 40, "height": 30}]  # no annotation
+    rle = rle_encode(np.pad(np.ones((4, 4), bool), ((2, 24), (3, 33))))  # (the images are 40 x 30)
+    anns = [
+        {"id": 1, "image_id": 6, "category_id": 7, "bbox": [1, 2, 10, 5.5], "area": 5, "iscrowd": 0,
+         "segmentation": [[1, 2, 11, 2, 11, 7.5], [3, 3, 4, 4]]},  # a ring of 2 points is left out
+        {"id": 2, "image_id": 6, "category_id": 3, "bbox": [-0.5, 0, 40.4, 30], "iscrowd": 1},  # clipped
+        {"id": 21, "image_id": 6, "category_id": 3, "bbox": [0.25, 1e-3, 2, 2.5], "segmentation": [
+            [0.25, 0.001, 2.25, 0.001, 2.25, 2.501, 0.25, 2.501]]},
+        {"id": 3, "image_id": "two", "category_id": 3, "bbox": [0, 0, 5, 5], "iscrowd": 1,
+         "segmentation": {"size": [30, 40], "counts": rle["counts"]}},  # an RLE mask
+        {"id": 4, "image_id": "two", "category_id": 7, "bbox": [1, 1, 3, 3], "keypoints": [2, 2, 2]},
+        {"id": 5, "image_id": "two", "category_id": 7, "bbox": [1, 1, 3, 3], "attributes": {"categories": "x"}},
+        {"id": 6, "image_id": 3, "category_id": 7, "bbox": [1, 1, 3, 3]},
+        {"id": 7, "image_id": 4, "category_id": 3, "bbox": [1, 1, 3, 3], "segmentation": []},
+        {"id": 8, "image_id": 5, "category_id": 3, "bbox": [30, 1, 30, 3]},  # far outside: --on-invalid
+        "not an object",
+        {"id": 10, "image_id": [1], "category_id": 3, "bbox": [1, 1, 3, 3]},  # a bad image id
+        {"id": 11, "image_id": 99, "category_id": 3, "bbox": [1, 1, 3, 3]},  # an image not listed
+        {"id": 12, "image_id": 1, "category_id": 3, "bbox": [1, 1, 3, 3], "segmentation": [[1, 2, True, 4, 5, 6]]},
+        {"id": 13, "image_id": 1, "category_id": True, "bbox": [1, 1, 3, 3]},  # not a category id
+    ]
+    return {"info": {"description": '"categories": [] in a string'}, "images": images, "annotations": anns,
+            "categories": [{"id": 7, "name": "dög"}, {"id": 3, "name": "cat"}]}
+
+
+def _ordered(doc: dict, keys: list[str]) -> str:
+    return json.dumps({k: doc[k] for k in keys if k in doc}, indent=1)
+
+
+def _import_both(tmp_path: Path, text: str, monkeypatch, **kw) -> tuple:
+    src = tmp_path / "src"
+    _write_images(src, ["a.png", "b.png", "c.png", "d.png", "e.png", "f.png", "g.png"])
+    (src / "instances.json").write_text(text)
+    out = []
+    rendered: list[int] = []
+    as_read = coco._Group.objects
+    for name, whole in (("stream", False), ("whole", True)):
+        if whole:
+            monkeypatch.setattr(coco._Stream, "scan", lambda self: None)
+        else:
+            monkeypatch.setattr(coco._Group, "objects", lambda g: rendered.append(g.count) or as_read(g))
+        ds, report = import_dataset("coco", src, tmp_path / name, **kw)
+        out.append(((tmp_path / name / "samples.jsonl").read_bytes(), ds.classes, [str(p) for p in report.problems],
+                    dict(report.counts), list(report.warnings), rendered[:]))
+        monkeypatch.undo()
+    return out[0][:-1], out[1][:-1], out[0][-1]
+
+
+@pytest.mark.parametrize("keys", [
+    ["info", "images", "annotations", "categories"],  # COCO's own order: the categories found ahead
+    ["categories", "images", "annotations", "info"],  # Roboflow's: the categories read first
+    ["info", "annotations", "images", "categories"],  # the images after the annotations: every one read again
+])
+@pytest.mark.parametrize("on_invalid", ["error", "clip"])
+def test_a_streamed_file_imports_as_the_file_read_whole(tmp_path: Path, monkeypatch, keys: list[str],
+                                                        on_invalid: str) -> None:
+    stream, whole, rendered = _import_both(tmp_path, _ordered(_mixed_doc(), keys), monkeypatch, on_invalid=on_invalid)
+    assert stream == whole
+    assert rendered == ([] if keys.index("images") > keys.index("annotations") else [3])  # f.png's, as read
+    problems = stream[2]
+    assert any("annotations[9]:" in p for p in problems) and any("annotations[10].image_id" in p for p in problems)
+    assert len(problems) == len(set(problems))  # each reported once
+
+
+def test_a_streamed_file_of_boxes_alone_counts_no_polygons(tmp_path: Path, monkeypatch) -> None:
+    doc = _mixed_doc()
+    doc["annotations"] = [a for a in doc["annotations"] if isinstance(a, dict) and a["image_id"] == 6
+                          and not a.get("segmentation")]
+    stream, whole, rendered = _import_both(tmp_path, _ordered(doc, ["images", "annotations", "categories"]),
+                                           monkeypatch)
+    assert stream == whole and rendered == [1] and "polygons" not in stream[3]
+
+
+@pytest.mark.parametrize("keypoints", [0, "", {}, []])
+def test_keypoints_that_are_not_a_list_are_the_same_error_streamed(tmp_path: Path, monkeypatch, keypoints) -> None:
+    doc = _mixed_doc()
+    doc["annotations"] = [{"id": 1, "image_id": 6, "category_id": 3, "bbox": [1, 1, 3, 3], "keypoints": keypoints}]
+    stream, whole, rendered = _import_both(tmp_path, _ordered(doc, ["images", "annotations", "categories"]),
+                                           monkeypatch)
+    assert stream == whole
+    assert rendered == ([1] if keypoints == [] else [])  # ([]: no keypoints; the others: read by `_object`)
+    assert bool(stream[2]) == (keypoints != [])  # (an error naming the field)
+
+
+def test_categories_named_after_the_files_own_are_not_taken_for_them(tmp_path: Path, monkeypatch) -> None:
+    doc = _mixed_doc()
+    doc["info"] = {"categories": [{"id": 3, "name": "other"}, {"id": 7, "name": "dög"}]}  # found ahead: not the file's
+    stream, whole, rendered = _import_both(tmp_path, _ordered(doc, ["images", "annotations", "categories", "info"]),
+                                           monkeypatch)
+    assert stream == whole and stream[1] == ["dög", "cat"] and rendered == []
+
+
+@pytest.mark.parametrize("text", [
+    '{"images": [], "images": []}',  # a key twice: read whole (the last wins, as json does)
+    '{"images": [], "annotations": [}',  # broken: the whole read names line and column
+    '[{"images": []}]',  # not an object
+    '{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 1, "category_id": 1, '
+    '"bbox": [1, 1, 2, 2]}], "categories": [{"id": 1, "name": "x"}]} trailing',
+])
+def test_files_the_stream_does_not_take_are_read_whole(tmp_path: Path, text: str) -> None:
+    stream = coco._Stream(text, "x.json", None, None)  # (labels and context unused before annotations)
+    if text.startswith('{"images": [], "annotations": [}'):
+        with pytest.raises(ValueError):
+            stream._scan()
+    assert stream.scan() is None and not stream.groups
+
+
+# -- fuzzed documents: the stream reads what json reads, and renders what `_object` makes --------------
+
+_fuzzed_num = st.one_of(st.integers(-5, 50), st.floats(-5, 50), st.sampled_from([math.nan, math.inf, 1e300]),
+                 st.booleans(), st.just("3"), st.none())
+_fuzzed_ann = st.fixed_dictionaries(
+    {"image_id": st.one_of(st.sampled_from([1, 2, "x", 99]), st.just([1]), st.just(""), st.none()),
+     "category_id": st.one_of(st.sampled_from([1, 2, 5]), st.just(True), st.just([1]))},
+    optional={"bbox": st.one_of(st.lists(_fuzzed_num, min_size=3, max_size=5), st.none(), st.just("box")),
+              "segmentation": st.one_of(st.lists(st.lists(_fuzzed_num, max_size=8), max_size=2), st.just({"size": [1]}),
+                                        st.just([])),
+              "iscrowd": st.sampled_from([0, 1, True, 2]),
+              "keypoints": st.sampled_from([[1, 1, 2], [], 0, "", None]),  # (falsy but not a list: an error)
+              "attributes": st.just({"a": 1})})
+_coord = st.one_of(st.integers(0, 20), st.floats(0, 20))
+_plain_ann = st.fixed_dictionaries(  # what the stream renders at once (when all of an image's are so)
+    {"image_id": st.sampled_from([1, "x"]), "category_id": st.sampled_from([1, 2]),
+     "bbox": st.tuples(_coord, _coord, _coord, _coord).map(list)},
+    optional={"segmentation": st.lists(st.lists(_coord, min_size=2, max_size=10).map(lambda v: v[: len(v) // 2 * 2]),
+                                       max_size=2),
+              "iscrowd": st.sampled_from([0, 1]), "area": _coord})
+_fuzzed_doc = st.fixed_dictionaries(
+    {"images": st.just([{"id": 1, "file_name": "a.png", "width": 40, "height": 30},
+                        {"id": "x", "file_name": "b.png", "width": 40, "height": 30}, {"id": 2, "file_name": "c"}]),
+     "annotations": st.lists(st.one_of(_plain_ann, _plain_ann, _plain_ann, _fuzzed_ann, st.just("junk"),
+                                       st.just(None)), max_size=8),
+     "categories": st.just([{"id": 1, "name": "cat"}, {"id": 2, "name": "dög"}])})
+
+
+class _Seen:
+    """Class names as they come (what `Labels` does without --classes or --map)."""
+
+    def __call__(self, name: str, where: str, field: str) -> str:
+        return name
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=_fuzzed_doc, order=st.permutations(["images", "annotations", "categories"]), indent=st.sampled_from([None, 1]))
+def test_fuzzed_documents_stream_as_json_reads_them(doc: dict, order: list[str], indent: int | None) -> None:
+    text = json.dumps({k: doc[k] for k in order}, indent=indent)
+    ctx = SimpleNamespace(report=SimpleNamespace(counts=Counter()), bad=lambda err: None)
+    stream = coco._Stream(text, "x.json", _Seen(), ctx)
+    got = stream.scan()
+    whole = json.loads(text)
+    assert got is not None and {k: v for k, v in got.items() if k != "annotations"} == {
+        k: v for k, v in whole.items() if k != "annotations"}
+    cats = coco.categories(whole, "x.json")
+    groups = stream.finish(cats)
+    expected: dict = {}
+    for k, a in enumerate(whole["annotations"]):
+        if coco._unusable(a, k, "x.json") is None:
+            expected.setdefault(a["image_id"], []).append((k, a))
+    assert {iid: g.decoded(stream) for iid, g in groups.items()} == expected
+    sizes = {1: (40, 30), "x": (40, 30)}
+    for iid, group in groups.items():
+        if group.fast and iid in sizes:  # rendered at once: what `_object` makes of each annotation
+            objects = [coco._object(a, k, cats, _Seen(), "x.json", 40, 30, "error", ctx) for k, a in expected[iid]]
+            assert json.loads(group.objects().text) == [o.to_json() for o in objects]

@@ -172,3 +172,21 @@ def test_attributes_a_format_cannot_hold_are_counted_by_name() -> None:
     count_attributes(report, obj, "VOC", kept=("difficult", "truncated"))
     count_attributes(None, obj, "VOC")  # no report: nothing to count
     assert dict(report.dropped) == {"object attribute 'colour' (VOC holds no such attribute)": 1}
+
+
+@pytest.mark.parametrize(("rel", "split", "taken", "sid"), [
+    ("images/train/a.jpg", "train", (), "a"),  # Ultralytics: images/, then the split's folder
+    ("images/b.png", None, (), "b"),  # COCO's images folder
+    ("val2017/0001.jpg", "val", (), "0001"),  # COCO's own split folder
+    ("valid/x.jpg", "val", (), "x"),  # Roboflow's
+    ("obj_train_data/2007_000027.jpg", "train", (), "2007_000027"),  # darknet (CVAT's export)
+    ("train/sub/a.jpg", "train", (), "sub/a"),  # folders below the split's are the source's own
+    ("train/a.jpg", "val", (), "train/a"),  # a folder naming another split is kept
+    ("cats/a.jpg", None, (), "cats/a"),  # any other folder is kept
+    ("a.jpg", "train", (), "a"),
+    ("val/a.jpg", "val", ("a",), "val/a"),  # taken by train/a.jpg: the whole path
+])
+def test_layout_free_ids(rel: str, split: str | None, taken: tuple[str, ...], sid: str) -> None:
+    from pipeline.formats.common import layout_free_id
+
+    assert layout_free_id(rel, split, taken.__contains__) == sid

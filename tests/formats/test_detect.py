@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline import formats
+from pipeline.core.dataset import load_dataset
 from pipeline.core.errors import UsageError
 from pipeline.formats.detect import Candidate, choose, rivals, survey
 from pipeline.formats.ingest import export_dataset, import_dataset
@@ -168,3 +169,73 @@ def test_fuzzed_files_are_surveyed_without_a_crash(tmp_path: Path, doc: object, 
     for c in survey(tmp_path, count=True):
         assert all(isinstance(n, int) and n >= 0 for n in c.counts.values())
         assert c.counts or c.note is None or c.note.startswith("not counted")
+
+
+# -- a labels-only SRC with its images elsewhere (--images DIR) -----------------------------------
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _labels_only(tmp_path: Path, source: Path, fmt: str, drop: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """`fmt`'s export of `source` with every image moved to a separate media folder (and the files
+    named in `drop` removed): (the labels folder, the media folder)."""
+    export_dataset(source, fmt, tmp_path / "out")
+    labels, media = tmp_path / "out", tmp_path / "media"
+    media.mkdir()
+    for p in sorted(labels.rglob("*")):
+        if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES):
+            p.rename(media / p.name)
+        elif p.is_file() and p.name in drop:
+            p.unlink()
+    return labels, media
+
+
+@pytest.mark.parametrize(("fmt", "drop"), [
+    ("yolo", ("data.yaml",)),  # txt files and obj.names alone
+    ("yolo", ("data.yaml", "obj.names")),  # txt files alone: ids as class names
+    ("voc", ()),  # VOC XMLs alone
+    ("coco", ()),  # the COCO JSON alone
+])
+def test_a_labels_only_folder_is_detected_and_imported_with_images(tmp_path: Path, source: Path, fmt: str,
+                                                                    drop: tuple[str, ...]) -> None:
+    labels, media = _labels_only(tmp_path, source, fmt, drop)
+    if fmt == "yolo" and "obj.names" not in drop:  # (the export names its classes in data.yaml)
+        (labels / "obj.names").write_text("cat\ndog\n")
+    assert not any(p.suffix.lower() in IMAGE_SUFFIXES for p in labels.rglob("*"))
+    want = load_dataset(source)
+    best = survey(labels, count=True, images=media)[0]
+    assert best.accepted and best.format == fmt, best
+    assert best.counts["images"] == len(want.samples), best.counts  # (YOLO counts the images under --images)
+    assert choose(labels, images=media)[0] == fmt
+    ds, report = import_dataset("auto", labels, tmp_path / "ds", images=media)
+    assert report.detected.startswith(fmt) and not report.problems, [str(p) for p in report.problems]
+    assert len(ds.samples) == len(want.samples)
+    assert sum(len(s.objects or []) for s in ds.samples) == sum(len(s.objects or []) for s in want.samples)
+    if fmt != "yolo" or "obj.names" not in drop:
+        assert ds.classes == want.classes
+
+
+def test_a_yolo_labels_folder_without_images_is_not_yolo_without_the_images_option(tmp_path: Path,
+                                                                                     source: Path) -> None:
+    labels, media = _labels_only(tmp_path, source, "yolo", ("data.yaml",))
+    (labels / "obj.names").write_text("cat\ndog\n")
+    assert not any(c.accepted for c in survey(labels))  # no image beside any label: nothing to pair
+    with pytest.raises(UsageError, match="no known layout found"):
+        choose(labels)
+    assert choose(labels, images=media)[0] == "yolo"
+
+
+def test_detect_command_takes_the_images_folder(tmp_path: Path, source: Path, capsys) -> None:
+    import json
+
+    from tests.helpers import run_cli
+
+    labels, media = _labels_only(tmp_path, source, "yolo", ("data.yaml",))
+    (labels / "obj.names").write_text("cat\ndog\n")
+    assert run_cli(["detect", str(labels), "--images", str(media), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["auto"] == "yolo" and out["candidates"][0]["counts"]["images"] == len(load_dataset(source).samples)
+    assert run_cli(["detect", str(labels), "--json"]) == 2  # without it: no layout
+    capsys.readouterr()
+    assert run_cli(["detect", str(labels), "--images", str(tmp_path / "nowhere")]) == 2
+    assert "--images" in capsys.readouterr().err

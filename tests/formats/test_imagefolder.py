@@ -331,3 +331,19 @@ def test_truncated_but_decodable_image_is_kept_restored(tmp_path: Path) -> None:
     assert kept.meta == {"truncated": True} and kept.image.endswith(".png") and (kept.width, kept.height) == (40, 30)
     assert report.counts[TRUNCATED] == 1 and not report.problems
     assert any("cat/noeoi.jpg" in w for w in report.warnings)
+
+
+def test_import_export_import_keeps_sample_ids(tmp_path: Path) -> None:
+    from tests.helpers import png
+
+    for rel, color in (("train/cat/a 1.png", (1, 2, 3)), ("train/dog/b.png", (4, 5, 6)),
+                       ("val/dog/ünï (2).png", (7, 8, 9))):
+        (tmp_path / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / rel).write_bytes(png(20, 10, color))
+    first, _ = import_dataset("imagefolder", tmp_path / "src", tmp_path / "first")
+    export_dataset(first.root, "imagefolder", tmp_path / "out")
+    back, report = import_dataset("imagefolder", tmp_path / "out", tmp_path / "back")
+    assert not report.problems
+    assert {s.sha256: (s.id, s.label, s.split) for s in back.samples} == {
+        s.sha256: (s.id, s.label, s.split) for s in first.samples}
+    assert (tmp_path / "out" / "train" / "cat" / "a 1.png").is_file()  # the source's own file name

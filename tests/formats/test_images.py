@@ -72,3 +72,15 @@ def test_cli_import_images(tmp_path: Path) -> None:
     result = helpers.invoke("import", "images", make_tree(tmp_path / "src"), "--out", tmp_path / "ds")
     assert result.exit_code == 0, result.output
     assert "imported 5 samples" in result.output
+
+
+def test_import_export_import_keeps_sample_ids(tmp_path: Path) -> None:
+    for rel, color in (("a 1.png", (1, 2, 3)), ("sub dir/ünï (2).png", (4, 5, 6)), ("val/c.png", (7, 8, 9))):
+        (tmp_path / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / rel).write_bytes(helpers.png(20, 10, color))
+    first, _ = import_dataset("images", tmp_path / "src", tmp_path / "first")
+    export_dataset(first.root, "images", tmp_path / "out")
+    back, report = import_dataset("images", tmp_path / "out", tmp_path / "back")
+    assert not report.problems
+    assert {s.sha256: s.id for s in back.samples} == {s.sha256: s.id for s in first.samples}
+    assert sorted(s.id for s in back.samples) == ["a 1", "sub dir/ünï (2)", "val/c"]

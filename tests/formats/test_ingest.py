@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -247,3 +249,83 @@ def test_sample_ids_of_loose_images_are_content_hashes(tmp_path):
     import_images([(tmp_path / "a.png", {})], tmp_path / "ds", **KEYS)
     sample: Sample = load_dataset(tmp_path / "ds").samples[0]
     assert sample.id == sample.sha256[:16] and sample.label is None
+
+
+# -- one real set in every layout the importers find on their own ----------------------------------
+
+
+def _layouts(tmp_path: Path) -> dict[str, tuple[Path, Path | None]]:
+    """The raccoon set (real labelImg VOC files) rebuilt as other tools lay it out: name ->
+    (SRC, --images DIR or None)."""
+    from tests.helpers import shared_data
+
+    real = shared_data("raccoon-voc")
+    base, _ = import_dataset("voc", real, tmp_path / "base")
+    out: dict[str, tuple[Path, Path | None]] = {"voc labelImg": (real, None)}
+    # VOC devkit: Annotations/, JPEGImages/, ImageSets/Main/<split>.txt
+    dev = tmp_path / "VOCdevkit" / "VOC2012"
+    for d in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (dev / d).mkdir(parents=True)
+    for xml in sorted((real / "annotations").glob("*.xml")):
+        shutil.copy(xml, dev / "Annotations" / xml.name)
+        os.link(real / "images" / f"{xml.stem}.jpg", dev / "JPEGImages" / f"{xml.stem}.jpg")
+    (dev / "ImageSets" / "Main" / "train.txt").write_text("".join(f"{s.id}\n" for s in base.samples))
+    out["voc devkit"] = (tmp_path / "VOCdevkit", None)
+    # COCO's own download: annotations/instances_train2017.json beside train2017/
+    export_dataset(base.root, "coco", tmp_path / "coco-x")
+    coco = tmp_path / "coco2017"
+    (coco / "annotations").mkdir(parents=True)
+    os.rename(tmp_path / "coco-x" / "_annotations.coco.json", coco / "annotations" / "instances_train2017.json")
+    os.rename(tmp_path / "coco-x", coco / "train2017")
+    out["coco standard"] = (coco, None)
+    # darknet (CVAT's YOLO 1.1 export) with the images moved to a sibling images/ folder
+    export_dataset(base.root, "yolo", tmp_path / "yolo-x")
+    dark = tmp_path / "darknet"
+    (dark / "obj_train_data").mkdir(parents=True)
+    (dark / "images").mkdir()
+    for label in sorted((tmp_path / "yolo-x" / "labels").rglob("*.txt")):
+        os.rename(label, dark / "obj_train_data" / label.name)
+    for image in sorted((tmp_path / "yolo-x" / "images").rglob("*.jpg")):
+        os.rename(image, dark / "images" / image.name)
+    (dark / "obj.names").write_text("raccoon\n")
+    (dark / "obj.data").write_text("classes = 1\ntrain = data/train.txt\nnames = data/obj.names\n")
+    (dark / "train.txt").write_text("".join(f"data/obj_train_data/{s.id}.jpg\n" for s in base.samples))
+    out["darknet, images elsewhere"] = (dark, None)
+    # the label files alone, the images named with --images
+    export_dataset(base.root, "yolo", tmp_path / "yolo-y")
+    labels = tmp_path / "yolo-y" / "labels"
+    (labels / "obj.names").write_text("raccoon\n")
+    out["yolo labels only, --images"] = (labels, real / "images")
+    out["voc xml only, --images"] = (real / "annotations", real / "images")
+    for fmt in ("cvat", "labelme"):
+        export_dataset(base.root, fmt, tmp_path / f"{fmt}-x")
+        out[fmt] = (tmp_path / f"{fmt}-x", None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def raccoon_layouts(tmp_path_factory) -> dict[str, tuple[Path, Path | None]]:
+    return _layouts(tmp_path_factory.mktemp("layouts"))
+
+
+def test_one_real_set_in_every_layout_imports_the_same(tmp_path: Path, raccoon_layouts: dict) -> None:
+    layouts = raccoon_layouts
+    first = None
+    for k, (name, (src, images)) in enumerate(layouts.items()):
+        ds, report = import_dataset("auto", src, tmp_path / f"ds{k}", images=images)
+        assert not report.problems, (name, [str(p) for p in report.problems])
+        boxes = {s.id: (s.sha256, sorted((o.label, tuple(round(v) for v in o.bbox)) for o in s.objects))
+                 for s in ds.samples}
+        assert (len(ds.samples), sum(len(b) for _, b in boxes.values()), ds.classes) == (200, 217, ["raccoon"]), name
+        if first is None:
+            first = boxes
+        assert boxes == first, name  # each image with its id, its bytes and its boxes of the same class
+
+
+def test_darknet_labels_whose_images_are_nowhere_are_an_error_not_an_empty_import(tmp_path: Path,
+                                                                                    raccoon_layouts: dict) -> None:
+    dark = tmp_path / "darknet"
+    shutil.copytree(raccoon_layouts["darknet, images elsewhere"][0], dark, ignore=shutil.ignore_patterns("images"))
+    with pytest.raises((DataError, UsageError)):
+        import_dataset("auto", dark, tmp_path / "none")
+    assert not (tmp_path / "none").exists()

@@ -27,8 +27,25 @@ lets a reader detect an update that was cut between the two renames, and finish 
 (`finish_update`) when its writer no longer runs.
 """
 
-from pipeline.core.dataset.io import content_hash, finish_update, is_dataset, iter_samples, load_dataset
-from pipeline.core.dataset.lines import dumps_body, dumps_sample, sample_line, sorted_lines, write_lines
+from pipeline.core.dataset.io import (
+    StoredSamples,
+    content_hash,
+    finish_update,
+    is_dataset,
+    iter_samples,
+    load_dataset,
+)
+from pipeline.core.dataset.lines import (
+    RenderedObjects,
+    dumps_body,
+    dumps_box_object,
+    dumps_object,
+    dumps_sample,
+    join_objects,
+    sample_line,
+    sorted_lines,
+    write_lines,
+)
 from pipeline.core.dataset.model import (
     DATASET_JSON,
     FORMAT_NAME,
@@ -60,8 +77,10 @@ from pipeline.core.dataset.writer import (
 
 __all__ = [
     "DATASET_JSON", "FORMAT_NAME", "FORMAT_VERSION", "IMAGES_DIR", "SAMPLES_JSONL", "SPLITS", "TASKS",
-    "Annotation", "BackgroundSync", "Dataset", "DatasetInfo", "DatasetWriter", "Obj", "Prediction", "Sample",
-    "SampleStream", "class_ids_for", "content_hash", "derive", "dumps_body", "dumps_sample", "finish_update", "is_dataset",
-    "is_streamed", "iter_samples", "lineage_entry", "load_dataset", "now_iso", "open_dataset", "parse_sample_line", "read_info", "replace_dir", "rewrite_lines", "rewrite_samples", "sample_line",
+    "Annotation", "BackgroundSync", "Dataset", "DatasetInfo", "DatasetWriter", "Obj", "Prediction", "RenderedObjects",
+    "Sample", "SampleStream", "StoredSamples", "class_ids_for", "content_hash", "derive", "dumps_body",
+    "dumps_box_object", "dumps_object", "dumps_sample", "finish_update", "is_dataset", "is_streamed", "iter_samples",
+    "join_objects", "lineage_entry", "load_dataset", "now_iso", "open_dataset", "parse_sample_line", "read_info",
+    "replace_dir", "rewrite_lines", "rewrite_samples", "sample_line",
     "sorted_lines", "write_lines",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pipeline.core.dataset.model import DATASET_JSON, SAMPLES_JSONL, Dataset, DatasetInfo, Sample
@@ -102,3 +102,40 @@ def load_dataset(root: str | os.PathLike, *, check_hash: bool = True) -> Dataset
         samples.append(sample)
     samples.sort(key=lambda s: s.id)
     return Dataset(root=root, info=info, samples=samples)
+
+
+class StoredSamples(Sequence):
+    """The samples of a dataset just written, read from its samples.jsonl (`load_dataset`) when
+    first used: a stage that streamed a large dataset to disk does not hold it in memory twice.
+    Its length and its samples per split are known without reading (`split_counts`)."""
+
+    def __init__(self, root: str | os.PathLike, count: int, splits: dict[str | None, int]) -> None:
+        self._root = Path(root)
+        self._count = count
+        self._splits = dict(splits)
+        self._items: list[Sample] | None = None
+
+    def _all(self) -> list[Sample]:
+        if self._items is None:
+            self._items = load_dataset(self._root).samples
+        return self._items
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, StoredSamples)):
+            return self._all() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # (a list's equality, so no hash, as a list)
+
+    def split_counts(self) -> dict[str | None, int]:
+        """Samples per split (None: no split), without reading the samples."""
+        return dict(self._splits)

@@ -370,6 +370,9 @@ class Dataset:
         return [s for s in self.samples if s.split == name]
 
     def splits(self) -> dict[str | None, int]:
+        counted = getattr(self.samples, "split_counts", None)  # (samples read when first used: known already)
+        if counted is not None:
+            return counted()
         counts: dict[str | None, int] = {}
         for s in self.samples:
             counts[s.split] = counts.get(s.split, 0) + 1

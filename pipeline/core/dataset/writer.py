@@ -22,8 +22,8 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.core import failpoints, outputs
-from pipeline.core.dataset.io import content_hash, load_dataset
-from pipeline.core.dataset.lines import dumps_sample, sorted_lines, write_lines
+from pipeline.core.dataset.io import StoredSamples, content_hash, load_dataset
+from pipeline.core.dataset.lines import RenderedObjects, dumps_sample, sorted_lines, write_lines
 from pipeline.core.dataset.model import (
     DATASET_JSON,
     IMAGES_DIR,
@@ -31,6 +31,7 @@ from pipeline.core.dataset.model import (
     TASKS,
     Dataset,
     DatasetInfo,
+    Obj,
     Sample,
     class_ids_for,
 )
@@ -198,6 +199,10 @@ class DatasetWriter:
     `workdir` names a persistent temporary folder for resumable stages: files already there
     are kept. `reads`: the folders the stage reads (`out` may be none of them, nor hold or lie
     inside one); `overwrite`: replace an earlier dataset at `out` (see `pipeline.core.outputs`).
+    `keep_samples=False`: each sample's line is rendered when it is added and the `Sample` is not
+    kept (nor its objects, which a streaming reader may hand over rendered: `add(objects=)`);
+    `commit` returns the dataset with its samples read back from disk when first used, so a large
+    import holds each sample once, as its line.
     """
 
     def __init__(
@@ -216,6 +221,7 @@ class DatasetWriter:
         render_early: bool = False,
         reads: Iterable[str | os.PathLike] = (),
         overwrite: bool = False,
+        keep_samples: bool = True,
     ) -> None:
         if task not in TASKS:
             raise UsageError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -240,7 +246,9 @@ class DatasetWriter:
         # render_early: each samples.jsonl line is rendered when its sample is added (the caller
         # promises not to change samples after `add`), so a stage that waits on workers renders
         # while it waits instead of all at once in `commit`.
-        self._lines: dict[str, str] | None = {} if render_early else None
+        self._lines: dict[str, str] | None = {} if render_early or not keep_samples else None
+        self._keep = keep_samples
+        self._added: dict[str, tuple[str, str | None, str]] = {}  # without keep_samples: id -> (file, split, sha256)
         self._rendered = 0  # samples added by `add_rendered` (no Sample kept)
         self.tmp: Path | None = None
         self.committed = False
@@ -313,6 +321,10 @@ class DatasetWriter:
         ext = ext.lower().lstrip(".") or "png"
         return f"{IMAGES_DIR}/{safe_stem(sample_id)}.{ext}"
 
+    def has_sample(self, sample_id: str) -> bool:
+        """Whether a sample with this id was added."""
+        return sample_id in self.samples or (self._lines is not None and sample_id in self._lines)
+
     def uses_image(self, rel: str) -> bool:
         """Whether a sample added so far has `rel` as its image path (or pack member name)."""
         return rel in self._images
@@ -329,9 +341,12 @@ class DatasetWriter:
         src: str | os.PathLike | None = None,
         ext: str | None = None,
         line: str | None = None,
+        objects: RenderedObjects | None = None,
     ) -> Sample:
         """Add a sample; write its image from `data` or `src`, or trust `sample.image` already in tmp.
-        `line`: the sample's `dumps_sample` line when the caller rendered it already (in a worker)."""
+        `line`: the sample's `dumps_sample` line when the caller rendered it already (in a worker).
+        `objects`: the sample's objects rendered (`sample.objects` None); a writer that keeps its
+        samples turns them back into `Obj`s."""
         assert self.tmp is not None, "use DatasetWriter as a context manager"
         if sample.id in self.samples or (self._lines is not None and sample.id in self._lines):
             raise DataError(sample.source.get("file", "input"), "two samples with the same id", field="id",
@@ -362,12 +377,31 @@ class DatasetWriter:
             failpoints.hit("writer.add")
         elif not sample.image:
             raise ValueError("add() needs data=, src= or sample.image")
-        self.samples[sample.id] = sample
+        if objects is not None and self._keep:
+            sample.objects = [Obj.from_json(o) for o in json.loads(objects.text)]
+            objects = None
+        if self._keep:
+            self.samples[sample.id] = sample
+        else:
+            self._added[sample.id] = (str(sample.source.get("file", sample.id)), sample.split, sample.sha256)
         if self._lines is not None:
-            self._lines[sample.id] = line if line is not None else dumps_sample(sample)
+            self._lines[sample.id] = line if line is not None else dumps_sample(sample, objects)
         self._images.add(sample.image)
         self._names |= sample.labels()
+        if objects is not None:
+            self._names |= objects.labels
         return sample
+
+    def count(self) -> int:
+        """How many samples were added."""
+        return len(self._lines) if self._lines is not None else len(self.samples)
+
+    def added(self) -> list[tuple[str, str, str]]:
+        """(id, source file, sha256) of each sample added with `add`, in id order: what an import
+        hashes as its input (`formats.ingest.source_hash`)."""
+        if self._keep:
+            return [(i, str(s.source.get("file", i)), s.sha256) for i, s in sorted(self.samples.items())]
+        return [(i, f, sha) for i, (f, _split, sha) in sorted(self._added.items())]
 
     def add_rendered(self, sample_id: str, image: str, line: str, labels: Iterable[str] = ()) -> None:
         """Add a sample known only by its samples.jsonl `line` (a `dumps_sample` rendering, e.g.
@@ -468,6 +502,11 @@ class DatasetWriter:
         info = self.finish()
         if self._rendered:
             return load_dataset(self.out)
+        if not self._keep:
+            splits: dict[str | None, int] = {}
+            for _file, split, _sha in self._added.values():
+                splits[split] = splits.get(split, 0) + 1
+            return Dataset(root=self.out, info=info, samples=StoredSamples(self.out, len(self._added), splits))
         return Dataset(root=self.out, info=info, samples=sorted(self.samples.values(), key=lambda s: s.id))
 
 

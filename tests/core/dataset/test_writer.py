@@ -307,3 +307,43 @@ def test_class_ids_enter_the_content_hash(tmp_path: Path) -> None:
     without, _ = _write(tmp_path / "b", ["x"])
     assert (tmp_path / "a" / "samples.jsonl").read_bytes() == (tmp_path / "b" / "samples.jsonl").read_bytes()
     assert content_hash(tmp_path / "a") != content_hash(tmp_path / "b")
+
+
+# -- a writer that keeps lines, not samples (streaming imports) ----------------------------------------
+
+
+def _write_two(root: Path, keep: bool) -> tuple:
+    from pipeline.core.dataset import dumps_object, join_objects
+
+    cat = Obj("cat", bbox=[1.0, 1.0, 5.0, 5.0])
+    with DatasetWriter(root, task="detection", stage="t", keep_samples=keep) as w:
+        w.add(Sample(id="b", width=8, height=8, split="val", source={"file": "b.json"}), data=b"\x89PNG-b", ext="png",
+              objects=join_objects([dumps_object(cat)], ["cat"]))
+        w.add(Sample(id="a", width=8, height=8, split="train", objects=[Obj("dog", bbox=[0.0, 0.0, 2.0, 2.0])]), data=b"\x89PNG-a",
+              ext="png")
+        assert w.count() == 2 and w.has_sample("a") and not w.has_sample("c")
+        added = w.added()
+        ds = w.commit()
+    return ds, added
+
+
+def test_a_writer_without_samples_kept_writes_the_same_dataset(tmp_path: Path) -> None:
+    kept, added_kept = _write_two(tmp_path / "kept", True)
+    lean, added_lean = _write_two(tmp_path / "lean", False)
+    assert (tmp_path / "kept" / "samples.jsonl").read_bytes() == (tmp_path / "lean" / "samples.jsonl").read_bytes()
+    assert added_kept == added_lean == [("a", "a", added_kept[0][2]), ("b", "b.json", added_kept[1][2])]
+    assert lean.classes == kept.classes == ["cat", "dog"]
+    assert lean.samples._items is None  # (nothing read back yet)
+    assert len(lean.samples) == 2 and lean.splits() == {"val": 1, "train": 1}
+    assert lean.samples._items is None
+    assert lean.samples == kept.samples  # read when first used
+    assert [s.id for s in lean.samples] == ["a", "b"] and lean.samples[1].objects[0].label == "cat"
+    assert isinstance(kept.samples[1].objects[0], Obj)  # a writer that keeps samples keeps Objs
+
+
+def test_two_samples_with_one_id_are_refused_without_samples_kept(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="same id"), DatasetWriter(tmp_path / "d", task="detection", stage="t",
+                                                                   keep_samples=False) as w:
+        w.add(Sample(id="a"), data=b"1", ext="png")
+        w.add(Sample(id="a"), data=b"2", ext="png")
+    assert not (tmp_path / "d").exists()
