@@ -28,6 +28,15 @@ class TestWebDatasetContract(FormatContract):
     CAN = {BOXES, POLYGONS, MASKS, SPLITS, EMPTY}
     OTHERS = ("coco", "voc")
 
+    def golden(self, folder: Path) -> dict[str, list[tuple[str, list[float]]]]:
+        """Shards another tool wrote (images with their class, no records); no objects to compare."""
+        write_tar(folder / "train-000000.tar", [("a.png", png(8, 6)), ("a.cls", b"1"), ("b.jpg", jpeg(10, 4)),
+                                                ("b.cls", b"0")])
+        write_tar(folder / "val-000000.tar", [("c.png", png(5, 5)), ("c.cls", b"1")])
+        (folder / "dataset.json").write_text(json.dumps({"format": "pipeline-webdataset", "task": "classification",
+                                                         "classes": ["cat", "dog"]}))
+        return {"a": [], "b": [], "c": []}
+
     def test_golden_files(self, tmp_path: Path) -> None:
         """Shards another tool wrote: KEY.jpg/png with KEY.cls, no records; classes from dataset.json."""
         src = tmp_path / "src"
