@@ -251,3 +251,17 @@ def test_vectorized_cutmix_paste_on_a_channels_last_batch_equals_the_definition(
     params = B.draw_cutmix(6, 32, 32, 1.0, 1.0, *gens(3))
     out, _ = B.cutmix_apply(x, y, **params)
     assert torch.equal(out, _per_sample_cutmix(x, params["rects"], params["perm"]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: the GPU path runs where one is")
+def test_batched_mixup_and_cutmix_on_the_gpu_give_the_cpu_bits() -> None:
+    x, y = batch(n=32, c=1)
+    for draw, apply, args in ((B.draw_mixup, B.mixup_apply, (32, 1.0, 1.0)),
+                              (B.draw_cutmix, B.cutmix_apply, (32, 32, 32, 1.0, 1.0))):
+        params = draw(*args, *gens(5))
+        out, target = apply(x.float(), y, **params)
+        gpu_out, gpu_target = apply(x.float().cuda(), y.cuda(), **params)
+        assert gpu_out.device.type == "cuda" and gpu_target.device.type == "cuda"
+        exact = apply is B.cutmix_apply  # a paste moves bits; a blend may round differently (fused multiply-add)
+        assert torch.equal(gpu_out.cpu(), out) if exact else torch.allclose(gpu_out.cpu(), out, atol=1e-3)
+        assert torch.allclose(gpu_target.cpu(), target)
