@@ -38,6 +38,17 @@ def discover(only: set[str] | None = None) -> list[str]:
     return [f"benchmarks.{n}" for n in names]
 
 
+def cuda_device() -> str | None:
+    """The CUDA device the benchmarks can use, named with its memory (None without one): the
+    training and augmentation benchmarks add rows on it when present."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(0)
+    return f"{props.name}, {props.total_memory / 2**30:.0f} GiB ({torch.cuda.device_count()} device(s))"
+
+
 def _fmt(value: object) -> str:
     if value is None:
         return "—"
@@ -53,7 +64,8 @@ def markdown(results: dict) -> str:
         f"# Benchmark results ({results['mode']})",
         "",
         f"{results['time']} · {results['machine']['cpus']} CPUs · Python {results['machine']['python']} · "
-        f"torch {results['machine']['torch']}",
+        f"torch {results['machine']['torch']} · "
+        + (f"CUDA: {results['machine']['cuda']}" if results["machine"].get("cuda") else "no CUDA device (CPU only)"),
         "",
         "| benchmark | measure | ours | reference | ratio | unit | target | note |",
         "|---|---|---|---|---|---|---|---|",
@@ -88,9 +100,11 @@ def main() -> int:
         "time": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "machine": {"cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                     "python": platform.python_version(), "torch": torch.__version__,
-                    "platform": platform.platform()},
+                    "platform": platform.platform(), "cuda": cuda_device()},
         "benchmarks": [],
     }
+    cuda = results["machine"]["cuda"]
+    print(f"CUDA: {cuda}" if cuda else "no CUDA device: CPU only", file=sys.stderr, flush=True)
     failed = 0
     for module_name in discover(only):
         print(f"running {module_name} ({mode}) ...", file=sys.stderr, flush=True)

@@ -466,7 +466,7 @@ def train_one_epoch(model, optimizer, scheduler, data: Rows, normalize, config: 
     order = torch.randperm(data.n, generator=generator)
     loss_sum = torch.zeros((), dtype=torch.float64, device=data.device)
     correct = torch.zeros((), dtype=torch.int64, device=data.device)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     batches = range(0, data.n, config.batch_size)
     for start in ui.progress(batches, total=len(batches), desc=f"epoch {epoch}", unit="batch"):
         idx = order[start:start + config.batch_size]
@@ -509,11 +509,12 @@ def train_one_epoch(model, optimizer, scheduler, data: Rows, normalize, config: 
     if here.distributed:
         distributed.all_sum(here, loss_sum)
         distributed.all_sum(here, correct)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - started_cpu
     return {
         "train_loss": float(loss_sum) / max(1, data.n),
         "train_accuracy": None if reconstruct else int(correct) / max(1, data.n),
         "train_seconds": seconds,
+        "train_cpu_seconds": cpu_seconds,  # every thread of the process: on a shared machine, / threads ~ idle wall
         "samples_per_second": data.n / seconds if seconds > 0 else 0.0,
     }, step
 
@@ -646,7 +647,8 @@ def _first_reaching(history: list[dict]) -> dict[str, dict | None]:
     out: dict[str, dict | None] = {}
     for t in THRESHOLDS:
         hit = next((h for h in history if h.get("val_accuracy") is not None and h["val_accuracy"] >= t), None)
-        out[f"{t:g}"] = {"epoch": hit["epoch"], "train_seconds": hit["elapsed_train_seconds"]} if hit else None
+        out[f"{t:g}"] = {"epoch": hit["epoch"], "train_seconds": hit["elapsed_train_seconds"],
+                         "train_cpu_seconds": hit.get("elapsed_train_cpu_seconds")} if hit else None
     return out
 
 
@@ -815,13 +817,16 @@ def _train(data_path: str | os.PathLike, out: Path, config: TrainConfig, resume:
     channels_last = config.channels_last
     step = (start_epoch - 1) * steps_per_epoch
     elapsed = history[-1]["elapsed_train_seconds"] if history else 0.0
+    elapsed_cpu = history[-1].get("elapsed_train_cpu_seconds", 0.0) if history else 0.0
     for epoch in range(start_epoch, epochs + 1):
         with distributed.collective_errors(here, epoch - 1):
             record, step = train_one_epoch(net, optimizer, scheduler, train_data, normalize, config, epoch, step,
                                            augmenter, channels_last, task=task,
                                            show=lambda x, e=epoch: board.batch(x, e), world=here)
             elapsed += record["train_seconds"]
+            elapsed_cpu += record["train_cpu_seconds"]
             record = {"epoch": epoch, **record, "elapsed_train_seconds": elapsed,
+                      "elapsed_train_cpu_seconds": elapsed_cpu,
                       "lr": optimizer.param_groups[0]["lr"], "val_loss": None, "val_accuracy": None}
             if val_data is not None and here.distributed:
                 scores = evaluate_shared(model, val_data, normalize, config, here, reconstruct=reconstruct,
@@ -1072,6 +1077,7 @@ def _metrics(history: list[dict], best: dict | None, epochs: int, cache_seconds:
         "best": best,
         "final": history[-1] if history else None,
         "train_seconds": total,
+        "train_cpu_seconds": sum(h.get("train_cpu_seconds", 0.0) for h in history),
         "samples_per_second": samples / total if total > 0 else 0.0,
         "first_reaching_val_accuracy": _first_reaching(history),
         "cache_build_seconds": cache_seconds,

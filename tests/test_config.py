@@ -42,6 +42,15 @@ def test_config_files_spell_out_the_recipes(name):
     assert load_config(config_file=CONFIGS / f"{name}.yaml") == recipe(name)
 
 
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_spells_out_every_key_and_loads(path):
+    # the recipes beside the named ones (wide, fast) are read the same way: one commented line per key
+    assert sorted(read_yaml(path)) == sorted(valid_keys())
+    config = load_config(config_file=path)
+    if config.augment:
+        assert (CONFIGS.parents[1] / config.augment).is_file()  # relative to the project root
+
+
 def test_auto_epochs_scale_with_dataset_size():
     c = TrainConfig()
     assert c.resolved_epochs(60_000) == 3  # 150k samples / 60k, rounded up

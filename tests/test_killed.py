@@ -30,7 +30,7 @@ from tests.sources.servers import LocalServer, Route
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "augment" / "digits.yaml"
 TIMES = {"time", "started", "finished", "resumed", "elapsed_train_seconds", "samples_per_second", "train_seconds",
-         "cache_seconds", "cache_build_seconds", "threads"}  # what a rerun records anew (a rerun finds the cache)
+         "train_cpu_seconds", "elapsed_train_cpu_seconds", "cache_seconds", "cache_build_seconds", "threads"}  # what a rerun records anew (a rerun finds the cache)
 SKIP = {"tensorboard"}  # event files are named by time and host
 
 

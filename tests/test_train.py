@@ -56,6 +56,10 @@ def test_run_folder_contents(tmp_path):
     last = metrics["history"][-1]
     assert 0 <= last["val_accuracy"] <= 1 and last["train_loss"] < metrics["history"][0]["train_loss"]
     assert metrics["best"]["epoch"] in (1, 2, 3) and metrics["samples_per_second"] > 0
+    # process CPU time beside the wall time (the measure that holds on a shared machine), cumulative too
+    cpu = [h["train_cpu_seconds"] for h in metrics["history"]]
+    assert all(c > 0 for c in cpu) and metrics["train_cpu_seconds"] == pytest.approx(sum(cpu))
+    assert last["elapsed_train_cpu_seconds"] == pytest.approx(sum(cpu))
 
 
 def test_learns_the_synthetic_digits(tmp_path):

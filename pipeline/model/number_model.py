@@ -157,24 +157,29 @@ class WideNumberModel(nn.Module):
     """
 
     variant = "wide"
+    widths: tuple[int, int, int] = (32, 64, 256)  # conv 1, conv 2, the hidden fc layer
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, dropout: float = 0.3) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, dropout: float = 0.3,
+                 widths: tuple[int, int, int] | None = None) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.num_classes = num_classes
+        if widths is not None:
+            self.widths = check_widths(widths, 3, self.variant)
+        w1, w2, hidden = self.widths
         self.features = nn.Sequential(
-            ConvBNReLU(in_channels, 32, 5),
+            ConvBNReLU(in_channels, w1, 5),
             nn.MaxPool2d(2),
-            ConvBNReLU(32, 64, 5),
+            ConvBNReLU(w1, w2, 5),
             nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(64 * 5 * 5, 256, bias=False),  # the norm's shift is the bias
-            nn.BatchNorm1d(256),
+            nn.Linear(w2 * 5 * 5, hidden, bias=False),  # the norm's shift is the bias
+            nn.BatchNorm1d(hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
-            nn.Linear(256, num_classes),
+            nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -215,3 +215,53 @@ def test_cutmix_pastes_each_partner_rect_bit_for_bit_even_nan_and_infinity() -> 
     assert torch.isnan(out[1, 0, 0:2, 0]).all() and torch.isinf(out[1, 0, 2:, 0]).all()
     assert torch.signbit(out[1, 0, 0, 1]) and out[1, 0, 0, 1] == 0
     assert torch.allclose(target, torch.tensor([[1 - 6 / 16, 6 / 16], [2 / 16, 1 - 2 / 16]]))
+
+
+def _per_sample_cutmix(x: torch.Tensor, rects: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """CutMix's definition, one sample at a time: a copy of the sample with the partner's rect sliced in."""
+    out = x.clone()
+    h, w = x.shape[-2:]
+    for i, (x1, y1, x2, y2) in enumerate(rects.tolist()):
+        x1, x2 = min(max(x1, 0), w), min(max(x2, 0), w)
+        y1, y2 = min(max(y1, 0), h), min(max(y2, 0), h)
+        out[i, :, y1:y2, x1:x2] = x[int(perm[i]), :, y1:y2, x1:x2]
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 9), c=st.integers(1, 4), h=st.integers(1, 17),
+       w=st.integers(1, 17), dtype=st.sampled_from(DTYPES), data=st.data())
+def test_vectorized_cutmix_paste_equals_the_per_sample_definition(seed, n, c, h, w, dtype, data):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(n, c, h, w, generator=g, dtype=torch.float64) * 100).to(dtype) if dtype != torch.uint8 \
+        else torch.randint(0, 256, (n, c, h, w), generator=g, dtype=torch.uint8)
+    # any rects, reaching past the image or inverted, and any partners (repeats and self included)
+    corner = st.integers(-3, max(h, w) + 3)
+    rects = torch.tensor(data.draw(st.lists(st.tuples(corner, corner, corner, corner), min_size=n, max_size=n)))
+    perm = torch.tensor(data.draw(st.lists(st.integers(0, n - 1), min_size=n, max_size=n)))
+    before = x.clone()
+    out, _ = B.cutmix_apply(x, torch.eye(n)[:, :max(n, 1)], rects, perm)
+    assert _same_bits(out, _per_sample_cutmix(x, rects, perm))
+    assert _same_bits(x, before)
+
+
+def test_vectorized_cutmix_paste_on_a_channels_last_batch_equals_the_definition() -> None:
+    x, y = batch(n=6, c=3)
+    x = x.contiguous(memory_format=torch.channels_last)
+    params = B.draw_cutmix(6, 32, 32, 1.0, 1.0, *gens(3))
+    out, _ = B.cutmix_apply(x, y, **params)
+    assert torch.equal(out, _per_sample_cutmix(x, params["rects"], params["perm"]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here: the GPU path runs where one is")
+def test_batched_mixup_and_cutmix_on_the_gpu_give_the_cpu_bits() -> None:
+    x, y = batch(n=32, c=1)
+    for draw, apply, args in ((B.draw_mixup, B.mixup_apply, (32, 1.0, 1.0)),
+                              (B.draw_cutmix, B.cutmix_apply, (32, 32, 32, 1.0, 1.0))):
+        params = draw(*args, *gens(5))
+        out, target = apply(x.float(), y, **params)
+        gpu_out, gpu_target = apply(x.float().cuda(), y.cuda(), **params)
+        assert gpu_out.device.type == "cuda" and gpu_target.device.type == "cuda"
+        exact = apply is B.cutmix_apply  # a paste moves bits; a blend may round differently (fused multiply-add)
+        assert torch.equal(gpu_out.cpu(), out) if exact else torch.allclose(gpu_out.cpu(), out, atol=1e-3)
+        assert torch.allclose(gpu_target.cpu(), target)

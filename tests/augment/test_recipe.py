@@ -12,7 +12,7 @@ from pipeline.core.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["digits", "photos", "detection"])
+@pytest.mark.parametrize("name", ["digits", "digits-fast", "photos", "detection"])
 def test_shipped_recipes_load(name):
     recipe = load_recipe(ROOT / "configs" / "augment" / f"{name}.yaml")
     assert recipe.name == name and recipe.ops

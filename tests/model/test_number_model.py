@@ -90,9 +90,10 @@ def test_every_variant_learns_a_fixed_batch(variant: str) -> None:
     ("standard", (12, 32), 12),        # plain convs
     ("dilated", (4, 8), 4),            # the conv sits inside a block
     ("grouped", (8, 24), 8),           # both divisible by the default 2 groups
+    ("wide", (16, 32, 128), 16),       # conv 1, conv 2 and the hidden fc layer, batch norm sized to match
 ])
 def test_widths_change_the_conv_channels_and_keep_the_shapes(variant, widths, first) -> None:
-    model = build_model(variant, 1, 10, widths=widths)
+    model = build_model(variant, 1, 10, widths=widths).eval()  # eval: batch norm takes a batch of one
     assert model.widths == widths and model(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
     assert next(p for p in model.parameters() if p.ndim == 4).shape[0] in (first, 1)
 
@@ -100,5 +101,5 @@ def test_widths_change_the_conv_channels_and_keep_the_shapes(variant, widths, fi
 def test_bad_widths_name_the_variant_and_count() -> None:
     with pytest.raises(UsageError, match=r"'autoencoder': widths \[8, 16\] should be 3 positive integers"):
         build_model("autoencoder", 1, 10, widths=(8, 16))
-    with pytest.raises(UsageError, match="no option widths"):
+    with pytest.raises(UsageError, match=r"'wide': widths \[8, 16\] should be 3 positive integers"):
         build_model("wide", 1, 10, widths=(8, 16))
