@@ -57,6 +57,9 @@ GROUPS ?=
 WIDTHS ?=
 INPUT ?= 1x32x32
 BENCH ?= quick
+FOLDS ?= 5
+THRESHOLD ?=
+TOP ?=
 
 AUGMENT_RECIPE := $(or $(RECIPE),configs/augment/digits.yaml)
 EPOCHS_OPT := $(if $(EPOCHS),--epochs $(EPOCHS),)
@@ -66,7 +69,7 @@ LABEL_OPT := $(if $(LABEL),--label '$(LABEL)',)
 FETCH_OUT = $(or $(OUT),$(1))
 
 .PHONY: help venv run fetch fetch-mnist fetch-kaggle fetch-hf fetch-url crawl import export split train validate \
-	predict augment preview check stats crop model bench test fuzz lint clean \
+	predict augment preview check stats crop label-issues model bench test fuzz lint clean \
 	labelstudio-env browser
 
 help: ## list the targets
@@ -170,6 +173,11 @@ stats: $(STAMP) ## class/split counts and box sizes of DATA
 crop: $(STAMP) ## every labelled object of DATA as a classification sample in OUT
 	@test -n "$(OUT)" || { echo "usage: make crop DATA=datasets/name OUT=datasets/name-crops"; exit 2; }
 	$(PIPELINE) crop $(DATA) --out $(OUT)
+
+label-issues: $(STAMP) ## likely label errors, near-duplicates, outliers of DATA into OUT [FOLDS EPOCHS THRESHOLD TOP CONFIG]
+	@test -n "$(OUT)" || { echo "usage: make label-issues DATA=datasets/name OUT=reports/name-issues [FOLDS=5] [EPOCHS=] [THRESHOLD=0.05] [TOP=100]"; exit 2; }
+	$(PIPELINE) label-issues $(DATA) --out $(OUT) --folds $(FOLDS) --config $(CONFIG) $(EPOCHS_OPT) \
+		$(if $(THRESHOLD),--threshold $(THRESHOLD),) $(if $(TOP),--top $(TOP),)
 
 model: $(STAMP) ## layers, parameters and MACs of VARIANT (all: one line each) [GROUPS WIDTHS INPUT]
 	$(PIPELINE) model summary --variant $(or $(VARIANT),all) --input $(INPUT) \

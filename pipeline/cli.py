@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("pipeline.commands.train:train", "Train NumberModel on a classification dataset."),
     "validate": ("pipeline.commands.validate:validate", "Accuracy, per-class metrics and confusion matrix of a run."),
     "predict": ("pipeline.commands.predict:predict", "Classify images with a trained run."),
+    "label-issues": ("pipeline.commands.label_issues:label_issues", "Find likely label errors, near-duplicates and outliers (cleanlab)."),
     "model": ("pipeline.commands.model:model", "Inspect NumberModel variants (layer shapes, parameters, MACs)."),
 }
 
