@@ -58,6 +58,7 @@ WIDTHS ?=
 INPUT ?= 1x32x32
 BENCH ?= quick
 FOLDS ?= 5
+CONSENSUS_RUN ?=
 THRESHOLD ?=
 TOP ?=
 
@@ -69,7 +70,7 @@ LABEL_OPT := $(if $(LABEL),--label '$(LABEL)',)
 FETCH_OUT = $(or $(OUT),$(1))
 
 .PHONY: help venv run fetch fetch-mnist fetch-kaggle fetch-hf fetch-url crawl import export split train validate \
-	predict augment preview check stats crop label-issues model bench test fuzz lint clean \
+	predict augment preview check stats crop label-issues consensus model bench test fuzz lint clean \
 	labelstudio-env browser
 
 help: ## list the targets
@@ -178,6 +179,10 @@ label-issues: $(STAMP) ## likely label errors, near-duplicates, outliers of DATA
 	@test -n "$(OUT)" || { echo "usage: make label-issues DATA=datasets/name OUT=reports/name-issues [FOLDS=5] [EPOCHS=] [THRESHOLD=0.05] [TOP=100]"; exit 2; }
 	$(PIPELINE) label-issues $(DATA) --out $(OUT) --folds $(FOLDS) --config $(CONFIG) $(EPOCHS_OPT) \
 		$(if $(THRESHOLD),--threshold $(THRESHOLD),) $(if $(TOP),--top $(TOP),)
+
+consensus: $(STAMP) ## consensus labels and annotator quality of DATA (several annotators) into OUT [CONSENSUS_RUN=label-issues folder or run]
+	@test -n "$(OUT)" || { echo "usage: make consensus DATA=datasets/votes OUT=datasets/agreed [RUN=reports/votes-issues]"; exit 2; }
+	$(PIPELINE) consensus $(DATA) --out $(OUT) $(if $(CONSENSUS_RUN),--run $(CONSENSUS_RUN),)
 
 model: $(STAMP) ## layers, parameters and MACs of VARIANT (all: one line each) [GROUPS WIDTHS INPUT]
 	$(PIPELINE) model summary --variant $(or $(VARIANT),all) --input $(INPUT) \

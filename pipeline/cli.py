@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("pipeline.commands.validate:validate", "Accuracy, per-class metrics and confusion matrix of a run."),
     "predict": ("pipeline.commands.predict:predict", "Classify images with a trained run."),
     "label-issues": ("pipeline.commands.label_issues:label_issues", "Find likely label errors, near-duplicates and outliers (cleanlab)."),
+    "consensus": ("pipeline.commands.consensus:consensus", "Consensus labels and annotator quality from several annotators (CROWDLAB)."),
     "model": ("pipeline.commands.model:model", "Inspect NumberModel variants (layer shapes, parameters, MACs)."),
 }
 

@@ -67,6 +67,7 @@ NEIGHBOURS = 10  # k of the k-nearest-neighbour graph (Datalab's default)
 NEAR_DUPLICATE = 0.13  # Datalab's near-duplicate radius, as a fraction of the median nearest-neighbour distance
 OUTLIER_IQR = 1 / 0.37037 - 1  # Datalab's outlier fence: Q3 + 1.7 x IQR of the mean neighbour distances
 SHEET_TILES = 64  # issues shown in issues.png
+FOLD_BUDGET = 3  # all folds together train on 3x the samples of one `pipeline train` (the whole run: <= 6x)
 # config keys that change what a fold's model predicts (the others: device, threads, logging)
 TRAINING_KEYS = ("variant", "groups", "widths", "epochs", "min_samples", "min_epochs", "batch_size", "lr",
                  "optimizer", "weight_decay", "schedule", "warmup", "seed", "grayscale", "image_size",
@@ -109,16 +110,22 @@ def assign_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
     return folds
 
 
-def fold_config(config, dataset_size: int, epochs: int | None, seed: int | None):
+def fold_epochs(config, dataset_size: int, folds: int) -> int:
+    """Epochs per fold by default: the K folds together show the model `FOLD_BUDGET` times the samples
+    one `pipeline train` of the whole dataset does (E epochs of N): each fold trains on (K-1)/K of N,
+    so it runs round(FOLD_BUDGET x E / (K - 1)) epochs, at least 1 (2 for the 60k MNIST, 5 folds)."""
+    return max(1, round(FOLD_BUDGET * config.resolved_epochs(dataset_size) / (folds - 1)))
+
+
+def fold_config(config, dataset_size: int, folds: int, epochs: int | None, seed: int | None):
     """The training config of every fold: `config` (the default recipe unless given) with `epochs`
-    and `seed` applied; epochs default to what one `pipeline train` of the whole dataset would run,
-    so the K folds together show the model K - 1 times the samples one training does."""
+    (default `fold_epochs`) and `seed` applied, without validation or TensorBoard images."""
     from dataclasses import replace
 
     changes: dict[str, Any] = {"val_split": None, "log_images": 0, "histogram_every": 0, "log_graph": False}
     if seed is not None:
         changes["seed"] = seed
-    changes["epochs"] = epochs if epochs is not None else config.resolved_epochs(dataset_size)
+    changes["epochs"] = epochs if epochs is not None else fold_epochs(config, dataset_size, folds)
     return replace(config, **changes)
 
 
@@ -366,7 +373,7 @@ def find_issues(data_path: str | os.PathLike, out: str | os.PathLike, *, folds: 
     replacing = outputs.claim_dir(out, "issues", reads=(data_path,), overwrite=True)
     dataset = open_image_dataset(data_path)
     samples_hash = dataset.info.samples_sha256 or hashlib.sha256((dataset.root / "samples.jsonl").read_bytes()).hexdigest()
-    config = fold_config(config or load_config(), len(dataset.samples), epochs, seed)
+    config = fold_config(config or load_config(), len(dataset.samples), folds, epochs, seed)
     params = training_params(config, folds)
     earlier = _earlier(out, samples_hash, params) if replacing else None
     if replacing and earlier is None and not overwrite:
