@@ -271,3 +271,39 @@ def test_fuzzed_reports_are_read_or_refused_with_a_data_error(tmp_path, entry, t
         except DataError:
             continue
         assert data["issues"][0]["rank"] == 1 if data["issues"] else True
+
+
+# --------------------------------------------------------------------------------------------
+# The pieces
+# --------------------------------------------------------------------------------------------
+
+
+def test_folds_are_stratified_and_seeded():
+    labels = np.repeat(np.arange(3), [10, 7, 4])
+    folds = li.assign_folds(labels, 3, seed=0)
+    for c in range(3):
+        counts = np.bincount(folds[labels == c], minlength=3)
+        assert counts.max() - counts.min() <= 1  # every class spread over every fold
+    assert np.bincount(folds).max() - np.bincount(folds).min() <= 1
+    np.testing.assert_array_equal(folds, li.assign_folds(labels, 3, seed=0))
+    assert not np.array_equal(folds, li.assign_folds(labels, 3, seed=1))
+
+
+def test_near_duplicates_and_outliers_follow_datalabs_rules():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(200, 8)) + 5.0  # one cloud away from the origin (cosine distance)
+    feats[1] = feats[0] * 1.0000001  # a near-duplicate pair
+    feats[2:4] *= -1  # two pointing the other way: far from everything
+    near = li.neighbours(feats.astype(np.float32))
+    assert near.near_duplicate[0] and near.near_duplicate[1] and near.nearest[0] == 1
+    assert near.near_duplicate.sum() == 2
+    assert near.outlier[2] and near.outlier[3]
+    assert near.outlier_score[2] < np.median(near.outlier_score)
+    assert ((0 <= near.duplicate_score) & (near.duplicate_score <= 1)).all()
+
+
+def test_fold_epochs_keep_the_whole_run_within_budget():
+    config = load_config()  # the default recipe: 3 epochs of 60,000 MNIST images
+    assert config.resolved_epochs(60_000) == 3
+    assert li.fold_epochs(config, 60_000, 5) == 2  # 5 folds x 48,000 x 2 = 3.2x one training's 180,000
+    assert li.fold_epochs(config, 60_000, 2) == 9
