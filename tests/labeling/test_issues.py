@@ -41,9 +41,9 @@ def workspace(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def noisy(workspace):
-    """600 embedded MNIST digits, 12 of them (seeded) given another class."""
+    """600 embedded MNIST digits of all ten classes, 12 of them (seeded) given another class."""
     embedded = load_dataset(fetch_embedded(workspace / "embedded")[0].root)
-    picked = [Sample.from_json(s.to_json()) for s in embedded.samples[:N]]
+    picked = [Sample.from_json(s.to_json()) for s in embedded.samples[::8][:N]]  # every class
     rng = np.random.default_rng(0)
     flipped = set()
     for i in rng.choice(N, size=FLIPS, replace=False):
