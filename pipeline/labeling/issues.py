@@ -209,8 +209,11 @@ def neighbours(features: np.ndarray) -> Neighbours:
         return Neighbours(np.full(n, -1), np.ones(n), zero.astype(bool), np.ones(n), zero.astype(bool))
     k = min(NEIGHBOURS, n - 1)
     x = np.asarray(features, dtype=np.float32)
-    distances, indices = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="cosine").fit(x).kneighbors()
-    distances = np.maximum(distances, 0.0)  # cosine distances of float32 vectors can come out at -1e-7
+    # cosine distance as the squared euclidean distance of unit vectors, halved: the same neighbours as
+    # sklearn's "cosine" metric, through its matrix-product path (60,000 x 84: 21 s of CPU instead of 100)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    distances, indices = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean").fit(x).kneighbors()
+    distances = np.maximum(distances.astype(np.float64) ** 2 / 2.0, 0.0)
     nn = distances[:, 0]
     median_nn = max(float(np.median(nn)), 1e-12)
     near = nn < NEAR_DUPLICATE * median_nn
