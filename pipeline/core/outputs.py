@@ -209,8 +209,8 @@ def claim_dir(out: str | os.PathLike, kind: str, *, reads: Iterable[str | os.Pat
         return False
     found = kind_of(out)
     if found != kind:
-        article = "an" if kind in ("export", "issues") else "a"
-        raise UsageError(f"{option} {out}: exists and holds {_holds(out)}; refusing to replace it with {article} {kind}",
+        what = {"export": "an export", "issues": "a label-issues report"}.get(kind, f"a {kind}")
+        raise UsageError(f"{option} {out}: exists and holds {_holds(out)}; refusing to replace it with {what}",
                          fix=f"choose another {option}, or remove that folder yourself")
     foreign = _first_foreign(out, kind)
     if foreign is not None:

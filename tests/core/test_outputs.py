@@ -61,10 +61,11 @@ def test_a_free_or_empty_folder_is_claimed_and_an_earlier_output_only_with_overw
     assert outputs.claim_dir(ds, "dataset", overwrite=True) is True
 
 
-@pytest.mark.parametrize("kind", ["export", "run", "issues"])  # another kind of output is never replaced
-def test_a_dataset_is_never_replaced_by_another_kind(tmp_path, kind):
+@pytest.mark.parametrize("kind, what", [("export", "an export"), ("run", "a run"),
+                                        ("issues", "a label-issues report")])  # another kind is never replaced
+def test_a_dataset_is_never_replaced_by_another_kind(tmp_path, kind, what):
     ds = make_classification_dataset(tmp_path / "ds", classes=2, per_class=1)
-    with pytest.raises(UsageError, match=f"holds a pipeline dataset; refusing to replace it with an? {kind}"):
+    with pytest.raises(UsageError, match=f"holds a pipeline dataset; refusing to replace it with {what}"):
         outputs.claim_dir(ds, kind, overwrite=True)
 
 
