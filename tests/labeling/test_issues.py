@@ -305,5 +305,5 @@ def test_near_duplicates_and_outliers_follow_datalabs_rules():
 def test_fold_epochs_keep_the_whole_run_within_budget():
     config = load_config()  # the default recipe: 3 epochs of 60,000 MNIST images
     assert config.resolved_epochs(60_000) == 3
-    assert li.fold_epochs(config, 60_000, 5) == 2  # 5 folds x 48,000 x 2 = 3.2x one training's 180,000
-    assert li.fold_epochs(config, 60_000, 2) == 9
+    assert li.fold_epochs(config, 60_000, 5) == 3  # 5 folds x 48,000 x 3 = 4x one training's 180,000
+    assert li.fold_epochs(config, 60_000, 2) == 14
