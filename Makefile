@@ -66,6 +66,10 @@ NPROC ?=
 SHARD_SIZE ?=
 ENGINE ?=
 ADDRESS ?=
+FOLDS ?= 5
+CONSENSUS_RUN ?=
+THRESHOLD ?=
+TOP ?=
 
 AUGMENT_RECIPE := $(or $(RECIPE),configs/augment/digits.yaml)
 EPOCHS_OPT := $(if $(EPOCHS),--epochs $(EPOCHS),)
@@ -79,7 +83,7 @@ ENGINE_OPTS := $(if $(ENGINE),--engine $(ENGINE),) $(if $(ADDRESS),--address $(A
 FETCH_OUT = $(or $(OUT),$(1))
 
 .PHONY: help venv run fetch fetch-mnist fetch-kaggle fetch-hf fetch-url crawl import export split train validate \
-	predict augment preview check stats crop model view bench test fuzz lint clean \
+	predict augment preview check stats crop label-issues consensus model view bench test fuzz lint clean \
 	labelstudio-env browser prelabel relabel
 
 help: ## list the targets
@@ -197,6 +201,15 @@ view: $(STAMP) ## browse DATA in the browser and fix labels (PORT, HOST) [ISSUES
 crop: $(STAMP) ## every labelled object of DATA as a classification sample in OUT [ENGINE ADDRESS]
 	@test -n "$(OUT)" || { echo "usage: make crop DATA=datasets/name OUT=datasets/name-crops [ENGINE=ray [ADDRESS=host:port]]"; exit 2; }
 	$(PIPELINE) crop $(DATA) --out $(OUT) $(ENGINE_OPTS)
+
+label-issues: $(STAMP) ## likely label errors, near-duplicates, outliers of DATA into OUT [FOLDS EPOCHS THRESHOLD TOP CONFIG]
+	@test -n "$(OUT)" || { echo "usage: make label-issues DATA=datasets/name OUT=reports/name-issues [FOLDS=5] [EPOCHS=] [THRESHOLD=0.05] [TOP=100]"; exit 2; }
+	$(PIPELINE) label-issues $(DATA) --out $(OUT) --folds $(FOLDS) --config $(CONFIG) $(EPOCHS_OPT) \
+		$(if $(THRESHOLD),--threshold $(THRESHOLD),) $(if $(TOP),--top $(TOP),)
+
+consensus: $(STAMP) ## consensus labels and annotator quality of DATA (several annotators) into OUT [CONSENSUS_RUN=label-issues folder or run]
+	@test -n "$(OUT)" || { echo "usage: make consensus DATA=datasets/votes OUT=datasets/agreed [RUN=reports/votes-issues]"; exit 2; }
+	$(PIPELINE) consensus $(DATA) --out $(OUT) $(if $(CONSENSUS_RUN),--run $(CONSENSUS_RUN),)
 
 model: $(STAMP) ## layers, parameters and MACs of VARIANT (all: one line each) [GROUPS WIDTHS INPUT]
 	$(PIPELINE) model summary --variant $(or $(VARIANT),all) --input $(INPUT) \

@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prelabel": ("pipeline.commands.prelabel:prelabel", "A run's predictions as pre-annotations for Label Studio, labelme or CVAT."),
     "relabel": ("pipeline.commands.relabel:relabel", "Write a new dataset version with reviewed labels (Label Studio, labelme, CVAT, edits)."),
     "view": ("pipeline.commands.view:view", "Browse a dataset in the browser and fix labels (a new version)."),
+    "label-issues": ("pipeline.commands.label_issues:label_issues", "Find likely label errors, near-duplicates and outliers (cleanlab)."),
+    "consensus": ("pipeline.commands.consensus:consensus", "Consensus labels and annotator quality from several annotators (CROWDLAB)."),
     "model": ("pipeline.commands.model:model", "Inspect NumberModel variants (layer shapes, parameters, MACs)."),
 }
 

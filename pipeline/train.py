@@ -566,6 +566,46 @@ def evaluate_shared(model, data: Rows, normalize, config: TrainConfig, here: Wor
     distributed.all_sum(here, cm)
     return {"val_loss": float(sums[0]) / max(1, data.n), "val_accuracy": float(sums[1]) / max(1, data.n),
             "confusion": cm.reshape(num_classes, num_classes).numpy()}
+def outputs_and_features(model, data: Rows, normalize, batch_size: int, channels_last: bool = False):
+    """`evaluate_rows`' logits and, beside them, each row's penultimate-layer features: the input of
+    the model's last linear layer (84 values for NumberModel), as CPU float32 tensors."""
+    import torch
+    from torch import nn
+
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    features: list = []
+    handle = last.register_forward_pre_hook(lambda module, args: features.append(args[0].detach().float().cpu()))
+    try:
+        logits = evaluate_rows(model, data, normalize, batch_size, channels_last)
+    finally:
+        handle.remove()
+    return logits, (torch.cat(features) if features else torch.zeros((0, last.in_features)))
+
+
+def fit_and_predict(dataset: Dataset, cache, fit_rows: np.ndarray, predict_rows: np.ndarray, config: TrainConfig,
+                    device, *, desc: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Train a fresh classifier on the cache rows `fit_rows` exactly as `train` would (same model, optimizer,
+    schedule, epochs and per-epoch loop), without a run folder, and return its class probabilities
+    (softmax) and penultimate-layer features for `predict_rows`: the out-of-sample predictions of one
+    cross-validation fold (`pipeline.labeling.issues`)."""
+    import torch
+
+    pre = choose_preprocess(dataset, cache, fit_rows, config)
+    normalize = normalizer(pre, device)
+    augmenter = make_augmenter(config, dataset.classes)
+    data = Rows(cache, fit_rows, device, soft=cache.soft is not None or augmenter is not None)
+    epochs = config.resolved_epochs(len(fit_rows))
+    model = make_model(config, pre.channels, len(dataset.classes), device)
+    optimizer = make_optimizer(config, model)
+    scheduler = make_scheduler(config, optimizer, epochs * math.ceil(len(fit_rows) / config.batch_size))
+    step = 0
+    for epoch in range(1, epochs + 1):
+        record, step = train_one_epoch(model, optimizer, scheduler, data, normalize, config, epoch, step,
+                                       augmenter, config.channels_last)
+        ui.info(f"{desc}{_epoch_line({'epoch': epoch, **record, 'val_accuracy': None}, epochs)}")
+    held = Rows(cache, predict_rows, device, soft=False)
+    logits, features = outputs_and_features(model, held, normalize, config.eval_batch_size, config.channels_last)
+    return torch.softmax(logits.double(), dim=1).numpy(), features.numpy()
 
 
 def loss_and_accuracy(logits, data: Rows) -> tuple[float, float]:

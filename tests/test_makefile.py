@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 
 STAGES = ["fetch", "fetch-mnist", "fetch-kaggle", "fetch-hf", "fetch-url", "crawl", "import", "export", "split",
           "train", "validate", "predict", "augment", "preview", "check", "stats", "crop", "model", "prelabel", "relabel",
-          "view"]
+          "view", "label-issues", "consensus"]
 
 
 def make(*args: str, stamp: Path) -> str:
@@ -76,6 +76,13 @@ def test_help_lists_every_target_of_the_makefile_with_its_variables():
     (["train", "ENGINE=ray"], "--engine ray \n"),
     (["crop", "OUT=o"], "pipeline crop datasets/mnist-embedded --out o  \n"),  # local: no engine option
     (["preview", "OUT=p.png", "RECIPE=r.yaml"], "pipeline preview datasets/mnist-embedded --out p.png --recipe r.yaml"),
+    (["label-issues", "OUT=r"], "pipeline label-issues datasets/mnist-embedded --out r --folds 5 "
+                                "--config configs/train/default.yaml"),
+    (["label-issues", "OUT=r", "FOLDS=3", "TOP=100", "THRESHOLD=0.05", "EPOCHS=2"],
+     "pipeline label-issues datasets/mnist-embedded --out r --folds 3 --config configs/train/default.yaml "
+     "--epochs 2 --threshold 0.05 --top 100"),
+    (["consensus", "OUT=a"], "pipeline consensus datasets/mnist-embedded --out a \n"),
+    (["consensus", "OUT=a", "CONSENSUS_RUN=r"], "pipeline consensus datasets/mnist-embedded --out a --run r"),
     (["preview", "OUT=p.png"], "pipeline preview datasets/mnist-embedded --out p.png \n"),
     (["model", "VARIANT=grouped", "GROUPS=4"], "pipeline model summary --variant grouped --input 1x32x32 --groups 4"),
     (["model"], "pipeline model summary --variant all"),

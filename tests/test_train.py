@@ -260,3 +260,21 @@ def test_trains_with_the_real_online_augmenter(tmp_path):
     result = train(data, tmp_path / "run", small_config(epochs=2, augment=str(recipe)))
     assert all(np.isfinite(h["train_loss"]) for h in result.history)
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["augment"] == str(recipe)
+
+
+def test_fit_and_predict_trains_on_some_rows_and_predicts_others(tmp_path):
+    """The train stage's hook for cross-validation: the same loop, no run folder; probabilities and the
+    penultimate layer's features of the held-out rows, the same for the same seed."""
+    from pipeline.tensor_cache import load_or_build
+
+    dataset = load_dataset(make_classification_dataset(tmp_path / "ds", classes=3, per_class=8, splits=None))
+    config = small_config(epochs=4, log_images=0)
+    cache = load_or_build(dataset, size=config.image_size, grayscale=config.grayscale)
+    fit, held = np.arange(0, 24, 2), np.arange(1, 24, 2)
+    device = train_mod.setup_torch(config)
+    probs, feats = train_mod.fit_and_predict(dataset, cache, fit, held, config, device)
+    assert probs.shape == (12, 3) and feats.shape == (12, 84)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+    again, _ = train_mod.fit_and_predict(dataset, cache, fit, held, config, device)
+    np.testing.assert_array_equal(probs, again)
+    assert not list(tmp_path.glob("**/run.json"))

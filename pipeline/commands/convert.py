@@ -79,7 +79,9 @@ FORMAT_CHOICES = ["auto", *FORMATS]  # `pipeline import FORMAT`: the registry's 
                    "[default: SRC]. Every labelled format; labelstudio resolves task image URLs here by file name.")
 @click.option("--annotations", "annotations", type=click.Choice(["newest", "all"]), default=None,
               help="labelstudio: the newest non-cancelled annotation of each task is the sample's labels; "
-                   "'all' keeps each annotator's annotation beside it [default: newest].")
+                   "'all' keeps each annotator's annotation beside it. cvat: 'all' makes an image labelled in "
+                   "several jobs or tasks one sample keeping each one's labels (its first as the sample's) "
+                   "[default: newest].")
 @engine_options
 def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, overwrite, voc_zero_based, images,
                annotations, engine, address) -> None:

@@ -7,6 +7,7 @@ A stage never deletes or overwrites what it did not create. Every output says wh
 - an export by ``.pipeline-export`` (`EXPORT_MARKER`): the format, the source dataset and
   every file the export wrote;
 - a training run by its ``run.json``;
+- a `label-issues` folder by its ``issues.json`` (`ISSUES_MARKER`; it holds only `ISSUES_ENTRIES`);
 - a report file by its own content: a `check --out` JSON report is a JSON object with the report's
   keys, a `preview`/`stats` PNG carries a ``Software`` text chunk naming the command
   (`mark_png`).
@@ -49,7 +50,11 @@ DATASET_FILES = ("dataset.json", "samples.jsonl")
 # what a dataset writer puts at the top of a dataset folder, and the temporaries of an in-place update
 DATASET_ENTRIES = frozenset({"dataset.json", "samples.jsonl", "images"})
 UPDATE_TEMPORARIES = (".samples.jsonl.tmp-", ".dataset.json.tmp-")
-KINDS = ("dataset", "export", "run")
+ISSUES_MARKER = "issues.json"
+# what `pipeline label-issues` writes into its folder (crops/: a detection dataset's object crops)
+ISSUES_ENTRIES = frozenset({"issues.json", "issues.csv", "issues.png", "probs.npy", "features.npy", "folds.json",
+                            "crops"})
+KINDS = ("dataset", "export", "run", "issues")
 REPORTS = {"check": "a check report", "preview": "a preview", "stats": "a statistics plot"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_KEY = b"Software"
@@ -72,6 +77,8 @@ def kind_of(path: Path) -> str | None:
         return "export"
     if (path / RUN_MARKER).is_file():
         return "run"
+    if (path / ISSUES_MARKER).is_file():
+        return "issues"
     return None
 
 
@@ -118,6 +125,8 @@ def _first_foreign(out: Path, kind: str) -> str | None:
                 if rel != EXPORT_MARKER and rel not in listed:
                     return rel
         return None
+    if kind == "issues":
+        return next((child for child in sorted(os.listdir(out)) if child not in ISSUES_ENTRIES), None)
     return None
 
 
@@ -144,7 +153,8 @@ def _holds(path: Path) -> str:
     """What an existing folder holds, in words, for an error message."""
     kind = kind_of(path)
     if kind is not None:
-        return {"dataset": "a pipeline dataset", "export": "a pipeline export", "run": "a training run"}[kind]
+        return {"dataset": "a pipeline dataset", "export": "a pipeline export", "run": "a training run",
+                "issues": "a label-issues report"}[kind]
     return f"files no pipeline stage wrote (no {EXPORT_MARKER}, dataset.json or run.json)"
 
 
@@ -199,8 +209,8 @@ def claim_dir(out: str | os.PathLike, kind: str, *, reads: Iterable[str | os.Pat
         return False
     found = kind_of(out)
     if found != kind:
-        article = "an" if kind == "export" else "a"
-        raise UsageError(f"{option} {out}: exists and holds {_holds(out)}; refusing to replace it with {article} {kind}",
+        what = {"export": "an export", "issues": "a label-issues report"}.get(kind, f"a {kind}")
+        raise UsageError(f"{option} {out}: exists and holds {_holds(out)}; refusing to replace it with {what}",
                          fix=f"choose another {option}, or remove that folder yourself")
     foreign = _first_foreign(out, kind)
     if foreign is not None:

@@ -47,6 +47,11 @@ Read here and nowhere else:
   missing image is a problem of that image alone; images in ``images/`` that no ``<image>`` names
   are counted in the report. The declared ``width``/``height`` decide the EXIF
   frame (CVAT shows images upright).
+- **Several annotators** (``--annotations all``): an image file that several tasks or jobs label
+  (project exports, consensus replica jobs, several job exports) becomes one sample whose
+  ``annotations`` hold each task's or job's labels, the annotator being its ``<assignee>`` (else
+  ``<owner>``) user name; the sample's own labels are the first one's. Without the option each
+  task's copy stays a sample of its own (``task<ID>/<name>``).
 
 Files are parsed with defusedxml (DTDs, entities and external references refused), one image at a
 time, within `MAX_DOCUMENT_BYTES`, `MAX_SHAPES`, `MAX_IMAGE_SHAPES`, `MAX_POINTS` and `MAX_DEPTH`;
@@ -78,7 +83,7 @@ from xml.sax.saxutils import escape, quoteattr
 import defusedxml.ElementTree as DET
 
 from pipeline.core import limits
-from pipeline.core.dataset import Dataset, Obj, Sample
+from pipeline.core.dataset import Annotation, Dataset, Obj, Sample
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.paths import SafeFiles, natural_sorted
 from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
@@ -250,6 +255,9 @@ class Document:
     task_subsets: dict[str, str]  # task id -> subset (project exports)
     images: list[ImageRecord]
     tracks: int = 0
+    annotator: str | None = None  # the task's or job's assignee (else owner) user name
+    id: str | None = None  # the task's or job's id
+    task_annotators: dict[str, str] = field(default_factory=dict)  # task id -> assignee (else owner) (projects)
 
 
 def _number(text: str | None, where: str, fld: str) -> float:
@@ -403,6 +411,29 @@ def _labels(el) -> list[str]:
     return [] if labels is None else [(lab.findtext("name") or "").strip() for lab in labels.findall("label")]
 
 
+def _annotator(node) -> str | None:
+    """Who labelled a task or job: its ``<assignee><username>``, else its ``<owner><username>``."""
+    for who in ("assignee", "owner"):
+        name = (node.findtext(f"{who}/username") or "").strip()
+        if name:
+            return name
+    return None
+
+
+def parse_people(meta) -> tuple[str | None, str | None, dict[str, str]]:
+    """``<meta>``: (the task's or job's assignee or owner, its id, task id -> assignee or owner of a
+    project's tasks): who labelled what, for ``--annotations all``."""
+    for node in meta:
+        if node.tag in ("task", "project", "job"):
+            tasks = {}
+            for task in node.iterfind("tasks/task"):
+                tid, who = (task.findtext("id") or "").strip(), _annotator(task)
+                if tid and who:
+                    tasks[tid] = who
+            return _annotator(node), (node.findtext("id") or "").strip() or None, tasks
+    return None, None, {}
+
+
 def parse_meta(meta, where: str) -> tuple[str, list[str], str | None, dict[str, str]]:
     """``<meta>``: (export kind, declared labels in order, own subset, task id -> subset)."""
     names: list[str] = []
@@ -469,6 +500,7 @@ def parse_document(data: bytes, where: str) -> Document | None:
                 doc.version = (el.text or "").strip()
             elif el.tag == "meta":
                 doc.kind, doc.labels, doc.subset, doc.task_subsets = parse_meta(el, where)
+                doc.annotator, doc.id, doc.task_annotators = parse_people(el)
             elif el.tag == "image":
                 in_image = None
                 index = len(doc.images)
@@ -613,6 +645,7 @@ class _State:
     declared: dict[str, None] = field(default_factory=dict)  # labels of every document, in order (an ordered set)
     ids: set[str] = field(default_factory=set)
     used: set[str] = field(default_factory=set)  # image files claimed by an <image> (real paths)
+    by_image: dict[str, Sample] = field(default_factory=dict)  # --annotations all: image file -> its sample
     folders: set[str] = field(default_factory=set)  # the images/ folders beside the documents
     shapes: int = 0
     tags: int = 0
@@ -671,6 +704,14 @@ def _read_image(ctx: ImportContext, doc: Document, rec: ImageRecord, path: str, 
         obj = to_object(shape, label, sw, sh, ctx, where, sfld)
         if obj is not None:
             objects.append(obj)
+    keep_all = ctx.options.extra.get("annotations", "newest") == "all"
+    if keep_all:
+        annotation = _annotation(doc, rec, where, objects, tags)
+        earlier = state.by_image.get(os.path.realpath(image))
+        if earlier is not None:  # the same image labelled again in another job or task: one more annotator
+            earlier.annotations = [*(earlier.annotations or []), annotation]
+            ctx.report.counts["annotations of images labelled in several jobs or tasks"] += 1
+            return
     sid = os.path.splitext(rec.name.replace("\\", "/").lstrip("/"))[0] or f"image-{rec.index}"
     if sid in state.ids:
         sid = f"task{rec.task_id}/{sid}" if rec.task_id else f"{sid}-{rec.index}"
@@ -687,11 +728,27 @@ def _read_image(ctx: ImportContext, doc: Document, rec: ImageRecord, path: str, 
         source["task_id"] = rec.task_id
     sample = Sample(id=sid, split=split, objects=objects, source=source)
     _set_tags(sample, tags)
+    if keep_all:
+        sample.annotations = [annotation]
+        state.by_image[os.path.realpath(image)] = sample
     add_image_sample(ctx, image, sample, probe=probe, frame=frame, declared_size=(rec.width, rec.height),
                      where=where)
     state.shapes += len(objects)
     state.tags += len(tags)
     ctx.report.counts["objects"] += len(objects)
+
+
+def _annotation(doc: Document, rec: ImageRecord, where: str, objects: list[Obj], tags: list[dict]) -> Annotation:
+    """One annotator's labels of an image (``--annotations all``): who (the task's or job's assignee,
+    else owner, else the task or the document), its one tag label, its shapes."""
+    who = (doc.task_annotators.get(rec.task_id or "") or (f"task {rec.task_id}" if rec.task_id else None)
+           or doc.annotator or where)
+    names = list(dict.fromkeys(t["label"] for t in tags))
+    label = names[0] if len(names) == 1 else None
+    ref = rec.task_id or doc.id
+    return Annotation(annotator=who, label=label,
+                      objects=[Obj.from_json(o.to_json()) for o in objects] if objects or label is None else None,
+                      source_id=f"{'task' if rec.task_id else doc.kind or 'document'} {ref}" if ref else None)
 
 
 def _set_tags(sample: Sample, tags: list[dict]) -> None:

@@ -1,1 +1,1 @@
-"""The labeling loop: reviewed labels merged back as new dataset versions, pre-labels for review tools."""
+"""The labeling loop: find label errors, pre-label, take reviewed labels back, agree across annotators."""

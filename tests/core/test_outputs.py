@@ -61,11 +61,26 @@ def test_a_free_or_empty_folder_is_claimed_and_an_earlier_output_only_with_overw
     assert outputs.claim_dir(ds, "dataset", overwrite=True) is True
 
 
-@pytest.mark.parametrize("kind", ["export", "run"])  # another kind of output is never replaced
-def test_a_dataset_is_never_replaced_by_another_kind(tmp_path, kind):
+@pytest.mark.parametrize("kind, what", [("export", "an export"), ("run", "a run"),
+                                        ("issues", "a label-issues report")])  # another kind is never replaced
+def test_a_dataset_is_never_replaced_by_another_kind(tmp_path, kind, what):
     ds = make_classification_dataset(tmp_path / "ds", classes=2, per_class=1)
-    with pytest.raises(UsageError, match=f"holds a pipeline dataset; refusing to replace it with an? {kind}"):
+    with pytest.raises(UsageError, match=f"holds a pipeline dataset; refusing to replace it with {what}"):
         outputs.claim_dir(ds, kind, overwrite=True)
+
+
+def test_a_label_issues_report_holds_only_what_label_issues_writes(tmp_path):
+    report = tmp_path / "report"
+    report.mkdir()
+    for name in ("issues.json", "issues.csv", "probs.npy", "folds.json"):
+        (report / name).write_text("{}")
+    assert outputs.kind_of(report) == "issues"
+    assert outputs.claim_dir(report, "issues", overwrite=True) is True
+    with pytest.raises(UsageError, match="holds a label-issues report; refusing to replace it with a dataset"):
+        outputs.claim_dir(report, "dataset", overwrite=True)
+    (report / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="also 'notes.txt'"):
+        outputs.claim_dir(report, "issues", overwrite=True)
 
 
 def test_inputs_and_folders_holding_or_inside_them_are_refused(tmp_path):

@@ -609,3 +609,60 @@ def test_images_option_outside_the_export_folder(tmp_path: Path) -> None:
     ds, report = import_dataset("cvat", src, tmp_path / "ds", images=media)
     assert len(ds.samples) == 12 and sum(len(s.objects) for s in ds.samples) == 125 and not report.problems
     assert all(s.source.get("image", "").startswith("photos/") for s in ds.samples)
+
+
+# --------------------------------------------------------------------------------------------
+# Several annotators: the same image in several tasks or jobs (--annotations all)
+# --------------------------------------------------------------------------------------------
+
+
+def _project_with_replicas(src: Path) -> Path:
+    """A project export whose two tasks (assigned to alice and bob) hold the same three images, and a
+    job export of a third annotator's replica job beside it."""
+    (src / "images").mkdir(parents=True)
+    for i in range(3):
+        (src / "images" / f"{i}.png").write_bytes(helpers.png(20, 10))
+    labels = "<labels>" + "".join(f"<label><name>{c}</name></label>" for c in ("cat", "dog")) + "</labels>"
+    tasks = "".join(f"<task><id>{t}</id><name>t{t}</name><owner><username>lead</username></owner>"
+                    f"<assignee><username>{who}</username></assignee></task>"
+                    for t, who in ((1, "alice"), (2, "bob")))
+    meta = f"<meta><project><id>5</id>{labels}<tasks>{tasks}</tasks></project></meta>"
+    alice, bob = ("cat", "dog", "cat"), ("cat", "cat", "dog")
+    images = "".join(f'<image id="{k}" name="{i}.png" width="20" height="10" task_id="{t}">'
+                     f'<tag label="{tags[i]}" source="manual"/></image>'
+                     for k, (t, i, tags) in enumerate([(t, i, tags) for t, tags in ((1, alice), (2, bob))
+                                                       for i in range(3)]))
+    (src / "annotations.xml").write_text(f'<?xml version="1.0"?><annotations><version>1.1</version>{meta}'
+                                         f"{images}</annotations>")
+    (src / "replica").mkdir()
+    job_meta = (f"<meta><job><id>9</id>{labels}<owner><username>lead</username></owner>"
+                "<assignee><username>carol</username></assignee></job></meta>")
+    (src / "replica" / "annotations.xml").write_text(
+        f'<?xml version="1.0"?><annotations><version>1.1</version>{job_meta}'
+        '<image id="0" name="../images/1.png" width="20" height="10"><tag label="dog"/></image></annotations>')
+    return src
+
+
+def test_several_annotators_of_one_image_are_kept_with_annotations_all(tmp_path: Path) -> None:
+    src = _project_with_replicas(tmp_path / "src")
+    ds, report = import_dataset("cvat", src, tmp_path / "ds", extra={"annotations": "all"})
+    assert [s.id for s in ds.samples] == ["0", "1", "2"] and ds.task == "classification"
+    votes = {s.id: [(a.annotator, a.label, a.source_id) for a in s.annotations or []] for s in ds.samples}
+    assert votes["0"] == [("alice", "cat", "task 1"), ("bob", "cat", "task 2")]
+    assert sorted(votes["1"]) == [("alice", "dog", "task 1"), ("bob", "cat", "task 2"), ("carol", "dog", "job 9")]
+    assert votes["2"] == [("alice", "cat", "task 1"), ("bob", "dog", "task 2")]
+    assert {s.id: s.label for s in ds.samples} == {"0": "cat", "1": "dog", "2": "cat"}  # the first task's
+    assert report.counts["annotations of images labelled in several jobs or tasks"] == 4
+
+    from pipeline.labeling.consensus import annotation_matrix
+
+    samples, annotators, matrix = annotation_matrix(load_dataset(tmp_path / "ds"))
+    assert annotators == ["alice", "bob", "carol"] and matrix.shape == (3, 3)
+
+
+def test_without_annotations_all_each_task_stays_its_own_sample(tmp_path: Path) -> None:
+    src = _project_with_replicas(tmp_path / "src")
+    (src / "replica" / "annotations.xml").unlink()
+    ds, _ = import_dataset("cvat", src, tmp_path / "ds")
+    assert [s.id for s in ds.samples] == ["0", "1", "2", "task2/0", "task2/1", "task2/2"]
+    assert all(s.annotations is None for s in ds.samples)
