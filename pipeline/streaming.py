@@ -48,11 +48,10 @@ import numpy as np
 from torch.utils.data import IterableDataset
 
 from pipeline import distributed
-from pipeline.config import TrainConfig, dump_yaml
+from pipeline.config import TrainConfig
 from pipeline.core import failpoints, ui
 from pipeline.core.dataset import is_dataset, now_iso
 from pipeline.core.errors import DataError, UsageError
-from pipeline.core.paths import atomic_write_text
 from pipeline.core.rng import derive_seed
 from pipeline.distributed import World
 from pipeline.formats import webdataset as wds_format
@@ -413,30 +412,10 @@ def train_stream(data, out: Path, config: TrainConfig, resume: bool, device, her
     optimizer = T.make_optimizer(config, model)
     scheduler = T.make_scheduler(config, optimizer, sum(steps))
     reads = tuple(sorted({p.parent for p in (*source.train, *source.val)}))
-    resuming = T.prepare_run_folder(out, resume, reads) if here.main else False
-    resuming = distributed.broadcast(here, resuming)
-    if here.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "checkpoints").mkdir(exist_ok=True)
-    history: list[dict] = []
-    best: dict | None = None
-    start_epoch = 1
-    if resuming:
-        state = torch.load(out / "resume.pt", map_location="cpu", weights_only=True) if here.main else None
-        state = distributed.broadcast(here, state)
-        if state["dataset_hash"] != content_hash:
-            raise UsageError(f"{source.spec}: not the shards this run was trained on",
-                             fix="resume with the same shards, or start a new run without --resume")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        T._restore_rng(state, here)
-        history, best = list(state["history"]), state["best"]
-        start_epoch = int(state["epoch"]) + 1
-        ui.info(f"resuming {out} after epoch {state['epoch']} of {epochs}")
-    elif here.main:
-        atomic_write_text(out / "config.yaml", dump_yaml(config))
+    wrong = UsageError(f"{source.spec}: not the shards this run was trained on",
+                       fix="resume with the same shards, or start a new run without --resume")
+    resuming, history, best, start_epoch = T.open_run(out, resume, reads, here, device, config, model, optimizer,
+                                                      scheduler, content_hash, epochs, wrong)
     n_val = None
     run_info = {
         "format": T.RUN_FORMAT, "version": T.RUN_VERSION, "status": "running", "task": "classification",

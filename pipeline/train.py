@@ -755,6 +755,41 @@ class _NoBoard:
         return lambda *args, **kwargs: None
 
 
+def open_run(out: Path, resume: bool, reads: tuple[Path, ...], here: World, device, config: TrainConfig, model,
+             optimizer, scheduler, content_hash: str, epochs: int,
+             wrong_data: UsageError) -> tuple[bool, list[dict], dict | None, int]:
+    """Prepare the run folder `out` (rank 0; the others learn whether it resumes) and, on --resume,
+    restore the model, optimizer, scheduler, random state and history from its resume.pt (rank 0
+    reads it and hands it to the others under torchrun). `wrong_data` is raised when resume.pt was
+    written for other data. Returns (resuming, history, best, first epoch to run); a new run gets
+    its config.yaml."""
+    import torch
+
+    resuming = prepare_run_folder(out, resume, reads) if here.main else False
+    resuming = distributed.broadcast(here, resuming)
+    if here.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "checkpoints").mkdir(exist_ok=True)
+    if not resuming:
+        if here.main:
+            atomic_write_text(out / "config.yaml", dump_yaml(config))
+        return False, [], None, 1
+    if here.distributed:  # rank 0 reads its run folder and hands the state to the others
+        state = torch.load(out / "resume.pt", map_location="cpu", weights_only=True) if here.main else None
+        state = distributed.broadcast(here, state)
+    else:
+        state = torch.load(out / "resume.pt", map_location=device, weights_only=True)
+    if state["dataset_hash"] != content_hash:
+        raise wrong_data
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    _restore_rng(state, here)
+    ui.info(f"resuming {out} after epoch {state['epoch']} of {epochs}")
+    return True, list(state["history"]), state["best"], int(state["epoch"]) + 1
+
+
 def _train(data_path: str | os.PathLike, out: Path, config: TrainConfig, resume: bool, device,
            here: World, engine: Engine | None = None) -> TrainResult:
     import torch
@@ -795,33 +830,10 @@ def _train(data_path: str | os.PathLike, out: Path, config: TrainConfig, resume:
         torch.manual_seed(derive_seed(config.seed, "rank", here.rank))  # its own dropout masks
     optimizer = make_optimizer(config, model)
     scheduler = make_scheduler(config, optimizer, epochs * steps_per_epoch)
-    resuming = prepare_run_folder(out, resume, (Path(data_path),)) if here.main else False
-    resuming = distributed.broadcast(here, resuming)
-    if here.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "checkpoints").mkdir(exist_ok=True)
-    history: list[dict] = []
-    best: dict | None = None
-    start_epoch = 1
-    if resuming:
-        if here.distributed:  # rank 0 reads its run folder and hands the state to the others
-            state = torch.load(out / "resume.pt", map_location="cpu", weights_only=True) if here.main else None
-            state = distributed.broadcast(here, state)
-        else:
-            state = torch.load(out / "resume.pt", map_location=device, weights_only=True)
-        if state["dataset_hash"] != dataset.content_hash:
-            raise UsageError(f"{data_path}: not the dataset this run was trained on (its content changed)",
-                             fix="resume with the same dataset, or start a new run without --resume")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        _restore_rng(state, here)
-        history, best = list(state["history"]), state["best"]
-        start_epoch = int(state["epoch"]) + 1
-        ui.info(f"resuming {out} after epoch {state['epoch']} of {epochs}")
-    elif here.main:
-        atomic_write_text(out / "config.yaml", dump_yaml(config))
+    wrong = UsageError(f"{data_path}: not the dataset this run was trained on (its content changed)",
+                       fix="resume with the same dataset, or start a new run without --resume")
+    resuming, history, best, start_epoch = open_run(out, resume, (Path(data_path),), here, device, config, model,
+                                                    optimizer, scheduler, dataset.content_hash, epochs, wrong)
     run_info = {
         "format": RUN_FORMAT, "version": RUN_VERSION, "status": "running", "task": task,
         "classes": list(dataset.classes), "variant": config.variant, "in_channels": pre.channels,

@@ -195,17 +195,9 @@ class Session:
 
 
 def edit_json(edit) -> dict[str, Any]:
-    """A pending edit as the page sees it: only the fields it sets."""
-    from pipeline.labeling.edits import UNSET
-
-    out: dict[str, Any] = {}
-    if edit.label is not UNSET:
-        out["label"] = edit.label
-    if edit.objects is not None:
-        out["objects"] = edit.objects
-    if edit.remove is not None:
-        out["remove"] = edit.remove
-    return out
+    """A pending edit as the page sees it: only the fields it sets (its edits-file line without the
+    id, source and time)."""
+    return {k: v for k, v in edit.to_json().items() if k not in ("id", "source", "time")}
 
 
 def _report_json(report) -> dict[str, Any]:
