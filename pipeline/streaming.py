@@ -484,6 +484,8 @@ def _epoch(net, optimizer, scheduler, shards: list[Path], classes: list[str] | N
     import torch
     import torch.nn.functional as F
 
+    from pipeline.train import optimizer_step
+
     net.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.float64, device=device)
@@ -505,11 +507,7 @@ def _epoch(net, optimizer, scheduler, shards: list[Path], classes: list[str] | N
             x = x.contiguous(memory_format=torch.channels_last)
         output = net(x)
         loss = F.cross_entropy(output, target, label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+        optimizer_step(optimizer, scheduler, loss)
         step += 1
         with torch.no_grad():
             loss_sum += loss.detach() * len(hard)

@@ -441,6 +441,15 @@ def _memory_budget() -> int:
 # --------------------------------------------------------------------------------------------
 
 
+def optimizer_step(optimizer, scheduler, loss) -> None:
+    """One training step from `loss`: gradients, the optimizer's update, the schedule's next rate."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+
+
 def train_one_epoch(model, optimizer, scheduler, data: Rows, normalize, config: TrainConfig, epoch: int,
                     step: int, augmenter=None, channels_last: bool = False, *, task: str = "classification",
                     show=None, world: World | None = None) -> tuple[dict[str, float | None], int]:
@@ -496,11 +505,7 @@ def train_one_epoch(model, optimizer, scheduler, data: Rows, normalize, config: 
             loss = F.mse_loss(output, target)
         else:
             loss = F.cross_entropy(output, target, label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+        optimizer_step(optimizer, scheduler, loss)
         step += 1
         with torch.no_grad():
             loss_sum += total.detach() if here.distributed else loss.detach() * len(idx)

@@ -69,6 +69,21 @@ def iter_samples(root: str | os.PathLike, info: DatasetInfo | None = None) -> It
             yield parse_sample_line(line, classes, where=SAMPLES_JSONL, line=lineno, root=root)
 
 
+def check_samples_hash(root: Path, info: DatasetInfo, digest: str) -> DatasetInfo:
+    """The dataset.json to use, given the sha256 of samples.jsonl's bytes: `info` when it records that
+    hash (or none), the one an interrupted update left ready (`finish_update`), else a `DataError`."""
+    if info.samples_sha256 and digest != info.samples_sha256:
+        if not finish_update(root, digest):
+            raise DataError(
+                root / DATASET_JSON,
+                "does not match samples.jsonl (an update was interrupted, or the file was edited by hand)",
+                field="samples_sha256",
+                fix="re-run the stage that wrote this dataset, or run `pipeline split --redo` / re-import",
+            )
+        return read_info(root)
+    return info
+
+
 def load_dataset(root: str | os.PathLike, *, check_hash: bool = True) -> Dataset:
     """Load and validate a dataset folder. Raises `DataError`/`UsageError` with file:line: field messages."""
     root = Path(root)
@@ -76,15 +91,8 @@ def load_dataset(root: str | os.PathLike, *, check_hash: bool = True) -> Dataset
     raw = (root / SAMPLES_JSONL).read_bytes() if (root / SAMPLES_JSONL).is_file() else None
     if raw is None:
         raise UsageError(f"{root}: not a pipeline dataset (no {SAMPLES_JSONL})", fix="re-run the stage that wrote it")
-    if check_hash and info.samples_sha256 and sha256_bytes(raw) != info.samples_sha256 \
-            and not finish_update(root, sha256_bytes(raw)):
-        raise DataError(
-            root / DATASET_JSON,
-            "does not match samples.jsonl (an update was interrupted, or the file was edited by hand)",
-            field="samples_sha256",
-            fix="re-run the stage that wrote this dataset, or run `pipeline split --redo` / re-import",
-        )
-    info = read_info(root)  # (`finish_update` may have replaced it)
+    if check_hash:
+        info = check_samples_hash(root, info, sha256_bytes(raw))
     classes = set(info.classes)
     samples: list[Sample] = []
     seen: dict[str, int] = {}

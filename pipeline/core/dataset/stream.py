@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.core.dataset.io import finish_update, load_dataset
-from pipeline.core.dataset.model import DATASET_JSON, SAMPLES_JSONL, Dataset, DatasetInfo, Sample
+from pipeline.core.dataset.io import check_samples_hash, load_dataset
+from pipeline.core.dataset.model import SAMPLES_JSONL, Dataset, DatasetInfo, Sample
 from pipeline.core.dataset.validation import parse_sample_line, read_info
-from pipeline.core.errors import DataError, UsageError
+from pipeline.core.errors import UsageError
 
 _BLOCK = 1 << 22  # bytes read at a time
 _ID_KEY = b'{"id":"'  # how every line our writers write begins (`lines.sample_line`)
@@ -153,15 +153,7 @@ def open_dataset(root: str | os.PathLike, *, check_hash: bool = True) -> Dataset
     if not (root / SAMPLES_JSONL).is_file():
         raise UsageError(f"{root}: not a pipeline dataset (no {SAMPLES_JSONL})", fix="re-run the stage that wrote it")
     found = scan(root)
-    if check_hash and info.samples_sha256 and found.samples_sha256 != info.samples_sha256 \
-            and not finish_update(root, found.samples_sha256):
-        raise DataError(
-            root / DATASET_JSON,
-            "does not match samples.jsonl (an update was interrupted, or the file was edited by hand)",
-            field="samples_sha256",
-            fix="re-run the stage that wrote this dataset, or run `pipeline split --redo` / re-import",
-        )
-    fresh = read_info(root)  # (`finish_update` may have replaced it)
+    fresh = check_samples_hash(root, info, found.samples_sha256) if check_hash else info
     if not found.streamable:
         return load_dataset(root, check_hash=False)
     return Dataset(root=root, info=fresh, samples=SampleStream(root, fresh, found))  # type: ignore[arg-type]
