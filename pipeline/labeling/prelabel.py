@@ -18,8 +18,8 @@ and `pipeline relabel` reads the result back:
 - **cvat**: ``annotations.xml`` (CVAT for images 1.1) with one ``<tag>`` per image, the predicted
   class, whose attributes ``score`` and ``model_version`` carry the rest, and ``images/``.
 
-With ``issues`` (the folder `pipeline label-issues` wrote: ``issues.json``, a list of
-``{"id", "given", "suggested", "score", "rank", "kind"}``) only the flagged samples are written,
+With ``issues`` (the folder `pipeline label-issues` wrote: ``issues.json``, whose ``issues`` list
+holds ``{"id", "given", "suggested", "score", "rank", "kind"}``) only the flagged samples are written,
 with their **given** label as the annotation (Label Studio) or the ticked flag / the tag (labelme,
 CVAT) and the **suggested** one as the prediction (Label Studio's ``predictions``; labelme's
 ``__suggested CLASS (score S)__`` flag; a ``suggested`` attribute on the CVAT tag), so a reviewer
@@ -41,7 +41,6 @@ import numpy as np
 from pipeline.core import outputs, ui
 from pipeline.core.dataset import Dataset, DatasetInfo, Prediction, Sample, load_dataset, replace_dir
 from pipeline.core.errors import DataError, UsageError
-from pipeline.core.limits import MAX_DOCUMENT_BYTES, load_json, read_capped
 
 FORMATS = ("labelstudio", "labelme", "cvat")
 ISSUE_KEYS = ("id", "given", "suggested", "score", "rank", "kind")
@@ -89,7 +88,7 @@ def prelabel(run: Path, dataset: Path, fmt: str, out: Path, *, issues: Path | No
     outputs.claim_dir(out, "export", reads=[dataset, run] + ([issues] if issues else []), overwrite=overwrite)
     version = model_version(run, checkpoint)
     if issues is not None:
-        samples, scores = _issue_samples(ds, read_issues(Path(issues) / "issues.json"), version)
+        samples, scores = _issue_samples(ds, read_issues(Path(issues)), version)
     else:
         samples, scores = _predicted_samples(ds, run, version, checkpoint, device)
     for s in samples:
@@ -153,36 +152,12 @@ def predict_samples(ds: Dataset, run: Path, checkpoint: str = "best", device: st
 
 
 def read_issues(path: Path) -> list[Issue]:
-    """The entries of `label-issues`' ``issues.json``; a bad entry is a `DataError` naming its field."""
-    where = str(path)
-    if not path.is_file():
-        raise UsageError(f"--issues {path.parent}: no issues.json there",
-                         fix="point --issues at the folder `pipeline label-issues --out` wrote")
-    doc = load_json(read_capped(path, where, MAX_DOCUMENT_BYTES, what="issues file"), where,
-                    fix="re-run pipeline label-issues")
-    if not isinstance(doc, list):
-        raise DataError(where, "", expected="a list of issues", got=type(doc).__name__,
-                        fix="re-run pipeline label-issues")
-    out = []
-    for i, entry in enumerate(doc):
-        fld = f"[{i}]"
-        if not isinstance(entry, dict):
-            raise DataError(where, "", field=fld, expected="an object", got=entry, fix="re-run pipeline label-issues")
-        if not isinstance(entry.get("id"), str) or not entry["id"]:
-            raise DataError(where, "", field=f"{fld}.id", expected="a sample id", got=entry.get("id"))
-        for key in ("given", "suggested", "kind"):
-            if entry.get(key) is not None and not isinstance(entry[key], str):
-                raise DataError(where, "", field=f"{fld}.{key}", expected="a string or null", got=entry[key])
-        score = entry.get("score")
-        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
-                                  or not np.isfinite(score)):
-            raise DataError(where, "", field=f"{fld}.score", expected="a finite number or null", got=score)
-        rank = entry.get("rank")
-        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)):
-            raise DataError(where, "", field=f"{fld}.rank", expected="an integer or null", got=rank)
-        out.append(Issue(entry["id"], entry.get("given"), entry.get("suggested"),
-                         None if score is None else float(score), rank, entry.get("kind")))
-    return out
+    """The entries of `label-issues`' ``issues.json`` (the file or its folder), validated by
+    `pipeline.labeling.issues.load_issues`: a bad entry is a `DataError` naming its field."""
+    from pipeline.labeling.issues import load_issues
+
+    return [Issue(e["id"], e["given"], e["suggested"], float(e["score"]), e["rank"], e["kind"])
+            for e in load_issues(path)["issues"]]
 
 
 def _predicted_samples(ds: Dataset, run: Path, version: str, checkpoint: str,
@@ -257,6 +232,10 @@ def _for_tool(s: Sample, fmt: str, classes: list[str], version: str) -> None:
     s.predictions = None
 
 
-def issues_json(issues: list[Issue]) -> str:
-    """`issues` as ``issues.json`` text (what `read_issues` reads)."""
-    return json.dumps([{k: getattr(i, k) for k in ISSUE_KEYS} for i in issues], ensure_ascii=False, indent=1)
+def issues_json(issues: list[Issue], dataset: str = "", dataset_sha256: str = "") -> str:
+    """`issues` as the ``issues.json`` `pipeline label-issues` writes (entries in rank order,
+    ranked 1..n), for tests and tools that make their own review lists."""
+    ordered = sorted(issues, key=lambda i: (i.rank if i.rank is not None else 1 << 62, i.id))
+    entries = [{**{k: getattr(i, k) for k in ISSUE_KEYS}, "rank": n} for n, i in enumerate(ordered, start=1)]
+    return json.dumps({"dataset": dataset, "dataset_sha256": dataset_sha256, "params": {}, "issues": entries},
+                      ensure_ascii=False, indent=1)

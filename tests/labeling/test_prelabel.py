@@ -134,13 +134,20 @@ def test_out_is_claimed(trained, tmp_path: Path) -> None:
         prelabel(trained.run, trained.data, "labelstudio", trained.data, overwrite=True)
 
 
+def _report(*entries: dict) -> dict:
+    return {"dataset": "d", "dataset_sha256": "0" * 64, "params": {}, "issues": list(entries)}
+
+
+_GOOD = {"id": "a", "given": "0", "suggested": "1", "score": 0.1, "rank": 1, "kind": "label"}
+
+
 @pytest.mark.parametrize(("doc", "message"), [
-    ({"id": "a"}, "expected a list of issues"),
-    ([{"id": 3}], r"\[0\].id: expected a sample id, got 3"),
-    ([{"id": "a", "score": "high"}], r"\[0\].score: expected a finite number or null"),
-    ([{"id": "a", "rank": 1.5}], r"\[0\].rank: expected an integer or null"),
-    ([{"id": "a", "given": 1}], r"\[0\].given: expected a string or null"),
-    (["a"], r"\[0\]: expected an object"),
+    ([{"id": "a"}], "not an issues report: expected a JSON object, got 'list'"),
+    (_report({**_GOOD, "id": 3}), r"issues\[0\].id: expected a string, got '3'"),
+    (_report({**_GOOD, "score": "high"}), r"issues\[0\].score: expected a number in \[0, 1\]"),
+    (_report({**_GOOD, "rank": 1.5}), r"issues\[0\].rank: expected 1"),
+    (_report({**_GOOD, "given": 1}), r"issues\[0\].given: expected a string"),
+    (_report("a"), r"issues\[0\]: expected an object"),
 ])
 def test_bad_issues_files(tmp_path: Path, doc: object, message: str) -> None:
     (tmp_path / "issues.json").write_text(json.dumps(doc))
