@@ -176,3 +176,15 @@ def test_fuzz_issues_reader(tmp_path_factory, raw: bytes) -> None:
         read_issues(path)
     except PipelineError as err:
         assert "\n" not in str(err)
+
+
+def test_issues_written_by_label_issues_become_review_tasks(trained, tmp_path: Path) -> None:
+    """The report `pipeline label-issues` writes is what `prelabel --issues` reads."""
+    from pipeline.labeling.issues import find_issues, load_issues
+
+    find_issues(trained.data, tmp_path / "issues", folds=2, epochs=1, threshold=1.0)
+    report = load_issues(tmp_path / "issues")
+    assert report["issues"]  # (threshold 1: every sample is listed)
+    prelabel(trained.run, trained.data, "labelstudio", tmp_path / "out", issues=tmp_path / "issues")
+    tasks = json.loads((tmp_path / "out" / "tasks.json").read_text())
+    assert sorted(t["data"]["sample_id"] for t in tasks) == sorted({e["id"] for e in report["issues"]})
