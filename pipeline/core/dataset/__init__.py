@@ -29,6 +29,7 @@ lets a reader detect an update that was cut between the two renames, and finish 
 
 from pipeline.core.dataset.io import (
     StoredSamples,
+    check_samples_hash,
     content_hash,
     finish_update,
     is_dataset,
@@ -78,7 +79,7 @@ from pipeline.core.dataset.writer import (
 __all__ = [
     "DATASET_JSON", "FORMAT_NAME", "FORMAT_VERSION", "IMAGES_DIR", "SAMPLES_JSONL", "SPLITS", "TASKS",
     "Annotation", "BackgroundSync", "Dataset", "DatasetInfo", "DatasetWriter", "Obj", "Prediction", "RenderedObjects",
-    "Sample", "SampleStream", "StoredSamples", "class_ids_for", "content_hash", "derive", "dumps_body",
+    "Sample", "SampleStream", "StoredSamples", "check_samples_hash", "class_ids_for", "content_hash", "derive", "dumps_body",
     "dumps_box_object", "dumps_object", "dumps_sample", "finish_update", "is_dataset", "is_streamed", "iter_samples",
     "join_objects", "lineage_entry", "load_dataset", "now_iso", "open_dataset", "parse_sample_line", "read_info",
     "replace_dir", "rewrite_lines", "rewrite_samples", "sample_line",
