@@ -40,7 +40,7 @@ def test_peak_memory_does_not_grow_with_the_samples(sizes, stage: list[str], tmp
 
 
 def test_webdataset_export_holds_no_sample_objects(sizes, tmp_path: Path) -> None:
-    """The export sorts the ids' hashes and offsets (about 50 bytes a sample), never the samples."""
+    """The export sorts the ids' hashes and offsets (about 60 bytes a sample), never the samples."""
     peaks = {}
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     for n, root in sizes.items():

@@ -228,7 +228,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """Shards of at most `options["shard_size"]` samples per split, and OUT/dataset.json.
 
     The samples go out in `shard_order`, each to the open shard of its split: a streamed dataset
-    is read twice (the ids, then each line where it lies in that order), holding 50 bytes a
+    is read twice (the ids, then each line where it lies in that order), holding about 60 bytes a
     sample, never the samples themselves."""
     shard_size = int(options.get("shard_size") or DEFAULT_SHARD_SIZE)
     if shard_size < 1:
