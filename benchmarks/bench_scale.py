@@ -3,7 +3,7 @@
 Synthetic classification datasets (MNIST-like lines: id, a 28x28 PNG, its sha256, a digit label,
 the provenance) whose samples share a small pool of 256 image files, so the images take no room
 and the work measured is the metadata's. samples.jsonl and dataset.json are written directly
-(about 4 s a million lines); the 10M one (2.2 GB) is kept under the cache folder
+(about 1.5 s of CPU a million lines); the 10M one (2.2 GB) is kept under the cache folder
 (``$PIPELINE_CACHE_DIR/bench-scale``, see `tensor_cache.cache_root`) and reused, each run working on
 hard links of it (split replaces files by renaming, so the kept copy never changes).
 
@@ -18,11 +18,15 @@ The reference, timed in the same run at 100k samples only (the in-memory path ta
 check, split and the cache build; export always streams). Below about 50k samples the in-memory
 path is the faster one (DuckDB and the file check cost a fixed second or so).
 Export is ``--format webdataset`` (tar shards of 10,000 samples through the same streamed
-`export_dataset`), up to 1M samples (100k in quick mode): at 10M it would write about 15 GB.
+`export_dataset`: about 3.5 kB of disk a sample, three tar members of at least 1 kB each). A stage
+that writes (export, cache build) runs at a size only if the disk has room for what it took a
+sample at the size before, times the samples, with 2 GB to spare; else its row says "not run:
+needs N GB, M GB free" (10M samples of shards take about 35 GB). What a stage wrote is removed
+once measured, and each size's folder after its last stage.
 
 Targets (issue 17) at 1M samples: stats <= 2 s, check <= 15 s, split <= 5 s; at 10M every stage
-under 1 GB peak memory. `BENCH=quick`: 100k and 1M; `BENCH=full`: 100k, 1M and 10M. The table
-is also written to ``benchmarks/results/scale.md``.
+under 1 GB peak memory. `BENCH=quick`: 100k and 1M; `BENCH=full`: 100k, 1M and 10M. The table,
+with the load average before each size, is also written to ``benchmarks/results/scale.md``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ POOL = 256  # distinct image files under all the samples
 CLASSES = [str(d) for d in range(10)]
 TARGET_SECONDS = {("stats", 1_000_000): 2.0, ("check", 1_000_000): 15.0, ("split", 1_000_000): 5.0}
 MEMORY_LIMIT_MB = 1024.0
+SIZES = {"quick": [100_000, 1_000_000], "full": [100_000, 1_000_000, 10_000_000]}
 HERE = Path(__file__).resolve().parent
 
 
@@ -65,15 +70,13 @@ def make_dataset(root: Path, n: int, pool: int = POOL, seed: int = 0) -> Path:
         shas.append(hashlib.sha256(buf.getvalue()).hexdigest())
     digest = hashlib.sha256()
     tmp = root / f".{SAMPLES_JSONL}.tmp"
+    middles = [f'","image":"images/pool-{k:05d}.png","width":28,"height":28,"sha256":"{shas[k]}","split":null,'
+               f'"label":"{k % 10}","source":{{"file":"synthetic","index":' for k in range(pool)]
     with open(tmp, "wb") as fh:
         for start in range(0, n, 65536):
-            lines = []
-            for i in range(start, min(n, start + 65536)):
-                k = (i * 7919) % pool  # the pool's files spread over the ids
-                lines.append(f'{{"id":"s{i:08d}","image":"images/pool-{k:05d}.png","width":28,"height":28,'
-                             f'"sha256":"{shas[k]}","split":null,"label":"{k % 10}",'
-                             f'"source":{{"file":"synthetic","index":{i}}}}}\n')
-            data = "".join(lines).encode()
+            # the pool's files spread over the ids: sample i shows file (i * 7919) % pool
+            data = "".join([f'{{"id":"s{i:08d}{middles[(i * 7919) % pool]}{i}}}}}\n'
+                            for i in range(start, min(n, start + 65536))]).encode()
             digest.update(data)
             fh.write(data)
     os.replace(tmp, root / SAMPLES_JSONL)
@@ -140,20 +143,32 @@ _IN_MEMORY = {
 }
 
 
-def stages(root: Path, work: Path, n: int, quick: bool = True) -> list[tuple[str, list[str]]]:
-    """(stage, argv) in a user's order. The export writes WebDataset shards (three tar members a
-    sample: ~1.5 kB), so it runs up to 1M samples (100k in quick mode); 10M would write 15 GB."""
-    out = [
-        ("stats", _cli("stats", str(root))),
-        ("check", _cli("check", str(root))),
-        ("split", _cli("split", str(root), "--val", "0.1", "--test", "0.1")),
+def stages(root: Path, work: Path) -> list[tuple[str, list[str], Path | None]]:
+    """(stage, argv, the folder it writes or None) in a user's order."""
+    return [
+        ("stats", _cli("stats", str(root)), None),
+        ("check", _cli("check", str(root)), None),
+        ("split", _cli("split", str(root), "--val", "0.1", "--test", "0.1"), None),
+        ("export webdataset", _cli("export", str(root), "--format", "webdataset", "--out", str(work / "export")),
+         work / "export"),
+        ("cache build", [sys.executable, "-c", _CACHE_BUILD.format(reader="open_dataset"), str(root),
+                         str(work / "cache")], work / "cache"),
     ]
-    if n <= (100_000 if quick else 1_000_000):
-        out.append(("export webdataset", _cli("export", str(root), "--format", "webdataset", "--out",
-                                              str(work / "export"))))
-    out.append(("cache build", [sys.executable, "-c", _CACHE_BUILD.format(reader="open_dataset"), str(root),
-                                str(work / "cache")]))
-    return out
+
+
+def disk_use(path: Path) -> int:
+    """Bytes the files under `path` take on the disk."""
+    return sum(os.lstat(os.path.join(top, name)).st_blocks * 512
+               for top, _, names in os.walk(path) for name in names)
+
+
+def room_for(need: int, where: Path) -> str | None:
+    """None when the disk at `where` has room for `need` more bytes with some to spare (2 GB, or a
+    tenth of `need` if more), else why the stage is not run."""
+    free = shutil.disk_usage(where).free
+    if need + max(2 << 30, need // 10) <= free:
+        return None
+    return f"not run: needs {need / 1e9:.1f} GB, {free / 1e9:.1f} GB free"
 
 
 def reference(root: Path, work: Path) -> dict[str, tuple[float, float]]:
@@ -168,18 +183,28 @@ def reference(root: Path, work: Path) -> dict[str, tuple[float, float]]:
     return out
 
 
-def table(rows: list[dict]) -> str:
-    """The scaling table, markdown: one line per stage, seconds and MB per size."""
+def table(rows: list[dict], load: str = "") -> str:
+    """The scaling table, markdown: one line per stage, seconds and MB per size (a stage not run
+    for want of disk space says so below the table)."""
     sizes = sorted({r["samples"] for r in rows})
     names = list(dict.fromkeys(r["stage"] for r in rows))
     head = "| stage | " + " | ".join(f"{_size(n)} s | {_size(n)} MB" for n in sizes) + " |"
     lines = ["# Scaling (bench_scale)", "", head, "|---|" + "---|---|" * len(sizes)]
+    notes = []
     for name in names:
         cells = []
         for n in sizes:
             hit = [r for r in rows if r["stage"] == name and r["samples"] == n]
-            cells += [f"{hit[0]['seconds']:.2f}", f"{hit[0]['mb']:.0f}"] if hit else ["—", "—"]
+            if hit and hit[0].get("skipped"):
+                cells += ["not run", "—"]
+                notes.append(f"- {name} at {_size(n)}: {hit[0]['skipped']}")
+            else:
+                cells += [f"{hit[0]['seconds']:.2f}", f"{hit[0]['mb']:.0f}"] if hit else ["—", "—"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if notes:
+        lines += ["", *notes]
+    if load:
+        lines += ["", f"Load average (1 min) before each size: {load}."]
     return "\n".join(lines) + "\n"
 
 
@@ -188,21 +213,33 @@ def _size(n: int) -> str:
 
 
 def run(quick: bool) -> list[dict]:
-    sizes = [100_000, 1_000_000] if quick else [100_000, 1_000_000, 10_000_000]
+    sizes = SIZES["quick" if quick else "full"]
     measured: list[dict] = []
     rows: list[dict] = []
+    per_sample: dict[str, float] = {}  # disk bytes a sample of the last size took, by stage
+    loads = []
     base = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
         for n in sizes:
+            loads.append(f"{_size(n)} {os.getloadavg()[0]:.2f}")
             work = base / f"{n}"
             work.mkdir()
-            if n >= 10_000_000:
+            if n >= 10_000_000:  # (generated once, kept)
                 root = linked_copy(kept_dataset(n), work / "dataset")
             else:
                 root = make_dataset(work / "dataset", n)
             ref = reference(root, work) if n == sizes[0] else {}
-            for stage, argv in stages(root, work, n, quick):
+            for stage, argv, output in stages(root, work):
+                skipped = room_for(int(per_sample[stage] * n), work) if stage in per_sample else None
+                if skipped:
+                    measured.append({"stage": stage, "samples": n, "skipped": skipped})
+                    rows.append({"name": f"{stage} {_size(n)} wall", "ours": None, "reference": None, "ratio": None,
+                                 "unit": "s", "target": "", "note": skipped})
+                    continue
                 seconds, mb, _ = measure(argv)
+                if output is not None:
+                    per_sample[stage] = disk_use(output) / n
+                    shutil.rmtree(output, ignore_errors=True)  # (room for the next stage)
                 measured.append({"stage": stage, "samples": n, "seconds": seconds, "mb": mb})
                 base_s, base_mb = ref.get(stage, (None, None))
                 target = TARGET_SECONDS.get((stage.split()[0], n))
@@ -218,9 +255,10 @@ def run(quick: bool) -> list[dict]:
             shutil.rmtree(work, ignore_errors=True)  # (a 10M run leaves 2 GB of samples.jsonl copies)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    text = table(measured, ", ".join(loads))
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "scale.md").write_text(table(measured), encoding="utf-8")
-    print(table(measured))
+    (HERE / "results" / "scale.md").write_text(text, encoding="utf-8")
+    print(text)
     return rows
 
 

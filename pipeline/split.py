@@ -18,6 +18,7 @@ Rules, in order:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from array import array
@@ -288,11 +289,11 @@ def split_in_place(dataset: Dataset, *, val: float, test: float, seed: int = 0, 
 
 def _split_rows(dataset: Dataset, rows: Rows, val: float, test: float, seed: int, redo: bool) -> SplitReport:
     """Assign the splits of a streamed dataset's `rows` and rewrite its samples.jsonl if one changed."""
-    from pipeline.core.dataset import rewrite_lines
+    from pipeline.core.dataset import rewrite_data
 
     new, report = assign_splits(rows, val=val, test=test, seed=seed, redo=redo)
     if report.changed:
-        rewrite_lines(dataset, _new_lines(dataset, rows.split, new), stage="split",
+        rewrite_data(dataset, _new_data(dataset, rows.split, new), stage="split",
                       params=_params(val, test, seed, redo, report))
     return report
 
@@ -329,32 +330,120 @@ def _params(val: float, test: float, seed: int, redo: bool, report: SplitReport)
     return {"val": val, "test": test, "seed": seed, "redo": redo, "mode": report.mode}
 
 
-def _new_lines(dataset: Dataset, old: np.ndarray, new: np.ndarray) -> Iterator[str]:
-    """samples.jsonl's lines with the new splits, as `dumps_sample` renders them.
+def _new_data(dataset: Dataset, old: np.ndarray, new: np.ndarray) -> Iterator[bytes]:
+    """samples.jsonl's bytes with the new splits, a block of whole lines at a time: `_new_lines`,
+    with each block of a file our writers wrote (below) done by array operations where it can be.
 
     A file whose recorded samples_sha256 matched is one our writers wrote, every line already as
     `dumps_sample` renders it: a line keeps its bytes, and a changed split is put in place of the
     old one (after ``"sha256":"…",``, where the line format puts it). Any other file's lines are
     parsed and rendered again."""
-    from pipeline.core.dataset import dumps_sample
-
-    stream = dataset.samples
-    rendered = bool(dataset.info.samples_sha256)
-    tokens = {code: json.dumps(name) for code, name in _NAMES.items()}
-    if not rendered:
-        for s, code in zip(stream, new.tolist(), strict=True):
-            s.split = _NAMES[code]
-            yield dumps_sample(s)
+    if not dataset.info.samples_sha256:
+        lines = _new_lines(dataset, old, new)
+        while chunk := list(itertools.islice(lines, 4096)):
+            yield ("\n".join(chunk) + "\n").encode("utf-8")
         return
     changed = new != old
-    key = ',"sha256":"'
-    for (lineno, line), row in zip(stream.lines(), range(len(new)), strict=True):
-        if not changed[row]:
+    row, lineno, carry = 0, 0, b""
+    with open(dataset.root / SAMPLES_JSONL, "rb") as fh:
+        while True:
+            block = fh.read(1 << 22)
+            data = carry + block
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            body, carry = data[:cut], data[cut:]
+            if body:
+                done = _replaced_splits(body, old[row:], new[row:], changed[row:])
+                if done is None:
+                    lines = body.decode("utf-8").split("\n")
+                    if body.endswith(b"\n"):
+                        lines.pop()
+                    out = list(_relined(enumerate(lines, start=lineno + 1), old[row:], new[row:]))
+                    done = (("\n".join(out) + "\n").encode("utf-8") if out else b"", len(out))
+                    lineno += len(lines)
+                else:
+                    lineno += done[1]
+                yield done[0]
+                row += done[1]
+            if not block:
+                break
+    if row != len(new):
+        raise ValueError(f"{SAMPLES_JSONL} holds {row} samples, not {len(new)}: it changed while being split")
+
+
+_TOKENS = {code: json.dumps(name) for code, name in _NAMES.items()}
+_SHA_KEY = ',"sha256":"'
+
+
+def _relined(lines: Iterable[tuple[int, str]], old: np.ndarray, new: np.ndarray) -> Iterator[str]:
+    """The non-blank `lines` (line number, text) with their splits changed from `old` to `new`
+    (one code per non-blank line, in order) in place, as described in `_new_data`."""
+    row = 0
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        before, after = _TOKENS[int(old[row])], _TOKENS[int(new[row])]
+        row += 1
+        if before == after:
             yield line
             continue
-        at = line.find(key) + len(key) + 64 + len('","split":')
-        before = tokens[int(old[row])]
-        if at < len(key) + 64 or line[at:at + len(before) + 1] != before + ",":
+        at = line.find(_SHA_KEY) + len(_SHA_KEY) + 64 + len('","split":')
+        if at < len(_SHA_KEY) + 64 or line[at:at + len(before) + 1] != before + ",":
             raise DataError(SAMPLES_JSONL, "not as written (the split is not where the line format puts it)",
                             line=lineno, fix="re-import the dataset")
-        yield line[:at] + tokens[int(new[row])] + line[at + len(before):]
+        yield line[:at] + after + line[at + len(before):]
+
+
+_TOKEN_TABLE = np.zeros((4, 8), dtype=np.uint8)  # the split tokens' bytes by code + 1 (code -1: null)
+for _code, _token in _TOKENS.items():
+    _TOKEN_TABLE[_code + 1, :len(_token)] = np.frombuffer(_token.encode(), dtype=np.uint8)
+_TOKEN_SIZES = np.array([len(_TOKENS[c]) for c in (-1, 0, 1, 2)])
+
+
+def _replaced_splits(body: bytes, old: np.ndarray, new: np.ndarray, changed: np.ndarray) -> tuple[bytes, int] | None:
+    """(new bytes, lines) of `body` (whole lines ended by newlines, the first of them row 0 of
+    `old`/`new`/`changed`) with `_relined`'s changes, made with array operations; None when a line
+    is blank or a split is not where the line format puts it (`_relined` then says which)."""
+    if not body.endswith(b"\n"):
+        return None
+    arr = np.frombuffer(body, dtype=np.uint8)
+    starts = np.flatnonzero(arr == 10)
+    n = len(starts)
+    ends = starts.copy()
+    starts[1:] = ends[:-1] + 1
+    starts[0] = 0
+    if n > len(old) or (ends == starts).any() or not (arr[starts] == ord("{")).all():
+        return None  # (a blank line, or more lines than rows: the file changed)
+    rows = np.flatnonzero(changed[:n])
+    if not len(rows):
+        return body, n
+    key = _SHA_KEY.encode()
+    found = np.array([body.find(key, s) for s in starts[rows].tolist()], dtype=np.int64)
+    before = old[rows].astype(np.int64) + 1
+    after = new[rows].astype(np.int64) + 1
+    at = found + len(_SHA_KEY) + 64 + len('","split":')
+    size = _TOKEN_SIZES[before]
+    if (found < 0).any() or (at + size >= ends[rows]).any():
+        return None
+    for k in range(_TOKEN_TABLE.shape[1] + 1):  # the old token and its comma, byte by byte
+        want = np.where(k < size, _TOKEN_TABLE[before, np.minimum(k, 7)], ord(","))
+        here = k <= size
+        if not (arr[(at + k)[here]] == want[here]).all():
+            return None
+    keep = np.ones(len(arr), dtype=bool)  # the old tokens out ...
+    for k in range(int(size.max())):
+        keep[(at + k)[k < size]] = False
+    kept = arr[keep]
+    grow = _TOKEN_SIZES[after]  # ... the new ones in, where each old one began
+    where = np.repeat(at - np.concatenate(([0], np.cumsum(size)[:-1])), grow)
+    offset = np.arange(len(where)) - np.repeat(np.cumsum(grow) - grow, grow)
+    return np.insert(kept, where, _TOKEN_TABLE[np.repeat(after, grow), offset]).tobytes(), n
+
+
+def _new_lines(dataset: Dataset, old: np.ndarray, new: np.ndarray) -> Iterator[str]:
+    """The lines of a file with no recorded samples_sha256, with the new splits: each sample
+    parsed and rendered again (`dumps_sample`)."""
+    from pipeline.core.dataset import dumps_sample
+
+    for s, code in zip(dataset.samples, new.tolist(), strict=True):
+        s.split = _NAMES[code]
+        yield dumps_sample(s)

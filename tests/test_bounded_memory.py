@@ -37,3 +37,16 @@ def test_peak_memory_does_not_grow_with_the_samples(sizes, stage: list[str], tmp
         _, peaks[n], out = measure([sys.executable, "-m", "pipeline", stage[0], str(work), *stage[1:]], env=env)
         assert f"{n}" in out.replace(",", "")  # (the summary counts every sample)
     assert peaks[200_000] - peaks[50_000] < GROWTH_MB, peaks
+
+
+def test_webdataset_export_holds_no_sample_objects(sizes, tmp_path: Path) -> None:
+    """The export sorts the ids' hashes and offsets (about 60 bytes a sample), never the samples."""
+    peaks = {}
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    for n, root in sizes.items():
+        out = tmp_path / f"shards-{n}"
+        _, peaks[n], text = measure([sys.executable, "-m", "pipeline", "export", str(root), "--format", "webdataset",
+                                     "--out", str(out)], env=env)
+        assert f"{n}" in text.replace(",", "") and len(list(out.glob("*.tar"))) == n // 10_000
+        shutil.rmtree(out)
+    assert peaks[200_000] - peaks[50_000] < GROWTH_MB, peaks

@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.core.dataset import Dataset, DatasetInfo, Obj, Sample
-from pipeline.core.errors import UsageError
+from pipeline.core.errors import DataError, UsageError
 from pipeline.split import quotas, split_dataset, stratum
 
 
@@ -174,3 +174,43 @@ def test_property_totals_and_no_leak(sizes: list[int], val: float, test: float, 
     want_test, want_val = math.floor(n * test + 0.5), math.floor(n * val + 0.5)
     assert got["test"] <= want_test and got["val"] <= want_val
     assert got["test"] >= want_test - 2 * len(sizes) and got["val"] >= want_val - 2 * len(sizes)
+
+
+_LINE_SPLITS = [None, "train", "val", "test"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_LINE_SPLITS), st.sampled_from(_LINE_SPLITS), st.sampled_from(["", "é"]),
+                          st.integers(0, 3)), min_size=1, max_size=30),
+       st.sampled_from(["none", "blank", "moved", "truncated"]))
+def test_splits_changed_a_block_at_a_time_as_line_by_line(rows, damage: str) -> None:
+    """`_replaced_splits` (array operations over a block) gives `_relined`'s lines, or leaves the
+    block to it (None) where a line is blank or not as the line format puts it."""
+    import numpy as np
+
+    from pipeline.core.dataset import dumps_sample
+    from pipeline.split import _CODES, _relined, _replaced_splits
+
+    lines = [dumps_sample(Sample(id=f"s{i:03d}{mark}", image=f"images/{i}{mark}.png", width=3, height=4,
+                                 sha256="ab" * 32, split=old, label="a" if k else None,
+                                 source={"file": "x" * k}))
+             for i, (old, _, mark, k) in enumerate(rows)]
+    if damage == "blank":
+        lines.insert(len(lines) // 2, "")
+    elif damage == "moved":
+        lines[-1] = lines[-1].replace('"split":', '"tilps":')
+    elif damage == "truncated":
+        lines[-1] = lines[-1][:lines[-1].index('"split":')]
+    old = np.array([_CODES[r[0]] for r in rows], dtype=np.int8)
+    new = np.array([_CODES[r[1]] for r in rows], dtype=np.int8)
+    body = ("\n".join(lines) + "\n").encode("utf-8")
+    fast = _replaced_splits(body, old, new, new != old)
+    try:
+        slow = list(_relined(enumerate(lines, start=1), old, new))
+    except DataError:
+        assert fast is None
+        return
+    if fast is not None:
+        assert fast == (("\n".join(slow) + "\n").encode("utf-8"), len(slow))
+    else:
+        assert damage != "none"

@@ -32,18 +32,27 @@ is never opened (skipped, counted and warned about, as every importer does).
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import io
 import json
 import os
 import re
 import tarfile
 import urllib.parse
+from array import array
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.core.dataset import Dataset, Sample, dumps_sample
+from pipeline.core.dataset import (
+    SAMPLES_JSONL,
+    Dataset,
+    Sample,
+    SampleStream,
+    dumps_sample,
+    parse_sample_line,
+)
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.images import IMAGE_EXTS, sniff
 from pipeline.core.limits import MAX_ANNOTATION_JSON_BYTES, MAX_DOCUMENT_ENTRIES, decode_text, load_json
@@ -110,11 +119,89 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
-def sample_members(dataset: Dataset, sample: Sample, index: dict[str, int]) -> list[tuple[str, bytes]]:
-    """The members of one sample, sorted by name: its image as stored, its class index, its record."""
+# The ustar header `tarfile` writes for `_tarinfo(name, size)` in PAX format when the name is ASCII
+# of at most 100 bytes and the size fits 11 octal digits: the fields before and after the
+# checksum, which is the sum of the header's bytes with the checksum field as 8 spaces.
+_HEAD_FIXED = b"0000644\x000000000\x000000000\x00"  # mode, uid, gid
+_MTIME = b"00000000000\x00"
+_HEAD_TAIL = (b"0" + b"\x00" * 100 + b"ustar\x0000" + b"\x00" * 64 + b"\x00" * 16 + b"\x00" * 155
+              + b"\x00" * 12)  # type, linkname, magic, uname, gname, devmajor, devminor, prefix, padding
+_FIXED_SUM = sum(_HEAD_FIXED) + sum(_MTIME) + sum(_HEAD_TAIL) + 8 * 32
+
+
+def _header(name: str, size: int) -> bytes:
+    """`_tarinfo(name, size)`'s header block(s) exactly as `tarfile` writes them in PAX format."""
+    if len(name) > 100 or not name.isascii() or size >= 8 ** 11:
+        return _tarinfo(name, size).tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+    raw = name.encode("ascii")
+    octal = b"%011o\x00" % size
+    check = b"%06o\x00 " % (_FIXED_SUM + sum(raw) + sum(octal))
+    return b"".join((raw, _NULS[len(raw):], _HEAD_FIXED, octal, _MTIME, check, _HEAD_TAIL))
+
+
+_NULS = b"\x00" * 100
+
+
+_PADS = [b"\x00" * n for n in range(tarfile.BLOCKSIZE)]
+
+
+class _Shard:
+    """One tar shard being written: members as `tarfile` lays them out (`_header`, the data, NULs
+    to the next 512-byte block; at the end two zero blocks and NULs to a 10240-byte record)."""
+
+    def __init__(self, path: Path) -> None:
+        self.fh = open(path, "wb")  # (closed by `close`)
+        self.offset = 0
+        self.samples = 0
+
+    def add(self, members: list[tuple[str, bytes]]) -> None:
+        """Add the members (name, data), in order."""
+        parts = []
+        for name, data in members:
+            parts += (_header(name, len(data)), data, _PADS[-len(data) % tarfile.BLOCKSIZE])
+        data = b"".join(parts)
+        self.fh.write(data)
+        self.offset += len(data)
+
+    def close(self) -> None:
+        end = self.offset + 2 * tarfile.BLOCKSIZE
+        self.fh.write(b"\x00" * (2 * tarfile.BLOCKSIZE + -end % tarfile.RECORDSIZE))
+        self.fh.close()
+
+
+class _ImageBytes:
+    """`Dataset.read_image_bytes` with the files last read kept (up to `budget` bytes): samples
+    sharing a small pool of image files read each file once."""
+
+    def __init__(self, dataset: Dataset, budget: int = 64 << 20) -> None:
+        self.dataset = dataset
+        self.budget = budget
+        self.kept: OrderedDict[str, bytes] = OrderedDict()
+        self.size = 0
+
+    def __call__(self, sample: Sample) -> bytes:
+        if sample.pack is not None:
+            return self.dataset.read_image_bytes(sample)
+        data = self.kept.get(sample.image)
+        if data is not None:
+            self.kept.move_to_end(sample.image)
+            return data
+        data = self.dataset.read_image_bytes(sample)
+        if len(data) <= self.budget // 16:
+            self.kept[sample.image] = data
+            self.size += len(data)
+            while self.size > self.budget:
+                self.size -= len(self.kept.popitem(last=False)[1])
+        return data
+
+
+def sample_members(dataset: Dataset, sample: Sample, index: dict[str, int],
+                   image: bytes | None = None) -> list[tuple[str, bytes]]:
+    """The members of one sample, sorted by name: its image as stored (`image`, else read), its
+    class index, its record."""
     key = key_for(sample.id)
-    ext = (Path(sample.image).suffix.lower().lstrip(".") or "png")
-    members = [(f"{key}.{ext}", dataset.read_image_bytes(sample)),
+    ext = _extension(sample.image)
+    members = [(f"{key}.{ext}", dataset.read_image_bytes(sample) if image is None else image),
                (f"{key}.json", (dumps_sample(sample) + "\n").encode("utf-8"))]
     label = sample.label
     if label is None and sample.soft_label:
@@ -122,6 +209,12 @@ def sample_members(dataset: Dataset, sample: Sample, index: dict[str, int]) -> l
     if label is not None:
         members.append((f"{key}.cls", str(index[label]).encode("ascii")))
     return sorted(members)
+
+
+@functools.lru_cache(maxsize=4096)
+def _extension(image: str) -> str:
+    """The image member's extension: the image file's, lower case (png without one)."""
+    return Path(image).suffix.lower().lstrip(".") or "png"
 
 
 def shard_order(sample: Sample) -> str:
@@ -132,26 +225,48 @@ def shard_order(sample: Sample) -> str:
 
 
 def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> None:
-    """Shards of at most `options["shard_size"]` samples per split, and OUT/dataset.json."""
+    """Shards of at most `options["shard_size"]` samples per split, and OUT/dataset.json.
+
+    The samples go out in `shard_order`, each to the open shard of its split: a streamed dataset
+    is read twice (the ids, then each line where it lies in that order), holding about 60 bytes a
+    sample, never the samples themselves."""
     shard_size = int(options.get("shard_size") or DEFAULT_SHARD_SIZE)
     if shard_size < 1:
         raise UsageError(f"--shard-size {shard_size}: a shard holds at least one sample", fix="e.g. --shard-size 10000")
     index = {c: i for i, c in enumerate(dataset.classes)}
-    by_split: dict[str | None, list[Sample]] = {}
-    for sample in sorted(dataset.samples, key=shard_order):
-        by_split.setdefault(sample.split, []).append(sample)
-    shards = []
-    for split in SPLIT_ORDER:
-        samples = by_split.get(split, [])
-        for number, start in enumerate(range(0, len(samples), shard_size)):
-            name = f"{split or UNSPLIT}-{number:06d}.tar"
-            part = samples[start:start + shard_size]
-            _write_shard(out / name, dataset, part, index)
-            shards.append({"file": name, "split": split, "samples": len(part)})
-            report.files += 1
-            report.written += len(part)
-            report.converted["soft label -> KEY.cls of its largest class"] += sum(
-                1 for s in part if s.label is None and s.soft_label)
+    image = _ImageBytes(dataset)
+    done: dict[str | None, list[dict]] = {split: [] for split in SPLIT_ORDER}
+    open_: dict[str | None, _Shard] = {}
+
+    def finish(split: str | None) -> None:
+        shard = open_.pop(split)
+        shard.close()
+        done[split].append({"file": f"{split or UNSPLIT}-{len(done[split]):06d}.tar", "split": split,
+                            "samples": shard.samples})
+        report.files += 1
+        report.written += shard.samples
+
+    try:
+        for sample in _in_shard_order(dataset):
+            split = sample.split
+            shard = open_.get(split)
+            if shard is None:
+                shard = open_[split] = _Shard(out / f"{split or UNSPLIT}-{len(done[split]):06d}.tar")
+            shard.add(sample_members(dataset, sample, index, image(sample)))
+            shard.samples += 1
+            if sample.label is None and sample.soft_label:
+                report.converted["soft label -> KEY.cls of its largest class"] += 1
+            if shard.samples == shard_size:
+                finish(split)
+    except BaseException as exc:
+        for shard in open_.values():
+            shard.fh.close()
+        if isinstance(exc, DataError):
+            _first_error(dataset)  # the error a pass in file order, then in shard order, meets first
+        raise
+    for split in list(open_):
+        finish(split)
+    shards = [entry for split in SPLIT_ORDER for entry in done[split]]
     report.converted = +report.converted  # (drop zero counts)
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "task": dataset.task,
                 "classes": list(dataset.classes)}
@@ -163,11 +278,50 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     report.files += 1
 
 
-def _write_shard(path: Path, dataset: Dataset, samples: list[Sample], index: dict[str, int]) -> None:
-    with open(path, "wb") as fh, tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for sample in samples:
-            for name, data in sample_members(dataset, sample, index):
-                tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+def _in_shard_order(dataset: Dataset) -> Iterator[Sample]:
+    """The samples sorted by `shard_order`. A streamed dataset's ids are hashed in one pass over
+    samples.jsonl (each line begins with its id, unescaped: `stream.scan` saw to it), and each
+    line is then read where it lies and parsed as `SampleStream` parses it."""
+    import numpy as np
+
+    samples = dataset.samples
+    if not isinstance(samples, SampleStream):
+        yield from sorted(samples, key=shard_order)
+        return
+    digests, starts, sizes, numbers = bytearray(), array("q"), array("q"), array("q")
+    key = len(b'{"id":"')
+    with open(samples.root / SAMPLES_JSONL, "rb") as fh:
+        offset = 0
+        for lineno, raw in enumerate(fh, start=1):
+            if raw.strip():
+                digests += hashlib.sha256(raw[key:raw.index(b'"', key)]).digest()
+                starts.append(offset)
+                sizes.append(len(raw))
+                numbers.append(lineno)
+            offset += len(raw)
+    order = np.argsort(np.frombuffer(digests, dtype="S32"), kind="stable")  # (ids are unique: no ties)
+    del digests
+    classes, root = set(dataset.classes), samples.root
+    fd = os.open(samples.root / SAMPLES_JSONL, os.O_RDONLY)
+    try:
+        for at in range(0, len(order), 1 << 16):
+            for i in order[at:at + (1 << 16)].tolist():
+                line = os.pread(fd, sizes[i], starts[i]).decode("utf-8").rstrip("\n")
+                yield parse_sample_line(line, classes, where=SAMPLES_JSONL, line=numbers[i], root=root)
+    finally:
+        os.close(fd)
+
+
+def _first_error(dataset: Dataset) -> None:
+    """Raise the `DataError` the export meets first when it parses every sample (in file order)
+    and then reads the images split by split in shard order, if any: what a failed export reports,
+    whatever order it wrote in."""
+    for _ in dataset.samples:
+        pass
+    for split in SPLIT_ORDER:
+        for sample in _in_shard_order(dataset):
+            if sample.split == split:
+                dataset.read_image_bytes(sample)
 
 
 # --------------------------------------------------------------------------------------------

@@ -83,11 +83,11 @@ def write_tar(path: Path, members: list[tuple[str, bytes]], kinds: dict[str, byt
 IDS = ["plain", "with.dots.png", "sub/dir/name", "ünïcödé", "__meta__", "100%", "a b", "~tilde", "x_y-z"]
 
 
-def tricky_dataset(root: Path) -> Path:
+def tricky_dataset(root: Path, extra: list[str] = ()) -> Path:
     """Ids that webdataset's key split would break, labels, a soft label, objects, reviews, an unlabelled image."""
     with DatasetWriter(root, task="detection", stage="test-fixture", classes=["zebra", "ant"],
                        class_ids={"zebra": 7, "ant": 3}) as w:
-        for i, sid in enumerate(IDS):
+        for i, sid in enumerate(IDS + list(extra)):
             sample = Sample(id=sid, split=("train", "val", "test", None)[i % 4], width=28, height=28,
                             label=("zebra", "ant", None)[i % 3], source={"file": f"src/{sid}", "index": i},
                             meta={"note": sid})
@@ -139,6 +139,70 @@ def test_shards_are_reproducible_bytes_with_fixed_headers(tmp_path: Path) -> Non
     manifest = json.loads((tmp_path / "a" / "dataset.json").read_text())
     assert manifest["classes"] == ["zebra", "ant"] and manifest["class_ids"] == {"zebra": 7, "ant": 3}
     assert sum(s["samples"] for s in manifest["shards"]) == len(IDS)
+
+
+def tarfile_shards(root: Path, shard_size: int) -> dict[str, bytes]:
+    """The shards as `tarfile` writes the same members (each split's samples in shard order)."""
+    dataset = load_dataset(root)
+    index = {c: i for i, c in enumerate(dataset.classes)}
+    out = {}
+    for split in wdsfmt.SPLIT_ORDER:
+        samples = [s for s in sorted(dataset.samples, key=wdsfmt.shard_order) if s.split == split]
+        for number, start in enumerate(range(0, len(samples), shard_size)):
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for sample in samples[start:start + shard_size]:
+                    for name, data in wdsfmt.sample_members(dataset, sample, index):
+                        tar.addfile(wdsfmt._tarinfo(name, len(data)), io.BytesIO(data))
+            out[f"{split or 'unsplit'}-{number:06d}.tar"] = buf.getvalue()
+    return out
+
+
+@pytest.mark.parametrize("shard_size", [1, 2, 10])
+def test_shards_are_the_bytes_tarfile_writes(tmp_path: Path, shard_size: int) -> None:
+    src = tricky_dataset(tmp_path / "src", extra=["L" * 140, "ü" * 60])  # keys over 100 bytes: pax headers
+    export_dataset(src, "webdataset", tmp_path / "s", options={"shard_size": shard_size})
+    written = {p.name: p.read_bytes() for p in (tmp_path / "s").glob("*.tar")}
+    assert written == tarfile_shards(src, shard_size)
+
+
+@pytest.mark.parametrize(("name", "size"), [("a.png", 0), ("a.png", 511), ("k" * 96 + ".cls", 1), ("k" * 97 + ".cls", 1),
+                                            ("é.png", 3), ("a.json", 8 ** 11 - 1), ("a.json", 8 ** 11)])
+def test_a_member_header_is_tarfiles(name: str, size: int) -> None:
+    assert wdsfmt._header(name, size) == wdsfmt._tarinfo(name, size).tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING,
+                                                                            "surrogateescape")
+
+
+def test_a_failed_export_reports_the_first_error_in_file_order(tmp_path: Path) -> None:
+    src = tricky_dataset(tmp_path / "src")
+    lines = (src / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    digest = [hashlib.sha256(json.loads(line)["id"].encode()).hexdigest() for line in lines]
+    first, later = next((i, j) for i in range(len(lines)) for j in range(i + 1, len(lines)) if digest[j] < digest[i])
+    lines[first] = lines[first].replace('"width":28', '"width":-1')  # the export writes `later` before it
+    lines[later] = lines[later].replace('"width":28', '"width":0')
+    info = json.loads((src / "dataset.json").read_text(encoding="utf-8"))
+    info["samples_sha256"] = None
+    (src / "dataset.json").write_text(json.dumps(info), encoding="utf-8")
+    (src / "samples.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as loaded:
+        load_dataset(src)
+    with pytest.raises(DataError) as got:
+        export_dataset(src, "webdataset", tmp_path / "s")
+    assert str(got.value) == str(loaded.value) and f"samples.jsonl:{first + 1}: width" in str(got.value)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_missing_image_is_reported_as_the_split_by_split_export_meets_it(tmp_path: Path) -> None:
+    src = tricky_dataset(tmp_path / "src")
+    dataset = load_dataset(src)
+    ordered = sorted(dataset.samples, key=lambda s: (wdsfmt.SPLIT_ORDER.index(s.split), wdsfmt.shard_order(s)))
+    first, later = next((a, b) for i, a in enumerate(ordered) for b in ordered[i + 1:]
+                        if wdsfmt.shard_order(b) < wdsfmt.shard_order(a))  # `later` first in the ids' shuffle
+    for sample in (first, later):
+        (src / sample.image).unlink()
+    with pytest.raises(DataError, match="image missing") as got:
+        export_dataset(src, "webdataset", tmp_path / "s")
+    assert first.image in str(got.value) and not (tmp_path / "s").exists()
 
 
 def test_image_bytes_are_stored_never_reencoded(tmp_path: Path) -> None:

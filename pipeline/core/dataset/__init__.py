@@ -72,6 +72,7 @@ from pipeline.core.dataset.writer import (
     lineage_entry,
     now_iso,
     replace_dir,
+    rewrite_data,
     rewrite_lines,
     rewrite_samples,
 )
@@ -82,6 +83,6 @@ __all__ = [
     "Sample", "SampleStream", "StoredSamples", "check_samples_hash", "class_ids_for", "content_hash", "derive", "dumps_body",
     "dumps_box_object", "dumps_object", "dumps_sample", "finish_update", "is_dataset", "is_streamed", "iter_samples",
     "join_objects", "lineage_entry", "load_dataset", "now_iso", "open_dataset", "parse_sample_line", "read_info",
-    "replace_dir", "rewrite_lines", "rewrite_samples", "sample_line",
+    "replace_dir", "rewrite_data", "rewrite_lines", "rewrite_samples", "sample_line",
     "sorted_lines", "write_lines",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.core.dataset.model import SAMPLES_JSONL, SPLITS, DatasetInfo
+from pipeline.core.dataset.model import SAMPLES_JSONL, DatasetInfo
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2, None: -1}
 _BATCH = 1 << 17  # rows per Arrow batch
@@ -24,17 +24,18 @@ _BATCH = 1 << 17  # rows per Arrow batch
 _FIELDS = ("id", "image", "width", "height", "sha256", "split", "label", "soft_label", "objects",
            "annotations", "predictions", "source", "meta", "pack")
 
+# A JSON column cast to VARCHAR is the value's JSON text: a string's begins with a quote, an
+# object's with a brace, a positive integer's is plain digits (what would not read so is refused).
 _OK = """
-    json_type(id) = 'VARCHAR' AND length(id->>'$') > 0
-    AND json_type(image) = 'VARCHAR' AND length(image->>'$') > 0
-    AND NOT (starts_with(image->>'$', '/') OR starts_with(image->>'$', '\\')
-             OR contains('/' || (image->>'$') || '/', '/../') OR regexp_matches(image->>'$', '^[A-Za-z]:'))
-    AND json_type(width) IN ('UBIGINT', 'BIGINT') AND TRY_CAST(width->>'$' AS BIGINT) > 0
-    AND json_type(height) IN ('UBIGINT', 'BIGINT') AND TRY_CAST(height->>'$' AS BIGINT) > 0
-    AND json_type(sha256) = 'VARCHAR' AND length(sha256->>'$') = 64 AND ltrim(sha256->>'$', '0123456789abcdef') = ''
-    AND (split IS NULL OR (json_type(split) = 'VARCHAR' AND list_contains($splits, split->>'$')))
-    AND (label IS NULL OR (json_type(label) = 'VARCHAR' AND list_contains($classes, label->>'$')))
-    AND (source IS NULL OR json_type(source) = 'OBJECT')
+    starts_with(id::VARCHAR, '"') AND id::VARCHAR <> '""'
+    AND starts_with(image::VARCHAR, '"') AND image::VARCHAR <> '""'
+    AND NOT regexp_matches(image->>'$', '^(/|\\\\|[A-Za-z]:)|(^|/)\\.\\.(/|$)')
+    AND regexp_full_match(width::VARCHAR, '[1-9][0-9]{0,17}')
+    AND regexp_full_match(height::VARCHAR, '[1-9][0-9]{0,17}')
+    AND regexp_full_match(sha256::VARCHAR, '"[0-9a-f]{64}"')
+    AND (split IS NULL OR split::VARCHAR IN ('"train"', '"val"', '"test"'))
+    AND (label IS NULL OR (starts_with(label::VARCHAR, '"') AND list_contains($classes, label->>'$')))
+    AND (source IS NULL OR starts_with(source::VARCHAR, '{'))
     AND (meta IS NULL OR meta::VARCHAR = '{}')
     AND soft_label IS NULL AND objects IS NULL AND annotations IS NULL AND predictions IS NULL AND pack IS NULL
 """
@@ -60,14 +61,14 @@ def plain_counts(root: Path, info: DatasetInfo, expected: int | None) -> list[tu
     import duckdb
 
     query = f"""
-        SELECT CASE split->>'$' WHEN 'train' THEN 0 WHEN 'val' THEN 1 WHEN 'test' THEN 2 ELSE -1 END AS sp,
+        SELECT CASE split::VARCHAR WHEN '"train"' THEN 0 WHEN '"val"' THEN 1 WHEN '"test"' THEN 2 ELSE -1 END AS sp,
                coalesce(list_position($classes, label->>'$'), 0) - 1 AS cls,
-               TRY_CAST(width->>'$' AS BIGINT) AS w, TRY_CAST(height->>'$' AS BIGINT) AS h,
-               count(*) AS n, bool_and({_OK}) AS ok
+               TRY_CAST(width::VARCHAR AS BIGINT) AS w, TRY_CAST(height::VARCHAR AS BIGINT) AS h,
+               count(*) AS n, bool_and(coalesce({_OK}, false)) AS ok
         FROM {_source(root / SAMPLES_JSONL)} GROUP BY ALL"""
     try:
         con = _connect()
-        rows = con.execute(query, {"classes": list(info.classes), "splits": list(SPLITS)}).fetchall()
+        rows = con.execute(query, {"classes": list(info.classes)}).fetchall()
     except duckdb.Error:
         return None  # not JSON lines DuckDB reads (the parser says why, or reads them itself)
     if not all(r[5] for r in rows) or (expected is not None and sum(r[4] for r in rows) != expected):
@@ -105,13 +106,13 @@ def _batches(root: Path, info: DatasetInfo, ids: bool, images: bool) -> Iterator
     """The query of `plain_rows`, batch by batch."""
     extra = (", id->>'$' AS id" if ids else "") + (", image->>'$' AS image" if images else "")
     query = f"""
-        SELECT CASE split->>'$' WHEN 'train' THEN 0 WHEN 'val' THEN 1 WHEN 'test' THEN 2 ELSE -1 END::TINYINT AS sp,
+        SELECT CASE split::VARCHAR WHEN '"train"' THEN 0 WHEN '"val"' THEN 1 WHEN '"test"' THEN 2 ELSE -1 END::TINYINT AS sp,
                (coalesce(list_position($classes, label->>'$'), 0) - 1)::INTEGER AS cls,
-               TRY_CAST(width->>'$' AS BIGINT) AS w, TRY_CAST(height->>'$' AS BIGINT) AS h,
+               TRY_CAST(width::VARCHAR AS BIGINT) AS w, TRY_CAST(height::VARCHAR AS BIGINT) AS h,
                sha256->>'$' AS sha, coalesce({_OK}, false) AS ok {extra}
         FROM {_source(root / SAMPLES_JSONL)}"""
     con = _connect()
-    reader = con.sql(query, params={"classes": list(info.classes), "splits": list(SPLITS)}).to_arrow_reader(_BATCH)
+    reader = con.sql(query, params={"classes": list(info.classes)}).to_arrow_reader(_BATCH)
     yield from reader
 
 

@@ -534,6 +534,24 @@ def rewrite_lines(dataset: Dataset, lines: Iterable[str], *, stage: str, params:
     return _replace_samples(dataset, lambda path: _write_line_stream(path, lines), stage=stage, params=params)
 
 
+def rewrite_data(dataset: Dataset, blocks: Iterable[bytes], *, stage: str, params: dict | None = None) -> DatasetInfo:
+    """`rewrite_lines` with the new samples.jsonl given as its bytes, a few whole lines (each ended
+    by a newline) at a time. Returns the new dataset.json's contents."""
+    return _replace_samples(dataset, lambda path: _write_blocks(path, blocks), stage=stage, params=params)
+
+
+def _write_blocks(path: Path, blocks: Iterable[bytes]) -> str:
+    """Write `blocks` one after the other and fsync the file; returns its SHA-256."""
+    digest = hashlib.sha256()
+    with open(path, "wb") as fh:
+        for data in blocks:
+            digest.update(data)
+            fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return digest.hexdigest()
+
+
 def _write_line_stream(path: Path, lines: Iterable[str], chunk: int = 4096) -> str:
     """`write_lines` for an iterable: written a few thousand lines at a time; returns the SHA-256."""
     digest = hashlib.sha256()

@@ -116,3 +116,13 @@ def test_lines_duckdb_cannot_read_are_left_to_the_parser(tmp_path: Path, line: s
     info = DatasetInfo(task="classification", classes=CLASSES)
     (root / "dataset.json").write_bytes(_info_bytes(info))
     assert plain_counts(root, info, 1) is None and _rows(root, 1) is None
+
+
+@pytest.mark.parametrize("drop", ["image", "sha256", "width", "source"])
+def test_a_bad_line_among_good_ones_is_not_plain(tmp_path: Path, drop: str) -> None:
+    bad = {k: v for k, v in GOOD.items() if k != drop} | {"id": "b"}
+    if drop == "source":
+        bad["source"] = "not an object"
+    lines = [json.dumps(d, ensure_ascii=False, separators=(",", ":")) for d in (GOOD, bad)]
+    root = _dataset(tmp_path / "ds", lines)
+    assert plain_counts(root, load_info(root), 2) is None and _rows(root, 2) is None

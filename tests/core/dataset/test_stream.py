@@ -133,3 +133,24 @@ def test_the_recorded_hash_is_checked_before_anything_is_read(tmp_path: Path) ->
     assert len(open_dataset(root, check_hash=False).samples) == 4
     with pytest.raises(UsageError, match="no such folder"):
         open_dataset(tmp_path / "nowhere")
+
+
+_pieces = st.sampled_from(['{"id":"', '"', "\\", "\n", " ", "\x00", "é", "a", "b", "z", ",", "{", "1"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="abcz19é", min_size=0, max_size=70), max_size=8).map(sorted),
+       st.lists(st.tuples(st.integers(0, 400), _pieces), max_size=3), st.text(alphabet="abc", max_size=2))
+def test_the_block_check_gives_the_line_by_line_verdict(ids: list[str], edits, prev: str) -> None:
+    from pipeline.core.dataset.stream import _lines_one_by_one, _ordered_ids
+
+    body = "".join(f'{{"id":"{i}","x":1}}\n' for i in ids)
+    for at, piece in edits:
+        body = body[:at] + piece + body[at:]
+    body = body.encode("utf-8")
+    body = body[:body.rfind(b"\n") + 1]
+    if not body:
+        return
+    ok, count, last = _lines_one_by_one(body, prev.encode())
+    fast = _ordered_ids(body, prev.encode())
+    assert fast is None or (ok and fast == (count, last))
