@@ -3,7 +3,8 @@
 The runs start ``torchrun --standalone --nproc-per-node 2`` (gloo on the CPU) on a slice of the
 embedded MNIST: 60 images of each digit, a fifth of them for validation, 2 epochs of global batch
 32. They compare with one process on the same data and batch, kill one rank after its first
-epoch (failpoint ``train.epoch:1@1``, not a timer), and resume the run.
+epoch (failpoint ``train.epoch:1@1``, not a timer), and resume the run. Two "machines" are two
+torchrun launchers joined by the c10d rendezvous on 127.0.0.1, each with its own tensor cache.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -125,16 +127,23 @@ def embedded_slice(root: Path, per_digit: int = PER_DIGIT) -> Path:
     return root
 
 
-def torchrun(args: list[str], cache: Path, nproc: int = 2, failpoint: str | None = None) -> subprocess.CompletedProcess:
-    """`torchrun --standalone --nproc-per-node NPROC -m pipeline ARGS` (standalone: a free port of its own)."""
-    launcher = Path(sys.executable).with_name("torchrun")
-    head = [str(launcher)] if launcher.is_file() else [sys.executable, "-m", "torch.distributed.run"]
+def launcher() -> list[str]:
+    found = Path(sys.executable).with_name("torchrun")
+    return [str(found)] if found.is_file() else [sys.executable, "-m", "torch.distributed.run"]
+
+
+def launcher_env(cache: Path, failpoint: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in (ENV, *distributed.ENV_VARS)}
     env.update(PIPELINE_CACHE_DIR=str(cache), PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
     if failpoint:
         env[ENV] = failpoint
-    return subprocess.run([*head, "--standalone", f"--nproc-per-node={nproc}", "-m", "pipeline", *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return env
+
+
+def torchrun(args: list[str], cache: Path, nproc: int = 2, failpoint: str | None = None) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc-per-node NPROC -m pipeline ARGS` (standalone: a free port of its own)."""
+    return subprocess.run([*launcher(), "--standalone", f"--nproc-per-node={nproc}", "-m", "pipeline", *args],
+                          cwd=ROOT, env=launcher_env(cache, failpoint), capture_output=True, text=True, timeout=600)
 
 
 def train_args(data: Path, out: Path) -> list[str]:
@@ -210,3 +219,39 @@ def test_a_killed_rank_stops_the_run_in_one_line_and_resume_finishes_it(runs):
     for a, b in zip(history(root / "two"), history(cut), strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
         assert a["val_accuracy"] == b["val_accuracy"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_machines_joined_by_the_rendezvous_train_as_two_processes_on_one(runs):
+    """What docs/distributed.md tells users to run on each machine: `--nnodes 2 --rdzv-backend c10d
+    --rdzv-endpoint HOST:PORT --rdzv-id ID`, here two launchers on 127.0.0.1, each machine with its
+    own tensor cache (built by its own local rank 0)."""
+    root, data, _ = runs
+    out = root / "nodes"
+    head = [*launcher(), "--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d",
+            f"--rdzv-endpoint=127.0.0.1:{free_port()}", "--rdzv-id=pipeline-test", "-m", "pipeline",
+            *train_args(data, out)]
+    nodes = [subprocess.Popen(head, cwd=ROOT, env=launcher_env(root / f"cache-node{n}"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for n in range(2)]
+    try:
+        outputs = [node.communicate(timeout=600) for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                node.kill()
+    for node, (_, err) in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, err[-3000:]
+    assert sum(o.count("trained standard NumberModel") for o, _ in outputs) == 1  # rank 0 alone, on one machine
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "complete" and info["world_size"] == 2
+    for n in range(2):  # each machine built its own cache
+        assert any((root / f"cache-node{n}").rglob("*.npy")), f"node {n} built no tensor cache"
+    for a, b in zip(history(root / "two"), history(out), strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-6)
+        assert b["val_accuracy"] == a["val_accuracy"]

@@ -59,6 +59,7 @@ from pipeline.core.rng import rng_for
 
 FORMAT = "pipeline-label-issues"
 ISSUES_JSON, ISSUES_CSV, ISSUES_PNG = "issues.json", "issues.csv", "issues.png"
+MAX_ISSUES_BYTES = 1 << 30  # a report of millions of entries is far below this; anything larger is not ours
 PROBS, FEATURES, FOLDS = "probs.npy", "features.npy", "folds.json"
 CROPS = "crops"
 KINDS = ("label", "near-duplicate", "outlier", "box-label")
@@ -314,14 +315,15 @@ def contact_sheet(dataset: Dataset, rows: Rows, entries: list[dict], title: str)
 def load_issues(path: str | os.PathLike) -> dict[str, Any]:
     """A validated issues.json (a folder holding one, or the file): a DataError naming the field
     for anything that does not keep the format in the module doc."""
-    from pipeline.core.limits import load_json
+    from pipeline.core.limits import load_json, read_capped
 
     path = Path(path)
     if path.is_dir():
         path = path / ISSUES_JSON
     if not path.is_file():
         raise UsageError(f"{path}: no such file", fix="run `pipeline label-issues DATASET --out DIR` first")
-    data = load_json(path.read_bytes(), str(path), fix="run `pipeline label-issues` again")
+    data = load_json(read_capped(path, str(path), MAX_ISSUES_BYTES, what="issues file"), str(path),
+                     fix="run `pipeline label-issues` again")
     if not isinstance(data, dict):
         raise DataError(path, "not an issues report", expected="a JSON object", got=type(data).__name__,
                         fix="point at the issues.json `pipeline label-issues` wrote")

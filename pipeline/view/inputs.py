@@ -20,31 +20,31 @@ import uuid
 from pathlib import Path
 
 from pipeline.core.errors import DataError, UsageError
-from pipeline.core.limits import load_json, read_capped
 
-ISSUES_FILE = "issues.json"
-MAX_ISSUES_BYTES = 1 << 30
 PREDICTIONS_VERSION = 1
 
 
 def read_issues(folder: Path, index) -> tuple[list[tuple], str]:
-    """The rows (id, rank, score, given, suggested, kind) of `folder/issues.json` and a one-line note."""
-    path = folder / ISSUES_FILE
+    """The rows (id, rank, score, given, suggested, kind) of `folder/issues.json`, read by
+    `label-issues`' own validating reader (`pipeline.labeling.issues.load_issues`), and a one-line note."""
+    from pipeline.labeling.issues import ISSUES_JSON, load_issues
+
+    path = folder / ISSUES_JSON
     if not path.is_file():
-        raise UsageError(f"--issues {folder}: no {ISSUES_FILE} there",
+        raise UsageError(f"--issues {folder}: no {ISSUES_JSON} there",
                          fix="give the folder `pipeline label-issues --out` wrote")
-    doc = load_json(read_capped(path, str(path), MAX_ISSUES_BYTES, what="issues file"), str(path),
-                    fix="re-run `pipeline label-issues`")
-    rows = parse_issues(doc, str(path))
+    doc = load_issues(path)
+    rows = issue_rows(doc["issues"])
     ids = [r[0] for r in rows]
     unknown = sorted(set(ids) - index.existing(ids)) if ids else []
     if unknown:
         raise DataError(path, f"names {len(unknown)} id(s) the dataset does not have", field="issues[].id",
                         expected=f"ids of {index.root}", got=unknown[:5],
                         fix="give the issues computed for this dataset")
-    note = f"{len(rows)} label issues from {path}"
-    recorded = doc.get("dataset_sha256")  # samples.jsonl's sha256, or the dataset's content hash
-    if isinstance(recorded, str) and recorded != index.meta.get("samples_sha256"):
+    entries = len(doc["issues"])
+    note = f"{entries} label issues" + (f" on {len(rows)} samples" if entries != len(rows) else "") + f" from {path}"
+    recorded = doc["dataset_sha256"]  # samples.jsonl's sha256, or the dataset's content hash
+    if recorded != index.meta.get("samples_sha256"):
         from pipeline.core.dataset import content_hash
 
         if recorded != content_hash(index.root):
@@ -52,35 +52,14 @@ def read_issues(folder: Path, index) -> tuple[list[tuple], str]:
     return rows, note
 
 
-def parse_issues(doc: object, where: str) -> list[tuple]:
-    """Validate an issues document; errors name the entry and the field."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("issues"), list):
-        raise DataError(where, "", field="issues", expected="an object with an \"issues\" list",
-                        got=type(doc).__name__ if not isinstance(doc, dict) else doc.get("issues"))
-    rows = []
-    seen: set[str] = set()
-    for k, entry in enumerate(doc["issues"]):
-        at = f"issues[{k}]"
-        if not isinstance(entry, dict):
-            raise DataError(where, "", field=at, expected="an object", got=entry)
-        sid, rank, score = entry.get("id"), entry.get("rank"), entry.get("score")
-        if not isinstance(sid, str) or not sid:
-            raise DataError(where, "", field=f"{at}.id", expected="a sample id", got=sid)
-        if sid in seen:
-            raise DataError(where, "", field=f"{at}.id", expected="an id listed once", got=sid)
-        seen.add(sid)
-        if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
-            raise DataError(where, "", field=f"{at}.rank", expected="an integer >= 1", got=rank)
-        if score is not None and (not isinstance(score, (int, float)) or isinstance(score, bool)
-                                  or score != score):
-            raise DataError(where, "", field=f"{at}.score", expected="a number or null", got=score)
-        texts = []
-        for key in ("given", "suggested", "kind"):
-            value = entry.get(key)
-            if value is not None and not isinstance(value, str):
-                raise DataError(where, "", field=f"{at}.{key}", expected="a string or null", got=value)
-            texts.append(value)
-        rows.append((sid, rank, None if score is None else float(score), *texts))
+def issue_rows(entries: list[dict]) -> list[tuple]:
+    """One row per sample, in rank order: a detection report names a sample once for each box whose
+    class looks wrong (kind ``box-label``), and the page shows the sample at its best-ranked entry."""
+    rows, seen = [], set()
+    for e in entries:
+        if e["id"] not in seen:
+            seen.add(e["id"])
+            rows.append((e["id"], e["rank"], float(e["score"]), e["given"], e["suggested"], e["kind"]))
     return rows
 
 

@@ -65,7 +65,7 @@ def serving(session: Session, *, token: str | None = None) -> Iterator[Served]:
         sock.close()
 
 
-def write_issues(folder: Path, rows: list[dict], dataset_sha256: str | None = None) -> Path:
+def write_issues(folder: Path, rows: list[dict], dataset_sha256: str = "0" * 64) -> Path:
     """An issues.json in the shape `pipeline label-issues` writes."""
     folder.mkdir(parents=True, exist_ok=True)
     doc = {"dataset": "fixture", "dataset_sha256": dataset_sha256, "params": {"method": "fixture"}, "issues": rows}

@@ -6,77 +6,69 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from pipeline.core.errors import DataError, UsageError
 from pipeline.view.index import Filters, open_index
-from pipeline.view.inputs import parse_issues, read_issues, run_predictions
+from pipeline.view.inputs import read_issues, run_predictions
 from tests.helpers import invoke, make_classification_dataset
 from tests.view.conftest import session_for, write_issues
+
+
+def entry(sid: str, rank: int, given: str = "0", suggested: str = "1", score: float = 0.5,
+          kind: str = "label", **more) -> dict:
+    return {"id": sid, "given": given, "suggested": suggested, "score": score, "rank": rank, "kind": kind, **more}
 
 
 def test_issues_are_read_and_checked(tmp_path: Path) -> None:
     data = make_classification_dataset(tmp_path / "ds", classes=2, per_class=2, splits=None)
     ix = open_index(data, cache=tmp_path / "cache")
-    folder = write_issues(tmp_path / "issues", [
-        {"id": "1-001", "given": "1", "suggested": "0", "score": 0.12, "rank": 1, "kind": "label"},
-        {"id": "0-000", "given": "0", "suggested": "1", "score": 0.4, "rank": 2, "kind": "label"},
-    ], dataset_sha256=ix.meta["samples_sha256"])
+    folder = write_issues(tmp_path / "issues", [entry("1-001", 1, "1", "0", 0.12), entry("0-000", 2, "0", "1", 0.4)],
+                          dataset_sha256=ix.meta["samples_sha256"])
     rows, note = read_issues(folder, ix)
     assert rows == [("1-001", 1, 0.12, "1", "0", "label"), ("0-000", 2, 0.4, "0", "1", "label")]
-    assert note.startswith("2 label issues") and "another version" not in note
+    assert note.startswith("2 label issues from") and "another version" not in note
     ix.add_issues(rows)
     assert [r.id for r in ix.query(Filters(issues=True), 0, 10)[1]] == ["1-001", "0-000"]
-    other = write_issues(tmp_path / "old", rows_as_dicts(rows[:1]), dataset_sha256="0" * 64)
+    other = write_issues(tmp_path / "old", [entry("1-001", 1)], dataset_sha256="0" * 64)
     assert "another version" in read_issues(other, ix)[1]
-    unknown = write_issues(tmp_path / "unknown", [{"id": "zz", "rank": 1}])
+    unknown = write_issues(tmp_path / "unknown", [entry("zz", 1)])
     with pytest.raises(DataError, match="names 1 id"):
         read_issues(unknown, ix)
     with pytest.raises(UsageError, match="no issues.json"):
         read_issues(tmp_path / "nowhere", ix)
 
 
-def rows_as_dicts(rows: list[tuple]) -> list[dict]:
-    return [dict(zip(("id", "rank", "score", "given", "suggested", "kind"), r, strict=True)) for r in rows]
+def test_a_detection_report_shows_each_sample_at_its_best_ranked_box(tmp_path: Path) -> None:
+    data = make_classification_dataset(tmp_path / "ds", classes=2, per_class=2, splits=None)
+    ix = open_index(data, cache=tmp_path / "cache")
+    folder = write_issues(tmp_path / "issues", [
+        entry("1-001", 1, "1", "0", 0.05, "box-label", object=2),
+        entry("0-000", 2, "0", "1", 0.1, "box-label", object=0),
+        entry("1-001", 3, "1", "0", 0.3, "box-label", object=0),
+    ])
+    rows, note = read_issues(folder, ix)
+    assert rows == [("1-001", 1, 0.05, "1", "0", "box-label"), ("0-000", 2, 0.1, "0", "1", "box-label")]
+    assert note.startswith("3 label issues on 2 samples from")
 
 
 @pytest.mark.parametrize(("doc", "message"), [
-    ([], "issues: expected an object with an \"issues\" list"),
-    ({"issues": [7]}, "issues[0]: expected an object"),
-    ({"issues": [{"rank": 1}]}, "issues[0].id: expected a sample id"),
-    ({"issues": [{"id": "a", "rank": 0}]}, "issues[0].rank: expected an integer >= 1"),
-    ({"issues": [{"id": "a", "rank": True}]}, "issues[0].rank: expected an integer >= 1"),
-    ({"issues": [{"id": "a", "rank": 1, "score": "high"}]}, "issues[0].score: expected a number or null"),
-    ({"issues": [{"id": "a", "rank": 1, "suggested": 3}]}, "issues[0].suggested: expected a string or null"),
-    ({"issues": [{"id": "a", "rank": 1}, {"id": "a", "rank": 2}]}, "issues[1].id: expected an id listed once"),
+    ([], "expected a JSON object"),
+    ({"issues": []}, "dataset: expected str"),
+    ({"dataset": "d", "dataset_sha256": "0", "params": {}, "issues": [7]}, "issues[0]: expected an object"),
+    ({"dataset": "d", "dataset_sha256": "0", "params": {}, "issues": [entry("a", 2)]}, "issues[0].rank: expected 1"),
+    ({"dataset": "d", "dataset_sha256": "0", "params": {}, "issues": [entry("a", 1, score="high")]},
+     "issues[0].score: expected a number in [0, 1]"),
+    ({"dataset": "d", "dataset_sha256": "0", "params": {}, "issues": [entry("a", 1, suggested=3)]},
+     "issues[0].suggested: expected a string"),
 ])
-def test_bad_issues_name_the_entry_and_field(doc: object, message: str) -> None:
+def test_a_bad_report_is_refused_naming_the_field(tmp_path: Path, doc: object, message: str) -> None:
+    data = make_classification_dataset(tmp_path / "ds", classes=2, per_class=1, splits=None)
+    ix = open_index(data, cache=tmp_path / "cache")
+    (tmp_path / "issues").mkdir()
+    (tmp_path / "issues" / "issues.json").write_text(json.dumps(doc), encoding="utf-8")
     with pytest.raises(DataError) as err:
-        parse_issues(doc, "issues.json")
-    assert f"issues.json: {message}" in str(err.value)
-
-
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                        max_size=3), max_leaves=12)
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(["issues", "dataset", "params"]), json_values | st.lists(
-    st.dictionaries(st.sampled_from(["id", "rank", "score", "given", "suggested", "kind", "other"]), json_values),
-    max_size=4)))
-def test_fuzz_issues_documents_parse_or_fail_with_a_data_error(doc: dict) -> None:
-    try:
-        rows = parse_issues(doc, "issues.json")
-    except DataError as err:
-        assert str(err).startswith("issues.json: ")
-        return
-    for sid, rank, score, *texts in rows:
-        assert isinstance(sid, str) and isinstance(rank, int) and rank >= 1
-        assert score is None or isinstance(score, float)
-        assert all(t is None or isinstance(t, str) for t in texts)
-    json.dumps(rows)
+        read_issues(tmp_path / "issues", ix)
+    assert message in str(err.value) and "issues.json" in str(err.value)
 
 
 def test_predictions_are_computed_once_and_cached(tmp_path: Path, monkeypatch) -> None:
