@@ -33,6 +33,7 @@ import json
 import os
 import re
 from array import array
+from bisect import bisect_right
 from collections import defaultdict
 from itertools import chain, repeat
 from json.decoder import scanstring
@@ -407,6 +408,7 @@ _LISTS = frozenset({list})
 _BOUNDARY = re.compile(r"\}[ \t\n\r]*,[ \t\n\r]*\{")  # between two objects of a list (or inside a string)
 _CHUNK = 1 << 16  # characters of annotations decoded at once (a few hundred annotations)
 _WINDOW = 1 << 16  # characters past a chunk's size looked through for its end
+_UNKNOWN = array("q", [-1])
 _SAFE_COORD = 1e250  # coordinates whose sums cannot overflow (larger: checked one by one)
 
 
@@ -509,8 +511,8 @@ class _Group:
     def decoded(self, stream: _Stream | None) -> list[tuple[int, dict]]:
         if self.dicts or stream is None:
             return self.dicts
-        text, starts = stream.text, stream.starts()
-        return [(k, _DECODE(text, starts[k])[0]) for k in self.ks]
+        text, start = stream.text, stream.start
+        return [(k, _DECODE(text, start(k))[0]) for k in self.ks]
 
 
 class _Stream:
@@ -530,8 +532,9 @@ class _Stream:
         self.label_cache: dict[object, str | None] = {}
         self.unusable: list[DataError] = []
         self.tolerance = EDGE_TOLERANCE
-        self.array_at = 0  # where the annotations array's elements begin
-        self._starts: array | None = None  # (`starts`)
+        self.known = array("q")  # where each annotation starts in the text (-1: not noted, see `start`)
+        self.chunks: list[int] = []  # the first annotation of each chunk decoded at once
+        self.chunk_at: list[int] = []  # and where it starts
         self.templates: dict[tuple, str] = {}  # (`_format`)
 
     def scan(self) -> dict | None:
@@ -607,37 +610,45 @@ class _Stream:
         Decoded in chunks of about `_CHUNK` characters by the C decoder (``json.loads`` of the
         elements between two found boundaries), each chunk checked and rendered at once
         (`_chunk`); where no boundary is found or the slice is not whole elements (a ``},{``
-        inside a string), one element at a time (`_elements`)."""
+        inside a string), one element at a time (`_elements`). A chunk with annotations that
+        will be decoded again (keypoints, masks: see `_Group.decoded`) sends the next stretch,
+        twice as long each time up to 64 chunks, one element at a time, which notes where each
+        one starts on the way (a file of keypoints is read as fast as before chunks)."""
         text = self.text
         self.cats = self._categories_ahead(doc)
-        self.array_at = i
         i = _WS.match(text, i).end()
         if text[i:i + 1] == "]":
             return i + 1
-        k = 0
+        k = fails = stretch = 0  # (stretch: characters to read one at a time before a chunk is tried)
         loads, boundary = json.loads, _BOUNDARY.search
         while True:
-            m = boundary(text, i + _CHUNK, i + _CHUNK + _WINDOW)
-            items = None
-            if m is not None:
-                try:
-                    items = loads("[" + text[i:m.start() + 1] + "]")
-                except (ValueError, RecursionError):
-                    items = None
-            if items is not None:
-                self._chunk(items, k)
-                k += len(items)
-                i = m.end() - 1  # (the next element's "{")
-                continue
-            i, k, ended = self._elements(i, k, i + _CHUNK)
+            if not stretch:
+                m = boundary(text, i + _CHUNK, i + _CHUNK + _WINDOW)
+                items = None
+                if m is not None:
+                    try:
+                        items = loads("[" + text[i:m.start() + 1] + "]")
+                    except (ValueError, RecursionError):
+                        items = None
+                if items is not None:
+                    whole = self._chunk(items, k, i)
+                    k += len(items)
+                    i = m.end() - 1  # (the next element's "{")
+                    fails = 0 if whole else min(fails + 1, 6)
+                    stretch = 0 if whole else _CHUNK << fails
+                    continue
+                stretch = _CHUNK  # (no chunk here)
+            i, k, ended = self._elements(i, k, i + stretch)
+            stretch = 0
             if ended:
                 return i
 
     def _elements(self, i: int, k: int, until: int) -> tuple[int, int, bool]:
         """Elements one at a time from `i` (an element's start) until past `until` or the array's
         end: (the index after, the next element's number, whether the array ended)."""
-        text, sep, scan, element = self.text, _SEP.match, _SCAN, self._element
+        text, sep, scan, element, starts = self.text, _SEP.match, _SCAN, self._element, self.known
         while True:
+            starts.append(i)
             try:
                 a, i = scan(text, i)
             except StopIteration:
@@ -653,8 +664,9 @@ class _Stream:
             if i >= until:
                 return i, k, False
 
-    def _element(self, a: object, k: int) -> None:
-        """Annotation `k` grouped under its image, rendered where it can be (see `_render`)."""
+    def _element(self, a: object, k: int) -> bool:
+        """Annotation `k` grouped under its image, rendered where it can be (see `_render`);
+        False when it was not (it is decoded again with its image)."""
         iid = a.get("image_id") if type(a) is dict else None
         if (type(iid) is int or type(iid) is str) and iid != "":
             rendered = label = None
@@ -667,21 +679,24 @@ class _Stream:
                 if label is not None:
                     rendered, polygon = self._render(a, label, size)
             self.groups[iid].add(k, rendered, label, polygon)
-        else:
-            self.unusable.append(_unusable(a, k, self.where))  # (reported by `finish`: a file read
-            # whole again reports its own)
+            return rendered is not None
+        self.unusable.append(_unusable(a, k, self.where))  # (reported by `finish`: a file read
+        # whole again reports its own)
+        return True
 
-    def _chunk(self, items: list, k: int) -> None:
-        """Annotations k, k + 1, ... (decoded), grouped and rendered as `_element` does each: the
-        plain ones (`_plain`) all at once, the others by `_render`."""
+    def _chunk(self, items: list, k: int, at: int) -> bool:
+        """Annotations k, k + 1, ... (decoded from index `at`), grouped and rendered as `_element`
+        does each: the plain ones (`_plain`) all at once, the others by `_render`. False when
+        some were not rendered (decoded again with their image: where they start is found then)."""
+        self.chunks.append(k)
+        self.chunk_at.append(at)
+        self.known.extend(_UNKNOWN * len(items))
         try:
             found = self._plain(items)
         except (TypeError, ValueError, OverflowError):
             found = None  # (not laid out as `_plain` takes them: one at a time)
         if found is None:
-            for j, a in enumerate(items):
-                self._element(a, k + j)
-            return
+            return all([self._element(a, k + j) for j, a in enumerate(items)])
         iids, texts, labels, polygons = found
         groups, n, j = self.groups, len(items), 0
         while j < n:  # runs of one image's annotations (a file sorted by image: one run per image)
@@ -696,6 +711,7 @@ class _Stream:
             else:
                 group.add_run(k + j, run, labels[j:end], sum(polygons[j:end]))
             j = end
+        return None not in texts
 
     def _plain(self, items: list) -> tuple[list, list, list, list] | None:
         """For a chunk of decoded annotations of usable image ids: each one's image id, its
@@ -823,22 +839,22 @@ class _Stream:
         out[is_coord] = coord[take_coords]
         return ("\0".join(templates) % tuple(out.tolist())).split("\0")
 
-    def starts(self) -> array:
-        """Where each annotation starts in the text (found once, the first time one is decoded again)."""
-        if self._starts is None:
+    def start(self, k: int) -> int:
+        """Where annotation `k` starts in the text: noted when it was read one at a time, else
+        found by reading its chunk again one element at a time (once per chunk)."""
+        at = self.known[k]
+        if at < 0:
+            c = bisect_right(self.chunks, k) - 1
+            first, i = self.chunks[c], self.chunk_at[c]
+            last = self.chunks[c + 1] if c + 1 < len(self.chunks) else len(self.known)
             text, sep, scan = self.text, _SEP.match, _SCAN
-            starts = array("q")
-            i = _WS.match(text, self.array_at).end()
-            if text[i:i + 1] != "]":
-                while True:
-                    starts.append(i)
-                    i = scan(text, i)[1]
-                    m = sep(text, i)
-                    i = m.end()
-                    if m.group(1) == "]":
-                        break
-            self._starts = starts
-        return self._starts
+            for j in range(first, last):
+                if self.known[j] >= 0:  # (read one at a time after the chunk)
+                    break
+                self.known[j] = i
+                i = sep(text, scan(text, i)[1]).end()
+            at = self.known[k]
+        return at
 
     def _label(self, cid: object) -> str | None:
         if cid in self.label_cache:

@@ -581,3 +581,31 @@ def test_fuzzed_documents_stream_as_json_reads_them(doc: dict, order: list[str],
         if group.fast and iid in sizes:  # rendered at once: what `_object` makes of each annotation
             objects = [coco._object(a, k, cats, _Seen(), "x.json", 40, 30, "error", ctx) for k, a in expected[iid]]
             assert group.objects().text == "[" + ",".join(dumps_object(o) for o in objects) + "]"  # byte for byte
+
+
+@pytest.mark.parametrize(("keypoints", "chunked"), [(False, True), (True, False)])
+def test_annotations_decoded_again_are_read_one_at_a_time(keypoints: bool, chunked: bool) -> None:
+    """Plain boxes go a chunk at a time; after a chunk whose annotations are decoded again with
+    their image (keypoints), ever longer stretches go one at a time, noting where each starts."""
+    anns = [{"id": k, "image_id": 1 + k % 3, "category_id": 1, "bbox": [1, 2, 3, 4]} for k in range(400)]
+    for a in anns:
+        if keypoints:
+            a["keypoints"] = [1, 2, 2]
+    doc = {"images": [{"id": i, "file_name": f"{i}.png", "width": 40, "height": 30} for i in (1, 2, 3)],
+           "annotations": anns, "categories": [{"id": 1, "name": "cat"}]}
+    text = json.dumps(doc)
+    ctx = SimpleNamespace(report=SimpleNamespace(counts=Counter()), bad=lambda err: None)
+    stream = coco._Stream(text, "x.json", _Seen(), ctx)
+    as_set, coco._CHUNK = coco._CHUNK, 500
+    try:
+        assert stream.scan() is not None
+    finally:
+        coco._CHUNK = as_set
+    groups = stream.finish({1: "cat"})
+    noted = sum(at >= 0 for at in stream.known)
+    if chunked:
+        assert noted < 40 and all(g.fast for g in groups.values())
+    else:
+        assert len(stream.chunks) <= 6 and noted > 250  # (stretches of 1, 2, 4, 8, 16 chunks one at a time)
+    assert {iid: g.decoded(stream) for iid, g in groups.items()} == {
+        i: [(k, a) for k, a in enumerate(anns) if a["image_id"] == i] for i in (1, 2, 3)}
