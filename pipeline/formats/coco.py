@@ -423,7 +423,8 @@ def _template(label: str, lens: int | tuple[int, ...], crowd: bool) -> str:
     """`dumps_box_object`'s text of an object of this label, rings of these coordinate counts and
     iscrowd flag, with ``%r`` for each number (the box's four, then the rings' coordinates)."""
     text = '{"label":%s,"bbox":[%%r,%%r,%%r,%%r]' % encode_basestring(label).replace("%", "%%")  # noqa: UP031
-    lens = (lens,) if type(lens) is int and lens else () if type(lens) is int else lens
+    if type(lens) is int:  # (one ring's count; 0: none)
+        lens = (lens,) if lens else ()
     if lens:
         text += ',"polygon":[' + ",".join("[" + ",".join(["[%r,%r]"] * (n // 2)) + "]" for n in lens) + "]"
     if crowd:
@@ -520,8 +521,9 @@ class _Stream:
     the annotations a few hundred at a time (`_annotations`), each grouped under its image and,
     where the categories and the image's declared size are known by then (COCO's own order:
     images, annotations, categories, the categories found ahead), checked and rendered at once,
-    so that no annotation is kept as Python objects past its chunk. `scan` returns None when the text is not laid out so (not an object, broken
-    JSON, a key twice): the caller then reads it whole, with the errors `load_json` names."""
+    so that no annotation is kept as Python objects past its chunk. `scan` returns None when the
+    text is not laid out so (not an object, broken JSON, a key twice): the caller then reads it
+    whole, with the errors `load_json` names."""
 
     def __init__(self, text: str, where: str, labels: Labels, ctx: ImportContext) -> None:
         self.text, self.where, self.labels_of, self.ctx = text, where, labels, ctx
@@ -613,7 +615,7 @@ class _Stream:
         inside a string), one element at a time (`_elements`). A chunk with annotations that
         will be decoded again (keypoints, masks: see `_Group.decoded`) sends the next stretch,
         twice as long each time up to 64 chunks, one element at a time, which notes where each
-        one starts on the way (a file of keypoints is read as fast as before chunks)."""
+        one starts on the way (a file of keypoints is read about as fast as one at a time)."""
         text = self.text
         self.cats = self._categories_ahead(doc)
         i = _WS.match(text, i).end()
