@@ -33,8 +33,12 @@ import json
 import os
 import re
 from array import array
+from bisect import bisect_right
 from collections import defaultdict
+from itertools import chain, repeat
 from json.decoder import scanstring
+from json.encoder import encode_basestring
+from operator import eq
 from pathlib import Path
 
 from pipeline.core.dataset import Dataset, Obj, RenderedObjects, Sample, dumps_box_object, join_objects
@@ -384,7 +388,7 @@ def _read_file(ctx: ImportContext, path: str, where: str, doc: dict, base: str, 
 
 
 # --------------------------------------------------------------------------------------------
-# Streaming: a large file read with each annotation decoded, checked and rendered as it comes
+# Streaming: a large file read in chunks of annotations, each decoded, checked and rendered as it comes
 # --------------------------------------------------------------------------------------------
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -399,6 +403,33 @@ def _DECODE(text: str, i: int) -> tuple[object, int]:
     except StopIteration:
         raise ValueError(f"no JSON value at {i}") from None
 _NUMBERS = frozenset({int, float})  # (by exact type: a bool is no coordinate)
+_IDS = frozenset({int, str})
+_LISTS = frozenset({list})
+_BOUNDARY = re.compile(r"\}[ \t\n\r]*,[ \t\n\r]*\{")  # between two objects of a list (or inside a string)
+_CHUNK = 1 << 16  # characters of annotations decoded at once (a few hundred annotations)
+_WINDOW = 1 << 16  # characters past a chunk's size looked through for its end
+_UNKNOWN = array("q", [-1])
+_SAFE_COORD = 1e250  # coordinates whose sums cannot overflow (larger: checked one by one)
+
+
+def _ranges(counts):
+    """``0 .. c - 1`` for each count `c` of the numpy array `counts`, concatenated."""
+    import numpy as np
+
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def _template(label: str, lens: int | tuple[int, ...], crowd: bool) -> str:
+    """`dumps_box_object`'s text of an object of this label, rings of these coordinate counts and
+    iscrowd flag, with ``%r`` for each number (the box's four, then the rings' coordinates)."""
+    text = '{"label":%s,"bbox":[%%r,%%r,%%r,%%r]' % encode_basestring(label).replace("%", "%%")  # noqa: UP031
+    if type(lens) is int:  # (one ring's count; 0: none)
+        lens = (lens,) if lens else ()
+    if lens:
+        text += ',"polygon":[' + ",".join("[" + ",".join(["[%r,%r]"] * (n // 2)) + "]" for n in lens) + "]"
+    if crowd:
+        text += ',"attributes":{"iscrowd":1}'
+    return text + "}"
 
 
 def _unusable(a: object, k: int, where: str) -> DataError | None:
@@ -424,17 +455,18 @@ def _finite(values: list) -> bool:
 
 
 class _Group:
-    """The annotations of one image: decoded dicts (a file read whole), or where they lie in the
-    file's text (`spans`: index, start, end) and their rendered objects, comma-separated in one
-    buffer (`rendered`: no Python object per annotation); `fast` is False once one was not taken
-    by the fast checks: every one is then decoded again and read by `_object`."""
+    """The annotations of one image: decoded dicts (a file read whole), or their indexes in the
+    file's annotations array (`ks`, decoded again from the text when needed) and their rendered
+    objects, comma-separated in one buffer (`rendered_utf8`: no Python object per annotation);
+    `fast` is False once one was not taken by the fast checks: every one is then decoded again and
+    read by `_object`."""
 
-    __slots__ = ("count", "dicts", "spans", "rendered_utf8", "labels", "polygons", "fast")
+    __slots__ = ("count", "dicts", "ks", "rendered_utf8", "labels", "polygons", "fast")
 
     def __init__(self) -> None:
         self.count = 0
         self.dicts: list[tuple[int, dict]] = []
-        self.spans = array("q")
+        self.ks = array("q")
         self.rendered_utf8 = bytearray()
         self.labels: set[str] = set()
         self.polygons = 0
@@ -445,9 +477,9 @@ class _Group:
         self.dicts.append((k, a))
         self.fast = False
 
-    def add_span(self, k: int, start: int, end: int, text: str | None, label: str | None, polygon: bool) -> None:
+    def add(self, k: int, text: str | None, label: str | None, polygon: bool) -> None:
         self.count += 1
-        self.spans.extend((k, start, end))
+        self.ks.append(k)
         if text is None:
             self.fast = False
         elif self.fast:
@@ -456,6 +488,17 @@ class _Group:
             self.rendered_utf8 += text.encode("utf-8")
             self.labels.add(label)  # type: ignore[arg-type]
             self.polygons += polygon
+
+    def add_run(self, k: int, texts: list[str], labels: list[str], polygons: int) -> None:
+        """Annotations k, k + 1, ... in a row, every one rendered (`add` of each, at once)."""
+        self.count += len(texts)
+        self.ks.extend(range(k, k + len(texts)))
+        if self.fast:
+            if self.rendered_utf8:
+                self.rendered_utf8 += b","
+            self.rendered_utf8 += ",".join(texts).encode("utf-8")
+            self.labels.update(labels)
+            self.polygons += polygons
 
     def objects(self) -> RenderedObjects:
         """The rendered objects, as the sample's line holds them."""
@@ -469,17 +512,18 @@ class _Group:
     def decoded(self, stream: _Stream | None) -> list[tuple[int, dict]]:
         if self.dicts or stream is None:
             return self.dicts
-        spans = self.spans
-        return [(spans[i], _DECODE(stream.text, spans[i + 1])[0]) for i in range(0, len(spans), 3)]
+        text, start = stream.text, stream.start
+        return [(k, _DECODE(text, start(k))[0]) for k in self.ks]
 
 
 class _Stream:
     """One COCO file read key by key: every top-level value but ``annotations`` decoded whole,
-    the annotations one at a time, each grouped under its image and, where the categories and the
-    image's declared size are known by then (COCO's own order: images, annotations, categories,
-    the categories found ahead), checked and rendered at once, so that no annotation is kept as
-    Python objects. `scan` returns None when the text is not laid out so (not an object, broken
-    JSON, a key twice): the caller then reads it whole, with the errors `load_json` names."""
+    the annotations a few hundred at a time (`_annotations`), each grouped under its image and,
+    where the categories and the image's declared size are known by then (COCO's own order:
+    images, annotations, categories, the categories found ahead), checked and rendered at once,
+    so that no annotation is kept as Python objects past its chunk. `scan` returns None when the
+    text is not laid out so (not an object, broken JSON, a key twice): the caller then reads it
+    whole, with the errors `load_json` names."""
 
     def __init__(self, text: str, where: str, labels: Labels, ctx: ImportContext) -> None:
         self.text, self.where, self.labels_of, self.ctx = text, where, labels, ctx
@@ -490,6 +534,10 @@ class _Stream:
         self.label_cache: dict[object, str | None] = {}
         self.unusable: list[DataError] = []
         self.tolerance = EDGE_TOLERANCE
+        self.known = array("q")  # where each annotation starts in the text (-1: not noted, see `start`)
+        self.chunks: list[int] = []  # the first annotation of each chunk decoded at once
+        self.chunk_at: list[int] = []  # and where it starts
+        self.templates: dict[tuple, str] = {}  # (`_format`)
 
     def scan(self) -> dict | None:
         try:
@@ -560,41 +608,255 @@ class _Stream:
             return None  # (named when the file's own categories are read)
 
     def _annotations(self, i: int, doc: dict) -> int:
-        text, ws, scan = self.text, _WS.match, _SCAN
+        """Read the annotations array from `i` (after its ``[``) to its end; the index after it.
+        Decoded in chunks of about `_CHUNK` characters by the C decoder (``json.loads`` of the
+        elements between two found boundaries), each chunk checked and rendered at once
+        (`_chunk`); where no boundary is found or the slice is not whole elements (a ``},{``
+        inside a string), one element at a time (`_elements`). A chunk with annotations that
+        will be decoded again (keypoints, masks: see `_Group.decoded`) sends the next stretch,
+        twice as long each time up to 64 chunks, one element at a time, which notes where each
+        one starts on the way (a file of keypoints is read about as fast as one at a time)."""
+        text = self.text
         self.cats = self._categories_ahead(doc)
-        i = ws(text, i).end()
+        i = _WS.match(text, i).end()
         if text[i:i + 1] == "]":
             return i + 1
-        k = 0
-        sep, groups, sizes, cache, render = _SEP.match, self.groups, self.sizes or {}, self.label_cache, self._render
-        while True:  # (one pass per annotation: kept tight, it runs 100,000 times for a large file)
-            start = i
+        k = fails = stretch = 0  # (stretch: characters to read one at a time before a chunk is tried)
+        loads, boundary = json.loads, _BOUNDARY.search
+        while True:
+            if not stretch:
+                m = boundary(text, i + _CHUNK, i + _CHUNK + _WINDOW)
+                items = None
+                if m is not None:
+                    try:
+                        items = loads("[" + text[i:m.start() + 1] + "]")
+                    except (ValueError, RecursionError):
+                        items = None
+                if items is not None:
+                    whole = self._chunk(items, k, i)
+                    k += len(items)
+                    i = m.end() - 1  # (the next element's "{")
+                    fails = 0 if whole else min(fails + 1, 6)
+                    stretch = 0 if whole else _CHUNK << fails
+                    continue
+                stretch = _CHUNK  # (no chunk here)
+            i, k, ended = self._elements(i, k, i + stretch)
+            stretch = 0
+            if ended:
+                return i
+
+    def _elements(self, i: int, k: int, until: int) -> tuple[int, int, bool]:
+        """Elements one at a time from `i` (an element's start) until past `until` or the array's
+        end: (the index after, the next element's number, whether the array ended)."""
+        text, sep, scan, element, starts = self.text, _SEP.match, _SCAN, self._element, self.known
+        while True:
+            starts.append(i)
             try:
                 a, i = scan(text, i)
             except StopIteration:
                 raise ValueError("no annotation") from None
-            iid = a.get("image_id") if type(a) is dict else None
-            if (type(iid) is int or type(iid) is str) and iid != "":
-                rendered = label = None
-                polygon = False
-                size = sizes.get(iid)
-                if size is not None:
-                    cid = a.get("category_id")
-                    if type(cid) is int or type(cid) is str:  # (anything else: named by `_object`)
-                        label = cache[cid] if cid in cache else self._label(cid)
-                    if label is not None:
-                        rendered, polygon = render(a, label, size)
-                groups[iid].add_span(k, start, i, rendered, label, polygon)
-            else:
-                self.unusable.append(_unusable(a, k, self.where))  # (reported by `finish`: a file read
-                # whole again reports its own)
+            element(a, k)
             k += 1
             m = sep(text, i)
             if m is None:
                 raise ValueError("expected , or ]")
             i = m.end()
             if m.group(1) == "]":
-                return i
+                return i, k, True
+            if i >= until:
+                return i, k, False
+
+    def _element(self, a: object, k: int) -> bool:
+        """Annotation `k` grouped under its image, rendered where it can be (see `_render`);
+        False when it was not (it is decoded again with its image)."""
+        iid = a.get("image_id") if type(a) is dict else None
+        if (type(iid) is int or type(iid) is str) and iid != "":
+            rendered = label = None
+            polygon = False
+            size = (self.sizes or {}).get(iid)
+            if size is not None:
+                cid = a.get("category_id")
+                if type(cid) is int or type(cid) is str:  # (anything else: named by `_object`)
+                    label = self._label(cid)
+                if label is not None:
+                    rendered, polygon = self._render(a, label, size)
+            self.groups[iid].add(k, rendered, label, polygon)
+            return rendered is not None
+        self.unusable.append(_unusable(a, k, self.where))  # (reported by `finish`: a file read
+        # whole again reports its own)
+        return True
+
+    def _chunk(self, items: list, k: int, at: int) -> bool:
+        """Annotations k, k + 1, ... (decoded from index `at`), grouped and rendered as `_element`
+        does each: the plain ones (`_plain`) all at once, the others by `_render`. False when
+        some were not rendered (decoded again with their image: where they start is found then)."""
+        self.chunks.append(k)
+        self.chunk_at.append(at)
+        self.known.extend(_UNKNOWN * len(items))
+        try:
+            found = self._plain(items)
+        except (TypeError, ValueError, OverflowError):
+            found = None  # (not laid out as `_plain` takes them: one at a time)
+        if found is None:
+            return all([self._element(a, k + j) for j, a in enumerate(items)])
+        iids, texts, labels, polygons = found
+        groups, n, j = self.groups, len(items), 0
+        while j < n:  # runs of one image's annotations (a file sorted by image: one run per image)
+            iid, end = iids[j], j + 1
+            while end < n and iids[end] == iid:
+                end += 1
+            group = groups[iid]
+            run = texts[j:end]
+            if None in run:
+                for r in range(j, end):
+                    group.add(k + r, texts[r], labels[r], polygons[r])
+            else:
+                group.add_run(k + j, run, labels[j:end], sum(polygons[j:end]))
+            j = end
+        return None not in texts
+
+    def _plain(self, items: list) -> tuple[list, list, list, list] | None:
+        """For a chunk of decoded annotations of usable image ids: each one's image id, its
+        rendered text (None where `_render` gives none), label and whether it has a polygon. The
+        plain ones (a box and polygons of finite numbers inside the declared size, nothing
+        `_render` sends on or clips) are checked with numpy and rendered in one formatting; the
+        others are given to `_render` one by one. None when the chunk is not laid out so (an
+        element that is not an object, an image id that is not usable, boxes that are not lists
+        of four numbers): `_element` then takes each."""
+        import numpy as np
+
+        n = len(items)
+        if set(map(type, items)) != {dict}:
+            return None
+        get = dict.get
+        iids = list(map(get, items, repeat("image_id")))
+        if not _IDS.issuperset(map(type, iids)) or "" in iids:
+            return None
+        cids = list(map(get, items, repeat("category_id")))
+        if not _IDS.issuperset(map(type, cids)):  # (no 1 and 1.0 or True taken for one key below)
+            return None
+        label_of = {cid: self._label(cid) for cid in set(cids)}
+        labels = list(map(label_of.__getitem__, cids))
+        bboxes = list(map(get, items, repeat("bbox")))
+        if set(map(type, bboxes)) != {list} or set(map(len, bboxes)) != {4}:
+            return None
+        values = list(chain.from_iterable(bboxes))
+        if not _NUMBERS.issuperset(map(type, values)):
+            return None
+        box = np.array(values, dtype=np.float64).reshape(n, 4)
+        x, y, w, h = box.T
+        sizes = self.sizes or {}
+        dims = list(map(sizes.get, iids))
+        if None in dims:
+            dims = [d or (np.nan, np.nan) for d in dims]
+        size = np.array(dims, dtype=np.float64).reshape(n, 2)
+        width, height = size[:, 0], size[:, 1]
+        x2, y2 = x + w, y + h
+        with np.errstate(invalid="ignore", over="ignore"):
+            total = x + y + w + h
+            plain = (np.isfinite(total) & (w >= 0) & (h >= 0) & (x >= 0) & (y >= 0) & (x2 <= width)
+                     & (y2 <= height))  # (inside: no clipping; nan sizes: none declared)
+        if None in labels:
+            plain &= np.array([label is not None for label in labels], dtype=bool)
+        plain &= ~np.fromiter(map(dict.__contains__, items, repeat("attributes")), dtype=bool, count=n)
+        keypoints = list(map(get, items, repeat("keypoints")))
+        if set(map(type, keypoints)) != {type(None)}:
+            plain &= np.array([kp is None or kp == [] for kp in keypoints], dtype=bool)
+        crowds = list(map(eq, map(get, items, repeat("iscrowd")), repeat(1)))  # (1 or True, as `in (1, True)`)
+        segs = list(map(get, items, repeat("segmentation")))
+        seg_types = set(map(type, segs))
+        if not seg_types <= {list, type(None)}:  # (RLE masks and the like: `_render` sends them on)
+            plain &= np.array([s is None or type(s) is list for s in segs], dtype=bool)
+            segs = [s if type(s) is list else None for s in segs]
+        if type(None) in seg_types or not seg_types <= {list}:
+            segs = [s or [] for s in segs]
+        rings = list(chain.from_iterable(segs))
+        counts = np.fromiter(map(len, segs), dtype=np.int64, count=n)  # rings per annotation
+        if not _LISTS.issuperset(map(type, rings)):
+            return None
+        lens = np.fromiter(map(len, rings), dtype=np.int64, count=len(rings))
+        coords = list(chain.from_iterable(rings))
+        if not _NUMBERS.issuperset(map(type, coords)):
+            return None
+        coord = np.array(coords, dtype=np.float64)
+        owner = np.repeat(np.arange(n), counts)  # the annotation of each ring
+        # A ring of an odd count, too long or shorter than 3 points (which `_render` leaves out),
+        # or a coordinate whose sums could overflow (which `_render` checks): rendered by `_render`.
+        odd = (lens % 2 == 1) | (lens > 2 * MAX_POINTS) | (lens < 6)
+        with np.errstate(invalid="ignore"):
+            wild = ~(np.abs(coord) <= _SAFE_COORD)
+        if wild.any():
+            odd |= np.bincount(np.repeat(np.arange(len(rings)), lens)[wild], minlength=len(rings)) > 0
+        plain &= ~(np.bincount(owner[odd], minlength=n) > 0)
+        texts: list = [None] * n
+        polygons = counts > 0
+        if plain.any():
+            rows = np.flatnonzero(plain)
+            texts_plain = self._format(rows, labels, crowds, lens, counts, np.stack([x, y, x2, y2], axis=1), coord)
+            for r, text in zip(rows.tolist(), texts_plain, strict=True):
+                texts[r] = text
+        polygons = polygons.tolist()
+        for r in np.flatnonzero(~plain).tolist():
+            label, dim = labels[r], dims[r]
+            if label is not None and not np.isnan(dim[0]):
+                texts[r], polygons[r] = self._render(items[r], label, dim)
+        return iids, texts, labels, polygons
+
+    def _format(self, rows, labels: list, crowds: list, lens, counts, boxes, coord) -> list[str]:
+        """The rendered texts of annotations `rows` (plain): `dumps_box_object`'s text, every
+        number as its ``repr``, in one formatting of the rows' templates."""
+        import numpy as np
+
+        ring_at = np.cumsum(counts) - counts  # each annotation's first ring
+        coord_at = np.cumsum(lens) - lens  # each ring's first coordinate
+        # each row's template by (label, its rings' coordinate counts, iscrowd): one ring's count
+        # as an int, none as 0, several as a tuple
+        one = counts[rows] == 1
+        shapes = np.where(one, lens[np.minimum(ring_at[rows], max(len(lens) - 1, 0))] if len(lens) else 0, 0).tolist()
+        if not one.all():
+            lens_l, counts_l, ring_at_l = lens.tolist(), counts.tolist(), ring_at.tolist()
+            for j in np.flatnonzero(counts[rows] > 1).tolist():
+                r = int(rows[j])
+                shapes[j] = tuple(lens_l[ring_at_l[r]:ring_at_l[r] + counts_l[r]])
+        if len(rows) == len(labels):
+            keys = list(zip(labels, shapes, crowds, strict=True))
+        else:
+            keys = [(labels[r], shape, crowds[r]) for r, shape in zip(rows.tolist(), shapes, strict=True)]
+        cache = self.templates
+        templates = list(map(cache.get, keys))
+        if None in templates:
+            for key in set(keys).difference(cache):
+                cache[key] = _template(*key)
+            templates = list(map(cache.__getitem__, keys))
+        # the numbers in template order: each row's box, then its rings' coordinates
+        take_rings = np.repeat(ring_at[rows], counts[rows]) + _ranges(counts[rows])
+        take_coords = np.repeat(coord_at[take_rings], lens[take_rings]) + _ranges(lens[take_rings])
+        per_row = 4 + np.bincount(np.repeat(np.arange(len(rows)), counts[rows]), weights=lens[take_rings],
+                                  minlength=len(rows)).astype(np.int64)
+        out = np.empty(int(per_row.sum()), dtype=np.float64)
+        row_at = np.cumsum(per_row) - per_row
+        out[(row_at[:, None] + np.arange(4)).ravel()] = boxes[rows].ravel()
+        is_coord = np.ones(len(out), dtype=bool)
+        is_coord[(row_at[:, None] + np.arange(4)).ravel()] = False
+        out[is_coord] = coord[take_coords]
+        return ("\0".join(templates) % tuple(out.tolist())).split("\0")
+
+    def start(self, k: int) -> int:
+        """Where annotation `k` starts in the text: noted when it was read one at a time, else
+        found by reading its chunk again one element at a time (once per chunk)."""
+        at = self.known[k]
+        if at < 0:
+            c = bisect_right(self.chunks, k) - 1
+            first, i = self.chunks[c], self.chunk_at[c]
+            last = self.chunks[c + 1] if c + 1 < len(self.chunks) else len(self.known)
+            text, sep, scan = self.text, _SEP.match, _SCAN
+            for j in range(first, last):
+                if self.known[j] >= 0:  # (read one at a time after the chunk)
+                    break
+                self.known[j] = i
+                i = sep(text, scan(text, i)[1]).end()
+            at = self.known[k]
+        return at
 
     def _label(self, cid: object) -> str | None:
         if cid in self.label_cache:
@@ -803,7 +1065,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """``_annotations.coco.json`` beside the images; one folder per split when the dataset has splits."""
     out = Path(out)
     use_splits = any(s.split for s in dataset.samples)
-    names = ExportNames(dataset.samples)
+    names = ExportNames(dataset.samples, report, "COCO")
     groups: dict[str, list[tuple[Sample, str]]] = defaultdict(list)
     for s in dataset.samples:
         folder = (s.split or "train") if use_splits else ""

@@ -609,13 +609,17 @@ class ExportNames:
     Flat stems keep the source file's own stem (the last part of the sample id: ``2007_000027``
     for ``obj_train_data/2007_000027``) when no other sample of `samples` has it; otherwise the
     whole id with ``__`` for ``/`` (``train__a`` beside ``val__a``), and a hash of the id when
-    even that is taken. Without `samples`, every flat stem is the whole id.
+    even that is taken. Without `samples`, every flat stem is the whole id. With `report`, every
+    flat stem of an id with folders is counted there as not representable (the id does not come
+    back from the file name): `fmt` names the format in that line.
 
     Ten million samples fit: the ids are read in a few passes (a streamed dataset's without
     parsing its lines) and only the names that two samples could share are remembered, found by
     their hashes first and compared as strings after."""
 
-    def __init__(self, samples: Iterable[Sample] = ()) -> None:
+    def __init__(self, samples: Iterable[Sample] = (), report: ExportReport | None = None,
+                 fmt: str = "") -> None:
+        self._report, self._folders = report, f"folders of sample ids ({fmt} file names are flat: a/b/img -> img)"
         ids = _id_source(samples)
         own_hashes, shared_hashes = _name_hashes(ids)
         counts: dict[str, int] = {}
@@ -633,6 +637,8 @@ class ExportNames:
 
         stem = export_stem(sample.id)
         if flat:
+            if "/" in stem and self._report is not None:  # (a/b/img -> img, or a__b__img where img is taken)
+                self._report.dropped[self._folders] += 1
             own = _own_stem(sample.id)
             alone = not self._everyone and own.casefold() not in self._shared
             stem = own if alone else stem.replace("/", "__")

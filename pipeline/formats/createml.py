@@ -237,7 +237,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """``annotations.json`` beside the images; one folder per split when the dataset has splits."""
     out = Path(out)
     use_splits = any(s.split for s in dataset.samples)
-    names = ExportNames(dataset.samples)
+    names = ExportNames(dataset.samples, report, "CreateML")
     entries: dict[str, list[dict]] = defaultdict(list)
     for s in dataset.samples:
         folder = (s.split or "train") if use_splits else ""

@@ -542,7 +542,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     """``Annotations/<name>.xml``, ``JPEGImages/<name>.<ext>``, ``ImageSets/Main/<split>.txt``."""
     out = Path(out)
     one_based = bool(options.get("one_based", True))
-    names = ExportNames(dataset.samples)
+    names = ExportNames(dataset.samples, report, "VOC")
     splits: dict[str, list[str]] = defaultdict(list)
     (out / "Annotations").mkdir(parents=True, exist_ok=True)
     for s in dataset.samples:

@@ -905,7 +905,7 @@ def write(dataset: Dataset, out: Path, report: ExportReport, options: dict) -> N
     class_ids = dataset.class_ids if options.get("ids", "source") == "source" else {
         c: i for i, c in enumerate(dataset.classes)}
     use_splits = any(s.split for s in dataset.samples)
-    names = ExportNames(dataset.samples)
+    names = ExportNames(dataset.samples, report, "YOLO")
     split_dirs: dict[str, str] = {}
     counts: dict[str, int] = defaultdict(int)
     for s in dataset.samples:

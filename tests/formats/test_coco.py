@@ -457,9 +457,15 @@ def _import_both(tmp_path: Path, text: str, monkeypatch, **kw) -> tuple:
     ["info", "annotations", "images", "categories"],  # the images after the annotations: every one read again
 ])
 @pytest.mark.parametrize("on_invalid", ["error", "clip"])
+@pytest.mark.parametrize("chunk", [1 << 16, 1, 300])  # one element at a time; chunks of one; of a few
 def test_a_streamed_file_imports_as_the_file_read_whole(tmp_path: Path, monkeypatch, keys: list[str],
-                                                        on_invalid: str) -> None:
-    stream, whole, rendered = _import_both(tmp_path, _ordered(_mixed_doc(), keys), monkeypatch, on_invalid=on_invalid)
+                                                        on_invalid: str, chunk: int) -> None:
+    as_set, coco._CHUNK = coco._CHUNK, chunk  # (set here: `_import_both` undoes its monkeypatches)
+    try:
+        stream, whole, rendered = _import_both(tmp_path, _ordered(_mixed_doc(), keys), monkeypatch,
+                                               on_invalid=on_invalid)
+    finally:
+        coco._CHUNK = as_set
     assert stream == whole
     assert rendered == ([] if keys.index("images") > keys.index("annotations") else [3])  # f.png's, as read
     problems = stream[2]
@@ -546,12 +552,20 @@ class _Seen:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(doc=_fuzzed_doc, order=st.permutations(["images", "annotations", "categories"]), indent=st.sampled_from([None, 1]))
-def test_fuzzed_documents_stream_as_json_reads_them(doc: dict, order: list[str], indent: int | None) -> None:
+@given(doc=_fuzzed_doc, order=st.permutations(["images", "annotations", "categories"]), indent=st.sampled_from([None, 1]),
+       chunk=st.sampled_from([1 << 16, 1, 120]))
+def test_fuzzed_documents_stream_as_json_reads_them(doc: dict, order: list[str], indent: int | None,
+                                                    chunk: int) -> None:
+    from pipeline.core.dataset import dumps_object
+
     text = json.dumps({k: doc[k] for k in order}, indent=indent)
     ctx = SimpleNamespace(report=SimpleNamespace(counts=Counter()), bad=lambda err: None)
     stream = coco._Stream(text, "x.json", _Seen(), ctx)
-    got = stream.scan()
+    as_set, coco._CHUNK = coco._CHUNK, chunk  # (decoded in chunks of about this many characters)
+    try:
+        got = stream.scan()
+    finally:
+        coco._CHUNK = as_set
     whole = json.loads(text)
     assert got is not None and {k: v for k, v in got.items() if k != "annotations"} == {
         k: v for k, v in whole.items() if k != "annotations"}
@@ -566,4 +580,32 @@ def test_fuzzed_documents_stream_as_json_reads_them(doc: dict, order: list[str],
     for iid, group in groups.items():
         if group.fast and iid in sizes:  # rendered at once: what `_object` makes of each annotation
             objects = [coco._object(a, k, cats, _Seen(), "x.json", 40, 30, "error", ctx) for k, a in expected[iid]]
-            assert json.loads(group.objects().text) == [o.to_json() for o in objects]
+            assert group.objects().text == "[" + ",".join(dumps_object(o) for o in objects) + "]"  # byte for byte
+
+
+@pytest.mark.parametrize(("keypoints", "chunked"), [(False, True), (True, False)])
+def test_annotations_decoded_again_are_read_one_at_a_time(keypoints: bool, chunked: bool) -> None:
+    """Plain boxes go a chunk at a time; after a chunk whose annotations are decoded again with
+    their image (keypoints), ever longer stretches go one at a time, noting where each starts."""
+    anns = [{"id": k, "image_id": 1 + k % 3, "category_id": 1, "bbox": [1, 2, 3, 4]} for k in range(400)]
+    for a in anns:
+        if keypoints:
+            a["keypoints"] = [1, 2, 2]
+    doc = {"images": [{"id": i, "file_name": f"{i}.png", "width": 40, "height": 30} for i in (1, 2, 3)],
+           "annotations": anns, "categories": [{"id": 1, "name": "cat"}]}
+    text = json.dumps(doc)
+    ctx = SimpleNamespace(report=SimpleNamespace(counts=Counter()), bad=lambda err: None)
+    stream = coco._Stream(text, "x.json", _Seen(), ctx)
+    as_set, coco._CHUNK = coco._CHUNK, 500
+    try:
+        assert stream.scan() is not None
+    finally:
+        coco._CHUNK = as_set
+    groups = stream.finish({1: "cat"})
+    noted = sum(at >= 0 for at in stream.known)
+    if chunked:
+        assert noted < 40 and all(g.fast for g in groups.values())
+    else:
+        assert len(stream.chunks) <= 6 and noted > 250  # (stretches of 1, 2, 4, 8, 16 chunks one at a time)
+    assert {iid: g.decoded(stream) for iid, g in groups.items()} == {
+        i: [(k, a) for k, a in enumerate(anns) if a["image_id"] == i] for i in (1, 2, 3)}

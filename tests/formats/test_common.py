@@ -163,6 +163,19 @@ def test_export_names_keep_the_source_stem_where_it_is_unique() -> None:
     assert ExportNames(samples).stem(samples[0], flat=False) == "obj_train_data/2007_000027"
 
 
+def test_export_names_count_the_folders_a_flat_name_drops() -> None:
+    from pipeline.core.dataset import Sample
+    from pipeline.formats.base import ExportReport
+    from pipeline.formats.common import ExportNames
+
+    samples = [Sample(id=i) for i in ("sub/a", "x/y/b", "c", "d/c")]
+    report = ExportReport()
+    names = ExportNames(samples, report, "VOC")
+    assert [names.stem(s) for s in samples] == ["a", "b", "c", "d__c"]
+    assert names.stem(samples[0], flat=False) == "sub/a"  # a nested name keeps them: nothing to count
+    assert dict(report.dropped) == {"folders of sample ids (VOC file names are flat: a/b/img -> img)": 3}
+
+
 def test_attributes_a_format_cannot_hold_are_counted_by_name() -> None:
     from pipeline.formats.base import ExportReport
     from pipeline.formats.common import count_attributes

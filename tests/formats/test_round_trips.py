@@ -54,7 +54,7 @@ def test_pair_round_trip(tmp_path: Path, first: str, second: str) -> None:
 
 def _rich_source(root: Path):
     """Objects with attributes (VOC's difficult/truncated and one of the tool's own), polygons,
-    a mask, keypoints and a polyline, in splits."""
+    a mask, keypoints and a polyline, in splits; one sample's id in a sub-folder."""
     import numpy as np
 
     from pipeline.core.dataset import DatasetWriter, Obj, Sample
@@ -72,7 +72,7 @@ def _rich_source(root: Path):
     ]
     with DatasetWriter(root, task="detection", stage="test-fixture", classes=["cat", "dog"]) as w:
         w.add(Sample(id="a", width=64, height=48, split="train", objects=objects), data=png(64, 48), ext="png")
-        w.add(Sample(id="b", width=64, height=48, split="val", objects=[Obj("cat", bbox=[1.0, 1.0, 9.0, 9.0])]),
+        w.add(Sample(id="sub/b", width=64, height=48, split="val", objects=[Obj("cat", bbox=[1.0, 1.0, 9.0, 9.0])]),
               data=png(64, 48, (1, 2, 3)), ext="png")
         return w.commit()
 
@@ -81,6 +81,8 @@ def _features(ds) -> set[str]:
     """What a dataset holds, as words an export summary names when it cannot hold them."""
     found: set[str] = set()
     for s in ds.samples:
+        if "/" in s.id:
+            found.add(f"folders {s.id.rsplit('/', 1)[0]}")
         if s.split:
             found.add(f"split {s.split}")
         for o in s.objects or []:
