@@ -62,10 +62,12 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n} bytes"
 
 
-def _read_up_to(fd: int, n: int) -> bytes:
-    """Up to `n` bytes from `fd`: fewer only at the end of the file (a short read is continued)."""
+def _read_up_to(fd: int, n: int, size: int = -1) -> bytes:
+    """Up to `n` bytes from `fd`: fewer only at the end of the file (a short read is continued,
+    unless it brought the file's `size` as ``fstat`` gave it: a regular file reads short only at
+    its end)."""
     data = os.read(fd, n)
-    if len(data) == n or not data:
+    if len(data) == n or len(data) == size or not data:
         return data
     chunks = [data]
     got = len(data)
@@ -100,7 +102,7 @@ def read_capped(path: str | os.PathLike, where: str, limit: int = MAX_TEXT_BYTES
         # the size fstat gave (plus one byte to see growth): reading `limit + 1` at once would
         # allocate the whole cap for every small file. Raw reads: a buffered file object costs more
         # to set up than a small file costs to read.
-        data = _read_up_to(fd, min(limit, info.st_size) + 1)
+        data = _read_up_to(fd, min(limit, info.st_size) + 1, info.st_size)
         if len(data) > info.st_size:  # grew since fstat: the rest in 1 MiB steps, up to the cap
             chunks = [data]
             total = len(data)

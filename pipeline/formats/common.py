@@ -105,6 +105,7 @@ class ImageFinder:
         self._dirs: dict[str, dict[str, str]] = {}  # folder -> casefolded subfolder name -> real name
         self._stems: dict[str, dict[str, list[str]]] = {}  # folder -> casefolded stem -> image names
         self._folders: dict[tuple, list[str]] = {}  # search order per annotation folder
+        self._ann_dirs: dict[str, str] = {}  # an annotation file's folder as written -> made absolute
         self._index: dict[str, list[str]] | None = None  # casefolded name -> images anywhere (built on a miss)
         self._stem_index: dict[str, list[str]] | None = None
 
@@ -218,7 +219,13 @@ class ImageFinder:
         """The image for the annotation file `ann_path`: by each hint (relative path, then file name),
         then by `stem` with any image extension, in the folders of `folders`, then anywhere under
         the images root when the name is unique there. None when not found."""
-        ann_dir = os.path.dirname(os.path.abspath(ann_path))
+        ann_path = os.fspath(ann_path)
+        folder = os.path.dirname(ann_path)
+        ann_dir = self._ann_dirs.get(folder)
+        if ann_dir is None:  # a file's folder made absolute once per folder (as abspath would)
+            ann_dir = os.path.dirname(os.path.abspath(ann_path))
+            if os.path.basename(ann_path) not in ("", ".", ".."):
+                self._ann_dirs[folder] = ann_dir
         folders = self.folders(ann_dir, extra_dirs, extra_names)
         for hint in hints:
             if not hint:

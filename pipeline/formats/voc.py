@@ -244,7 +244,14 @@ def parse_xml(data: bytes, where: str) -> VocFile | None:
             raise DataError(where, "object without a box", field=f"{fld}.bndbox", expected="<bndbox>", got=None,
                             fix="only boxes are read from VOC files; delete the object or add its box")
         corners = _texts(box)
-        xmin, ymin, xmax, ymax = (_number(corners.get(t), where, f"{fld}.bndbox.{t}") for t in BOX_TAGS)
+        try:  # the usual four numbers, read at once; anything else gets `_number`'s error
+            xmin, ymin, xmax, ymax = (float(corners["xmin"]), float(corners["ymin"]), float(corners["xmax"]),
+                                      float(corners["ymax"]))
+            finite = xmin - xmin == 0.0 and ymin - ymin == 0.0 and xmax - xmax == 0.0 and ymax - ymax == 0.0
+        except (KeyError, TypeError, ValueError):
+            finite = False
+        if not finite:
+            xmin, ymin, xmax, ymax = (_number(corners.get(t), where, f"{fld}.bndbox.{t}") for t in BOX_TAGS)
         if xmin > xmax or ymin > ymax:
             raise DataError(where, "inverted box", field=f"{fld}.bndbox", expected="xmin <= xmax and ymin <= ymax",
                             got=[xmin, ymin, xmax, ymax], fix="swap the corners in the file")
@@ -253,13 +260,14 @@ def parse_xml(data: bytes, where: str) -> VocFile | None:
             text = texts.get(tag)
             if text is not None:
                 attrs[tag] = text if tag == "pose" else _attr_value(text)
-        extra = obj.find("attributes")
+        extra = obj.find("attributes") if "attributes" in texts else None  # (texts: every child's tag)
         if extra is not None:  # CVAT: <attributes><attribute><name>k</name><value>v</value></attribute>
             for a in extra.iter("attribute"):
                 key, value = _text(a, "name"), _text(a, "value")
                 if key:
                     attrs[key] = _attr_value(value) if value is not None else ""
-        rings = [_polygon(poly, where, f"{fld}.polygon[{k}]") for k, poly in enumerate(obj.findall("polygon"))]
+        rings = [_polygon(poly, where, f"{fld}.polygon[{k}]") for k, poly in enumerate(obj.findall("polygon"))] \
+            if "polygon" in texts else []
         objects.append((name, [xmin, ymin, xmax, ymax], attrs, [r for r in rings if len(r) >= 3] or None))
     return VocFile(_text(root, "filename"), _text(root, "path"), _size(root, where), objects)
 
