@@ -196,27 +196,29 @@ _MIN_POINTS = {"rectangle": 2, "polygon": 3, "circle": 2, "line": 2, "linestrip"
 
 
 def _parse_shape(s: object, i: int, where: str) -> Shape:
-    fld = "shapes[%d]" % i  # noqa: UP031  (once per shape of every file: the cheapest formatting)
+    # Field names ("shapes[3].points[1]") are formatted only for an error: this runs once per shape
+    # of every file.
     if type(s) is not dict and not isinstance(s, dict):
-        raise DataError(where, "", field=fld, expected="an object", got=type(s).__name__, fix=FIX)
+        raise DataError(where, "", field=f"shapes[{i}]", expected="an object", got=type(s).__name__, fix=FIX)
     label = s.get("label")
     if type(label) is not str or not label.strip():
-        raise DataError(where, "", field=f"{fld}.label", expected="a non-empty class name", got=label, fix=FIX)
+        raise DataError(where, "", field=f"shapes[{i}].label", expected="a non-empty class name", got=label, fix=FIX)
     kind = s.get("shape_type") or "polygon"  # files before labelme 3 have no shape_type: polygons
-    if kind not in SHAPE_TYPES:
-        raise DataError(where, "unknown shape type", field=f"{fld}.shape_type", expected=" | ".join(SHAPE_TYPES),
+    need = _MIN_POINTS.get(kind) if type(kind) is str else None
+    if need is None:
+        raise DataError(where, "unknown shape type", field=f"shapes[{i}].shape_type", expected=" | ".join(SHAPE_TYPES),
                         got=kind, fix="convert the shape in labelme, or remove it")
     points = s.get("points")
     if type(points) is not list:
-        raise DataError(where, "", field=f"{fld}.points", expected="a list of [x, y]", got=points, fix=FIX)
+        raise DataError(where, "", field=f"shapes[{i}].points", expected="a list of [x, y]", got=points, fix=FIX)
     if len(points) > MAX_POINTS:
-        check_count(len(points), MAX_POINTS, where, "points", field=f"{fld}.points")
+        check_count(len(points), MAX_POINTS, where, "points", field=f"shapes[{i}].points")
     clean: list[list[float]] = []
     add = clean.append
     number = _NUMBER
-    for j, p in enumerate(points):
-        # Fast path for the usual [x, y] of ints/floats (bool is excluded: type(True) is bool): the
-        # `is_number` rule inlined, as this loop runs for every point of every file.
+    for p in points:
+        # The usual [x, y] of ints/floats (bool is excluded: type(True) is bool): the `is_number`
+        # rule inlined, as this loop runs for every point of every file.
         if type(p) is list and len(p) == 2:
             x, y = p
             if type(x) in number and type(y) in number:
@@ -224,34 +226,42 @@ def _parse_shape(s: object, i: int, where: str) -> Shape:
                 if x - x == 0.0 and y - y == 0.0:  # finite: inf - inf and nan - nan are nan
                     add([x, y])
                     continue
-        if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(is_real(v) for v in p)):
-            raise DataError(where, "", field=f"{fld}.points[{j}]", expected="[x, y] numbers", got=p, fix=FIX)
-        if not (is_number(p[0]) and is_number(p[1])):
-            raise DataError(where, "", field=f"{fld}.points[{j}]", expected="finite numbers", got=p,
-                            fix="fix or delete the shape in labelme")
-        clean.append([float(p[0]), float(p[1])])
-    need = _MIN_POINTS[kind]
+        clean = _checked_points(points, i, where)  # anything else: every point checked, the first bad one named
+        break
     if len(clean) < need:
-        raise DataError(where, f"a {kind} needs at least {need} points", field=f"{fld}.points",
+        raise DataError(where, f"a {kind} needs at least {need} points", field=f"shapes[{i}].points",
                         expected=f">= {need} points", got=len(clean), fix=FIX)
     flags = s.get("flags") or {}
     if not isinstance(flags, dict):
-        raise DataError(where, "", field=f"{fld}.flags", expected="an object", got=flags, fix=FIX)
+        raise DataError(where, "", field=f"shapes[{i}].flags", expected="an object", got=flags, fix=FIX)
     description = s.get("description") or ""
     if not isinstance(description, str):
-        raise DataError(where, "", field=f"{fld}.description", expected="text", got=description, fix=FIX)
+        raise DataError(where, "", field=f"shapes[{i}].description", expected="text", got=description, fix=FIX)
     mask_b64 = s.get("mask")
     if kind == "mask":
         if not isinstance(mask_b64, str) or not mask_b64:
-            raise DataError(where, "", field=f"{fld}.mask", expected="a base64 PNG", got=mask_b64, fix=FIX)
+            raise DataError(where, "", field=f"shapes[{i}].mask", expected="a base64 PNG", got=mask_b64, fix=FIX)
     else:
         mask_b64 = None
     group_id = s.get("group_id")
     if group_id is not None and not isinstance(group_id, (int, str)):
-        raise DataError(where, "", field=f"{fld}.group_id", expected="an integer or null", got=group_id, fix=FIX)
+        raise DataError(where, "", field=f"shapes[{i}].group_id", expected="an integer or null", got=group_id, fix=FIX)
     extra = {} if SHAPE_KEYS.issuperset(s) else {k: v for k, v in s.items() if k not in SHAPE_KEYS}
-    return Shape(index=i, label=label, kind=kind, points=clean, group_id=group_id, flags=dict(flags),
-                 description=description, mask_b64=mask_b64, extra=extra)
+    return Shape(i, label, kind, clean, group_id, dict(flags), description, mask_b64, extra)
+
+
+def _checked_points(points: list, i: int, where: str) -> list[list[float]]:
+    """Every point of shape `i` as [x, y] floats; the first that is not two finite numbers is a
+    `DataError` naming it (``shapes[i].points[j]``)."""
+    clean: list[list[float]] = []
+    for j, p in enumerate(points):
+        if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(is_real(v) for v in p)):
+            raise DataError(where, "", field=f"shapes[{i}].points[{j}]", expected="[x, y] numbers", got=p, fix=FIX)
+        if not (is_number(p[0]) and is_number(p[1])):
+            raise DataError(where, "", field=f"shapes[{i}].points[{j}]", expected="finite numbers", got=p,
+                            fix="fix or delete the shape in labelme")
+        clean.append([float(p[0]), float(p[1])])
+    return clean
 
 
 # --------------------------------------------------------------------------------------------
