@@ -413,8 +413,14 @@ def read(root: Path, ctx: ImportContext) -> None:
     seen = labels.seen
     n_objects = difficult = 0
     ctx.default_fix = FIX
+    stems: set[str] = set()  # every annotation file's stem, casefolded (its image is not an orphan)
     for path in ctx.progress(files, total=len(files), desc="import voc", unit="file"):
         where = path[cut:].replace(os.sep, "/")
+        sid = os.path.splitext(path[base_cut:])[0]
+        # the file name's stem (splitext looks at the last part alone: the id's last part is it)
+        stem = os.path.basename(sid) if base_cut <= path.rfind(os.sep) + 1 else \
+            os.path.splitext(os.path.basename(path))[0]
+        stems.add(stem.casefold())
         try:
             data = read_capped(path, where, what="VOC XML file")
             parsed = parse_xml(data, where)
@@ -422,7 +428,6 @@ def read(root: Path, ctx: ImportContext) -> None:
                 ctx.skip(NOT_VOC)
                 continue
             ctx.inputs[where] = hashlib.sha256(data).hexdigest()
-            stem = os.path.splitext(os.path.basename(path))[0]
             image = finder.find(path, [parsed.filename, parsed.path], stem=stem)
             if image is None and parsed.filename:
                 image = finder.find(path, [], stem=os.path.splitext(os.path.basename(parsed.filename))[0])
@@ -447,7 +452,7 @@ def read(root: Path, ctx: ImportContext) -> None:
                     objects.append(Obj(label=label, bbox=box, polygon=polygon, attributes=attrs))
                     if attrs.get("difficult") in (1, "1"):
                         difficult += 1
-            sid = os.path.splitext(path[base_cut:])[0].replace(os.sep, "/")
+            sid = sid.replace(os.sep, "/")
             split = splits.get(stem) if splits else split_from_path(posixpath.dirname(where))
             sample = Sample(id=sid, split=split, objects=objects,
                             source={"file": where, "image": rel_image})
@@ -458,7 +463,6 @@ def read(root: Path, ctx: ImportContext) -> None:
     ctx.report.counts["objects"] += n_objects
     if difficult:
         ctx.report.counts["difficult objects (kept, attribute difficult=1)"] += difficult
-    stems = {os.path.splitext(os.path.basename(f))[0].casefold() for f in files}
     orphans = [p for p in unused_images(finder, used)
                if os.path.splitext(os.path.basename(p))[0].casefold() not in stems]  # not the images of bad files
     if orphans:
