@@ -90,19 +90,33 @@ def _spans(length: int, dtype: type) -> np.ndarray:
     return inside if dtype is np.bool_ else -inside.astype(dtype)
 
 
+def _span_rows(length: int, dtype: type, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``_spans(length, dtype)[a, b]``: one `np.take` of flat row numbers, cheaper than indexing
+    with two arrays."""
+    table = _spans(length, dtype)
+    return np.take(table.reshape(-1, length), a * (length + 1) + b, axis=0)
+
+
 @functools.lru_cache(maxsize=16)
 def _row_numbers(n: int, c: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     """The (N, C, H) row numbers of a contiguous (N, C, H, W) batch, and each sample's first row."""
     return np.arange(n * c * h).reshape(n, c, h), np.arange(n) * (c * h)
 
 
-def _paste(x: torch.Tensor, perm: np.ndarray, rects: np.ndarray) -> torch.Tensor:
-    """Sample i with the rect ``rects[i]`` (x1, y1, x2, y2) of sample ``perm[i]`` pasted in, every sample
-    at once, exact to the bit (NaN payloads, infinities and signed zeros included): the same result
-    as ``torch.where(rect mask, x[perm], x)``.
+@functools.lru_cache(maxsize=16)
+def _limits(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(w, h) and (w, h, w, h) as float64, and (w, h, w, h) as int64: the bounds a rect is clipped to."""
+    return np.array([w, h], dtype=np.float64), np.array([w, h, w, h], dtype=np.float64), np.array([w, h, w, h])
+
+
+def _paste(x: torch.Tensor, perm: np.ndarray, r: np.ndarray) -> torch.Tensor:
+    """Sample i with the rect ``r[i]`` (x1, y1, x2, y2, clipped to the image) of sample ``perm[i]``
+    pasted in, every sample at once, exact to the bit (NaN payloads, infinities and signed zeros
+    included): the same result as ``torch.where(rect mask, x[perm], x)``.
 
     1. One row gather by index arithmetic: row y of sample i (every channel) comes from sample
-       ``perm[i]`` when y1 <= y < y2, else from sample i itself.
+       ``perm[i]`` when y1 <= y < y2, else from sample i itself (the row span as an all-ones mask
+       and-ed with the row offset to the partner: two integer ops on (N, H)).
     2. One column select on the raw bits, ``x ^ ((x ^ rows) & cols)``, with each sample's column
        mask (all ones where x1 <= x < x2) broadcast as (N, 1, 1, W): a row taken from the sample
        itself equals `x`, so only the rect's rows change, and in them only the rect's columns.
@@ -112,13 +126,16 @@ def _paste(x: torch.Tensor, perm: np.ndarray, rects: np.ndarray) -> torch.Tensor
     n, c, h, w = x.shape
     ints = _SAME_WIDTH_INT[x.element_size()]
     x = x.contiguous()
-    r = np.minimum(np.maximum(rects, 0), np.array([w, h, w, h]))  # outside the image = at its edge
     own, first = _row_numbers(n, c, h)
-    in_rows = _spans(h, np.bool_)[r[:, 1], r[:, 3]]  # (N, H)
-    rows = own + (in_rows * (perm * (c * h) - first)[:, None])[:, None, :]
-    rows = torch.from_numpy(rows.reshape(-1)).to(x.device)
-    out = torch.index_select(x.view(n * c * h, w), 0, rows).view(n, c, h, w)
-    cols = torch.from_numpy(_spans(w, _NUMPY_INT[ints])[r[:, 0], r[:, 2]]).to(x.device).view(n, 1, 1, w)
+    shift = _span_rows(h, np.int64, r[:, 1], r[:, 3]) & (perm * (c * h) - first)[:, None]  # (N, H)
+    rows = (own + shift[:, None, :]).reshape(-1)
+    cols = torch.from_numpy(_span_rows(w, _NUMPY_INT[ints], r[:, 0], r[:, 2])).view(n, 1, 1, w)
+    if x.device.type == "cpu":  # numpy's row gather is the cheaper one here
+        bits = x.detach().view(ints).view(n * c * h, w).numpy()
+        out = torch.from_numpy(np.take(bits, rows, axis=0)).view(x.dtype).view(n, c, h, w)
+    else:
+        out = torch.index_select(x.view(n * c * h, w), 0, torch.from_numpy(rows).to(x.device)).view(n, c, h, w)
+        cols = cols.to(x.device)
     xi = x.view(ints)
     out.view(ints).bitwise_xor_(xi).bitwise_and_(cols).bitwise_xor_(xi)
     return out
@@ -129,32 +146,46 @@ def draw_cutmix(n: int, h: int, w: int, p: float, alpha: float, gen: torch.Gener
 
     The arithmetic on these few numbers per sample runs in numpy ufuncs (float64, rounding half to
     even as torch does; the integers involved are exact in float64), both axes at once: a dozen
-    small torch ops would cost more than the pasting itself.
+    small torch ops would cost more than the pasting itself. The coin is torch's uniform draw
+    compared in float32, as ``torch.rand(n) < p`` compares.
     """
-    on = _coin(n, p, gen).numpy()
+    coin = torch.rand(n, generator=gen)  # drawn whatever p is: the later draws do not depend on p
     lam = rng.beta(alpha, alpha, size=n)
     centre = torch.rand(n, 2, generator=gen, dtype=torch.float64).numpy()
-    extent = np.array([w, h], dtype=np.float64)
-    size = np.rint(np.sqrt(1.0 - lam)[:, None] * extent)  # (N, 2): cut width, cut height
-    lo = np.rint(centre * extent)
-    lo -= np.floor_divide(size, 2)
+    extent, bounds, _ = _limits(h, w)
+    size = np.sqrt(1.0 - lam)[:, None] * extent
+    np.rint(size, out=size)  # (N, 2): cut width, cut height
+    lo = centre * extent
+    np.rint(lo, out=lo)
+    lo -= np.floor(size * 0.5)  # size // 2: sizes are whole and >= 0, halving is exact
     rects = np.concatenate([lo, lo + size], axis=1)
     np.maximum(rects, 0.0, out=rects)
-    np.minimum(rects, np.concatenate([extent, extent]), out=rects)
-    rects *= on[:, None]
+    np.minimum(rects, bounds, out=rects)
+    if not p >= 1.0:  # rand < 1 always: with p >= 1 every sample is on
+        rects *= (coin.numpy() < np.float32(p))[:, None]
     return {"rects": torch.from_numpy(rects.astype(np.int64)), "perm": torch.randperm(n, generator=gen)}
 
 
 def cutmix_apply(x: torch.Tensor, y: torch.Tensor, rects: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Paste each partner's rect; lambda = 1 - pasted area / image area (after clipping).
 
-    Every box is pasted at once, with no loop over samples (`_paste`).
+    Every box is pasted at once, with no loop over samples (`_paste`). Targets on the CPU in
+    float32/float64 are mixed in numpy (``y * lam + y[perm] * (1 - lam)``, the same IEEE products
+    and sum in y's precision, without torch's per-op cost on a few thousand numbers).
     """
     n, _, h, w = x.shape
     r = rects.cpu().numpy()
-    out = _paste(x, perm.cpu().numpy(), r)
+    p = perm.cpu().numpy()
+    out = _paste(x, p, np.minimum(np.maximum(r, 0), _limits(h, w)[2]))  # outside the image = at its edge
     area = (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])
     ftype = _NUMPY_FLOAT.get(y.dtype)
+    if ftype is not None and y.device.type == "cpu" and not y.requires_grad and ftype is not np.float16:
+        yn = y.numpy()
+        lam = (ftype(1.0) - area.astype(ftype) / ftype(h * w))[:, None]
+        mixed = np.take(yn, p, axis=0)
+        mixed *= ftype(1.0) - lam
+        mixed += yn * lam
+        return out, torch.from_numpy(mixed)
     if ftype is not None:  # the same IEEE division and subtraction in y's own precision, in numpy
         lam = torch.from_numpy(ftype(1.0) - area.astype(ftype) / ftype(h * w)).to(y.device)
     else:

@@ -62,6 +62,24 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n} bytes"
 
 
+def _read_up_to(fd: int, n: int, size: int = -1) -> bytes:
+    """Up to `n` bytes from `fd`: fewer only at the end of the file (a short read is continued,
+    unless it brought the file's `size` as ``fstat`` gave it: a regular file reads short only at
+    its end)."""
+    data = os.read(fd, n)
+    if len(data) == n or len(data) == size or not data:
+        return data
+    chunks = [data]
+    got = len(data)
+    while got < n:
+        more = os.read(fd, n - got)
+        if not more:
+            break
+        chunks.append(more)
+        got += len(more)
+    return b"".join(chunks)
+
+
 def read_capped(path: str | os.PathLike, where: str, limit: int = MAX_TEXT_BYTES, *, what: str = "annotation file",
                 fix: str | None = None) -> bytes:
     """The bytes of a regular file of at most `limit` bytes; anything else is a `DataError` naming `where`.
@@ -81,20 +99,20 @@ def read_capped(path: str | os.PathLike, where: str, limit: int = MAX_TEXT_BYTES
         if info.st_size > limit:
             raise DataError(where, f"{what} too large", expected=f"at most {_mib(limit)}",
                             got=f"{_mib(info.st_size)}", fix=fix or "split the file or remove what does not belong in it")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            # the size fstat gave (plus one byte to see growth): reading `limit + 1` at once would
-            # allocate the whole cap for every small file
-            data = fh.read(min(limit, info.st_size) + 1)
-            if len(data) > info.st_size:  # grew since fstat: the rest in 1 MiB steps, up to the cap
-                chunks = [data]
-                total = len(data)
-                while total <= limit:
-                    more = fh.read(min(1 << 20, limit + 1 - total))
-                    if not more:
-                        break
-                    chunks.append(more)
-                    total += len(more)
-                data = b"".join(chunks)
+        # the size fstat gave (plus one byte to see growth): reading `limit + 1` at once would
+        # allocate the whole cap for every small file. Raw reads: a buffered file object costs more
+        # to set up than a small file costs to read.
+        data = _read_up_to(fd, min(limit, info.st_size) + 1, info.st_size)
+        if len(data) > info.st_size:  # grew since fstat: the rest in 1 MiB steps, up to the cap
+            chunks = [data]
+            total = len(data)
+            while total <= limit:
+                more = _read_up_to(fd, min(1 << 20, limit + 1 - total))
+                if not more:
+                    break
+                chunks.append(more)
+                total += len(more)
+            data = b"".join(chunks)
     except OSError as exc:
         raise DataError(where, f"cannot read the {what} ({exc.strerror or exc})",
                         fix="check that the file is readable") from None

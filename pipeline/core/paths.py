@@ -61,8 +61,14 @@ def is_within(path: Path, root: Path) -> bool:
 _UNSAFE = re.compile(r"[^\w.\-/]+", re.UNICODE)
 
 
+# an id that is its own safe stem: parts of letters, digits, '_', '.' and '-', none of them '.' or '..'
+_SAFE_ID = re.compile(r"(?!\.\.?(?:/|\Z))[\w.\-]+(?:/(?!\.\.?(?:/|\Z))[\w.\-]+)*", re.UNICODE)
+
+
 def safe_stem(sample_id: str) -> str:
     """A filesystem-safe relative path derived from a sample id (unicode letters kept, no '..')."""
+    if _SAFE_ID.fullmatch(sample_id):  # the usual id: nothing to replace (one match, not one per part)
+        return sample_id
     parts = []
     for part in sample_id.replace("\\", "/").split("/"):
         part = _UNSAFE.sub("_", part).strip(" ")
@@ -222,7 +228,8 @@ class SafeFiles:
         self.roots = real
         self.on_refused = on_refused
         self._reported: set[str] = set()
-        self._real_dirs: dict[str, str] = {}  # folder -> its resolved path, once per folder (as `walk`)
+        # folder -> its resolved path and whether that lies inside the roots, once per folder (as `walk`)
+        self._real_dirs: dict[str, tuple[str, bool]] = {}
 
     def inside(self, real: str) -> bool:
         """True when the resolved path `real` lies inside one of the roots."""
@@ -263,13 +270,16 @@ class SafeFiles:
             return None
         if stat.S_ISLNK(lst.st_mode):
             real = os.path.realpath(path)
-        else:  # its folder resolved once for all its files: one lstat per file, not one per path part
+            inside = self.inside(real)
+        else:  # its folder resolved (and placed) once for all its files: one lstat per file, not one per path part
             folder, name = os.path.split(path)
-            real_folder = self._real_dirs.get(folder)
-            if real_folder is None:
-                real_folder = self._real_dirs[folder] = os.path.realpath(folder)
-            real = os.path.join(real_folder, name)
-        if not self.inside(real):  # the path itself, or a folder on the way, links out
+            known = self._real_dirs.get(folder)
+            if known is None:
+                real_folder = os.path.realpath(folder)
+                known = self._real_dirs[folder] = (real_folder, self.inside(real_folder))
+            real = os.path.join(known[0], name)
+            inside = known[1] or self.inside(real)  # (a file in a folder inside the roots is inside them)
+        if not inside:  # the path itself, or a folder on the way, links out
             self._refuse(path, LINK_OUTSIDE, os.readlink(path) if stat.S_ISLNK(lst.st_mode) else real, real)
             return None
         if stat.S_ISLNK(lst.st_mode):
@@ -365,6 +375,25 @@ class SafeFiles:
         return read_regular(path, where)
 
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+
+
+def read_fd(fd: int, size: int) -> bytes:
+    """Every byte of the open file `fd` from its position to its end, `size` (its ``fstat`` size)
+    being what is expected: one ``read`` when the file still is that long, more reads until the end
+    when it grew or a read came back short. Raw reads, without a buffered file object (whose set-up
+    costs more than reading a small file)."""
+    data = os.read(fd, size + 1)
+    if len(data) == size:
+        return data
+    chunks = [data]
+    while True:
+        more = os.read(fd, 1 << 20)
+        if not more:
+            return b"".join(chunks)
+        chunks.append(more)
+
+
 def read_regular(path: str | os.PathLike, where: str | os.PathLike | None = None) -> bytes:
     """The bytes of a regular file (a link to one is followed); a FIFO, socket or device is a
     `DataError` and is never opened, so a FIFO named ``b.jpg`` cannot hang a reader."""
@@ -373,10 +402,13 @@ def read_regular(path: str | os.PathLike, where: str | os.PathLike | None = None
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode):
             raise DataError(where, f"{_kind(os.fspath(path))}, not a regular file", fix="remove it or replace it with a file")
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # swapped since the stat
+        fd = os.open(path, _READ_FLAGS)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):  # swapped since the stat
                 raise DataError(where, "not a regular file", fix="remove it or replace it with a file")
-            return fh.read()
+            return read_fd(fd, info.st_size)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise DataError(where, f"cannot read ({exc.strerror or exc})", fix="check the file and its permissions") from exc

@@ -169,6 +169,12 @@ class ExportReport:
 def check_names(sample: Sample, where: str) -> None:
     """A `DataError` when the sample's id or source paths hold a file name that is not UTF-8 (the
     dataset's files are UTF-8 JSON); the name is shown with its undecodable bytes escaped."""
+    if sample.id.isascii():  # the usual names: ASCII text always encodes (one look per value)
+        for value in sample.source.values():
+            if isinstance(value, str) and not value.isascii():
+                break
+        else:
+            return
     for key, value in (("id", sample.id), *sorted(sample.source.items())):
         if isinstance(value, str) and not _utf8(value):
             raise DataError(where, f"file name is not UTF-8 ({printable(value)})",

@@ -27,6 +27,7 @@ frame is used and the image is counted as ambiguous in the import report.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -104,6 +105,7 @@ class ImageFinder:
         self._dirs: dict[str, dict[str, str]] = {}  # folder -> casefolded subfolder name -> real name
         self._stems: dict[str, dict[str, list[str]]] = {}  # folder -> casefolded stem -> image names
         self._folders: dict[tuple, list[str]] = {}  # search order per annotation folder
+        self._ann_dirs: dict[str, str] = {}  # an annotation file's folder as written -> made absolute
         self._index: dict[str, list[str]] | None = None  # casefolded name -> images anywhere (built on a miss)
         self._stem_index: dict[str, list[str]] | None = None
 
@@ -217,7 +219,13 @@ class ImageFinder:
         """The image for the annotation file `ann_path`: by each hint (relative path, then file name),
         then by `stem` with any image extension, in the folders of `folders`, then anywhere under
         the images root when the name is unique there. None when not found."""
-        ann_dir = os.path.dirname(os.path.abspath(ann_path))
+        ann_path = os.fspath(ann_path)
+        folder = os.path.dirname(ann_path)
+        ann_dir = self._ann_dirs.get(folder)
+        if ann_dir is None:  # a file's folder made absolute once per folder (as abspath would)
+            ann_dir = os.path.dirname(os.path.abspath(ann_path))
+            if os.path.basename(ann_path) not in ("", ".", ".."):
+                self._ann_dirs[folder] = ann_dir
         folders = self.folders(ann_dir, extra_dirs, extra_names)
         for hint in hints:
             if not hint:
@@ -492,8 +500,16 @@ def decide_frame(raw_size: tuple[int, int], orientation: int, declared: tuple[in
     """Decide once per image which frame the annotation uses (see the module docstring).
 
     `default` ("raw" or "upright") is the frame the format's usual tool labels in; it is used when
-    the declared size cannot tell.
+    the declared size cannot tell. A `Frame` is immutable: the decision for sizes seen before is
+    the one made then (most images of a dataset share a few sizes).
     """
+    if _int_pair(raw_size) and (declared is None or _int_pair(declared)) and type(orientation) is int:
+        return _decided_frame(raw_size, orientation, declared, default)  # (32, 24) only, never (32.0, 24.0)
+    return _decide_frame(raw_size, orientation, declared, default)
+
+
+def _decide_frame(raw_size: tuple[int, int], orientation: int, declared: tuple[int, int] | None,
+                  default: str) -> Frame:
     w, h = raw_size
     up = (h, w) if orientation >= 5 else (w, h)
     if orientation == 1:
@@ -510,6 +526,13 @@ def decide_frame(raw_size: tuple[int, int], orientation: int, declared: tuple[in
     if is_up:
         return Frame(orientation, raw_size, False)
     return Frame(orientation, raw_size, by_default, mismatch=True)
+
+
+_decided_frame = functools.lru_cache(maxsize=1024)(_decide_frame)
+
+
+def _int_pair(value: object) -> bool:
+    return type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int
 
 
 # --------------------------------------------------------------------------------------------
@@ -577,6 +600,8 @@ def add_image_sample(ctx: ImportContext, image_path: str | os.PathLike | None, s
 
 def _library_warnings(ctx: ImportContext, where: str, probe: ImageProbe, texts: list[str]) -> None:
     """Warnings a library raised while reading the image, as our own lines naming the file (once each)."""
+    if not texts:
+        return
     for text in dict.fromkeys(texts):
         ctx.warn(f"{where}: image {os.path.basename(probe.path) or 'data'}: {text}")
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import os
@@ -64,7 +65,7 @@ from pipeline.core.limits import (
     load_json,
 )
 from pipeline.core.numbers import is_number, is_real
-from pipeline.core.paths import SafeFiles, sha256_bytes
+from pipeline.core.paths import SafeFiles, read_fd, sha256_bytes
 from pipeline.formats.base import Detection, ExportReport, ImportContext, relative_files
 from pipeline.formats.common import (
     ExportNames,
@@ -117,6 +118,7 @@ SHAPE_KEYS = frozenset({"label", "points", "group_id", "description", "shape_typ
                         "line_color", "fill_color"})
 # Attributes this module writes into labelme's own fields rather than as extra keys.
 _OWN_ATTRIBUTES = frozenset({"group_id", "flags", "description", "shape_type", "circle"})
+
 
 
 @dataclass
@@ -194,27 +196,29 @@ _MIN_POINTS = {"rectangle": 2, "polygon": 3, "circle": 2, "line": 2, "linestrip"
 
 
 def _parse_shape(s: object, i: int, where: str) -> Shape:
-    fld = "shapes[%d]" % i  # noqa: UP031  (once per shape of every file: the cheapest formatting)
+    # Field names ("shapes[3].points[1]") are formatted only for an error: this runs once per shape
+    # of every file.
     if type(s) is not dict and not isinstance(s, dict):
-        raise DataError(where, "", field=fld, expected="an object", got=type(s).__name__, fix=FIX)
+        raise DataError(where, "", field=f"shapes[{i}]", expected="an object", got=type(s).__name__, fix=FIX)
     label = s.get("label")
     if type(label) is not str or not label.strip():
-        raise DataError(where, "", field=f"{fld}.label", expected="a non-empty class name", got=label, fix=FIX)
+        raise DataError(where, "", field=f"shapes[{i}].label", expected="a non-empty class name", got=label, fix=FIX)
     kind = s.get("shape_type") or "polygon"  # files before labelme 3 have no shape_type: polygons
-    if kind not in SHAPE_TYPES:
-        raise DataError(where, "unknown shape type", field=f"{fld}.shape_type", expected=" | ".join(SHAPE_TYPES),
+    need = _MIN_POINTS.get(kind) if type(kind) is str else None
+    if need is None:
+        raise DataError(where, "unknown shape type", field=f"shapes[{i}].shape_type", expected=" | ".join(SHAPE_TYPES),
                         got=kind, fix="convert the shape in labelme, or remove it")
     points = s.get("points")
     if type(points) is not list:
-        raise DataError(where, "", field=f"{fld}.points", expected="a list of [x, y]", got=points, fix=FIX)
+        raise DataError(where, "", field=f"shapes[{i}].points", expected="a list of [x, y]", got=points, fix=FIX)
     if len(points) > MAX_POINTS:
-        check_count(len(points), MAX_POINTS, where, "points", field=f"{fld}.points")
+        check_count(len(points), MAX_POINTS, where, "points", field=f"shapes[{i}].points")
     clean: list[list[float]] = []
     add = clean.append
     number = _NUMBER
-    for j, p in enumerate(points):
-        # Fast path for the usual [x, y] of ints/floats (bool is excluded: type(True) is bool): the
-        # `is_number` rule inlined, as this loop runs for every point of every file.
+    for p in points:
+        # The usual [x, y] of ints/floats (bool is excluded: type(True) is bool): the `is_number`
+        # rule inlined, as this loop runs for every point of every file.
         if type(p) is list and len(p) == 2:
             x, y = p
             if type(x) in number and type(y) in number:
@@ -222,34 +226,42 @@ def _parse_shape(s: object, i: int, where: str) -> Shape:
                 if x - x == 0.0 and y - y == 0.0:  # finite: inf - inf and nan - nan are nan
                     add([x, y])
                     continue
-        if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(is_real(v) for v in p)):
-            raise DataError(where, "", field=f"{fld}.points[{j}]", expected="[x, y] numbers", got=p, fix=FIX)
-        if not (is_number(p[0]) and is_number(p[1])):
-            raise DataError(where, "", field=f"{fld}.points[{j}]", expected="finite numbers", got=p,
-                            fix="fix or delete the shape in labelme")
-        clean.append([float(p[0]), float(p[1])])
-    need = _MIN_POINTS[kind]
+        clean = _checked_points(points, i, where)  # anything else: every point checked, the first bad one named
+        break
     if len(clean) < need:
-        raise DataError(where, f"a {kind} needs at least {need} points", field=f"{fld}.points",
+        raise DataError(where, f"a {kind} needs at least {need} points", field=f"shapes[{i}].points",
                         expected=f">= {need} points", got=len(clean), fix=FIX)
     flags = s.get("flags") or {}
     if not isinstance(flags, dict):
-        raise DataError(where, "", field=f"{fld}.flags", expected="an object", got=flags, fix=FIX)
+        raise DataError(where, "", field=f"shapes[{i}].flags", expected="an object", got=flags, fix=FIX)
     description = s.get("description") or ""
     if not isinstance(description, str):
-        raise DataError(where, "", field=f"{fld}.description", expected="text", got=description, fix=FIX)
+        raise DataError(where, "", field=f"shapes[{i}].description", expected="text", got=description, fix=FIX)
     mask_b64 = s.get("mask")
     if kind == "mask":
         if not isinstance(mask_b64, str) or not mask_b64:
-            raise DataError(where, "", field=f"{fld}.mask", expected="a base64 PNG", got=mask_b64, fix=FIX)
+            raise DataError(where, "", field=f"shapes[{i}].mask", expected="a base64 PNG", got=mask_b64, fix=FIX)
     else:
         mask_b64 = None
     group_id = s.get("group_id")
     if group_id is not None and not isinstance(group_id, (int, str)):
-        raise DataError(where, "", field=f"{fld}.group_id", expected="an integer or null", got=group_id, fix=FIX)
+        raise DataError(where, "", field=f"shapes[{i}].group_id", expected="an integer or null", got=group_id, fix=FIX)
     extra = {} if SHAPE_KEYS.issuperset(s) else {k: v for k, v in s.items() if k not in SHAPE_KEYS}
-    return Shape(index=i, label=label, kind=kind, points=clean, group_id=group_id, flags=dict(flags),
-                 description=description, mask_b64=mask_b64, extra=extra)
+    return Shape(i, label, kind, clean, group_id, dict(flags), description, mask_b64, extra)
+
+
+def _checked_points(points: list, i: int, where: str) -> list[list[float]]:
+    """Every point of shape `i` as [x, y] floats; the first that is not two finite numbers is a
+    `DataError` naming it (``shapes[i].points[j]``)."""
+    clean: list[list[float]] = []
+    for j, p in enumerate(points):
+        if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(is_real(v) for v in p)):
+            raise DataError(where, "", field=f"shapes[{i}].points[{j}]", expected="[x, y] numbers", got=p, fix=FIX)
+        if not (is_number(p[0]) and is_number(p[1])):
+            raise DataError(where, "", field=f"shapes[{i}].points[{j}]", expected="finite numbers", got=p,
+                            fix="fix or delete the shape in labelme")
+        clean.append([float(p[0]), float(p[1])])
+    return clean
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,13 +332,16 @@ def shapes_to_objects(
     label: Callable[[str, str], str] = lambda name, fld: name,
     on_invalid: str = "error",
     counts: dict[str, int] | None = None,
+    known: dict[str, str] | None = None,
 ) -> list[Obj]:
     """Convert validated shapes into objects for an image of `width` x `height`.
 
-    `label(name, field)` maps and checks a class name. Shapes sharing ``label`` and ``group_id`` are
+    `label(name, field)` maps and checks a class name; `known` (optional): names `label` checked
+    already and their class names, looked up first. Shapes sharing ``label`` and ``group_id`` are
     merged into one object. `counts` (optional) receives what was converted or skipped.
     """
     counts = counts if counts is not None else {}
+    known = known if known is not None else {}
 
     def bump(key: str, n: int = 1) -> None:
         counts[key] = counts.get(key, 0) + n
@@ -335,23 +350,34 @@ def shapes_to_objects(
     order: list[tuple | Obj] = []  # group keys, or finished objects of plain shapes
     kinds: dict[str, int] = {}
     for shape in shapes:
-        name = label(shape.label, f"shapes[{shape.index}].label")
-        try:
-            pts = _fit_points(shape, width, height, on_invalid)
-        except _Outside as out:
-            raise DataError(
-                where, "point outside the image", field=out.field,
-                expected=f"x in [0, {width}] and y in [0, {height}]", got=out.point,
-                fix="fix the shape in labelme, or import with --on-invalid clip|skip",
-            ) from None
-        if pts is None:
-            bump("shapes outside the image (skipped)")
-            continue
+        name = known.get(shape.label)
+        if name is None:
+            name = label(shape.label, f"shapes[{shape.index}].label")
+        pts = shape.points
+        # The box of the points, and whether they lie inside the image (`_fit_points`' test, which
+        # then keeps them as they are): one pass over the points for both.
+        if len(pts) == 2:  # rectangles, circles, lines: min/max of two without building lists
+            (ax, ay), (bx, by) = pts
+            box = [bx if bx < ax else ax, by if by < ay else ay, bx if bx > ax else ax, by if by > ay else ay]
+        else:
+            box = _bbox_of(pts)
+        if not (box[0] >= 0.0 and box[1] >= 0.0 and box[2] <= width and box[3] <= height):
+            try:
+                pts = _fit_points(shape, width, height, on_invalid)
+            except _Outside as out:
+                raise DataError(
+                    where, "point outside the image", field=out.field,
+                    expected=f"x in [0, {width}] and y in [0, {height}]", got=out.point,
+                    fix="fix the shape in labelme, or import with --on-invalid clip|skip",
+                ) from None
+            if pts is None:
+                bump("shapes outside the image (skipped)")
+                continue
+            box = _bbox_of(pts)
         kind = shape.kind
         if (shape.group_id is None and kind in ("rectangle", "polygon")
                 and not (shape.flags or shape.extra or shape.description)):
             # The common case, one plain shape per object: no group bookkeeping.
-            box = _bbox_of(pts)
             order.append(Obj(label=name, bbox=box) if kind == "rectangle" else Obj(label=name, bbox=box,
                                                                                    polygon=[pts]))
             kinds[kind] = kinds.get(kind, 0) + 1
@@ -371,10 +397,10 @@ def shapes_to_objects(
         if shape.description and shape.description not in g["descriptions"]:
             g["descriptions"].append(shape.description)
         if kind == "rectangle":
-            g["rect"] = bbox_union(g["rect"], _bbox_of(pts))
+            g["rect"] = bbox_union(g["rect"], box)
         elif kind in ("polygon", "oriented_rectangle", "rotation"):
             g["rings"].append(pts)
-            g["bbox"] = bbox_union(g["bbox"], _bbox_of(pts))
+            g["bbox"] = bbox_union(g["bbox"], box)
         elif kind == "circle":
             (cx, cy), (px, py) = shape.points[0], shape.points[1]
             r = math.hypot(px - cx, py - cy)
@@ -395,7 +421,7 @@ def shapes_to_objects(
             box = rle_bbox(rle_encode(m))
             if box is None:
                 bump("empty masks (box from the shape's points)")
-                box = _bbox_of(pts)
+                box = _bbox_of(pts)  # (the points as fitted)
             g["bbox"] = bbox_union(g["bbox"], box)
 
     objects: list[Obj] = []
@@ -498,16 +524,24 @@ def count(root: Path, paths: list[Path]) -> dict[str, int]:
 def _read_json(path: str | os.PathLike, where: str, max_image_data: int) -> tuple[bytes, object]:
     limit = max_image_data + _MAX_JSON_EXTRA
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
             if size > limit:
                 raise DataError(where, "file too large for a labelme annotation", expected=f"at most "
                                 f"{limit // 2**20} MiB", got=f"{size / 2**20:.0f} MiB",
                                 fix="save the image beside the JSON and set imageData to null")
-            raw = fh.read()
+            raw = read_fd(fd, size)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise DataError(where, f"unreadable ({exc.strerror})", fix="check the file's permissions") from exc
     return raw, load_json(raw, where, limit=limit, fix="re-save the file in labelme, or repair it")
+
+
+@functools.lru_cache(maxsize=1024)
+def _normpath(folder: str) -> str:
+    return os.path.normpath(folder)
 
 
 def resolve_image_path(image_path: str, json_path: str | os.PathLike, root: str | os.PathLike,
@@ -524,7 +558,12 @@ def resolve_image_path(image_path: str, json_path: str | os.PathLike, root: str 
     if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
         return None
     # Both paths are absolute already when they come from `read` (abspath is a no-op then).
-    joined = os.path.normpath(os.path.join(os.path.dirname(json_path), text))
+    folder = os.path.dirname(json_path)
+    if "/" not in text and text not in (".", "..") and folder and os.sep == "/":
+        folder = _normpath(folder)  # a file name beside the JSON: its folder normalized once
+        joined = folder + text if folder.endswith("/") else folder + "/" + text
+    else:
+        joined = os.path.normpath(os.path.join(folder, text))
     root_abs = str(root)
     if not os.path.isabs(joined) or not os.path.isabs(root_abs):
         joined, root_abs = os.path.abspath(joined), os.path.abspath(root_abs)
@@ -574,6 +613,8 @@ def _reserved(flag: str) -> bool:
 
 def _image_label(flags: dict[str, bool], ctx: ImportContext, where: str,
                  labels: Labels) -> tuple[str | None, dict | None]:
+    if not flags:
+        return None, None
     on = [name for name, value in flags.items() if value and not _reserved(name)]
     names = list(dict.fromkeys(labels(name, where, f"flags.{name}") for name in on))
     if not names:
@@ -587,8 +628,11 @@ def _image_label(flags: dict[str, bool], ctx: ImportContext, where: str,
 def _probe_file(path: str, where: str) -> ImageProbe | None:
     """The image at `path` probed, or None when the file is not an image (e.g. the JSON itself)."""
     try:
-        with open(path, "rb") as fh:
-            blob = fh.read()
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            blob = read_fd(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise DataError(where, f"image {path}: {exc.strerror}", field="imagePath", fix="check that the image is readable") from exc
     if sniff(blob[:16]) is None and not path.lower().endswith((".webp", ".pbm")):
@@ -660,7 +704,7 @@ def _import_one(ctx: ImportContext, path: str, base: str, where: str, parsed: La
     objects = shapes_to_objects(
         parsed.shapes, width, height, where=where,
         label=lambda name, fld: labels(name, where, fld),
-        on_invalid=ctx.options.on_invalid, counts=counts,
+        on_invalid=ctx.options.on_invalid, counts=counts, known=labels.seen,
     )
     for k, v in counts.items():
         ctx.report.counts[k] += v

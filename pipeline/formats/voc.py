@@ -244,7 +244,14 @@ def parse_xml(data: bytes, where: str) -> VocFile | None:
             raise DataError(where, "object without a box", field=f"{fld}.bndbox", expected="<bndbox>", got=None,
                             fix="only boxes are read from VOC files; delete the object or add its box")
         corners = _texts(box)
-        xmin, ymin, xmax, ymax = (_number(corners.get(t), where, f"{fld}.bndbox.{t}") for t in BOX_TAGS)
+        try:  # the usual four numbers, read at once; anything else gets `_number`'s error
+            xmin, ymin, xmax, ymax = (float(corners["xmin"]), float(corners["ymin"]), float(corners["xmax"]),
+                                      float(corners["ymax"]))
+            finite = xmin - xmin == 0.0 and ymin - ymin == 0.0 and xmax - xmax == 0.0 and ymax - ymax == 0.0
+        except (KeyError, TypeError, ValueError):
+            finite = False
+        if not finite:
+            xmin, ymin, xmax, ymax = (_number(corners.get(t), where, f"{fld}.bndbox.{t}") for t in BOX_TAGS)
         if xmin > xmax or ymin > ymax:
             raise DataError(where, "inverted box", field=f"{fld}.bndbox", expected="xmin <= xmax and ymin <= ymax",
                             got=[xmin, ymin, xmax, ymax], fix="swap the corners in the file")
@@ -253,13 +260,14 @@ def parse_xml(data: bytes, where: str) -> VocFile | None:
             text = texts.get(tag)
             if text is not None:
                 attrs[tag] = text if tag == "pose" else _attr_value(text)
-        extra = obj.find("attributes")
+        extra = obj.find("attributes") if "attributes" in texts else None  # (texts: every child's tag)
         if extra is not None:  # CVAT: <attributes><attribute><name>k</name><value>v</value></attribute>
             for a in extra.iter("attribute"):
                 key, value = _text(a, "name"), _text(a, "value")
                 if key:
                     attrs[key] = _attr_value(value) if value is not None else ""
-        rings = [_polygon(poly, where, f"{fld}.polygon[{k}]") for k, poly in enumerate(obj.findall("polygon"))]
+        rings = [_polygon(poly, where, f"{fld}.polygon[{k}]") for k, poly in enumerate(obj.findall("polygon"))] \
+            if "polygon" in texts else []
         objects.append((name, [xmin, ymin, xmax, ymax], attrs, [r for r in rings if len(r) >= 3] or None))
     return VocFile(_text(root, "filename"), _text(root, "path"), _size(root, where), objects)
 
@@ -405,8 +413,14 @@ def read(root: Path, ctx: ImportContext) -> None:
     seen = labels.seen
     n_objects = difficult = 0
     ctx.default_fix = FIX
+    stems: set[str] = set()  # every annotation file's stem, casefolded (its image is not an orphan)
     for path in ctx.progress(files, total=len(files), desc="import voc", unit="file"):
         where = path[cut:].replace(os.sep, "/")
+        sid = os.path.splitext(path[base_cut:])[0]
+        # the file name's stem (splitext looks at the last part alone: the id's last part is it)
+        stem = os.path.basename(sid) if base_cut <= path.rfind(os.sep) + 1 else \
+            os.path.splitext(os.path.basename(path))[0]
+        stems.add(stem.casefold())
         try:
             data = read_capped(path, where, what="VOC XML file")
             parsed = parse_xml(data, where)
@@ -414,7 +428,6 @@ def read(root: Path, ctx: ImportContext) -> None:
                 ctx.skip(NOT_VOC)
                 continue
             ctx.inputs[where] = hashlib.sha256(data).hexdigest()
-            stem = os.path.splitext(os.path.basename(path))[0]
             image = finder.find(path, [parsed.filename, parsed.path], stem=stem)
             if image is None and parsed.filename:
                 image = finder.find(path, [], stem=os.path.splitext(os.path.basename(parsed.filename))[0])
@@ -439,7 +452,7 @@ def read(root: Path, ctx: ImportContext) -> None:
                     objects.append(Obj(label=label, bbox=box, polygon=polygon, attributes=attrs))
                     if attrs.get("difficult") in (1, "1"):
                         difficult += 1
-            sid = os.path.splitext(path[base_cut:])[0].replace(os.sep, "/")
+            sid = sid.replace(os.sep, "/")
             split = splits.get(stem) if splits else split_from_path(posixpath.dirname(where))
             sample = Sample(id=sid, split=split, objects=objects,
                             source={"file": where, "image": rel_image})
@@ -450,7 +463,6 @@ def read(root: Path, ctx: ImportContext) -> None:
     ctx.report.counts["objects"] += n_objects
     if difficult:
         ctx.report.counts["difficult objects (kept, attribute difficult=1)"] += difficult
-    stems = {os.path.splitext(os.path.basename(f))[0].casefold() for f in files}
     orphans = [p for p in unused_images(finder, used)
                if os.path.splitext(os.path.basename(p))[0].casefold() not in stems]  # not the images of bad files
     if orphans:

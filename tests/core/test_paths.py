@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.core.paths import (
     atomic_write_bytes,
@@ -58,6 +61,25 @@ def test_export_stem_keeps_the_names_a_file_system_takes(sample_id: str, stem: s
 ])
 def test_safe_stem_table(sample_id: str, stem: str) -> None:
     assert safe_stem(sample_id) == stem
+
+
+def _safe_stem_by_parts(sample_id: str) -> str:
+    """`safe_stem`'s definition, part by part (what its one-match shortcut must agree with)."""
+    parts = []
+    for part in sample_id.replace("\\", "/").split("/"):
+        part = re.sub(r"[^\w.\-/]+", "_", part).strip(" ")
+        if part in ("", ".", ".."):
+            part = "_" if part else ""
+        if part:
+            parts.append(part)
+    return "/".join(parts) or "_"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(["a", "é", "1", "_", "-", ".", "/", "\\", " ", "\n", "\u00a0", "٣", ":"]),
+               max_size=10))
+def test_safe_stem_equals_its_part_by_part_definition(sample_id: str) -> None:
+    assert safe_stem(sample_id) == _safe_stem_by_parts(sample_id)
 
 
 def test_hashes_of_bytes_and_files_agree(tmp_path: Path) -> None:
@@ -134,6 +156,7 @@ from pipeline.core.paths import (  # noqa: E402
     LINK_OUTSIDE,
     SPECIAL_FILE,
     SafeFiles,
+    read_fd,
     read_regular,
 )
 
@@ -245,6 +268,23 @@ def test_fifo_is_skipped_without_being_opened(box) -> None:
         read_regular(root / "link.jpg", "link.jpg")
     with pytest.raises(DataError, match="not a regular file"):
         link_or_copy(root / "link.jpg", root / "copy.jpg")
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 70_000])
+def test_read_fd_reads_to_the_end_whatever_fstat_said(tmp_path: Path, size: int) -> None:
+    p = tmp_path / "a.bin"
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    p.write_bytes(data)
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        assert read_fd(fd, size) == data  # the size as fstat gives it
+        os.lseek(fd, 0, os.SEEK_SET)
+        assert read_fd(fd, max(0, size - 100)) == data  # grew since: read on to the end
+        os.lseek(fd, 0, os.SEEK_SET)
+        assert read_fd(fd, size + 100) == data  # shrank since
+    finally:
+        os.close(fd)
+    assert read_regular(p) == data
 
 
 def test_socket_is_skipped(tmp_path: Path) -> None:

@@ -104,6 +104,20 @@ def test_frame_points_follow_pillow_exif_transpose(orientation: int) -> None:
 def test_decide_frame(raw, orientation, declared, rotate, ambiguous, mismatch) -> None:
     f = decide_frame(raw, orientation, declared, default="raw")
     assert (f.rotate, f.ambiguous, f.mismatch) == (rotate, ambiguous, mismatch)
+    again = decide_frame(tuple(raw), orientation, declared, default="raw")  # (decided once per size)
+    assert again == f
+    by_list = decide_frame(list(raw), orientation, declared, default="raw")  # (not remembered: a list)
+    assert (by_list.rotate, by_list.ambiguous, by_list.mismatch) == (rotate, ambiguous, mismatch)
+
+
+def test_decide_frame_keeps_the_size_as_given() -> None:
+    # A decision remembered for (60, 40) is not handed out for (60.0, 40.0), which compares equal.
+    assert type(decide_frame((60, 40), 1, None).size[0]) is int
+    assert type(decide_frame((60.0, 40.0), 1, None).size[0]) is float
+    assert decide_frame((60, 40), 6, (40, 60), default="upright").rotate is False
+    assert decide_frame((60, 40), 6, (40, 60), default="raw").rotate is False
+    assert decide_frame((60, 40), 6, None, default="upright").rotate is False
+    assert decide_frame((60, 40), 6, None, default="raw").rotate is True
 
 
 def _photo_jpeg() -> bytes:

@@ -236,6 +236,7 @@ class DatasetWriter:
         self.samples: dict[str, Sample] = {}
         self._names: set[str] = set()
         self._dirs: set[str] = set()  # folders under tmp already created
+        self._tmp_text = ""  # self.tmp as text, set with it
         self._images: set[str] = set()  # image paths already taken, so `_unique` is O(1) per sample
         self._packs = _Packs()
         self._unsynced = False  # image files written without fsync; one os.sync() before commit covers them
@@ -263,6 +264,7 @@ class DatasetWriter:
         else:
             self.tmp = self.out.with_name(f".{self.out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         (self.tmp / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+        self._tmp_text = os.fspath(self.tmp)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -356,7 +358,7 @@ class DatasetWriter:
                 ext = os.path.splitext(src)[1] if src is not None else "png"
             rel = self.image_relpath(sample.id, ext)
             rel = self._unique(rel, sample.id)
-            dest = os.path.join(self.tmp, rel)  # strings, not pathlib: this runs once per image
+            dest = self._tmp_text + os.sep + rel  # strings, not pathlib: this runs once per image
             parent = os.path.dirname(dest)
             if parent not in self._dirs:  # one mkdir per folder, not one per image
                 os.makedirs(parent, exist_ok=True)
