@@ -66,7 +66,7 @@ NPROC ?=
 SHARD_SIZE ?=
 ENGINE ?=
 ADDRESS ?=
-FOLDS ?= 5
+FOLDS ?= 4
 CONSENSUS_RUN ?=
 THRESHOLD ?=
 TOP ?=
@@ -203,7 +203,7 @@ crop: $(STAMP) ## every labelled object of DATA as a classification sample in OU
 	$(PIPELINE) crop $(DATA) --out $(OUT) $(ENGINE_OPTS)
 
 label-issues: $(STAMP) ## likely label errors, near-duplicates, outliers of DATA into OUT [FOLDS EPOCHS THRESHOLD TOP CONFIG]
-	@test -n "$(OUT)" || { echo "usage: make label-issues DATA=datasets/name OUT=reports/name-issues [FOLDS=5] [EPOCHS=] [THRESHOLD=0.05] [TOP=100]"; exit 2; }
+	@test -n "$(OUT)" || { echo "usage: make label-issues DATA=datasets/name OUT=reports/name-issues [FOLDS=4] [EPOCHS=] [THRESHOLD=0.05] [TOP=100]"; exit 2; }
 	$(PIPELINE) label-issues $(DATA) --out $(OUT) --folds $(FOLDS) --config $(CONFIG) $(EPOCHS_OPT) \
 		$(if $(THRESHOLD),--threshold $(THRESHOLD),) $(if $(TOP),--top $(TOP),)
 

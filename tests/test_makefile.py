@@ -76,7 +76,7 @@ def test_help_lists_every_target_of_the_makefile_with_its_variables():
     (["train", "ENGINE=ray"], "--engine ray \n"),
     (["crop", "OUT=o"], "pipeline crop datasets/mnist-embedded --out o  \n"),  # local: no engine option
     (["preview", "OUT=p.png", "RECIPE=r.yaml"], "pipeline preview datasets/mnist-embedded --out p.png --recipe r.yaml"),
-    (["label-issues", "OUT=r"], "pipeline label-issues datasets/mnist-embedded --out r --folds 5 "
+    (["label-issues", "OUT=r"], "pipeline label-issues datasets/mnist-embedded --out r --folds 4 "
                                 "--config configs/train/default.yaml"),
     (["label-issues", "OUT=r", "FOLDS=3", "TOP=100", "THRESHOLD=0.05", "EPOCHS=2"],
      "pipeline label-issues datasets/mnist-embedded --out r --folds 3 --config configs/train/default.yaml "

@@ -4,9 +4,15 @@
 stage: `pipeline.train.fit_and_predict`, on the tensor cache), so every sample gets class
 probabilities from a model that never saw it, and the model's penultimate-layer features. Then:
 
-- **label issues**: cleanlab's `find_label_issues` (confident learning, `prune_by_noise_rate`) on
-  the given labels and the out-of-sample probabilities; with ``threshold`` instead every sample
-  whose label-quality score is below it.
+- **label issues**: cleanlab's `find_label_issues` with ``filter_by="low_self_confidence"`` on the
+  given labels and the out-of-sample probabilities: confident learning estimates *how many* labels
+  are wrong (the off-diagonal of the calibrated confident joint, `cleanlab.count.num_label_issues`),
+  and that many samples with the lowest label-quality score are flagged. The set is chosen by the
+  same score that ranks it, so the report's first entries are the lowest scores of the whole
+  dataset. (``prune_by_noise_rate``, cleanlab's default, picks each (given, predicted) cell's
+  samples by margin instead: on MNIST it left out low-scored blatant errors whose probability is
+  split between two other classes and flagged higher-scored ones; `docs/label-issues.md`.) With
+  ``threshold`` instead every sample whose label-quality score is below it.
 - **label-quality score** (`score` of every entry): cleanlab's `get_label_quality_scores` with
   ``method="self_confidence"``: the out-of-sample probability of the *given* label, in [0, 1],
   lower = more likely wrong. (Measured against ``normalized_margin`` on planted flips of MNIST:
@@ -64,11 +70,13 @@ PROBS, FEATURES, FOLDS = "probs.npy", "features.npy", "folds.json"
 CROPS = "crops"
 KINDS = ("label", "near-duplicate", "outlier", "box-label")
 RANK_BY = "self_confidence"  # cleanlab's label-quality method; see the module doc
+FILTER_BY = "low_self_confidence"  # cleanlab's find_label_issues filter: the estimated number, lowest RANK_BY first
 NEIGHBOURS = 10  # k of the k-nearest-neighbour graph (Datalab's default)
 NEAR_DUPLICATE = 0.13  # Datalab's near-duplicate radius, as a fraction of the median nearest-neighbour distance
 OUTLIER_IQR = 1 / 0.37037 - 1  # Datalab's outlier fence: Q3 + 1.7 x IQR of the mean neighbour distances
 SHEET_TILES = 64  # issues shown in issues.png
-FOLD_BUDGET = 4.5  # all folds train on 4.5x the samples of one `pipeline train` (measured: the whole run 4.5x its CPU)
+DEFAULT_FOLDS = 4  # K: fewer, longer-trained folds beat 5 shorter ones at the same cost (docs/label-issues.md)
+FOLD_BUDGET = 5  # all folds train on 5x the samples of one `pipeline train` (the whole run: under 6x its CPU)
 # config keys that change what a fold's model predicts (the others: device, threads, logging)
 TRAINING_KEYS = ("variant", "groups", "widths", "epochs", "min_samples", "min_epochs", "batch_size", "lr",
                  "optimizer", "weight_decay", "schedule", "warmup", "seed", "grayscale", "image_size",
@@ -114,7 +122,10 @@ def assign_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
 def fold_epochs(config, dataset_size: int, folds: int) -> int:
     """Epochs per fold by default: the K folds together show the model `FOLD_BUDGET` times the samples
     one `pipeline train` of the whole dataset does (E epochs of N): each fold trains on (K-1)/K of N,
-    so it runs round(FOLD_BUDGET x E / (K - 1)) epochs, at least 1 (3 for the 60k MNIST, 5 folds)."""
+    so it runs round(FOLD_BUDGET x E / (K - 1)) epochs, at least 1 (5 for the 60k MNIST, 4 folds).
+    More epochs per fold, not more folds, is where the budget goes: the one-cycle schedule anneals to
+    almost zero over each fold's own steps, and the longer that run the more accurate and the more
+    decided its late probabilities are, which is what ranks the blatant errors first."""
     return max(1, round(FOLD_BUDGET * config.resolved_epochs(dataset_size) / (folds - 1)))
 
 
@@ -167,8 +178,9 @@ def label_quality(labels: np.ndarray, probs: np.ndarray, method: str = RANK_BY) 
 
 
 def label_issues(labels: np.ndarray, probs: np.ndarray, quality: np.ndarray, threshold: float | None) -> np.ndarray:
-    """Rows whose given label looks wrong: cleanlab's `find_label_issues` (prune by noise rate), or
-    every row with a quality score below `threshold` when one is given."""
+    """Rows whose given label looks wrong: cleanlab's `find_label_issues` (`FILTER_BY`: as many rows as
+    confident learning estimates to be mislabelled, those of lowest self-confidence), or every row
+    with a quality score below `threshold` when one is given."""
     if threshold is not None:
         return quality < threshold
     from cleanlab.filter import find_label_issues
@@ -180,7 +192,7 @@ def label_issues(labels: np.ndarray, probs: np.ndarray, quality: np.ndarray, thr
     index = np.full(probs.shape[1], -1)
     index[present] = np.arange(len(present))
     return np.asarray(find_label_issues(index[labels], _renormalized(probs[:, present]),
-                                        filter_by="prune_by_noise_rate"), dtype=bool)
+                                        filter_by=FILTER_BY), dtype=bool)
 
 
 def _renormalized(probs: np.ndarray) -> np.ndarray:
@@ -364,7 +376,7 @@ def _shown(value: Any) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def find_issues(data_path: str | os.PathLike, out: str | os.PathLike, *, folds: int = 5, config=None,
+def find_issues(data_path: str | os.PathLike, out: str | os.PathLike, *, folds: int = DEFAULT_FOLDS, config=None,
                 epochs: int | None = None, seed: int | None = None, threshold: float | None = None,
                 top: int | None = None, overwrite: bool = False) -> IssuesResult:
     """Write the label-issues report of the dataset at `data_path` into `out` (see the module doc)."""
@@ -413,7 +425,9 @@ def find_issues(data_path: str | os.PathLike, out: str | os.PathLike, *, folds: 
         near = neighbours(feats)
         entries = build_entries(rows, probs, quality, flagged, near, detection=detection, top=top)
         report = {"dataset": str(data_path), "dataset_sha256": samples_hash,
-                  "params": {**params, "rank_by": RANK_BY, "threshold": threshold, "top": top,
+                  "params": {**params, "rank_by": RANK_BY,
+                             "filter_by": None if threshold is not None else FILTER_BY,
+                             "threshold": threshold, "top": top,
                              "near_duplicate_radius": NEAR_DUPLICATE, "outlier_iqr": round(OUTLIER_IQR, 4),
                              "neighbours": NEIGHBOURS},
                   "issues": entries}
@@ -441,7 +455,7 @@ def find_issues(data_path: str | os.PathLike, out: str | os.PathLike, *, folds: 
 
 def _check_options(folds: int, epochs: int | None, threshold: float | None, top: int | None) -> None:
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise UsageError(f"--folds {folds}: expected an integer >= 2", fix="e.g. --folds 5")
+        raise UsageError(f"--folds {folds}: expected an integer >= 2", fix="e.g. --folds 4")
     if epochs is not None and epochs < 1:
         raise UsageError(f"--epochs {epochs}: expected an integer >= 1")
     if threshold is not None and not (isinstance(threshold, float | int) and 0.0 <= threshold <= 1.0

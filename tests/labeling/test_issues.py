@@ -95,6 +95,23 @@ def test_report_files_keep_the_contract(report):
     assert sheet.size[0] > 8 * 112 and sheet.size[1] > 112
 
 
+def test_the_flagged_labels_are_the_lowest_scores_of_all(report):
+    """cleanlab's low_self_confidence filter: confident learning's estimate of how many labels are
+    wrong, taken from the bottom of the same score the report ranks by."""
+    result, _ = report
+    data = li.load_issues(result.out)
+    assert data["params"]["filter_by"] == "low_self_confidence"
+    probs = np.load(result.out / "probs.npy")
+    ids = json.loads((result.out / "folds.json").read_text())["ids"]
+    dataset = load_dataset(result.dataset)
+    label_of = {s.id: dataset.classes.index(s.label) for s in dataset.samples}
+    given = np.array([probs[row, label_of[i]] for row, i in enumerate(ids)])
+    flagged = [e["id"] for e in data["issues"] if e["kind"] == "label"]
+    assert flagged
+    lowest = [ids[row] for row in np.argsort(given, kind="stable")[:len(flagged)]]
+    assert set(flagged) == set(lowest)
+
+
 def test_the_score_is_the_given_labels_out_of_sample_probability(report):
     result, _ = report
     probs = np.load(result.out / "probs.npy")
@@ -163,7 +180,7 @@ def test_more_folds_than_samples(tmp_path):
         for i in range(3):
             w.add(Sample(id=f"s{i}", label=str(i % 2), width=28, height=28), data=encode_png(digit_like(i % 2, i)),
                   ext="png")
-    with pytest.raises(UsageError, match="cannot be split into 5 folds"):
+    with pytest.raises(UsageError, match=f"cannot be split into {li.DEFAULT_FOLDS} folds"):
         li.find_issues(tmp_path / "tiny", tmp_path / "out", config=fast_config(), epochs=1)
 
 
@@ -305,5 +322,11 @@ def test_near_duplicates_and_outliers_follow_datalabs_rules():
 def test_fold_epochs_keep_the_whole_run_within_budget():
     config = load_config()  # the default recipe: 3 epochs of 60,000 MNIST images
     assert config.resolved_epochs(60_000) == 3
-    assert li.fold_epochs(config, 60_000, 5) == 3  # 5 folds x 48,000 x 3 = 4x one training's 180,000
-    assert li.fold_epochs(config, 60_000, 2) == 14
+    assert li.DEFAULT_FOLDS == 4
+    assert li.fold_epochs(config, 60_000, 4) == 5  # 4 folds x 45,000 x 5 = 5x one training's 180,000
+    assert li.fold_epochs(config, 60_000, 5) == 4  # 5 x 48,000 x 4: 5.3x
+    assert li.fold_epochs(config, 60_000, 2) == 15
+    # the command's default is the library's
+    from pipeline.commands.label_issues import label_issues as command
+
+    assert next(p for p in command.params if p.name == "folds").default == li.DEFAULT_FOLDS
