@@ -50,6 +50,22 @@ def wait(driver, predicate, message: str):
     return WebDriverWait(driver, WAIT, poll_frequency=0.05).until(lambda d: predicate(d), message)
 
 
+def click_fresh(driver, css: str, index: int = 0) -> None:
+    """Click the `index`-th element matching `css`, found again if the page redrew it in between."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    def attempt(d) -> bool:
+        try:
+            ActionChains(d).move_to_element(d.find_elements(By.CSS_SELECTOR, css)[index]).click().perform()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait(driver, attempt, f"{css} [{index}] could not be clicked")
+
+
 def console_errors(driver) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
@@ -146,8 +162,7 @@ def test_detection_draw_and_delete_a_box(browser, tmp_path: Path) -> None:
         body = browser.find_element(By.TAG_NAME, "body")
         body.send_keys("2")
         wait(browser, lambda d: session.pending["img-000"].objects[-1]["label"] == "green", "the key did not set the class")
-        first = browser.find_elements(By.CSS_SELECTOR, "#editor g.obj rect.box")[0]
-        ActionChains(browser).move_to_element(first).click().perform()
+        click_fresh(browser, "#editor g.obj rect.box")  # the panel may redraw as the class change comes back
         body.send_keys(Keys.DELETE)
         wait(browser, lambda d: d.execute_script("return document.querySelectorAll('#editor rect.box').length === 2"),
              "Delete did not remove the box")
