@@ -1061,52 +1061,54 @@ class _Stream:
 
 class _Half:
     """The second half of an annotations array (from index `at`), read by a forked process
-    (`_Stream.second_half`) while this one reads the first. It sends its groups back through a
-    pipe: one pickle of everything but the rendered texts, then each group's rendered texts as
-    UTF-8 bytes, one after another (read here into one bytes object per group).
-    `result` is None when the process failed (broken JSON, a signal, anything raised): the
-    caller then reads the second half itself, so that the import is the one of a single process,
-    errors included."""
+    (`_Stream.second_half`) while this one reads the first. It writes its groups to an unlinked
+    temporary file and ends (its memory freed before this process takes them): one pickle of
+    everything but the rendered texts, then each group's rendered texts as UTF-8 bytes, one after
+    another (read here into one bytes object per group). `result` is None when the process failed
+    (broken JSON, a signal, anything raised): the caller then reads the second half itself, so
+    that the import is the one of a single process, errors included."""
 
     def __init__(self, stream: _Stream, at: int) -> None:
-        read_end, write_end = os.pipe()
+        import tempfile
+
+        self.file = tempfile.TemporaryFile(prefix="pipeline-coco-")  # (unlinked: nothing left behind)
         pid = os.fork()
-        if pid == 0:  # the forked process: sends its half, never returns
+        if pid == 0:  # the forked process: writes its half, never returns
             code = 1
             try:
-                os.close(read_end)
-                code = _send(stream.second_half(at), write_end)
+                code = _send(stream.second_half(at), self.file.fileno())
             except BaseException:  # noqa: BLE001 - any failure: the parent reads the half itself
                 code = 1
             finally:
                 os._exit(code)
-        os.close(write_end)
-        self.pid, self.fd = pid, read_end
+        self.pid = pid
 
     def result(self) -> tuple | None:
         """What `_Stream.second_half` returned in the forked process, or None when it failed."""
+        if self._wait() != 0:
+            self.close()
+            return None
         try:
             got = self._receive()
         except Exception:  # noqa: BLE001 - a short or broken message: the process failed
             got = None
-        if got is None:
-            self.close()  # (it may still be writing)
-            return None
-        return got if self._wait() == 0 else None
+        self.close()
+        return got
 
     def _receive(self) -> tuple | None:
         import pickle
 
-        with open(self.fd, "rb", closefd=False) as fh:
-            size = int.from_bytes(fh.read(8), "little")
-            got = pickle.loads(fh.read(size))
-            for g in got[2].values():  # (each group's texts its own bytes: freed with the group)
-                n = g.rendered_utf8
-                g.rendered_utf8 = fh.read(n)
-                if len(g.rendered_utf8) != n:
-                    return None
-            if fh.read(1):
+        fh = self.file
+        fh.seek(0)
+        size = int.from_bytes(fh.read(8), "little")
+        got = pickle.loads(fh.read(size))
+        for g in got[2].values():  # (each group's texts its own bytes: freed with the group)
+            n = g.rendered_utf8
+            g.rendered_utf8 = fh.read(n)
+            if len(g.rendered_utf8) != n:
                 return None
+        if fh.read(1):
+            return None
         return got
 
     def _wait(self) -> int:
@@ -1114,20 +1116,18 @@ class _Half:
         return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) if pid else -1
 
     def close(self) -> None:
-        """Stop the process if it still runs (its half was not needed) and free the pipe."""
+        """Stop the process if it still runs (its half was not needed) and free the file."""
         import signal
 
         if self.pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
             self._wait()
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.file.close()
 
 
 def _send(got: tuple, fd: int) -> int:
-    """`_Half`'s message of `got` written to `fd`: 0 once it is all written."""
+    """`_Half`'s message of `got` written to the file `fd`: 0 once it is all written."""
     import pickle
 
     groups = got[2]
@@ -1136,7 +1136,7 @@ def _send(got: tuple, fd: int) -> int:
         texts.append(g.rendered_utf8)
         g.rendered_utf8 = len(g.rendered_utf8)
     head = pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL)
-    with open(fd, "wb") as out:
+    with open(fd, "wb", closefd=False) as out:
         out.write(len(head).to_bytes(8, "little"))
         out.write(head)
         for text in texts:
