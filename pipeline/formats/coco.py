@@ -270,7 +270,7 @@ def read(root: Path, ctx: ImportContext) -> None:
     labels = Labels(ctx)
     done: dict[str, str] = {}
     probes: dict[str, ImageProbe] = {}  # (`_probe_ahead`)
-    workers = ctx.options.workers or default_workers()
+    workers = 1 if prefetching() else ctx.options.workers or default_workers()  # (Ray's workers read the images)
     coco_files = 0
     ctx.default_fix = FIX
     named = root.is_file()  # a file given by name is COCO or an error, never skipped

@@ -716,3 +716,11 @@ def test_workers_option_on_the_command_line(tmp_path: Path, monkeypatch) -> None
         assert result.exit_code == 0, result.output
     assert (tmp_path / "1" / "samples.jsonl").read_bytes() == (tmp_path / "2" / "samples.jsonl").read_bytes()
     assert helpers.invoke("import", "coco", src, "--out", tmp_path / "0", "--workers", "0").exit_code == 2
+
+
+def test_default_workers_are_the_cpus_we_may_use_at_most_two(monkeypatch) -> None:
+    import os
+
+    for cpus, expected in ((1, 1), (2, 2), (16, 2)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)), raising=False)
+        assert coco.default_workers() == expected
