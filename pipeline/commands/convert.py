@@ -84,7 +84,7 @@ FORMAT_CHOICES = ["auto", *FORMATS]  # `pipeline import FORMAT`: the registry's 
                    "[default: newest].")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="Processes reading one large COCO file: a forked process reads the second part of its "
-                   "annotations while this one reads the first and the images (files under 8 MiB: one process) "
+                   "annotations while this one reads the first and the images (arrays under 1 MiB: one process) "
                    "[default: the CPUs this process may use, at most 2]. The dataset is the same bytes either way.")
 @engine_options
 def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, overwrite, voc_zero_based, images,
