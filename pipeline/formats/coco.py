@@ -702,7 +702,10 @@ class _Stream:
         cut = _BOUNDARY.search(text, middle, middle + _WINDOW)
         if cut is None:
             return None
-        return cut, _Half(self, cut.end() - 1)
+        try:
+            return cut, _Half(self, cut.end() - 1)
+        except OSError:  # (no temporary file or no process to be had: one process reads it all)
+            return None
 
     def _read(self, i: int, k: int, cut: re.Match | None = None) -> tuple[int, int, bool]:
         """Elements from `i` (an element's start, numbered `k`) to the array's end, or to `cut`'s
@@ -1072,7 +1075,11 @@ class _Half:
         import tempfile
 
         self.file = tempfile.TemporaryFile(prefix="pipeline-coco-")  # (unlinked: nothing left behind)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            self.file.close()
+            raise
         if pid == 0:  # the forked process: writes its half, never returns
             code = 1
             try:

@@ -724,3 +724,15 @@ def test_default_workers_are_the_cpus_we_may_use_at_most_two(monkeypatch) -> Non
     for cpus, expected in ((1, 1), (2, 2), (16, 2)):
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)), raising=False)
         assert coco.default_workers() == expected
+
+
+def test_no_process_to_fork_reads_it_all_here(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    one, two, taken = _import_with_workers(tmp_path, json.dumps(_many(300, 5)), monkeypatch,
+                                           [f"{i}.png" for i in range(1, 6)], on_invalid="clip")
+    assert one == two and one[0] != "error" and taken == 0
