@@ -445,7 +445,7 @@ _WINDOW = 1 << 16  # characters past a chunk's size looked through for its end
 _UNKNOWN = array("q", [-1])
 _SAFE_COORD = 1e250  # coordinates whose sums cannot overflow (larger: checked one by one)
 _SPLIT_MIN = 1 << 20  # characters of annotations from which two processes read them (below: no time saved)
-_SPLIT_AT = 0.4  # the share of the array this process reads before the images (the forked one: the rest)
+_SPLIT_AT = 0.5  # the share of the array this process reads before the images (the forked one: the rest)
 
 
 def default_workers() -> int:
