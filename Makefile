@@ -150,9 +150,9 @@ crawl: $(STAMP) ## collect images from URL [DEPTH MAX_IMAGES LABEL] into OUT
 	@test -n "$(URL)" -a -n "$(OUT)" || { echo "usage: make crawl URL=https://example.org/gallery OUT=datasets/web [DEPTH=1] [MAX_IMAGES=100] [LABEL=cat]"; exit 2; }
 	$(PIPELINE) crawl $(URL) --depth $(DEPTH) --max-images $(MAX_IMAGES) $(LABEL_OPT) --out $(OUT)
 
-import: $(STAMP) ## import SRC (FORMAT=auto|imagefolder|voc|yolo|createml|labelme|coco|cvat|labelstudio|webdataset|images) into OUT [IMAGES_DIR=folder of the images ENGINE ADDRESS]
-	@test -n "$(SRC)" -a -n "$(OUT)" || { echo "usage: make import SRC=path/to/labels OUT=datasets/name [FORMAT=auto] [ENGINE=ray [ADDRESS=host:port]]"; exit 2; }
-	$(PIPELINE) import $(FORMAT) $(SRC) --out $(OUT) $(if $(IMAGES_DIR),--images $(IMAGES_DIR),) $(ENGINE_OPTS)
+import: $(STAMP) ## import SRC (FORMAT=auto|imagefolder|voc|yolo|createml|labelme|coco|cvat|labelstudio|webdataset|images) into OUT [IMAGES_DIR=folder of the images WORKERS=processes reading a large COCO file ENGINE ADDRESS]
+	@test -n "$(SRC)" -a -n "$(OUT)" || { echo "usage: make import SRC=path/to/labels OUT=datasets/name [FORMAT=auto] [WORKERS=2] [ENGINE=ray [ADDRESS=host:port]]"; exit 2; }
+	$(PIPELINE) import $(FORMAT) $(SRC) --out $(OUT) $(if $(IMAGES_DIR),--images $(IMAGES_DIR),) $(if $(filter command line environment,$(origin WORKERS)),--workers $(WORKERS) ,)$(ENGINE_OPTS)
 
 export: $(STAMP) ## export DATA to OUT in FORMAT [SHARD_SIZE=samples per shard, FORMAT=webdataset]
 	@test -n "$(OUT)" -a "$(FORMAT)" != auto || { echo "usage: make export DATA=datasets/name FORMAT=coco OUT=exports/name"; exit 2; }

@@ -73,6 +73,7 @@ def test_help_lists_every_target_of_the_makefile_with_its_variables():
     (["crop", "OUT=o", "ENGINE=ray", "ADDRESS=10.0.0.5:6379"],
      "pipeline crop datasets/mnist-embedded --out o --engine ray --address 10.0.0.5:6379"),
     (["import", "SRC=voc", "OUT=o", "FORMAT=voc", "ENGINE=ray"], "pipeline import voc voc --out o  --engine ray"),
+    (["import", "SRC=c", "OUT=o", "FORMAT=coco", "WORKERS=1"], "pipeline import coco c --out o  --workers 1  \n"),
     (["train", "ENGINE=ray"], "--engine ray \n"),
     (["crop", "OUT=o"], "pipeline crop datasets/mnist-embedded --out o  \n"),  # local: no engine option
     (["preview", "OUT=p.png", "RECIPE=r.yaml"], "pipeline preview datasets/mnist-embedded --out p.png --recipe r.yaml"),

@@ -82,9 +82,13 @@ FORMAT_CHOICES = ["auto", *FORMATS]  # `pipeline import FORMAT`: the registry's 
                    "'all' keeps each annotator's annotation beside it. cvat: 'all' makes an image labelled in "
                    "several jobs or tasks one sample keeping each one's labels (its first as the sample's) "
                    "[default: newest].")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Processes reading one large COCO file: a forked process reads the second part of its "
+                   "annotations while this one reads the first and the images (arrays under 1 MiB: one process) "
+                   "[default: the CPUs this process may use, at most 2]. The dataset is the same bytes either way.")
 @engine_options
 def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, overwrite, voc_zero_based, images,
-               annotations, engine, address) -> None:
+               annotations, workers, engine, address) -> None:
     """Import labelled data from SRC into a canonical dataset.
 
     FORMAT is one of imagefolder, voc, yolo, createml, labelme, coco, cvat (CVAT for images 1.1
@@ -111,6 +115,7 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, overwrit
       pipeline import labelstudio export.json --images media/ --out datasets/ls --annotations all
       pipeline import images photos/ --out datasets/to-label
       pipeline import webdataset shards/mnist --out datasets/mnist-again
+      pipeline import coco annotations/instances_train2017.json --out datasets/coco-train --workers 1
     """
     extra = {"voc_one_based": not voc_zero_based} if voc_zero_based is not None else {}
     if annotations is not None:
@@ -121,7 +126,7 @@ def import_cmd(fmt, src, out, classes_file, maps, on_error, on_invalid, overwrit
     dataset, report = import_dataset(
         fmt, src, out, classes_file=classes_file, class_map=parse_class_map(maps),
         on_error=on_error, on_invalid=on_invalid, extra=extra or None, images=images,
-        overwrite=overwrite, engine=runner,
+        overwrite=overwrite, engine=runner, workers=workers,
     )
     print_import_summary(dataset, report, out, engine=None if runner.is_local else runner.describe())
 

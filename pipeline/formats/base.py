@@ -47,6 +47,7 @@ class ImportOptions:
     on_invalid: str = "error"  # out-of-range coordinates: error | clip | skip
     extra: dict[str, Any] = field(default_factory=dict)  # format-specific options
     images: Path | None = None  # --images DIR: images are looked up here; None = the import root (SRC)
+    workers: int | None = None  # processes reading one large file (COCO); None = the CPUs this process may use, at most 2
 
 
 @dataclass

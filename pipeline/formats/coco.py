@@ -29,12 +29,15 @@ from 1 in sample order, so the same dataset always gives the same file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 from array import array
 from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
 from itertools import chain, repeat
 from json.decoder import scanstring
 from json.encoder import encode_basestring
@@ -58,12 +61,16 @@ from pipeline.formats.common import (
     EDGE_TOLERANCE,
     ExportNames,
     ImageFinder,
+    ImageProbe,
     Labels,
     add_image_sample,
     count_attributes,
     decide_frame,
     fit_box,
     layout_free_id,
+    light_probe,
+    prefetched,
+    prefetching,
     probe_image,
     walk_files,
 )
@@ -262,6 +269,8 @@ def read(root: Path, ctx: ImportContext) -> None:
     finder = ImageFinder(base, ctx.files, images=ctx.options.images)
     labels = Labels(ctx)
     done: dict[str, str] = {}
+    probes: dict[str, ImageProbe] = {}  # (`_probe_ahead`)
+    workers = 1 if prefetching() else ctx.options.workers or default_workers()  # (Ray's workers read the images)
     coco_files = 0
     ctx.default_fix = FIX
     named = root.is_file()  # a file given by name is COCO or an error, never skipped
@@ -272,7 +281,9 @@ def read(root: Path, ctx: ImportContext) -> None:
             continue
         try:
             text, digest = _read_text(path, where, ctx)
-            stream = _Stream(text, where, labels, ctx)
+            ahead = None if prefetching() else partial(_probe_ahead, path=path, base=base_s, finder=finder,
+                                                       probes=probes)
+            stream = _Stream(text, where, labels, ctx, workers, ahead)
             doc = stream.scan()
             if doc is None:  # not laid out as the stream expects (or not valid JSON): read whole
                 doc = load_json_text(text, where, fix="re-export the file")
@@ -283,13 +294,36 @@ def read(root: Path, ctx: ImportContext) -> None:
                 continue
             ctx.inputs[ctx.rel(path)] = digest
             coco_files += 1
-            _read_file(ctx, path, where, doc, base_s, finder, labels, done, stream if stream.streamed else None)
+            with prefetched(probes) if probes else contextlib.nullcontext():
+                _read_file(ctx, path, where, doc, base_s, finder, labels, done, stream if stream.streamed else None)
         except DataError as err:
             if named:  # the only file: its error is the import's
                 raise
             ctx.bad(err)
     if coco_files == 0 and not ctx.report.problems:
         raise UsageError(f"{root}: no COCO annotation file found", fix="point at a COCO instances JSON or its folder")
+
+
+def _probe_ahead(doc: dict, path: str, base: str, finder: ImageFinder, probes: dict[str, ImageProbe]) -> None:
+    """The images of `doc` found and probed (read, hashed, their headers read: `light_probe`) while
+    a forked process reads annotations, so that `_read_file` takes them from `probes`; one that
+    is not found, or needs the importer's own look, is left to `_read_file` (which names it)."""
+    images = doc.get("images")
+    if type(images) is not list:
+        return
+    folders = split_folders(path, split_from_path(os.path.relpath(path, base)))
+    for im in images:
+        name = im.get("file_name") if type(im) is dict else None
+        if type(name) is not str or not name.strip():
+            continue
+        try:
+            image = finder.find(path, [name], extra_names=folders)
+        except DataError:
+            continue
+        if image is not None and os.path.abspath(image) not in probes:
+            probe = light_probe(image)
+            if probe is not None:
+                probes[os.path.abspath(image)] = probe
 
 
 def split_folders(path: str, split: str | None) -> list[str]:
@@ -410,6 +444,14 @@ _CHUNK = 1 << 16  # characters of annotations decoded at once (a few hundred ann
 _WINDOW = 1 << 16  # characters past a chunk's size looked through for its end
 _UNKNOWN = array("q", [-1])
 _SAFE_COORD = 1e250  # coordinates whose sums cannot overflow (larger: checked one by one)
+_SPLIT_MIN = 1 << 20  # characters of annotations from which two processes read them (below: no time saved)
+_SPLIT_AT = 0.5  # the share of the array this process reads before the images (the forked one: the rest)
+
+
+def default_workers() -> int:
+    """Processes reading one file when ``--workers`` is not given: the CPUs this process may use, at most 2."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(2, cpus))
 
 
 def _ranges(counts):
@@ -502,7 +544,7 @@ class _Group:
 
     def objects(self) -> RenderedObjects:
         """The rendered objects, as the sample's line holds them."""
-        return join_objects([self.rendered_utf8.decode("utf-8")] if self.count else [], self.labels)
+        return join_objects([str(self.rendered_utf8, "utf-8")] if self.count else [], self.labels)
 
     def rendered(self, declared: tuple[int, int] | None, orientation: int, size: tuple[int, int]) -> bool:
         """Whether the rendered texts are the objects as stored: every one taken by the fast checks,
@@ -525,14 +567,17 @@ class _Stream:
     text is not laid out so (not an object, broken JSON, a key twice): the caller then reads it
     whole, with the errors `load_json` names."""
 
-    def __init__(self, text: str, where: str, labels: Labels, ctx: ImportContext) -> None:
+    def __init__(self, text: str, where: str, labels: Labels, ctx: ImportContext, workers: int = 1,
+                 ahead: Callable[[dict], None] | None = None) -> None:
         self.text, self.where, self.labels_of, self.ctx = text, where, labels, ctx
+        self.workers = workers  # processes reading the annotations (`_split`)
+        self.ahead = ahead  # work on the top-level values read so far while a forked process reads annotations
         self.streamed = False
         self.groups: dict[object, _Group] = defaultdict(_Group)
         self.sizes: dict[object, tuple[int, int]] | None = None  # image id -> declared size, once images are read
         self.cats: dict[int, str] | None = None
         self.label_cache: dict[object, str | None] = {}
-        self.unusable: list[DataError] = []
+        self.unusable: list[tuple[int, object]] = []  # (element number, element) of those with no image id
         self.tolerance = EDGE_TOLERANCE
         self.known = array("q")  # where each annotation starts in the text (-1: not noted, see `start`)
         self.chunks: list[int] = []  # the first annotation of each chunk decoded at once
@@ -615,17 +660,67 @@ class _Stream:
         inside a string), one element at a time (`_elements`). A chunk with annotations that
         will be decoded again (keypoints, masks: see `_Group.decoded`) sends the next stretch,
         twice as long each time up to 64 chunks, one element at a time, which notes where each
-        one starts on the way (a file of keypoints is read about as fast as one at a time)."""
+        one starts on the way (a file of keypoints is read about as fast as one at a time).
+
+        With two workers and an array of `_SPLIT_MIN` characters or more, a forked process reads
+        the second half (`_Half`) while this one reads the first; its groups are taken when this
+        one ended exactly where the other began (the cut was between two elements), else the
+        second half is read here as well: the same groups either way."""
         text = self.text
         self.cats = self._categories_ahead(doc)
         i = _WS.match(text, i).end()
         if text[i:i + 1] == "]":
             return i + 1
-        k = fails = stretch = 0  # (stretch: characters to read one at a time before a chunk is tried)
+        k = 0
+        half = self._split(i) if self.workers > 1 else None
+        if half is not None:
+            cut, worker = half
+            try:
+                i, k, ended = self._read(i, 0, cut)
+                taken = not ended and i == cut.end() - 1
+                if taken and self.ahead is not None:
+                    self.ahead(doc)
+                got = worker.result() if taken else None
+            finally:
+                worker.close()
+            if got is not None:
+                return self._merge(got, k)
+            if ended:
+                return i
+        return self._read(i, k)[0]
+
+    def _split(self, i: int) -> tuple[re.Match, _Half] | None:
+        """Where the array from `i` is cut in two (a boundary between two elements near its middle,
+        by characters) and the process reading the second half; None when it is too short."""
+        text = self.text
+        end = text.rfind('"categories"')  # (COCO's own order: the categories after the annotations)
+        if end < i:
+            end = len(text)
+        if end - i < _SPLIT_MIN or not hasattr(os, "fork"):
+            return None
+        middle = i + int((end - i) * _SPLIT_AT)
+        cut = _BOUNDARY.search(text, middle, middle + _WINDOW)
+        if cut is None:
+            return None
+        try:
+            return cut, _Half(self, cut.end() - 1)
+        except OSError:  # (no temporary file or no process to be had: one process reads it all)
+            return None
+
+    def _read(self, i: int, k: int, cut: re.Match | None = None) -> tuple[int, int, bool]:
+        """Elements from `i` (an element's start, numbered `k`) to the array's end, or to `cut`'s
+        next element (or just past it: the cut was not between two elements): (the index after,
+        the next element's number, whether the array ended)."""
+        text = self.text
+        stop = cut.end() - 1 if cut is not None else len(text)
+        fails = stretch = 0  # (stretch: characters to read one at a time before a chunk is tried)
         loads, boundary = json.loads, _BOUNDARY.search
-        while True:
+        while i < stop:
             if not stretch:
-                m = boundary(text, i + _CHUNK, i + _CHUNK + _WINDOW)
+                if cut is not None and i + _CHUNK + _WINDOW >= stop:
+                    m = cut  # (the last chunk before the cut ends there)
+                else:
+                    m = boundary(text, i + _CHUNK, i + _CHUNK + _WINDOW)
                 items = None
                 if m is not None:
                     try:
@@ -640,10 +735,51 @@ class _Stream:
                     stretch = 0 if whole else _CHUNK << fails
                     continue
                 stretch = _CHUNK  # (no chunk here)
-            i, k, ended = self._elements(i, k, i + stretch)
+            i, k, ended = self._elements(i, k, min(i + stretch, stop))
             stretch = 0
             if ended:
-                return i
+                return i, k, True
+        return i, k, False
+
+    def second_half(self, at: int) -> tuple:
+        """In the forked process: the elements from `at` (numbered from 0) to the array's end, read
+        as `_read` reads them: (the index after the array, the number of elements, the groups,
+        where the elements start, the chunks' first elements and starts, the unusable ones)."""
+        self.groups = defaultdict(_Group)
+        self.known, self.chunks, self.chunk_at, self.unusable = array("q"), [], [], []
+        i, k, ended = self._read(at, 0)
+        if not ended:
+            raise ValueError("the annotations array has no end")
+        return i, k, self.groups, self.known, self.chunks, self.chunk_at, self.unusable
+
+    def _merge(self, got: tuple, k0: int) -> int:
+        """The second half's groups and starts after this process's first `k0` elements; the index
+        after the array."""
+        import numpy as np
+
+        end, _count, groups, known, chunks, chunk_at, unusable = got
+        self.known.extend(known)
+        self.chunks.extend(c + k0 for c in chunks)
+        self.chunk_at.extend(chunk_at)
+        self.unusable.extend((k + k0, a) for k, a in unusable)
+        mine = self.groups
+        for iid, g in groups.items():
+            ks = array("q", (np.frombuffer(g.ks, dtype=np.int64) + k0).tobytes()) if len(g.ks) else g.ks
+            own = mine.get(iid)
+            if own is None:
+                g.ks = ks
+                mine[iid] = g
+                continue
+            own.count += g.count
+            own.ks.extend(ks)
+            if own.fast and g.fast:
+                if own.rendered_utf8 and g.rendered_utf8:
+                    own.rendered_utf8 += b","
+                own.rendered_utf8 += g.rendered_utf8
+                own.labels.update(g.labels)
+                own.polygons += g.polygons
+            own.fast = own.fast and g.fast
+        return end
 
     def _elements(self, i: int, k: int, until: int) -> tuple[int, int, bool]:
         """Elements one at a time from `i` (an element's start) until past `until` or the array's
@@ -682,7 +818,7 @@ class _Stream:
                     rendered, polygon = self._render(a, label, size)
             self.groups[iid].add(k, rendered, label, polygon)
             return rendered is not None
-        self.unusable.append(_unusable(a, k, self.where))  # (reported by `finish`: a file read
+        self.unusable.append((k, a))  # (reported by `finish`: a file read
         # whole again reports its own)
         return True
 
@@ -917,13 +1053,102 @@ class _Stream:
     def finish(self, cats: dict[int, str]) -> dict[object, _Group]:
         """The groups, each image's annotations in file order; rendered texts only where the
         categories they were rendered with are the file's."""
-        for err in self.unusable:
-            self.ctx.bad(err)
+        for k, a in self.unusable:
+            self.ctx.bad(_unusable(a, k, self.where))
         if self.cats != cats:  # (found ahead, but not the file's own: every annotation read again)
             for group in self.groups.values():
                 group.fast = False
                 group.rendered_utf8 = bytearray()
         return self.groups
+
+
+class _Half:
+    """The second half of an annotations array (from index `at`), read by a forked process
+    (`_Stream.second_half`) while this one reads the first. It writes its groups to an unlinked
+    temporary file and ends (its memory freed before this process takes them): one pickle of
+    everything but the rendered texts, then each group's rendered texts as UTF-8 bytes, one after
+    another (read here into one bytes object per group). `result` is None when the process failed
+    (broken JSON, a signal, anything raised): the caller then reads the second half itself, so
+    that the import is the one of a single process, errors included."""
+
+    def __init__(self, stream: _Stream, at: int) -> None:
+        import tempfile
+
+        self.file = tempfile.TemporaryFile(prefix="pipeline-coco-")  # (unlinked: nothing left behind)
+        try:
+            pid = os.fork()
+        except OSError:
+            self.file.close()
+            raise
+        if pid == 0:  # the forked process: writes its half, never returns
+            code = 1
+            try:
+                code = _send(stream.second_half(at), self.file.fileno())
+            except BaseException:  # noqa: BLE001 - any failure: the parent reads the half itself
+                code = 1
+            finally:
+                os._exit(code)
+        self.pid = pid
+
+    def result(self) -> tuple | None:
+        """What `_Stream.second_half` returned in the forked process, or None when it failed."""
+        if self._wait() != 0:
+            self.close()
+            return None
+        try:
+            got = self._receive()
+        except Exception:  # noqa: BLE001 - a short or broken message: the process failed
+            got = None
+        self.close()
+        return got
+
+    def _receive(self) -> tuple | None:
+        import pickle
+
+        fh = self.file
+        fh.seek(0)
+        size = int.from_bytes(fh.read(8), "little")
+        got = pickle.loads(fh.read(size))
+        for g in got[2].values():  # (each group's texts its own bytes: freed with the group)
+            n = g.rendered_utf8
+            g.rendered_utf8 = fh.read(n)
+            if len(g.rendered_utf8) != n:
+                return None
+        if fh.read(1):
+            return None
+        return got
+
+    def _wait(self) -> int:
+        pid, self.pid = self.pid, 0
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) if pid else -1
+
+    def close(self) -> None:
+        """Stop the process if it still runs (its half was not needed) and free the file."""
+        import signal
+
+        if self.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self._wait()
+        self.file.close()
+
+
+def _send(got: tuple, fd: int) -> int:
+    """`_Half`'s message of `got` written to the file `fd`: 0 once it is all written."""
+    import pickle
+
+    groups = got[2]
+    texts = []
+    for g in groups.values():
+        texts.append(g.rendered_utf8)
+        g.rendered_utf8 = len(g.rendered_utf8)
+    head = pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL)
+    with open(fd, "wb", closefd=False) as out:
+        out.write(len(head).to_bytes(8, "little"))
+        out.write(head)
+        for text in texts:
+            out.write(text)
+    return 0
 
 
 def _declared_sizes(images: object) -> dict[object, tuple[int, int]] | None:

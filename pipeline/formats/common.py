@@ -398,6 +398,11 @@ def prefetched(probes: dict[str, ImageProbe]) -> Iterator[None]:
         _PREFETCHED.reset(token)
 
 
+def prefetching() -> bool:
+    """Whether `probe_image` answers from probes made before the reader ran (`prefetched`)."""
+    return _PREFETCHED.get() is not None
+
+
 def light_probe(path: str) -> ImageProbe | None:
     """The probe of one file without its bytes, with their sha256 (what a worker sends back), or
     None for a file that needs the importer's own look: unreadable, over the pixel limit, rotated

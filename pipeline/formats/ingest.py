@@ -77,6 +77,7 @@ def import_dataset(
     parent_lineage: list | None = None,
     overwrite: bool = False,
     engine=None,
+    workers: int | None = None,
 ) -> ImportResult:
     """Import `src` in format `fmt` ('auto' detects) into a canonical dataset at `out`.
 
@@ -90,6 +91,10 @@ def import_dataset(
     engine of `pipeline.engines`, whose `map` runs `_probe_files` on chunks of the image files
     under `src` and `images`; the reader then takes their probes instead of reading the files
     again, `common.prefetched`). The dataset is the same bytes either way.
+
+    `workers` (``--workers N``): processes reading one large annotation file (COCO: the second half
+    of its annotations array decoded and rendered by a forked process); None: the CPUs this process
+    may use, at most 2; 1: this process alone. The dataset is the same bytes either way.
     """
     src = Path(src)
     if not src.exists():
@@ -111,6 +116,7 @@ def import_dataset(
         on_invalid=on_invalid,
         extra=dict(extra or {}),
         images=Path(images) if images is not None else None,
+        workers=workers,
     )
     params = {"format": fmt, "src": str(src), "classes": str(classes_file) if classes_file else None,
               "map": options.class_map, "on_error": on_error, "on_invalid": on_invalid, **(stage_params or {})}

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.core.errors import DataError
+from pipeline.core.errors import DataError, UsageError
 from pipeline.core.geometry import rle_decode, rle_encode, rle_string_encode
 from pipeline.formats import coco
 from pipeline.formats.ingest import export_dataset, import_dataset
@@ -553,19 +553,20 @@ class _Seen:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=_fuzzed_doc, order=st.permutations(["images", "annotations", "categories"]), indent=st.sampled_from([None, 1]),
-       chunk=st.sampled_from([1 << 16, 1, 120]))
+       chunk=st.sampled_from([1 << 16, 1, 120]), workers=st.sampled_from([1, 2]))
 def test_fuzzed_documents_stream_as_json_reads_them(doc: dict, order: list[str], indent: int | None,
-                                                    chunk: int) -> None:
+                                                    chunk: int, workers: int) -> None:
     from pipeline.core.dataset import dumps_object
 
     text = json.dumps({k: doc[k] for k in order}, indent=indent)
     ctx = SimpleNamespace(report=SimpleNamespace(counts=Counter()), bad=lambda err: None)
-    stream = coco._Stream(text, "x.json", _Seen(), ctx)
+    stream = coco._Stream(text, "x.json", _Seen(), ctx, workers)
     as_set, coco._CHUNK = coco._CHUNK, chunk  # (decoded in chunks of about this many characters)
+    split_min, coco._SPLIT_MIN = coco._SPLIT_MIN, 0  # (workers=2: a forked process reads the second part)
     try:
         got = stream.scan()
     finally:
-        coco._CHUNK = as_set
+        coco._CHUNK, coco._SPLIT_MIN = as_set, split_min
     whole = json.loads(text)
     assert got is not None and {k: v for k, v in got.items() if k != "annotations"} == {
         k: v for k, v in whole.items() if k != "annotations"}
@@ -609,3 +610,129 @@ def test_annotations_decoded_again_are_read_one_at_a_time(keypoints: bool, chunk
         assert len(stream.chunks) <= 6 and noted > 250  # (stretches of 1, 2, 4, 8, 16 chunks one at a time)
     assert {iid: g.decoded(stream) for iid, g in groups.items()} == {
         i: [(k, a) for k, a in enumerate(anns) if a["image_id"] == i] for i in (1, 2, 3)}
+
+
+# -- two processes: a forked one reads the second part of the annotations; the same bytes as one -------
+
+
+def _import_with_workers(tmp_path: Path, text: str, monkeypatch, names: list[str], **kw) -> list[tuple]:
+    """The dataset's lines, classes, problems, counts and warnings with one process and with two
+    (every array cut, however short), and how many times the forked process's groups were taken."""
+    src = tmp_path / "src"
+    _write_images(src, names)
+    (src / "instances.json").write_text(text)
+    monkeypatch.setattr(coco, "_SPLIT_MIN", 0)
+    taken: list[int] = []
+    merge = coco._Stream._merge
+    monkeypatch.setattr(coco._Stream, "_merge", lambda self, got, k0: taken.append(k0) or merge(self, got, k0))
+    out = []
+    for workers in (1, 2):
+        dest = tmp_path / f"w{workers}"
+        try:
+            ds, report = import_dataset("coco", src, dest, workers=workers, **kw)
+        except (DataError, UsageError) as err:
+            out.append(("error", str(err)))
+            continue
+        out.append(((dest / "samples.jsonl").read_bytes(), ds.classes, ds.info.class_ids,
+                    [str(p) for p in report.problems], dict(report.counts), list(report.warnings)))
+    return [*out, len(taken)]
+
+
+@pytest.mark.parametrize("keys", [
+    ["info", "images", "annotations", "categories"],
+    ["info", "categories", "images", "annotations"],
+    ["info", "annotations", "images", "categories"],
+])
+@pytest.mark.parametrize("on_invalid", ["error", "clip"])
+def test_two_processes_import_the_bytes_of_one(tmp_path: Path, monkeypatch, keys: list[str], on_invalid: str) -> None:
+    one, two, taken = _import_with_workers(tmp_path, _ordered(_mixed_doc(), keys), monkeypatch,
+                                           ["a.png", "b.png", "c.png", "d.png", "e.png", "f.png", "g.png"],
+                                           on_invalid=on_invalid)
+    assert one == two and one[0] != "error"
+    assert taken == 1  # (the second part's groups came from the forked process)
+
+
+def _many(n: int, images: int, seed: int = 0) -> dict:
+    """`n` annotations over `images` images in no order: boxes, polygons, iscrowd, and on every third
+    image keypoints and boxes past the edge (decoded again with their image)."""
+    rng = np.random.default_rng(seed)
+    anns = []
+    for k in range(n):
+        x, y, w, h = (round(float(v), 2) for v in rng.uniform([0, 0, 1, 1], [20, 15, 19, 14]))
+        a = {"id": k + 1, "image_id": int(rng.integers(1, images + 1)), "category_id": [1, 3, 7][k % 3],
+             "bbox": [x, y, w, h], "iscrowd": int(k % 11 == 0),
+             "segmentation": [[x, y, x + w, y, x + w, y + h]] if k % 4 else []}
+        if k % 13 == 5 and a["image_id"] % 3 == 0:  # (the other images' are all rendered at once)
+            a["keypoints"] = [x, y, 2]
+        if k % 17 == 7 and a["image_id"] % 3 == 0:
+            a["bbox"] = [30, 20, 30, 30]  # past the edge: --on-invalid
+        anns.append(a)
+    return {"images": [{"id": i, "file_name": f"{i}.png", "width": 40, "height": 30} for i in range(1, images + 1)],
+            "annotations": anns, "categories": [{"id": 7, "name": "dög"}, {"id": 3, "name": "cat"}, {"id": 1, "name": "x"}]}
+
+
+@pytest.mark.parametrize("chunk", [1 << 16, 700])  # the parts in one chunk each; in many, with stretches one at a time
+def test_two_processes_import_many_annotations_as_one(tmp_path: Path, monkeypatch, chunk: int) -> None:
+    monkeypatch.setattr(coco, "_CHUNK", chunk)
+    one, two, taken = _import_with_workers(tmp_path, json.dumps(_many(1500, 12)), monkeypatch,
+                                           [f"{i}.png" for i in range(1, 13)], on_invalid="clip")
+    assert one == two and one[0] != "error" and taken == 1
+    assert one[4]["objects"] == 1500 and one[4]["objects with keypoints"] > 10
+
+
+@pytest.mark.parametrize("how", ["raises", "killed"])
+def test_a_forked_process_that_fails_leaves_its_part_to_this_one(tmp_path: Path, monkeypatch, how: str) -> None:
+    import os
+    import signal
+
+    def fail(self, at):
+        if how == "killed":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise MemoryError("the forked process ran out")
+
+    monkeypatch.setattr(coco._Stream, "second_half", fail)
+    one, two, taken = _import_with_workers(tmp_path, json.dumps(_many(600, 5)), monkeypatch,
+                                           [f"{i}.png" for i in range(1, 6)], on_invalid="clip")
+    assert one == two and one[0] != "error" and taken == 0
+
+
+def test_broken_json_in_the_second_part_is_the_error_of_one_process(tmp_path: Path, monkeypatch) -> None:
+    text = json.dumps(_many(600, 5))
+    cut = text.rindex('"bbox"', 0, text.index('"categories"'))  # (in the last annotations: the forked part)
+    one, two, taken = _import_with_workers(tmp_path, text[:cut] + '"bbox": [1, 2,, 3]' + text[cut + 6:], monkeypatch,
+                                           [f"{i}.png" for i in range(1, 6)])
+    assert one == two and one[0] == "error" and "instances.json" in one[1] and taken == 0
+
+
+def test_workers_option_on_the_command_line(tmp_path: Path, monkeypatch) -> None:
+    src = tmp_path / "src"
+    _write_images(src, [f"{i}.png" for i in range(1, 6)])
+    (src / "instances.json").write_text(json.dumps(_many(300, 5)))
+    monkeypatch.setattr(coco, "_SPLIT_MIN", 0)
+    assert "--workers N" in helpers.invoke("import", "--help").output
+    for workers in ("1", "2"):
+        result = helpers.invoke("import", "coco", src, "--out", tmp_path / workers, "--workers", workers, "--on-invalid",
+                                "clip")
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "1" / "samples.jsonl").read_bytes() == (tmp_path / "2" / "samples.jsonl").read_bytes()
+    assert helpers.invoke("import", "coco", src, "--out", tmp_path / "0", "--workers", "0").exit_code == 2
+
+
+def test_default_workers_are_the_cpus_we_may_use_at_most_two(monkeypatch) -> None:
+    import os
+
+    for cpus, expected in ((1, 1), (2, 2), (16, 2)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)), raising=False)
+        assert coco.default_workers() == expected
+
+
+def test_no_process_to_fork_reads_it_all_here(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    one, two, taken = _import_with_workers(tmp_path, json.dumps(_many(300, 5)), monkeypatch,
+                                           [f"{i}.png" for i in range(1, 6)], on_invalid="clip")
+    assert one == two and one[0] != "error" and taken == 0
