@@ -146,7 +146,13 @@ def resample(x: torch.Tensor, forward: torch.Tensor | None = None, field: torch.
         moved = field.to(x.device, torch.float32)
         gx = gx + moved[..., 0] * (2.0 / w)  # output pixels -> normalised units
         gy = gy + moved[..., 1] * (2.0 / h)
-    grid = torch.stack([t[0] * gx + t[1] * gy + t[2], t[3] * gx + t[4] * gy + t[5]], dim=-1)
+    # each coordinate written in place into one preallocated grid (no full-size temporaries, no stack), in
+    # the same order of operations as `t0 * gx + t1 * gy + t2`: the same bits, about half the time
+    grid = torch.empty(n, h, w, 2, device=x.device, dtype=torch.float32)
+    for k, out in enumerate(grid.unbind(-1)):
+        torch.mul(t[3 * k], gx.expand(n, h, w), out=out)
+        out.add_(t[3 * k + 1] * gy)
+        out.add_(t[3 * k + 2])
     return _grid_sample(x, grid, fill)
 
 
