@@ -110,9 +110,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP) ## create .venv and install the project (no-op when up to date)
 
-$(LS_STAMP):
+$(LS_STAMP): constraints-labelstudio.txt
 	@test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
-	$(LS_VENV)/bin/pip install --disable-pip-version-check -q 'label-studio==$(LS_VERSION)'
+	$(LS_VENV)/bin/pip install --disable-pip-version-check -q -c constraints-labelstudio.txt 'label-studio==$(LS_VERSION)'
 	@touch $(LS_STAMP)
 
 labelstudio-env: $(LS_STAMP) ## the Label Studio server and SDK the tests run against, in LS_VENV
