@@ -229,6 +229,23 @@ def test_a_chain_of_warps_is_one_resampling_of_the_composed_matrix() -> None:
     wrong = float((steps - O.resample(x, rot @ shift, field))[inner].abs().mean())  # the other order
     assert diff < 2.0 and wrong > 3 * diff, (diff, wrong)
 
+@pytest.mark.parametrize("with_matrix", [False, True])
+def test_a_field_on_some_rows_moves_those_rows_alone(with_matrix: bool) -> None:
+    """A field given for some samples (`rows`) is the same warp as a full field that is zero elsewhere."""
+    x = torch.from_numpy(_smooth(5, seed=2)).float().unsqueeze(1)
+    gen = torch.Generator().manual_seed(4)
+    matrix = O.affine_matrices(5, 28, 28, gen, degrees=(-20.0, 20.0), translate=(-0.1, 0.1)) if with_matrix else None
+    rows = torch.tensor([1, 3])
+    field = _online_warp("elastic", 2).field
+    full = torch.zeros(5, 28, 28, 2, dtype=field.dtype)
+    full[rows] = field
+    sparse = O.resample(x, matrix, field, rows=rows)
+    dense = O.resample(x, matrix, full)
+    assert torch.allclose(sparse, dense, atol=1e-3)
+    plain = O.resample(x, matrix)
+    assert torch.equal(sparse[[0, 2, 4]], plain[[0, 2, 4]])
+    assert float((sparse[rows] - plain[rows]).abs().mean()) > 0.5  # the field did move those two
+
 
 def test_the_digits_recipe_runs_on_the_batch_device_and_keeps_uint8_range() -> None:
     """On whatever device the batch lives (CUDA when present) the output stays there."""
