@@ -29,7 +29,7 @@ class TrainConfig:
 
     variant: str = "standard"  # NumberModel variant or `autoencoder`; `pipeline model summary --variant all` lists them
     groups: int | None = None  # groups of the `grouped` variant's second conv; null = its default (2)
-    widths: str | None = None  # conv output channels, "W1,W2" (NumberModel), "W1,W2,W3" (autoencoder; wide: 2 convs + fc); null = defaults
+    widths: str | None = None  # conv output channels, "W1,W2" (NumberModel), "W1,W2,W3" (autoencoder; wide, fast: 2 convs + fc); null = defaults
     epochs: int | None = None  # None = auto: enough passes to show the model `min_samples` samples
     min_samples: int = 150_000  # auto epochs: 50-60k MNIST gets 3 passes (about 99.0% on 10k held out), a 3.6k subset 42
     min_epochs: int = 3  # auto epochs never go below this: one-cycle needs room to warm up and anneal

@@ -46,15 +46,15 @@ def test_summary_autoencoder_shows_the_transposed_conv() -> None:
 
 def test_variant_all_prints_one_line_per_variant() -> None:
     result = _invoke("summary", "--variant", "all")
-    names = [ln.split()[0] for ln in result.output.splitlines()[2:9]]
+    names = [ln.split()[0] for ln in result.output.splitlines()[2:10]]
     assert names == ["standard", "dilated", "spatial-separable", "depthwise-separable", "grouped", "flattened",
-                     "wide"]
+                     "wide", "fast"]
     assert "forward img/s" not in result.output
 
 
 def test_compare_json() -> None:
     items = json.loads(_invoke("compare", "--json").output)
-    assert [i["variant"] for i in items][-1] == "wide" and all(i["params"] > 0 for i in items)
+    assert [i["variant"] for i in items][-2:] == ["wide", "fast"] and all(i["params"] > 0 for i in items)
 
 
 def test_bad_options_are_usage_errors() -> None:
@@ -76,7 +76,7 @@ def test_error_is_one_line_exit_2() -> None:
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and lines == [
         "error: unknown model variant 'vgg'. Fix: use one of: standard, dilated, spatial-separable, "
-        "depthwise-separable, grouped, flattened, wide, autoencoder"], proc.stderr
+        "depthwise-separable, grouped, flattened, wide, fast, autoencoder"], proc.stderr
 
 
 def test_summary_takes_widths_as_train_does() -> None:

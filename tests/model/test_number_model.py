@@ -13,12 +13,12 @@ from pipeline.model import VARIANTS, NumberModel, build_model
 from pipeline.model.summary import summarize
 from tests.helpers import digit_like
 
-COMPARABLE = [v for v in VARIANTS if v != "wide"]
+COMPARABLE = [v for v in VARIANTS if v not in ("wide", "fast")]
 
 
 def test_variant_names() -> None:
     assert list(VARIANTS) == ["standard", "dilated", "spatial-separable", "depthwise-separable", "grouped",
-                              "flattened", "wide"]
+                              "flattened", "wide", "fast"]
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -60,6 +60,27 @@ def test_wide_uses_batch_norm() -> None:
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
 
 
+def test_fast_pools_before_its_norms_and_nearly_matches_wide_with_the_same_weights() -> None:
+    """Pooling first is the same function while the norm is a fixed increasing map (eval mode, a positive
+    scale): copied weights and running statistics give `wide`'s outputs."""
+    torch.manual_seed(0)
+    fast = build_model("fast", 1, 10, widths=(8, 16, 32)).eval()
+    assert [type(m).__name__ for m in fast.features] == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"] * 2
+    assert summarize(fast, (1, 32, 32)).params == 8 * 25 + 16 + 16 * 8 * 25 + 32 + 400 * 32 + 64 + 32 * 10 + 10
+    wide = build_model("wide", 1, 10, widths=(8, 16, 32)).eval()
+    for norm in (m for m in fast.modules() if isinstance(m, nn.BatchNorm2d)):
+        norm.running_mean.uniform_(-0.5, 0.5)
+        norm.running_var.uniform_(0.5, 2.0)
+        norm.weight.data.uniform_(0.5, 1.5)  # positive: an increasing map, which max-pooling commutes with
+    pairs = [(fast.features[0], wide.features[0][0]), (fast.features[2], wide.features[0][1]),
+             (fast.features[4], wide.features[2][0]), (fast.features[6], wide.features[2][1])]
+    for a, b in pairs:
+        b.load_state_dict(a.state_dict())
+    wide.classifier.load_state_dict(fast.classifier.state_dict())
+    x = torch.randn(3, 1, 32, 32)
+    assert torch.allclose(fast(x), wide(x), atol=1e-5)
+
+
 def test_unknown_variant_and_option_list_the_valid_ones() -> None:
     with pytest.raises(UsageError, match="use one of: standard, dilated"):
         build_model("resnet", 1, 10)
@@ -91,6 +112,7 @@ def test_every_variant_learns_a_fixed_batch(variant: str) -> None:
     ("dilated", (4, 8), 4),            # the conv sits inside a block
     ("grouped", (8, 24), 8),           # both divisible by the default 2 groups
     ("wide", (16, 32, 128), 16),       # conv 1, conv 2 and the hidden fc layer, batch norm sized to match
+    ("fast", (16, 32, 128), 16),
 ])
 def test_widths_change_the_conv_channels_and_keep_the_shapes(variant, widths, first) -> None:
     model = build_model(variant, 1, 10, widths=widths).eval()  # eval: batch norm takes a batch of one

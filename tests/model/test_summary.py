@@ -50,7 +50,7 @@ def test_table_has_every_row_and_the_totals() -> None:
 
 def test_compare_lists_every_variant_relative_to_standard() -> None:
     items = compare((1, 32, 32), 10, timed=True, batch=8)
-    assert [i["variant"] for i in items][:2] == ["standard", "dilated"] and len(items) == 7
+    assert [i["variant"] for i in items][:2] == ["standard", "dilated"] and len(items) == 8
     assert all(i["forward_images_per_s"] > 0 for i in items)
     lines = compare_table(items).splitlines()
     assert lines[2].split()[:3] == ["standard", "61,706", "1.00x"]
