@@ -28,7 +28,7 @@ def model() -> None:
 @click.option("--groups", type=click.IntRange(min=1), help="Groups of the `grouped` variant's second conv (default 2).")
 @click.option("--widths", metavar="W1,W2[,W3]",
               help="Output channels of the convs: two for the NumberModel variants (default 6,16; grouped 8,16), "
-                   "three for `wide` and `fast` (conv 1, conv 2, hidden fc; default 32,64,256 and 24,48,256) and for "
+                   "three for `wide` and `fast` (conv 1, conv 2, hidden fc; default 32,64,256 and 20,40,256) and for "
                    "the autoencoder's encoder "
                    "(default 16,32,64). `pipeline train --set widths=...` "
                    "takes the same.")
