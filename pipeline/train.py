@@ -776,7 +776,11 @@ def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainCon
         ui.set_quiet(True)  # one voice: rank 0 prints the notes, the progress and the summary
     try:
         # rank 0's config (its run folder's, on --resume), so a machine without the run folder agrees
-        return run(distributed.broadcast(here, config))
+        result = run(distributed.broadcast(here, config))
+        # every rank finished before any leaves the group: a rank that tore gloo down while rank 0 was
+        # still writing its last checkpoint could abort ("terminate called without an active exception")
+        distributed.barrier(here)
+        return result
     finally:
         distributed.stop(here)
 
