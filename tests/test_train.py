@@ -305,3 +305,23 @@ def test_freed_memory_is_kept_for_reuse_under_glibc():
 
     assert run("no") == ["None", "False"]  # glibc's default: a fresh mapping
     assert run("yes") == ["True", "True"]  # from the heap, which keeps what is freed
+
+
+def test_training_flushes_subnormal_floats_to_zero_and_restores_the_setting(tmp_path, monkeypatch):
+    """Within `subnormals_flushed` (around training), subnormal floats (below 1.2e-38) count as zero: as
+    one-cycle anneals, gradients and Adam's moments reach that range, where CPU arithmetic on them is many
+    times slower. After it, IEEE subnormals are back for everything else in the process."""
+    tiny = torch.tensor([1e-39], dtype=torch.float32)
+    assert float(tiny * 1.0) != 0.0  # a subnormal, kept
+    seen = []
+    real = train_mod.train_one_epoch
+
+    def spy(*args, **kwargs):
+        seen.append(float(tiny * 1.0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", spy)
+    data = make_classification_dataset(tmp_path / "ds", classes=2, per_class=6)
+    train_mod.train(data, tmp_path / "run", small_config(epochs=1, log_images=0))
+    assert seen == [0.0]
+    assert float(tiny * 1.0) != 0.0

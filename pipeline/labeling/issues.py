@@ -147,20 +147,21 @@ def training_params(config, folds: int) -> dict[str, Any]:
 
 def out_of_sample(dataset: Dataset, cache, folds: np.ndarray, k: int, config) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities (N, classes) and features (N, F) of every cache row from the fold that left it out."""
-    from pipeline.train import fit_and_predict, setup_torch
+    from pipeline.train import fit_and_predict, setup_torch, subnormals_flushed
 
     device = setup_torch(config)
     probs: np.ndarray | None = None
     feats: np.ndarray | None = None
-    for f in range(k):
-        held = np.flatnonzero(folds == f)
-        fit = np.flatnonzero(folds != f)
-        ui.info(f"fold {f + 1}/{k}: training on {len(fit)} samples, predicting {len(held)}")
-        p, x = fit_and_predict(dataset, cache, fit, held, config, device, desc=f"fold {f + 1}/{k} ")
-        if probs is None:
-            probs = np.zeros((len(folds), p.shape[1]), dtype=np.float32)
-            feats = np.zeros((len(folds), x.shape[1]), dtype=np.float32)
-        probs[held], feats[held] = p, x  # type: ignore[index]
+    with subnormals_flushed():
+        for f in range(k):
+            held = np.flatnonzero(folds == f)
+            fit = np.flatnonzero(folds != f)
+            ui.info(f"fold {f + 1}/{k}: training on {len(fit)} samples, predicting {len(held)}")
+            p, x = fit_and_predict(dataset, cache, fit, held, config, device, desc=f"fold {f + 1}/{k} ")
+            if probs is None:
+                probs = np.zeros((len(folds), p.shape[1]), dtype=np.float32)
+                feats = np.zeros((len(folds), x.shape[1]), dtype=np.float32)
+            probs[held], feats[held] = p, x  # type: ignore[index]
     assert probs is not None and feats is not None
     return probs, feats
 
