@@ -786,20 +786,19 @@ def train(data_path: str | os.PathLike, out: str | os.PathLike, config: TrainCon
     device = setup_torch(config, here)
 
     def run(config: TrainConfig) -> TrainResult:
-        if stream:
-            return streaming.train_stream(data_path, out, config, resume, device, here, val)
-        return _train(data_path, out, config, resume, device, here, engine)
+        with subnormals_flushed():
+            if stream:
+                return streaming.train_stream(data_path, out, config, resume, device, here, val)
+            return _train(data_path, out, config, resume, device, here, engine)
 
     if not here.distributed:
-        with subnormals_flushed():
-            return run(config)
+        return run(config)
     distributed.start(here, device)
     if not here.main:
         ui.set_quiet(True)  # one voice: rank 0 prints the notes, the progress and the summary
     try:
         # rank 0's config (its run folder's, on --resume), so a machine without the run folder agrees
-        with subnormals_flushed():
-            result = run(distributed.broadcast(here, config))
+        result = run(distributed.broadcast(here, config))
         # every rank finished before any leaves the group: a rank that tore gloo down while rank 0 was
         # still writing its last checkpoint could abort ("terminate called without an active exception")
         distributed.barrier(here)

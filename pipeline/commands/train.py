@@ -19,7 +19,7 @@ from pipeline.core import ui
               help="default: one-cycle, batch 96, fast; seed: the seed's exact settings (batch 32, Adam 1e-3, 10 epochs).")
 @click.option("--variant", help="NumberModel variant, or `autoencoder` to learn reconstructions "
                                "(`pipeline model summary --variant all` lists the classifiers).")
-@click.option("--epochs", type=int, help="Epochs (default: auto, enough passes to see 200k samples, at least 3).")
+@click.option("--epochs", type=int, help="Epochs (default: auto, enough passes to see `min_samples` (150,000 by default) samples, at least 3).")
 @click.option("--batch-size", type=int, help="Batch size.")
 @click.option("--lr", type=float, help="Learning rate (the one-cycle peak for the default recipe).")
 @click.option("--seed", type=int, help="Seed for model init, shuffling and augmentation.")
