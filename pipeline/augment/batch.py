@@ -24,9 +24,21 @@ def _coin(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
+def _beta(rng: np.random.Generator, alpha: float, n: int) -> np.ndarray:
+    """`n` draws of Beta(alpha, alpha) as float64.
+
+    Beta(1, 1) is the uniform distribution, and is drawn as such: numpy's general sampler uses
+    Johnk's rejection method for alpha <= 1 (two powers per try, about two tries per draw), ten
+    times the cost of a uniform draw. CutMix's usual alpha is 1.
+    """
+    if alpha == 1.0:
+        return rng.random(n)
+    return rng.beta(alpha, alpha, size=n)
+
+
 def draw_mixup(n: int, p: float, alpha: float, gen: torch.Generator, rng: np.random.Generator) -> dict:
     on = _coin(n, p, gen).numpy()
-    lam = rng.beta(alpha, alpha, size=n).astype(np.float32)
+    lam = _beta(rng, alpha, n).astype(np.float32)
     return {"lam": torch.from_numpy(np.where(on, lam, np.float32(1.0))), "perm": torch.randperm(n, generator=gen)}
 
 
@@ -105,8 +117,9 @@ def _row_numbers(n: int, c: int, h: int) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=16)
 def _limits(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(w, h) and (w, h, w, h) as float64, and (w, h, w, h) as int64: the bounds a rect is clipped to."""
-    return np.array([w, h], dtype=np.float64), np.array([w, h, w, h], dtype=np.float64), np.array([w, h, w, h])
+    """(w, h) and (w, h, w, h) as float64 columns, and (w, h, w, h) as int64: the bounds a rect is
+    clipped to."""
+    return np.array([[w], [h]], dtype=np.float64), np.array([[w], [h], [w], [h]], dtype=np.float64), np.array([w, h, w, h])
 
 
 def _paste(x: torch.Tensor, perm: np.ndarray, r: np.ndarray) -> torch.Tensor:
@@ -145,25 +158,32 @@ def draw_cutmix(n: int, h: int, w: int, p: float, alpha: float, gen: torch.Gener
     """Rects from lambda ~ Beta(alpha, alpha) and a uniform centre; clipped to the image.
 
     The arithmetic on these few numbers per sample runs in numpy ufuncs (float64, rounding half to
-    even as torch does; the integers involved are exact in float64), both axes at once: a dozen
-    small torch ops would cost more than the pasting itself. The coin is torch's uniform draw
-    compared in float32, as ``torch.rand(n) < p`` compares.
+    even as torch does; the integers involved are exact in float64) on one (4, N) array, its rows
+    x1, y1, x2, y2: every operand is a whole row of N, so each ufunc runs one long loop (on (N, 2)
+    columns numpy would loop over N pairs). A dozen small torch ops would cost more than the
+    pasting itself. The coin is torch's uniform draw compared in float32, as
+    ``torch.rand(n) < p`` compares.
     """
     coin = torch.rand(n, generator=gen)  # drawn whatever p is: the later draws do not depend on p
-    lam = rng.beta(alpha, alpha, size=n)
+    cut = _beta(rng, alpha, n)
     centre = torch.rand(n, 2, generator=gen, dtype=torch.float64).numpy()
     extent, bounds, _ = _limits(h, w)
-    size = np.sqrt(1.0 - lam)[:, None] * extent
-    np.rint(size, out=size)  # (N, 2): cut width, cut height
-    lo = centre * extent
-    np.rint(lo, out=lo)
+    rects = np.empty((4, n))
+    lo, size = rects[:2], rects[2:]
+    np.subtract(1.0, cut, out=cut)
+    np.sqrt(cut, out=cut)
+    np.multiply(cut, extent, out=size)
+    np.rint(size, out=size)  # cut width, cut height
+    np.multiply(centre.T, extent, out=lo)
+    np.rint(lo, out=lo)  # the centre
     lo -= np.floor(size * 0.5)  # size // 2: sizes are whole and >= 0, halving is exact
-    rects = np.concatenate([lo, lo + size], axis=1)
+    size += lo  # now the far corner
     np.maximum(rects, 0.0, out=rects)
     np.minimum(rects, bounds, out=rects)
     if not p >= 1.0:  # rand < 1 always: with p >= 1 every sample is on
-        rects *= (coin.numpy() < np.float32(p))[:, None]
-    return {"rects": torch.from_numpy(rects.astype(np.int64)), "perm": torch.randperm(n, generator=gen)}
+        rects *= coin.numpy() < np.float32(p)
+    return {"rects": torch.from_numpy(np.ascontiguousarray(rects.T, dtype=np.int64)),
+            "perm": torch.randperm(n, generator=gen)}
 
 
 def cutmix_apply(x: torch.Tensor, y: torch.Tensor, rects: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

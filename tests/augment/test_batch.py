@@ -129,9 +129,13 @@ def test_mosaic_cells_come_from_their_sources(tiles: int) -> None:
 # `torch.where`, torch arithmetic for the draws): the faster ones must give the same bits.
 
 
+def _reference_beta(rng, alpha, n):
+    return rng.random(n) if alpha == 1.0 else rng.beta(alpha, alpha, size=n)  # Beta(1, 1) is uniform
+
+
 def _reference_draw_mixup(n, p, alpha, gen, rng):
     on = torch.rand(n, generator=gen) < p
-    lam = torch.from_numpy(rng.beta(alpha, alpha, size=n).astype(np.float32))
+    lam = torch.from_numpy(_reference_beta(rng, alpha, n).astype(np.float32))
     return {"lam": torch.where(on, lam, torch.ones_like(lam)), "perm": torch.randperm(n, generator=gen)}
 
 
@@ -145,7 +149,7 @@ def _reference_mixup_apply(x, y, lam, perm):
 
 def _reference_draw_cutmix(n, h, w, p, alpha, gen, rng):
     on = torch.rand(n, generator=gen) < p
-    lam = torch.from_numpy(rng.beta(alpha, alpha, size=n).astype(np.float64))
+    lam = torch.from_numpy(_reference_beta(rng, alpha, n).astype(np.float64))
     centre = torch.rand(n, 2, generator=gen, dtype=torch.float64)
     cut = torch.sqrt(1.0 - lam)
     cw, ch = torch.round(w * cut).long(), torch.round(h * cut).long()
@@ -180,7 +184,7 @@ DTYPES = [torch.float32, torch.float64, torch.float16, torch.uint8]
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31), n=st.integers(1, 12), c=st.integers(1, 3), h=st.integers(1, 19),
-       w=st.integers(1, 19), p=st.sampled_from([0.0, 0.5, 1.0]), alpha=st.floats(0.1, 4.0),
+       w=st.integers(1, 19), p=st.sampled_from([0.0, 0.5, 1.0]), alpha=st.one_of(st.just(1.0), st.floats(0.1, 4.0)),
        dtype=st.sampled_from(DTYPES), signed_zeros=st.booleans())
 def test_mixup_and_cutmix_draw_and_give_the_same_bits_as_the_first_kernels(seed, n, c, h, w, p, alpha, dtype,
                                                                             signed_zeros):
@@ -265,3 +269,14 @@ def test_batched_mixup_and_cutmix_on_the_gpu_give_the_cpu_bits() -> None:
         exact = apply is B.cutmix_apply  # a paste moves bits; a blend may round differently (fused multiply-add)
         assert torch.equal(gpu_out.cpu(), out) if exact else torch.allclose(gpu_out.cpu(), out, atol=1e-3)
         assert torch.allclose(gpu_target.cpu(), target)
+
+
+@pytest.mark.parametrize("alpha", [0.2, 1.0, 2.5])
+def test_lambda_draws_follow_beta_alpha_alpha(alpha):
+    """Beta(1, 1) is drawn as the uniform distribution it is; every alpha still gives Beta(alpha, alpha)."""
+    from scipy import stats
+
+    lam = B._beta(np.random.default_rng(7), alpha, 20_000)
+    assert lam.dtype == np.float64 and ((lam >= 0) & (lam <= 1)).all()
+    assert stats.kstest(lam, stats.beta(alpha, alpha).cdf).pvalue > 1e-3
+    assert stats.kstest(lam, stats.beta(alpha * 1.25, alpha * 1.25).cdf).pvalue < 1e-3  # the test can tell alphas apart
