@@ -123,8 +123,19 @@ def _normalised_thetas(forward: torch.Tensor | None, n: int, h: int, w: int) -> 
     fwd = forward.detach().to("cpu", torch.float64).numpy()
     if not (fwd[:, 2] == _AFFINE_ROW).all():
         return None
-    norm = _pixels_to_normalised(h, w)
-    return (norm @ np.linalg.inv(fwd) @ np.linalg.inv(norm))[:, :2]
+    # N F^-1 N^-1 in closed form, N = diag(s) x + o the pixel-to-normalised map: the linear part is
+    # L = S A^-1 S^-1 (A^-1 the 2x2 inverse by its adjugate), the shift o - L o - S A^-1 t
+    a, b, tx = fwd[:, 0, 0], fwd[:, 0, 1], fwd[:, 0, 2]
+    c, d, ty = fwd[:, 1, 0], fwd[:, 1, 1], fwd[:, 1, 2]
+    det = a * d - b * c
+    sx, sy, ox, oy = 2.0 / w, 2.0 / h, 1.0 / w - 1.0, 1.0 / h - 1.0
+    out = np.empty((fwd.shape[0], 2, 3))
+    out[:, 0, 0], out[:, 0, 1] = d / det, -b / det * (sx / sy)
+    out[:, 1, 0], out[:, 1, 1] = -c / det * (sy / sx), a / det
+    # the inverse's own shift, -A^-1 t in pixels, mapped by S
+    out[:, 0, 2] = ox - out[:, 0, 0] * ox - out[:, 0, 1] * oy - sx * (d * tx - b * ty) / det
+    out[:, 1, 2] = oy - out[:, 1, 0] * ox - out[:, 1, 1] * oy - sy * (a * ty - c * tx) / det
+    return out
 
 
 def _full_field(field: torch.Tensor, rows: torch.Tensor | None, n: int) -> torch.Tensor:
@@ -241,7 +252,8 @@ def blur(x: torch.Tensor, sigma: torch.Tensor, radius: torch.Tensor | int | None
     _, _, h, w = x.shape
     if radius is None:
         radius = (sigma.to(torch.float64) * 3.5).floor().long()
-    return blur_with(x, gauss_matrices(sigma, h, radius), gauss_matrices(sigma, w, radius))
+    rows = gauss_matrices(sigma, h, radius)
+    return blur_with(x, rows, rows if w == h else gauss_matrices(sigma, w, radius))
 
 
 # --------------------------------------------------------------------------------------------

@@ -247,6 +247,22 @@ def test_a_field_on_some_rows_moves_those_rows_alone(with_matrix: bool) -> None:
     assert float((sparse[rows] - plain[rows]).abs().mean()) > 0.5  # the field did move those two
 
 
+@pytest.mark.parametrize(("h", "w"), [(28, 28), (32, 20), (7, 13)])
+def test_the_sampling_matrices_are_the_inverse_of_the_forward_ones_in_normalised_units(h: int, w: int) -> None:
+    """The closed-form inverse equals N F^-1 N^-1 worked out with general matrix inverses."""
+    import numpy as np
+
+    gen = torch.Generator().manual_seed(h * w)
+    forward = O.affine_matrices(64, h, w, gen, degrees=(-40.0, 40.0), translate=(-0.3, 0.3), scale=(0.5, 1.6),
+                                shear=(-20.0, 20.0))
+    norm = O._pixels_to_normalised(h, w)
+    expected = (norm @ np.linalg.inv(forward.numpy()) @ np.linalg.inv(norm))[:, :2]
+    assert np.allclose(O._normalised_thetas(forward, 64, h, w), expected, rtol=0, atol=1e-12)
+    projective = forward.clone()
+    projective[0, 2, 0] = 1e-3
+    assert O._normalised_thetas(projective, 64, h, w) is None
+
+
 def test_the_digits_recipe_runs_on_the_batch_device_and_keeps_uint8_range() -> None:
     """On whatever device the batch lives (CUDA when present) the output stays there."""
     recipe = parse_recipe({"ops": [{"op": k, "p": 0.5, **v} for k, v in DIGITS.items()]}, "digits")
