@@ -131,10 +131,13 @@ def fold_epochs(config, dataset_size: int, folds: int) -> int:
 
 def fold_config(config, dataset_size: int, folds: int, epochs: int | None, seed: int | None):
     """The training config of every fold: `config` (the default recipe unless given) with `epochs`
-    (default `fold_epochs`) and `seed` applied, without validation or TensorBoard images."""
+    (default `fold_epochs`) and `seed` applied, without validation or TensorBoard images, and without
+    label smoothing: confident learning reads the folds' probabilities, and smoothing pulls every one
+    of them toward uniform (the classes' confidence thresholds with it)."""
     from dataclasses import replace
 
-    changes: dict[str, Any] = {"val_split": None, "log_images": 0, "histogram_every": 0, "log_graph": False}
+    changes: dict[str, Any] = {"val_split": None, "log_images": 0, "histogram_every": 0, "log_graph": False,
+                               "label_smoothing": 0.0}
     if seed is not None:
         changes["seed"] = seed
     changes["epochs"] = epochs if epochs is not None else fold_epochs(config, dataset_size, folds)
