@@ -319,6 +319,16 @@ def test_near_duplicates_and_outliers_follow_datalabs_rules():
     assert ((0 <= near.duplicate_score) & (near.duplicate_score <= 1)).all()
 
 
+def test_folds_train_the_given_recipe_without_label_smoothing():
+    """Smoothing would flatten the probabilities confident learning reads; everything else is the recipe's."""
+    config = load_config()
+    assert config.label_smoothing > 0  # the default recipe smooths
+    fold = li.fold_config(config, 60_000, 4, None, 3)
+    assert fold.label_smoothing == 0.0 and fold.seed == 3 and fold.epochs == li.fold_epochs(config, 60_000, 4)
+    assert (fold.lr, fold.batch_size, fold.variant) == (config.lr, config.batch_size, config.variant)
+    assert li.training_params(fold, 4)["label_smoothing"] == 0.0  # recorded as trained
+
+
 def test_fold_epochs_keep_the_whole_run_within_budget():
     config = load_config()  # the default recipe: 3 epochs of 60,000 MNIST images
     assert config.resolved_epochs(60_000) == 3
