@@ -33,8 +33,8 @@ class TrainConfig:
     epochs: int | None = None  # None = auto: enough passes to show the model `min_samples` samples
     min_samples: int = 150_000  # auto epochs: 50-60k MNIST gets 3 passes (about 99.0% on 10k held out), a 3.6k subset 42
     min_epochs: int = 3  # auto epochs never go below this: one-cycle needs room to warm up and anneal
-    batch_size: int = 96  # on 2 cores throughput grows up to ~128 while smaller batches learn more per sample
-    lr: float = 5e-3  # peak of the one-cycle schedule; 4e-3..6e-3 reach about 99% on MNIST in 3 epochs
+    batch_size: int = 128  # on 2 cores throughput grows up to ~128: 10% faster than 96, as accurate at lr 7e-3
+    lr: float = 7e-3  # peak of the one-cycle schedule; at batch 128, 6e-3..7e-3 pass 99.0% on MNIST in 3 epochs
     optimizer: str = "adam"  # the seed's optimizer; adamw and sgd (momentum 0.9) for experiments
     weight_decay: float = 0.0  # the seed used none; NumberModel is small enough not to need it
     schedule: str = "onecycle"  # onecycle | none (none = constant lr, as the seed)
@@ -76,7 +76,7 @@ class TrainConfig:
 
 # The two named recipes, as overrides of the dataclass defaults. configs/train/<name>.yaml spell them out.
 RECIPES: dict[str, dict[str, Any]] = {
-    # Adam, cross-entropy and the seed's normalization, with a one-cycle schedule: 99% on MNIST in 4 epochs.
+    # Adam, label-smoothed cross-entropy and the seed's normalization, one-cycle: 99.0% on MNIST in 3 epochs.
     "default": {},
     # The seed's exact settings: batch 32, Adam at a constant 1e-3, plain cross-entropy, 10 epochs.
     "seed": {"epochs": 10, "batch_size": 32, "lr": 1e-3, "schedule": "none", "label_smoothing": 0.0},

@@ -16,7 +16,7 @@ from pipeline.core import ui
 @click.option("--config", "config_file", type=click.Path(path_type=Path),
               help="YAML config (keys as in configs/train/default.yaml); applied over the recipe.")
 @click.option("--recipe", type=click.Choice(["default", "seed"]), default="default", show_default=True,
-              help="default: one-cycle, batch 96, fast; seed: the seed's exact settings (batch 32, Adam 1e-3, 10 epochs).")
+              help="default: one-cycle, batch 128, fast; seed: the seed's exact settings (batch 32, Adam 1e-3, 10 epochs).")
 @click.option("--variant", help="NumberModel variant, or `autoencoder` to learn reconstructions "
                                "(`pipeline model summary --variant all` lists the classifiers).")
 @click.option("--epochs", type=int, help="Epochs (default: auto, enough passes to see `min_samples` (150,000 by default) samples, at least 3).")
