@@ -106,10 +106,19 @@ def start(here: World, device) -> None:
         dist.init_process_group(**kwargs)
 
     def stopped(signum, _frame) -> None:
+        _stopping()
         raise RankLost(f"{here}: stopped by torchrun (signal {signal.Signals(signum).name}): another rank failed",
                        fix="see torchrun's report for the rank that failed, then continue the run with --resume")
 
     signal.signal(signal.SIGTERM, stopped)
+
+
+def _stopping() -> None:
+    """This rank is already ending on a `RankLost`: torchrun's SIGTERM, which follows when another
+    rank has failed, is ignored from now on, so the line that says why is the only one and the
+    run's state is written out before the process ends (torchrun kills it if that takes too long)."""
+    with contextlib.suppress(ValueError):  # signal handlers are set from the main thread only
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def stop(here: World) -> None:
@@ -216,6 +225,7 @@ def collective_errors(here: World, after_epoch: int) -> Iterator[None]:
     except RuntimeError as exc:  # torch.distributed.DistError and gloo/NCCL failures are RuntimeErrors
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         done = f"after epoch {after_epoch}" if after_epoch else "before its first epoch finished"
+        _stopping()
         raise RankLost(f"{here}: lost contact with another training process ({first}); the run stopped {done}",
                        fix="see torchrun's report for the rank that failed, then continue the run with --resume"
                        ) from exc

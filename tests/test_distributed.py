@@ -108,6 +108,36 @@ def test_a_failed_collective_is_one_line_naming_the_epoch_to_resume_after():
         raise RuntimeError("a bug")
 
 
+@pytest.fixture
+def sigterm():
+    """SIGTERM's handler as it was, put back after the test."""
+    before = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, before)
+
+
+def test_a_rank_that_lost_contact_ignores_torchruns_sigterm_after(sigterm):
+    # torchrun's SIGTERM to the survivors follows the failure the survivor is already reporting:
+    # a second line (and an exception in its cleanup) would follow the first
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with pytest.raises(distributed.RankLost), distributed.collective_errors(World(rank=0, size=2, local_size=2), 1):
+        raise RuntimeError("Connection reset by peer")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+
+
+def test_torchruns_sigterm_stops_a_rank_once(sigterm, monkeypatch):
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)  # no process group to join here
+    distributed.start(World(rank=1, size=2, local_rank=1, local_size=2), torch.device("cpu"))
+    with pytest.raises(distributed.RankLost, match="rank 1 of 2: stopped by torchrun"):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # the handler runs between bytecodes of this thread
+            pass
+    os.kill(os.getpid(), signal.SIGTERM)  # the second one finds the rank already stopping
+    for _ in range(1000):
+        pass
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+
+
 # --------------------------------------------------------------------------------------------
 # Real runs under torchrun
 # --------------------------------------------------------------------------------------------
