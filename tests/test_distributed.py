@@ -275,8 +275,9 @@ def test_two_machines_joined_by_the_rendezvous_train_as_two_processes_on_one(run
         for node in nodes:
             if node.poll() is None:
                 node.kill()
-    for node, (_, err) in zip(nodes, outputs, strict=True):
-        assert node.returncode == 0, err[-3000:]
+    codes = [node.returncode for node in nodes]
+    assert codes == [0, 0], "\n".join(f"--- node {n} (exit {c}):\n{err[-2500:]}"
+                                       for n, (c, (_, err)) in enumerate(zip(codes, outputs, strict=True)))
     assert sum(o.count("trained standard NumberModel") for o, _ in outputs) == 1  # rank 0 alone, on one machine
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "complete" and info["world_size"] == 2
