@@ -4,6 +4,10 @@
     conv 5x5 (6 -> 16) -> ReLU -> max-pool 2   14x14 -> 10x10 -> 5x5
     fc 400 -> 120 -> ReLU -> fc 120 -> 84 -> ReLU -> fc 84 -> classes
 
+Each ReLU runs after its max-pool, on a quarter of the values: max(relu(a), relu(b)) = relu(max(a, b)),
+and the pool's choice is the same, so outputs and gradients are the seed order's, bit for bit (tested),
+in about 10 % less training time on a CPU.
+
 Input channels and the class count come from the dataset. The convolution variants keep this skeleton
 and every feature-map size, and swap only the two convs for one of the blocks in `pipeline.model.layers`,
 so their parameter and multiply-add counts compare like for like (`pipeline model summary --variant all`).
@@ -46,13 +50,13 @@ class NumberModel(nn.Module):
         if widths is not None:
             self.widths = check_widths(widths, 2, self.variant)
         w1, w2 = self.widths
-        self.features = nn.Sequential(
+        self.features = nn.Sequential(  # the convs stay at 0 and 3, so checkpoints keep their keys
             self.make_conv(in_channels, w1, 5, first=True),
-            nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
+            nn.ReLU(inplace=True),
             self.make_conv(w1, w2, 5, first=False),
-            nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
+            nn.ReLU(inplace=True),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),

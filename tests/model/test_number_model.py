@@ -45,7 +45,8 @@ def test_comparable_variants_keep_every_feature_map_size(variant: str) -> None:
         rows = summarize(build_model(name, 1, 10), (1, 32, 32)).rows
         return [r.output[1:] for r in rows if r.depth == 0 and len(r.output) == 3]
 
-    assert maps(variant) == maps("standard") == [(28, 28)] * 2 + [(14, 14)] + [(10, 10)] * 2 + [(5, 5)]
+    # conv, pool, ReLU (after its pool, on a quarter of the values), twice
+    assert maps(variant) == maps("standard") == [(28, 28)] + [(14, 14)] * 2 + [(10, 10)] + [(5, 5)] * 2
 
 
 def test_grouped_takes_groups() -> None:
@@ -125,3 +126,29 @@ def test_bad_widths_name_the_variant_and_count() -> None:
         build_model("autoencoder", 1, 10, widths=(8, 16))
     with pytest.raises(UsageError, match=r"'wide': widths \[8, 16\] should be 3 positive integers"):
         build_model("wide", 1, 10, widths=(8, 16))
+
+
+@pytest.mark.parametrize("variant", COMPARABLE)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_relu_after_the_pool_gives_the_seed_orders_outputs_and_gradients_bit_for_bit(variant: str,
+                                                                                    channels_last: bool) -> None:
+    torch.manual_seed(0)
+    model = build_model(variant, 1, 10)
+    f = model.features
+    assert [type(m).__name__ for m in (f[1], f[2], f[4], f[5])] == ["MaxPool2d", "ReLU"] * 2
+    seed_order = nn.Sequential(f[0], f[2], f[1], f[3], f[5], f[4])  # conv, ReLU, pool: the same modules
+    x = torch.cat([torch.randn(6, 1, 32, 32), torch.zeros(2, 1, 32, 32),  # all-equal windows: ties in every pool
+                   torch.from_numpy(np.stack([np.asarray(digit_like(d, d, 32)) for d in range(4)])[:, None]).float() / 255.0])
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    weights = torch.randn(len(x), 10)
+    results = []
+    for features in (f, seed_order):
+        model.zero_grad(set_to_none=True)
+        out = model.classifier(features(x))
+        (out * weights).sum().backward()
+        results.append((out.detach().clone(), [p.grad.clone() for p in model.parameters()]))
+    (out_a, grads_a), (out_b, grads_b) = results
+    assert torch.equal(out_a, out_b)
+    assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b, strict=True))
