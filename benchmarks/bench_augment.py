@@ -16,8 +16,9 @@ the batched multi-sample ops against timm's Mixup.
    imports and fork server included: what a user timing the command sees.
 3. ``batch_{mixup,cutmix,cutout}_256x1x32x32``: draw + apply per batch, images per CPU second, one thread,
    beside timm's ``Mixup`` in batch mode (mixup only, cutmix only) on the same batch, in
-   interleaved rounds, the fastest of each kept, in a fresh interpreter of their own. Targets: Mixup and CutMix >= 0.7x timm's (ours
-   draws a lambda and a box per sample, timm one per batch); Cutout >= 100,000 images/s.
+   interleaved rounds, the fastest of each kept, in a fresh interpreter of their own. Targets:
+   Mixup and CutMix >= 0.7x timm's (ours draws a lambda and a box per sample, timm one per batch);
+   Cutout >= 100,000 images/s.
 """
 
 from __future__ import annotations
